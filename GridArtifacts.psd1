@@ -1,0 +1,37 @@
+#
+# Module manifest for GridArtifacts.
+# ModuleVersion is stamped by build.ps1 from Directory.Build.props, where the version is defined once.
+#
+@{
+    RootModule           = 'GridArtifacts.dll'
+    ModuleVersion        = '0.0.0'
+    GUID                 = '5f0b6a3e-2c1d-4a8e-9b7f-6d3c2e1a0f94'
+    Author               = 'GridArtifacts contributors'
+    CompanyName          = 'GridArtifacts'
+    Copyright            = '(c) GridArtifacts contributors. MIT License.'
+    Description          = 'Captures every file a training run writes, keeps it in long-term storage (a local folder or an S3 bucket), and lets you list, download, share and delete those artifacts from PowerShell.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    NestedModules        = @('GridArtifacts.Grid.psm1')
+    FormatsToProcess     = @('GridArtifacts.Format.ps1xml')
+    CmdletsToExport      = @(
+        'Get-GridStore'
+        'Set-GridStore'
+        'Get-GridRun'
+        'Get-GridExperiment'
+        'Get-GridArtifact'
+        'Save-GridArtifact'
+        'Import-GridArtifact'
+    )
+    FunctionsToExport    = @('grid')
+    AliasesToExport      = @()
+    VariablesToExport    = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags         = @('ML', 'MachineLearning', 'Artifacts', 'S3', 'Storage', 'Training', 'Experiments')
+            LicenseUri   = 'https://opensource.org/licenses/MIT'
+            ProjectUri   = 'https://example.invalid/GridArtifacts'
+            ReleaseNotes = 'Local folder store; Get-GridRun, Get-GridExperiment, Get-GridArtifact, Save-GridArtifact, Import-GridArtifact; the grid command.'
+        }
+    }
+}

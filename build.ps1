@@ -1,0 +1,137 @@
+#Requires -Version 7.4
+<#
+.SYNOPSIS
+    Builds, tests, demonstrates and benchmarks GridArtifacts.
+.DESCRIPTION
+    -Task Build  stages an importable module at out/GridArtifacts.
+    -Task Test   builds, runs every xunit and Pester test (Pester in a child pwsh against out/),
+                 prints one closing line "N passed, N failed, N skipped" and exits non-zero on any failure.
+    -Task Demo   builds, then runs examples/demo.ps1 on the local folder store.
+    -Task Clean  removes out/.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+#>
+[CmdletBinding()]
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [string] $Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release'
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$root = $PSScriptRoot
+$out = Join-Path $root 'out'
+$moduleOut = Join-Path $out 'GridArtifacts'
+$testResults = Join-Path $out 'TestResults'
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+
+function Invoke-Native {
+    param([string] $What, [scriptblock] $Command)
+    & $Command
+    if ($LASTEXITCODE -ne 0) { throw "$What failed (exit code $LASTEXITCODE)." }
+}
+
+function Get-ModuleVersion {
+    $props = [xml](Get-Content -Raw (Join-Path $root 'Directory.Build.props'))
+    $props.Project.PropertyGroup.Version | Where-Object { $_ } | Select-Object -First 1
+}
+
+function Invoke-Build {
+    $publish = Join-Path $out 'publish'
+    if (Test-Path $publish) { Remove-Item -Recurse -Force $publish }
+    Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $root 'src/GridArtifacts/GridArtifacts.csproj') -c $Configuration -o $publish --nologo -v quiet }
+
+    if (Test-Path $moduleOut) { Remove-Item -Recurse -Force $moduleOut }
+    $deps = Join-Path $moduleOut 'deps'
+    New-Item -ItemType Directory -Force -Path $deps | Out-Null
+
+    # The cmdlet assembly loads in PowerShell's default context; the engine and its dependencies
+    # load from deps/ in the module's own context (src/GridArtifacts/ModuleInit.cs).
+    foreach ($file in Get-ChildItem $publish -File) {
+        if ($file.Name -like 'System.Management.Automation*') { throw "The build would ship $($file.Name); PowerShell references must be compile-time only." }
+        if ($file.Extension -eq '.json') { continue }
+        $target = if ($file.BaseName -eq 'GridArtifacts') { $moduleOut } else { $deps }
+        Copy-Item $file.FullName $target
+    }
+    Copy-Item (Join-Path $root 'src/GridArtifacts/Module/*') $moduleOut
+    $version = Get-ModuleVersion
+    $manifest = Get-Content -Raw (Join-Path $root 'GridArtifacts.psd1')
+    $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
+    Set-Content -Path (Join-Path $moduleOut 'GridArtifacts.psd1') -Value $manifest -NoNewline
+    Test-ModuleManifest (Join-Path $moduleOut 'GridArtifacts.psd1') | Out-Null
+    Write-Host "Built GridArtifacts $version at $moduleOut"
+}
+
+function Get-PesterPath {
+    Invoke-Native 'Pester restore' { dotnet restore (Join-Path $root 'tests/pester/PesterRestore.csproj') --nologo -v quiet }
+    $cache = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+    $psd1 = Join-Path $cache 'pester/5.7.1/tools/Pester.psd1'
+    if (-not (Test-Path $psd1)) { throw "Pester 5.7.1 was restored but '$psd1' is missing." }
+    $psd1
+}
+
+function Invoke-XunitTests {
+    $trx = Join-Path $testResults 'xunit.trx'
+    if (Test-Path $trx) { Remove-Item $trx }
+    dotnet test (Join-Path $root 'tests/GridArtifacts.Tests/GridArtifacts.Tests.csproj') -c $Configuration --nologo `
+        --logger "trx;LogFileName=xunit.trx" --logger 'console;verbosity=minimal' --results-directory $testResults | Out-Host
+    if (-not (Test-Path $trx)) {
+        Write-Host 'xunit produced no results (the test project did not build or run).' -ForegroundColor Red
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted; Skipped = [int]$counters.notExecuted }
+}
+
+function Invoke-PesterTests {
+    $pester = Get-PesterPath
+    $resultFile = Join-Path $testResults 'pester.json'
+    if (Test-Path $resultFile) { Remove-Item $resultFile }
+    # A loaded binary module cannot be unloaded: test the staged module in a child pwsh.
+    Push-Location $root
+    try {
+        dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'tests/pester/Invoke-PesterTests.ps1') `
+            -PesterPath $pester -ModulePath $moduleOut -ResultFile $resultFile | Out-Host
+    }
+    finally { Pop-Location }
+    if (-not (Test-Path $resultFile)) {
+        Write-Host 'Pester produced no results.' -ForegroundColor Red
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+    Get-Content -Raw $resultFile | ConvertFrom-Json
+}
+
+switch ($Task) {
+    'Clean' { if (Test-Path $out) { Remove-Item -Recurse -Force $out } }
+    'Build' { Invoke-Build }
+    'Demo' {
+        Invoke-Build
+        Push-Location $root
+        try {
+            Invoke-Native 'demo' { dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'examples/demo.ps1') -ModulePath $moduleOut }
+        }
+        finally { Pop-Location }
+    }
+    'Test' {
+        New-Item -ItemType Directory -Force -Path $testResults | Out-Null
+        $results = @()
+        try {
+            Invoke-Build
+            $results += Invoke-XunitTests
+            $results += Invoke-PesterTests
+        }
+        catch {
+            Write-Host "Test run failed: $_" -ForegroundColor Red
+            $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+        }
+        $passed = ($results | Measure-Object Passed -Sum).Sum
+        $failed = ($results | Measure-Object Failed -Sum).Sum
+        $skipped = ($results | Measure-Object Skipped -Sum).Sum
+        Write-Host "$passed passed, $failed failed, $skipped skipped"
+        if ($failed -gt 0) { exit 1 }
+    }
+}

@@ -1,0 +1,265 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using GridArtifacts.Core.Model;
+using GridArtifacts.Core.Stores;
+
+namespace GridArtifacts.Core;
+
+/// <summary>Items read, and the per-item errors met on the way (the rest is still read).</summary>
+public sealed record ReadResult<T>(IReadOnlyList<T> Items, IReadOnlyList<GridException> Errors);
+
+/// <summary>
+/// Runs, experiments and artifacts on top of any <see cref="IObjectStore"/>: the store contract's
+/// layout, records and status rules, written once for every store.
+/// </summary>
+public sealed class GridCatalog
+{
+    /// <summary>Records read at once when a listing needs many of them.</summary>
+    public const int ReadConcurrency = 32;
+
+    public GridCatalog(IObjectStore store, TimeSpan? lostAfter = null, TimeProvider? clock = null)
+    {
+        Store = store;
+        LostAfter = lostAfter ?? TimeSpan.FromMinutes(2);
+        Clock = clock ?? TimeProvider.System;
+    }
+
+    public IObjectStore Store { get; }
+    public string Location => Store.Location;
+    /// <summary>An active experiment whose heartbeat is older than this reads as Lost.</summary>
+    public TimeSpan LostAfter { get; }
+    public TimeProvider Clock { get; }
+
+    // ---- read side ----------------------------------------------------------------------------
+
+    public async Task<IReadOnlyList<string>> ListRunNamesAsync(CancellationToken ct)
+    {
+        var names = new List<string>();
+        await foreach (var e in Store.ListAsync(StoreLayout.RunsPrefix, recursive: false, ct).ConfigureAwait(false))
+        {
+            if (!e.IsPrefix) continue;
+            var name = e.Key[StoreLayout.RunsPrefix.Length..^1];
+            if (GridNames.IsValidRunName(name)) names.Add(name);
+        }
+        return names;
+    }
+
+    public async Task<IReadOnlyList<string>> ListExperimentNamesAsync(string run, CancellationToken ct)
+    {
+        var prefix = StoreLayout.RunPrefix(run);
+        var names = new List<string>();
+        await foreach (var e in Store.ListAsync(prefix, recursive: false, ct).ConfigureAwait(false))
+        {
+            if (!e.IsPrefix) continue;
+            var name = e.Key[prefix.Length..^1];
+            if (GridNames.IsValidExperimentName(name)) names.Add(name);
+        }
+        names.Sort((a, b) => GridNames.ExperimentIndex(a).CompareTo(GridNames.ExperimentIndex(b)));
+        return names;
+    }
+
+    public async Task<RunRecord> ReadRunRecordAsync(string run, CancellationToken ct)
+    {
+        GridNames.CheckRunName(run);
+        var key = StoreLayout.RunRecordKey(run);
+        var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false)
+            ?? throw RunNotFound(run);
+        return RecordJson.Deserialize<RunRecord>(bytes, Location, key);
+    }
+
+    public async Task<GridRun> GetRunAsync(string run, CancellationToken ct)
+    {
+        var record = await ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+        var experiments = await GetExperimentsAsync(run, ct).ConfigureAwait(false);
+        var items = experiments.Items;
+        var status = GridStatusExtensions.Aggregate(items.Select(x => x.Status));
+        return new GridRun(run, Location)
+        {
+            Created = record.Created,
+            Command = record.Command,
+            Parameters = record.Parameters,
+            Experiments = items.Select(x => x.Experiment).ToArray(),
+            ExperimentCount = items.Count,
+            Status = status,
+            Finished = status.IsFinished() && items.Count > 0 ? items.Max(x => x.Finished) : null,
+        };
+    }
+
+    /// <summary>Reads many runs at once; a damaged or missing one is an error, the rest are read.</summary>
+    public Task<ReadResult<GridRun>> GetRunsAsync(IEnumerable<string> runs, CancellationToken ct) =>
+        ReadManyAsync(runs, GetRunAsync, ct);
+
+    public async Task<GridExperiment> GetExperimentAsync(string run, string experiment, CancellationToken ct)
+    {
+        GridNames.CheckRunName(run);
+        GridNames.CheckExperimentName(experiment);
+        var key = StoreLayout.ExperimentRecordKey(run, experiment);
+        var manifestTask = ReadManifestAsync(run, experiment, ct);
+        var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
+        if (bytes is null)
+        {
+            // Say which part is missing: the run, or only the experiment.
+            await ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+            throw new GridException(GridErrorKind.NotFound, "ExperimentNotFound",
+                $"Run '{run}' has no experiment '{experiment}' in store '{Location}'. 'Get-GridExperiment {run}' lists its experiments.",
+                GridNames.ExperimentId(run, experiment));
+        }
+        var record = RecordJson.Deserialize<ExperimentRecord>(bytes, Location, key);
+        ManifestRecord? manifest = null;
+        try { manifest = await manifestTask.ConfigureAwait(false); }
+        catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord) { /* reported by Get-GridArtifact */ }
+        return new GridExperiment(run, experiment, Location)
+        {
+            Status = EffectiveStatus(record),
+            ExitCode = record.ExitCode,
+            Created = record.Created,
+            Started = record.Started,
+            Finished = record.Finished,
+            Heartbeat = record.Heartbeat,
+            Parameters = record.Parameters,
+            ArtifactCount = manifest?.Artifacts.Count ?? 0,
+            ArtifactBytes = manifest?.Artifacts.Sum(a => a.Size) ?? 0,
+        };
+    }
+
+    /// <summary>All experiments of a run, in index order; a damaged record is an error, the rest are read.</summary>
+    public async Task<ReadResult<GridExperiment>> GetExperimentsAsync(string run, CancellationToken ct)
+    {
+        var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
+        return await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c), ct).ConfigureAwait(false);
+    }
+
+    public async Task<ManifestRecord?> ReadManifestAsync(string run, string experiment, CancellationToken ct)
+    {
+        var key = StoreLayout.ManifestKey(run, experiment);
+        var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
+        return bytes is null ? null : RecordJson.Deserialize<ManifestRecord>(bytes, Location, key);
+    }
+
+    /// <summary>
+    /// The artifacts of one experiment: what is stored under its artifacts prefix, with the SHA-256
+    /// its manifest recorded. A damaged manifest is an error; the artifacts are still listed, without hashes.
+    /// </summary>
+    public async Task<ReadResult<GridArtifact>> GetArtifactsAsync(string run, string experiment, CancellationToken ct)
+    {
+        GridNames.CheckRunName(run);
+        GridNames.CheckExperimentName(experiment);
+        var errors = new List<GridException>();
+        var manifestTask = ReadManifestAsync(run, experiment, ct);
+        var prefix = StoreLayout.ArtifactsPrefix(run, experiment);
+        var entries = new List<ObjectEntry>();
+        await foreach (var e in Store.ListAsync(prefix, recursive: true, ct).ConfigureAwait(false))
+        {
+            if (!e.IsPrefix) entries.Add(e);
+        }
+        if (entries.Count == 0 && await Store.TryReadAllBytesAsync(StoreLayout.ExperimentRecordKey(run, experiment), ct).ConfigureAwait(false) is null)
+        {
+            // No artifacts and no record: say whether the run or the experiment is unknown.
+            await GetExperimentAsync(run, experiment, ct).ConfigureAwait(false);
+        }
+        Dictionary<string, ManifestEntry>? hashes = null;
+        try
+        {
+            var manifest = await manifestTask.ConfigureAwait(false);
+            hashes = manifest?.Artifacts.ToDictionary(a => a.Path, StringComparer.Ordinal);
+        }
+        catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord)
+        {
+            errors.Add(ex);
+        }
+        var items = new List<GridArtifact>(entries.Count);
+        foreach (var e in entries)
+        {
+            var path = e.Key[prefix.Length..];
+            string? sha = null;
+            if (hashes is not null && hashes.TryGetValue(path, out var m) && m.Size == e.Size) sha = m.Sha256;
+            items.Add(new GridArtifact(run, experiment, path, Location) { Size = e.Size, LastModified = e.LastModified, Sha256 = sha });
+        }
+        return new ReadResult<GridArtifact>(items, errors);
+    }
+
+    public Task<Stream> OpenArtifactAsync(GridArtifact artifact, CancellationToken ct) =>
+        Store.OpenReadAsync(StoreLayout.ArtifactKey(artifact.Run, artifact.Experiment, artifact.Path), ct);
+
+    // ---- write side (one writer per experiment) -------------------------------------------------
+
+    public Task WriteRunRecordAsync(RunRecord record, CancellationToken ct)
+    {
+        GridNames.CheckRunName(record.Name);
+        return Store.PutAsync(StoreLayout.RunRecordKey(record.Name), RecordJson.Serialize(record), ct);
+    }
+
+    public Task WriteExperimentRecordAsync(ExperimentRecord record, CancellationToken ct)
+    {
+        GridNames.CheckRunName(record.Run);
+        GridNames.CheckExperimentName(record.Experiment);
+        return Store.PutAsync(StoreLayout.ExperimentRecordKey(record.Run, record.Experiment), RecordJson.Serialize(record), ct);
+    }
+
+    public Task WriteManifestAsync(ManifestRecord manifest, CancellationToken ct)
+    {
+        GridNames.CheckRunName(manifest.Run);
+        GridNames.CheckExperimentName(manifest.Experiment);
+        manifest.Artifacts.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+        return Store.PutAsync(StoreLayout.ManifestKey(manifest.Run, manifest.Experiment), RecordJson.Serialize(manifest), ct);
+    }
+
+    /// <summary>Uploads one local file as an artifact and returns its manifest entry (size and SHA-256 of what was sent).</summary>
+    public async Task<ManifestEntry> PutArtifactFileAsync(string run, string experiment, string path, string localPath, CancellationToken ct)
+    {
+        GridNames.CheckRunName(run);
+        GridNames.CheckExperimentName(experiment);
+        var problem = GridNames.ArtifactPathProblem(path);
+        if (problem is not null)
+        {
+            throw new GridException(GridErrorKind.InvalidName, "UnstorableArtifactName",
+                $"The file '{path}' cannot be stored as an artifact: {problem}.", path);
+        }
+        var info = new FileInfo(localPath);
+        var sha = await HashFileAsync(localPath, ct).ConfigureAwait(false);
+        await Store.PutFileAsync(StoreLayout.ArtifactKey(run, experiment, path), localPath, ct).ConfigureAwait(false);
+        return new ManifestEntry { Path = path, Size = info.Length, Sha256 = sha, Modified = info.LastWriteTimeUtc };
+    }
+
+    public static async Task<string> HashFileAsync(string path, CancellationToken ct)
+    {
+        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
+            1 << 20, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        var hash = await SHA256.HashDataAsync(fs, ct).ConfigureAwait(false);
+        return Convert.ToHexString(hash).ToLowerInvariant();
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------
+
+    private GridStatus EffectiveStatus(ExperimentRecord record)
+    {
+        if (record.Status is GridStatus.Running or GridStatus.Syncing && record.Heartbeat is { } beat
+            && Clock.GetUtcNow() - beat > LostAfter)
+        {
+            return GridStatus.Lost;
+        }
+        return record.Status;
+    }
+
+    private GridException RunNotFound(string run) =>
+        new(GridErrorKind.NotFound, "RunNotFound",
+            $"No run named '{run}' in store '{Location}'. 'Get-GridRun' lists the runs there.", run);
+
+    /// <summary>Reads many named items at once, in input order; per-item errors are collected, not thrown.</summary>
+    public static async Task<ReadResult<T>> ReadManyAsync<TKey, T>(IEnumerable<TKey> names, Func<TKey, CancellationToken, Task<T>> read, CancellationToken ct)
+    {
+        var list = names.ToList();
+        var results = new T?[list.Count];
+        var errors = new ConcurrentBag<(int, GridException)>();
+        await Parallel.ForEachAsync(Enumerable.Range(0, list.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = ReadConcurrency, CancellationToken = ct },
+            async (i, c) =>
+            {
+                try { results[i] = await read(list[i], c).ConfigureAwait(false); }
+                catch (GridException ex) { errors.Add((i, ex)); }
+            }).ConfigureAwait(false);
+        return new ReadResult<T>(
+            results.Where(r => r is not null).Select(r => r!).ToList(),
+            errors.OrderBy(e => e.Item1).Select(e => e.Item2).ToList());
+    }
+}

@@ -1,0 +1,33 @@
+namespace GridArtifacts.Core;
+
+/// <summary>What went wrong, in terms a cmdlet maps onto an ErrorCategory.</summary>
+public enum GridErrorKind
+{
+    NotFound,
+    InvalidName,
+    InvalidArgument,
+    DamagedRecord,
+    UnsafePath,
+    IntegrityFailure,
+    AlreadyExists,
+    StoreUnavailable,
+    AccessDenied,
+    WriteFailed,
+}
+
+/// <summary>An error the user can act on: a stable id, a kind, the item it concerns, and a message that says what to do.</summary>
+public class GridException : Exception
+{
+    public GridException(GridErrorKind kind, string errorId, string message, object? target = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        Kind = kind;
+        ErrorId = errorId;
+        Target = target;
+    }
+
+    public GridErrorKind Kind { get; }
+    /// <summary>A stable identifier, used as the ErrorRecord's FullyQualifiedErrorId.</summary>
+    public string ErrorId { get; }
+    public object? Target { get; }
+}

@@ -1,0 +1,131 @@
+namespace GridArtifacts.Core.Model;
+
+/// <summary>
+/// What every object on the pipeline carries, so that by-property-name binding
+/// (<c>-Run</c>, <c>-Store</c>) works from any of them.
+/// </summary>
+public abstract class GridItem
+{
+    protected GridItem(string run, string store)
+    {
+        Run = run;
+        Store = store;
+    }
+
+    /// <summary>The run's name.</summary>
+    public string Run { get; }
+
+    /// <summary>The store the item was read from (a folder path or an s3:// URI).</summary>
+    public string Store { get; }
+}
+
+/// <summary>One run: a script started once, as one experiment or a sweep of several.</summary>
+public sealed class GridRun : GridItem
+{
+    public GridRun(string run, string store) : base(run, store) { }
+
+    public string Name => Run;
+    public GridStatus Status { get; init; }
+    public DateTimeOffset Created { get; init; }
+    public DateTimeOffset? Finished { get; init; }
+    public string? Command { get; init; }
+    public int ExperimentCount { get; init; }
+    public IReadOnlyList<string> Experiments { get; init; } = Array.Empty<string>();
+    public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+
+    public override string ToString() => Name;
+}
+
+/// <summary>One experiment of a run; its id is <c>&lt;run&gt;-expN</c>.</summary>
+public sealed class GridExperiment : GridItem
+{
+    public GridExperiment(string run, string experiment, string store) : base(run, store)
+    {
+        Experiment = experiment;
+    }
+
+    /// <summary><c>&lt;run&gt;-expN</c>: accepted anywhere a run name is.</summary>
+    public string Id => GridNames.ExperimentId(Run, Experiment);
+    /// <summary><c>expN</c>.</summary>
+    public string Experiment { get; }
+    public int Index => GridNames.ExperimentIndex(Experiment);
+    public GridStatus Status { get; init; }
+    public int? ExitCode { get; init; }
+    public DateTimeOffset Created { get; init; }
+    public DateTimeOffset? Started { get; init; }
+    public DateTimeOffset? Finished { get; init; }
+    public DateTimeOffset? Heartbeat { get; init; }
+    public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+    /// <summary>Artifacts listed in the experiment's manifest.</summary>
+    public int ArtifactCount { get; init; }
+    /// <summary>Bytes listed in the experiment's manifest.</summary>
+    public long ArtifactBytes { get; init; }
+
+    public override string ToString() => Id;
+}
+
+/// <summary>One file a run wrote, as stored.</summary>
+public sealed class GridArtifact : GridItem
+{
+    public GridArtifact(string run, string experiment, string path, string store) : base(run, store)
+    {
+        Experiment = experiment;
+        Path = path;
+    }
+
+    public string Experiment { get; }
+    /// <summary><c>&lt;run&gt;-expN</c>.</summary>
+    public string ExperimentId => GridNames.ExperimentId(Run, Experiment);
+    /// <summary>The relative, forward-slash path the script wrote.</summary>
+    public string Path { get; }
+    public long Size { get; init; }
+    public DateTimeOffset LastModified { get; init; }
+    /// <summary>Lower-case hex SHA-256 of the content, recorded at upload; null when the store has no record of it.</summary>
+    public string? Sha256 { get; init; }
+
+    public override string ToString() => $"{ExperimentId}/{Path}";
+}
+
+/// <summary>Where the module reads and writes, and which setting chose it.</summary>
+public sealed class GridStoreInfo
+{
+    public GridStoreInfo(string location, GridStoreKind kind, GridStoreSource source)
+    {
+        Location = location;
+        Kind = kind;
+        Source = source;
+    }
+
+    public string Location { get; }
+    public GridStoreKind Kind { get; }
+    public GridStoreSource Source { get; }
+    public override string ToString() => Location;
+}
+
+public enum GridStoreKind { FileSystem, S3 }
+
+/// <summary>Which setting chose the store, strongest first.</summary>
+public enum GridStoreSource { Parameter, Environment, Config, Default }
+
+/// <summary>What Save-GridArtifact did with one artifact (emitted with -PassThru).</summary>
+public sealed class GridSaveResult
+{
+    public GridSaveResult(GridArtifact artifact, string localPath, GridSaveAction action)
+    {
+        Artifact = artifact;
+        LocalPath = localPath;
+        Action = action;
+    }
+
+    public GridArtifact Artifact { get; }
+    public string Run => Artifact.Run;
+    public string Experiment => Artifact.Experiment;
+    public string Path => Artifact.Path;
+    public long Size => Artifact.Size;
+    public string? Sha256 { get; init; }
+    public string LocalPath { get; }
+    public GridSaveAction Action { get; }
+    public override string ToString() => LocalPath;
+}
+
+public enum GridSaveAction { Downloaded, Overwritten, Skipped }

@@ -1,0 +1,136 @@
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace GridArtifacts.Core.Model;
+
+/// <summary>The naming rules of runs, experiments and artifact paths, in one place.</summary>
+public static class GridNames
+{
+    public const int MaxRunNameLength = 63;
+    /// <summary>S3 keys are at most 1,024 UTF-8 bytes; the run and experiment prefix takes the rest.</summary>
+    public const int MaxArtifactPathBytes = 900;
+
+    private static readonly Regex RunPattern = new("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", RegexOptions.CultureInvariant);
+    private static readonly Regex ExperimentPattern = new("^exp(?:0|[1-9][0-9]{0,5})$", RegexOptions.CultureInvariant);
+    private static readonly Regex ExperimentSuffix = new("^(?<run>.+)-(?<exp>exp[0-9]+)$", RegexOptions.CultureInvariant);
+
+    public static bool IsValidRunName(string? name) =>
+        name is not null && RunPattern.IsMatch(name) && !ExperimentSuffix.IsMatch(name);
+
+    public static bool IsValidExperimentName(string? name) => name is not null && ExperimentPattern.IsMatch(name);
+
+    /// <summary>Throws <see cref="GridException"/> (InvalidName) unless <paramref name="name"/> is a valid run name.</summary>
+    public static string CheckRunName(string name)
+    {
+        if (!IsValidRunName(name))
+        {
+            throw new GridException(GridErrorKind.InvalidName, "InvalidRunName",
+                $"'{name}' is not a valid run name. Use 1 to {MaxRunNameLength} lower-case letters, digits and hyphens, " +
+                "starting and ending with a letter or digit, and not ending in '-expN' (that names an experiment).", name);
+        }
+        return name;
+    }
+
+    public static string CheckExperimentName(string name)
+    {
+        if (!IsValidExperimentName(name))
+        {
+            throw new GridException(GridErrorKind.InvalidName, "InvalidExperimentName",
+                $"'{name}' is not a valid experiment name. Experiments are named exp0, exp1, ... expN.", name);
+        }
+        return name;
+    }
+
+    public static string ExperimentId(string run, string experiment) => $"{run}-{experiment}";
+
+    public static int ExperimentIndex(string experiment) =>
+        experiment.Length > 3 && int.TryParse(experiment.AsSpan(3), out var i) ? i : -1;
+
+    public static string ExperimentName(int index) => "exp" + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Splits what a user typed where a run is accepted: <c>run</c> or <c>run-expN</c>
+    /// (either part may hold wildcards). Returns the run part and the experiment part, if any.
+    /// </summary>
+    public static (string Run, string? Experiment) SplitTarget(string target)
+    {
+        var m = ExperimentSuffix.Match(target);
+        return m.Success ? (m.Groups["run"].Value, m.Groups["exp"].Value) : (target, null);
+    }
+
+    /// <summary>
+    /// Why an artifact path cannot be stored or saved, or null when it can. A valid path is relative,
+    /// uses forward slashes, has no empty, '.' or '..' segment, no backslash, no drive letter and no
+    /// control character, and any other UTF-8 text is fine.
+    /// </summary>
+    public static string? ArtifactPathProblem(string? path)
+    {
+        if (string.IsNullOrEmpty(path)) return "the path is empty";
+        if (path.StartsWith('/')) return "the path is absolute";
+        if (path.Contains('\\')) return "the path holds a backslash, which Windows reads as a folder separator";
+        if (path.Length >= 2 && path[1] == ':' && char.IsAsciiLetter(path[0])) return "the path starts with a drive letter";
+        foreach (var c in path)
+        {
+            if (char.IsControl(c)) return "the path holds a control character";
+            if (char.IsSurrogate(c) && !char.IsSurrogatePair(path, path.IndexOf(c))) return "the path is not valid Unicode";
+        }
+        foreach (var segment in path.Split('/'))
+        {
+            if (segment.Length == 0) return "the path has an empty segment";
+            if (segment is "." or "..") return "the path has a '.' or '..' segment";
+        }
+        if (Encoding.UTF8.GetByteCount(path) > MaxArtifactPathBytes) return $"the path is longer than {MaxArtifactPathBytes} UTF-8 bytes";
+        return null;
+    }
+
+    /// <summary>
+    /// The local path where an artifact lands under <paramref name="root"/>:
+    /// <c>&lt;root&gt;/&lt;run&gt;/&lt;exp&gt;/&lt;path&gt;</c>. Throws (UnsafePath) for any name that would land
+    /// outside <paramref name="root"/>, whatever the platform.
+    /// </summary>
+    public static string LocalPathFor(string root, string run, string experiment, string artifactPath)
+    {
+        if (!IsValidRunName(run) || !IsValidExperimentName(experiment))
+        {
+            throw new GridException(GridErrorKind.UnsafePath, "UnsafeArtifactName",
+                $"Refusing to save '{run}/{experiment}': not a valid run and experiment name.", $"{run}/{experiment}/{artifactPath}");
+        }
+        var problem = ArtifactPathProblem(artifactPath);
+        if (problem is not null)
+        {
+            throw new GridException(GridErrorKind.UnsafePath, "UnsafeArtifactPath",
+                $"Refusing to save artifact '{artifactPath}' of {ExperimentId(run, experiment)}: {problem}. Nothing was written.",
+                $"{run}/{experiment}/{artifactPath}");
+        }
+        var fullRoot = Path.GetFullPath(root);
+        var rootWithSep = Path.EndsInDirectorySeparator(fullRoot) ? fullRoot : fullRoot + Path.DirectorySeparatorChar;
+        var combined = Path.GetFullPath(Path.Combine(fullRoot, run, experiment, artifactPath.Replace('/', Path.DirectorySeparatorChar)));
+        var comparison = OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        if (!combined.StartsWith(rootWithSep, comparison))
+        {
+            throw new GridException(GridErrorKind.UnsafePath, "UnsafeArtifactPath",
+                $"Refusing to save artifact '{artifactPath}' of {ExperimentId(run, experiment)}: it would land outside '{fullRoot}'. Nothing was written.",
+                $"{run}/{experiment}/{artifactPath}");
+        }
+        return combined;
+    }
+
+    private static readonly string[] Adjectives =
+    {
+        "adorable", "brave", "calm", "clever", "daring", "eager", "fancy", "gentle", "happy", "jolly",
+        "keen", "lively", "merry", "nimble", "proud", "quick", "shiny", "swift", "tidy", "witty",
+    };
+
+    private static readonly string[] Animals =
+    {
+        "mouse", "otter", "falcon", "badger", "heron", "lynx", "panda", "koala", "tiger", "wombat",
+        "beaver", "gecko", "ibis", "marten", "newt", "orca", "puffin", "raven", "seal", "yak",
+    };
+
+    /// <summary>A fresh name such as <c>adorable-mouse-123</c>.</summary>
+    public static string NewRunName(Random? random = null)
+    {
+        var r = random ?? Random.Shared;
+        return $"{Adjectives[r.Next(Adjectives.Length)]}-{Animals[r.Next(Animals.Length)]}-{r.Next(100, 1000)}";
+    }
+}

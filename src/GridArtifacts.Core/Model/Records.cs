@@ -1,0 +1,93 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace GridArtifacts.Core.Model;
+
+/// <summary><c>runs/&lt;run&gt;/run.json</c>: what was run, when, with which parameters. Written once, when the run starts.</summary>
+public sealed class RunRecord
+{
+    public int Schema { get; set; } = Stores.StoreLayout.SchemaVersion;
+    public string Name { get; set; } = "";
+    public DateTimeOffset Created { get; set; }
+    public string? Command { get; set; }
+    public Dictionary<string, string> Parameters { get; set; } = new();
+}
+
+/// <summary><c>runs/&lt;run&gt;/&lt;exp&gt;/experiment.json</c>: one writer (the experiment's agent) rewrites it as the experiment goes.</summary>
+public sealed class ExperimentRecord
+{
+    public int Schema { get; set; } = Stores.StoreLayout.SchemaVersion;
+    public string Run { get; set; } = "";
+    public string Experiment { get; set; } = "";
+    public GridStatus Status { get; set; }
+    public int? ExitCode { get; set; }
+    public DateTimeOffset Created { get; set; }
+    public DateTimeOffset? Started { get; set; }
+    public DateTimeOffset? Finished { get; set; }
+    public DateTimeOffset? Heartbeat { get; set; }
+    public Dictionary<string, string> Parameters { get; set; } = new();
+}
+
+/// <summary><c>runs/&lt;run&gt;/&lt;exp&gt;/manifest.json</c>: every artifact with its size and SHA-256, as uploaded.</summary>
+public sealed class ManifestRecord
+{
+    public int Schema { get; set; } = Stores.StoreLayout.SchemaVersion;
+    public string Run { get; set; } = "";
+    public string Experiment { get; set; } = "";
+    /// <summary>True once the final sync has written it; nothing is added after that.</summary>
+    public bool Sealed { get; set; }
+    public DateTimeOffset Updated { get; set; }
+    public List<ManifestEntry> Artifacts { get; set; } = new();
+}
+
+public sealed class ManifestEntry
+{
+    public string Path { get; set; } = "";
+    public long Size { get; set; }
+    public string Sha256 { get; set; } = "";
+    public DateTimeOffset Modified { get; set; }
+}
+
+/// <summary>How records are written and read: camelCase JSON, enums as strings, indented for people who open the files.</summary>
+public static class RecordJson
+{
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter() },
+    };
+
+    public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Options);
+
+    /// <summary>Parses a record; any defect (bad JSON, missing fields, a newer schema) is a DamagedRecord error naming the key.</summary>
+    public static T Deserialize<T>(byte[] bytes, string storeLocation, string key) where T : class
+    {
+        T? value;
+        try
+        {
+            value = JsonSerializer.Deserialize<T>(bytes, Options);
+        }
+        catch (JsonException ex)
+        {
+            throw Damaged(storeLocation, key, $"it is not valid JSON ({ex.Message})", ex);
+        }
+        if (value is null) throw Damaged(storeLocation, key, "it is empty", null);
+        var schema = value switch
+        {
+            RunRecord r => r.Schema,
+            ExperimentRecord e => e.Schema,
+            ManifestRecord m => m.Schema,
+            _ => Stores.StoreLayout.SchemaVersion,
+        };
+        if (schema < 1 || schema > Stores.StoreLayout.SchemaVersion)
+        {
+            throw Damaged(storeLocation, key, $"its schema version {schema} is not one this module reads (1 to {Stores.StoreLayout.SchemaVersion}); update the module", null);
+        }
+        return value;
+    }
+
+    private static GridException Damaged(string store, string key, string why, Exception? inner) =>
+        new(GridErrorKind.DamagedRecord, "DamagedRecord", $"The record '{key}' in store '{store}' is damaged: {why}. The other records are still read.", key, inner);
+}

@@ -1,0 +1,168 @@
+using System.Runtime.CompilerServices;
+
+namespace GridArtifacts.Core.Stores;
+
+/// <summary>
+/// The embedded default store: the contract's keys as files under one folder. Writes go to a
+/// temporary file under <c>&lt;root&gt;/.tmp</c> (same volume) and are renamed into place, so readers
+/// never see part of a file.
+/// </summary>
+public sealed class FileSystemStore : IObjectStore
+{
+    private const string TempFolder = ".tmp";
+    private const int CopyBufferSize = 1 << 20;
+    private readonly string _root;
+
+    public FileSystemStore(string root)
+    {
+        _root = Path.GetFullPath(root);
+        Location = _root;
+    }
+
+    public string Location { get; }
+
+    public async IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        // A prefix names a folder ("runs/r/") or a folder plus the start of a name ("runs/r/exp").
+        var slash = prefix.LastIndexOf('/');
+        var folderKey = slash < 0 ? "" : prefix[..(slash + 1)];
+        var namePrefix = prefix[(slash + 1)..];
+        var folder = PathOf(folderKey);
+        if (!Directory.Exists(folder)) yield break;
+
+        var entries = new List<ObjectEntry>();
+        await Task.Run(() =>
+        {
+            var options = new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0, IgnoreInaccessible = true };
+            foreach (var info in new DirectoryInfo(folder).EnumerateFileSystemInfos("*", options))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (!info.Name.StartsWith(namePrefix, StringComparison.Ordinal)) continue;
+                if (folderKey.Length == 0 && info.Name == TempFolder) continue;
+                var key = folderKey + info.Name;
+                if (info is DirectoryInfo dir)
+                {
+                    if (recursive) AddTree(dir, key + "/", entries, cancellationToken);
+                    else entries.Add(new ObjectEntry(key + "/", 0, dir.LastWriteTimeUtc, IsPrefix: true));
+                }
+                else if (info is FileInfo file)
+                {
+                    entries.Add(new ObjectEntry(key, file.Length, file.LastWriteTimeUtc));
+                }
+            }
+        }, cancellationToken).ConfigureAwait(false);
+
+        entries.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
+        foreach (var e in entries) yield return e;
+    }
+
+    private static void AddTree(DirectoryInfo dir, string keyPrefix, List<ObjectEntry> entries, CancellationToken ct)
+    {
+        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = true };
+        var baseLength = dir.FullName.Length + 1;
+        foreach (var file in dir.EnumerateFiles("*", options))
+        {
+            ct.ThrowIfCancellationRequested();
+            var rel = file.FullName[baseLength..];
+            if (Path.DirectorySeparatorChar != '/') rel = rel.Replace(Path.DirectorySeparatorChar, '/');
+            entries.Add(new ObjectEntry(keyPrefix + rel, file.Length, file.LastWriteTimeUtc));
+        }
+    }
+
+    public async Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await File.ReadAllBytesAsync(PathOf(key), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            Stream s = new FileStream(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete,
+                CopyBufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            return Task.FromResult(s);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{Location}'.", key, ex);
+        }
+    }
+
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
+        WriteAtomicAsync(key, async tmp =>
+        {
+            await using var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.Asynchronous);
+            await fs.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+
+    public Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken) =>
+        WriteAtomicAsync(key, async tmp =>
+        {
+            await using var src = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
+                CopyBufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            await using var dst = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, CopyBufferSize, FileOptions.Asynchronous);
+            await src.CopyToAsync(dst, CopyBufferSize, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+
+    public Task DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        var path = PathOf(key);
+        if (File.Exists(path)) File.Delete(path);
+        // Leave no empty folders behind, up to (not including) the root.
+        var dir = Path.GetDirectoryName(path);
+        while (dir is not null && dir.Length > _root.Length && Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any())
+        {
+            Directory.Delete(dir);
+            dir = Path.GetDirectoryName(dir);
+        }
+        return Task.CompletedTask;
+    }
+
+    private async Task WriteAtomicAsync(string key, Func<string, Task> write, CancellationToken cancellationToken)
+    {
+        var target = PathOf(key);
+        var tmpDir = Path.Combine(_root, TempFolder);
+        Directory.CreateDirectory(tmpDir);
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var tmp = Path.Combine(tmpDir, Guid.NewGuid().ToString("N"));
+        try
+        {
+            await write(tmp).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            File.Move(tmp, target, overwrite: true);
+        }
+        catch (IOException ex) when (IsDiskFull(ex))
+        {
+            throw new GridException(GridErrorKind.WriteFailed, "StoreDiskFull",
+                $"The disk holding store '{Location}' is full; '{key}' was not written and nothing already stored was changed. Free space and try again.", key, ex);
+        }
+        finally
+        {
+            if (File.Exists(tmp)) File.Delete(tmp);
+        }
+    }
+
+    internal static bool IsDiskFull(IOException ex) =>
+        ex.HResult == 28 || ex.HResult == unchecked((int)0x80070070) || ex.HResult == unchecked((int)0x80070027);
+
+    /// <summary>Maps a key to a path under the root; keys come from <see cref="StoreLayout"/>, whose parts are validated.</summary>
+    private string PathOf(string key)
+    {
+        var rel = Path.DirectorySeparatorChar == '/' ? key : key.Replace('/', Path.DirectorySeparatorChar);
+        var full = Path.GetFullPath(Path.Combine(_root, rel));
+        if (!full.StartsWith(_root, StringComparison.Ordinal))
+        {
+            throw new GridException(GridErrorKind.UnsafePath, "UnsafeKey", $"The key '{key}' would leave store '{Location}'.", key);
+        }
+        return full;
+    }
+
+    public void Dispose() { }
+}

@@ -1,0 +1,38 @@
+namespace GridArtifacts.Core.Stores;
+
+/// <summary>An object (or a common prefix, for a listing that does not recurse) in a store.</summary>
+public sealed record ObjectEntry(string Key, long Size, DateTimeOffset LastModified, bool IsPrefix = false);
+
+/// <summary>
+/// The few operations the store contract needs from a place that holds bytes by key: a folder or a
+/// bucket. Keys are forward-slash paths relative to the store's root. Everything about runs,
+/// experiments and manifests is built once on top of this (<see cref="GridCatalog"/>), so a second
+/// store implements only these and passes the same contract suite.
+/// </summary>
+public interface IObjectStore : IDisposable
+{
+    /// <summary>The store's location as a user writes it: a folder path or <c>s3://bucket/prefix</c>.</summary>
+    string Location { get; }
+
+    /// <summary>
+    /// Entries whose key starts with <paramref name="prefix"/>, in ordinal key order. When
+    /// <paramref name="recursive"/> is false, deeper keys are folded into one prefix entry each
+    /// (key ending in '/'), as an S3 listing with a '/' delimiter does.
+    /// </summary>
+    IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken cancellationToken);
+
+    /// <summary>The whole object, or null when there is none. For records, not for artifacts.</summary>
+    Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Opens an object for reading; a missing key is a NotFound <see cref="GridException"/>.</summary>
+    Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Writes an object atomically: a reader sees the old object or the whole new one, never part.</summary>
+    Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+
+    /// <summary>Writes a local file as an object atomically, streaming it from disk.</summary>
+    Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken);
+
+    /// <summary>Deletes an object; deleting a missing key is not an error.</summary>
+    Task DeleteAsync(string key, CancellationToken cancellationToken);
+}

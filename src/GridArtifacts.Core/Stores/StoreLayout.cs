@@ -1,0 +1,22 @@
+using GridArtifacts.Core.Model;
+
+namespace GridArtifacts.Core.Stores;
+
+/// <summary>The store contract's keys (docs/store-layout.md): the same in a folder and in a bucket.</summary>
+public static class StoreLayout
+{
+    public const int SchemaVersion = 1;
+    public const string RunsPrefix = "runs/";
+    public const string RunRecordName = "run.json";
+    public const string ExperimentRecordName = "experiment.json";
+    public const string ManifestName = "manifest.json";
+    public const string ArtifactsFolder = "artifacts";
+
+    public static string RunPrefix(string run) => $"{RunsPrefix}{run}/";
+    public static string RunRecordKey(string run) => $"{RunPrefix(run)}{RunRecordName}";
+    public static string ExperimentPrefix(string run, string exp) => $"{RunPrefix(run)}{exp}/";
+    public static string ExperimentRecordKey(string run, string exp) => $"{ExperimentPrefix(run, exp)}{ExperimentRecordName}";
+    public static string ManifestKey(string run, string exp) => $"{ExperimentPrefix(run, exp)}{ManifestName}";
+    public static string ArtifactsPrefix(string run, string exp) => $"{ExperimentPrefix(run, exp)}{ArtifactsFolder}/";
+    public static string ArtifactKey(string run, string exp, string path) => ArtifactsPrefix(run, exp) + path;
+}

@@ -1,0 +1,100 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using GridArtifacts.Core.Model;
+
+namespace GridArtifacts.Core.Stores;
+
+/// <summary>
+/// Which store a call uses, strongest first: the call's -Store, <c>$env:GRID_STORE</c>, the location saved
+/// by Set-GridStore (in the user's config folder), then the default folder <c>~/.grid/store</c>.
+/// </summary>
+public static class StoreSettings
+{
+    public const string StoreVariable = "GRID_STORE";
+    /// <summary>Overrides the folder that holds config.json (tests and portable set-ups use it).</summary>
+    public const string ConfigHomeVariable = "GRID_CONFIG_HOME";
+    private const string ConfigFileName = "config.json";
+
+    private static readonly ConcurrentDictionary<string, GridCatalog> Catalogs = new(StringComparer.Ordinal);
+
+    public static string DefaultLocation =>
+        Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".grid", "store");
+
+    public static string ConfigFolder
+    {
+        get
+        {
+            var overridden = Environment.GetEnvironmentVariable(ConfigHomeVariable);
+            if (!string.IsNullOrEmpty(overridden)) return overridden;
+            var appData = Environment.GetFolderPath(Environment.SpecialFolder.ApplicationData, Environment.SpecialFolderOption.DoNotVerify);
+            if (string.IsNullOrEmpty(appData))
+            {
+                appData = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
+            }
+            return Path.Combine(appData, "GridArtifacts");
+        }
+    }
+
+    public static string ConfigFile => Path.Combine(ConfigFolder, ConfigFileName);
+
+    /// <summary>Where the store is and which setting chose it. Relative folder paths are returned as given.</summary>
+    public static GridStoreInfo Resolve(string? parameter)
+    {
+        if (!string.IsNullOrWhiteSpace(parameter)) return Describe(parameter, GridStoreSource.Parameter);
+        var env = Environment.GetEnvironmentVariable(StoreVariable);
+        if (!string.IsNullOrWhiteSpace(env)) return Describe(env, GridStoreSource.Environment);
+        var saved = ReadSavedLocation();
+        if (!string.IsNullOrWhiteSpace(saved)) return Describe(saved, GridStoreSource.Config);
+        return Describe(DefaultLocation, GridStoreSource.Default);
+    }
+
+    public static GridStoreInfo Describe(string location, GridStoreSource source) =>
+        new(location, IsS3(location) ? GridStoreKind.S3 : GridStoreKind.FileSystem, source);
+
+    public static bool IsS3(string location) => location.StartsWith("s3://", StringComparison.OrdinalIgnoreCase);
+
+    public static string? ReadSavedLocation()
+    {
+        var file = ConfigFile;
+        if (!File.Exists(file)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(file));
+            return doc.RootElement.TryGetProperty("store", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
+        }
+        catch (JsonException ex)
+        {
+            throw new GridException(GridErrorKind.DamagedRecord, "DamagedConfig",
+                $"The settings file '{file}' is damaged ({ex.Message}). Run Set-GridStore to write it again, or delete it.", file, ex);
+        }
+    }
+
+    /// <summary>Saves the location for later sessions; null removes the saved setting.</summary>
+    public static void SaveLocation(string? location)
+    {
+        var file = ConfigFile;
+        if (location is null)
+        {
+            if (File.Exists(file)) File.Delete(file);
+            return;
+        }
+        Directory.CreateDirectory(ConfigFolder);
+        var tmp = file + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["store"] = location }, RecordJson.Options));
+        File.Move(tmp, file, overwrite: true);
+    }
+
+    /// <summary>One catalog per location per process, so clients and connections are reused across calls and runspaces.</summary>
+    public static GridCatalog Open(string location)
+    {
+        return Catalogs.GetOrAdd(location, static loc =>
+        {
+            if (IsS3(loc))
+            {
+                throw new GridException(GridErrorKind.InvalidArgument, "StoreKindNotSupported",
+                    $"The store '{loc}' is an S3 URI; this build reads folder stores only.", loc);
+            }
+            return new GridCatalog(new FileSystemStore(loc));
+        });
+    }
+}

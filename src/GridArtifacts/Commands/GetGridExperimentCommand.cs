@@ -1,0 +1,44 @@
+using System.Management.Automation;
+using GridArtifacts.Core;
+using GridArtifacts.Core.Model;
+
+namespace GridArtifacts.Commands;
+
+/// <summary>Lists the experiments of runs: by run name, by <c>run-expN</c>, or from runs on the pipeline.</summary>
+[Cmdlet(VerbsCommon.Get, "GridExperiment")]
+[OutputType(typeof(GridExperiment))]
+public sealed class GetGridExperimentCommand : GridStoreCmdlet
+{
+    /// <summary>Run names or experiment ids (<c>run-expN</c>); wildcards are supported.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Run { get; set; } = Array.Empty<string>();
+
+    /// <summary>Experiment names (exp0, exp1, ...); wildcards are supported.</summary>
+    [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Experiment { get; set; }
+
+    /// <summary>Only experiments with one of these statuses.</summary>
+    [Parameter]
+    public GridStatus[]? Status { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var catalog = OpenCatalog();
+        RunAndDrain(async (post, ct) =>
+        {
+            var pairs = await Targets.ResolveExperimentsAsync(catalog, Run, Experiment, post, ct).ConfigureAwait(false);
+            var result = await GridCatalog.ReadManyAsync(pairs, (p, c) => catalog.GetExperimentAsync(p.Run, p.Experiment, c), ct).ConfigureAwait(false);
+            foreach (var e in result.Errors) post(e);
+            foreach (var exp in result.Items)
+            {
+                if (Status is { Length: > 0 } && !Status.Contains(exp.Status)) continue;
+                post(exp);
+            }
+        });
+    }
+}

@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using System.Management.Automation;
+using GridArtifacts.Core;
+using GridArtifacts.Core.Model;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Core.Transfer;
+
+namespace GridArtifacts.Commands;
+
+/// <summary>
+/// Downloads artifacts to <c>&lt;Destination&gt;/&lt;run&gt;/&lt;exp&gt;/&lt;path&gt;</c>, verified against their
+/// SHA-256. Identical files already there are skipped; -Force downloads them again.
+/// </summary>
+[Cmdlet(VerbsData.Save, "GridArtifact", SupportsShouldProcess = true, DefaultParameterSetName = NameSet)]
+[OutputType(typeof(GridSaveResult))]
+public sealed class SaveGridArtifactCommand : GridStoreCmdlet
+{
+    private const string NameSet = "Name";
+    private const string InputObjectSet = "InputObject";
+
+    /// <summary>Artifacts from Get-GridArtifact.</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = InputObjectSet)]
+    public GridArtifact[] InputObject { get; set; } = Array.Empty<GridArtifact>();
+
+    /// <summary>Run names or experiment ids (<c>run-expN</c>); wildcards are supported.</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = NameSet)]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[] Run { get; set; } = Array.Empty<string>();
+
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = NameSet)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Experiment { get; set; }
+
+    [Parameter(ParameterSetName = NameSet)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Path { get; set; }
+
+    [Parameter(ParameterSetName = NameSet)]
+    [SupportsWildcards]
+    public string[]? Exclude { get; set; }
+
+    [Parameter(ParameterSetName = NameSet)]
+    [Alias("MatchRegex")]
+    public string? Match { get; set; }
+
+    /// <summary>The folder to save into, relative to the current location; ./grid_artifacts by default.</summary>
+    [Parameter(Position = 1)]
+    [Alias("DownloadDir")]
+    [ValidateNotNullOrEmpty]
+    public string Destination { get; set; } = "grid_artifacts";
+
+    /// <summary>Downloads even files that are already there and identical.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>Emits one result per artifact: downloaded, overwritten or skipped.</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    /// <summary>How many artifacts this call moves at once.</summary>
+    [Parameter]
+    [ValidateRange(1, 256)]
+    public int ThrottleLimit { get; set; } = 8;
+
+    private readonly List<GridArtifact> _artifacts = new();
+    private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
+
+    protected override void ProcessRecord()
+    {
+        if (ParameterSetName == InputObjectSet)
+        {
+            foreach (var a in InputObject) Add(a);
+            return;
+        }
+        ArtifactQuery.CheckRegex(this, Match);
+        var query = new ArtifactQuery(Run, Experiment, Path, Exclude, Match);
+        var catalog = OpenCatalog();
+        var found = new List<GridArtifact>();
+        RunAndDrain(async (post, ct) => found.AddRange(await query.ListAsync(catalog, post, ct).ConfigureAwait(false)));
+        foreach (var a in found) Add(a);
+    }
+
+    private void Add(GridArtifact a)
+    {
+        if (_seen.Add($"{a.Store}\n{a.Run}\n{a.Experiment}\n{a.Path}")) _artifacts.Add(a);
+    }
+
+    protected override void EndProcessing()
+    {
+        var root = ResolvePath(Destination);
+        var items = new List<SaveItem>(_artifacts.Count);
+        foreach (var a in _artifacts)
+        {
+            try
+            {
+                items.Add(new SaveItem(a, GridNames.LocalPathFor(root, a.Run, a.Experiment, a.Path)));
+            }
+            catch (GridException ex)
+            {
+                WriteGridError(ex);
+            }
+        }
+        var bytes = items.Sum(i => i.Artifact.Size);
+        if (items.Count == 0 || !ShouldProcess(root, $"Save {items.Count} artifact(s), {SizeText.Format(bytes)}")) 
+        {
+            base.EndProcessing();
+            return;
+        }
+
+        var progress = new TransferProgress(items.Count, bytes);
+        var clock = Stopwatch.StartNew();
+        var downloader = new ArtifactDownloader(StoreSettings.Open);
+        int saved = 0, skipped = 0, failed = 0;
+        RunAndDrain(
+            (post, ct) => downloader.RunAsync(items, Force, ThrottleLimit, progress,
+                r =>
+                {
+                    if (r.Action == GridSaveAction.Skipped) Interlocked.Increment(ref skipped); else Interlocked.Increment(ref saved);
+                    if (PassThru) post(r);
+                },
+                e => { Interlocked.Increment(ref failed); post(e); },
+                ct),
+            () => ProgressFor(progress, clock.Elapsed));
+        WriteVerbose($"Saved {saved}, skipped {skipped} (already there), failed {failed} of {items.Count} artifact(s), {SizeText.Format(bytes)} in {clock.Elapsed.TotalSeconds:F1} s to '{root}'.");
+        base.EndProcessing();
+    }
+
+    private static ProgressRecord ProgressFor(TransferProgress p, TimeSpan elapsed)
+    {
+        var done = p.BytesDone;
+        var rate = elapsed.TotalSeconds > 0 ? done / elapsed.TotalSeconds : 0;
+        var record = new ProgressRecord(1, "Saving artifacts",
+            $"{p.FilesDone} of {p.FilesTotal} files, {SizeText.Format(done)} of {SizeText.Format(p.BytesTotal)} at {SizeText.Format((long)rate)}/s")
+        {
+            PercentComplete = p.BytesTotal > 0 ? (int)Math.Min(100, done * 100 / p.BytesTotal) : (int)(p.FilesDone * 100 / Math.Max(1, p.FilesTotal)),
+        };
+        if (rate > 0 && p.BytesTotal > done) record.SecondsRemaining = (int)Math.Min(int.MaxValue, (p.BytesTotal - done) / rate);
+        return record;
+    }
+}

@@ -1,0 +1,167 @@
+using System.Collections.Concurrent;
+using System.Management.Automation;
+using GridArtifacts.Core;
+using GridArtifacts.Core.Model;
+using GridArtifacts.Core.Stores;
+
+namespace GridArtifacts;
+
+/// <summary>
+/// Shared plumbing of every GridArtifacts cmdlet: one cancellation token per call (Ctrl+C cancels it),
+/// work run off the pipeline thread with everything it produces drained and written on the pipeline
+/// thread, and GridException mapped onto ErrorRecords.
+/// </summary>
+public abstract class GridCmdlet : PSCmdlet
+{
+    private CancellationTokenSource? _stop;
+
+    protected CancellationToken CancelToken => (_stop ??= new CancellationTokenSource()).Token;
+
+    protected override void BeginProcessing() => _stop ??= new CancellationTokenSource();
+
+    protected override void StopProcessing() => _stop?.Cancel();
+
+    protected override void EndProcessing()
+    {
+        _stop?.Dispose();
+        _stop = null;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> on the thread pool. What it posts (objects, ErrorRecords,
+    /// GridExceptions, verbose text) is written here, on the pipeline thread; <paramref name="progress"/>
+    /// is asked for a record about four times a second. A GridException the work throws becomes a
+    /// terminating error; cancellation ends quietly because PowerShell is already stopping the pipeline.
+    /// </summary>
+    protected void RunAndDrain(Func<Action<object>, CancellationToken, Task> work, Func<ProgressRecord?>? progress = null)
+    {
+        using var queue = new BlockingCollection<object>(new ConcurrentQueue<object>(), 4096);
+        var token = CancelToken;
+        var task = Task.Run(async () =>
+        {
+            try { await work(queue.Add, token).ConfigureAwait(false); }
+            finally { queue.CompleteAdding(); }
+        }, CancellationToken.None);
+
+        var nextProgress = DateTime.UtcNow;
+        ProgressRecord? last = null;
+        try
+        {
+            while (!queue.IsCompleted)
+            {
+                if (queue.TryTake(out var item, 250)) Dispatch(item);
+                if (progress is not null && DateTime.UtcNow >= nextProgress)
+                {
+                    last = progress();
+                    if (last is not null) WriteProgress(last);
+                    nextProgress = DateTime.UtcNow.AddMilliseconds(250);
+                }
+            }
+        }
+        finally
+        {
+            if (last is not null)
+            {
+                last.RecordType = ProgressRecordType.Completed;
+                WriteProgress(last);
+            }
+        }
+
+        try
+        {
+            task.GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            throw new PipelineStoppedException();
+        }
+        catch (GridException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+        }
+    }
+
+    private void Dispatch(object item)
+    {
+        switch (item)
+        {
+            case GridException ex: WriteError(ToErrorRecord(ex)); break;
+            case ErrorRecord er: WriteError(er); break;
+            case VerboseMessage v: WriteVerbose(v.Text); break;
+            case WarningMessage w: WriteWarning(w.Text); break;
+            default: WriteObject(item); break;
+        }
+    }
+
+    protected sealed record VerboseMessage(string Text);
+    protected sealed record WarningMessage(string Text);
+
+    public static ErrorRecord ToErrorRecord(GridException ex)
+    {
+        var category = ex.Kind switch
+        {
+            GridErrorKind.NotFound => ErrorCategory.ObjectNotFound,
+            GridErrorKind.InvalidName => ErrorCategory.InvalidArgument,
+            GridErrorKind.InvalidArgument => ErrorCategory.InvalidArgument,
+            GridErrorKind.DamagedRecord => ErrorCategory.InvalidData,
+            GridErrorKind.UnsafePath => ErrorCategory.SecurityError,
+            GridErrorKind.IntegrityFailure => ErrorCategory.InvalidResult,
+            GridErrorKind.AlreadyExists => ErrorCategory.ResourceExists,
+            GridErrorKind.StoreUnavailable => ErrorCategory.ConnectionError,
+            GridErrorKind.AccessDenied => ErrorCategory.PermissionDenied,
+            GridErrorKind.WriteFailed => ErrorCategory.WriteError,
+            _ => ErrorCategory.NotSpecified,
+        };
+        return new ErrorRecord(ex, ex.ErrorId, category, ex.Target);
+    }
+
+    /// <summary>Writes a non-terminating error for one item.</summary>
+    protected void WriteGridError(GridException ex) => WriteError(ToErrorRecord(ex));
+
+    /// <summary>Qualifies a user path against the current PowerShell location (not the process directory).</summary>
+    protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+}
+
+/// <summary>A cmdlet that reads or writes a store: the shared -Store parameter and how it is resolved.</summary>
+public abstract class GridStoreCmdlet : GridCmdlet
+{
+    /// <summary>
+    /// The store for this call: a folder or s3://bucket/prefix. Without it: $env:GRID_STORE, then the
+    /// location saved by Set-GridStore, then ~/.grid/store. Objects on the pipeline carry their store.
+    /// </summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string? Store { get; set; }
+
+    /// <summary>The resolved store of this call, folder paths qualified against the current location.</summary>
+    protected GridStoreInfo ResolveStore()
+    {
+        try
+        {
+            var info = StoreSettings.Resolve(Store);
+            return info.Kind == GridStoreKind.FileSystem
+                ? new GridStoreInfo(ResolvePath(info.Location), info.Kind, info.Source)
+                : info;
+        }
+        catch (GridException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+            throw; // not reached
+        }
+    }
+
+    protected GridCatalog OpenCatalog()
+    {
+        var info = ResolveStore();
+        WriteVerbose($"Store: {info.Location} (from {info.Source})");
+        try
+        {
+            return StoreSettings.Open(info.Location);
+        }
+        catch (GridException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+            throw; // not reached
+        }
+    }
+}
