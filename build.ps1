@@ -54,7 +54,7 @@ function Invoke-Build {
     foreach ($file in Get-ChildItem $publish -File) {
         if ($file.Name -like 'System.Management.Automation*') { throw "The build would ship $($file.Name); PowerShell references must be compile-time only." }
         if ($file.Extension -eq '.json') { continue }
-        $target = if ($file.BaseName -eq 'GridArtifacts') { $moduleOut } else { $deps }
+        $target = if ($file.BaseName -in 'GridArtifacts', 'GridArtifacts.Model') { $moduleOut } else { $deps }
         Copy-Item $file.FullName $target
     }
     Copy-Item (Join-Path $root 'src/GridArtifacts/Module/*') $moduleOut

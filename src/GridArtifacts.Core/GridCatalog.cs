@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
-using GridArtifacts.Core.Model;
 using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
 
 namespace GridArtifacts.Core;
 

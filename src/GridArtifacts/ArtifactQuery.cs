@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using System.Text.RegularExpressions;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 
 namespace GridArtifacts;
 

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 using GridArtifacts.Core.Stores;
 
 namespace GridArtifacts;

@@ -14,9 +14,10 @@ public sealed class ModuleInit : IModuleAssemblyInitializer, IModuleAssemblyClea
 {
     internal const string DependencyFolder = "deps";
     internal const string EngineAssembly = "GridArtifacts.Core";
+    internal const string ModelAssembly = "GridArtifacts.Model";
 
-    private static readonly string DepsPath =
-        Path.Combine(Path.GetDirectoryName(typeof(ModuleInit).Assembly.Location)!, DependencyFolder);
+    private static readonly string ModulePath = Path.GetDirectoryName(typeof(ModuleInit).Assembly.Location)!;
+    private static readonly string DepsPath = Path.Combine(ModulePath, DependencyFolder);
 
     internal static readonly GridLoadContext Context = new(DepsPath);
 
@@ -24,10 +25,23 @@ public sealed class ModuleInit : IModuleAssemblyInitializer, IModuleAssemblyClea
 
     public void OnRemove(PSModuleInfo psModuleInfo) => AssemblyLoadContext.Default.Resolving -= ResolveEngine;
 
-    private static Assembly? ResolveEngine(AssemblyLoadContext defaultContext, AssemblyName name) =>
-        name.Name == EngineAssembly && File.Exists(Path.Combine(DepsPath, EngineAssembly + ".dll"))
-            ? Context.LoadFromAssemblyName(name)
-            : null;
+    /// <summary>
+    /// The engine goes to the module's context; the model (shared by both sides) to the default
+    /// context, from the module folder, so that one copy of each model type exists.
+    /// </summary>
+    private static Assembly? ResolveEngine(AssemblyLoadContext defaultContext, AssemblyName name)
+    {
+        if (name.Name == EngineAssembly && File.Exists(Path.Combine(DepsPath, EngineAssembly + ".dll")))
+        {
+            return Context.LoadFromAssemblyName(name);
+        }
+        var model = Path.Combine(ModulePath, ModelAssembly + ".dll");
+        if (name.Name == ModelAssembly && File.Exists(model))
+        {
+            return defaultContext.LoadFromAssemblyPath(model);
+        }
+        return null;
+    }
 }
 
 /// <summary>Loads the engine and its dependencies from the module's deps folder; anything else comes from the default context.</summary>
@@ -39,6 +53,8 @@ internal sealed class GridLoadContext : AssemblyLoadContext
 
     protected override Assembly? Load(AssemblyName assemblyName)
     {
+        // The shared model always comes from the default context.
+        if (assemblyName.Name == ModuleInit.ModelAssembly) return null;
         var candidate = Path.Combine(_folder, assemblyName.Name + ".dll");
         return File.Exists(candidate) ? LoadFromAssemblyPath(candidate) : null;
     }

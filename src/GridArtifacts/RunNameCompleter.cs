@@ -15,7 +15,7 @@ public sealed class RunNameCompleter : IArgumentCompleter
         {
             var store = fakeBoundParameters["Store"] as string;
             var info = StoreSettings.Resolve(store);
-            if (info.Kind == Core.Model.GridStoreKind.FileSystem && !System.IO.Path.IsPathRooted(info.Location)) return Array.Empty<CompletionResult>();
+            if (info.Kind == GridArtifacts.Model.GridStoreKind.FileSystem && !System.IO.Path.IsPathRooted(info.Location)) return Array.Empty<CompletionResult>();
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
             var names = StoreSettings.Open(info.Location).ListRunNamesAsync(cts.Token).GetAwaiter().GetResult();
             var word = wordToComplete.Trim('\'', '"');

@@ -1,6 +1,7 @@
+using GridArtifacts.Core.Stores;
 using System.Management.Automation;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 
 namespace GridArtifacts;
 

@@ -1,3 +1,4 @@
+using GridArtifacts.Model;
 using System.Runtime.CompilerServices;
 
 namespace GridArtifacts.Core.Stores;

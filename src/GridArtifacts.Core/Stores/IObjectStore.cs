@@ -1,3 +1,4 @@
+using GridArtifacts.Model;
 namespace GridArtifacts.Core.Stores;
 
 /// <summary>An object (or a common prefix, for a listing that does not recurse) in a store.</summary>

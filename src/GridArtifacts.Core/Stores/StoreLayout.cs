@@ -1,4 +1,5 @@
-using GridArtifacts.Core.Model;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
 
 namespace GridArtifacts.Core.Stores;
 

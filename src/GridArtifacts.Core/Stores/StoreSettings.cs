@@ -1,6 +1,7 @@
+using GridArtifacts.Core.Stores;
 using System.Collections.Concurrent;
 using System.Text.Json;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 
 namespace GridArtifacts.Core.Stores;
 

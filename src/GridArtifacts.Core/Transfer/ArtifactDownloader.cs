@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 using GridArtifacts.Core.Stores;
 
 namespace GridArtifacts.Core.Transfer;

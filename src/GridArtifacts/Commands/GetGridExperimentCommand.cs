@@ -1,6 +1,6 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 
 namespace GridArtifacts.Commands;
 

@@ -1,5 +1,5 @@
 using System.Management.Automation;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 
 namespace GridArtifacts.Commands;
 

@@ -1,9 +1,10 @@
+using GridArtifacts.Core.Stores;
 using System.Collections;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Management.Automation;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 
 namespace GridArtifacts.Commands;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Management.Automation;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Model;
+using GridArtifacts.Model;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Core.Transfer;
 
@@ -11,7 +11,7 @@ namespace GridArtifacts.Commands;
 /// Downloads artifacts to <c>&lt;Destination&gt;/&lt;run&gt;/&lt;exp&gt;/&lt;path&gt;</c>, verified against their
 /// SHA-256. Identical files already there are skipped; -Force downloads them again.
 /// </summary>
-[Cmdlet(VerbsData.Save, "GridArtifact", SupportsShouldProcess = true, DefaultParameterSetName = NameSet)]
+[Cmdlet(VerbsData.Save, "GridArtifact", SupportsShouldProcess = true, DefaultParameterSetName = InputObjectSet)]
 [OutputType(typeof(GridSaveResult))]
 public sealed class SaveGridArtifactCommand : GridStoreCmdlet
 {

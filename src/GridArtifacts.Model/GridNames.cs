@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace GridArtifacts.Core.Model;
+namespace GridArtifacts.Model;
 
 /// <summary>The naming rules of runs, experiments and artifact paths, in one place.</summary>
 public static class GridNames

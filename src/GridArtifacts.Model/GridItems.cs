@@ -1,4 +1,4 @@
-namespace GridArtifacts.Core.Model;
+namespace GridArtifacts.Model;
 
 /// <summary>
 /// What every object on the pipeline carries, so that by-property-name binding

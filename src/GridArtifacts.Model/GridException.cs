@@ -1,4 +1,4 @@
-namespace GridArtifacts.Core;
+namespace GridArtifacts.Model;
 
 /// <summary>What went wrong, in terms a cmdlet maps onto an ErrorCategory.</summary>
 public enum GridErrorKind

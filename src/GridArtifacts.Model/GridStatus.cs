@@ -1,4 +1,4 @@
-namespace GridArtifacts.Core.Model;
+namespace GridArtifacts.Model;
 
 /// <summary>The life cycle of an experiment; a run's status is derived from its experiments.</summary>
 public enum GridStatus

@@ -1,12 +1,14 @@
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace GridArtifacts.Core.Model;
+namespace GridArtifacts.Core.Stores;
 
 /// <summary><c>runs/&lt;run&gt;/run.json</c>: what was run, when, with which parameters. Written once, when the run starts.</summary>
 public sealed class RunRecord
 {
-    public int Schema { get; set; } = Stores.StoreLayout.SchemaVersion;
+    public int Schema { get; set; } = StoreLayout.SchemaVersion;
     public string Name { get; set; } = "";
     public DateTimeOffset Created { get; set; }
     public string? Command { get; set; }
@@ -16,7 +18,7 @@ public sealed class RunRecord
 /// <summary><c>runs/&lt;run&gt;/&lt;exp&gt;/experiment.json</c>: one writer (the experiment's agent) rewrites it as the experiment goes.</summary>
 public sealed class ExperimentRecord
 {
-    public int Schema { get; set; } = Stores.StoreLayout.SchemaVersion;
+    public int Schema { get; set; } = StoreLayout.SchemaVersion;
     public string Run { get; set; } = "";
     public string Experiment { get; set; } = "";
     public GridStatus Status { get; set; }
@@ -31,7 +33,7 @@ public sealed class ExperimentRecord
 /// <summary><c>runs/&lt;run&gt;/&lt;exp&gt;/manifest.json</c>: every artifact with its size and SHA-256, as uploaded.</summary>
 public sealed class ManifestRecord
 {
-    public int Schema { get; set; } = Stores.StoreLayout.SchemaVersion;
+    public int Schema { get; set; } = StoreLayout.SchemaVersion;
     public string Run { get; set; } = "";
     public string Experiment { get; set; } = "";
     /// <summary>True once the final sync has written it; nothing is added after that.</summary>
@@ -79,11 +81,11 @@ public static class RecordJson
             RunRecord r => r.Schema,
             ExperimentRecord e => e.Schema,
             ManifestRecord m => m.Schema,
-            _ => Stores.StoreLayout.SchemaVersion,
+            _ => StoreLayout.SchemaVersion,
         };
-        if (schema < 1 || schema > Stores.StoreLayout.SchemaVersion)
+        if (schema < 1 || schema > StoreLayout.SchemaVersion)
         {
-            throw Damaged(storeLocation, key, $"its schema version {schema} is not one this module reads (1 to {Stores.StoreLayout.SchemaVersion}); update the module", null);
+            throw Damaged(storeLocation, key, $"its schema version {schema} is not one this module reads (1 to {StoreLayout.SchemaVersion}); update the module", null);
         }
         return value;
     }

@@ -1,0 +1,116 @@
+using GridArtifacts.Core;
+using GridArtifacts.Model;
+using Xunit;
+
+namespace GridArtifacts.Tests;
+
+public class NamesTests
+{
+    [Theory]
+    [InlineData("adorable-mouse-123", true)]
+    [InlineData("a", true)]
+    [InlineData("run1", true)]
+    [InlineData("Upper", false)]
+    [InlineData("-lead", false)]
+    [InlineData("trail-", false)]
+    [InlineData("under_score", false)]
+    [InlineData("run-exp3", false)] // reserved: names an experiment
+    [InlineData("", false)]
+    [InlineData("../x", false)]
+    [InlineData("a/b", false)]
+    public void Run_names(string name, bool valid) => Assert.Equal(valid, GridNames.IsValidRunName(name));
+
+    [Fact]
+    public void Run_names_are_at_most_63_characters()
+    {
+        Assert.True(GridNames.IsValidRunName(new string('a', 63)));
+        Assert.False(GridNames.IsValidRunName(new string('a', 64)));
+    }
+
+    [Theory]
+    [InlineData("exp0", true)]
+    [InlineData("exp12", true)]
+    [InlineData("exp01", false)]
+    [InlineData("exp", false)]
+    [InlineData("Exp1", false)]
+    [InlineData("exp-1", false)]
+    public void Experiment_names(string name, bool valid) => Assert.Equal(valid, GridNames.IsValidExperimentName(name));
+
+    [Theory]
+    [InlineData("my-run", "my-run", null)]
+    [InlineData("my-run-exp3", "my-run", "exp3")]
+    [InlineData("my-*-exp1", "my-*", "exp1")]
+    [InlineData("exp-run", "exp-run", null)]
+    public void Targets_split_into_run_and_experiment(string target, string run, string? exp)
+    {
+        var (r, e) = GridNames.SplitTarget(target);
+        Assert.Equal(run, r);
+        Assert.Equal(exp, e);
+    }
+
+    [Fact]
+    public void Generated_names_are_valid()
+    {
+        var rnd = new Random(1);
+        for (var i = 0; i < 200; i++) Assert.True(GridNames.IsValidRunName(GridNames.NewRunName(rnd)));
+    }
+
+    public static TheoryData<string> Traversals => new()
+    {
+        "../escape.txt",
+        "../../etc/passwd",
+        "a/../../escape.txt",
+        "a/../b",
+        "..",
+        ".",
+        "./a",
+        "/etc/passwd",
+        "//server/share/x",
+        "C:/Windows/x.dll",
+        "c:escape.txt",
+        "a\\..\\..\\escape.txt",
+        "..\\escape.txt",
+        "\\\\server\\share",
+        "a//b",
+        "a/",
+        "",
+        "nul\0byte",
+        "line\nbreak",
+    };
+
+    [Theory]
+    [MemberData(nameof(Traversals))]
+    public void Every_traversal_is_refused_before_anything_is_written(string path)
+    {
+        using var temp = new TempDir();
+        var root = temp.Sub("dest");
+        var ex = Assert.Throws<GridException>(() => GridNames.LocalPathFor(root, "run", "exp0", path));
+        Assert.Equal(GridErrorKind.UnsafePath, ex.Kind);
+        Assert.False(Directory.Exists(root));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(temp.Path));
+    }
+
+    [Theory]
+    [InlineData("../other", "exp0")]
+    [InlineData("run", "../exp0")]
+    [InlineData("run", "exp0/..")]
+    public void Bad_run_or_experiment_parts_are_refused(string run, string exp)
+    {
+        var ex = Assert.Throws<GridException>(() => GridNames.LocalPathFor("/tmp/dest", run, exp, "a.txt"));
+        Assert.Equal(GridErrorKind.UnsafePath, ex.Kind);
+    }
+
+    [Theory]
+    [InlineData("model.pt")]
+    [InlineData("ckpt/epoch=3-step=100.ckpt")]
+    [InlineData("naïve/日本語 ファイル.txt")]
+    [InlineData("..hidden/..x")]
+    [InlineData(".hidden")]
+    public void Ordinary_and_unicode_paths_land_under_the_destination(string path)
+    {
+        var root = Path.GetFullPath("/tmp/dest");
+        var local = GridNames.LocalPathFor(root, "run", "exp0", path);
+        Assert.StartsWith(Path.Combine(root, "run", "exp0") + Path.DirectorySeparatorChar, local);
+        Assert.EndsWith(path.Replace('/', Path.DirectorySeparatorChar), local);
+    }
+}

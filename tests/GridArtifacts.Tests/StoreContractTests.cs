@@ -1,0 +1,310 @@
+using System.Text;
+using GridArtifacts.Core;
+using GridArtifacts.Model;
+using GridArtifacts.Core.Stores;
+using Xunit;
+
+namespace GridArtifacts.Tests;
+
+/// <summary>
+/// The store contract (docs/store-layout.md), written once against <see cref="IObjectStore"/> and
+/// <see cref="GridCatalog"/>. Each store runs it unchanged by deriving and saying how to make a fresh,
+/// empty store.
+/// </summary>
+public abstract class StoreContractTests : IDisposable
+{
+    protected readonly TempDir Temp = new();
+    private readonly List<IObjectStore> _stores = new();
+
+    /// <summary>A fresh, empty store.</summary>
+    protected abstract IObjectStore NewStore();
+
+    protected IObjectStore Store() { var s = NewStore(); _stores.Add(s); return s; }
+
+    public void Dispose()
+    {
+        foreach (var s in _stores) s.Dispose();
+        Temp.Dispose();
+    }
+
+    private static async Task<byte[]> ReadAll(IObjectStore store, string key)
+    {
+        await using var s = await store.OpenReadAsync(key, CancellationToken.None);
+        using var ms = new MemoryStream();
+        await s.CopyToAsync(ms);
+        return ms.ToArray();
+    }
+
+    private static async Task<List<ObjectEntry>> List(IObjectStore store, string prefix, bool recursive)
+    {
+        var list = new List<ObjectEntry>();
+        await foreach (var e in store.ListAsync(prefix, recursive, CancellationToken.None)) list.Add(e);
+        return list;
+    }
+
+    [Fact]
+    public async Task Put_then_read_returns_the_same_bytes()
+    {
+        var store = Store();
+        var data = TestBytes.Random(1000, 1);
+        await store.PutAsync("a/b.bin", data, default);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(await ReadAll(store, "a/b.bin")));
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256((await store.TryReadAllBytesAsync("a/b.bin", default))!));
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(5_000_000)]
+    [InlineData(17_000_001)]
+    public async Task PutFile_round_trips_byte_exact(int length)
+    {
+        var store = Store();
+        var data = TestBytes.Random(length, length);
+        var file = Temp.WriteFile($"src/{length}.bin", data);
+        await store.PutFileAsync($"runs/r/exp0/artifacts/{length}.bin", file, default);
+        var back = await ReadAll(store, $"runs/r/exp0/artifacts/{length}.bin");
+        Assert.Equal(length, back.Length);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(back));
+        var listed = Assert.Single(await List(store, "runs/r/exp0/artifacts/", recursive: true));
+        Assert.Equal(length, listed.Size);
+    }
+
+    [Fact]
+    public async Task Missing_keys_read_as_null_or_NotFound()
+    {
+        var store = Store();
+        Assert.Null(await store.TryReadAllBytesAsync("no/such/key.json", default));
+        var ex = await Assert.ThrowsAsync<GridException>(() => store.OpenReadAsync("no/such/key.bin", default));
+        Assert.Equal(GridErrorKind.NotFound, ex.Kind);
+        Assert.Empty(await List(store, "no/such/", recursive: true));
+        await store.DeleteAsync("no/such/key.bin", default);
+    }
+
+    [Fact]
+    public async Task Listing_is_ordinal_and_folds_deeper_keys_into_prefixes()
+    {
+        var store = Store();
+        foreach (var k in new[] { "runs/b/run.json", "runs/a/run.json", "runs/a/exp0/experiment.json", "runs/a/exp10/x", "runs/ab/run.json", "top.json" })
+        {
+            await store.PutAsync(k, Encoding.UTF8.GetBytes(k), default);
+        }
+        var shallow = await List(store, "runs/", recursive: false);
+        Assert.Equal(new[] { "runs/a/", "runs/ab/", "runs/b/" }, shallow.Select(e => e.Key));
+        Assert.All(shallow, e => Assert.True(e.IsPrefix));
+
+        var inRun = await List(store, "runs/a/", recursive: false);
+        Assert.Equal(new[] { "runs/a/exp0/", "runs/a/exp10/", "runs/a/run.json" }, inRun.Select(e => e.Key));
+        Assert.False(inRun[2].IsPrefix);
+
+        var deep = await List(store, "runs/a/", recursive: true);
+        Assert.Equal(new[] { "runs/a/exp0/experiment.json", "runs/a/exp10/x", "runs/a/run.json" }, deep.Select(e => e.Key));
+
+        // A prefix that ends inside a name: "runs/a" matches a/ and ab/, not b/.
+        var partial = await List(store, "runs/a", recursive: false);
+        Assert.Equal(new[] { "runs/a/", "runs/ab/" }, partial.Select(e => e.Key));
+    }
+
+    [Fact]
+    public async Task Unicode_and_odd_names_round_trip_exactly()
+    {
+        var store = Store();
+        var names = new[] { "naïve résumé.txt", "日本語/ファイル.bin", "emoji 🎉/x y.txt", "a+b=c&d%20e.txt", "-dash/.hidden" };
+        foreach (var n in names) await store.PutAsync("runs/r/exp0/artifacts/" + n, Encoding.UTF8.GetBytes(n), default);
+        var listed = await List(store, "runs/r/exp0/artifacts/", recursive: true);
+        Assert.Equal(names.OrderBy(n => n, StringComparer.Ordinal), listed.Select(e => e.Key["runs/r/exp0/artifacts/".Length..]));
+        foreach (var n in names)
+        {
+            Assert.Equal(n, Encoding.UTF8.GetString(await ReadAll(store, "runs/r/exp0/artifacts/" + n)));
+        }
+    }
+
+    [Fact]
+    public async Task Overwrites_are_atomic_for_readers()
+    {
+        var store = Store();
+        var a = TestBytes.Random(2_000_000, 7);
+        var b = TestBytes.Random(2_000_000, 8);
+        var hashes = new HashSet<string> { TestBytes.Sha256(a), TestBytes.Sha256(b) };
+        await store.PutAsync("k.bin", a, default);
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            for (var i = 0; i < 20; i++) await store.PutAsync("k.bin", i % 2 == 0 ? b : a, default);
+            stop.Cancel();
+        });
+        var reads = 0;
+        while (!stop.IsCancellationRequested || reads == 0)
+        {
+            var bytes = await store.TryReadAllBytesAsync("k.bin", default);
+            Assert.NotNull(bytes);
+            Assert.Contains(TestBytes.Sha256(bytes!), hashes);
+            reads++;
+        }
+        await writer;
+        Assert.True(reads > 0);
+    }
+
+    [Fact]
+    public async Task Delete_removes_the_object()
+    {
+        var store = Store();
+        await store.PutAsync("runs/r/run.json", new byte[] { 1 }, default);
+        await store.DeleteAsync("runs/r/run.json", default);
+        Assert.Null(await store.TryReadAllBytesAsync("runs/r/run.json", default));
+        Assert.Empty(await List(store, "runs/", recursive: false));
+    }
+
+    // ---- the catalog over the store ----
+
+    private static readonly DateTimeOffset T0 = new(2026, 1, 2, 3, 4, 5, TimeSpan.Zero);
+
+    protected static async Task SeedAsync(GridCatalog catalog, string run, DateTimeOffset created, params (string Exp, GridStatus Status)[] experiments)
+    {
+        await catalog.WriteRunRecordAsync(new RunRecord { Name = run, Created = created, Command = "python train.py" }, default);
+        foreach (var (exp, status) in experiments)
+        {
+            await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+            {
+                Run = run, Experiment = exp, Status = status, Created = created, Started = created,
+                Finished = status.IsFinished() ? created.AddMinutes(1) : null, Heartbeat = created,
+            }, default);
+        }
+    }
+
+    [Fact]
+    public async Task Runs_experiments_and_artifacts_read_back_with_hashes()
+    {
+        var catalog = new GridCatalog(Store(), clock: new FixedClock(T0.AddSeconds(30)));
+        await SeedAsync(catalog, "sweep-one", T0, ("exp0", GridStatus.Succeeded), ("exp1", GridStatus.Failed), ("exp10", GridStatus.Succeeded));
+        var data = TestBytes.Random(123_456, 3);
+        var file = Temp.WriteFile("model.pt", data);
+        var entry = await catalog.PutArtifactFileAsync("sweep-one", "exp1", "ckpt/model.pt", file, default);
+        await catalog.WriteManifestAsync(new ManifestRecord { Run = "sweep-one", Experiment = "exp1", Artifacts = { entry } }, default);
+
+        var run = await catalog.GetRunAsync("sweep-one", default);
+        Assert.Equal(GridStatus.Failed, run.Status);
+        Assert.Equal(new[] { "exp0", "exp1", "exp10" }, run.Experiments);
+        Assert.Equal("python train.py", run.Command);
+
+        var exp = await catalog.GetExperimentAsync("sweep-one", "exp1", default);
+        Assert.Equal("sweep-one-exp1", exp.Id);
+        Assert.Equal(1, exp.ArtifactCount);
+        Assert.Equal(data.Length, exp.ArtifactBytes);
+
+        var artifacts = await catalog.GetArtifactsAsync("sweep-one", "exp1", default);
+        var a = Assert.Single(artifacts.Items);
+        Assert.Empty(artifacts.Errors);
+        Assert.Equal("ckpt/model.pt", a.Path);
+        Assert.Equal(data.Length, a.Size);
+        Assert.Equal(TestBytes.Sha256(data), a.Sha256);
+        await using var s = await catalog.OpenArtifactAsync(a, default);
+        using var ms = new MemoryStream();
+        await s.CopyToAsync(ms);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(ms.ToArray()));
+    }
+
+    [Fact]
+    public async Task Unknown_run_and_experiment_are_NotFound_naming_what_was_asked()
+    {
+        var catalog = new GridCatalog(Store());
+        await SeedAsync(catalog, "known", T0, ("exp0", GridStatus.Succeeded));
+        var run = await Assert.ThrowsAsync<GridException>(() => catalog.GetRunAsync("unknown-run", default));
+        Assert.Equal(GridErrorKind.NotFound, run.Kind);
+        Assert.Equal("RunNotFound", run.ErrorId);
+        Assert.Contains("unknown-run", run.Message);
+        var exp = await Assert.ThrowsAsync<GridException>(() => catalog.GetExperimentAsync("known", "exp7", default));
+        Assert.Equal("ExperimentNotFound", exp.ErrorId);
+        Assert.Contains("exp7", exp.Message);
+        var arts = await Assert.ThrowsAsync<GridException>(() => catalog.GetArtifactsAsync("unknown-run", "exp0", default));
+        Assert.Equal("RunNotFound", arts.ErrorId);
+    }
+
+    [Fact]
+    public async Task A_damaged_record_names_its_key_and_the_rest_is_still_read()
+    {
+        var store = Store();
+        var catalog = new GridCatalog(store);
+        await SeedAsync(catalog, "good-run", T0, ("exp0", GridStatus.Succeeded));
+        await SeedAsync(catalog, "bad-run", T0, ("exp0", GridStatus.Succeeded));
+        await store.PutAsync(StoreLayout.RunRecordKey("bad-run"), Encoding.UTF8.GetBytes("{ not json"), default);
+        var names = await catalog.ListRunNamesAsync(default);
+        var result = await catalog.GetRunsAsync(names, default);
+        Assert.Equal("good-run", Assert.Single(result.Items).Name);
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(GridErrorKind.DamagedRecord, error.Kind);
+        Assert.Contains("runs/bad-run/run.json", error.Message);
+
+        await store.PutAsync(StoreLayout.ManifestKey("good-run", "exp0"), Encoding.UTF8.GetBytes("[]]"), default);
+        await store.PutAsync(StoreLayout.ArtifactKey("good-run", "exp0", "x.txt"), new byte[] { 1, 2 }, default);
+        var artifacts = await catalog.GetArtifactsAsync("good-run", "exp0", default);
+        Assert.Equal("x.txt", Assert.Single(artifacts.Items).Path);
+        Assert.Null(artifacts.Items[0].Sha256);
+        Assert.Contains("manifest.json", Assert.Single(artifacts.Errors).Message);
+    }
+
+    [Fact]
+    public async Task A_newer_schema_is_reported_not_misread()
+    {
+        var store = Store();
+        var catalog = new GridCatalog(store);
+        await store.PutAsync(StoreLayout.RunRecordKey("future"), Encoding.UTF8.GetBytes("{\"schema\": 99, \"name\": \"future\"}"), default);
+        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.GetRunAsync("future", default));
+        Assert.Equal(GridErrorKind.DamagedRecord, ex.Kind);
+        Assert.Contains("schema version 99", ex.Message);
+    }
+
+    [Fact]
+    public async Task Run_status_is_derived_and_stale_heartbeats_read_as_Lost()
+    {
+        var clock = new FixedClock(T0.AddMinutes(10));
+        var catalog = new GridCatalog(Store(), lostAfter: TimeSpan.FromMinutes(2), clock: clock);
+        await SeedAsync(catalog, "active", T0, ("exp0", GridStatus.Succeeded), ("exp1", GridStatus.Running));
+        await catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "active", Experiment = "exp1", Status = GridStatus.Running, Created = T0, Heartbeat = T0.AddMinutes(9.5) }, default);
+        await SeedAsync(catalog, "crashed", T0, ("exp0", GridStatus.Running));
+        await SeedAsync(catalog, "done", T0, ("exp0", GridStatus.Succeeded), ("exp1", GridStatus.Stopped));
+
+        Assert.Equal(GridStatus.Running, (await catalog.GetRunAsync("active", default)).Status);
+        Assert.Equal(GridStatus.Lost, (await catalog.GetRunAsync("crashed", default)).Status);
+        Assert.Equal(GridStatus.Lost, (await catalog.GetExperimentAsync("crashed", "exp0", default)).Status);
+        var done = await catalog.GetRunAsync("done", default);
+        Assert.Equal(GridStatus.Stopped, done.Status);
+        Assert.Equal(T0.AddMinutes(1), done.Finished);
+    }
+
+    [Fact]
+    public async Task Listing_crosses_the_1000_key_page_boundary()
+    {
+        var store = Store();
+        var catalog = new GridCatalog(store);
+        await SeedAsync(catalog, "many", T0, ("exp0", GridStatus.Succeeded));
+        const int count = 1_205;
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+            await store.PutAsync(StoreLayout.ArtifactKey("many", "exp0", $"f/{i:D5}.txt"), Encoding.UTF8.GetBytes(i.ToString()), ct));
+        var artifacts = await catalog.GetArtifactsAsync("many", "exp0", default);
+        Assert.Equal(count, artifacts.Items.Count);
+        Assert.Equal(Enumerable.Range(0, count).Select(i => $"f/{i:D5}.txt"), artifacts.Items.Select(a => a.Path));
+    }
+}
+
+public sealed class FixedClock : TimeProvider
+{
+    private readonly DateTimeOffset _now;
+    public FixedClock(DateTimeOffset now) => _now = now;
+    public override DateTimeOffset GetUtcNow() => _now;
+}
+
+public sealed class FileSystemStoreContractTests : StoreContractTests
+{
+    protected override IObjectStore NewStore() => new FileSystemStore(Temp.Sub("store-" + Guid.NewGuid().ToString("N")));
+
+    [Fact]
+    public async Task Temporary_files_never_show_in_listings()
+    {
+        var store = Store();
+        await store.PutAsync("runs/r/run.json", new byte[] { 1 }, default);
+        var top = new List<ObjectEntry>();
+        await foreach (var e in store.ListAsync("", recursive: false, default)) top.Add(e);
+        Assert.Equal(new[] { "runs/" }, top.Select(e => e.Key));
+    }
+}
