@@ -31,7 +31,7 @@ $env:DOTNET_NOLOGO = '1'
 
 function Invoke-Native {
     param([string] $What, [scriptblock] $Command)
-    & $Command
+    & $Command | Out-Host
     if ($LASTEXITCODE -ne 0) { throw "$What failed (exit code $LASTEXITCODE)." }
 }
 
@@ -66,12 +66,50 @@ function Invoke-Build {
     Write-Host "Built GridArtifacts $version at $moduleOut"
 }
 
-function Get-PesterPath {
-    Invoke-Native 'Pester restore' { dotnet restore (Join-Path $root 'tests/pester/PesterRestore.csproj') --nologo -v quiet }
-    $cache = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
-    $psd1 = Join-Path $cache 'pester/5.7.1/tools/Pester.psd1'
-    if (-not (Test-Path $psd1)) { throw "Pester 5.7.1 was restored but '$psd1' is missing." }
-    $psd1
+function Get-NuGetCache {
+    if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path ([Environment]::GetFolderPath('UserProfile')) '.nuget/packages' }
+}
+
+function Restore-TestPackages {
+    Invoke-Native 'test package restore' { dotnet restore (Join-Path $root 'tests/pester/PesterRestore.csproj') --nologo -v quiet }
+    $cache = Get-NuGetCache
+    $paths = [pscustomobject]@{
+        Pester     = Join-Path $cache 'pester/5.7.1/tools/Pester.psd1'
+        OldAwsCore = Join-Path $cache 'awssdk.core/3.7.402/lib/netstandard2.0/AWSSDK.Core.dll'
+    }
+    foreach ($p in $paths.PSObject.Properties.Value) { if (-not (Test-Path $p)) { throw "Restored, but '$p' is missing." } }
+    $paths
+}
+
+# A real S3-compatible server (s3rver, pinned in tests/s3/package-lock.json) on a free loopback port,
+# for the S3 store's tests. Stopped by Stop-S3Server whatever happens.
+function Start-S3Server {
+    param([string] $Bucket)
+    Invoke-Native 'npm ci' { npm ci --prefix (Join-Path $root 'tests/s3') --no-audit --no-fund --loglevel=error }
+    $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+    $listener.Start(); $port = $listener.LocalEndpoint.Port; $listener.Stop()
+    $data = Join-Path ([IO.Path]::GetTempPath()) "grid-s3rver-$([guid]::NewGuid().ToString('N'))"
+    New-Item -ItemType Directory -Path $data | Out-Null
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('node')
+    foreach ($a in @((Join-Path $root 'tests/s3/node_modules/s3rver/bin/s3rver.js'), '-d', $data, '-a', '127.0.0.1', '-p', $port, '--silent', '--configure-bucket', $Bucket)) { $psi.ArgumentList.Add([string]$a) }
+    # Node 20 needs the legacy provider for listings that use continuation tokens (over 1,000 keys).
+    $psi.Environment['NODE_OPTIONS'] = '--openssl-legacy-provider'
+    # Redirected so the server holds no handle on this script's output; --silent keeps them empty.
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $process = [System.Diagnostics.Process]::Start($psi)
+    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    while ([DateTime]::UtcNow -lt $deadline) {
+        if ($process.HasExited) { throw "s3rver exited: $($process.StandardError.ReadToEnd())" }
+        try { [System.Net.Sockets.TcpClient]::new('127.0.0.1', $port).Dispose(); break } catch { Start-Sleep -Milliseconds 100 }
+    }
+    [pscustomobject]@{ Process = $process; Endpoint = "http://127.0.0.1:$port"; Data = $data }
+}
+
+function Stop-S3Server($server) {
+    if (-not $server -or -not $server.PSObject.Properties['Process']) { return }
+    if (-not $server.Process.HasExited) { $server.Process.Kill($true); $server.Process.WaitForExit(5000) | Out-Null }
+    Remove-Item -Recurse -Force $server.Data -ErrorAction Ignore
 }
 
 function Invoke-XunitTests {
@@ -88,7 +126,9 @@ function Invoke-XunitTests {
 }
 
 function Invoke-PesterTests {
-    $pester = Get-PesterPath
+    $packages = Restore-TestPackages
+    $pester = $packages.Pester
+    $env:GRID_TEST_OLD_AWSSDK_CORE = $packages.OldAwsCore
     $resultFile = Join-Path $testResults 'pester.json'
     if (Test-Path $resultFile) { Remove-Item $resultFile }
     # A loaded binary module cannot be unloaded: test the staged module in a child pwsh.
@@ -119,14 +159,30 @@ switch ($Task) {
     'Test' {
         New-Item -ItemType Directory -Force -Path $testResults | Out-Null
         $results = @()
+        $server = $null
+        $saved = @{}
         try {
             Invoke-Build
+            $server = Start-S3Server -Bucket 'grid-pester'
+            # s3rver's fixed test identity, through the SDK's standard credential chain.
+            $testEnv = @{
+                GRID_TEST_S3_ENDPOINT = $server.Endpoint
+                GRID_TEST_S3_BUCKET   = 'grid-pester'
+                AWS_ACCESS_KEY_ID     = 'S3RVER'
+                AWS_SECRET_ACCESS_KEY = 'S3RVER'
+                AWS_REGION            = 'us-east-1'
+            }
+            foreach ($k in $testEnv.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $testEnv[$k]) }
             $results += Invoke-XunitTests
             $results += Invoke-PesterTests
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red
             $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+        }
+        finally {
+            Stop-S3Server $server
+            foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
         }
         $passed = ($results | Measure-Object Passed -Sum).Sum
         $failed = ($results | Measure-Object Failed -Sum).Sum

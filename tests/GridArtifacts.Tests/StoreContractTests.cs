@@ -273,6 +273,20 @@ public abstract class StoreContractTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_listing_crosses_the_1000_prefix_page_boundary()
+    {
+        var store = Store();
+        var catalog = new GridCatalog(store);
+        const int count = 1_003;
+        var names = Enumerable.Range(0, count).Select(i => $"run-{i:D4}").ToList();
+        await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (name, ct) =>
+            await catalog.WriteRunRecordAsync(new RunRecord { Name = name, Created = T0 }, ct));
+        Assert.Equal(names, await catalog.ListRunNamesAsync(default));
+        var runs = await catalog.GetRunsAsync(names.Take(50), default);
+        Assert.Equal(50, runs.Items.Count);
+    }
+
+    [Fact]
     public async Task Listing_crosses_the_1000_key_page_boundary()
     {
         var store = Store();

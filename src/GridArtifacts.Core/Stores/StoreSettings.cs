@@ -89,13 +89,6 @@ public static class StoreSettings
     public static GridCatalog Open(string location)
     {
         return Catalogs.GetOrAdd(location, static loc =>
-        {
-            if (IsS3(loc))
-            {
-                throw new GridException(GridErrorKind.InvalidArgument, "StoreKindNotSupported",
-                    $"The store '{loc}' is an S3 URI; this build reads folder stores only.", loc);
-            }
-            return new GridCatalog(new FileSystemStore(loc));
-        });
+            new GridCatalog(IsS3(loc) ? new S3Store(loc) : new FileSystemStore(loc)));
     }
 }

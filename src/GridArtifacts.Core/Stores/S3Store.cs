@@ -1,0 +1,327 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using Amazon;
+using Amazon.Runtime;
+using Amazon.Runtime.CredentialManagement;
+using Amazon.S3;
+using Amazon.S3.Model;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Core.Stores;
+
+/// <summary>
+/// The store contract in an S3 bucket (AWS, or any server that speaks its protocol). Requests are
+/// made so that S3-compatible servers store exactly the bytes sent: no aws-chunked encoding, no
+/// trailing checksums unless the operation requires one; SigV4 still signs each payload's SHA-256
+/// so the server checks what arrived (docs/s3-compatibility.md).
+/// </summary>
+public sealed class S3Store : IObjectStore
+{
+    /// <summary>Files up to this size go up in one PUT; larger ones in parts read straight from the file.</summary>
+    public const long MultipartThreshold = 64L << 20;
+    public const long MinPartSize = 16L << 20;
+    private const int MaxParts = 10_000;
+    private const int PartConcurrency = 4;
+
+    private readonly AmazonS3Client _client;
+    private readonly S3StoreUri _location;
+
+    public S3Store(string location) : this(location, null) { }
+
+    /// <summary>For tests: explicit credentials instead of the SDK's chain.</summary>
+    internal S3Store(string location, AWSCredentials? explicitCredentials)
+    {
+        Location = location;
+        _location = S3StoreUri.Parse(location);
+        var config = new AmazonS3Config
+        {
+            // Exact bytes on every S3-compatible server: checksums only where an operation requires one.
+            RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
+            ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+            Timeout = TimeSpan.FromMinutes(5),
+            MaxConnectionsPerServer = 64,
+        };
+        if (_location.Endpoint is not null)
+        {
+            config.ServiceURL = _location.Endpoint.ToString();
+            config.ForcePathStyle = true;
+            config.AuthenticationRegion = _location.Region ?? "us-east-1";
+        }
+        else if (_location.Region is not null)
+        {
+            config.RegionEndpoint = RegionEndpoint.GetBySystemName(_location.Region);
+        }
+
+        var credentials = explicitCredentials;
+        if (_location.Profile is not null)
+        {
+            if (!new CredentialProfileStoreChain().TryGetAWSCredentials(_location.Profile, out credentials))
+            {
+                throw new GridException(GridErrorKind.AccessDenied, "ProfileNotFound",
+                    $"Store '{Display}': no AWS profile named '{_location.Profile}' in the shared config or credentials files.", Display);
+            }
+        }
+        _client = credentials is null ? new AmazonS3Client(config) : new AmazonS3Client(credentials, config);
+    }
+
+    public string Location { get; }
+
+    /// <summary>The location without options, as errors show it.</summary>
+    public string Display => _location.Display;
+
+    private string FullKey(string key) => _location.KeyPrefix + key;
+
+    public async IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var request = new ListObjectsV2Request
+        {
+            BucketName = _location.Bucket,
+            Prefix = FullKey(prefix),
+            Delimiter = recursive ? null : "/",
+            MaxKeys = 1000,
+        };
+        var strip = _location.KeyPrefix.Length;
+        do
+        {
+            var response = await Call(() => _client.ListObjectsV2Async(request, cancellationToken), prefix).ConfigureAwait(false);
+            var page = new List<ObjectEntry>();
+            foreach (var o in response.S3Objects ?? new List<S3Object>())
+            {
+                page.Add(new ObjectEntry(o.Key[strip..], o.Size ?? 0, o.LastModified is { } lm ? new DateTimeOffset(lm.ToUniversalTime()) : DateTimeOffset.MinValue));
+            }
+            foreach (var p in response.CommonPrefixes ?? new List<string>())
+            {
+                page.Add(new ObjectEntry(p[strip..], 0, DateTimeOffset.MinValue, IsPrefix: true));
+            }
+            page.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
+            foreach (var e in page) yield return e;
+            request.ContinuationToken = response.IsTruncated == true ? response.NextContinuationToken : null;
+        }
+        while (request.ContinuationToken is not null);
+    }
+
+    public async Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken cancellationToken)
+    {
+        // Some S3-compatible servers replace objects in place: a GET racing a PUT can end early or
+        // fail the SDK's MD5 check. Reading again gets one whole version.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                using var response = await Call(() => _client.GetObjectAsync(_location.Bucket, FullKey(key), cancellationToken), key).ConfigureAwait(false);
+                using var ms = new MemoryStream();
+                await response.ResponseStream.CopyToAsync(ms, cancellationToken).ConfigureAwait(false);
+                return ms.ToArray();
+            }
+            catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
+            {
+                return null;
+            }
+            catch (Exception ex) when (attempt < TornReadAttempts && IsTornRead(ex))
+            {
+                await Task.Delay(20 * attempt, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private const int TornReadAttempts = 8;
+
+    /// <summary>A body cut short, or one that fails the SDK's MD5 check: the object changed while it was read.</summary>
+    private static bool IsTornRead(Exception ex) =>
+        ex is IOException || (ex is AmazonClientException && ex.Message.Contains("hash", StringComparison.OrdinalIgnoreCase));
+
+    public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
+    {
+        var response = await Call(() => _client.GetObjectAsync(_location.Bucket, FullKey(key), cancellationToken), key).ConfigureAwait(false);
+        return new ResponseStream(response);
+    }
+
+    public async Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    {
+        using var body = new MemoryStream(content.ToArray(), writable: false);
+        var request = new PutObjectRequest
+        {
+            BucketName = _location.Bucket,
+            Key = FullKey(key),
+            InputStream = body,
+            AutoCloseStream = false,
+            UseChunkEncoding = false,
+        };
+        await Call(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
+    }
+
+    public async Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken)
+    {
+        var length = new FileInfo(localPath).Length;
+        if (length <= MultipartThreshold)
+        {
+            var request = new PutObjectRequest
+            {
+                BucketName = _location.Bucket,
+                Key = FullKey(key),
+                FilePath = localPath,
+                UseChunkEncoding = false,
+            };
+            await Call(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
+            return;
+        }
+        await PutMultipartAsync(key, localPath, length, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A multipart upload whose parts are read straight from the file, a few at a time; the object
+    /// appears only when the upload completes, and a failed upload is aborted so no parts linger.
+    /// </summary>
+    private async Task PutMultipartAsync(string key, string localPath, long length, CancellationToken ct)
+    {
+        var partSize = Math.Max(MinPartSize, (length + MaxParts - 1) / MaxParts);
+        var parts = (int)((length + partSize - 1) / partSize);
+        var init = await Call(() => _client.InitiateMultipartUploadAsync(
+            new InitiateMultipartUploadRequest { BucketName = _location.Bucket, Key = FullKey(key) }, ct), key).ConfigureAwait(false);
+        try
+        {
+            var etags = new PartETag[parts];
+            await Parallel.ForEachAsync(Enumerable.Range(0, parts), new ParallelOptions { MaxDegreeOfParallelism = PartConcurrency, CancellationToken = ct },
+                async (i, c) =>
+                {
+                    var offset = i * partSize;
+                    var response = await Call(() => _client.UploadPartAsync(new UploadPartRequest
+                    {
+                        BucketName = _location.Bucket,
+                        Key = FullKey(key),
+                        UploadId = init.UploadId,
+                        PartNumber = i + 1,
+                        FilePath = localPath,
+                        FilePosition = offset,
+                        PartSize = Math.Min(partSize, length - offset),
+                        IsLastPart = i == parts - 1,
+                        UseChunkEncoding = false,
+                    }, c), key).ConfigureAwait(false);
+                    etags[i] = new PartETag(i + 1, response.ETag);
+                }).ConfigureAwait(false);
+            await Call(() => _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+            {
+                BucketName = _location.Bucket,
+                Key = FullKey(key),
+                UploadId = init.UploadId,
+                PartETags = etags.ToList(),
+            }, ct), key).ConfigureAwait(false);
+        }
+        catch
+        {
+            try
+            {
+                await _client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest
+                {
+                    BucketName = _location.Bucket, Key = FullKey(key), UploadId = init.UploadId,
+                }, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // The original failure is what the user needs; an upload left behind is cleaned by the bucket's lifecycle rules.
+            }
+            throw;
+        }
+    }
+
+    public async Task DeleteAsync(string key, CancellationToken cancellationToken) =>
+        await Call(() => _client.DeleteObjectAsync(_location.Bucket, FullKey(key), cancellationToken), key).ConfigureAwait(false);
+
+    /// <summary>Runs one request and turns what S3 and the network say into errors a user can act on.</summary>
+    private async Task<T> Call<T>(Func<Task<T>> request, string key)
+    {
+        try
+        {
+            return await request().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (Translate(ex, key) is { } error)
+        {
+            throw error;
+        }
+    }
+
+    internal GridException? Translate(Exception ex, string key)
+    {
+        var store = Display;
+        switch (ex)
+        {
+            case OperationCanceledException:
+                return null;
+            case AmazonS3Exception s3:
+                var code = s3.ErrorCode ?? "";
+                if (code == "NoSuchKey" || (s3.StatusCode == HttpStatusCode.NotFound && code != "NoSuchBucket"))
+                {
+                    return new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{store}'.", key, ex);
+                }
+                if (code == "NoSuchBucket")
+                {
+                    return new GridException(GridErrorKind.NotFound, "BucketNotFound",
+                        $"Store '{store}': the bucket '{_location.Bucket}' does not exist. Check the name, or create the bucket first.", store, ex);
+                }
+                if (code is "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "ExpiredToken" or "InvalidToken" or "TokenRefreshRequired")
+                {
+                    return new GridException(GridErrorKind.AccessDenied, "InvalidCredentials",
+                        $"Store '{store}': the server rejected the credentials ({code}). Check the access key, secret and session token the AWS credential chain found (environment, profile, SSO or role).", store, ex);
+                }
+                if (code is "AuthorizationHeaderMalformed" or "PermanentRedirect" or "IllegalLocationConstraintException" || s3.StatusCode == HttpStatusCode.MovedPermanently)
+                {
+                    return new GridException(GridErrorKind.InvalidArgument, "WrongRegion",
+                        $"Store '{store}': the bucket is in another region than the one asked for. Add ?region=<the bucket's region> to the store URI or set AWS_REGION.", store, ex);
+                }
+                if (code == "AccessDenied" || s3.StatusCode == HttpStatusCode.Forbidden)
+                {
+                    return new GridException(GridErrorKind.AccessDenied, "AccessDenied",
+                        $"Store '{store}': access denied to '{key}'. The identity the credential chain found lacks permission on this bucket or prefix.", store, ex);
+                }
+                return new GridException(GridErrorKind.StoreUnavailable, "StoreRequestFailed",
+                    $"Store '{store}': the server answered {(int)s3.StatusCode} {code} for '{key}'.", store, ex);
+            case AmazonClientException client when IsCredentialProblem(client):
+                return new GridException(GridErrorKind.AccessDenied, "NoCredentials",
+                    $"Store '{store}': no AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile (AWS_PROFILE or ?profile= in the store URI), or run where a role is available.", store, ex);
+            case HttpRequestException or SocketException or IOException or AmazonServiceException or AmazonClientException:
+                return new GridException(GridErrorKind.StoreUnavailable, "EndpointUnreachable",
+                    $"Store '{store}': the server at {EndpointText} could not be reached ({Innermost(ex).Message}). Check the endpoint and the network.", store, ex);
+            default:
+                return null;
+        }
+    }
+
+    private string EndpointText => _location.Endpoint?.GetLeftPart(UriPartial.Authority) ?? "the AWS S3 endpoint";
+
+    private static bool IsCredentialProblem(AmazonClientException ex) =>
+        ex.Message.Contains("credentials", StringComparison.OrdinalIgnoreCase) && ex.InnerException is not HttpRequestException;
+
+    private static Exception Innermost(Exception ex)
+    {
+        while (ex.InnerException is not null) ex = ex.InnerException;
+        return ex;
+    }
+
+    public void Dispose() => _client.Dispose();
+
+    /// <summary>The body of a GET; disposing it releases the response and its connection.</summary>
+    private sealed class ResponseStream : Stream
+    {
+        private readonly GetObjectResponse _response;
+        private readonly Stream _inner;
+        public ResponseStream(GetObjectResponse response) { _response = response; _inner = response.ResponseStream; }
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => _response.ContentLength;
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _inner.ReadAsync(buffer, cancellationToken);
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _inner.ReadAsync(buffer, offset, count, cancellationToken);
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _response.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}
