@@ -7,17 +7,22 @@
     -Task Test   builds, runs every xunit and Pester test (Pester in a child pwsh against out/),
                  prints one closing line "N passed, N failed, N skipped" and exits non-zero on any failure.
     -Task Demo   builds, then runs examples/demo.ps1 on the local folder store.
+    -Task Bench  builds, starts s3rver, runs bench/*.Bench.ps1 against it and the local store beside
+                 aws cli and rclone (installed from Debian if missing), and writes bench/results.md.
     -Task Clean  removes out/.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
-    [string] $Configuration = 'Release'
+    [string] $Configuration = 'Release',
+
+    # With -Task Bench: only benchmarks whose file name matches this wildcard.
+    [string] $BenchFilter
 )
 
 $ErrorActionPreference = 'Stop'
@@ -155,6 +160,22 @@ switch ($Task) {
             Invoke-Native 'demo' { dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'examples/demo.ps1') -ModulePath $moduleOut }
         }
         finally { Pop-Location }
+    }
+    'Bench' {
+        Invoke-Build
+        $missing = @('rclone', 'hyperfine', 'wrk') | Where-Object { -not (Get-Command $_ -ErrorAction Ignore) }
+        if (-not (Test-Path /usr/bin/aws)) { $missing += 'awscli' }
+        if ($missing) { Invoke-Native 'apt-get install' { apt-get install -y @missing } }
+        $server = $null
+        try {
+            $server = Start-S3Server -Bucket 'grid-bench'
+            foreach ($bench in Get-ChildItem (Join-Path $root 'bench') -Filter '*.Bench.ps1' | Sort-Object Name) {
+                if ($BenchFilter -and $bench.Name -notlike $BenchFilter) { continue }
+                Write-Host "== $($bench.Name)"
+                Invoke-Native $bench.Name { dotnet pwsh -NoProfile -NonInteractive -File $bench.FullName -ModulePath $moduleOut -Endpoint $server.Endpoint -Bucket 'grid-bench' }
+            }
+        }
+        finally { Stop-S3Server $server }
     }
     'Test' {
         New-Item -ItemType Directory -Force -Path $testResults | Out-Null

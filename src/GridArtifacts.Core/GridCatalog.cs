@@ -69,8 +69,11 @@ public sealed class GridCatalog
 
     public async Task<GridRun> GetRunAsync(string run, CancellationToken ct)
     {
-        var record = await ReadRunRecordAsync(run, ct).ConfigureAwait(false);
-        var experiments = await GetExperimentsAsync(run, ct).ConfigureAwait(false);
+        var recordTask = ReadRunRecordAsync(run, ct);
+        var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
+        // A run needs its experiments' statuses, not their manifests: one read per experiment.
+        var experiments = await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c, withArtifactSummary: false), ct).ConfigureAwait(false);
+        var record = await recordTask.ConfigureAwait(false);
         var items = experiments.Items;
         var status = GridStatusExtensions.Aggregate(items.Select(x => x.Status));
         return new GridRun(run, Location)
@@ -89,12 +92,13 @@ public sealed class GridCatalog
     public Task<ReadResult<GridRun>> GetRunsAsync(IEnumerable<string> runs, CancellationToken ct) =>
         ReadManyAsync(runs, GetRunAsync, ct);
 
-    public async Task<GridExperiment> GetExperimentAsync(string run, string experiment, CancellationToken ct)
+    /// <summary>One experiment; <paramref name="withArtifactSummary"/> also reads its manifest for the artifact count and bytes.</summary>
+    public async Task<GridExperiment> GetExperimentAsync(string run, string experiment, CancellationToken ct, bool withArtifactSummary = true)
     {
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
         var key = StoreLayout.ExperimentRecordKey(run, experiment);
-        var manifestTask = ReadManifestAsync(run, experiment, ct);
+        var manifestTask = withArtifactSummary ? ReadManifestAsync(run, experiment, ct) : Task.FromResult<ManifestRecord?>(null);
         var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
         if (bytes is null)
         {

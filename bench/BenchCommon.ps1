@@ -1,0 +1,50 @@
+# Shared helpers for the benchmarks: timing with medians, peer tools, and the results table.
+
+function Measure-Median {
+    <# Runs $Script $Runs times (after one warm-up) and returns the median and all times in seconds. #>
+    param([scriptblock] $Script, [int] $Runs = 5, [switch] $NoWarmup)
+    if (-not $NoWarmup) { & $Script | Out-Null }
+    $times = foreach ($i in 1..$Runs) {
+        $sw = [Diagnostics.Stopwatch]::StartNew()
+        & $Script | Out-Null
+        $sw.Elapsed.TotalSeconds
+    }
+    $sorted = @($times | Sort-Object)
+    $median = if ($sorted.Count % 2) { $sorted[[int][math]::Floor($sorted.Count / 2)] } else { ($sorted[$sorted.Count / 2 - 1] + $sorted[$sorted.Count / 2]) / 2 }
+    [pscustomobject]@{ Median = $median; Times = $sorted }
+}
+
+function Invoke-Peer {
+    <# Runs a peer tool (aws, rclone) with s3rver's credentials and no CA bundle, failing loudly. #>
+    param([string] $Exe, [string[]] $Arguments, [hashtable] $Environment = @{})
+    $psi = [Diagnostics.ProcessStartInfo]::new($Exe)
+    foreach ($a in $Arguments) { $psi.ArgumentList.Add($a) }
+    $psi.RedirectStandardOutput = $true
+    $psi.RedirectStandardError = $true
+    $psi.Environment.Remove('AWS_CA_BUNDLE') | Out-Null
+    foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
+    $p = [Diagnostics.Process]::Start($psi)
+    $stdout = $p.StandardOutput.ReadToEndAsync()
+    $stderr = $p.StandardError.ReadToEndAsync()
+    $p.WaitForExit()
+    if ($p.ExitCode -ne 0) { throw "$Exe $($Arguments -join ' ') failed ($($p.ExitCode)): $($stderr.Result)" }
+    $stdout.Result
+}
+
+function Format-Seconds([double] $s) { '{0:0.000} s' -f $s }
+
+function Write-ResultsSection {
+    <# Replaces (or appends) one '## <Title>' section of bench/results.md. #>
+    param([string] $Path, [string] $Title, [string] $Body)
+    $text = if (Test-Path $Path) { Get-Content -Raw $Path } else { "# Benchmark results`n`nMedians of several runs on this project's 2-core machine; figures from shared, noisy machines, so compare within one run.`n" }
+    $section = "## $Title`n`n$Body`n"
+    $pattern = "(?ms)^## $([regex]::Escape($Title))\s*\n.*?(?=^## |\z)"
+    $text = if ($text -match $pattern) { [regex]::Replace($text, $pattern, $section + "`n") } else { $text.TrimEnd() + "`n`n" + $section }
+    Set-Content -Path $Path -Value $text.TrimEnd() -NoNewline
+    Add-Content -Path $Path -Value ''
+}
+
+# s3rver's fixed test identity, for the module through the SDK's standard chain.
+$env:AWS_ACCESS_KEY_ID = 'S3RVER'
+$env:AWS_SECRET_ACCESS_KEY = 'S3RVER'
+$env:AWS_REGION = 'us-east-1'
