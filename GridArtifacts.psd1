@@ -22,6 +22,8 @@
         'Get-GridArtifact'
         'Save-GridArtifact'
         'Import-GridArtifact'
+        'Get-GridTransferOption'
+        'Set-GridTransferOption'
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()

@@ -30,4 +30,6 @@ public class GridException : Exception
     /// <summary>A stable identifier, used as the ErrorRecord's FullyQualifiedErrorId.</summary>
     public string ErrorId { get; }
     public object? Target { get; }
+    /// <summary>True when trying again may succeed (server busy, connection reset, body cut short).</summary>
+    public bool IsTransient { get; init; }
 }

@@ -41,7 +41,7 @@ AfterAll {
 Describe 'The module' {
     It 'exports exactly the documented commands' {
         $commands = (Get-Command -Module GridArtifacts).Name | Sort-Object
-        $commands | Should -Be @('Get-GridArtifact', 'Get-GridExperiment', 'Get-GridRun', 'Get-GridStore', 'grid', 'Import-GridArtifact', 'Save-GridArtifact', 'Set-GridStore') 
+        $commands | Should -Be @('Get-GridArtifact', 'Get-GridExperiment', 'Get-GridRun', 'Get-GridStore', 'Get-GridTransferOption', 'grid', 'Import-GridArtifact', 'Save-GridArtifact', 'Set-GridStore', 'Set-GridTransferOption')
     }
 
     It 'loads its engine in its own load context and the model in the default one' {
@@ -182,10 +182,35 @@ Describe 'Saving' {
         finally { Pop-Location }
     }
 
-    It 'with -WhatIf writes nothing' {
+    It 'with -WhatIf writes nothing and says what would move' {
         $dest = Join-Path $TestDrive 'whatif'
-        Save-GridArtifact first-run -Destination $dest -WhatIf
-        $dest | Should -Not -Exist
+        Save-GridArtifact first-run-exp0 -Destination $dest -Path metrics.csv
+        # What-if messages go to the host, so read them from a child session's output.
+        $said = Invoke-ChildPwsh "`$env:GRID_STORE = '$env:GRID_STORE'; Import-Module '$script:ModulePath'; Save-GridArtifact first-run -Destination '$dest' -WhatIf" | Out-String
+        $said | Should -Match 'Save 7 artifact\(s\), [\d.]+ KiB to fetch; 1 already up to date'
+        Get-ChildItem $dest -Recurse -File | Should -HaveCount 1
+    }
+
+    It 'ends with a summary in the information stream' {
+        $dest = Join-Path $TestDrive 'summary'
+        $null = Save-GridArtifact second-run -Destination $dest -InformationVariable info
+        ($info | Where-Object Tags -Contains 'Summary').MessageData | Should -Match '^Saved 4, skipped 0 \(already up to date\), failed 0 of 4 artifact\(s\)'
+    }
+
+    It 'shares process-wide transfer limits that Set-GridTransferOption changes' {
+        $before = Get-GridTransferOption
+        try {
+            $after = Set-GridTransferOption -MaxConcurrency 4 -BandwidthLimit 50MB -PassThru
+            $after.MaxConcurrency | Should -Be 4
+            $after.BandwidthLimit | Should -Be 50MB
+            (Get-GridTransferOption).MaxConcurrency | Should -Be 4
+            $dest = Join-Path $TestDrive 'limited'
+            (Save-GridArtifact first-run -Destination $dest -PassThru).Count | Should -Be 8
+            { Set-GridTransferOption -MemoryBudget 1GB } | Should -Throw -ErrorId 'ParameterArgumentValidationError,GridArtifacts.Commands.SetGridTransferOptionCommand'
+        }
+        finally {
+            Set-GridTransferOption -MaxConcurrency $before.MaxConcurrency -BandwidthLimit 0
+        }
     }
 
     Context 'every traversal attempt is refused' {

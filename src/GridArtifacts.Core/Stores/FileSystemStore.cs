@@ -96,6 +96,32 @@ public sealed class FileSystemStore : IObjectStore
         }
     }
 
+    public Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken cancellationToken)
+    {
+        FileStream fs;
+        try
+        {
+            fs = new FileStream(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.Asynchronous);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{Location}'.", key, ex);
+        }
+        // Atomic replacement gives a new file (inode) under the same name: its version changes with it.
+        var info = new FileInfo(fs.Name);
+        var version = $"{info.LastWriteTimeUtc.Ticks:x}-{fs.Length:x}";
+        if (ifVersion is not null && ifVersion != version)
+        {
+            fs.Dispose();
+            throw ObjectChanged(key);
+        }
+        fs.Position = Math.Min(offset, fs.Length);
+        return Task.FromResult(new ObjectRead(new BoundedStream(fs, Math.Min(length, Math.Max(0, fs.Length - offset))), fs.Length, version));
+    }
+
+    internal GridException ObjectChanged(string key) =>
+        new(GridErrorKind.IntegrityFailure, "ObjectChanged", $"'{key}' in store '{Location}' changed while it was being read; run the command again to get the new version.", key);
+
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
         WriteAtomicAsync(key, async tmp =>
         {

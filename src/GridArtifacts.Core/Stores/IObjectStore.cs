@@ -1,6 +1,26 @@
 using GridArtifacts.Model;
 namespace GridArtifacts.Core.Stores;
 
+/// <summary>
+/// The body of a (ranged) read, with the version it came from. Disposing it releases the connection.
+/// </summary>
+public sealed class ObjectRead : IDisposable
+{
+    public ObjectRead(Stream body, long totalLength, string version)
+    {
+        Body = body;
+        TotalLength = totalLength;
+        Version = version;
+    }
+
+    public Stream Body { get; }
+    /// <summary>The whole object's length, whatever range was asked for.</summary>
+    public long TotalLength { get; }
+    /// <summary>An opaque version (the ETag in S3): ranges read with it as <c>ifVersion</c> all come from one version.</summary>
+    public string Version { get; }
+    public void Dispose() => Body.Dispose();
+}
+
 /// <summary>An object (or a common prefix, for a listing that does not recurse) in a store.</summary>
 public sealed record ObjectEntry(string Key, long Size, DateTimeOffset LastModified, bool IsPrefix = false);
 
@@ -27,6 +47,13 @@ public interface IObjectStore : IDisposable
 
     /// <summary>Opens an object for reading; a missing key is a NotFound <see cref="GridException"/>.</summary>
     Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Reads <paramref name="length"/> bytes from <paramref name="offset"/>. With <paramref name="ifVersion"/>,
+    /// an object that has changed since is an IntegrityFailure ("ObjectChanged"), never a mix of versions.
+    /// Not retried here: the caller retries the request and the body together.
+    /// </summary>
+    Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken cancellationToken);
 
     /// <summary>Writes an object atomically: a reader sees the old object or the whole new one, never part.</summary>
     Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);

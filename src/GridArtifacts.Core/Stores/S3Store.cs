@@ -6,6 +6,7 @@ using Amazon.Runtime;
 using Amazon.Runtime.CredentialManagement;
 using Amazon.S3;
 using Amazon.S3.Model;
+using GridArtifacts.Core.Transfer;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Core.Stores;
@@ -41,6 +42,8 @@ public sealed class S3Store : IObjectStore
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
             Timeout = TimeSpan.FromMinutes(5),
             MaxConnectionsPerServer = 64,
+            // Retries are ours (Transfer/Retry.cs), so the number of attempts is known and they never multiply.
+            MaxErrorRetry = 0,
         };
         if (_location.Endpoint is not null)
         {
@@ -103,38 +106,49 @@ public sealed class S3Store : IObjectStore
 
     public async Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken cancellationToken)
     {
-        // Some S3-compatible servers replace objects in place: a GET racing a PUT can end early or
-        // fail the SDK's MD5 check. Reading again gets one whole version.
-        for (var attempt = 1; ; attempt++)
+        try
         {
-            try
+            // The request and its body are one unit: a body cut short (or, on servers that replace
+            // objects in place, one torn by a concurrent PUT) is read again whole.
+            return await Retry.RunAsync(async ct =>
             {
-                using var response = await Call(() => _client.GetObjectAsync(_location.Bucket, FullKey(key), cancellationToken), key).ConfigureAwait(false);
+                using var response = await Send(() => _client.GetObjectAsync(_location.Bucket, FullKey(key), ct), key).ConfigureAwait(false);
+                using var body = new ResponseStream(response, this, key);
                 using var ms = new MemoryStream();
-                await response.ResponseStream.CopyToAsync(ms, cancellationToken).ConfigureAwait(false);
+                await body.CopyToAsync(ms, ct).ConfigureAwait(false);
                 return ms.ToArray();
-            }
-            catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
-            {
-                return null;
-            }
-            catch (Exception ex) when (attempt < TornReadAttempts && IsTornRead(ex))
-            {
-                await Task.Delay(20 * attempt, cancellationToken).ConfigureAwait(false);
-            }
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
+        {
+            return null;
         }
     }
-
-    private const int TornReadAttempts = 8;
-
-    /// <summary>A body cut short, or one that fails the SDK's MD5 check: the object changed while it was read.</summary>
-    private static bool IsTornRead(Exception ex) =>
-        ex is IOException || (ex is AmazonClientException && ex.Message.Contains("hash", StringComparison.OrdinalIgnoreCase));
 
     public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
     {
         var response = await Call(() => _client.GetObjectAsync(_location.Bucket, FullKey(key), cancellationToken), key).ConfigureAwait(false);
-        return new ResponseStream(response);
+        return new ResponseStream(response, this, key);
+    }
+
+    public async Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken cancellationToken)
+    {
+        var request = new GetObjectRequest { BucketName = _location.Bucket, Key = FullKey(key), EtagToMatch = ifVersion };
+        if (length > 0) request.ByteRange = new ByteRange(offset, offset + length - 1);
+        GetObjectResponse response;
+        try
+        {
+            response = await Send(() => _client.GetObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
+        }
+        catch (GridException ex) when (ex.ErrorId == "PreconditionFailed")
+        {
+            throw new GridException(GridErrorKind.IntegrityFailure, "ObjectChanged",
+                $"'{key}' in store '{Display}' changed while it was being read; run the command again to get the new version.", key, ex);
+        }
+        var total = response.ContentLength;
+        var range = response.ContentRange; // "bytes a-b/total"
+        if (!string.IsNullOrEmpty(range) && range.LastIndexOf('/') is var slash and > 0 && long.TryParse(range.AsSpan(slash + 1), out var t)) total = t;
+        return new ObjectRead(new ResponseStream(response, this, key), total, response.ETag ?? "");
     }
 
     public async Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
@@ -228,8 +242,12 @@ public sealed class S3Store : IObjectStore
     public async Task DeleteAsync(string key, CancellationToken cancellationToken) =>
         await Call(() => _client.DeleteObjectAsync(_location.Bucket, FullKey(key), cancellationToken), key).ConfigureAwait(false);
 
-    /// <summary>Runs one request and turns what S3 and the network say into errors a user can act on.</summary>
-    private async Task<T> Call<T>(Func<Task<T>> request, string key)
+    /// <summary>One request whose response the SDK reads whole, retried on transient failures.</summary>
+    private Task<T> Call<T>(Func<Task<T>> request, string key) =>
+        Retry.RunAsync(_ => new ValueTask<T>(Send(request, key)), CancellationToken.None).AsTask();
+
+    /// <summary>One attempt, with what S3 and the network say turned into errors a user can act on.</summary>
+    private async Task<T> Send<T>(Func<Task<T>> request, string key)
     {
         try
         {
@@ -274,14 +292,26 @@ public sealed class S3Store : IObjectStore
                     return new GridException(GridErrorKind.AccessDenied, "AccessDenied",
                         $"Store '{store}': access denied to '{key}'. The identity the credential chain found lacks permission on this bucket or prefix.", store, ex);
                 }
-                return new GridException(GridErrorKind.StoreUnavailable, "StoreRequestFailed",
-                    $"Store '{store}': the server answered {(int)s3.StatusCode} {code} for '{key}'.", store, ex);
+                if (s3.StatusCode == HttpStatusCode.PreconditionFailed)
+                {
+                    return new GridException(GridErrorKind.IntegrityFailure, "PreconditionFailed", $"'{key}' in store '{store}' is not the version asked for.", key, ex);
+                }
+                var transient = (int)s3.StatusCode >= 500 || code is "SlowDown" or "RequestTimeout" or "InternalError" || s3.StatusCode == HttpStatusCode.TooManyRequests;
+                return new GridException(GridErrorKind.StoreUnavailable, transient ? "StoreBusy" : "StoreRequestFailed",
+                    $"Store '{store}': the server answered {(int)s3.StatusCode} {code} for '{key}'.", store, ex) { IsTransient = transient };
             case AmazonClientException client when IsCredentialProblem(client):
                 return new GridException(GridErrorKind.AccessDenied, "NoCredentials",
                     $"Store '{store}': no AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile (AWS_PROFILE or ?profile= in the store URI), or run where a role is available.", store, ex);
-            case HttpRequestException or SocketException or IOException or AmazonServiceException or AmazonClientException:
+            case HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError } or SocketException:
                 return new GridException(GridErrorKind.StoreUnavailable, "EndpointUnreachable",
-                    $"Store '{store}': the server at {EndpointText} could not be reached ({Innermost(ex).Message}). Check the endpoint and the network.", store, ex);
+                    $"Store '{store}': the server at {EndpointText} could not be reached ({Innermost(ex).Message}). Check the endpoint and the network.", store, ex) { IsTransient = true };
+            case ArgumentException when ex.Source == "AWSSDK.Core":
+                // The SDK could not parse what came back (seen from servers answering mid-replacement).
+                return new GridException(GridErrorKind.StoreUnavailable, "MalformedResponse",
+                    $"Store '{store}': the server sent a response for '{key}' that could not be read.", store, ex) { IsTransient = true };
+            case HttpRequestException or IOException or TimeoutException or AmazonServiceException or AmazonClientException:
+                return new GridException(GridErrorKind.StoreUnavailable, "ConnectionFailed",
+                    $"Store '{store}': the connection to {EndpointText} failed during '{key}' ({Innermost(ex).Message}).", store, ex) { IsTransient = true };
             default:
                 return null;
         }
@@ -300,20 +330,48 @@ public sealed class S3Store : IObjectStore
 
     public void Dispose() => _client.Dispose();
 
-    /// <summary>The body of a GET; disposing it releases the response and its connection.</summary>
+    /// <summary>
+    /// The body of a GET; disposing it releases the response and its connection. A read that fails
+    /// (reset, cut short) or stalls longer than <see cref="ReadStallTimeout"/> is a transient GridException.
+    /// </summary>
     private sealed class ResponseStream : Stream
     {
         private readonly GetObjectResponse _response;
         private readonly Stream _inner;
-        public ResponseStream(GetObjectResponse response) { _response = response; _inner = response.ResponseStream; }
+        private readonly S3Store _store;
+        private readonly string _key;
+        public ResponseStream(GetObjectResponse response, S3Store store, string key)
+        {
+            _response = response;
+            _inner = response.ResponseStream;
+            _store = store;
+            _key = key;
+        }
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;
         public override long Length => _response.ContentLength;
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
-        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => _inner.ReadAsync(buffer, cancellationToken);
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => _inner.ReadAsync(buffer, offset, count, cancellationToken);
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            stall.CancelAfter(ReadStallTimeout);
+            try
+            {
+                return await _inner.ReadAsync(buffer, stall.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new GridException(GridErrorKind.StoreUnavailable, "ReadStalled",
+                    $"Store '{_store.Display}': no data for '{_key}' in {ReadStallTimeout.TotalSeconds:0} s.", _key) { IsTransient = true };
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException && _store.Translate(ex, _key) is { } error)
+            {
+                throw error;
+            }
+        }
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
         public override void Flush() { }
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
@@ -324,4 +382,7 @@ public sealed class S3Store : IObjectStore
             base.Dispose(disposing);
         }
     }
+
+    /// <summary>How long a download may wait for its next bytes before the attempt counts as failed.</summary>
+    public static TimeSpan ReadStallTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -104,8 +104,21 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
                 WriteGridError(ex);
             }
         }
+        if (items.Count == 0)
+        {
+            base.EndProcessing();
+            return;
+        }
         var bytes = items.Sum(i => i.Artifact.Size);
-        if (items.Count == 0 || !ShouldProcess(root, $"Save {items.Count} artifact(s), {SizeText.Format(bytes)}")) 
+        if (MyInvocation.BoundParameters.ContainsKey("WhatIf"))
+        {
+            // Say what would move, without moving it: files and bytes to fetch, files already up to date.
+            var plan = TransferEngine.PlanAsync(items, Force, CancelToken).GetAwaiter().GetResult();
+            ShouldProcess(root, $"Save {plan.Fetch} artifact(s), {SizeText.Format(plan.FetchBytes)} to fetch; {plan.UpToDate} already up to date");
+            base.EndProcessing();
+            return;
+        }
+        if (!ShouldProcess(root, $"Save {items.Count} artifact(s), {SizeText.Format(bytes)}"))
         {
             base.EndProcessing();
             return;
@@ -113,19 +126,17 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
 
         var progress = new TransferProgress(items.Count, bytes);
         var clock = Stopwatch.StartNew();
-        var downloader = new ArtifactDownloader(StoreSettings.Open);
-        int saved = 0, skipped = 0, failed = 0;
         RunAndDrain(
-            (post, ct) => downloader.RunAsync(items, Force, ThrottleLimit, progress,
-                r =>
-                {
-                    if (r.Action == GridSaveAction.Skipped) Interlocked.Increment(ref skipped); else Interlocked.Increment(ref saved);
-                    if (PassThru) post(r);
-                },
-                e => { Interlocked.Increment(ref failed); post(e); },
+            (post, ct) => TransferEngine.Shared.DownloadAsync(items, StoreSettings.Open, Force, ThrottleLimit, progress,
+                r => { if (PassThru) post(r); },
+                post,
                 ct),
             () => ProgressFor(progress, clock.Elapsed));
-        WriteVerbose($"Saved {saved}, skipped {skipped} (already there), failed {failed} of {items.Count} artifact(s), {SizeText.Format(bytes)} in {clock.Elapsed.TotalSeconds:F1} s to '{root}'.");
+        var saved = progress.FilesDone - progress.Skipped - progress.Failed;
+        var summary = $"Saved {saved}, skipped {progress.Skipped} (already up to date), failed {progress.Failed} of {items.Count} artifact(s); " +
+                      $"{SizeText.Format(bytes)} in {clock.Elapsed.TotalSeconds:F1} s to '{root}'.";
+        WriteVerbose(summary);
+        WriteInformation(new InformationRecord(summary, "Save-GridArtifact") { Tags = { "Summary" } });
         base.EndProcessing();
     }
 

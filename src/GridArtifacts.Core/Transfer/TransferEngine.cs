@@ -1,0 +1,377 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text.Json;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+using Microsoft.Win32.SafeHandles;
+
+namespace GridArtifacts.Core.Transfer;
+
+/// <summary>One artifact and where it goes.</summary>
+public sealed record SaveItem(GridArtifact Artifact, string LocalPath);
+
+/// <summary>Running totals of one batch, safe to read from another thread while it goes.</summary>
+public sealed class TransferProgress
+{
+    private long _filesDone, _bytesDone, _skipped, _failed;
+    public TransferProgress(int filesTotal, long bytesTotal)
+    {
+        FilesTotal = filesTotal;
+        BytesTotal = bytesTotal;
+    }
+    public int FilesTotal { get; }
+    public long BytesTotal { get; }
+    public long FilesDone => Interlocked.Read(ref _filesDone);
+    public long BytesDone => Interlocked.Read(ref _bytesDone);
+    public long Skipped => Interlocked.Read(ref _skipped);
+    public long Failed => Interlocked.Read(ref _failed);
+    internal void AddBytes(long n) => Interlocked.Add(ref _bytesDone, n);
+    internal void FileDone(GridSaveAction? action)
+    {
+        if (action is null) Interlocked.Increment(ref _failed);
+        else if (action == GridSaveAction.Skipped) Interlocked.Increment(ref _skipped);
+        Interlocked.Increment(ref _filesDone);
+    }
+}
+
+/// <summary>
+/// The process's one transfer engine, shared by every cmdlet and runspace. Process-wide limits
+/// (requests in flight, bandwidth, memory for large files) hold across concurrent calls; each call
+/// caps its own files in flight with its throttle limit.
+///
+/// A download goes to <c>&lt;name&gt;.part</c> and is renamed into place only after its size and SHA-256
+/// match the store's record, so a failed or cancelled artifact never leaves a file at its final path.
+/// Large objects are read as parallel ranged reads written at their offsets, every range pinned to
+/// the version the first one saw; a <c>.part.json</c> beside the part file lets an interrupted
+/// download resume. Files already there with the recorded content are skipped.
+/// </summary>
+public sealed class TransferEngine
+{
+    public const string PartSuffix = ".part";
+    public const string StateSuffix = ".part.json";
+
+    public static TransferEngine Shared { get; } = new(new TransferOptions());
+
+    private readonly BandwidthLimiter _bandwidth = new();
+    private SemaphoreSlim _requests;
+    private MemoryBudget _memory;
+    private TransferOptions _options;
+    private long _requestsMade;
+
+    public TransferEngine(TransferOptions options)
+    {
+        _options = options;
+        _requests = new SemaphoreSlim(options.MaxConcurrency);
+        _memory = new MemoryBudget(options.MemoryBudget);
+        _bandwidth.Rate = options.BandwidthLimit;
+    }
+
+    public TransferOptions Options => _options;
+
+    /// <summary>Read requests made (first attempts and retries); tests bound it.</summary>
+    public long RequestsMade => Interlocked.Read(ref _requestsMade);
+
+    /// <summary>New limits; transfers already waiting finish under the old ones.</summary>
+    public void Configure(TransferOptions options)
+    {
+        if (options.MaxConcurrency != _options.MaxConcurrency) _requests = new SemaphoreSlim(options.MaxConcurrency);
+        if (options.MemoryBudget != _options.MemoryBudget) _memory = new MemoryBudget(options.MemoryBudget);
+        _bandwidth.Rate = options.BandwidthLimit;
+        _options = options;
+    }
+
+    /// <summary>Downloads a batch; each result or error is reported as it happens, one per artifact.</summary>
+    public async Task DownloadAsync(IReadOnlyList<SaveItem> items, Func<string, GridCatalog> openStore, bool force, int throttleLimit,
+        TransferProgress progress, Action<GridSaveResult> onDone, Action<GridException> onError, CancellationToken ct)
+    {
+        // Large files first, so they overlap with the many small ones instead of trailing at the end.
+        var ordered = items.OrderByDescending(i => i.Artifact.Size).ToList();
+        await Parallel.ForEachAsync(ordered,
+            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, throttleLimit), CancellationToken = ct },
+            async (item, c) =>
+            {
+                GridSaveAction? action = null;
+                try
+                {
+                    var result = await SaveOneAsync(item, openStore(item.Artifact.Store).Store, force, progress, c).ConfigureAwait(false);
+                    action = result.Action;
+                    onDone(result);
+                }
+                catch (GridException ex)
+                {
+                    onError(ex);
+                }
+                catch (IOException ex)
+                {
+                    onError(LocalWriteError(item, ex));
+                }
+                catch (UnauthorizedAccessException ex)
+                {
+                    onError(new GridException(GridErrorKind.AccessDenied, "SaveAccessDenied", $"Could not write '{item.LocalPath}': {ex.Message}", item.Artifact, ex));
+                }
+                finally
+                {
+                    progress.FileDone(action);
+                }
+            }).ConfigureAwait(false);
+    }
+
+    /// <summary>What a batch would do: files to fetch with their bytes, and files already up to date.</summary>
+    public static async Task<(int Fetch, long FetchBytes, int UpToDate)> PlanAsync(IReadOnlyList<SaveItem> items, bool force, CancellationToken ct)
+    {
+        int fetch = 0, same = 0;
+        long bytes = 0;
+        foreach (var item in items)
+        {
+            if (!force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) same++;
+            else { fetch++; bytes += item.Artifact.Size; }
+        }
+        return (fetch, bytes, same);
+    }
+
+    private static async Task<bool> IsUpToDateAsync(SaveItem item, CancellationToken ct)
+    {
+        var a = item.Artifact;
+        var info = new FileInfo(item.LocalPath);
+        return a.Sha256 is not null && info.Exists && info.Length == a.Size
+            && await GridCatalog.HashFileAsync(item.LocalPath, ct).ConfigureAwait(false) == a.Sha256;
+    }
+
+    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, TransferProgress progress, CancellationToken ct)
+    {
+        var artifact = item.Artifact;
+        var existed = File.Exists(item.LocalPath);
+        if (existed && !force && await IsUpToDateAsync(item, ct).ConfigureAwait(false))
+        {
+            progress.AddBytes(artifact.Size);
+            return new GridSaveResult(artifact, item.LocalPath, GridSaveAction.Skipped) { Sha256 = artifact.Sha256 };
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(item.LocalPath)!);
+        var part = item.LocalPath + PartSuffix;
+        var key = StoreLayout.ArtifactKey(artifact.Run, artifact.Experiment, artifact.Path);
+        var keep = false;
+        try
+        {
+            if (artifact.Size > _options.RangedThreshold)
+            {
+                keep = true; // an interrupted ranged download resumes from its .part and .part.json
+                await DownloadRangedAsync(store, key, artifact, part, progress, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                await DownloadWholeAsync(store, key, artifact, part, progress, ct).ConfigureAwait(false);
+            }
+            var sha = await GridCatalog.HashFileAsync(part, ct).ConfigureAwait(false);
+            if (artifact.Sha256 is not null && sha != artifact.Sha256)
+            {
+                keep = false;
+                throw new GridException(GridErrorKind.IntegrityFailure, "HashMismatch",
+                    $"'{artifact}' arrived with SHA-256 {sha} but the store recorded {artifact.Sha256}; nothing was written to '{item.LocalPath}'.", artifact);
+            }
+            File.SetLastWriteTimeUtc(part, artifact.LastModified.UtcDateTime);
+            File.Move(part, item.LocalPath, overwrite: true);
+            File.Delete(part + ".json");
+            keep = false;
+            return new GridSaveResult(artifact, item.LocalPath, existed ? GridSaveAction.Overwritten : GridSaveAction.Downloaded) { Sha256 = sha };
+        }
+        catch (GridException ex) when (ex.Kind is GridErrorKind.IntegrityFailure or GridErrorKind.NotFound)
+        {
+            keep = false; // a changed or missing object: what is on disk is of no use
+            throw;
+        }
+        finally
+        {
+            if (!keep)
+            {
+                File.Delete(part);
+                File.Delete(part + ".json");
+            }
+        }
+    }
+
+    /// <summary>One read of the whole object, hashed later from disk; the read and its body are retried together.</summary>
+    private async Task DownloadWholeAsync(IObjectStore store, string key, GridArtifact artifact, string part, TransferProgress progress, CancellationToken ct)
+    {
+        await Retry.RunAsync(async c =>
+        {
+            var written = new StrongBox<long>();
+            try
+            {
+                await _requests.WaitAsync(c).ConfigureAwait(false);
+                try
+                {
+                    Interlocked.Increment(ref _requestsMade);
+                    using var read = await store.ReadRangeAsync(key, 0, artifact.Size, null, c).ConfigureAwait(false);
+                    CheckTotal(key, read.TotalLength, artifact.Size);
+                    await using var target = new FileStream(part, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+                    await CopyAsync(read.Body, target, null, 0, written, progress, c).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _requests.Release();
+                }
+                CheckLength(key, written.Value, artifact.Size);
+            }
+            catch
+            {
+                progress.AddBytes(-written.Value); // a retry counts its bytes again
+                throw;
+            }
+        }, ct).ConfigureAwait(false);
+    }
+
+    private sealed class RangedState
+    {
+        public string Version { get; set; } = "";
+        public long Size { get; set; }
+        public long PartSize { get; set; }
+        public List<int> Done { get; set; } = new();
+    }
+
+    /// <summary>
+    /// Parallel ranged reads written at their offsets into a preallocated part file. The first read
+    /// fixes the version; every other read is conditional on it. Finished ranges are recorded so
+    /// that a later call resumes instead of starting again.
+    /// </summary>
+    private async Task DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, string part, TransferProgress progress, CancellationToken ct)
+    {
+        var size = artifact.Size;
+        var partSize = _options.PartSize;
+        var parts = (int)((size + partSize - 1) / partSize);
+        var statePath = part + ".json";
+        var state = ReadState(statePath, size, partSize) ?? new RangedState { Size = size, PartSize = partSize };
+        if (!File.Exists(part)) state = new RangedState { Size = size, PartSize = partSize };
+        var done = new HashSet<int>(state.Done);
+        foreach (var i in done) progress.AddBytes(Math.Min(partSize, size - (long)i * partSize));
+
+        var parallel = Math.Max(1, Math.Min(_options.PartsPerFile, parts));
+        // Files over 1 GiB take their buffers from the process budget (50 MiB each at most); smaller ones use none beyond the shared pool.
+        using var lease = size > TransferOptions.LargeFileBytes
+            ? await _memory.TakeAsync(Math.Min(_options.PerFileMemory, (long)parallel * TransferOptions.BufferSize), ct).ConfigureAwait(false)
+            : null;
+
+        using var handle = File.Exists(part)
+            ? File.OpenHandle(part, FileMode.Open, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous)
+            : File.OpenHandle(part, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous, preallocationSize: size);
+        if (RandomAccess.GetLength(handle) != size) RandomAccess.SetLength(handle, size);
+        var stateLock = new object();
+        var todo = Enumerable.Range(0, parts).Where(i => !done.Contains(i)).ToList();
+
+        // The version: from the saved state when resuming, else from the first range read.
+        if (string.IsNullOrEmpty(state.Version) && todo.Count > 0)
+        {
+            var first = todo[0];
+            todo.RemoveAt(0);
+            state.Version = await ReadPartAsync(store, key, handle, first, partSize, size, null, progress, ct).ConfigureAwait(false);
+            lock (stateLock) { state.Done.Add(first); WriteState(statePath, state); }
+        }
+        await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, async (i, c) =>
+        {
+            await ReadPartAsync(store, key, handle, i, partSize, size, state.Version, progress, c).ConfigureAwait(false);
+            lock (stateLock) { state.Done.Add(i); WriteState(statePath, state); }
+        }).ConfigureAwait(false);
+    }
+
+    private async Task<string> ReadPartAsync(IObjectStore store, string key, SafeFileHandle handle, int index, long partSize, long size, string? version, TransferProgress progress, CancellationToken ct)
+    {
+        var offset = index * partSize;
+        var length = Math.Min(partSize, size - offset);
+        return await Retry.RunAsync(async c =>
+        {
+            var written = new StrongBox<long>();
+            await _requests.WaitAsync(c).ConfigureAwait(false);
+            try
+            {
+                Interlocked.Increment(ref _requestsMade);
+                using var read = await store.ReadRangeAsync(key, offset, length, version, c).ConfigureAwait(false);
+                CheckTotal(key, read.TotalLength, size);
+                await CopyAsync(read.Body, null, handle, offset, written, progress, c).ConfigureAwait(false);
+                CheckLength(key, written.Value, length);
+                return read.Version;
+            }
+            catch
+            {
+                progress.AddBytes(-written.Value); // a retry counts its bytes again
+                throw;
+            }
+            finally
+            {
+                _requests.Release();
+            }
+        }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>Copies a body to a stream or to a file at an offset, through a pooled buffer and the bandwidth cap.</summary>
+    private async Task CopyAsync(Stream body, Stream? target, SafeFileHandle? handle, long offset, StrongBox<long> written, TransferProgress progress, CancellationToken ct)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(TransferOptions.BufferSize);
+        try
+        {
+            int n;
+            while ((n = await body.ReadAsync(buffer.AsMemory(0, TransferOptions.BufferSize), ct).ConfigureAwait(false)) > 0)
+            {
+                await _bandwidth.ConsumeAsync(n, ct).ConfigureAwait(false);
+                if (target is not null) await target.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                else await RandomAccess.WriteAsync(handle!, buffer.AsMemory(0, n), offset + written.Value, ct).ConfigureAwait(false);
+                written.Value += n;
+                progress.AddBytes(n);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>An object whose length is not the listed one has changed since it was listed: not worth retrying.</summary>
+    private static void CheckTotal(string key, long total, long listed)
+    {
+        if (total != listed)
+        {
+            throw new GridException(GridErrorKind.IntegrityFailure, "ObjectChanged",
+                $"'{key}' is now {total} bytes, not the {listed} listed; run the command again to get the new version.", key);
+        }
+    }
+
+    private static void CheckLength(string key, long written, long expected)
+    {
+        if (written < expected)
+        {
+            throw new GridException(GridErrorKind.StoreUnavailable, "TruncatedBody",
+                $"'{key}' ended after {written} of {expected} bytes.", key) { IsTransient = true };
+        }
+        if (written > expected)
+        {
+            throw new GridException(GridErrorKind.IntegrityFailure, "SizeMismatch",
+                $"'{key}' arrived with more bytes ({written}) than the store lists ({expected}); run the command again.", key);
+        }
+    }
+
+    private static RangedState? ReadState(string path, long size, long partSize)
+    {
+        try
+        {
+            var s = JsonSerializer.Deserialize<RangedState>(File.ReadAllBytes(path), RecordJson.Options);
+            return s is not null && s.Size == size && s.PartSize == partSize ? s : null;
+        }
+        catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static void WriteState(string path, RangedState state)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(state, RecordJson.Options));
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    private static GridException LocalWriteError(SaveItem item, IOException ex) =>
+        FileSystemStore.IsDiskFull(ex)
+            ? new GridException(GridErrorKind.WriteFailed, "DestinationDiskFull",
+                $"The disk is full; '{item.LocalPath}' was not written. Free space and run the command again; finished files are kept and skipped.", item.Artifact, ex)
+            : new GridException(GridErrorKind.WriteFailed, "SaveFailed", $"Could not save '{item.Artifact}' to '{item.LocalPath}': {ex.Message}", item.Artifact, ex);
+}

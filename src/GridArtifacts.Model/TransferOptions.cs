@@ -1,0 +1,35 @@
+namespace GridArtifacts.Model;
+
+/// <summary>Process-wide limits of the transfer engine; they hold across runspaces and concurrent calls.</summary>
+public sealed record TransferOptions
+{
+    /// <summary>Requests in flight in the whole process (whole objects and parts together).</summary>
+    public int MaxConcurrency { get; init; } = 32;
+
+    /// <summary>Bytes per second for the whole process; null for no cap.</summary>
+    public long? BandwidthLimit { get; init; }
+
+    /// <summary>
+    /// What transfers of files over <see cref="LargeFileBytes"/> may hold in buffers, process-wide
+    /// (the product's promise: never more than 200 MiB).
+    /// </summary>
+    public long MemoryBudget { get; init; } = 200L << 20;
+
+    /// <summary>What one large file may hold in buffers (the product's promise: 50 MiB).</summary>
+    public long PerFileMemory { get; init; } = 50L << 20;
+
+    /// <summary>Objects larger than this are fetched as parallel ranged reads.</summary>
+    public long RangedThreshold { get; init; } = 32L << 20;
+
+    /// <summary>Size of one ranged read.</summary>
+    public long PartSize { get; init; } = 16L << 20;
+
+    /// <summary>Ranged reads of one object in flight at once.</summary>
+    public int PartsPerFile { get; init; } = 8;
+
+    /// <summary>Files up to this size use no memory beyond the shared small buffers.</summary>
+    public const long LargeFileBytes = 1L << 30;
+
+    /// <summary>Each reader's buffer.</summary>
+    public const int BufferSize = 1 << 20;
+}

@@ -1,0 +1,49 @@
+using System.Management.Automation;
+using GridArtifacts.Core.Transfer;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Commands;
+
+/// <summary>
+/// Sets process-wide limits of the transfer engine: requests in flight, a bandwidth cap, and the
+/// memory large transfers may hold. They hold across runspaces and concurrent calls until changed.
+/// </summary>
+[Cmdlet(VerbsCommon.Set, "GridTransferOption", SupportsShouldProcess = true)]
+[OutputType(typeof(TransferOptions))]
+public sealed class SetGridTransferOptionCommand : GridCmdlet
+{
+    /// <summary>Requests in flight in the whole process.</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int MaxConcurrency { get; set; }
+
+    /// <summary>Bytes per second for the whole process (for example 50MB); 0 removes the cap.</summary>
+    [Parameter]
+    [ValidateRange(0, long.MaxValue)]
+    public long BandwidthLimit { get; set; }
+
+    /// <summary>Bytes that transfers of files over 1 GiB may hold in buffers, process-wide (at most 200 MiB).</summary>
+    [Parameter]
+    [ValidateRange(1L << 20, 200L << 20)]
+    public long MemoryBudget { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var o = TransferEngine.Shared.Options;
+        var bound = MyInvocation.BoundParameters;
+        var next = o with
+        {
+            MaxConcurrency = bound.ContainsKey(nameof(MaxConcurrency)) ? MaxConcurrency : o.MaxConcurrency,
+            BandwidthLimit = bound.ContainsKey(nameof(BandwidthLimit)) ? (BandwidthLimit == 0 ? null : BandwidthLimit) : o.BandwidthLimit,
+            MemoryBudget = bound.ContainsKey(nameof(MemoryBudget)) ? MemoryBudget : o.MemoryBudget,
+        };
+        if (ShouldProcess("GridArtifacts transfer engine", $"Set {next}"))
+        {
+            TransferEngine.Shared.Configure(next);
+            if (PassThru) WriteObject(next);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+
+namespace GridArtifacts.Tests;
+
+public enum Fault { None, Status500, SlowDown503, Status403, Reset, Truncate, Stall }
+
+/// <summary>
+/// A fault-injecting HTTP proxy on loopback between the S3 client and s3rver. Each request is
+/// forwarded unless <see cref="Decide"/> names a fault for it: an error status, a connection reset
+/// before any answer, a body cut short mid-way, or a body that stalls.
+/// </summary>
+public sealed class FaultProxy : IDisposable
+{
+    private readonly HttpListener _listener = new();
+    private readonly HttpClient _upstream = new(new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = DecompressionMethods.None });
+    private readonly Uri _target;
+    private readonly CancellationTokenSource _stop = new();
+    private int _requests;
+
+    public FaultProxy(string target)
+    {
+        _target = new Uri(target);
+        var port = FreePort();
+        Endpoint = $"http://127.0.0.1:{port}";
+        _listener.Prefixes.Add(Endpoint + "/");
+        _listener.Start();
+        _ = Task.Run(LoopAsync);
+    }
+
+    public string Endpoint { get; }
+
+    /// <summary>Chooses a fault from the method, the path (with query) and the request's number (1-based).</summary>
+    public Func<string, string, int, Fault> Decide { get; set; } = (_, _, _) => Fault.None;
+
+    /// <summary>How many requests each path (without query) received.</summary>
+    public ConcurrentDictionary<string, int> PerPath { get; } = new();
+
+    public TimeSpan StallFor { get; set; } = TimeSpan.FromSeconds(10);
+
+    private async Task LoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            HttpListenerContext ctx;
+            try { ctx = await _listener.GetContextAsync(); }
+            catch (Exception) { return; }
+            _ = Task.Run(() => HandleAsync(ctx));
+        }
+    }
+
+    private async Task HandleAsync(HttpListenerContext ctx)
+    {
+        var req = ctx.Request;
+        var res = ctx.Response;
+        var n = Interlocked.Increment(ref _requests);
+        var pathAndQuery = req.RawUrl ?? "/";
+        PerPath.AddOrUpdate(pathAndQuery.Split('?')[0], 1, (_, v) => v + 1);
+        var fault = Decide(req.HttpMethod, pathAndQuery, n);
+        try
+        {
+            switch (fault)
+            {
+                case Fault.Status500:
+                case Fault.SlowDown503:
+                case Fault.Status403:
+                    var (status, code) = fault switch
+                    {
+                        Fault.Status500 => (500, "InternalError"),
+                        Fault.SlowDown503 => (503, "SlowDown"),
+                        _ => (403, "AccessDenied"),
+                    };
+                    var xml = System.Text.Encoding.UTF8.GetBytes($"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>");
+                    res.StatusCode = status;
+                    res.ContentType = "application/xml";
+                    res.ContentLength64 = xml.Length;
+                    await res.OutputStream.WriteAsync(xml);
+                    res.Close();
+                    return;
+            }
+
+            using var forward = new HttpRequestMessage(new HttpMethod(req.HttpMethod), new Uri(_target, pathAndQuery));
+            var body = new MemoryStream();
+            await req.InputStream.CopyToAsync(body);
+            if (body.Length > 0 || req.HttpMethod is "PUT" or "POST") forward.Content = new ByteArrayContent(body.ToArray());
+            foreach (var name in req.Headers.AllKeys)
+            {
+                if (name is null || name.Equals("Host", StringComparison.OrdinalIgnoreCase) || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) continue;
+                var value = req.Headers[name]!;
+                if (!forward.Headers.TryAddWithoutValidation(name, value)) forward.Content?.Headers.TryAddWithoutValidation(name, value);
+            }
+            using var answer = await _upstream.SendAsync(forward, HttpCompletionOption.ResponseHeadersRead);
+            var bytes = await answer.Content.ReadAsByteArrayAsync();
+            res.StatusCode = (int)answer.StatusCode;
+            foreach (var h in answer.Headers.Concat(answer.Content.Headers))
+            {
+                if (h.Key.Equals("Content-Length", StringComparison.OrdinalIgnoreCase) || h.Key.Equals("Transfer-Encoding", StringComparison.OrdinalIgnoreCase)
+                    || h.Key.Equals("Connection", StringComparison.OrdinalIgnoreCase) || h.Key.Equals("Keep-Alive", StringComparison.OrdinalIgnoreCase)) continue;
+                res.Headers[h.Key] = string.Join(",", h.Value);
+            }
+            res.ContentLength64 = bytes.Length;
+            if (fault == Fault.Reset)
+            {
+                // The connection drops once the headers are out, before any byte of the body.
+                await res.OutputStream.FlushAsync();
+                res.Abort();
+                return;
+            }
+            if (fault == Fault.Truncate && bytes.Length > 0)
+            {
+                await res.OutputStream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+                await res.OutputStream.FlushAsync();
+                res.Abort();
+                return;
+            }
+            if (fault == Fault.Stall && bytes.Length > 1)
+            {
+                await res.OutputStream.WriteAsync(bytes.AsMemory(0, bytes.Length / 2));
+                await res.OutputStream.FlushAsync();
+                await Task.Delay(StallFor);
+                res.Abort();
+                return;
+            }
+            if (bytes.Length > 0) await res.OutputStream.WriteAsync(bytes);
+            res.Close();
+        }
+        catch (Exception)
+        {
+            try { res.Abort(); } catch (Exception) { }
+        }
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _listener.Close();
+        _upstream.Dispose();
+    }
+}

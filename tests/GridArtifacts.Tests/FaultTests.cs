@@ -1,0 +1,143 @@
+using GridArtifacts.Core;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Core.Transfer;
+using GridArtifacts.Model;
+using Xunit;
+
+namespace GridArtifacts.Tests;
+
+/// <summary>
+/// Downloads from s3rver through a proxy that answers 500 and 503, resets connections, cuts bodies
+/// short and stalls. Every download completes byte-exact or fails with a clear error; nothing corrupt
+/// is ever left at a final path; attempts stay within the known bound.
+/// </summary>
+[Collection(S3Collection.Name)]
+public sealed class FaultTests : IDisposable
+{
+    private const int PartSize = 256 << 10;
+    private readonly S3ServerFixture _s3;
+    private readonly TempDir _temp = new();
+    private readonly FaultProxy _proxy;
+    private readonly string _bucket;
+    private readonly string _prefix = "faults-" + Guid.NewGuid().ToString("N");
+    private readonly TransferEngine _engine = new(new TransferOptions { RangedThreshold = 1 << 20, PartSize = PartSize, PartsPerFile = 4 });
+
+    public FaultTests(S3ServerFixture s3)
+    {
+        _s3 = s3;
+        _bucket = s3.NewBucket();
+        _proxy = new FaultProxy(s3.Endpoint);
+    }
+
+    public void Dispose()
+    {
+        _proxy.Dispose();
+        _temp.Dispose();
+    }
+
+    /// <summary>Uploads straight to s3rver, then lists through the proxy; returns artifacts and their source bytes.</summary>
+    private async Task<(GridCatalog ViaProxy, List<(GridArtifact Artifact, byte[] Data)> Items)> SeedAsync(params int[] sizes)
+    {
+        var direct = new GridCatalog(new S3Store(_s3.StoreUri(_bucket, _prefix)));
+        var manifest = new ManifestRecord { Run = "faulty", Experiment = "exp0" };
+        var data = new Dictionary<string, byte[]>();
+        for (var i = 0; i < sizes.Length; i++)
+        {
+            var bytes = TestBytes.Random(sizes[i], i + 100);
+            var path = $"f{i}.bin";
+            data[path] = bytes;
+            manifest.Artifacts.Add(await direct.PutArtifactFileAsync("faulty", "exp0", path, _temp.WriteFile("src/" + path, bytes), default));
+        }
+        await direct.WriteManifestAsync(manifest, default);
+        await direct.WriteExperimentRecordAsync(new ExperimentRecord { Run = "faulty", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
+        var viaProxy = new GridCatalog(new S3Store(_s3.StoreUri(_bucket, _prefix).Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(_proxy.Endpoint))));
+        var listed = await viaProxy.GetArtifactsAsync("faulty", "exp0", default);
+        return (viaProxy, listed.Items.Select(a => (a, data[a.Path])).ToList());
+    }
+
+    private async Task<(List<GridSaveResult> Done, List<GridException> Errors, List<SaveItem> Items)> Download(GridCatalog catalog, IEnumerable<GridArtifact> artifacts)
+    {
+        var items = artifacts.Select(a => new SaveItem(a, _temp.Sub("dest", a.Path))).ToList();
+        var done = new List<GridSaveResult>();
+        var errors = new List<GridException>();
+        await _engine.DownloadAsync(items, _ => catalog, false, 8, new TransferProgress(items.Count, items.Sum(i => i.Artifact.Size)),
+            r => { lock (done) done.Add(r); }, e => { lock (errors) errors.Add(e); }, default);
+        return (done, errors, items);
+    }
+
+    private static bool IsArtifactGet(string method, string path) => method == "GET" && path.Contains("/artifacts/");
+
+    [Theory]
+    [InlineData(Fault.SlowDown503)]
+    [InlineData(Fault.Status500)]
+    [InlineData(Fault.Reset)]
+    [InlineData(Fault.Truncate)]
+    public async Task Transient_faults_on_every_other_read_still_give_byte_exact_files(Fault fault)
+    {
+        var (catalog, items) = await SeedAsync(100_000, 3_000_000, 1, 700_000);
+        if (fault == Fault.Truncate) Assert.Equal(1, items.Single(i => i.Data.Length == 1).Artifact.Size); // cut after 0 of 1 bytes
+        var seen = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        // The first read of every object fails (ranges share a path, so for the large one, its first range); retries go through.
+        _proxy.Decide = (method, path, _) =>
+            IsArtifactGet(method, path) && seen.AddOrUpdate(path.Split('?')[0], 1, (_, v) => v + 1) == 1 ? fault : Fault.None;
+        var result = await Download(catalog, items.Select(i => i.Artifact));
+        Assert.Empty(result.Errors);
+        Assert.Equal(items.Count, result.Done.Count);
+        foreach (var (artifact, data) in items)
+        {
+            Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(_temp.Sub("dest", artifact.Path)));
+        }
+        Assert.Empty(Directory.EnumerateFiles(_temp.Sub("dest"), "*.part*"));
+        // 3,000,000 bytes in 256 KiB ranges is 12 ranges, plus 3 whole objects; each object's first read fails once.
+        var requests = _proxy.PerPath.Where(p => p.Key.Contains("/artifacts/")).Sum(p => p.Value);
+        Assert.Equal(12 + 3 + 4, requests);
+    }
+
+    [Fact]
+    public async Task A_fault_that_never_clears_fails_after_a_known_number_of_attempts_and_leaves_nothing()
+    {
+        var (catalog, items) = await SeedAsync(50_000, 60_000);
+        var doomed = items[0].Artifact;
+        _proxy.Decide = (method, path, _) => IsArtifactGet(method, path) && path.Contains(doomed.Path) ? Fault.SlowDown503 : Fault.None;
+        var result = await Download(catalog, items.Select(i => i.Artifact));
+        var error = Assert.Single(result.Errors);
+        Assert.Equal("StoreBusy", error.ErrorId);
+        Assert.Contains("503", error.Message);
+        Assert.Single(result.Done);
+        Assert.Equal(Retry.MaxAttempts, _proxy.PerPath.Single(p => p.Key.EndsWith("/" + doomed.Path)).Value);
+        Assert.False(File.Exists(_temp.Sub("dest", doomed.Path)));
+        Assert.False(File.Exists(_temp.Sub("dest", doomed.Path) + TransferEngine.PartSuffix));
+    }
+
+    [Fact]
+    public async Task Errors_that_cannot_succeed_are_not_retried()
+    {
+        var (catalog, items) = await SeedAsync(40_000);
+        _proxy.Decide = (method, path, _) => IsArtifactGet(method, path) ? Fault.Status403 : Fault.None;
+        var result = await Download(catalog, items.Select(i => i.Artifact));
+        Assert.Equal("AccessDenied", Assert.Single(result.Errors).ErrorId);
+        Assert.Equal(1, _proxy.PerPath.Single(p => p.Key.Contains("/artifacts/")).Value);
+        Assert.False(File.Exists(_temp.Sub("dest", items[0].Artifact.Path)));
+    }
+
+    [Fact]
+    public async Task A_stalled_body_is_abandoned_and_read_again()
+    {
+        var (catalog, items) = await SeedAsync(500_000);
+        var saved = S3Store.ReadStallTimeout;
+        S3Store.ReadStallTimeout = TimeSpan.FromSeconds(1);
+        _proxy.StallFor = TimeSpan.FromSeconds(5);
+        try
+        {
+            var first = 0;
+            _proxy.Decide = (method, path, _) => IsArtifactGet(method, path) && Interlocked.Increment(ref first) == 1 ? Fault.Stall : Fault.None;
+            var result = await Download(catalog, items.Select(i => i.Artifact));
+            Assert.Empty(result.Errors);
+            Assert.Equal(TestBytes.Sha256(items[0].Data), TestBytes.Sha256(_temp.Sub("dest", items[0].Artifact.Path)));
+        }
+        finally
+        {
+            S3Store.ReadStallTimeout = saved;
+        }
+    }
+}

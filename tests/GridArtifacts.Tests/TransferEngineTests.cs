@@ -1,0 +1,230 @@
+using GridArtifacts.Core;
+using GridArtifacts.Model;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Core.Transfer;
+using Xunit;
+
+namespace GridArtifacts.Tests;
+
+public class TransferEngineTests : IDisposable
+{
+    private readonly TempDir _temp = new();
+    private readonly GridCatalog _catalog;
+
+    public TransferEngineTests() => _catalog = new GridCatalog(new FileSystemStore(_temp.Sub("store")));
+
+    public void Dispose() => _temp.Dispose();
+
+    private async Task<GridArtifact> Stored(string path, byte[] data)
+    {
+        var entry = await _catalog.PutArtifactFileAsync("run", "exp0", path, _temp.WriteFile("src/" + path, data), default);
+        var manifest = await _catalog.ReadManifestAsync("run", "exp0", default) ?? new ManifestRecord { Run = "run", Experiment = "exp0" };
+        manifest.Artifacts.RemoveAll(a => a.Path == path);
+        manifest.Artifacts.Add(entry);
+        await _catalog.WriteManifestAsync(manifest, default);
+        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "run", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
+        return (await _catalog.GetArtifactsAsync("run", "exp0", default)).Items.Single(a => a.Path == path);
+    }
+
+    /// <summary>An engine with small ranges, so modest files take the ranged path.</summary>
+    private readonly TransferEngine _engine = new(new TransferOptions { RangedThreshold = 1 << 20, PartSize = 256 << 10, PartsPerFile = 4 });
+
+    private async Task<(List<GridSaveResult> Done, List<GridException> Errors)> Save(bool force, params SaveItem[] items) =>
+        await SaveWith(_catalog, force, default, items);
+
+    private async Task<(List<GridSaveResult> Done, List<GridException> Errors)> SaveWith(GridCatalog catalog, bool force, CancellationToken ct, params SaveItem[] items)
+    {
+        var done = new List<GridSaveResult>();
+        var errors = new List<GridException>();
+        await _engine.DownloadAsync(items, _ => catalog, force, 4, new TransferProgress(items.Length, items.Sum(i => i.Artifact.Size)),
+            r => { lock (done) done.Add(r); }, e => { lock (errors) errors.Add(e); }, ct);
+        return (done, errors);
+    }
+
+    [Fact]
+    public async Task Downloads_verify_skip_identical_and_replace_changed_files()
+    {
+        var data = TestBytes.Random(3_000_000, 11);
+        var artifact = await Stored("ckpt/model.pt", data);
+        var target = _temp.Sub("dest", "run", "exp0", "ckpt", "model.pt");
+
+        var first = await Save(false, new SaveItem(artifact, target));
+        Assert.Empty(first.Errors);
+        Assert.Equal(GridSaveAction.Downloaded, Assert.Single(first.Done).Action);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(target));
+        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+
+        var again = await Save(false, new SaveItem(artifact, target));
+        Assert.Equal(GridSaveAction.Skipped, Assert.Single(again.Done).Action);
+
+        File.WriteAllBytes(target, TestBytes.Random(3_000_000, 12));
+        var changed = await Save(false, new SaveItem(artifact, target));
+        Assert.Equal(GridSaveAction.Overwritten, Assert.Single(changed.Done).Action);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(target));
+
+        var forced = await Save(true, new SaveItem(artifact, target));
+        Assert.Equal(GridSaveAction.Overwritten, Assert.Single(forced.Done).Action);
+    }
+
+    [Fact]
+    public async Task Content_that_does_not_match_its_recorded_hash_is_never_left_at_the_final_path()
+    {
+        var artifact = await Stored("metrics.csv", TestBytes.Random(10_000, 1));
+        // The stored bytes change behind the manifest's back (bit rot, a torn upload): same size, other content.
+        File.WriteAllBytes(_temp.Sub("store", "runs", "run", "exp0", "artifacts", "metrics.csv"), TestBytes.Random(10_000, 2));
+        var target = _temp.Sub("dest", "metrics.csv");
+        var result = await Save(false, new SaveItem(artifact, target));
+        Assert.Empty(result.Done);
+        var error = Assert.Single(result.Errors);
+        Assert.Equal(GridErrorKind.IntegrityFailure, error.Kind);
+        Assert.Equal("HashMismatch", error.ErrorId);
+        Assert.False(File.Exists(target));
+        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+    }
+
+    [Fact]
+    public async Task A_truncated_object_fails_and_leaves_nothing()
+    {
+        var artifact = await Stored("big.bin", TestBytes.Random(100_000, 3));
+        File.WriteAllBytes(_temp.Sub("store", "runs", "run", "exp0", "artifacts", "big.bin"), TestBytes.Random(50_000, 3));
+        var target = _temp.Sub("dest", "big.bin");
+        var result = await Save(false, new SaveItem(artifact, target));
+        Assert.Equal("ObjectChanged", Assert.Single(result.Errors).ErrorId);
+        Assert.False(File.Exists(target));
+        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+    }
+
+    [Fact]
+    public async Task One_failure_does_not_stop_the_others()
+    {
+        var good = await Stored("good.txt", TestBytes.Random(1000, 5));
+        var missing = new GridArtifact("run", "exp0", "gone.txt", _catalog.Location) { Size = 10, Sha256 = new string('0', 64) };
+        var result = await Save(false, new SaveItem(good, _temp.Sub("dest", "good.txt")), new SaveItem(missing, _temp.Sub("dest", "gone.txt")));
+        Assert.Equal("good.txt", Assert.Single(result.Done).Path);
+        Assert.Equal(GridErrorKind.NotFound, Assert.Single(result.Errors).Kind);
+        Assert.False(File.Exists(_temp.Sub("dest", "gone.txt")));
+    }
+
+    [Theory]
+    [InlineData(1 << 20)]            // exactly the threshold: one whole read
+    [InlineData((1 << 20) + 1)]      // just over: ranged, last range one byte
+    [InlineData(5_000_000)]          // ranged, ragged last range
+    public async Task Ranged_and_whole_downloads_are_byte_exact(int length)
+    {
+        var data = TestBytes.Random(length, length);
+        var artifact = await Stored($"f{length}.bin", data);
+        var target = _temp.Sub("dest", $"f{length}.bin");
+        var result = await Save(false, new SaveItem(artifact, target));
+        Assert.Empty(result.Errors);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(target));
+        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+        Assert.False(File.Exists(target + TransferEngine.StateSuffix));
+    }
+
+    [Fact]
+    public async Task An_interrupted_ranged_download_resumes_without_reading_finished_ranges_again()
+    {
+        var data = TestBytes.Random(3_000_000, 21);
+        var artifact = await Stored("resume.bin", data);
+        var target = _temp.Sub("dest", "resume.bin");
+        // A store that dies for good after four ranges: the download fails, its .part stays for later.
+        var failing = new GridCatalog(new FailingAfterStore(_catalog.Store, reads: 4));
+        var first = await SaveWith(failing, false, default, new SaveItem(artifact, target));
+        Assert.Single(first.Errors);
+        Assert.False(File.Exists(target));
+        Assert.True(File.Exists(target + TransferEngine.PartSuffix));
+        Assert.True(File.Exists(target + TransferEngine.StateSuffix));
+
+        var counting = new FailingAfterStore(_catalog.Store, reads: int.MaxValue);
+        var second = await SaveWith(new GridCatalog(counting), false, default, new SaveItem(artifact, target));
+        Assert.Empty(second.Errors);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(target));
+        var parts = (3_000_000 + (256 << 10) - 1) / (256 << 10);
+        Assert.Equal(parts - 4, counting.Reads);
+        Assert.False(File.Exists(target + TransferEngine.StateSuffix));
+    }
+
+    [Fact]
+    public async Task An_object_replaced_during_a_ranged_download_is_never_stitched()
+    {
+        var data = TestBytes.Random(2_000_000, 31);
+        var artifact = await Stored("moving.bin", data);
+        var target = _temp.Sub("dest", "moving.bin");
+        var key = _temp.Sub("store", "runs", "run", "exp0", "artifacts", "moving.bin");
+        // After the first range, a writer replaces the object with another of the same size.
+        var replacing = new FailingAfterStore(_catalog.Store, reads: int.MaxValue, afterFirstRead: () =>
+        {
+            File.WriteAllBytes(key + ".new", TestBytes.Random(2_000_000, 32));
+            File.SetLastWriteTimeUtc(key + ".new", DateTime.UtcNow.AddMinutes(1));
+            File.Move(key + ".new", key, overwrite: true);
+        });
+        var result = await SaveWith(new GridCatalog(replacing), false, default, new SaveItem(artifact, target));
+        Assert.Equal("ObjectChanged", Assert.Single(result.Errors).ErrorId);
+        Assert.False(File.Exists(target));
+        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+    }
+
+    [Fact]
+    public async Task Cancellation_leaves_nothing_at_the_final_path()
+    {
+        var artifacts = new List<SaveItem>();
+        for (var i = 0; i < 20; i++) artifacts.Add(new SaveItem(await Stored($"c{i}.bin", TestBytes.Random(200_000, i)), _temp.Sub("dest", $"c{i}.bin")));
+        using var cts = new CancellationTokenSource();
+        var slow = new FailingAfterStore(_catalog.Store, reads: int.MaxValue, afterFirstRead: () => cts.Cancel());
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SaveWith(new GridCatalog(slow), false, cts.Token, artifacts.ToArray()));
+        foreach (var item in artifacts)
+        {
+            Assert.False(File.Exists(item.LocalPath + TransferEngine.PartSuffix));
+            if (File.Exists(item.LocalPath)) Assert.Equal(item.Artifact.Sha256, TestBytes.Sha256(item.LocalPath));
+        }
+    }
+
+    [Fact]
+    public async Task Plan_counts_what_would_move()
+    {
+        var a = await Stored("p1.bin", TestBytes.Random(1000, 1));
+        var b = await Stored("p2.bin", TestBytes.Random(3000, 2));
+        await Save(false, new SaveItem(a, _temp.Sub("dest", "p1.bin")));
+        var plan = await TransferEngine.PlanAsync(new[] { new SaveItem(a, _temp.Sub("dest", "p1.bin")), new SaveItem(b, _temp.Sub("dest", "p2.bin")) }, false, default);
+        Assert.Equal((1, 3000L, 1), plan);
+    }
+}
+
+/// <summary>
+/// Our own store interface, passed through to a real folder store, that stops answering after a
+/// number of ranged reads (or runs an action after the first): for resume and change tests.
+/// </summary>
+internal sealed class FailingAfterStore : IObjectStore
+{
+    private readonly IObjectStore _inner;
+    private readonly int _reads;
+    private readonly Action? _afterFirstRead;
+    private int _count;
+
+    public FailingAfterStore(IObjectStore inner, int reads, Action? afterFirstRead = null)
+    {
+        _inner = inner;
+        _reads = reads;
+        _afterFirstRead = afterFirstRead;
+    }
+
+    public int Reads => _count;
+    public string Location => _inner.Location;
+
+    public async Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken ct)
+    {
+        var n = Interlocked.Increment(ref _count);
+        if (n > _reads) throw new GridException(GridErrorKind.AccessDenied, "Gone", "The store went away.", key);
+        var read = await _inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
+        if (n == 1) _afterFirstRead?.Invoke();
+        return read;
+    }
+
+    public IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => _inner.ListAsync(prefix, recursive, ct);
+    public Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => _inner.TryReadAllBytesAsync(key, ct);
+    public Task<Stream> OpenReadAsync(string key, CancellationToken ct) => _inner.OpenReadAsync(key, ct);
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => _inner.PutAsync(key, content, ct);
+    public Task PutFileAsync(string key, string localPath, CancellationToken ct) => _inner.PutFileAsync(key, localPath, ct);
+    public Task DeleteAsync(string key, CancellationToken ct) => _inner.DeleteAsync(key, ct);
+    public void Dispose() { }
+}
