@@ -244,4 +244,34 @@ public sealed class CmdletTests : IDisposable
             _store, _temp.Sub("dest3"));
         Assert.Equal(9, saved.Count);
     }
+
+    [Fact]
+    public void Stopping_a_save_cancels_it_and_leaves_no_partial_file()
+    {
+        var src = _temp.Sub("big-src");
+        for (var i = 0; i < 4; i++) _temp.WriteFile($"big-src/f{i}.bin", TestBytes.Random(4_000_000, i));
+        Run("Import-GridArtifact -Path $args[0] -Run slow-run | Out-Null", src);
+        var dest = _temp.Sub("stopped");
+        var before = Core.Transfer.TransferEngine.Shared.Options;
+        // 1 MB/s: the 16 MB save would take 16 s; it is stopped after half a second.
+        Core.Transfer.TransferEngine.Shared.Configure(before with { BandwidthLimit = 1_000_000 });
+        try
+        {
+            using var ps = PowerShell.Create();
+            ps.Runspace = _runspace;
+            ps.AddScript("Save-GridArtifact slow-run -Destination $args[0]").AddArgument(dest);
+            var pending = ps.BeginInvoke();
+            Thread.Sleep(500);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            ps.Stop();
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"Stop took {clock.Elapsed}");
+            Assert.True(pending.IsCompleted);
+        }
+        finally
+        {
+            Core.Transfer.TransferEngine.Shared.Configure(before);
+        }
+        var left = Directory.Exists(dest) ? Directory.EnumerateFiles(dest, "*", SearchOption.AllDirectories).ToList() : new List<string>();
+        Assert.Empty(left);
+    }
 }

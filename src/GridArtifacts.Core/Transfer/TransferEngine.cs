@@ -154,16 +154,17 @@ public sealed class TransferEngine
         var keep = false;
         try
         {
+            string sha;
             if (artifact.Size > _options.RangedThreshold)
             {
                 keep = true; // an interrupted ranged download resumes from its .part and .part.json
                 await DownloadRangedAsync(store, key, artifact, part, progress, ct).ConfigureAwait(false);
+                sha = await GridCatalog.HashFileAsync(part, ct).ConfigureAwait(false);
             }
             else
             {
-                await DownloadWholeAsync(store, key, artifact, part, progress, ct).ConfigureAwait(false);
+                sha = await DownloadWholeAsync(store, key, artifact, part, progress, ct).ConfigureAwait(false);
             }
-            var sha = await GridCatalog.HashFileAsync(part, ct).ConfigureAwait(false);
             if (artifact.Sha256 is not null && sha != artifact.Sha256)
             {
                 keep = false;
@@ -172,7 +173,7 @@ public sealed class TransferEngine
             }
             File.SetLastWriteTimeUtc(part, artifact.LastModified.UtcDateTime);
             File.Move(part, item.LocalPath, overwrite: true);
-            File.Delete(part + ".json");
+            if (artifact.Size > _options.RangedThreshold) File.Delete(part + ".json");
             keep = false;
             return new GridSaveResult(artifact, item.LocalPath, existed ? GridSaveAction.Overwritten : GridSaveAction.Downloaded) { Sha256 = sha };
         }
@@ -183,7 +184,7 @@ public sealed class TransferEngine
         }
         finally
         {
-            if (!keep)
+            if (!keep && File.Exists(part))
             {
                 File.Delete(part);
                 File.Delete(part + ".json");
@@ -191,12 +192,13 @@ public sealed class TransferEngine
         }
     }
 
-    /// <summary>One read of the whole object, hashed later from disk; the read and its body are retried together.</summary>
-    private async Task DownloadWholeAsync(IObjectStore store, string key, GridArtifact artifact, string part, TransferProgress progress, CancellationToken ct)
+    /// <summary>One read of the whole object, hashed as it is written; the read and its body are retried together.</summary>
+    private async Task<string> DownloadWholeAsync(IObjectStore store, string key, GridArtifact artifact, string part, TransferProgress progress, CancellationToken ct)
     {
-        await Retry.RunAsync(async c =>
+        return await Retry.RunAsync(async c =>
         {
             var written = new StrongBox<long>();
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             try
             {
                 await _requests.WaitAsync(c).ConfigureAwait(false);
@@ -206,13 +208,14 @@ public sealed class TransferEngine
                     using var read = await store.ReadRangeAsync(key, 0, artifact.Size, null, c).ConfigureAwait(false);
                     CheckTotal(key, read.TotalLength, artifact.Size);
                     await using var target = new FileStream(part, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
-                    await CopyAsync(read.Body, target, null, 0, written, progress, c).ConfigureAwait(false);
+                    await CopyAsync(read.Body, target, null, 0, written, progress, c, hash).ConfigureAwait(false);
                 }
                 finally
                 {
                     _requests.Release();
                 }
                 CheckLength(key, written.Value, artifact.Size);
+                return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
             }
             catch
             {
@@ -304,7 +307,7 @@ public sealed class TransferEngine
     }
 
     /// <summary>Copies a body to a stream or to a file at an offset, through a pooled buffer and the bandwidth cap.</summary>
-    private async Task CopyAsync(Stream body, Stream? target, SafeFileHandle? handle, long offset, StrongBox<long> written, TransferProgress progress, CancellationToken ct)
+    private async Task CopyAsync(Stream body, Stream? target, SafeFileHandle? handle, long offset, StrongBox<long> written, TransferProgress progress, CancellationToken ct, IncrementalHash? hash = null)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(TransferOptions.BufferSize);
         try
@@ -313,6 +316,7 @@ public sealed class TransferEngine
             while ((n = await body.ReadAsync(buffer.AsMemory(0, TransferOptions.BufferSize), ct).ConfigureAwait(false)) > 0)
             {
                 await _bandwidth.ConsumeAsync(n, ct).ConfigureAwait(false);
+                hash?.AppendData(buffer, 0, n);
                 if (target is not null) await target.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
                 else await RandomAccess.WriteAsync(handle!, buffer.AsMemory(0, n), offset + written.Value, ct).ConfigureAwait(false);
                 written.Value += n;
