@@ -30,7 +30,7 @@ try {
         Set-GridTransferOption -BandwidthLimit $cap
         $m = Measure-Median { Save-GridArtifact bandwidth -Store $store -Destination (Join-Path $work ('dest-' + [guid]::NewGuid())) -ThrottleLimit 16 } -Runs $Runs -NoWarmup
         $rate = $total / $m.Median
-        $lines += "| $($cap / 1MB) MiB/s | $(Format-Seconds $m.Median) | $('{0:0.0}' -f ($rate / 1MB)) MiB/s | $('{0:+0.0;-0.0}%' -f (100 * ($rate - $cap) / $cap)) |"
+        $lines += "| $($cap / 1MB) MiB/s | $(Format-Seconds $m.Median) | $('{0:0.0}' -f ($rate / 1MB)) MiB/s | $('{0:+0.0;-0.0;0.0}%' -f [math]::Round(100 * ($rate - $cap) / $cap, 1)) |"
     }
     Set-GridTransferOption -BandwidthLimit ([long]($before.BandwidthLimit ?? 0))
     $body = ($lines -join "`n") + "`n`n400 MiB (100 x 4 MiB) from the local store, 16 files at once, medians of $Runs runs, measured $(Get-Date -Format 'yyyy-MM-dd'). Target: within 10% of the cap."

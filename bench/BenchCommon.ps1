@@ -48,3 +48,13 @@ function Write-ResultsSection {
 $env:AWS_ACCESS_KEY_ID = 'S3RVER'
 $env:AWS_SECRET_ACCESS_KEY = 'S3RVER'
 $env:AWS_REGION = 'us-east-1'
+
+# How the peer tools reach s3rver: aws cli (Debian's, not a user-local copy) and rclone through a remote named s3rver.
+function Get-PeerSetup([string] $Endpoint) {
+    [pscustomobject]@{
+        Aws = if (Test-Path /usr/bin/aws) { '/usr/bin/aws' } else { 'aws' }
+        Env = @{ AWS_ACCESS_KEY_ID = 'S3RVER'; AWS_SECRET_ACCESS_KEY = 'S3RVER'; AWS_DEFAULT_REGION = 'us-east-1'
+            RCLONE_CONFIG_S3RVER_TYPE = 's3'; RCLONE_CONFIG_S3RVER_PROVIDER = 'Other'; RCLONE_CONFIG_S3RVER_ENDPOINT = $Endpoint
+            RCLONE_CONFIG_S3RVER_ACCESS_KEY_ID = 'S3RVER'; RCLONE_CONFIG_S3RVER_SECRET_ACCESS_KEY = 'S3RVER'; RCLONE_CONFIG_S3RVER_FORCE_PATH_STYLE = 'true' }
+    }
+}

@@ -17,10 +17,9 @@ $ErrorActionPreference = 'Stop'
 
 $work = Join-Path ([IO.Path]::GetTempPath()) "grid-bench-dl-$([guid]::NewGuid().ToString('N'))"
 $local = Join-Path $work 'store'
-$aws = if (Test-Path /usr/bin/aws) { '/usr/bin/aws' } else { 'aws' }
-$peerEnv = @{ AWS_ACCESS_KEY_ID = 'S3RVER'; AWS_SECRET_ACCESS_KEY = 'S3RVER'; AWS_DEFAULT_REGION = 'us-east-1'
-    RCLONE_CONFIG_S3RVER_TYPE = 's3'; RCLONE_CONFIG_S3RVER_PROVIDER = 'Other'; RCLONE_CONFIG_S3RVER_ENDPOINT = $Endpoint
-    RCLONE_CONFIG_S3RVER_ACCESS_KEY_ID = 'S3RVER'; RCLONE_CONFIG_S3RVER_SECRET_ACCESS_KEY = 'S3RVER'; RCLONE_CONFIG_S3RVER_FORCE_PATH_STYLE = 'true' }
+$peers = Get-PeerSetup $Endpoint
+$aws = $peers.Aws
+$peerEnv = $peers.Env
 $s3 = "s3://$Bucket/dl?endpoint=$([uri]::EscapeDataString($Endpoint))"
 $sets = @(
     @{ Name = 'a'; Label = '(a) 2,000 x 64 KiB'; Count = 2000; Size = 64KB }

@@ -22,7 +22,7 @@ public sealed class FaultProxy : IDisposable
     public FaultProxy(string target)
     {
         _target = new Uri(target);
-        var port = FreePort();
+        var port = TestNet.FreePort();
         Endpoint = $"http://127.0.0.1:{port}";
         _listener.Prefixes.Add(Endpoint + "/");
         _listener.Start();
@@ -131,14 +131,6 @@ public sealed class FaultProxy : IDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     public void Dispose()
     {

@@ -65,7 +65,7 @@ public sealed class S3ServerFixture : IDisposable
         {
             throw new InvalidOperationException("s3rver is not installed: run 'npm ci --prefix tests/s3', or run the tests with 'dotnet pwsh ./build.ps1 -Task Test'.");
         }
-        var port = FreePort();
+        var port = TestNet.FreePort();
         var data = Path.Combine(Path.GetTempPath(), "grid-s3rver-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(data);
         var psi = new ProcessStartInfo("node", new[] { s3rver, "-d", data, "-a", "127.0.0.1", "-p", port.ToString(), "--silent" })
@@ -94,14 +94,6 @@ public sealed class S3ServerFixture : IDisposable
         throw new InvalidOperationException($"s3rver did not start on {endpoint}: {process.StandardError.ReadToEnd()}");
     }
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     public void Dispose()
     {

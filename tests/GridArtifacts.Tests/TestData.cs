@@ -42,3 +42,16 @@ public static class TestBytes
 
     public static string Sha256(string file) => Sha256(File.ReadAllBytes(file));
 }
+
+public static class TestNet
+{
+    /// <summary>A loopback port nothing listens on right now.</summary>
+    public static int FreePort()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+}
