@@ -121,6 +121,8 @@ public sealed class GridCatalog
             Finished = record.Finished,
             Heartbeat = record.Heartbeat,
             Parameters = record.Parameters,
+            Sync = record.Sync,
+            Command = record.Command,
             ArtifactCount = manifest?.Artifacts.Count ?? 0,
             ArtifactBytes = manifest?.Artifacts.Sum(a => a.Size) ?? 0,
         };

@@ -60,6 +60,9 @@ public sealed class GridExperiment : GridItem
     public int ArtifactCount { get; init; }
     /// <summary>Bytes listed in the experiment's manifest.</summary>
     public long ArtifactBytes { get; init; }
+    /// <summary>What the capture agent has synced and what it still holds (null for imported experiments).</summary>
+    public GridSyncState? Sync { get; init; }
+    public string? Command { get; init; }
 
     public override string ToString() => Id;
 }
@@ -129,3 +132,19 @@ public sealed class GridSaveResult
 }
 
 public enum GridSaveAction { Downloaded, Overwritten, Skipped }
+
+/// <summary>A capture agent's sync state, written with its heartbeat.</summary>
+public sealed class GridSyncState
+{
+    public int FilesSynced { get; set; }
+    public long BytesSynced { get; set; }
+    public int FilesPending { get; set; }
+    public long BytesPending { get; set; }
+    public string? LastFile { get; set; }
+    public DateTimeOffset? LastSynced { get; set; }
+    /// <summary>The agent's working set, in bytes.</summary>
+    public long AgentMemory { get; set; }
+    /// <summary>Files that could not be stored, by name, with the reason.</summary>
+    public List<string> Unstorable { get; set; } = new();
+    public override string ToString() => $"{FilesSynced} synced, {FilesPending} pending";
+}

@@ -28,6 +28,10 @@ public sealed class ExperimentRecord
     public DateTimeOffset? Finished { get; set; }
     public DateTimeOffset? Heartbeat { get; set; }
     public Dictionary<string, string> Parameters { get; set; } = new();
+    /// <summary>The command the agent ran, as text.</summary>
+    public string? Command { get; set; }
+    /// <summary>Live sync state while the agent runs; the final figures once it is done.</summary>
+    public GridSyncState? Sync { get; set; }
 }
 
 /// <summary><c>runs/&lt;run&gt;/&lt;exp&gt;/manifest.json</c>: every artifact with its size and SHA-256, as uploaded.</summary>

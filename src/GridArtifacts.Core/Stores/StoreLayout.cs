@@ -20,4 +20,8 @@ public static class StoreLayout
     public static string ManifestKey(string run, string exp) => $"{ExperimentPrefix(run, exp)}{ManifestName}";
     public static string ArtifactsPrefix(string run, string exp) => $"{ExperimentPrefix(run, exp)}{ArtifactsFolder}/";
     public static string ArtifactKey(string run, string exp, string path) => ArtifactsPrefix(run, exp) + path;
+    /// <summary>The script's output, kept with the experiment: <c>logs/stdout.log</c> and <c>logs/stderr.log</c>.</summary>
+    public static string LogKey(string run, string exp, string stream) => $"{ExperimentPrefix(run, exp)}logs/{stream}.log";
+    /// <summary>Written by Stop-GridRun; the experiment's agent stops its script when it sees it.</summary>
+    public static string StopRequestKey(string run, string exp) => $"{ExperimentPrefix(run, exp)}stop-request";
 }

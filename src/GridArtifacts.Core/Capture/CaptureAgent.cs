@@ -1,0 +1,351 @@
+using System.Diagnostics;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Core.Capture;
+
+/// <summary>What the agent runs and watches.</summary>
+public sealed record CaptureOptions
+{
+    public required string FileName { get; init; }
+    public IReadOnlyList<string> Arguments { get; init; } = Array.Empty<string>();
+    /// <summary>The experiment's own working folder; every file created or changed under it is an artifact.</summary>
+    public required string WorkingDirectory { get; init; }
+    /// <summary>More folders whose new or changed files are artifacts, stored under their folder's name.</summary>
+    public IReadOnlyList<string> ArtifactRoots { get; init; } = Array.Empty<string>();
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
+    public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+    /// <summary>A file is uploaded once it has not changed for this long.</summary>
+    public TimeSpan SettleTime { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>A full rescan this often, whatever the change notifications said.</summary>
+    public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(1);
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>
+/// The capture agent of one experiment: runs the script, watches its folders, uploads every file it
+/// creates or changes (once it has settled, and again after each later change), and when the script
+/// ends, whatever the way, does a final full sync, seals the manifest and only then writes the final
+/// status. It is the experiment record's and manifest's only writer. Sync never deletes.
+/// </summary>
+public sealed class CaptureAgent
+{
+    private readonly GridCatalog _catalog;
+    private readonly string _run;
+    private readonly string _experiment;
+    private readonly CaptureOptions _options;
+    private readonly Dictionary<string, Tracked> _files = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (long Length, long Ticks)> _before = new(StringComparer.Ordinal);
+    private readonly ManifestRecord _manifest;
+    private readonly GridSyncState _sync = new();
+    private readonly HashSet<string> _reportedUnstorable = new(StringComparer.Ordinal);
+    private readonly List<(string Root, string Prefix)> _roots = new();
+    private ExperimentRecord _record = new();
+    private volatile bool _changed = true;
+    private bool _manifestDirty;
+
+    private sealed class Tracked
+    {
+        public required string FullPath;
+        public long Length;
+        public long Ticks;
+        public DateTimeOffset SeenAt;
+        public long UploadedLength = -1;
+        public long UploadedTicks = -1;
+    }
+
+    public CaptureAgent(GridCatalog catalog, string run, string experiment, CaptureOptions options)
+    {
+        _catalog = catalog;
+        _run = GridNames.CheckRunName(run);
+        _experiment = GridNames.CheckExperimentName(experiment);
+        _options = options;
+        _manifest = new ManifestRecord { Run = run, Experiment = experiment };
+        _roots.Add((Path.GetFullPath(options.WorkingDirectory), ""));
+        foreach (var r in options.ArtifactRoots)
+        {
+            var full = Path.GetFullPath(r);
+            _roots.Add((full, Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)) + "/"));
+        }
+    }
+
+    /// <summary>Warnings as they happen (an unstorable name, a failed upload); the pipeline thread writes them.</summary>
+    public event Action<string>? Warning;
+
+    /// <summary>Runs the experiment to the end and returns the script's exit code (-1 when it was killed by a signal).</summary>
+    public async Task<int> RunAsync(CancellationToken stop)
+    {
+        foreach (var (root, _) in _roots) Directory.CreateDirectory(root);
+        foreach (var (path, full) in Scan()) { var i = new FileInfo(full); _before[path] = (i.Length, i.LastWriteTimeUtc.Ticks); }
+        var now = _catalog.Clock.GetUtcNow();
+        _record = await ReadOrCreateRecordAsync(now).ConfigureAwait(false);
+        _record.Status = GridStatus.Running;
+        _record.Started = now;
+        _record.Heartbeat = now;
+        _record.Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
+        _record.Sync = _sync;
+        await WriteRecordAsync().ConfigureAwait(false);
+
+        var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(logs);
+        using var watchers = new WatcherSet(_roots.Select(r => r.Root), () => _changed = true);
+        var stopRequested = false;
+        int exitCode;
+        try
+        {
+            using var process = Start(logs, out var pumps);
+            var lastBeat = DateTimeOffset.MinValue;
+            while (!process.HasExited)
+            {
+                if (stop.IsCancellationRequested || await StopRequestedAsync().ConfigureAwait(false))
+                {
+                    stopRequested = true;
+                    try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+                    break;
+                }
+                await SyncAsync(final: false).ConfigureAwait(false);
+                if (_catalog.Clock.GetUtcNow() - lastBeat >= _options.HeartbeatInterval)
+                {
+                    lastBeat = _catalog.Clock.GetUtcNow();
+                    await HeartbeatAsync(logs).ConfigureAwait(false);
+                }
+                try { await process.WaitForExitAsync(CancellationToken.None).WaitAsync(_options.RescanInterval, CancellationToken.None).ConfigureAwait(false); }
+                catch (TimeoutException) { }
+            }
+            await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
+            await Task.WhenAll(pumps).ConfigureAwait(false);
+            exitCode = process.ExitCode;
+        }
+        catch (System.ComponentModel.Win32Exception ex)
+        {
+            Warning?.Invoke($"Could not start '{_options.FileName}': {ex.Message}");
+            exitCode = 127;
+        }
+
+        // The end, whatever it was: final full sync, sealed manifest, then the status.
+        _record.Status = GridStatus.Syncing;
+        _record.ExitCode = exitCode;
+        await WriteRecordAsync().ConfigureAwait(false);
+        await SyncAsync(final: true).ConfigureAwait(false);
+        await UploadLogsAsync(logs).ConfigureAwait(false);
+        _manifest.Sealed = true;
+        _manifest.Updated = _catalog.Clock.GetUtcNow();
+        await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
+        _record.Status = stopRequested ? GridStatus.Stopped : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
+        _record.Finished = _catalog.Clock.GetUtcNow();
+        _record.Heartbeat = _record.Finished;
+        await WriteRecordAsync().ConfigureAwait(false);
+        try { Directory.Delete(logs, recursive: true); } catch (IOException) { }
+        return exitCode;
+    }
+
+    private async Task<ExperimentRecord> ReadOrCreateRecordAsync(DateTimeOffset now)
+    {
+        try
+        {
+            await _catalog.ReadRunRecordAsync(_run, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
+        {
+            await _catalog.WriteRunRecordAsync(new RunRecord { Name = _run, Created = now, Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments)) }, CancellationToken.None).ConfigureAwait(false);
+        }
+        var bytes = await _catalog.Store.TryReadAllBytesAsync(StoreLayout.ExperimentRecordKey(_run, _experiment), CancellationToken.None).ConfigureAwait(false);
+        var record = bytes is null
+            ? new ExperimentRecord { Run = _run, Experiment = _experiment, Created = now }
+            : RecordJson.Deserialize<ExperimentRecord>(bytes, _catalog.Location, StoreLayout.ExperimentRecordKey(_run, _experiment));
+        foreach (var (k, v) in _options.Parameters) record.Parameters[k] = v;
+        return record;
+    }
+
+    private Process Start(string logs, out Task[] pumps)
+    {
+        var psi = new ProcessStartInfo(_options.FileName)
+        {
+            WorkingDirectory = _roots[0].Root,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in _options.Arguments) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in _options.Environment) psi.Environment[k] = v;
+        psi.Environment["GRID_RUN"] = _run;
+        psi.Environment["GRID_EXPERIMENT"] = _experiment;
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("The process did not start.");
+        pumps = new[]
+        {
+            Pump(process.StandardOutput.BaseStream, Path.Combine(logs, "stdout.log")),
+            Pump(process.StandardError.BaseStream, Path.Combine(logs, "stderr.log")),
+        };
+        return process;
+    }
+
+    private static async Task Pump(Stream from, string file)
+    {
+        await using var to = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 4096, FileOptions.Asynchronous);
+        var buffer = new byte[8192];
+        int n;
+        while ((n = await from.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+        {
+            await to.WriteAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
+            await to.FlushAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<bool> StopRequestedAsync() =>
+        await _catalog.Store.TryReadAllBytesAsync(StoreLayout.StopRequestKey(_run, _experiment), CancellationToken.None).ConfigureAwait(false) is not null;
+
+    /// <summary>Every file under the roots, by artifact path.</summary>
+    private IEnumerable<(string Path, string Full)> Scan()
+    {
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        foreach (var (root, prefix) in _roots)
+        {
+            if (!Directory.Exists(root)) continue;
+            foreach (var full in Directory.EnumerateFiles(root, "*", options))
+            {
+                var rel = Path.GetRelativePath(root, full);
+                if (Path.DirectorySeparatorChar != '/') rel = rel.Replace(Path.DirectorySeparatorChar, '/');
+                yield return (prefix + rel, full);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One pass: notice what changed, upload what has settled (everything changed, when final).
+    /// A file that changes while it uploads is checked after the upload and sent again later.
+    /// </summary>
+    private async Task SyncAsync(bool final)
+    {
+        // A full rescan every pass: notifications only wake the loop sooner, so an overflow misses nothing.
+        _changed = false;
+        var now = _catalog.Clock.GetUtcNow();
+        foreach (var (path, full) in Scan())
+        {
+            FileInfo info;
+            try { info = new FileInfo(full); if (!info.Exists) continue; }
+            catch (IOException) { continue; }
+            var ticks = info.LastWriteTimeUtc.Ticks;
+            if (_before.TryGetValue(path, out var old) && old == (info.Length, ticks) && !_files.ContainsKey(path)) continue; // there before the run, unchanged
+            if (!_files.TryGetValue(path, out var t)) _files[path] = t = new Tracked { FullPath = full, Length = -1, Ticks = -1 };
+            if (t.Length != info.Length || t.Ticks != ticks)
+            {
+                t.Length = info.Length;
+                t.Ticks = ticks;
+                t.SeenAt = now;
+            }
+        }
+
+        long pendingBytes = 0;
+        var pending = 0;
+        foreach (var (path, t) in _files.OrderBy(f => f.Key, StringComparer.Ordinal))
+        {
+            if (t.UploadedLength == t.Length && t.UploadedTicks == t.Ticks) continue;
+            if (!final && now - t.SeenAt < _options.SettleTime) { pending++; pendingBytes += t.Length; _changed = true; continue; }
+            var problem = GridNames.ArtifactPathProblem(path);
+            if (problem is not null)
+            {
+                if (_reportedUnstorable.Add(path))
+                {
+                    _sync.Unstorable.Add($"{path}: {problem}");
+                    Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
+                }
+                t.UploadedLength = t.Length;
+                t.UploadedTicks = t.Ticks;
+                continue;
+            }
+            if (!await UploadAsync(path, t).ConfigureAwait(false)) { pending++; pendingBytes += Math.Max(0, t.Length); _changed = true; }
+        }
+        _sync.FilesPending = pending;
+        _sync.BytesPending = pendingBytes;
+        if (_manifestDirty)
+        {
+            _manifest.Updated = _catalog.Clock.GetUtcNow();
+            await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
+            _manifestDirty = false;
+        }
+    }
+
+    private async Task<bool> UploadAsync(string path, Tracked t)
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            try
+            {
+                var before = new FileInfo(t.FullPath);
+                if (!before.Exists) return true; // deleted since: what was stored stays stored
+                var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, t.FullPath, CancellationToken.None).ConfigureAwait(false);
+                var after = new FileInfo(t.FullPath);
+                if (!after.Exists || after.Length != before.Length || after.LastWriteTimeUtc != before.LastWriteTimeUtc || entry.Size != before.Length)
+                {
+                    // Changed while it went up: never publish a torn file; the next pass sends it again.
+                    t.Length = after.Exists ? after.Length : -1;
+                    t.Ticks = after.Exists ? after.LastWriteTimeUtc.Ticks : -1;
+                    continue;
+                }
+                _manifest.Artifacts.RemoveAll(a => a.Path == path);
+                _manifest.Artifacts.Add(entry);
+                _manifestDirty = true;
+                t.UploadedLength = before.Length;
+                t.UploadedTicks = before.LastWriteTimeUtc.Ticks;
+                _sync.FilesSynced = _manifest.Artifacts.Count;
+                _sync.BytesSynced = _manifest.Artifacts.Sum(a => a.Size);
+                _sync.LastFile = path;
+                _sync.LastSynced = _catalog.Clock.GetUtcNow();
+                return true;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or GridException)
+            {
+                if (attempt == 2) Warning?.Invoke($"'{path}' was not synced yet: {ex.Message}");
+            }
+        }
+        return false;
+    }
+
+    private async Task HeartbeatAsync(string logs)
+    {
+        _record.Heartbeat = _catalog.Clock.GetUtcNow();
+        _sync.AgentMemory = Process.GetCurrentProcess().WorkingSet64;
+        await WriteRecordAsync().ConfigureAwait(false);
+        await UploadLogsAsync(logs).ConfigureAwait(false);
+    }
+
+    private async Task UploadLogsAsync(string logs)
+    {
+        foreach (var stream in new[] { "stdout", "stderr" })
+        {
+            var file = Path.Combine(logs, stream + ".log");
+            if (File.Exists(file)) await _catalog.Store.PutFileAsync(StoreLayout.LogKey(_run, _experiment, stream), file, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private Task WriteRecordAsync() => _catalog.WriteExperimentRecordAsync(_record, CancellationToken.None);
+
+    private static string Quote(string a) => a.Length > 0 && !a.Any(char.IsWhiteSpace) && !a.Contains('"') ? a : "\"" + a.Replace("\"", "\\\"") + "\"";
+
+    /// <summary>Change notifications for every root; an overflow only means the next rescan finds it.</summary>
+    private sealed class WatcherSet : IDisposable
+    {
+        private readonly List<FileSystemWatcher> _watchers = new();
+        public WatcherSet(IEnumerable<string> roots, Action changed)
+        {
+            foreach (var root in roots)
+            {
+                try
+                {
+                    var w = new FileSystemWatcher(root) { IncludeSubdirectories = true, InternalBufferSize = 64 * 1024 };
+                    w.Changed += (_, _) => changed();
+                    w.Created += (_, _) => changed();
+                    w.Renamed += (_, _) => changed();
+                    w.Error += (_, _) => changed();
+                    w.EnableRaisingEvents = true;
+                    _watchers.Add(w);
+                }
+                catch (Exception ex) when (ex is IOException or ArgumentException)
+                {
+                    // Too many watches (inotify limits): the periodic rescan still finds every file.
+                }
+            }
+        }
+        public void Dispose() { foreach (var w in _watchers) w.Dispose(); }
+    }
+}

@@ -1,0 +1,89 @@
+using System.Collections;
+using System.Globalization;
+using System.Management.Automation;
+using GridArtifacts.Core.Capture;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Commands;
+
+/// <summary>
+/// Runs one experiment in the foreground under the capture agent: every file the command creates or
+/// changes is synced while it runs and once more when it ends; the status is written only after
+/// that. For jobs a cluster scheduler starts. The command's exit code is $LASTEXITCODE afterwards.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Invoke, "GridExperiment")]
+[OutputType(typeof(GridExperiment))]
+public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
+{
+    /// <summary>The run; a new name such as adorable-mouse-123 when omitted.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Run { get; set; }
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string Experiment { get; set; } = "exp0";
+
+    /// <summary>The command and its arguments (write them after --).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromRemainingArguments = true)]
+    [ValidateNotNullOrEmpty]
+    public string[] Command { get; set; } = Array.Empty<string>();
+
+    /// <summary>The folder the command runs in; the current location by default. Its new and changed files are artifacts.</summary>
+    [Parameter]
+    public string? WorkingDirectory { get; set; }
+
+    /// <summary>More folders whose new and changed files are artifacts.</summary>
+    [Parameter]
+    public string[]? ArtifactPath { get; set; }
+
+    /// <summary>Parameters recorded with the experiment and passed in the environment as GRID_PARAM_NAME.</summary>
+    [Parameter]
+    public Hashtable? Parameter { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string run, experiment;
+        try
+        {
+            run = GridNames.CheckRunName(Run ?? GridNames.NewRunName());
+            experiment = GridNames.CheckExperimentName(Experiment);
+        }
+        catch (GridException ex)
+        {
+            ThrowTerminatingError(ToErrorRecord(ex));
+            return;
+        }
+        var catalog = OpenCatalog();
+        var parameters = ToDictionary(Parameter);
+        var options = new CaptureOptions
+        {
+            FileName = Command[0],
+            Arguments = Command.Skip(1).ToArray(),
+            WorkingDirectory = ResolvePath(WorkingDirectory ?? "."),
+            ArtifactRoots = (ArtifactPath ?? Array.Empty<string>()).Select(ResolvePath).ToArray(),
+            Parameters = parameters,
+            Environment = parameters.ToDictionary(p => "GRID_PARAM_" + p.Key.ToUpperInvariant(), p => p.Value),
+        };
+        var exitCode = 0;
+        RunAndDrain(async (post, ct) =>
+        {
+            var agent = new CaptureAgent(catalog, run, experiment, options);
+            agent.Warning += w => post(new WarningMessage(w));
+            exitCode = await agent.RunAsync(ct).ConfigureAwait(false);
+            post(await catalog.GetExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false));
+        });
+        SessionState.PSVariable.Set(new PSVariable("global:LASTEXITCODE", exitCode));
+    }
+
+    internal static Dictionary<string, string> ToDictionary(Hashtable? table)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (table is null) return d;
+        foreach (DictionaryEntry e in table)
+        {
+            d[Convert.ToString(e.Key, CultureInfo.InvariantCulture)!] = Convert.ToString(e.Value, CultureInfo.InvariantCulture) ?? "";
+        }
+        return d;
+    }
+}

@@ -1,0 +1,153 @@
+using System.Text;
+using GridArtifacts.Core;
+using GridArtifacts.Core.Capture;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+using Xunit;
+
+namespace GridArtifacts.Tests;
+
+/// <summary>The capture agent running real scripts (bash), against the folder store and s3rver.</summary>
+[Collection(S3Collection.Name)]
+public sealed class CaptureAgentTests : IDisposable
+{
+    private readonly TempDir _temp = new();
+    private readonly S3ServerFixture _s3;
+
+    public CaptureAgentTests(S3ServerFixture s3) => _s3 = s3;
+
+    public void Dispose() => _temp.Dispose();
+
+    private GridCatalog Catalog(string kind) => kind == "s3"
+        ? new GridCatalog(new S3Store(_s3.StoreUri(_s3.NewBucket(), "capture")))
+        : new GridCatalog(new FileSystemStore(_temp.Sub("store-" + Guid.NewGuid().ToString("N"))));
+
+    private async Task<(int Exit, GridCatalog Catalog, string Work, List<string> Warnings)> RunScript(string kind, string script, string run = "cap-run", IReadOnlyList<string>? roots = null)
+    {
+        var catalog = Catalog(kind);
+        var work = _temp.Sub("work-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(work);
+        File.WriteAllText(Path.Combine(work, "before.txt"), "was here before the run");
+        var agent = new CaptureAgent(catalog, run, "exp0", new CaptureOptions
+        {
+            FileName = "bash",
+            Arguments = new[] { "-c", script },
+            WorkingDirectory = work,
+            ArtifactRoots = roots ?? Array.Empty<string>(),
+            SettleTime = TimeSpan.FromMilliseconds(300),
+            RescanInterval = TimeSpan.FromMilliseconds(200),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(500),
+        });
+        var warnings = new List<string>();
+        agent.Warning += w => { lock (warnings) warnings.Add(w); };
+        var exit = await agent.RunAsync(default);
+        return (exit, catalog, work, warnings);
+    }
+
+    private static async Task<Dictionary<string, string>> StoredHashes(GridCatalog catalog, string run = "cap-run")
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var a in (await catalog.GetArtifactsAsync(run, "exp0", default)).Items)
+        {
+            await using var s = await catalog.OpenArtifactAsync(a, default);
+            using var ms = new MemoryStream();
+            await s.CopyToAsync(ms);
+            var sha = TestBytes.Sha256(ms.ToArray());
+            Assert.Equal(a.Sha256, sha); // the manifest records what is stored
+            result[a.Path] = sha;
+        }
+        return result;
+    }
+
+    private const string Writes = """
+        mkdir -p checkpoints/deep/a/b/c/d logs plots 'naïve dir'
+        head -c 300000 /dev/urandom > checkpoints/model.ckpt
+        : > empty.bin
+        echo 'résumé' > 'naïve dir/日本語 ファイル.txt'
+        echo deep > checkpoints/deep/a/b/c/d/leaf.txt
+        for i in $(seq 1 40); do echo "step $i" > logs/rewritten.txt; sleep 0.01; done
+        echo doomed > plots/deleted-later.txt
+        sleep 1.2
+        cp plots/deleted-later.txt "$KEEP"
+        rm plots/deleted-later.txt
+        echo 'to stdout'; echo 'to stderr' >&2
+        """;
+
+    [Theory]
+    [InlineData("fs")]
+    [InlineData("s3")]
+    public async Task Exit_0_every_file_written_in_any_folder_is_stored_byte_exact_and_the_status_is_Succeeded(string kind)
+    {
+        var keep = _temp.Sub("kept-copy.txt");
+        var (exit, catalog, work, warnings) = await RunScript(kind, $"export KEEP='{keep}'\n" + Writes);
+        Assert.Equal(0, exit);
+        Assert.Empty(warnings);
+        var stored = await StoredHashes(catalog);
+        foreach (var path in new[] { "checkpoints/model.ckpt", "empty.bin", "naïve dir/日本語 ファイル.txt", "checkpoints/deep/a/b/c/d/leaf.txt", "logs/rewritten.txt" })
+        {
+            Assert.Equal(TestBytes.Sha256(Path.Combine(work, path)), stored[path]);
+        }
+        // Deleted by the script after it settled: still in the store (sync never deletes).
+        Assert.Equal(TestBytes.Sha256(keep), stored["plots/deleted-later.txt"]);
+        Assert.Equal("step 40\n", File.ReadAllText(Path.Combine(work, "logs/rewritten.txt")));
+        Assert.False(stored.ContainsKey("before.txt"));
+
+        var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
+        Assert.Equal(GridStatus.Succeeded, exp.Status);
+        Assert.Equal(0, exp.ExitCode);
+        Assert.Equal(stored.Count, exp.ArtifactCount);
+        Assert.Equal(0, exp.Sync!.FilesPending);
+        Assert.True((await catalog.ReadManifestAsync("cap-run", "exp0", default))!.Sealed);
+        Assert.Equal("to stdout\n", Encoding.UTF8.GetString((await catalog.Store.TryReadAllBytesAsync(StoreLayout.LogKey("cap-run", "exp0", "stdout"), default))!));
+        Assert.Equal("to stderr\n", Encoding.UTF8.GetString((await catalog.Store.TryReadAllBytesAsync(StoreLayout.LogKey("cap-run", "exp0", "stderr"), default))!));
+    }
+
+    [Theory]
+    [InlineData("exit 3", 3)]
+    [InlineData("kill -9 $$", 137)]
+    public async Task A_failing_or_killed_script_still_has_every_artifact_it_wrote_and_reads_Failed(string ending, int code)
+    {
+        var (exit, catalog, work, _) = await RunScript("fs", "mkdir out; head -c 100000 /dev/urandom > out/partial.bin; echo last > last.txt\n" + ending);
+        Assert.Equal(code, exit);
+        var stored = await StoredHashes(catalog);
+        Assert.Equal(TestBytes.Sha256(Path.Combine(work, "out/partial.bin")), stored["out/partial.bin"]);
+        Assert.Equal(TestBytes.Sha256(Path.Combine(work, "last.txt")), stored["last.txt"]);
+        var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
+        Assert.Equal(GridStatus.Failed, exp.Status);
+        Assert.Equal(code, exp.ExitCode);
+    }
+
+    [Fact]
+    public async Task Many_small_files_and_extra_roots_are_all_captured()
+    {
+        var extra = _temp.Sub("extra-root");
+        Directory.CreateDirectory(extra);
+        var (exit, catalog, _, _) = await RunScript("fs", $"mkdir many; for i in $(seq 1 2000); do echo $i > many/f$i.txt; done; echo x > '{extra}/outside.txt'", roots: new[] { extra });
+        Assert.Equal(0, exit);
+        var stored = await StoredHashes(catalog);
+        Assert.Equal(2001, stored.Count);
+        Assert.True(stored.ContainsKey("extra-root/outside.txt"));
+    }
+
+    [Fact]
+    public async Task A_stop_request_stops_the_script_after_a_final_sync()
+    {
+        var catalog = Catalog("fs");
+        var work = _temp.Sub("work-stop");
+        Directory.CreateDirectory(work);
+        var agent = new CaptureAgent(catalog, "stop-run", "exp0", new CaptureOptions
+        {
+            FileName = "bash",
+            Arguments = new[] { "-c", "echo started > started.txt; sleep 60" },
+            WorkingDirectory = work,
+            RescanInterval = TimeSpan.FromMilliseconds(200),
+        });
+        var running = agent.RunAsync(default);
+        while (!File.Exists(Path.Combine(work, "started.txt"))) await Task.Delay(50);
+        await catalog.Store.PutAsync(StoreLayout.StopRequestKey("stop-run", "exp0"), new byte[] { 1 }, default);
+        await running.WaitAsync(TimeSpan.FromSeconds(30));
+        var exp = await catalog.GetExperimentAsync("stop-run", "exp0", default);
+        Assert.Equal(GridStatus.Stopped, exp.Status);
+        Assert.True((await StoredHashes(catalog, "stop-run")).ContainsKey("started.txt"));
+    }
+}
