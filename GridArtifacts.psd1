@@ -24,6 +24,10 @@
         'Import-GridArtifact'
         'Get-GridTransferOption'
         'Set-GridTransferOption'
+        'Start-GridRun'
+        'Stop-GridRun'
+        'Invoke-GridExperiment'
+        'Get-GridLog'
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()

@@ -86,6 +86,15 @@ public sealed class CaptureAgent
         _record.Sync = _sync;
         await WriteRecordAsync().ConfigureAwait(false);
 
+        if (await StopRequestedAsync().ConfigureAwait(false))
+        {
+            // Stopped while it waited in the queue: it never starts.
+            _record.Status = GridStatus.Stopped;
+            _record.Finished = _record.Heartbeat = _catalog.Clock.GetUtcNow();
+            await WriteRecordAsync().ConfigureAwait(false);
+            return -1;
+        }
+
         var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(logs);
         using var watchers = new WatcherSet(_roots.Select(r => r.Root), () => _changed = true);

@@ -1,0 +1,213 @@
+using System.Collections;
+using System.Diagnostics;
+using System.Globalization;
+using System.Management.Automation;
+using System.Text.Json;
+using GridArtifacts.Core;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Commands;
+
+/// <summary>
+/// Starts a script as one experiment, or as a sweep when -Parameter holds lists (each combination
+/// once: exp0, exp1, ...). Every experiment runs in a folder of its own under its capture agent.
+/// Returns the run at once; the run goes on after this session closes. -Wait waits with progress.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Start, "GridRun", DefaultParameterSetName = FileSet, SupportsShouldProcess = true)]
+[OutputType(typeof(GridRun))]
+public sealed class StartGridRunCommand : GridStoreCmdlet
+{
+    private const string FileSet = "FilePath";
+    private const string CommandSet = "Command";
+
+    /// <summary>A script: .ps1 runs in pwsh (-name value), .py in python3 (--name value), anything else directly (--name value).</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = FileSet)]
+    [ValidateNotNullOrEmpty]
+    public string FilePath { get; set; } = "";
+
+    /// <summary>A command line for the system shell; {name} is replaced by the parameter's value, else --name value is appended.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CommandSet)]
+    [ValidateNotNullOrEmpty]
+    public string Command { get; set; } = "";
+
+    /// <summary>Parameters; a list makes a sweep (@{ lr = 0.1, 0.01; batch = 32, 64 } gives four experiments).</summary>
+    [Parameter]
+    public Hashtable? Parameter { get; set; }
+
+    /// <summary>The run's name; generated (adorable-mouse-123) when omitted.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    /// <summary>Experiments running at once; the rest wait as Queued.</summary>
+    [Parameter]
+    [ValidateRange(1, 256)]
+    public int ThrottleLimit { get; set; } = 4;
+
+    /// <summary>More folders whose new and changed files are artifacts of every experiment.</summary>
+    [Parameter]
+    public string[]? ArtifactPath { get; set; }
+
+    /// <summary>Where the experiments' working folders are made (&lt;root&gt;/&lt;run&gt;/&lt;exp&gt;); ~/.grid/work by default.</summary>
+    [Parameter]
+    public string? WorkingRoot { get; set; }
+
+    /// <summary>Waits for the run to finish, with progress, then returns it.</summary>
+    [Parameter]
+    public SwitchParameter Wait { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        string run;
+        try { run = GridNames.CheckRunName(Name ?? GridNames.NewRunName()); }
+        catch (GridException ex) { ThrowTerminatingError(ToErrorRecord(ex)); return; }
+
+        var sweep = Expand(Parameter);
+        if (!ShouldProcess(run, $"Start {sweep.Count} experiment(s)")) return;
+        var store = ResolveStore();
+        var catalog = OpenCatalog();
+        var workRoot = ResolvePath(WorkingRoot ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".grid", "work"));
+        var script = ParameterSetName == FileSet ? ResolvePath(FilePath) : null;
+        if (script is not null && !File.Exists(script))
+        {
+            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The script '{script}' does not exist.", script), "ScriptNotFound", ErrorCategory.ObjectNotFound, script));
+        }
+
+        var experiments = sweep.Select((p, i) => new
+        {
+            Experiment = GridNames.ExperimentName(i),
+            WorkingDirectory = Path.Combine(workRoot, run, GridNames.ExperimentName(i)),
+            Parameters = p,
+            Command = CommandFor(script, p),
+        }).ToList();
+        RunAndDrain(async (post, ct) =>
+        {
+            var now = catalog.Clock.GetUtcNow();
+            await catalog.WriteRunRecordAsync(new RunRecord
+            {
+                Name = run, Created = now, Command = script ?? Command,
+                Parameters = ToText(Parameter),
+            }, ct).ConfigureAwait(false);
+            foreach (var e in experiments)
+            {
+                await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+                {
+                    Run = run, Experiment = e.Experiment, Status = GridStatus.Queued, Created = now, Parameters = e.Parameters,
+                    Command = string.Join(' ', e.Command),
+                }, ct).ConfigureAwait(false);
+            }
+        });
+
+        Directory.CreateDirectory(Path.Combine(workRoot, run));
+        var planPath = Path.Combine(workRoot, run, "plan.json");
+        File.WriteAllText(planPath, JsonSerializer.Serialize(new
+        {
+            Run = run,
+            Store = store.Location,
+            ThrottleLimit,
+            ArtifactPath = (ArtifactPath ?? Array.Empty<string>()).Select(ResolvePath).ToArray(),
+            Experiments = experiments,
+        }));
+        StartDetached(planPath, Path.Combine(workRoot, run, "supervisor.log"));
+
+        if (!Wait)
+        {
+            WriteObject(catalog.GetRunAsync(run, CancelToken).GetAwaiter().GetResult());
+            return;
+        }
+        GridRun current = null!;
+        RunAndDrain(async (post, ct) =>
+        {
+            while (true)
+            {
+                current = await catalog.GetRunAsync(run, ct).ConfigureAwait(false);
+                if (current.Status.IsFinished()) break;
+                await Task.Delay(500, ct).ConfigureAwait(false);
+            }
+        }, () =>
+        {
+            var r = current;
+            return r is null ? null : new ProgressRecord(3, $"Run {run}", $"{r.Status}, {r.ExperimentCount} experiment(s)");
+        });
+        WriteObject(current);
+    }
+
+    /// <summary>Each combination of the parameters' values, once, keys in name order.</summary>
+    internal static List<Dictionary<string, string>> Expand(Hashtable? parameters)
+    {
+        var result = new List<Dictionary<string, string>> { new(StringComparer.Ordinal) };
+        if (parameters is null) return result;
+        foreach (var key in parameters.Keys.Cast<object>().Select(k => Convert.ToString(k, CultureInfo.InvariantCulture)!).OrderBy(k => k, StringComparer.Ordinal))
+        {
+            var raw = parameters[key];
+            var values = raw is IEnumerable list and not string ? list.Cast<object>().Select(Text).ToList() : new List<string> { Text(raw) };
+            result = result.SelectMany(r => values.Select(v => new Dictionary<string, string>(r, StringComparer.Ordinal) { [key] = v })).ToList();
+        }
+        return result;
+    }
+
+    private static string Text(object? o) => Convert.ToString(o is PSObject p ? p.BaseObject : o, CultureInfo.InvariantCulture) ?? "";
+
+    private static Dictionary<string, string> ToText(Hashtable? parameters)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (parameters is null) return d;
+        foreach (DictionaryEntry e in parameters)
+        {
+            d[Text(e.Key)] = e.Value is IEnumerable list and not string ? string.Join(", ", list.Cast<object>().Select(Text)) : Text(e.Value);
+        }
+        return d;
+    }
+
+    /// <summary>The argument list of one experiment, parameters passed as the product passed them.</summary>
+    private string[] CommandFor(string? script, Dictionary<string, string> p)
+    {
+        if (script is null)
+        {
+            var line = Command;
+            var templated = false;
+            foreach (var (k, v) in p)
+            {
+                if (line.Contains("{" + k + "}", StringComparison.Ordinal)) { line = line.Replace("{" + k + "}", v, StringComparison.Ordinal); templated = true; }
+            }
+            if (!templated) line += string.Concat(p.Select(kv => $" --{kv.Key} {kv.Value}"));
+            return OperatingSystem.IsWindows() ? new[] { "cmd.exe", "/c", line } : new[] { "/bin/sh", "-c", line };
+        }
+        var ext = Path.GetExtension(script).ToLowerInvariant();
+        if (ext == ".ps1")
+        {
+            return PwshCommand().Concat(new[] { "-NoProfile", "-NonInteractive", "-File", script }).Concat(p.SelectMany(kv => new[] { "-" + kv.Key, kv.Value })).ToArray();
+        }
+        var head = ext == ".py" ? new[] { "python3", script } : new[] { script };
+        return head.Concat(p.SelectMany(kv => new[] { "--" + kv.Key, kv.Value })).ToArray();
+    }
+
+    /// <summary>This PowerShell's own executable (and its pwsh.dll when it runs under the dotnet host).</summary>
+    internal static string[] PwshCommand()
+    {
+        var exe = Environment.ProcessPath ?? "pwsh";
+        var home = Path.GetDirectoryName(typeof(PSObject).Assembly.Location)!;
+        return Path.GetFileNameWithoutExtension(exe) == "dotnet" ? new[] { exe, Path.Combine(home, "pwsh.dll") } : new[] { exe };
+    }
+
+    /// <summary>Starts the run's supervisor in a session of its own, with no handle on this one.</summary>
+    private void StartDetached(string planPath, string log)
+    {
+        var supervisor = Path.Combine(Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!, "GridArtifacts.Supervisor.ps1");
+        var argv = PwshCommand().Concat(new[] { "-NoProfile", "-NonInteractive", "-File", supervisor, planPath }).ToArray();
+        if (OperatingSystem.IsWindows())
+        {
+            var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false, CreateNoWindow = true };
+            foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
+            Process.Start(psi)?.Dispose();
+            return;
+        }
+        static string Q(string s) => "'" + s.Replace("'", "'\\''") + "'";
+        var sh = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        sh.ArgumentList.Add("-c");
+        sh.ArgumentList.Add($"setsid {string.Join(' ', argv.Select(Q))} > {Q(log)} 2>&1 < /dev/null &");
+        using var p = Process.Start(sh)!;
+        p.WaitForExit();
+    }
+}

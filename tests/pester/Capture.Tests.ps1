@@ -1,0 +1,97 @@
+# Capture as users meet it: Start-GridRun, Stop-GridRun, Invoke-GridExperiment, Get-GridLog.
+BeforeAll {
+    $script:ModulePath = if ($env:GRID_TEST_MODULE) { $env:GRID_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/GridArtifacts' }
+    Import-Module $script:ModulePath -Force
+    $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
+    $env:GRID_STORE = Join-Path $TestDrive 'store'
+    $script:Work = Join-Path $TestDrive 'work'
+    $script:Examples = Join-Path $PSScriptRoot '../../examples'
+
+    function Wait-Run([string] $Name, [string[]] $Until, [int] $Seconds = 60) {
+        $deadline = (Get-Date).AddSeconds($Seconds)
+        while ((Get-Date) -lt $deadline) {
+            $r = Get-GridRun $Name
+            if ($r.Status -in $Until) { return $r }
+            Start-Sleep -Milliseconds 200
+        }
+        throw "Run $Name did not reach $($Until -join '/') in $Seconds s (it is $($r.Status))."
+    }
+
+    function Read-Artifact($Artifact) {
+        $dest = Join-Path $TestDrive ('read-' + [guid]::NewGuid())
+        $saved = $Artifact | Save-GridArtifact -Destination $dest -PassThru
+        Get-Content -Raw -LiteralPath $saved.LocalPath
+    }
+}
+
+AfterAll {
+    Remove-Module GridArtifacts -ErrorAction Ignore
+    Remove-Item Env:GRID_STORE, Env:GRID_CONFIG_HOME -ErrorAction Ignore
+}
+
+Describe 'Start-GridRun' {
+    It 'runs a sweep: each parameter combination once, passed in and recorded' {
+        $run = Start-GridRun -Command 'echo "lr={lr} batch={batch} env=$GRID_PARAM_LR" > params.txt' -Parameter @{ lr = 0.1, 0.01; batch = 32, 64 } -WorkingRoot $Work -Wait
+        $run.Status | Should -Be 'Succeeded'
+        $experiments = Get-GridExperiment $run.Name
+        $experiments.Experiment | Should -Be @('exp0', 'exp1', 'exp2', 'exp3')
+        $seen = foreach ($e in $experiments) {
+            $text = (Read-Artifact (Get-GridArtifact $e.Id -Path params.txt)).Trim()
+            $text | Should -Be "lr=$($e.Parameters['lr']) batch=$($e.Parameters['batch']) env=$($e.Parameters['lr'])"
+            $text
+        }
+        @($seen | Sort-Object -Unique).Count | Should -Be 4
+    }
+
+    It 'returns at once, queues beyond -ThrottleLimit, and finishes without the caller' {
+        $run = Start-GridRun -Command 'sleep 2; echo done > done.txt' -Parameter @{ i = 1, 2 } -ThrottleLimit 1 -WorkingRoot $Work
+        $run.Status | Should -BeIn @('Queued', 'Running')
+        $deadline = (Get-Date).AddSeconds(30)
+        do { $statuses = (Get-GridExperiment $run.Name).Status; Start-Sleep -Milliseconds 100 } until (($statuses -contains 'Running') -or (Get-Date) -gt $deadline)
+        $statuses | Should -Contain 'Queued'
+        (Wait-Run $run.Name 'Succeeded', 'Failed').Status | Should -Be 'Succeeded'
+        (Get-GridArtifact $run.Name -Path done.txt).Count | Should -Be 2
+    }
+
+    It 'runs hello.ps1 with -name value and keeps its output' {
+        $run = Start-GridRun -FilePath (Join-Path $Examples 'hello.ps1') -Parameter @{ lr = 0.1; epochs = 2 } -WorkingRoot $Work -Wait
+        $run.Status | Should -Be 'Succeeded'
+        (Get-GridArtifact "$($run.Name)-exp0").Path | Should -Be @('checkpoints/epoch=1.ckpt', 'checkpoints/epoch=2.ckpt', 'logs/train.log', 'metrics.csv', 'plots/loss/curve.svg')
+        Get-GridLog "$($run.Name)-exp0" | Should -Be @('epoch 1: loss 0.5', 'epoch 2: loss 0.25')
+    }
+
+    It 'runs hello.py with --name value' -Skip:(-not (Get-Command python3 -ErrorAction Ignore)) {
+        $run = Start-GridRun -FilePath (Join-Path $Examples 'hello.py') -Parameter @{ lr = 0.1; epochs = 2 } -WorkingRoot $Work -Wait
+        $run.Status | Should -Be 'Succeeded'
+        (Get-GridArtifact "$($run.Name)-exp0" -Path 'checkpoints/*').Count | Should -Be 2
+    }
+}
+
+Describe 'Stop-GridRun' {
+    It 'stops a running experiment after syncing what it wrote' {
+        $run = Start-GridRun -Command 'echo begun > begun.txt; sleep 120' -WorkingRoot $Work
+        $null = Wait-Run $run.Name 'Running'
+        $deadline = (Get-Date).AddSeconds(20)
+        while (-not (Get-GridArtifact $run.Name -Path begun.txt -ErrorAction Ignore) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 200 }
+        Stop-GridRun $run.Name -Confirm:$false
+        (Wait-Run $run.Name 'Stopped', 'Failed', 'Succeeded' -Seconds 30).Status | Should -Be 'Stopped'
+        (Get-GridArtifact $run.Name -Path begun.txt).Size | Should -BeGreaterThan 0
+    }
+}
+
+Describe 'Invoke-GridExperiment' {
+    It 'passes the exit code through and captures what the command wrote' {
+        $here = Join-Path $TestDrive 'invoke'
+        New-Item -ItemType Directory -Path $here | Out-Null
+        Push-Location $here
+        try {
+            $exp = Invoke-GridExperiment -Run 'scheduled-job' -Experiment exp3 -- bash -c 'mkdir -p out; echo result > out/r.txt; exit 4'
+        }
+        finally { Pop-Location }
+        $LASTEXITCODE | Should -Be 4
+        $exp.Id | Should -Be 'scheduled-job-exp3'
+        $exp.Status | Should -Be 'Failed'
+        $exp.ExitCode | Should -Be 4
+        (Read-Artifact (Get-GridArtifact scheduled-job-exp3 -Path out/r.txt)).Trim() | Should -Be 'result'
+    }
+}
