@@ -79,6 +79,27 @@ Describe 'Stop-GridRun' {
     }
 }
 
+Describe 'A killed agent' {
+    It 'reads as Lost once its heartbeat is stale' -Skip:$IsWindows {
+        $run = Start-GridRun -Command 'sleep 60' -WorkingRoot $Work
+        $null = Wait-Run $run.Name 'Running'
+        $plan = Join-Path $Work $run.Name 'plan.json'
+        # The agent (the run's detached pwsh) dies without a word; its script is left behind and ended here too.
+        $agents = @(Get-Process | Where-Object { $_.CommandLine -like "*$plan*" })
+        $agents.Count | Should -BeGreaterThan 0
+        $agents | ForEach-Object { & kill -9 $_.Id }
+        Get-Process | Where-Object { $_.CommandLine -like '*sleep 60*' } | ForEach-Object { & kill -9 $_.Id }
+        Start-Sleep -Seconds 3
+        $exe = [Environment]::ProcessPath
+        [string[]] $prefix = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' } else { @() }
+        $env:GRID_LOST_AFTER_SECONDS = '2'
+        try { $status = & $exe @prefix -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; (Get-GridRun $($run.Name)).Status.ToString()" }
+        finally { Remove-Item Env:GRID_LOST_AFTER_SECONDS }
+        $status | Should -Be 'Lost'
+        (Get-GridRun $run.Name).Status | Should -Be 'Running' # two minutes have not passed for this session's threshold
+    }
+}
+
 Describe 'Invoke-GridExperiment' {
     It 'passes the exit code through and captures what the command wrote' {
         $here = Join-Path $TestDrive 'invoke'

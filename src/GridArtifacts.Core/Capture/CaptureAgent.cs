@@ -37,6 +37,8 @@ public sealed class CaptureAgent
     private readonly Dictionary<string, Tracked> _files = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (long Length, long Ticks)> _before = new(StringComparer.Ordinal);
     private readonly ManifestRecord _manifest;
+    private readonly Dictionary<string, ManifestEntry> _entries = new(StringComparer.Ordinal);
+    private const int UploadConcurrency = 16;
     private readonly GridSyncState _sync = new();
     private readonly HashSet<string> _reportedUnstorable = new(StringComparer.Ordinal);
     private readonly List<(string Root, string Prefix)> _roots = new();
@@ -137,6 +139,7 @@ public sealed class CaptureAgent
         await WriteRecordAsync().ConfigureAwait(false);
         await SyncAsync(final: true).ConfigureAwait(false);
         await UploadLogsAsync(logs).ConfigureAwait(false);
+        _manifest.Artifacts = _entries.Values.ToList();
         _manifest.Sealed = true;
         _manifest.Updated = _catalog.Clock.GetUtcNow();
         await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
@@ -246,6 +249,7 @@ public sealed class CaptureAgent
 
         long pendingBytes = 0;
         var pending = 0;
+        var ready = new List<(string Path, Tracked File)>();
         foreach (var (path, t) in _files.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
             if (t.UploadedLength == t.Length && t.UploadedTicks == t.Ticks) continue;
@@ -262,12 +266,27 @@ public sealed class CaptureAgent
                 t.UploadedTicks = t.Ticks;
                 continue;
             }
-            if (!await UploadAsync(path, t).ConfigureAwait(false)) { pending++; pendingBytes += Math.Max(0, t.Length); _changed = true; }
+            ready.Add((path, t));
         }
+        // Settled files go up several at a time (large ones in parts, from the file itself).
+        var failed = 0;
+        long failedBytes = 0;
+        await Parallel.ForEachAsync(ready, new ParallelOptions { MaxDegreeOfParallelism = UploadConcurrency }, async (f, _) =>
+        {
+            if (!await UploadAsync(f.Path, f.File).ConfigureAwait(false))
+            {
+                Interlocked.Increment(ref failed);
+                Interlocked.Add(ref failedBytes, Math.Max(0, f.File.Length));
+            }
+        }).ConfigureAwait(false);
+        if (failed > 0) _changed = true;
+        pending += failed;
+        pendingBytes += failedBytes;
         _sync.FilesPending = pending;
         _sync.BytesPending = pendingBytes;
         if (_manifestDirty)
         {
+            _manifest.Artifacts = _entries.Values.ToList();
             _manifest.Updated = _catalog.Clock.GetUtcNow();
             await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
             _manifestDirty = false;
@@ -291,15 +310,18 @@ public sealed class CaptureAgent
                     t.Ticks = after.Exists ? after.LastWriteTimeUtc.Ticks : -1;
                     continue;
                 }
-                _manifest.Artifacts.RemoveAll(a => a.Path == path);
-                _manifest.Artifacts.Add(entry);
-                _manifestDirty = true;
+                lock (_manifest)
+                {
+                    var previous = _entries.TryGetValue(path, out var p) ? p.Size : 0;
+                    _entries[path] = entry;
+                    _manifestDirty = true;
+                    _sync.FilesSynced = _entries.Count;
+                    _sync.BytesSynced += entry.Size - previous;
+                    _sync.LastFile = path;
+                    _sync.LastSynced = _catalog.Clock.GetUtcNow();
+                }
                 t.UploadedLength = before.Length;
                 t.UploadedTicks = before.LastWriteTimeUtc.Ticks;
-                _sync.FilesSynced = _manifest.Artifacts.Count;
-                _sync.BytesSynced = _manifest.Artifacts.Sum(a => a.Size);
-                _sync.LastFile = path;
-                _sync.LastSynced = _catalog.Clock.GetUtcNow();
                 return true;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or GridException)

@@ -14,6 +14,13 @@ public static class StoreSettings
     public const string StoreVariable = "GRID_STORE";
     /// <summary>Overrides the folder that holds config.json (tests and portable set-ups use it).</summary>
     public const string ConfigHomeVariable = "GRID_CONFIG_HOME";
+    /// <summary>Seconds without a heartbeat after which an active experiment reads as Lost (120 by default).</summary>
+    public const string LostAfterVariable = "GRID_LOST_AFTER_SECONDS";
+
+    private static TimeSpan? LostAfter() =>
+        double.TryParse(Environment.GetEnvironmentVariable(LostAfterVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
+            ? TimeSpan.FromSeconds(s)
+            : null;
     private const string ConfigFileName = "config.json";
 
     private static readonly ConcurrentDictionary<string, GridCatalog> Catalogs = new(StringComparer.Ordinal);
@@ -89,6 +96,6 @@ public static class StoreSettings
     public static GridCatalog Open(string location)
     {
         return Catalogs.GetOrAdd(location, static loc =>
-            new GridCatalog(IsS3(loc) ? new S3Store(loc) : new FileSystemStore(loc)));
+            new GridCatalog(IsS3(loc) ? new S3Store(loc) : new FileSystemStore(loc), LostAfter()));
     }
 }
