@@ -222,9 +222,19 @@ public sealed class GridCatalog
                 $"The file '{path}' cannot be stored as an artifact: {problem}.", path);
         }
         var info = new FileInfo(localPath);
-        var sha = await HashFileAsync(localPath, ct).ConfigureAwait(false);
-        await Store.PutFileAsync(StoreLayout.ArtifactKey(run, experiment, path), localPath, ct).ConfigureAwait(false);
-        return new ManifestEntry { Path = path, Size = info.Length, Sha256 = sha, Modified = info.LastWriteTimeUtc };
+        // Hashing and sending read the same file at once (the second read comes from the page cache).
+        // A file that changes meanwhile is the caller's to detect: the agent compares its size and
+        // time before and after, and sends it again.
+        var hash = HashFileAsync(localPath, ct);
+        try
+        {
+            await Store.PutFileAsync(StoreLayout.ArtifactKey(run, experiment, path), localPath, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            await hash.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false); // never leave the hash reading a file behind
+        }
+        return new ManifestEntry { Path = path, Size = info.Length, Sha256 = await hash.ConfigureAwait(false), Modified = info.LastWriteTimeUtc };
     }
 
     public static async Task<string> HashFileAsync(string path, CancellationToken ct)

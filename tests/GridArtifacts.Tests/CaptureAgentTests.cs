@@ -103,11 +103,13 @@ public sealed class CaptureAgentTests : IDisposable
     }
 
     [Theory]
-    [InlineData("exit 3", 3)]
-    [InlineData("kill -9 $$", 137)]
-    public async Task A_failing_or_killed_script_still_has_every_artifact_it_wrote_and_reads_Failed(string ending, int code)
+    [InlineData("fs", "exit 3", 3)]
+    [InlineData("fs", "kill -9 $$", 137)]
+    [InlineData("s3", "exit 3", 3)]
+    [InlineData("s3", "kill -9 $$", 137)]
+    public async Task A_failing_or_killed_script_still_has_every_artifact_it_wrote_and_reads_Failed(string kind, string ending, int code)
     {
-        var (exit, catalog, work, _) = await RunScript("fs", "mkdir out; head -c 100000 /dev/urandom > out/partial.bin; echo last > last.txt\n" + ending);
+        var (exit, catalog, work, _) = await RunScript(kind, "mkdir out; head -c 100000 /dev/urandom > out/partial.bin; echo last > last.txt\n" + ending);
         Assert.Equal(code, exit);
         var stored = await StoredHashes(catalog);
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "out/partial.bin")), stored["out/partial.bin"]);
@@ -118,15 +120,28 @@ public sealed class CaptureAgentTests : IDisposable
     }
 
     [Fact]
-    public async Task Many_small_files_and_extra_roots_are_all_captured()
+    public async Task Ten_thousand_small_files_and_extra_roots_are_all_captured()
     {
         var extra = _temp.Sub("extra-root");
         Directory.CreateDirectory(extra);
-        var (exit, catalog, _, _) = await RunScript("fs", $"mkdir many; for i in $(seq 1 2000); do echo $i > many/f$i.txt; done; echo x > '{extra}/outside.txt'", roots: new[] { extra });
+        var (exit, catalog, _, _) = await RunScript("fs", $"mkdir many; cd many; seq 1 10000 | xargs -n 500 touch; for i in $(seq 1 10000 | sed -n '1~97p'); do echo $i > $i; done; cd ..; echo x > '{extra}/outside.txt'", roots: new[] { extra });
         Assert.Equal(0, exit);
-        var stored = await StoredHashes(catalog);
-        Assert.Equal(2001, stored.Count);
-        Assert.True(stored.ContainsKey("extra-root/outside.txt"));
+        var artifacts = (await catalog.GetArtifactsAsync("cap-run", "exp0", default)).Items;
+        Assert.Equal(10_001, artifacts.Count);
+        Assert.Contains(artifacts, a => a.Path == "extra-root/outside.txt");
+        Assert.All(artifacts, a => Assert.NotNull(a.Sha256));
+        Assert.Equal(10_001, (await catalog.GetExperimentAsync("cap-run", "exp0", default)).ArtifactCount);
+    }
+
+    [Fact]
+    public async Task A_name_that_cannot_be_stored_is_reported_by_name_never_skipped_silently()
+    {
+        var (exit, catalog, _, warnings) = await RunScript("fs", @"echo bad > 'back\slash.txt'; echo good > good.txt");
+        Assert.Equal(0, exit);
+        Assert.Contains(warnings, w => w.Contains(@"back\slash.txt") || w.Contains(@"back\slash.txt"));
+        var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
+        Assert.Contains(exp.Sync!.Unstorable, u => u.StartsWith(@"back\slash.txt"));
+        Assert.True((await StoredHashes(catalog)).ContainsKey("good.txt"));
     }
 
     [Fact]
