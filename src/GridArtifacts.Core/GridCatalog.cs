@@ -168,6 +168,17 @@ public sealed class GridCatalog
         {
             var manifest = await manifestTask.ConfigureAwait(false);
             hashes = manifest?.Artifacts.ToDictionary(a => a.Path, StringComparer.Ordinal);
+            if (manifest is { Sealed: true })
+            {
+                // A sealed manifest is the experiment's final word: what it lists must be in the store.
+                var stored = new HashSet<string>(entries.Select(e => e.Key[prefix.Length..]), StringComparer.Ordinal);
+                foreach (var missing in manifest.Artifacts.Where(a => !stored.Contains(a.Path)))
+                {
+                    errors.Add(new GridException(GridErrorKind.NotFound, "ArtifactMissing",
+                        $"{GridNames.ExperimentId(run, experiment)}: its manifest lists '{missing.Path}' ({missing.Size} bytes) but store '{Location}' does not have it.",
+                        missing.Path));
+                }
+            }
         }
         catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord)
         {

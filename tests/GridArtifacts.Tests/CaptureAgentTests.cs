@@ -165,4 +165,16 @@ public sealed class CaptureAgentTests : IDisposable
         Assert.Equal(GridStatus.Stopped, exp.Status);
         Assert.True((await StoredHashes(catalog, "stop-run")).ContainsKey("started.txt"));
     }
+
+    [Fact]
+    public async Task A_sealed_manifest_listing_a_file_the_store_lacks_says_so()
+    {
+        var (_, catalog, _, _) = await RunScript("fs", "echo a > a.txt; echo b > b.txt");
+        await catalog.Store.DeleteAsync(StoreLayout.ArtifactKey("cap-run", "exp0", "b.txt"), default);
+        var listed = await catalog.GetArtifactsAsync("cap-run", "exp0", default);
+        Assert.Equal("a.txt", Assert.Single(listed.Items).Path);
+        var error = Assert.Single(listed.Errors);
+        Assert.Equal("ArtifactMissing", error.ErrorId);
+        Assert.Contains("b.txt", error.Message);
+    }
 }

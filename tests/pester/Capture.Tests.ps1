@@ -53,6 +53,15 @@ Describe 'Start-GridRun' {
         (Get-GridArtifact $run.Name -Path done.txt).Count | Should -Be 2
     }
 
+    It 'goes on after the session that started it closes' {
+        $exe = [Environment]::ProcessPath
+        [string[]] $prefix = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' } else { @() }
+        $name = & $exe @prefix -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; (Start-GridRun -Command 'sleep 2; echo after > after.txt' -WorkingRoot '$Work').Name"
+        $name | Should -Match '^[a-z]+-[a-z]+-\d+$'
+        (Wait-Run $name 'Succeeded', 'Failed').Status | Should -Be 'Succeeded'
+        (Get-GridArtifact $name -Path after.txt).Count | Should -Be 1
+    }
+
     It 'runs hello.ps1 with -name value and keeps its output' {
         $run = Start-GridRun -FilePath (Join-Path $Examples 'hello.ps1') -Parameter @{ lr = 0.1; epochs = 2 } -WorkingRoot $Work -Wait
         $run.Status | Should -Be 'Succeeded'
