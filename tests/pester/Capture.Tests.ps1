@@ -6,6 +6,7 @@ BeforeAll {
     $env:GRID_STORE = Join-Path $TestDrive 'store'
     $script:Work = Join-Path $TestDrive 'work'
     $script:Examples = Join-Path $PSScriptRoot '../../examples'
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     function Wait-Run([string] $Name, [string[]] $Until, [int] $Seconds = 60) {
         $deadline = (Get-Date).AddSeconds($Seconds)
@@ -54,9 +55,7 @@ Describe 'Start-GridRun' {
     }
 
     It 'goes on after the session that started it closes' {
-        $exe = [Environment]::ProcessPath
-        [string[]] $prefix = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' } else { @() }
-        $name = & $exe @prefix -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; (Start-GridRun -Command 'sleep 2; echo after > after.txt' -WorkingRoot '$Work').Name"
+        $name = Invoke-ChildPwsh "Import-Module '$ModulePath'; (Start-GridRun -Command 'sleep 2; echo after > after.txt' -WorkingRoot '$Work').Name"
         $name | Should -Match '^[a-z]+-[a-z]+-\d+$'
         (Wait-Run $name 'Succeeded', 'Failed').Status | Should -Be 'Succeeded'
         (Get-GridArtifact $name -Path after.txt).Count | Should -Be 1
@@ -99,11 +98,7 @@ Describe 'A killed agent' {
         $agents | ForEach-Object { & kill -9 $_.Id }
         Get-Process | Where-Object { $_.CommandLine -like '*sleep 60*' } | ForEach-Object { & kill -9 $_.Id }
         Start-Sleep -Seconds 3
-        $exe = [Environment]::ProcessPath
-        [string[]] $prefix = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' } else { @() }
-        $env:GRID_LOST_AFTER_SECONDS = '2'
-        try { $status = & $exe @prefix -NoProfile -NonInteractive -Command "Import-Module '$ModulePath'; (Get-GridRun $($run.Name)).Status.ToString()" }
-        finally { Remove-Item Env:GRID_LOST_AFTER_SECONDS }
+        $status = Invoke-ChildPwsh "Import-Module '$ModulePath'; (Get-GridRun $($run.Name)).Status.ToString()" @{ GRID_LOST_AFTER_SECONDS = '2' }
         $status | Should -Be 'Lost'
         (Get-GridRun $run.Name).Status | Should -Be 'Running' # two minutes have not passed for this session's threshold
     }

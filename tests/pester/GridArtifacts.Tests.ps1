@@ -18,12 +18,7 @@ BeforeAll {
         Import-GridArtifact -Path $src -Run $Run -Experiment $Experiment
     }
 
-    # A fresh pwsh of the same version, however this one was started (dotnet pwsh, or pwsh itself).
-    function Invoke-ChildPwsh([string] $Command) {
-        $exe = [Environment]::ProcessPath
-        [string[]] $prefix = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' } else { @() }
-        & $exe @prefix -NoProfile -NonInteractive -Command $Command
-    }
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     function Get-Sha256([string] $Path) { (Get-FileHash -LiteralPath $Path -Algorithm SHA256).Hash.ToLowerInvariant() }
 

@@ -9,14 +9,7 @@ BeforeAll {
     $script:Prefix = 'pester-' + [guid]::NewGuid().ToString('N')
     $script:Store = "s3://$Bucket/$Prefix`?endpoint=$([uri]::EscapeDataString($Endpoint))"
 
-    function Invoke-ChildPwsh([string] $Command, [hashtable] $Environment = @{}) {
-        $exe = [Environment]::ProcessPath
-        [string[]] $prefix = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' } else { @() }
-        $saved = @{}
-        foreach ($k in $Environment.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $Environment[$k]) }
-        try { & $exe @prefix -NoProfile -NonInteractive -Command $Command 2>&1 | ForEach-Object { "$_" } }
-        finally { foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) } }
-    }
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     $script:Hashes = @{}
     $src = Join-Path $TestDrive 'src'

@@ -1,0 +1,12 @@
+# Shared by the Pester files (dot-sourced in their BeforeAll).
+
+# Runs a command in a fresh pwsh of this version, however this one was started (dotnet pwsh, or
+# pwsh itself), with extra environment variables for that process only ($null removes one).
+function Invoke-ChildPwsh([string] $Command, [hashtable] $Environment = @{}) {
+    $exe = [Environment]::ProcessPath
+    [string[]] $prefix = if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' } else { @() }
+    $saved = @{}
+    foreach ($k in $Environment.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $Environment[$k]) }
+    try { & $exe @prefix -NoProfile -NonInteractive -Command $Command 2>&1 | ForEach-Object { "$_" } }
+    finally { foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) } }
+}
