@@ -28,6 +28,8 @@
         'Stop-GridRun'
         'Invoke-GridExperiment'
         'Get-GridLog'
+        'Remove-GridRun'
+        'Remove-GridExperiment'
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()

@@ -256,6 +256,61 @@ public sealed class GridCatalog
         return Convert.ToHexString(hash).ToLowerInvariant();
     }
 
+    // ---- removal: the only place anything is deleted ---------------------------------------------
+
+    /// <summary>What a removal took (or would take).</summary>
+    public sealed record Removal(int Experiments, int Files, long Bytes);
+
+    /// <summary>The keys of an experiment (artifacts first, its record last) and its artifact count and bytes.</summary>
+    public async Task<(List<string> Keys, int Files, long Bytes)> PlanExperimentRemovalAsync(string run, string experiment, CancellationToken ct)
+    {
+        var prefix = StoreLayout.ExperimentPrefix(run, experiment);
+        var artifacts = StoreLayout.ArtifactsPrefix(run, experiment);
+        var keys = new List<string>();
+        int files = 0;
+        long bytes = 0;
+        await foreach (var e in Store.ListAsync(prefix, recursive: true, ct).ConfigureAwait(false))
+        {
+            if (e.IsPrefix) continue;
+            keys.Add(e.Key);
+            if (e.Key.StartsWith(artifacts, StringComparison.Ordinal)) { files++; bytes += e.Size; }
+        }
+        var record = StoreLayout.ExperimentRecordKey(run, experiment);
+        // The record goes last, so an interrupted removal still shows the experiment and can be run again.
+        keys.Sort((a, b) => (a == record).CompareTo(b == record));
+        return (keys, files, bytes);
+    }
+
+    public async Task<Removal> RemoveExperimentAsync(string run, string experiment, CancellationToken ct)
+    {
+        var (keys, files, bytes) = await PlanExperimentRemovalAsync(run, experiment, ct).ConfigureAwait(false);
+        var record = StoreLayout.ExperimentRecordKey(run, experiment);
+        await Store.DeleteManyAsync(keys.Where(k => k != record).ToList(), ct).ConfigureAwait(false);
+        await Store.DeleteAsync(record, ct).ConfigureAwait(false);
+        return new Removal(1, files, bytes);
+    }
+
+    public async Task<Removal> RemoveRunAsync(string run, CancellationToken ct)
+    {
+        GridNames.CheckRunName(run);
+        int experiments = 0, files = 0;
+        long bytes = 0;
+        foreach (var exp in await ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
+        {
+            var r = await RemoveExperimentAsync(run, exp, ct).ConfigureAwait(false);
+            experiments++; files += r.Files; bytes += r.Bytes;
+        }
+        // Anything else under the run (its record last).
+        var rest = new List<string>();
+        await foreach (var e in Store.ListAsync(StoreLayout.RunPrefix(run), recursive: true, ct).ConfigureAwait(false))
+        {
+            if (!e.IsPrefix && e.Key != StoreLayout.RunRecordKey(run)) rest.Add(e.Key);
+        }
+        await Store.DeleteManyAsync(rest, ct).ConfigureAwait(false);
+        await Store.DeleteAsync(StoreLayout.RunRecordKey(run), ct).ConfigureAwait(false);
+        return new Removal(experiments, files, bytes);
+    }
+
     // ---- helpers --------------------------------------------------------------------------------
 
     private GridStatus EffectiveStatus(ExperimentRecord record)

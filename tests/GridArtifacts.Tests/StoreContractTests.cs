@@ -299,6 +299,34 @@ public abstract class StoreContractTests : IDisposable
         Assert.Equal(count, artifacts.Items.Count);
         Assert.Equal(Enumerable.Range(0, count).Select(i => $"f/{i:D5}.txt"), artifacts.Items.Select(a => a.Path));
     }
+
+    [Fact]
+    public async Task Removal_takes_exactly_its_run_or_experiment_past_1000_keys()
+    {
+        var store = Store();
+        var catalog = new GridCatalog(store);
+        await SeedAsync(catalog, "keep-me", T0, ("exp0", GridStatus.Succeeded));
+        await SeedAsync(catalog, "doomed", T0, ("exp0", GridStatus.Succeeded), ("exp1", GridStatus.Succeeded));
+        await SeedAsync(catalog, "doomed-too", T0, ("exp0", GridStatus.Succeeded));
+        var kept = TestBytes.Random(5000, 9);
+        await store.PutAsync(StoreLayout.ArtifactKey("keep-me", "exp0", "model.pt"), kept, default);
+        await Parallel.ForEachAsync(Enumerable.Range(0, 1_010), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
+            await store.PutAsync(StoreLayout.ArtifactKey("doomed", "exp1", $"f{i:D4}"), new byte[] { 1, 2, 3 }, ct));
+        await store.PutAsync(StoreLayout.ArtifactKey("doomed", "exp0", "a.txt"), new byte[] { 7 }, default);
+
+        var exp = await catalog.RemoveExperimentAsync("doomed", "exp1", default);
+        Assert.Equal(new GridCatalog.Removal(1, 1_010, 3_030), exp);
+        Assert.Equal(new[] { "exp0" }, await catalog.ListExperimentNamesAsync("doomed", default));
+
+        var run = await catalog.RemoveRunAsync("doomed", default);
+        Assert.Equal(new GridCatalog.Removal(1, 1, 1), run);
+        Assert.Equal(new[] { "doomed-too", "keep-me" }, await catalog.ListRunNamesAsync(default));
+        var left = new List<string>();
+        await foreach (var e in store.ListAsync("runs/doomed/", recursive: true, default)) left.Add(e.Key);
+        Assert.Empty(left);
+        Assert.Equal(TestBytes.Sha256(kept), TestBytes.Sha256((await store.TryReadAllBytesAsync(StoreLayout.ArtifactKey("keep-me", "exp0", "model.pt"), default))!));
+        Assert.Equal(GridStatus.Succeeded, (await catalog.GetRunAsync("doomed-too", default)).Status);
+    }
 }
 
 public sealed class FixedClock : TimeProvider

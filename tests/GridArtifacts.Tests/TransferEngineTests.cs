@@ -230,5 +230,6 @@ internal sealed class FailingAfterStore : IObjectStore
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => _inner.PutAsync(key, content, ct);
     public Task PutFileAsync(string key, string localPath, CancellationToken ct) => _inner.PutFileAsync(key, localPath, ct);
     public Task DeleteAsync(string key, CancellationToken ct) => _inner.DeleteAsync(key, ct);
+    public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => _inner.DeleteManyAsync(keys, ct);
     public void Dispose() { }
 }

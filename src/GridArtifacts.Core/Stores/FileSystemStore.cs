@@ -152,6 +152,15 @@ public sealed class FileSystemStore : IObjectStore
         return Task.CompletedTask;
     }
 
+    public async Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        foreach (var key in keys)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            await DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     private async Task WriteAtomicAsync(string key, Func<string, Task> write, CancellationToken cancellationToken)
     {
         var target = PathOf(key);

@@ -63,4 +63,7 @@ public interface IObjectStore : IDisposable
 
     /// <summary>Deletes an object; deleting a missing key is not an error.</summary>
     Task DeleteAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Deletes many objects (S3: in batches of 1,000); missing keys are not an error.</summary>
+    Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken);
 }

@@ -239,6 +239,26 @@ public sealed class S3Store : IObjectStore
         }
     }
 
+    public async Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
+    {
+        foreach (var batch in keys.Chunk(1000))
+        {
+            var response = await Call(() => _client.DeleteObjectsAsync(new DeleteObjectsRequest
+            {
+                BucketName = _location.Bucket,
+                Objects = batch.Select(k => new KeyVersion { Key = FullKey(k) }).ToList(),
+                Quiet = true,
+            }, cancellationToken), batch[0]).ConfigureAwait(false);
+            var failed = response.DeleteErrors ?? new List<DeleteError>();
+            if (failed.Count > 0)
+            {
+                var first = failed[0];
+                throw new GridException(first.Code == "AccessDenied" ? GridErrorKind.AccessDenied : GridErrorKind.StoreUnavailable, "DeleteFailed",
+                    $"Store '{Display}': {failed.Count} of {batch.Length} objects were not deleted (first: '{first.Key}', {first.Code}). Run the command again.", first.Key);
+            }
+        }
+    }
+
     public async Task DeleteAsync(string key, CancellationToken cancellationToken) =>
         await Call(() => _client.DeleteObjectAsync(_location.Bucket, FullKey(key), cancellationToken), key).ConfigureAwait(false);
 

@@ -1,0 +1,76 @@
+# Removal as users meet it: confirmed, exact, and the only way artifacts ever go.
+BeforeAll {
+    $script:ModulePath = if ($env:GRID_TEST_MODULE) { $env:GRID_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/GridArtifacts' }
+    Import-Module $script:ModulePath -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
+    $env:GRID_STORE = Join-Path $TestDrive 'store'
+
+    function New-Run([string] $Name, [string] $Experiment = 'exp0') {
+        $src = Join-Path $TestDrive "src/$Name/$Experiment"
+        New-Item -ItemType Directory -Force -Path "$src/ckpt" | Out-Null
+        $bytes = [byte[]]::new(20000); [Random]::new($Name.Length).NextBytes($bytes)
+        [IO.File]::WriteAllBytes("$src/ckpt/model.pt", $bytes)
+        Set-Content "$src/metrics.csv" "loss`n0.5"
+        Import-GridArtifact -Path $src -Run $Name -Experiment $Experiment | Out-Null
+    }
+    function Get-Hashes { Get-GridArtifact * | ForEach-Object { "$($_.ExperimentId)/$($_.Path)=$($_.Sha256)" } }
+}
+
+AfterAll {
+    Remove-Module GridArtifacts -ErrorAction Ignore
+    Remove-Item Env:GRID_STORE, Env:GRID_CONFIG_HOME -ErrorAction Ignore
+}
+
+Describe 'Remove-GridRun and Remove-GridExperiment' {
+    BeforeEach {
+        Remove-Item -Recurse -Force $env:GRID_STORE -ErrorAction Ignore
+        New-Run 'keep-run'; New-Run 'keep-run' 'exp1'; New-Run 'gone-run'; New-Run 'gone-run' 'exp1'
+    }
+
+    It '-WhatIf says what would go and removes nothing' {
+        $before = Get-Hashes
+        $said = Invoke-ChildPwsh "`$env:GRID_STORE = '$env:GRID_STORE'; Import-Module '$ModulePath'; Remove-GridRun gone-run -WhatIf" | Out-String
+        $said | Should -Match 'Remove run with 2 experiment\(s\), 4 artifact\(s\)'
+        Get-Hashes | Should -Be $before
+    }
+
+    It 'removes exactly the run asked for; every other run stays byte-exact' {
+        $keep = Get-Hashes | Where-Object { $_ -like 'keep-run-*' }
+        Remove-GridRun gone-run -Confirm:$false -InformationVariable info
+        Get-GridRun gone-run -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Get-Hashes | Should -Be $keep
+        $info.MessageData | Should -Match 'Removed gone-run: 2 experiment\(s\), 4 artifact\(s\)'
+        Join-Path $env:GRID_STORE 'runs/gone-run' | Should -Not -Exist
+    }
+
+    It 'removes exactly one experiment' {
+        Remove-GridExperiment gone-run-exp1 -Confirm:$false
+        (Get-GridExperiment gone-run).Id | Should -Be 'gone-run-exp0'
+        (Get-GridArtifact gone-run).Count | Should -Be 2
+        (Get-GridArtifact keep-run).Count | Should -Be 4
+    }
+
+    It 'asks for an experiment name rather than removing a run' {
+        { Remove-GridExperiment gone-run -Confirm:$false } | Should -Throw -ErrorId 'ExperimentNotNamed,GridArtifacts.Commands.RemoveGridExperimentCommand'
+        (Get-GridArtifact gone-run).Count | Should -Be 4
+    }
+
+    It 'refuses a running experiment unless -Force stops it first' {
+        $run = Start-GridRun -Name 'busy-run' -Command 'echo x > x.txt; sleep 120' -WorkingRoot (Join-Path $TestDrive 'work')
+        $deadline = (Get-Date).AddSeconds(30)
+        while ((Get-GridRun busy-run).Status -ne 'Running' -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 200 }
+        Remove-GridRun busy-run -Confirm:$false -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'ExperimentRunning,*'
+        $err[0].CategoryInfo.Category | Should -Be 'ResourceBusy'
+        (Get-GridRun busy-run).Status | Should -Be 'Running'
+        Remove-GridRun busy-run -Force -Confirm:$false
+        Get-GridRun busy-run -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        (Get-GridArtifact keep-run).Count | Should -Be 4
+    }
+
+    It 'does not remove a run from an experiment piped in' {
+        { Get-GridExperiment gone-run-exp1 | Remove-GridRun -Confirm:$false -ErrorAction Stop } | Should -Throw
+        (Get-GridExperiment gone-run).Count | Should -Be 2
+    }
+}
