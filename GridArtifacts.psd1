@@ -30,6 +30,9 @@
         'Get-GridLog'
         'Remove-GridRun'
         'Remove-GridExperiment'
+        'New-GridArtifactLink'
+        'Start-GridArtifactServer'
+        'Stop-GridArtifactServer'
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()

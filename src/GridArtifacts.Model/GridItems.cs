@@ -148,3 +148,23 @@ public sealed class GridSyncState
     public List<string> Unstorable { get; set; } = new();
     public override string ToString() => $"{FilesSynced} synced, {FilesPending} pending";
 }
+
+/// <summary>An expiring link to one artifact. The URL carries its signature: share it, do not log it.</summary>
+public sealed class GridArtifactLink : GridItem
+{
+    public GridArtifactLink(string run, string experiment, string path, string store, Uri url, DateTimeOffset expiresAt) : base(run, store)
+    {
+        Experiment = experiment;
+        Path = path;
+        Url = url;
+        ExpiresAt = expiresAt;
+    }
+
+    public string Experiment { get; }
+    public string ExperimentId => GridNames.ExperimentId(Run, Experiment);
+    public string Path { get; }
+    public Uri Url { get; }
+    /// <summary>When the link stops working (earlier than asked when the signing credentials expire first).</summary>
+    public DateTimeOffset ExpiresAt { get; }
+    public override string ToString() => Url.AbsoluteUri;
+}

@@ -26,6 +26,7 @@ public sealed class S3Store : IObjectStore
     private const int PartConcurrency = 4;
 
     private readonly AmazonS3Client _client;
+    private readonly AWSCredentials? _credentials;
     private readonly S3StoreUri _location;
 
     public S3Store(string location) : this(location, null) { }
@@ -65,6 +66,7 @@ public sealed class S3Store : IObjectStore
                     $"Store '{Display}': no AWS profile named '{_location.Profile}' in the shared config or credentials files.", Display);
             }
         }
+        _credentials = credentials;
         _client = credentials is null ? new AmazonS3Client(config) : new AmazonS3Client(credentials, config);
     }
 
@@ -237,6 +239,40 @@ public sealed class S3Store : IObjectStore
             }
             throw;
         }
+    }
+
+    /// <summary>SigV4 presigned URLs live at most seven days.</summary>
+    public static readonly TimeSpan MaxLinkLifetime = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// A presigned GET for one key. With temporary credentials the link dies when they do: the
+    /// returned time is then the earlier one, and <paramref name="shortened"/> says why.
+    /// </summary>
+    public async Task<(Uri Url, DateTimeOffset ExpiresAt)> PresignGetAsync(string key, TimeSpan lifetime, Action<string> shortened)
+    {
+        if (lifetime > MaxLinkLifetime || lifetime <= TimeSpan.Zero)
+        {
+            throw new GridException(GridErrorKind.InvalidArgument, "LinkLifetimeOutOfRange",
+                $"An S3 link can live from 1 second to 7 days (SigV4's limit); {lifetime} was asked for.", key);
+        }
+        var expires = DateTimeOffset.UtcNow + lifetime;
+        var url = await _client.GetPreSignedURLAsync(new GetPreSignedUrlRequest
+        {
+            BucketName = _location.Bucket,
+            Key = FullKey(key),
+            Verb = HttpVerb.GET,
+            Expires = expires.UtcDateTime,
+            Protocol = _location.Endpoint?.Scheme == Uri.UriSchemeHttp ? Protocol.HTTP : Protocol.HTTPS,
+        }).ConfigureAwait(false);
+        var source = _credentials ?? Amazon.Runtime.Credentials.DefaultAWSCredentialsIdentityResolver.GetCredentials();
+        if (source is RefreshingAWSCredentials refreshing && (DateTime?)refreshing.Expiration is { } until && until > DateTime.MinValue
+            && new DateTimeOffset(DateTime.SpecifyKind(until, DateTimeKind.Utc)) < expires)
+        {
+            var end = new DateTimeOffset(DateTime.SpecifyKind(until, DateTimeKind.Utc));
+            shortened($"The link was signed with temporary credentials that expire at {end:u}; it stops working then, before the {lifetime.TotalHours:0.#} hours asked for.");
+            expires = end;
+        }
+        return (new Uri(url), expires);
     }
 
     public async Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
