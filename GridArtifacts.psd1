@@ -33,6 +33,7 @@
         'New-GridArtifactLink'
         'Start-GridArtifactServer'
         'Stop-GridArtifactServer'
+        'Copy-GridRun'
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()

@@ -50,6 +50,17 @@ Describe 'New-GridArtifactLink' {
         Get-Status $link.Url | Should -Be 403
     }
 
+    It 'writes the signature only as the link asked for, never in verbose output (<Kind>)' -ForEach @(@{ Kind = 'local' }, @{ Kind = 's3' }) {
+        $store = if ($Kind -eq 'local') { $Local } else { $S3 }
+        $all = New-GridArtifactLink link-run -Store $store -Verbose 4>&1
+        $link = $all | Where-Object { $_ -is [GridArtifacts.Model.GridArtifactLink] }
+        $sig = [regex]::Match($link.Url.AbsoluteUri, '(?:s|X-Amz-Signature)=([0-9a-f]{64})').Groups[1].Value
+        $sig | Should -Match '^[0-9a-f]{64}$'
+        $verbose = ($all | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n"
+        $verbose | Should -Not -BeNullOrEmpty
+        $verbose | Should -Not -Match $sig
+    }
+
     It 'refuses S3 links beyond seven days' {
         { New-GridArtifactLink link-run -Store $S3 -Expiry ([TimeSpan]::FromDays(8)) -ErrorAction Stop } | Should -Throw -ErrorId 'LinkLifetimeOutOfRange*'
     }

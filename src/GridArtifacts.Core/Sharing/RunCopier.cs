@@ -1,0 +1,100 @@
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Core.Transfer;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Core.Sharing;
+
+/// <summary>What one run's copy did.</summary>
+public sealed record CopyResult(string Run, int Experiments, int Copied, int Skipped, long Bytes);
+
+/// <summary>
+/// Copies runs between stores, verified: each artifact goes through the transfer engine (checked
+/// against its SHA-256 on the way down) and up again (checked on the way up); artifacts the target
+/// already has with the same hash are skipped, so an interrupted copy resumes. The run's record is
+/// written last, so a half-copied run does not list as a run. The source is only read.
+/// </summary>
+public sealed class RunCopier
+{
+    private readonly GridCatalog _source;
+    private readonly GridCatalog _target;
+
+    public RunCopier(GridCatalog source, GridCatalog target)
+    {
+        _source = source;
+        _target = target;
+    }
+
+    public async Task<CopyResult> CopyAsync(string run, string tempFolder, Action<GridException> onError, CancellationToken ct)
+    {
+        var runRecord = await _source.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+        int experiments = 0, copied = 0, skipped = 0;
+        long bytes = 0;
+        foreach (var exp in await _source.ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
+        {
+            var recordKey = StoreLayout.ExperimentRecordKey(run, exp);
+            var record = await _source.Store.TryReadAllBytesAsync(recordKey, ct).ConfigureAwait(false);
+            if (record is null) continue;
+            experiments++;
+            var artifacts = await _source.GetArtifactsAsync(run, exp, ct).ConfigureAwait(false);
+            foreach (var e in artifacts.Errors) onError(e);
+            var have = (await _target.ReadManifestAsync(run, exp, ct).ConfigureAwait(false))?.Artifacts.ToDictionary(a => a.Path, StringComparer.Ordinal)
+                       ?? new Dictionary<string, ManifestEntry>(StringComparer.Ordinal);
+            var present = new HashSet<string>(StringComparer.Ordinal);
+            await foreach (var o in _target.Store.ListAsync(StoreLayout.ArtifactsPrefix(run, exp), recursive: true, ct).ConfigureAwait(false))
+            {
+                present.Add(o.Key[StoreLayout.ArtifactsPrefix(run, exp).Length..]);
+            }
+            var manifest = new ManifestRecord { Run = run, Experiment = exp };
+            var sourceManifest = await _source.ReadManifestAsync(run, exp, ct).ConfigureAwait(false);
+            var todo = new List<SaveItem>();
+            foreach (var a in artifacts.Items)
+            {
+                if (a.Sha256 is not null && have.TryGetValue(a.Path, out var h) && h.Sha256 == a.Sha256 && present.Contains(a.Path))
+                {
+                    manifest.Artifacts.Add(h);
+                    skipped++;
+                    continue;
+                }
+                todo.Add(new SaveItem(a, GridNames.LocalPathFor(tempFolder, run, exp, a.Path)));
+            }
+            var progress = new TransferProgress(todo.Count, todo.Sum(t => t.Artifact.Size));
+            var downloaded = new List<GridSaveResult>();
+            await TransferEngine.Shared.DownloadAsync(todo, _ => _source, force: true, throttleLimit: 8, progress,
+                r => { lock (downloaded) downloaded.Add(r); }, onError, ct).ConfigureAwait(false);
+            await Parallel.ForEachAsync(downloaded, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (d, c) =>
+            {
+                try
+                {
+                    var entry = await _target.PutArtifactFileAsync(run, exp, d.Path, d.LocalPath, c).ConfigureAwait(false);
+                    if (d.Artifact.Sha256 is not null && entry.Sha256 != d.Artifact.Sha256)
+                    {
+                        onError(new GridException(GridErrorKind.IntegrityFailure, "CopyHashMismatch", $"'{d.Artifact}' went up with SHA-256 {entry.Sha256}, not {d.Artifact.Sha256}; copy the run again.", d.Artifact));
+                        return;
+                    }
+                    entry.Modified = d.Artifact.LastModified;
+                    lock (manifest)
+                    {
+                        manifest.Artifacts.Add(entry);
+                        copied++;
+                        bytes += entry.Size;
+                    }
+                }
+                finally
+                {
+                    File.Delete(d.LocalPath);
+                }
+            }).ConfigureAwait(false);
+            manifest.Sealed = sourceManifest?.Sealed ?? false;
+            manifest.Updated = DateTimeOffset.UtcNow;
+            await _target.WriteManifestAsync(manifest, ct).ConfigureAwait(false);
+            foreach (var stream in new[] { "stdout", "stderr" })
+            {
+                var log = await _source.Store.TryReadAllBytesAsync(StoreLayout.LogKey(run, exp, stream), ct).ConfigureAwait(false);
+                if (log is not null) await _target.Store.PutAsync(StoreLayout.LogKey(run, exp, stream), log, ct).ConfigureAwait(false);
+            }
+            await _target.Store.PutAsync(recordKey, record, ct).ConfigureAwait(false);
+        }
+        await _target.WriteRunRecordAsync(runRecord, ct).ConfigureAwait(false);
+        return new CopyResult(run, experiments, copied, skipped, bytes);
+    }
+}
