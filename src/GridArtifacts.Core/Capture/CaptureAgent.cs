@@ -39,11 +39,13 @@ public sealed class CaptureAgent
     private readonly ManifestRecord _manifest;
     private readonly Dictionary<string, ManifestEntry> _entries = new(StringComparer.Ordinal);
     private const int UploadConcurrency = 16;
+    private static readonly TimeSpan MinPassInterval = TimeSpan.FromMilliseconds(100);
     private readonly GridSyncState _sync = new();
     private readonly HashSet<string> _reportedUnstorable = new(StringComparer.Ordinal);
     private readonly List<(string Root, string Prefix)> _roots = new();
     private ExperimentRecord _record = new();
-    private volatile bool _changed = true;
+    /// <summary>Released by change notifications, so the loop rescans sooner than its interval.</summary>
+    private readonly SemaphoreSlim _wake = new(0, 1);
     private bool _manifestDirty;
 
     private sealed class Tracked
@@ -99,7 +101,7 @@ public sealed class CaptureAgent
 
         var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(logs);
-        using var watchers = new WatcherSet(_roots.Select(r => r.Root), () => _changed = true);
+        using var watchers = new WatcherSet(_roots.Select(r => r.Root), Wake);
         var stopRequested = false;
         int exitCode;
         try
@@ -120,8 +122,10 @@ public sealed class CaptureAgent
                     lastBeat = _catalog.Clock.GetUtcNow();
                     await HeartbeatAsync(logs).ConfigureAwait(false);
                 }
-                try { await process.WaitForExitAsync(CancellationToken.None).WaitAsync(_options.RescanInterval, CancellationToken.None).ConfigureAwait(false); }
-                catch (TimeoutException) { }
+                // Until the script exits, a change is noticed, or the rescan interval passes.
+                await Task.WhenAny(process.WaitForExitAsync(CancellationToken.None), _wake.WaitAsync(_options.RescanInterval)).ConfigureAwait(false);
+                // Let a burst of changes gather into one pass rather than a rescan per file written.
+                await Task.WhenAny(process.WaitForExitAsync(CancellationToken.None), Task.Delay(MinPassInterval)).ConfigureAwait(false);
             }
             await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
             await Task.WhenAll(pumps).ConfigureAwait(false);
@@ -229,7 +233,6 @@ public sealed class CaptureAgent
     private async Task SyncAsync(bool final)
     {
         // A full rescan every pass: notifications only wake the loop sooner, so an overflow misses nothing.
-        _changed = false;
         var now = _catalog.Clock.GetUtcNow();
         foreach (var (path, full) in Scan())
         {
@@ -253,7 +256,7 @@ public sealed class CaptureAgent
         foreach (var (path, t) in _files.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
             if (t.UploadedLength == t.Length && t.UploadedTicks == t.Ticks) continue;
-            if (!final && now - t.SeenAt < _options.SettleTime) { pending++; pendingBytes += t.Length; _changed = true; continue; }
+            if (!final && now - t.SeenAt < _options.SettleTime) { pending++; pendingBytes += t.Length; continue; }
             var problem = GridNames.ArtifactPathProblem(path);
             if (problem is not null)
             {
@@ -279,7 +282,6 @@ public sealed class CaptureAgent
                 Interlocked.Add(ref failedBytes, Math.Max(0, f.File.Length));
             }
         }).ConfigureAwait(false);
-        if (failed > 0) _changed = true;
         pending += failed;
         pendingBytes += failedBytes;
         _sync.FilesPending = pending;
@@ -291,6 +293,12 @@ public sealed class CaptureAgent
             await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
             _manifestDirty = false;
         }
+    }
+
+    private void Wake()
+    {
+        try { _wake.Release(); }
+        catch (SemaphoreFullException) { } // already awake
     }
 
     private async Task<bool> UploadAsync(string path, Tracked t)
