@@ -1,12 +1,11 @@
 # Capture as users meet it: Start-GridRun, Stop-GridRun, Invoke-GridExperiment, Get-GridLog.
 BeforeAll {
-    $script:ModulePath = if ($env:GRID_TEST_MODULE) { $env:GRID_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/GridArtifacts' }
-    Import-Module $script:ModulePath -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    $script:ModulePath = Import-GridTestModule
     $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
     $env:GRID_STORE = Join-Path $TestDrive 'store'
     $script:Work = Join-Path $TestDrive 'work'
     $script:Examples = Join-Path $PSScriptRoot '../../examples'
-    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     function Wait-Run([string] $Name, [string[]] $Until, [int] $Seconds = 60) {
         $deadline = (Get-Date).AddSeconds($Seconds)

@@ -1,7 +1,7 @@
 # The module as users meet it: imported from out/ in a fresh pwsh, on a folder store in TestDrive.
 BeforeAll {
-    $script:ModulePath = if ($env:GRID_TEST_MODULE) { $env:GRID_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/GridArtifacts' }
-    Import-Module $script:ModulePath -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    $script:ModulePath = Import-GridTestModule
     $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
     $env:GRID_STORE = Join-Path $TestDrive 'store'
 
@@ -18,7 +18,6 @@ BeforeAll {
         Import-GridArtifact -Path $src -Run $Run -Experiment $Experiment
     }
 
-    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     function Get-Sha256([string] $Path) { (Get-FileHash -LiteralPath $Path -Algorithm SHA256).Hash.ToLowerInvariant() }
 

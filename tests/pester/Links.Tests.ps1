@@ -1,8 +1,8 @@
 # Expiring links as users meet them, on both stores.
 BeforeAll {
-    if (-not $env:GRID_TEST_S3_ENDPOINT) { throw 'GRID_TEST_S3_ENDPOINT is not set: run the tests with build.ps1 -Task Test, which starts s3rver.' }
-    $script:ModulePath = if ($env:GRID_TEST_MODULE) { $env:GRID_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/GridArtifacts' }
-    Import-Module $script:ModulePath -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Assert-S3Server
+    $script:ModulePath = Import-GridTestModule
     $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
     $script:Local = Join-Path $TestDrive 'store'
     $script:S3 = "s3://$($env:GRID_TEST_S3_BUCKET)/links-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"

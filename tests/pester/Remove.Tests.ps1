@@ -1,8 +1,7 @@
 # Removal as users meet it: confirmed, exact, and the only way artifacts ever go.
 BeforeAll {
-    $script:ModulePath = if ($env:GRID_TEST_MODULE) { $env:GRID_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/GridArtifacts' }
-    Import-Module $script:ModulePath -Force
     . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    $script:ModulePath = Import-GridTestModule
     $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
     $env:GRID_STORE = Join-Path $TestDrive 'store'
 

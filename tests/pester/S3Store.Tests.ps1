@@ -1,15 +1,14 @@
 # The module against a real S3-compatible server (s3rver, started by build.ps1 on loopback).
 BeforeAll {
-    if (-not $env:GRID_TEST_S3_ENDPOINT) { throw 'GRID_TEST_S3_ENDPOINT is not set: run the tests with build.ps1 -Task Test, which starts s3rver.' }
-    $script:ModulePath = if ($env:GRID_TEST_MODULE) { $env:GRID_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/GridArtifacts' }
-    Import-Module $script:ModulePath -Force
+    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
+    Assert-S3Server
+    $script:ModulePath = Import-GridTestModule
     $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
     $script:Endpoint = $env:GRID_TEST_S3_ENDPOINT
     $script:Bucket = $env:GRID_TEST_S3_BUCKET
     $script:Prefix = 'pester-' + [guid]::NewGuid().ToString('N')
     $script:Store = "s3://$Bucket/$Prefix`?endpoint=$([uri]::EscapeDataString($Endpoint))"
 
-    . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
 
     $script:Hashes = @{}
     $src = Join-Path $TestDrive 'src'

@@ -10,3 +10,15 @@ function Invoke-ChildPwsh([string] $Command, [hashtable] $Environment = @{}) {
     try { & $exe @prefix -NoProfile -NonInteractive -Command $Command 2>&1 | ForEach-Object { "$_" } }
     finally { foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) } }
 }
+
+# The staged module under test (build.ps1 passes its path), imported fresh; returns its path.
+function Import-GridTestModule {
+    $path = if ($env:GRID_TEST_MODULE) { $env:GRID_TEST_MODULE } else { Join-Path $PSScriptRoot '../../out/GridArtifacts' }
+    Import-Module $path -Force
+    $path
+}
+
+# Files that talk to S3 need the s3rver that build.ps1 starts.
+function Assert-S3Server {
+    if (-not $env:GRID_TEST_S3_ENDPOINT) { throw 'GRID_TEST_S3_ENDPOINT is not set: run the tests with build.ps1 -Task Test, which starts s3rver.' }
+}
