@@ -33,6 +33,7 @@
         'New-GridArtifactLink'
         'Start-GridArtifactServer'
         'Stop-GridArtifactServer'
+        'Show-GridArtifact'
         'Copy-GridRun'
     )
     FunctionsToExport    = @('grid')

@@ -58,46 +58,41 @@ public sealed class NewGridArtifactLinkCommand : GridStoreCmdlet
         foreach (var a in artifacts)
         {
             var store = StoreSettings.Open(a.Store).Store;
-            var key = StoreLayout.ArtifactKey(a.Run, a.Experiment, a.Path);
-            switch (store)
+            RunAndDrain(async (post, ct) =>
             {
-                case S3Store s3:
-                    RunAndDrain(async (post, ct) =>
-                    {
-                        try
-                        {
-                            var (url, expires) = await s3.PresignGetAsync(key, Expiry, w => post(new WarningMessage(w))).ConfigureAwait(false);
-                            post(new GridArtifactLink(a.Run, a.Experiment, a.Path, a.Store, url, expires));
-                        }
-                        catch (Model.GridException ex) { post(ex); }
-                    });
-                    break;
-                case FileSystemStore fs:
-                    var server = LocalLinkServer.For(fs.Location);
-                    if (server is null)
-                    {
-                        WriteError(new ErrorRecord(new InvalidOperationException(
-                                $"Links to the folder store '{fs.Location}' are served by this session: run Start-GridArtifactServer -Store '{fs.Location}' first."),
-                            "NoLinkServer", ErrorCategory.ResourceUnavailable, a));
-                        continue;
-                    }
-                    var (link, until) = server.Sign(a.Run, a.Experiment, a.Path, Expiry);
-                    WriteObject(new GridArtifactLink(a.Run, a.Experiment, a.Path, a.Store, link, until));
-                    break;
-            }
+                try
+                {
+                    var (url, expires) = await ArtifactLinks.CreateAsync(store, a.Run, a.Experiment, a.Path, Expiry, w => post(new WarningMessage(w))).ConfigureAwait(false);
+                    post(new GridArtifactLink(a.Run, a.Experiment, a.Path, a.Store, url, expires));
+                }
+                catch (Model.GridException ex) { post(ex); }
+            });
         }
     }
 }
 
-/// <summary>Information about a running link server.</summary>
+/// <summary>A store's artifact server in this session: the page (with its access token) and the links.</summary>
 public sealed class GridArtifactServerInfo
 {
-    public GridArtifactServerInfo(string store, Uri url) { Store = store; Url = url; }
+    public GridArtifactServerInfo(string store, Uri url, Uri pageUrl)
+    {
+        Store = store;
+        Url = url;
+        PageUrl = pageUrl;
+    }
+
     public string Store { get; }
+    /// <summary>The server's address; a folder store's links start with it.</summary>
     public Uri Url { get; }
+    /// <summary>The artifacts page, with the access token that lets its holder browse the store.</summary>
+    public Uri PageUrl { get; }
+    public override string ToString() => PageUrl.ToString();
 }
 
-/// <summary>Serves a folder store's artifact links from this session (127.0.0.1 by default).</summary>
+/// <summary>
+/// Starts this session's server for a store (127.0.0.1 by default): the artifacts page at / for any
+/// store, and a folder store's expiring links. Starting it again returns the running one.
+/// </summary>
 [Cmdlet(VerbsLifecycle.Start, "GridArtifactServer")]
 [OutputType(typeof(GridArtifactServerInfo))]
 public sealed class StartGridArtifactServerCommand : GridStoreCmdlet
@@ -106,32 +101,99 @@ public sealed class StartGridArtifactServerCommand : GridStoreCmdlet
     [ValidateRange(0, 65535)]
     public int Port { get; set; }
 
-    /// <summary>The address to listen on; 127.0.0.1 keeps links to this machine.</summary>
+    /// <summary>The address to listen on; 127.0.0.1 keeps the page and links to this machine.</summary>
     [Parameter]
+    [ValidateNotNullOrEmpty]
     public string Address { get; set; } = "127.0.0.1";
+
+    protected override void ProcessRecord() => WriteObject(ArtifactServerStarter.Start(this, OpenCatalog(), Address, Port));
+}
+
+/// <summary>Opens the artifacts page in the default browser, starting this session's server for the store if needed.</summary>
+[Cmdlet(VerbsCommon.Show, "GridArtifact")]
+[OutputType(typeof(GridArtifactServerInfo))]
+public sealed class ShowGridArtifactCommand : GridStoreCmdlet
+{
+    /// <summary>A run (or run-expN) to open the page at.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string? Run { get; set; }
+
+    /// <summary>Experiments (expN) of the run to select on the page.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ValidateNotNullOrEmpty]
+    public string[]? Experiment { get; set; }
+
+    /// <summary>Only print the page's address.</summary>
+    [Parameter]
+    public SwitchParameter NoBrowser { get; set; }
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    private bool _shown;
 
     protected override void ProcessRecord()
     {
-        if (OpenCatalog().Store is not FileSystemStore fs)
+        if (_shown) return; // One page for the whole pipeline.
+        _shown = true;
+        var info = ArtifactServerStarter.Start(this, OpenCatalog(), "127.0.0.1", 0);
+        var experiments = Experiment ?? Array.Empty<string>();
+        string? run = null;
+        if (Run is not null)
         {
-            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException("S3 stores need no server: New-GridArtifactLink makes presigned links for them."), "NotAFolderStore", ErrorCategory.InvalidOperation, Store));
-            return;
+            var (runPart, expPart) = GridNames.SplitTarget(Run);
+            if (!GridNames.IsValidRunName(runPart))
+            {
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"'{Run}' is not a run name or a run-expN id."), "InvalidRunName", ErrorCategory.InvalidArgument, Run));
+            }
+            run = runPart;
+            if (expPart is not null) experiments = experiments.Append(expPart).ToArray();
         }
-        var server = LocalLinkServer.Start(fs, Address, Port);
-        WriteObject(new GridArtifactServerInfo(server.Store, server.BaseUrl));
+        var fragment = run is null ? "" : "#run=" + Uri.EscapeDataString(run) + (experiments.Length > 0 ? "&exp=" + Uri.EscapeDataString(string.Join(",", experiments)) : "");
+        var page = new Uri(info.PageUrl + fragment);
+        WriteInformation(new HostInformationMessage { Message = $"Artifacts page: {page}" }, new[] { "PSHOST" });
+        if (!NoBrowser && !BrowserLauncher.TryOpen(page, out var why))
+        {
+            WriteWarning($"Could not open a browser ({why}); open the address above.");
+        }
+        if (PassThru) WriteObject(new GridArtifactServerInfo(info.Store, info.Url, page));
     }
 }
 
-/// <summary>Stops serving a folder store's links; links already given stop working.</summary>
+internal static class ArtifactServerStarter
+{
+    public static GridArtifactServerInfo Start(GridCmdlet cmdlet, Core.GridCatalog catalog, string address, int port)
+    {
+        var running = ArtifactServer.For(catalog.Location);
+        try
+        {
+            var server = running ?? ArtifactServer.Start(catalog, address, port);
+            if (running is not null && (port != 0 && port != running.Port))
+            {
+                cmdlet.WriteWarning($"The server for '{catalog.Location}' is already running on port {running.Port}; Stop-GridArtifactServer first to move it.");
+            }
+            return new GridArtifactServerInfo(server.Store, server.BaseUrl, server.PageUrl);
+        }
+        catch (Exception ex) when (ex is System.Net.HttpListenerException or System.Net.Sockets.SocketException or FormatException)
+        {
+            cmdlet.ThrowTerminatingError(new ErrorRecord(new InvalidOperationException($"Could not listen on {address}:{port}: {ex.Message}", ex), "ServerStartFailed", ErrorCategory.ResourceUnavailable, address));
+            throw; // not reached
+        }
+    }
+}
+
+/// <summary>Stops this session's server for a store; the page and folder-store links given stop working.</summary>
 [Cmdlet(VerbsLifecycle.Stop, "GridArtifactServer")]
 public sealed class StopGridArtifactServerCommand : GridStoreCmdlet
 {
     protected override void ProcessRecord()
     {
         var location = ResolveStore().Location;
-        if (!LocalLinkServer.Stop(location))
+        if (!ArtifactServer.Stop(location))
         {
-            WriteError(new ErrorRecord(new InvalidOperationException($"No link server is running for '{location}' in this session."), "NoLinkServer", ErrorCategory.ObjectNotFound, location));
+            WriteError(new ErrorRecord(new InvalidOperationException($"No artifact server is running for '{location}' in this session."), "NoLinkServer", ErrorCategory.ObjectNotFound, location));
         }
     }
 }

@@ -1,0 +1,270 @@
+using System.IO.Compression;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Core.Sharing;
+
+/// <summary>The artifacts page: its files, its JSON API, artifact bytes and zipped selections.</summary>
+public sealed partial class ArtifactServer
+{
+    /// <summary>How much of a text artifact the page previews.</summary>
+    public const int PreviewBytes = 64 * 1024;
+
+    private const string PagePolicy =
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    private static readonly Dictionary<string, (string Resource, string ContentType)> Assets = new(StringComparer.Ordinal)
+    {
+        ["/"] = ("index.html", "text/html; charset=utf-8"),
+        ["/app.js"] = ("app.js", "text/javascript; charset=utf-8"),
+        ["/app.css"] = ("app.css", "text/css; charset=utf-8"),
+    };
+
+    private async Task ServePageAsync(HttpListenerContext ctx, string path)
+    {
+        var req = ctx.Request;
+        var res = ctx.Response;
+        var fromQuery = req.QueryString["token"];
+        if (!Authorized(fromQuery ?? req.Cookies[CookieName]?.Value))
+        {
+            res.StatusCode = 401;
+            await WriteTextAsync(res, "text/plain; charset=utf-8",
+                "This page needs the address that Start-GridArtifactServer or Show-GridArtifact printed (it carries an access token).").ConfigureAwait(false);
+            return;
+        }
+        if (fromQuery is not null && req.HttpMethod == "GET" && path == "/")
+        {
+            // Trade the token in the address for a cookie, and take it out of the address bar and history.
+            res.Headers.Add("Set-Cookie", $"{CookieName}={fromQuery}; Path=/; HttpOnly; SameSite=Strict");
+            res.StatusCode = 303;
+            res.RedirectLocation = "/";
+            return;
+        }
+        if (req.HttpMethod == "POST" && !SameOrigin(req))
+        {
+            res.StatusCode = 403;
+            return;
+        }
+        switch (req.HttpMethod, path)
+        {
+            case ("GET", _) when Assets.TryGetValue(path, out var asset):
+                await ServeAssetAsync(res, asset.Resource, asset.ContentType).ConfigureAwait(false);
+                return;
+            case ("GET", "/api/store"):
+                await WriteJsonAsync(res, new { location = Store, kind = _catalog.Store is S3Store ? "S3" : "FileSystem" }).ConfigureAwait(false);
+                return;
+            case ("GET", "/api/runs"):
+                await WriteJsonAsync(res, await ListRunsAsync().ConfigureAwait(false)).ConfigureAwait(false);
+                return;
+            case ("GET", "/api/experiments"):
+                await ServeExperimentsAsync(ctx).ConfigureAwait(false);
+                return;
+            case ("GET", "/api/artifacts"):
+                await ServeArtifactListAsync(ctx).ConfigureAwait(false);
+                return;
+            case ("POST", "/api/link"):
+                await ServeNewLinkAsync(ctx).ConfigureAwait(false);
+                return;
+            case ("GET" or "HEAD", "/file"):
+                if (ArtifactFromQuery(req.QueryString["run"], req.QueryString["exp"], req.QueryString["path"]) is not { } a) { res.StatusCode = 400; return; }
+                var disposition = req.QueryString["mode"] switch
+                {
+                    "inline" => ArtifactDisposition.Inline,
+                    "preview" => ArtifactDisposition.Preview,
+                    _ => ArtifactDisposition.Download,
+                };
+                await ServeArtifactAsync(ctx, StoreLayout.ArtifactKey(a.Run, a.Experiment, a.Path), Path.GetFileName(a.Path), disposition).ConfigureAwait(false);
+                return;
+            case ("POST", "/zip"):
+                await ServeZipAsync(ctx).ConfigureAwait(false);
+                return;
+            default:
+                res.StatusCode = 404;
+                return;
+        }
+    }
+
+    private bool Authorized(string? given) =>
+        given is not null && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(given), _token);
+
+    /// <summary>A POST must come from this page (browsers always send Origin on POST).</summary>
+    private bool SameOrigin(HttpListenerRequest req) =>
+        Uri.TryCreate(req.Headers["Origin"], UriKind.Absolute, out var origin)
+        && origin.Scheme == Uri.UriSchemeHttp
+        && string.Equals(origin.Authority, req.Headers["Host"], StringComparison.OrdinalIgnoreCase)
+        && (_hosts is null || _hosts.Contains(origin.Authority));
+
+    private static (string Run, string Experiment, string Path)? ArtifactFromQuery(string? run, string? experiment, string? path) =>
+        run is not null && experiment is not null && path is not null
+        && GridNames.IsValidRunName(run) && GridNames.IsValidExperimentName(experiment) && GridNames.ArtifactPathProblem(path) is null
+            ? (run, experiment, path)
+            : null;
+
+    private async Task<object> ListRunsAsync()
+    {
+        var names = await _catalog.ListRunNamesAsync(CancellationToken.None).ConfigureAwait(false);
+        var runs = await _catalog.GetRunsAsync(names, CancellationToken.None).ConfigureAwait(false);
+        return new
+        {
+            runs = runs.Items.OrderByDescending(r => r.Created).Select(r => new
+            {
+                name = r.Name,
+                status = r.Status.ToString(),
+                active = r.Status.IsActive(),
+                created = r.Created,
+                finished = r.Finished,
+                experiments = r.ExperimentCount,
+                command = r.Command,
+            }),
+            errors = runs.Errors.Select(e => e.Message),
+        };
+    }
+
+    private async Task ServeExperimentsAsync(HttpListenerContext ctx)
+    {
+        var run = ctx.Request.QueryString["run"];
+        if (run is null || !GridNames.IsValidRunName(run)) { ctx.Response.StatusCode = 400; return; }
+        await WithStoreErrorsAsync(ctx.Response, async () =>
+        {
+            var result = await _catalog.GetExperimentsAsync(run, CancellationToken.None).ConfigureAwait(false);
+            if (result.Items.Count == 0) await _catalog.ReadRunRecordAsync(run, CancellationToken.None).ConfigureAwait(false);
+            return new
+            {
+                experiments = result.Items.Select(e => new
+                {
+                    id = e.Id,
+                    name = e.Experiment,
+                    status = e.Status.ToString(),
+                    active = e.Status.IsActive(),
+                    exitCode = e.ExitCode,
+                    artifacts = e.ArtifactCount,
+                    bytes = e.ArtifactBytes,
+                    started = e.Started,
+                    finished = e.Finished,
+                    parameters = e.Parameters,
+                }),
+                errors = result.Errors.Select(e => e.Message),
+            };
+        }).ConfigureAwait(false);
+    }
+
+    private async Task ServeArtifactListAsync(HttpListenerContext ctx)
+    {
+        var run = ctx.Request.QueryString["run"];
+        var experiment = ctx.Request.QueryString["exp"];
+        if (run is null || experiment is null || !GridNames.IsValidRunName(run) || !GridNames.IsValidExperimentName(experiment)) { ctx.Response.StatusCode = 400; return; }
+        await WithStoreErrorsAsync(ctx.Response, async () =>
+        {
+            var result = await _catalog.GetArtifactsAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+            return new
+            {
+                artifacts = result.Items.Select(a => new
+                {
+                    path = a.Path,
+                    size = a.Size,
+                    modified = a.LastModified,
+                    sha256 = a.Sha256,
+                    kind = ArtifactKinds.Of(a.Path),
+                }),
+                errors = result.Errors.Select(e => e.Message),
+            };
+        }).ConfigureAwait(false);
+    }
+
+    private async Task ServeNewLinkAsync(HttpListenerContext ctx)
+    {
+        var q = ctx.Request.QueryString;
+        if (ArtifactFromQuery(q["run"], q["exp"], q["path"]) is not { } a) { ctx.Response.StatusCode = 400; return; }
+        await WithStoreErrorsAsync(ctx.Response, async () =>
+        {
+            var warnings = new List<string>();
+            var (url, expires) = await ArtifactLinks.CreateAsync(_catalog.Store, a.Run, a.Experiment, a.Path, ArtifactLinks.DefaultLifetime, warnings.Add).ConfigureAwait(false);
+            return new { url, expiresAt = expires, warnings };
+        }).ConfigureAwait(false);
+    }
+
+    /// <summary>The selected artifacts as one zip, streamed as it is read (entries <c>run/expN/path</c>).</summary>
+    private async Task ServeZipAsync(HttpListenerContext ctx)
+    {
+        var res = ctx.Response;
+        string body;
+        using (var reader = new StreamReader(ctx.Request.InputStream, Encoding.UTF8)) body = await reader.ReadToEndAsync().ConfigureAwait(false);
+        var items = new List<(string Run, string Experiment, string Path)>();
+        try
+        {
+            var form = System.Web.HttpUtility.ParseQueryString(body);
+            foreach (var raw in JsonSerializer.Deserialize<string[][]>(form["items"] ?? "[]") ?? Array.Empty<string[]>())
+            {
+                if (raw.Length != 3 || ArtifactFromQuery(raw[0], raw[1], raw[2]) is not { } a) { res.StatusCode = 400; return; }
+                if (!items.Contains(a)) items.Add(a);
+            }
+        }
+        catch (JsonException) { res.StatusCode = 400; return; }
+        if (items.Count == 0) { res.StatusCode = 400; return; }
+        res.ContentType = "application/zip";
+        var name = items.Select(i => i.Run).Distinct().Count() == 1 ? items[0].Run : "artifacts";
+        res.Headers["Content-Disposition"] = $"attachment; filename*=UTF-8''{Uri.EscapeDataString(name)}.zip";
+        res.SendChunked = true;
+        using var zip = new ZipArchive(res.OutputStream, ZipArchiveMode.Create, leaveOpen: true);
+        foreach (var (run, experiment, path) in items)
+        {
+            Stream source;
+            try { source = await _catalog.Store.OpenReadAsync(StoreLayout.ArtifactKey(run, experiment, path), CancellationToken.None).ConfigureAwait(false); }
+            catch (GridException) { continue; } // Removed since it was listed: the zip holds the rest.
+            await using (source.ConfigureAwait(false))
+            {
+                var entry = zip.CreateEntry($"{run}/{experiment}/{path}", CompressionLevel.Fastest);
+                await using var target = entry.Open();
+                await source.CopyToAsync(target).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async Task WithStoreErrorsAsync(HttpListenerResponse res, Func<Task<object>> body)
+    {
+        object result;
+        try { result = await body().ConfigureAwait(false); }
+        catch (GridException ex)
+        {
+            res.StatusCode = ex.Kind switch
+            {
+                GridErrorKind.NotFound => 404,
+                GridErrorKind.InvalidName or GridErrorKind.InvalidArgument => 400,
+                GridErrorKind.AccessDenied => 403,
+                _ => 502,
+            };
+            result = new { error = ex.Message, errorId = ex.ErrorId };
+        }
+        await WriteJsonAsync(res, result).ConfigureAwait(false);
+    }
+
+    private static Task WriteJsonAsync(HttpListenerResponse res, object value) =>
+        WriteBytesAsync(res, "application/json; charset=utf-8", JsonSerializer.SerializeToUtf8Bytes(value, Json));
+
+    private static Task WriteTextAsync(HttpListenerResponse res, string contentType, string text) =>
+        WriteBytesAsync(res, contentType, Encoding.UTF8.GetBytes(text));
+
+    private static async Task WriteBytesAsync(HttpListenerResponse res, string contentType, byte[] bytes)
+    {
+        res.ContentType = contentType;
+        res.ContentLength64 = bytes.Length;
+        await res.OutputStream.WriteAsync(bytes).ConfigureAwait(false);
+    }
+
+    private static async Task ServeAssetAsync(HttpListenerResponse res, string resource, string contentType)
+    {
+        res.Headers["Content-Security-Policy"] = PagePolicy;
+        await using var stream = typeof(ArtifactServer).Assembly.GetManifestResourceStream("GridArtifacts.Page." + resource)
+            ?? throw new InvalidOperationException($"The page's {resource} is missing from the build.");
+        var bytes = new byte[stream.Length];
+        await stream.ReadExactlyAsync(bytes).ConfigureAwait(false);
+        await WriteBytesAsync(res, contentType, bytes).ConfigureAwait(false);
+    }
+}

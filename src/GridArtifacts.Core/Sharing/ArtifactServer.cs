@@ -1,0 +1,241 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Text;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Core.Sharing;
+
+/// <summary>
+/// One store's HTTP server in this process, on 127.0.0.1 by default. It serves two things:
+/// <list type="bullet">
+/// <item>the artifacts page at <c>/</c> and its API, for any store, only to whoever holds the server's
+/// random access token (given in the page URL once, then kept in an HttpOnly, SameSite=Strict cookie);</item>
+/// <item>a folder store's expiring links at <c>/a/</c>, signed with HMAC-SHA256 over the artifact and
+/// its expiry with a per-store secret (created once, readable only by its owner). An expired,
+/// altered or foreign link gets 403 and no data; Range requests work. S3 stores need no such
+/// route: their links are presigned by S3.</item>
+/// </list>
+/// Every request is checked for a Host this server answers to (no DNS rebinding), and nothing
+/// outside the store's artifacts and the page's own files is ever served.
+/// </summary>
+public sealed partial class ArtifactServer : IDisposable
+{
+    private const string SecretFile = ".link-secret";
+    private static readonly ConcurrentDictionary<string, ArtifactServer> Running = new(StringComparer.Ordinal);
+    private readonly HttpListener _listener = new();
+    private readonly GridCatalog _catalog;
+    private readonly byte[]? _secret;
+    private readonly byte[] _token;
+    private readonly HashSet<string>? _hosts;
+
+    private ArtifactServer(GridCatalog catalog, string address, int port)
+    {
+        _catalog = catalog;
+        if (catalog.Store is FileSystemStore fs) _secret = LoadOrCreateSecret(fs.Location);
+        _token = Encoding.ASCII.GetBytes(Base64Url(RandomNumberGenerator.GetBytes(32)));
+        Port = port == 0 ? FreePort(address) : port;
+        var host = address.Contains(':') && !address.StartsWith('[') ? $"[{address}]" : address;
+        BaseUrl = new Uri($"http://{host}:{Port}/");
+        _hosts = IsWildcard(address) ? null : new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+        {
+            $"{host}:{Port}",
+            $"127.0.0.1:{Port}",
+            $"localhost:{Port}",
+            $"[::1]:{Port}",
+        };
+        _listener.Prefixes.Add(BaseUrl.ToString());
+        _listener.Start();
+        _ = Task.Run(LoopAsync);
+    }
+
+    public int Port { get; }
+    public Uri BaseUrl { get; }
+    /// <summary>The page, with the access token: whoever has this URL can browse the store.</summary>
+    public Uri PageUrl => new(BaseUrl, "?token=" + Encoding.ASCII.GetString(_token));
+    public string Store => _catalog.Location;
+    public bool SignsLinks => _secret is not null;
+    private string CookieName => "grid_token_" + Port.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Starts (or returns the running) server of a store in this process.</summary>
+    public static ArtifactServer Start(GridCatalog catalog, string address = "127.0.0.1", int port = 0) =>
+        Running.GetOrAdd(catalog.Location, _ => new ArtifactServer(catalog, address, port));
+
+    public static ArtifactServer? For(string storeLocation) => Running.TryGetValue(storeLocation, out var s) ? s : null;
+
+    public static bool Stop(string storeLocation)
+    {
+        if (!Running.TryRemove(storeLocation, out var s)) return false;
+        s.Dispose();
+        return true;
+    }
+
+    /// <summary>A folder store's expiring link to one artifact.</summary>
+    public (Uri Url, DateTimeOffset ExpiresAt) Sign(string run, string experiment, string path, TimeSpan lifetime)
+    {
+        if (_secret is null) throw new InvalidOperationException("Only a folder store's server signs links.");
+        var expires = DateTimeOffset.UtcNow.Add(lifetime);
+        var e = expires.ToUnixTimeSeconds();
+        var sig = Convert.ToHexString(Mac(run, experiment, path, e)).ToLowerInvariant();
+        var url = new Uri(BaseUrl, $"a/{run}/{experiment}/{Uri.EscapeDataString(path)}?e={e}&s={sig}");
+        return (url, DateTimeOffset.FromUnixTimeSeconds(e));
+    }
+
+    private byte[] Mac(string run, string experiment, string path, long expires) =>
+        HMACSHA256.HashData(_secret!, Encoding.UTF8.GetBytes($"v1\n{run}\n{experiment}\n{path}\n{expires}"));
+
+    private static byte[] LoadOrCreateSecret(string root)
+    {
+        var file = Path.Combine(root, SecretFile);
+        Directory.CreateDirectory(root);
+        if (!File.Exists(file))
+        {
+            try
+            {
+                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+                if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                using var fs = new FileStream(file, options);
+                fs.Write(RandomNumberGenerator.GetBytes(32));
+            }
+            catch (IOException) when (File.Exists(file))
+            {
+                // Another process created it first: use theirs.
+            }
+        }
+        return File.ReadAllBytes(file);
+    }
+
+    private async Task LoopAsync()
+    {
+        while (_listener.IsListening)
+        {
+            HttpListenerContext ctx;
+            try { ctx = await _listener.GetContextAsync().ConfigureAwait(false); }
+            catch (Exception) { return; }
+            _ = Task.Run(() => ServeAsync(ctx));
+        }
+    }
+
+    private async Task ServeAsync(HttpListenerContext ctx)
+    {
+        var res = ctx.Response;
+        try
+        {
+            res.Headers["X-Content-Type-Options"] = "nosniff";
+            res.Headers["Referrer-Policy"] = "no-referrer";
+            res.Headers["Cache-Control"] = "no-store";
+            res.Headers["X-Frame-Options"] = "DENY";
+            if (_hosts is not null && !_hosts.Contains(ctx.Request.Headers["Host"] ?? ""))
+            {
+                // A name that resolves here but is not ours: a DNS-rebinding page, or a mistake.
+                res.StatusCode = 421;
+                return;
+            }
+            var path = ctx.Request.Url!.AbsolutePath;
+            if (path.StartsWith("/a/", StringComparison.Ordinal)) await ServeSignedLinkAsync(ctx).ConfigureAwait(false);
+            else await ServePageAsync(ctx, path).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            try { res.StatusCode = 500; } catch (InvalidOperationException) { }
+        }
+        finally
+        {
+            try { res.Close(); } catch (Exception) { }
+        }
+    }
+
+    private async Task ServeSignedLinkAsync(HttpListenerContext ctx)
+    {
+        var res = ctx.Response;
+        if (ctx.Request.HttpMethod is not ("GET" or "HEAD")) { res.StatusCode = 405; return; }
+        var segments = ctx.Request.Url!.AbsolutePath.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var query = ctx.Request.QueryString;
+        if (_secret is null || segments.Length != 4 || !long.TryParse(query["e"], NumberStyles.None, CultureInfo.InvariantCulture, out var expires) || query["s"] is not { Length: 64 } sigText)
+        {
+            res.StatusCode = 403;
+            return;
+        }
+        var (run, experiment, path) = (segments[1], segments[2], Uri.UnescapeDataString(segments[3]));
+        byte[] given;
+        try { given = Convert.FromHexString(sigText); } catch (FormatException) { res.StatusCode = 403; return; }
+        var valid = GridNames.IsValidRunName(run) && GridNames.IsValidExperimentName(experiment) && GridNames.ArtifactPathProblem(path) is null;
+        var expected = Mac(run, experiment, path, expires);
+        // Compare in constant time whatever else is wrong, so timing says nothing about the signature.
+        var signed = CryptographicOperations.FixedTimeEquals(expected, given);
+        if (!valid || !signed || DateTimeOffset.UtcNow.ToUnixTimeSeconds() > expires)
+        {
+            res.StatusCode = 403;
+            return;
+        }
+        await ServeArtifactAsync(ctx, StoreLayout.ArtifactKey(run, experiment, path), Path.GetFileName(path), ArtifactDisposition.Download).ConfigureAwait(false);
+    }
+
+    private enum ArtifactDisposition { Download, Inline, Preview }
+
+    /// <summary>Bytes of one artifact: whole, a Range, or (preview) the first 64 KiB as text.</summary>
+    private async Task ServeArtifactAsync(HttpListenerContext ctx, string key, string name, ArtifactDisposition disposition)
+    {
+        var res = ctx.Response;
+        // Someone else's bytes: never a document that can run script here, whatever they contain.
+        res.Headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
+        res.Headers["Cross-Origin-Resource-Policy"] = "same-origin";
+        ObjectRead head;
+        try { head = await _catalog.Store.ReadRangeAsync(key, 0, 0, null, CancellationToken.None).ConfigureAwait(false); }
+        catch (GridException) { res.StatusCode = 404; return; }
+        var size = head.TotalLength;
+        head.Dispose();
+        long from = 0, to = size - 1;
+        var range = disposition == ArtifactDisposition.Preview ? null : ctx.Request.Headers["Range"];
+        if (disposition == ArtifactDisposition.Preview)
+        {
+            to = Math.Min(to, PreviewBytes - 1);
+            res.Headers["X-Grid-Size"] = size.ToString(CultureInfo.InvariantCulture);
+        }
+        if (range is not null)
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(range, @"^bytes=(\d*)-(\d*)$");
+            if (!m.Success || (m.Groups[1].Length == 0 && m.Groups[2].Length == 0)) { res.StatusCode = 416; return; }
+            if (m.Groups[1].Length == 0) { from = Math.Max(0, size - long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)); }
+            else
+            {
+                from = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                if (m.Groups[2].Length > 0) to = Math.Min(to, long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+            }
+            if (from >= size || from > to) { res.StatusCode = 416; res.Headers["Content-Range"] = $"bytes */{size}"; return; }
+            res.StatusCode = 206;
+            res.Headers["Content-Range"] = $"bytes {from}-{to}/{size}";
+        }
+        var length = Math.Max(0, to - from + 1);
+        var inlineType = disposition == ArtifactDisposition.Inline ? ArtifactKinds.ImageContentType(name) : null;
+        res.ContentType = inlineType ?? (disposition == ArtifactDisposition.Preview ? "text/plain; charset=utf-8" : "application/octet-stream");
+        res.Headers["Accept-Ranges"] = "bytes";
+        res.Headers["Content-Disposition"] = (inlineType is null ? "attachment" : "inline") + $"; filename*=UTF-8''{Uri.EscapeDataString(name)}";
+        res.ContentLength64 = length;
+        if (ctx.Request.HttpMethod == "HEAD" || length == 0) return;
+        using var read = await _catalog.Store.ReadRangeAsync(key, from, length, null, CancellationToken.None).ConfigureAwait(false);
+        await read.Body.CopyToAsync(res.OutputStream).ConfigureAwait(false);
+    }
+
+    private static bool IsWildcard(string address) =>
+        address is "*" or "+" || (IPAddress.TryParse(address, out var ip) && (ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any)));
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private static int FreePort(string address)
+    {
+        var ip = IsWildcard(address) ? IPAddress.Any : IPAddress.Parse(address);
+        var l = new System.Net.Sockets.TcpListener(ip, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    public void Dispose()
+    {
+        try { _listener.Stop(); _listener.Close(); } catch (ObjectDisposedException) { }
+    }
+}
