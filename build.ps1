@@ -4,7 +4,8 @@
     Builds, tests, demonstrates and benchmarks GridArtifacts.
 .DESCRIPTION
     -Task Build  stages an importable module at out/GridArtifacts.
-    -Task Test   builds, runs every xunit and Pester test (Pester in a child pwsh against out/),
+    -Task Test   builds, runs every xunit, Pester and browser test (Pester in a child pwsh against
+                 out/; the artifacts page in Debian's Chromium, installed if missing),
                  prints one closing line "N passed, N failed, N skipped" and exits non-zero on any failure.
     -Task Demo   builds, then runs examples/demo.ps1 on the local folder store.
     -Task Bench  builds, starts s3rver, runs bench/*.Bench.ps1 against it and the local store beside
@@ -150,6 +151,29 @@ function Invoke-PesterTests {
     Get-Content -Raw $resultFile | ConvertFrom-Json
 }
 
+function Invoke-BrowserTests {
+    # The artifacts page in Debian's Chromium, driven by playwright-core (tests/browser).
+    if (-not (Test-Path /usr/bin/chromium)) {
+        apt-get install -y --no-install-recommends chromium | Out-Host
+        if ($LASTEXITCODE -ne 0) { Invoke-Native 'apt-get install chromium' { apt-get update; apt-get install -y --no-install-recommends chromium } }
+    }
+    $browser = Join-Path $root 'tests/browser'
+    Invoke-Native 'npm ci' { npm ci --prefix $browser --no-audit --no-fund --loglevel=error }
+    $env:GRID_TEST_MODULE_PATH = $moduleOut
+    $env:GRID_TEST_SCREENSHOTS = $testResults
+    Push-Location $browser
+    try { node --test --test-reporter=tap 2>&1 | ForEach-Object { "$_" } | Tee-Object -Variable tap | Out-Host }
+    finally { Pop-Location }
+    $count = { param($name) $m = $tap | Select-String "^# $name (\d+)$" | Select-Object -Last 1; if ($m) { [int]$m.Matches[0].Groups[1].Value } else { 0 } }
+    $passed = & $count 'pass'
+    $failed = (& $count 'fail') + (& $count 'cancelled')
+    if ($passed + $failed -eq 0 -or ($LASTEXITCODE -ne 0 -and $failed -eq 0)) {
+        Write-Host 'The browser tests did not run to the end.' -ForegroundColor Red
+        $failed++
+    }
+    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = (& $count 'skipped') }
+}
+
 switch ($Task) {
     'Clean' { if (Test-Path $out) { Remove-Item -Recurse -Force $out } }
     'Build' { Invoke-Build }
@@ -196,6 +220,7 @@ switch ($Task) {
             foreach ($k in $testEnv.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $testEnv[$k]) }
             $results += Invoke-XunitTests
             $results += Invoke-PesterTests
+            $results += Invoke-BrowserTests
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red

@@ -124,7 +124,7 @@ public sealed partial class ArtifactServer : IDisposable
         try
         {
             res.Headers["X-Content-Type-Options"] = "nosniff";
-            res.Headers["Referrer-Policy"] = "no-referrer";
+            res.Headers["Referrer-Policy"] = "same-origin"; // same-origin POSTs keep their Origin; nothing goes elsewhere
             res.Headers["Cache-Control"] = "no-store";
             res.Headers["X-Frame-Options"] = "DENY";
             if (_hosts is not null && !_hosts.Contains(ctx.Request.Headers["Host"] ?? ""))
