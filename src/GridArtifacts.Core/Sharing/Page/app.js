@@ -41,7 +41,12 @@ function size(n) {
   return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + ' ' + units[i];
 }
 
-const when = (t) => (t ? new Date(t).toLocaleString() : '');
+const pad = (n) => String(n).padStart(2, '0');
+function when(t) {
+  if (!t) return '';
+  const d = new Date(t);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
 const status = (s) => el('span', { class: `status ${s}`, text: s });
 const key = (a) => `${a.exp}\u0000${a.path}`;
 const query = (a, extra) => new URLSearchParams({ run: a.run, exp: a.exp, path: a.path, ...extra }).toString();
@@ -91,7 +96,7 @@ function renderRuns() {
     class: 'run' + (r.name === state.run ? ' selected' : ''), dataset: { run: r.name }, tabindex: '0', title: r.command || '',
     onclick: () => selectRun(r.name, []),
     onkeydown: (e) => { if (e.key === 'Enter') selectRun(r.name, []); },
-  }, el('td', { text: r.name }), el('td', {}, status(r.status)), el('td', { text: when(r.created) }), el('td', { class: 'num', text: r.experiments }));
+  }, el('td', { text: r.name }), el('td', {}, status(r.status)), el('td', { class: 'when', text: when(r.created) }), el('td', { class: 'num', text: r.experiments }));
   $('active-runs').replaceChildren(...active.slice(0, limit).map(row));
   $('finished-runs').replaceChildren(...finished.slice(0, limit).map(row));
   $('active-empty').hidden = active.length > 0;
@@ -124,9 +129,9 @@ async function selectRun(name, exps) {
 
 function renderExperiments() {
   const list = state.experiments.map((x) => el('li', {},
-    el('label', { title: Object.entries(x.parameters || {}).map(([k, v]) => `${k}=${v}`).join(' ') },
+    el('label', { title: [x.id, ...Object.entries(x.parameters || {}).map(([k, v]) => `${k}=${v}`)].join(' ') },
       el('input', { type: 'checkbox', value: x.name, checked: state.selectedExps.has(x.name), onchange: onExperimentToggled }),
-      el('span', { text: x.id }), status(x.status),
+      el('span', { text: x.name }), status(x.status),
       el('span', { class: 'meta', text: `${x.artifacts} · ${size(x.bytes)}` }))));
   $('experiments').replaceChildren(...list);
   $('experiments-hint').textContent = state.experiments.length ? 'Select experiments to see their artifacts.' : 'This run has no experiments yet.';
@@ -211,7 +216,7 @@ function artifactRow(a) {
     el('td', { text: a.exp }),
     el('td', { class: 'name', text: name, title: a.sha256 ? `SHA-256 ${a.sha256}` : '' }),
     el('td', { class: 'num', text: size(a.size) }),
-    el('td', { text: when(a.modified) }),
+    el('td', { class: 'when', text: when(a.modified) }),
     el('td', { class: 'actions' },
       previewable ? el('button', { type: 'button', class: 'preview', text: 'Preview', onclick: () => preview(a) }) : null,
       el('a', { class: 'button download', href: '/file?' + query(a, { mode: 'download' }), download: name.split('/').pop(), text: 'Download' }),
