@@ -24,6 +24,25 @@ public sealed class S3StoreContractTests : StoreContractTests
 
     protected override IObjectStore NewStore() => new S3Store(_s3.StoreUri(_bucket, "team/" + Guid.NewGuid().ToString("N")));
 
+    [Theory]
+    [InlineData(86_400)]
+    [InlineData(604_800)]
+    [InlineData(5)]
+    public async Task Presigned_links_are_signed_for_exactly_the_lifetime_asked_and_say_when_they_end(int seconds)
+    {
+        var store = (S3Store)Store();
+        await store.PutAsync("runs/r/exp0/artifacts/a.bin", new byte[] { 1, 2, 3 }, default);
+        for (var i = 0; i < 3; i++)
+        {
+            var (url, expires) = await store.PresignGetAsync("runs/r/exp0/artifacts/a.bin", TimeSpan.FromSeconds(seconds), _ => { });
+            var query = System.Web.HttpUtility.ParseQueryString(url.Query);
+            Assert.Equal(seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), query["X-Amz-Expires"]);
+            var signed = DateTimeOffset.ParseExact(query["X-Amz-Date"]!, "yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal);
+            Assert.Equal(signed.AddSeconds(seconds), expires);
+            await Task.Delay(330);
+        }
+    }
+
     [Fact]
     public async Task Large_files_go_up_in_parts_byte_exact()
     {

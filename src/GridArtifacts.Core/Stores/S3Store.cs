@@ -255,15 +255,35 @@ public sealed class S3Store : IObjectStore
             throw new GridException(GridErrorKind.InvalidArgument, "LinkLifetimeOutOfRange",
                 $"An S3 link can live from 1 second to 7 days (SigV4's limit); {lifetime} was asked for.", key);
         }
-        var expires = DateTimeOffset.UtcNow + lifetime;
-        var url = await _client.GetPreSignedURLAsync(new GetPreSignedUrlRequest
+        // The SDK turns Expires into whole seconds of X-Amz-Expires against its own clock, and may land
+        // a second either side: sign again, nudged, until the link lives exactly as long as asked
+        // (never longer: S3 refuses more than 7 days). The expiry reported is the one signed.
+        var asked = (long)Math.Ceiling(lifetime.TotalSeconds);
+        var nudge = 0L;
+        string url = "";
+        long signedFor = long.MaxValue;
+        for (var attempt = 0; attempt < 10; attempt++)
         {
-            BucketName = _location.Bucket,
-            Key = FullKey(key),
-            Verb = HttpVerb.GET,
-            Expires = expires.UtcDateTime,
-            Protocol = _location.Endpoint?.Scheme == Uri.UriSchemeHttp ? Protocol.HTTP : Protocol.HTTPS,
-        }).ConfigureAwait(false);
+            url = await _client.GetPreSignedURLAsync(new GetPreSignedUrlRequest
+            {
+                BucketName = _location.Bucket,
+                Key = FullKey(key),
+                Verb = HttpVerb.GET,
+                Expires = (DateTimeOffset.UtcNow + lifetime).AddSeconds(nudge).UtcDateTime,
+                Protocol = _location.Endpoint?.Scheme == Uri.UriSchemeHttp ? Protocol.HTTP : Protocol.HTTPS,
+            }).ConfigureAwait(false);
+            // Past 7 days by its own clock, the SDK silently falls back to a SigV2 URL: step back.
+            if (SignedSeconds(url) is not { } seconds) { signedFor = long.MaxValue; nudge -= 1; continue; }
+            signedFor = seconds;
+            if (signedFor == asked || (attempt >= 4 && signedFor < asked)) break;
+            nudge += asked - signedFor;
+        }
+        if (signedFor > asked)
+        {
+            throw new GridException(GridErrorKind.InvalidArgument, "LinkLifetimeOutOfRange",
+                $"The link could not be signed for {asked} seconds or less (the clock kept moving); ask again.", key);
+        }
+        var expires = SignedExpiry(url) ?? DateTimeOffset.UtcNow + lifetime;
         var source = _credentials ?? Amazon.Runtime.Credentials.DefaultAWSCredentialsIdentityResolver.GetCredentials();
         if (source is RefreshingAWSCredentials refreshing && (DateTime?)refreshing.Expiration is { } until && until > DateTime.MinValue
             && new DateTimeOffset(DateTime.SpecifyKind(until, DateTimeKind.Utc)) < expires)
@@ -273,6 +293,21 @@ public sealed class S3Store : IObjectStore
             expires = end;
         }
         return (new Uri(url), expires);
+    }
+
+    private static long? SignedSeconds(string url) =>
+        long.TryParse(System.Web.HttpUtility.ParseQueryString(new Uri(url).Query)["X-Amz-Expires"], System.Globalization.NumberStyles.None,
+            System.Globalization.CultureInfo.InvariantCulture, out var seconds) ? seconds : null;
+
+    /// <summary>X-Amz-Date plus X-Amz-Expires of a presigned URL: when S3 stops honouring it.</summary>
+    internal static DateTimeOffset? SignedExpiry(string url)
+    {
+        var query = System.Web.HttpUtility.ParseQueryString(new Uri(url).Query);
+        return DateTimeOffset.TryParseExact(query["X-Amz-Date"], "yyyyMMdd'T'HHmmss'Z'", System.Globalization.CultureInfo.InvariantCulture,
+                   System.Globalization.DateTimeStyles.AssumeUniversal, out var signed)
+               && long.TryParse(query["X-Amz-Expires"], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+            ? signed.ToUniversalTime().AddSeconds(seconds)
+            : null;
     }
 
     public async Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken)
