@@ -23,6 +23,7 @@ $store = if ($Kind -eq 's3') {
     "s3://$($env:GRID_TEST_S3_BUCKET)/page-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"
 } else { Join-Path $work 'store' }
 $hashes = [ordered]@{}
+$stopFile = $null
 
 function New-Png([int] $Width, [int] $Height, [scriptblock] $Color) {
     # A real PNG (8-bit RGB), made here so the tests need no image files or libraries.
@@ -99,16 +100,20 @@ else {
     Write-Artifact $exp1 'vision-sweep' 'exp1' 'plots/loss.png' (New-Png 96 64 { param($x, $y) 40, (255 - 2 * $x), (60 + 2 * $y) })
     Import-GridArtifact -Path $exp0 -Run 'vision-sweep' -Experiment exp0 -Store $store -Parameter @{ lr = 0.1 } | Out-Null
     Import-GridArtifact -Path $exp1 -Run 'vision-sweep' -Experiment exp1 -Store $store -Parameter @{ lr = 0.01 } | Out-Null
-    # One run still going: active runs are listed apart from finished ones.
-    Start-GridRun -Name 'live-run' -Command 'sleep 300' -Store $store -WorkingRoot (Join-Path $work 'work') | Out-Null
+    # One run still going until the test creates $stopFile: active runs are listed apart from finished ones.
+    $stopFile = Join-Path $work 'stop-live-run'
+    Start-GridRun -Name 'live-run' -Command "while [ ! -e '$stopFile' ]; do sleep 0.2; done" -Store $store -WorkingRoot (Join-Path $work 'work') | Out-Null
 }
 
 $server = Start-GridArtifactServer -Store $store
-[Console]::Out.WriteLine((@{ pageUrl = $server.PageUrl.AbsoluteUri; baseUrl = $server.Url.AbsoluteUri; store = $store; hashes = $hashes } | ConvertTo-Json -Compress -Depth 4))
+[Console]::Out.WriteLine((@{ pageUrl = $server.PageUrl.AbsoluteUri; baseUrl = $server.Url.AbsoluteUri; store = $store; hashes = $hashes; stopFile = $stopFile } | ConvertTo-Json -Compress -Depth 4))
 [Console]::Out.Flush()
 try { [Console]::In.ReadLine() | Out-Null }
 finally {
-    if ($Kind -ne 'large') { Stop-GridRun -Run 'live-run' -Store $store -ErrorAction Continue | Out-Null }
+    if ($stopFile) {
+        New-Item -ItemType File -Force -Path $stopFile | Out-Null
+        Stop-GridRun -Run 'live-run' -Store $store -ErrorAction Ignore | Out-Null
+    }
     Stop-GridArtifactServer -Store $store -ErrorAction Continue
     Remove-Item -Recurse -Force $work -ErrorAction Continue
 }

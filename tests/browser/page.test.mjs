@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inflateRawSync } from 'node:zlib';
@@ -252,6 +252,16 @@ for (const kind of ['local', 's3']) {
       assert.deepEqual(alarms.pwned, [], 'no script made a request');
       assert.notEqual(await page.title(), 'pwned');
       assert.match(policy, /sandbox/);
+    });
+
+    test('follows an active run until it finishes, without a reload', async () => {
+      const { page } = view;
+      await page.evaluate(() => { window.samePage = true; });
+      assert.equal(await page.locator('#active-runs tr[data-run="live-run"]').count(), 1);
+      writeFileSync(fixture.stopFile, '');
+      await page.waitForSelector('#finished-runs tr[data-run="live-run"] .status.Succeeded', { timeout: 60000 });
+      assert.equal(await page.locator('#active-runs tr').count(), 0);
+      assert.equal(await page.evaluate(() => window.samePage), true);
     });
   });
 }

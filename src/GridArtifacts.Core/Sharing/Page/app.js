@@ -311,6 +311,22 @@ function csvTable(text, sep, cut) {
     : table;
 }
 
+// While runs are active, read their state again every 10 s (only while the page is in view).
+async function refreshActive() {
+  const wasActive = state.runs.find((r) => r.name === state.run)?.active;
+  if (document.hidden || !state.runs.some((r) => r.active)) return;
+  await loadRuns();
+  if (!state.run || !wasActive) return;
+  const data = await api('/api/experiments?' + new URLSearchParams({ run: state.run }));
+  state.experiments = data.experiments;
+  renderExperiments();
+  for (const x of state.experiments) state.cache.delete(`${state.run}/${x.name}`);
+  const filterAndLimit = state.artifactLimit;
+  await loadArtifacts();
+  state.artifactLimit = Math.max(state.artifactLimit, filterAndLimit);
+  renderArtifacts();
+}
+
 // ---- wiring ------------------------------------------------------------------------------------
 
 function debounce(fn, ms) {
@@ -348,4 +364,5 @@ document.addEventListener('DOMContentLoaded', async () => {
     $('store').textContent = e.message;
   }
   document.body.dataset.ready = 'true';
+  setInterval(() => refreshActive().catch(() => {}), 10000);
 });
