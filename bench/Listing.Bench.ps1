@@ -1,8 +1,8 @@
 <#
 .SYNOPSIS
-    Listing benchmark (issue 2/8): Get-GridRun over 1,000 runs of 4 experiments, Get-GridArtifact over
+    Listing benchmark (issues 2/8 and 6/8): Get-GridRun over 1,000 runs of 4 experiments, Get-GridArtifact over
     one experiment of 20,000 artifacts, on s3rver and on the local store; listing the 20,000 keys with
-    `aws s3 ls --recursive` and `rclone ls` in the same run.
+    `aws s3 ls --recursive` and `rclone ls` in the same run; and the artifacts page's API over the same data.
 #>
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
@@ -75,6 +75,23 @@ try {
     $rows['aws s3 ls --recursive, 20,000 keys, s3rver'] = Measure-Median { Invoke-Peer $aws @('s3', 'ls', '--recursive', '--endpoint-url', $Endpoint, "s3://$Bucket/listing/runs/wide-run/exp0/artifacts/") $peerEnv } -Runs $Runs
     $rows['rclone ls, 20,000 keys, s3rver'] = Measure-Median { Invoke-Peer 'rclone' @('ls', "s3rver:$Bucket/listing/runs/wide-run/exp0/artifacts") $peerEnv } -Runs $Runs
 
+    # The artifacts page reads the same listings through its JSON API (what the browser waits for).
+    foreach ($store in @(@{ Name = 's3rver'; Uri = $s3 }, @{ Name = 'local store'; Uri = $local })) {
+        $server = Start-GridArtifactServer -Store $store.Uri
+        $handler = [Net.Http.HttpClientHandler]::new()
+        $client = [Net.Http.HttpClient]::new($handler)
+        $null = $client.GetAsync($server.PageUrl).GetAwaiter().GetResult()   # trades the token for the cookie
+        $get = { param($path) $r = $client.GetAsync([uri]::new($server.Url, $path)).GetAwaiter().GetResult(); $r.EnsureSuccessStatusCode() | Out-Null; $r.Content.ReadAsStringAsync().GetAwaiter().GetResult() }
+        $listed = (& $get 'api/runs' | ConvertFrom-Json).runs.Count
+        $wide = (& $get 'api/artifacts?run=wide-run&exp=exp0' | ConvertFrom-Json).artifacts.Count
+        if ($listed -ne 1001 -or $wide -ne 20000) { throw "The page's API listed $listed runs and $wide artifacts." }
+        $rows["artifacts page: runs list, first load or Refresh (1,001 runs), $($store.Name)"] = Measure-Median { & $get 'api/runs?fresh=1' } -Runs $Runs
+        $rows["artifacts page: runs list, finished runs known (1,001 runs), $($store.Name)"] = Measure-Median { & $get 'api/runs' } -Runs $Runs
+        $rows["artifacts page: artifact list (20,000), $($store.Name)"] = Measure-Median { & $get 'api/artifacts?run=wide-run&exp=exp0' } -Runs $Runs
+        $client.Dispose()
+        Stop-GridArtifactServer -Store $store.Uri
+    }
+
     $ours = $rows['Get-GridArtifact, 20,000 artifacts, s3rver'].Median
     $lines = @('| what | median | runs (s) | vs Get-GridArtifact on s3rver |', '|---|---:|---|---:|')
     foreach ($k in $rows.Keys) {
@@ -82,7 +99,7 @@ try {
         $lines += "| $k | $(Format-Seconds $m) | $(($rows[$k].Times | ForEach-Object { '{0:0.00}' -f $_ }) -join ', ') | $('{0:0.00}x' -f ($m / $ours)) |"
     }
     $lines += ''
-    $lines += "Measured $(Get-Date -Format 'yyyy-MM-dd') with $Runs runs after a warm-up. Our cmdlets are timed inside one pwsh session (module loaded, store client warm); aws and rclone are timed as whole processes, start-up included, which is how each is used. Get-GridRun makes 6,001 requests (1 listing, then 1,000 run records, 1,000 experiment listings and 4,000 experiment records, read concurrently): about 1,000 requests a second, which is what s3rver serves of small GETs on this machine, so the figure is server-bound. Get-GridArtifact pages through the 20,000 keys (1,000 a page, one after another, as S3 requires) and joins the manifest."
+    $lines += "Measured $(Get-Date -Format 'yyyy-MM-dd') with $Runs runs after a warm-up. Our cmdlets are timed inside one pwsh session (module loaded, store client warm); aws and rclone are timed as whole processes, start-up included, which is how each is used. Get-GridRun makes 6,001 requests (1 listing, then 1,000 run records, 1,000 experiment listings and 4,000 experiment records, read concurrently): about 1,000 requests a second, which is what s3rver serves of small GETs on this machine, so the figure is server-bound. Get-GridArtifact pages through the 20,000 keys (1,000 a page, one after another, as S3 requires) and joins the manifest. The artifacts page rows (issue 6/8) time the page's JSON API over HTTP on loopback, as the browser waits for it: the same catalog reads plus JSON. A first load (or Refresh) reads every run; after that the server reads only runs it has not yet seen finished, so the list costs one listing of run names."
     Write-ResultsSection -Path $ResultsPath -Title 'Listing (issue 2/8: the S3 store)' -Body ($lines -join "`n")
     Write-Host ($lines -join "`n")
 }

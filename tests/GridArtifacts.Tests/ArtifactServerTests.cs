@@ -17,6 +17,7 @@ public abstract class ArtifactServerTests : IDisposable
 {
     protected readonly TempDir Temp = new();
     private readonly IObjectStore _store;
+    private readonly GridCatalog _catalog;
     private readonly ArtifactServer _server;
     private readonly HttpClient _anonymous = new(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false });
     private readonly byte[] _model = TestBytes.Random(1_234_567, 11);
@@ -25,9 +26,9 @@ public abstract class ArtifactServerTests : IDisposable
     protected ArtifactServerTests(Func<TempDir, IObjectStore> open)
     {
         _store = open(Temp);
-        var catalog = new GridCatalog(_store);
-        SeedAsync(catalog).GetAwaiter().GetResult();
-        _server = ArtifactServer.Start(catalog);
+        _catalog = new GridCatalog(_store);
+        SeedAsync(_catalog).GetAwaiter().GetResult();
+        _server = ArtifactServer.Start(_catalog);
     }
 
     private async Task SeedAsync(GridCatalog catalog)
@@ -129,6 +130,29 @@ public abstract class ArtifactServerTests : IDisposable
         using var missing = await SendAsync(HttpMethod.Get, "api/experiments?run=no-such-run");
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         Assert.Contains("no-such-run", await missing.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Finished_runs_are_read_once_new_and_removed_runs_show_and_Refresh_reads_all()
+    {
+        async Task<Dictionary<string, string>> Runs(string query = "")
+        {
+            using var doc = JsonDocument.Parse(await (await SendAsync(HttpMethod.Get, "api/runs" + query)).Content.ReadAsStringAsync());
+            return doc.RootElement.GetProperty("runs").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!, r => r.GetProperty("status").GetString()!);
+        }
+        Assert.Equal("Succeeded", (await Runs())["page-run"]);
+        var now = DateTimeOffset.UtcNow;
+        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "page-run", Experiment = "exp0", Status = GridStatus.Failed, Created = now, Finished = now }, default);
+        await _catalog.WriteRunRecordAsync(new RunRecord { Name = "later-run", Created = now }, default);
+        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "later-run", Experiment = "exp0", Status = GridStatus.Running, Created = now, Heartbeat = now }, default);
+
+        var second = await Runs();
+        Assert.Equal("Succeeded", second["page-run"]); // finished: not read again
+        Assert.Equal("Running", second["later-run"]);  // new: read
+        Assert.Equal("Failed", (await Runs("?fresh=1"))["page-run"]);
+
+        await _catalog.RemoveRunAsync("page-run", default);
+        Assert.Equal(new[] { "later-run" }, (await Runs()).Keys);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.Net;
 using System.Security.Cryptography;
@@ -61,7 +62,7 @@ public sealed partial class ArtifactServer
                 await WriteJsonAsync(res, new { location = Store, kind = _catalog.Store is S3Store ? "S3" : "FileSystem" }).ConfigureAwait(false);
                 return;
             case ("GET", "/api/runs"):
-                await WriteJsonAsync(res, await ListRunsAsync().ConfigureAwait(false)).ConfigureAwait(false);
+                await WriteJsonAsync(res, await ListRunsAsync(req.QueryString["fresh"] == "1").ConfigureAwait(false)).ConfigureAwait(false);
                 return;
             case ("GET", "/api/experiments"):
                 await ServeExperimentsAsync(ctx).ConfigureAwait(false);
@@ -107,13 +108,21 @@ public sealed partial class ArtifactServer
             ? (run, experiment, path)
             : null;
 
-    private async Task<object> ListRunsAsync()
+    // Finished runs do not change (only removal, which the fresh listing of names shows), so the
+    // page reads each once; active ones are read every time. ?fresh=1 (the Refresh button) reads all.
+    private readonly ConcurrentDictionary<string, GridRun> _finishedRuns = new(StringComparer.Ordinal);
+
+    private async Task<object> ListRunsAsync(bool fresh)
     {
+        if (fresh) _finishedRuns.Clear();
         var names = await _catalog.ListRunNamesAsync(CancellationToken.None).ConfigureAwait(false);
-        var runs = await _catalog.GetRunsAsync(names, CancellationToken.None).ConfigureAwait(false);
+        var known = names.Where(_finishedRuns.ContainsKey).Select(n => _finishedRuns[n]).ToList();
+        var read = await _catalog.GetRunsAsync(names.Where(n => !_finishedRuns.ContainsKey(n)), CancellationToken.None).ConfigureAwait(false);
+        // Lost can still come back (a late heartbeat), and a run without experiments is still being written.
+        foreach (var r in read.Items.Where(r => r.Status is GridStatus.Succeeded or GridStatus.Failed or GridStatus.Stopped && r.ExperimentCount > 0)) _finishedRuns[r.Name] = r;
         return new
         {
-            runs = runs.Items.OrderByDescending(r => r.Created).Select(r => new
+            runs = known.Concat(read.Items).OrderByDescending(r => r.Created).Select(r => new
             {
                 name = r.Name,
                 status = r.Status.ToString(),
@@ -123,7 +132,7 @@ public sealed partial class ArtifactServer
                 experiments = r.ExperimentCount,
                 command = r.Command,
             }),
-            errors = runs.Errors.Select(e => e.Message),
+            errors = read.Errors.Select(e => e.Message),
         };
     }
 

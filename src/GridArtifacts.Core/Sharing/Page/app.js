@@ -78,8 +78,11 @@ function writeHash() {
 
 // ---- runs --------------------------------------------------------------------------------------
 
-async function loadRuns() {
-  const [store, data] = await Promise.all([api('/api/store'), api('/api/runs')]);
+async function loadRuns(fresh) {
+  if (!state.runs.length) $('active-empty').textContent = 'Loading runs…';
+  $('active-empty').hidden = state.runs.length > 0;
+  const [store, data] = await Promise.all([api('/api/store'), api('/api/runs' + (fresh ? '?fresh=1' : ''))]);
+  $('active-empty').textContent = 'No active runs.';
   $('store').textContent = store.location;
   state.runs = data.runs;
   renderRuns();
@@ -353,7 +356,7 @@ document.addEventListener('DOMContentLoaded', async () => {
   });
   $('refresh').addEventListener('click', async () => {
     state.cache.clear();
-    await loadRuns();
+    await loadRuns(true);
     if (state.run) await selectRun(state.run, [...state.selectedExps]);
   });
   try {
