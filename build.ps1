@@ -68,6 +68,9 @@ function Invoke-Build {
     $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
     Set-Content -Path (Join-Path $moduleOut 'GridArtifacts.psd1') -Value $manifest -NoNewline
     Test-ModuleManifest (Join-Path $moduleOut 'GridArtifacts.psd1') | Out-Null
+    # Help from docs/help/*.md, checked against the compiled cmdlets (in a pwsh of its own: the
+    # generator imports the module). Fails the build when a cmdlet is not fully documented.
+    Invoke-Native 'help build' { dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'build/New-MamlHelp.ps1') -ModulePath $moduleOut -SourcePath (Join-Path $root 'docs/help') }
     Write-Host "Built GridArtifacts $version at $moduleOut"
 }
 
