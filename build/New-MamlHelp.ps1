@@ -16,11 +16,16 @@
     unloaded. build.ps1 does that.
 .EXAMPLE
     dotnet pwsh -NoProfile -File build/New-MamlHelp.ps1 -ModulePath out/GridArtifacts -SourcePath docs/help
+.EXAMPLE
+    dotnet pwsh -NoProfile -File build/New-MamlHelp.ps1 -ModulePath out/GridArtifacts -SourcePath ./my-docs -OutputPath ./check
+    Checks other markdown without touching the staged module's help.
 #>
 [CmdletBinding()]
 param(
     [Parameter(Mandatory)] [string] $ModulePath,
-    [Parameter(Mandatory)] [string] $SourcePath
+    [Parameter(Mandatory)] [string] $SourcePath,
+    # Where the help files go; the staged module's en-US folder by default.
+    [string] $OutputPath
 )
 
 $ErrorActionPreference = 'Stop'
@@ -363,7 +368,7 @@ function Write-CommandHelp([System.Xml.XmlWriter] $W, [System.Management.Automat
 $module = Import-Module (Resolve-Path -LiteralPath $ModulePath).Path -PassThru -Force
 $cmdlets = @(Get-Command -Module $module.Name -CommandType Cmdlet | Sort-Object Name)
 $problems = [Collections.Generic.List[string]]::new()
-$culture = Join-Path $module.ModuleBase 'en-US'
+$culture = if ($OutputPath) { $OutputPath } else { Join-Path $module.ModuleBase 'en-US' }
 New-Item -ItemType Directory -Force -Path $culture | Out-Null
 $outFile = Join-Path $culture 'GridArtifacts.dll-Help.xml'
 
@@ -395,6 +400,8 @@ Get-ChildItem -LiteralPath $SourcePath -Filter 'about_*.help.txt' -File | Copy-I
 
 if ($problems.Count) {
     Remove-Item -LiteralPath $outFile -ErrorAction Ignore
-    throw "The help is incomplete ($($problems.Count) problem(s)):`n  " + ($problems -join "`n  ")
+    foreach ($p in $problems) { Write-Host "  $p" -ForegroundColor Red }
+    throw "The help is incomplete: $($problems.Count) problem(s), listed above."
+
 }
 Write-Host "Built help for $($cmdlets.Count) cmdlets at $outFile"

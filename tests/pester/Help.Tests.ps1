@@ -159,3 +159,37 @@ Describe 'Examples' {
         Invoke-Example $Code | Out-Null
     }
 }
+
+Describe 'The help build' {
+    BeforeAll {
+        $script:Generator = Join-Path $PSScriptRoot '../../build/New-MamlHelp.ps1'
+        function Build-Help([string] $Source) {
+            $outDir = Join-Path $TestDrive ('help-' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+            $text = Invoke-ChildPwsh "& '$Generator' -ModulePath '$ModulePath' -SourcePath '$Source' -OutputPath '$outDir'; exit 0"
+            [pscustomobject]@{ Text = $text -join "`n"; Xml = Join-Path $outDir 'GridArtifacts.dll-Help.xml' }
+        }
+    }
+
+    It 'builds from the markdown as it is' {
+        $r = Build-Help $HelpSource
+        $r.Text | Should -Match 'Built help for \d+ cmdlets'
+        $r.Xml | Should -Exist
+    }
+
+    It 'fails, naming each problem, when a parameter lacks a description or a cmdlet has one example' {
+        $source = Join-Path $TestDrive 'broken-help'
+        Copy-Item -Recurse $HelpSource $source
+        $file = Join-Path $source 'Get-GridLog.md'
+        $md = Get-Content -Raw $file
+        $md = $md -replace '(?s)### -Stream\n.*?\n\n', ''
+        $md = $md -replace '(?s)### Example 2.*?(?=## Related links)', ''
+        Set-Content -Path $file -Value $md -NoNewline
+        Remove-Item (Join-Path $source 'Get-GridRun.md')
+        $r = Build-Help $source
+        $r.Text | Should -Match 'Get-GridLog.md: -Stream has no description'
+        $r.Text | Should -Match 'Get-GridLog.md: 1 example\(s\); at least two are needed'
+        $r.Text | Should -Match 'Get-GridRun has no help'
+        $r.Text | Should -Match 'The help is incomplete: 3 problem'
+        $r.Xml | Should -Not -Exist
+    }
+}
