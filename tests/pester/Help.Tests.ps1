@@ -2,7 +2,8 @@
 BeforeDiscovery {
     . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
     Import-GridTestModule | Out-Null
-    $cmdlets = @(Get-Command -Module GridArtifacts -CommandType Cmdlet | Sort-Object Name)
+    # The cmdlets (MAML help) and the grid function (comment-based help).
+    $cmdlets = @(Get-Command -Module GridArtifacts | Sort-Object Name)
     $script:Commands = foreach ($c in $cmdlets) { @{ Name = $c.Name } }
     $script:Examples = foreach ($c in $cmdlets) {
         $n = 0
