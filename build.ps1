@@ -4,13 +4,14 @@
     Builds, tests, demonstrates and benchmarks GridArtifacts.
 .DESCRIPTION
     -Task Build  stages an importable module at out/GridArtifacts.
-    -Task Test   builds and packs, runs every xunit and Pester test (Pester in a child pwsh against out/),
+    -Task Test   builds, runs every xunit and Pester test (Pester in a child pwsh against out/),
                  prints one closing line "N passed, N failed, N skipped" and exits non-zero on any failure.
     -Task Demo   builds, then runs examples/demo.ps1 on the local folder store.
     -Task Bench  builds, starts s3rver, runs bench/*.Bench.ps1 against it and the local store beside
                  aws cli and rclone (installed from Debian if missing), and writes bench/results.md.
     -Task Package builds, then packs the staged module into out/packages/GridArtifacts.<version>.nupkg
-                 (Compress-PSResource, offline), ready for a PSResourceGet repository:
+                 (Compress-PSResource, offline; -Task Test packs too, to test the package),
+                 ready for a PSResourceGet repository:
                  Register-PSResourceRepository -Name local -Uri ./out/packages -Trusted
                  Install-PSResource GridArtifacts -Repository local
     -Task Clean  removes out/.
