@@ -10,13 +10,20 @@
     -Task Demo   builds, then runs examples/demo.ps1 on the local folder store.
     -Task Bench  builds, starts s3rver, runs bench/*.Bench.ps1 against it and the local store beside
                  aws cli and rclone (installed from Debian if missing), and writes bench/results.md.
+    -Task Package builds, then packs the staged module into out/packages/GridArtifacts.<version>.nupkg
+                 (Compress-PSResource, offline; -Task Test packs too, to test the package),
+                 ready for a PSResourceGet repository:
+                 Register-PSResourceRepository -Name local -Uri ./out/packages -Trusted
+                 Install-PSResource GridArtifacts -Repository local
     -Task Clean  removes out/.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
+.EXAMPLE
+    dotnet pwsh ./build.ps1 -Task Package
 #>
 [CmdletBinding()]
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Package', 'Clean')]
     [string] $Task = 'Build',
 
     [ValidateSet('Debug', 'Release')]
@@ -32,6 +39,7 @@ $root = $PSScriptRoot
 $out = Join-Path $root 'out'
 $moduleOut = Join-Path $out 'GridArtifacts'
 $testResults = Join-Path $out 'TestResults'
+$packages = Join-Path $out 'packages'
 $env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
 $env:DOTNET_NOLOGO = '1'
 
@@ -69,7 +77,20 @@ function Invoke-Build {
     $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
     Set-Content -Path (Join-Path $moduleOut 'GridArtifacts.psd1') -Value $manifest -NoNewline
     Test-ModuleManifest (Join-Path $moduleOut 'GridArtifacts.psd1') | Out-Null
+    # Help from docs/help/*.md, checked against the compiled cmdlets (in a pwsh of its own: the
+    # generator imports the module). Fails the build when a cmdlet is not fully documented.
+    Invoke-Native 'help build' { dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'build/New-MamlHelp.ps1') -ModulePath $moduleOut -SourcePath (Join-Path $root 'docs/help') }
     Write-Host "Built GridArtifacts $version at $moduleOut"
+}
+
+# The staged module as a .nupkg for PSResourceGet (and PowerShellGet) repositories.
+function Invoke-Package {
+    if (Test-Path $packages) { Remove-Item -Recurse -Force $packages }
+    New-Item -ItemType Directory -Path $packages | Out-Null
+    Compress-PSResource -Path $moduleOut -DestinationPath $packages
+    $nupkg = Join-Path $packages "GridArtifacts.$(Get-ModuleVersion).nupkg"
+    if (-not (Test-Path $nupkg)) { throw "Packing made no $nupkg." }
+    Write-Host "Packed $nupkg"
 }
 
 function Get-NuGetCache {
@@ -177,6 +198,7 @@ function Invoke-BrowserTests {
 switch ($Task) {
     'Clean' { if (Test-Path $out) { Remove-Item -Recurse -Force $out } }
     'Build' { Invoke-Build }
+    'Package' { Invoke-Build; Invoke-Package }
     'Demo' {
         Invoke-Build
         Push-Location $root
@@ -208,6 +230,7 @@ switch ($Task) {
         $saved = @{}
         try {
             Invoke-Build
+            Invoke-Package
             $server = Start-S3Server -Bucket 'grid-pester'
             # s3rver's fixed test identity, through the SDK's standard credential chain.
             $testEnv = @{

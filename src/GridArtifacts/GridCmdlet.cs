@@ -47,24 +47,38 @@ public abstract class GridCmdlet : PSCmdlet
         ProgressRecord? last = null;
         try
         {
-            while (!queue.IsCompleted)
+            try
             {
-                if (queue.TryTake(out var item, 250)) Dispatch(item);
-                if (progress is not null && DateTime.UtcNow >= nextProgress)
+                while (!queue.IsCompleted)
                 {
-                    last = progress();
-                    if (last is not null) WriteProgress(last);
-                    nextProgress = DateTime.UtcNow.AddMilliseconds(250);
+                    if (queue.TryTake(out var item, 250)) Dispatch(item);
+                    if (progress is not null && DateTime.UtcNow >= nextProgress)
+                    {
+                        last = progress();
+                        if (last is not null) WriteProgress(last);
+                        nextProgress = DateTime.UtcNow.AddMilliseconds(250);
+                    }
+                }
+            }
+            finally
+            {
+                if (last is not null)
+                {
+                    last.RecordType = ProgressRecordType.Completed;
+                    WriteProgress(last);
                 }
             }
         }
-        finally
+        catch (PipelineStoppedException)
         {
-            if (last is not null)
-            {
-                last.RecordType = ProgressRecordType.Completed;
-                WriteProgress(last);
-            }
+            // Stopping (Ctrl+C, or Select-Object -First downstream): every Write* now throws, so
+            // nothing more is written, but the work is cancelled and given time to clean up (part
+            // files) before the command returns. What it still posts is dropped, so it never blocks
+            // on a full queue.
+            _stop?.Cancel();
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!task.IsCompleted && DateTime.UtcNow < deadline) queue.TryTake(out _, 50);
+            throw;
         }
 
         try

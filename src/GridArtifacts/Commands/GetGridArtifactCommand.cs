@@ -11,12 +11,13 @@ public sealed class GetGridArtifactCommand : GridStoreCmdlet
     /// <summary>Run names or experiment ids (<c>run-expN</c>); wildcards are supported.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Run { get; set; } = Array.Empty<string>();
 
     /// <summary>Experiment names (exp0, exp1, ...); wildcards are supported.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[]? Experiment { get; set; }

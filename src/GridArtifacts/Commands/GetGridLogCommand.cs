@@ -12,11 +12,12 @@ public sealed class GetGridLogCommand : GridStoreCmdlet
 {
     /// <summary>An experiment id (run-expN), or a run with -Experiment.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
     [ValidateNotNullOrEmpty]
     public string Run { get; set; } = "";
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Experiment { get; set; }
 

@@ -24,10 +24,12 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
 
     /// <summary>The run to add to; a new name such as adorable-mouse-123 when omitted.</summary>
     [Parameter(Position = 1)]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Run { get; set; }
 
     [Parameter]
+    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string Experiment { get; set; } = "exp0";
 

@@ -17,6 +17,7 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
 {
     /// <summary>The run; a new name such as adorable-mouse-123 when omitted.</summary>
     [Parameter]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Run { get; set; }
 

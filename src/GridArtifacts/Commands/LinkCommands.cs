@@ -22,11 +22,12 @@ public sealed class NewGridArtifactLinkCommand : GridStoreCmdlet
 
     [Parameter(Mandatory = true, Position = 0, ParameterSetName = NameSet)]
     [SupportsWildcards]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Run { get; set; } = Array.Empty<string>();
 
     [Parameter(ParameterSetName = NameSet)]
+    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     [SupportsWildcards]
     public string[]? Experiment { get; set; }
 

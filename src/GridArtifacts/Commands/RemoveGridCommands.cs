@@ -126,11 +126,12 @@ public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Run { get; set; } = Array.Empty<string>();
 
     [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     [SupportsWildcards]
     public string[]? Experiment { get; set; }
 

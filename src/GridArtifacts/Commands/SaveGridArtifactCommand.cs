@@ -25,11 +25,12 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
     /// <summary>Run names or experiment ids (<c>run-expN</c>); wildcards are supported.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = NameSet)]
     [SupportsWildcards]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Run { get; set; } = Array.Empty<string>();
 
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = NameSet)]
+    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[]? Experiment { get; set; }

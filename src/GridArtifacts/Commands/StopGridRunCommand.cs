@@ -14,11 +14,12 @@ namespace GridArtifacts.Commands;
 public sealed class StopGridRunCommand : GridStoreCmdlet
 {
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Run { get; set; } = Array.Empty<string>();
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     public string[]? Experiment { get; set; }
 
     [Parameter]

@@ -9,6 +9,40 @@
 # overwrite each other.
 
 function grid {
+    <#
+    .SYNOPSIS
+        The product's own command line: grid status, grid history and grid artifacts.
+    .DESCRIPTION
+        For people and scripts coming from the product's CLI. Each verb runs a GridArtifacts cmdlet
+        on the store in effect ($env:GRID_STORE, Set-GridStore, or ~/.grid/store):
+
+        grid status               active runs (Get-GridRun -Active)
+        grid status <run>...      the experiments of runs (Get-GridExperiment)
+        grid history              finished runs (Get-GridRun -Finished)
+        grid history <run>...     those runs (Get-GridRun)
+        grid artifacts <name>...  downloads the artifacts of runs or run-expN ids to
+                                  <dir>/<run>/<expN>/<path> (Save-GridArtifact -PassThru)
+            --download_dir <dir>    where to put them (./grid_artifacts by default)
+            -m, --match_regex <re>  only paths matching the regular expression
+
+        See about_GridArtifacts.
+    .PARAMETER Verb
+        status, history or artifacts.
+    .PARAMETER Arguments
+        Run names or run-expN ids, and the options of the verb (--download_dir, -m or --match_regex).
+    .EXAMPLE
+        grid status
+        grid history
+
+        Lists the runs that are still going, then the runs that have ended.
+    .EXAMPLE
+        grid artifacts my-run-exp0 my-run-exp1 --download_dir ./models -m '\.ckpt$'
+
+        Downloads the checkpoints of two experiments of my-run to ./models/my-run/exp0/ and
+        ./models/my-run/exp1/, verified, and lists each file.
+    .LINK
+        about_GridArtifacts
+    #>
     [CmdletBinding(PositionalBinding = $false)]
     param(
         [Parameter(Position = 0)]
