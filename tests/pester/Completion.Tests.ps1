@@ -31,7 +31,7 @@ Describe 'Tab completion' {
     }
 
     It 'completes run-expN ids once a run name and a hyphen are typed, each run followed by its experiments in index order (<Command>)' -ForEach @(
-        @{ Command = 'Get-GridExperiment' }, @{ Command = 'Get-GridArtifact' }, @{ Command = 'Save-GridArtifact' }, @{ Command = 'Get-GridLog' }
+        @{ Command = 'Get-GridExperiment' }, @{ Command = 'Get-GridArtifact' }, @{ Command = 'Save-GridArtifact' }, @{ Command = 'Get-GridLog' }, @{ Command = 'Show-GridArtifact' }
     ) {
         Complete "$Command tab-run-" | Should -Be @('tab-run-exp0', 'tab-run-exp1', 'tab-run-exp2', 'tab-run-exp10', 'tab-run-2')
         Complete "$Command tab-r" | Should -Be @('tab-run', 'tab-run-2')
@@ -46,6 +46,7 @@ Describe 'Tab completion' {
         Complete 'Get-GridExperiment tabby, tab-run-2 -Experiment ' | Should -Be @('exp0', 'exp3')
         Complete "Get-GridExperiment 'tab*' -Experiment exp1" | Should -Be @('exp1', 'exp10')
         Complete 'Remove-GridExperiment -Run tabby -Experiment ' | Should -Be @('exp3')
+        Complete 'Show-GridArtifact tab-run -Experiment exp1' | Should -Be @('exp1', 'exp10')
     }
 
     It 'offers no experiments before a run is named, nor for a run that does not exist' {

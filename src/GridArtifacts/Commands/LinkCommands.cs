@@ -117,12 +117,13 @@ public sealed class ShowGridArtifactCommand : GridStoreCmdlet
 {
     /// <summary>A run (or run-expN) to open the page at.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
     [ValidateNotNullOrEmpty]
     public string? Run { get; set; }
 
     /// <summary>Experiments (expN) of the run to select on the page.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string[]? Experiment { get; set; }
 
