@@ -18,7 +18,8 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'TestHelpers.ps1')
     $script:ModulePath = Import-GridTestModule
     $script:HelpSource = Join-Path $PSScriptRoot '../../docs/help'
-    $script:Saved = @{ HOME = $env:HOME; GRID_STORE = $env:GRID_STORE; GRID_CONFIG_HOME = $env:GRID_CONFIG_HOME }
+    Assert-S3Server
+    $script:Saved = @{ HOME = $env:HOME; GRID_STORE = $env:GRID_STORE; GRID_CONFIG_HOME = $env:GRID_CONFIG_HOME; BROWSER = $env:BROWSER }
     $script:Transfer = Get-GridTransferOption
 
     # Examples that cannot run unattended say so in their markdown, under their heading:
@@ -73,6 +74,15 @@ print("warning: this is a small example", file=sys.stderr)
         $env:GRID_CONFIG_HOME = Join-Path $dir 'config'
         $env:HOME = Join-Path $dir 'home'       # ~/.grid/work for runs the examples start
         New-Item -ItemType Directory -Path $env:HOME | Out-Null
+        # Examples name the bucket s3://team-artifacts/ml: here it is a fresh prefix of the test
+        # server's bucket, holding a copy of the runs. A browser an example opens is a no-op.
+        $bucketWord = "(?<!['`"])s3://team-artifacts/ml(?=\s|$)"   # unquoted, as a whole argument
+        if ($Code -match $bucketWord) {
+            $s3 = "s3://$($env:GRID_TEST_S3_BUCKET)/help-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"
+            Copy-GridRun my-run, old-run -Store $store -Destination $s3 | Out-Null
+            $Code = $Code -replace $bucketWord, "'$s3'"
+        }
+        $env:BROWSER = '/bin/true'
         Push-Location (Join-Path $dir 'work')
         try {
             $ErrorActionPreference = 'Stop'
