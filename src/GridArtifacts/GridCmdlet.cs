@@ -110,6 +110,7 @@ public abstract class GridCmdlet : PSCmdlet
             GridErrorKind.StoreUnavailable => ErrorCategory.ConnectionError,
             GridErrorKind.AccessDenied => ErrorCategory.PermissionDenied,
             GridErrorKind.WriteFailed => ErrorCategory.WriteError,
+            GridErrorKind.Busy => ErrorCategory.ResourceBusy,
             _ => ErrorCategory.NotSpecified,
         };
         return new ErrorRecord(ex, ex.ErrorId, category, ex.Target);

@@ -20,6 +20,14 @@ public sealed record CaptureOptions
     /// <summary>A full rescan this often, whatever the change notifications said.</summary>
     public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(1);
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// How long the agent waits after claiming the experiment before it reads the claim back: two
+    /// agents that start at the same moment both write a claim, and only the one whose claim is
+    /// still there afterwards goes on.
+    /// </summary>
+    public TimeSpan ClaimSettle { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>How long the final sync keeps trying files and records the store would not take (an outage at the end).</summary>
+    public TimeSpan FinalSyncPatience { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>
@@ -47,6 +55,8 @@ public sealed class CaptureAgent
     /// <summary>Released by change notifications, so the loop rescans sooner than its interval.</summary>
     private readonly SemaphoreSlim _wake = new(0, 1);
     private bool _manifestDirty;
+    /// <summary>This agent, as its claim on the experiment names it.</summary>
+    private readonly string _agentId = $"{System.Environment.MachineName}/{System.Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..12]}";
 
     private sealed class Tracked
     {
@@ -83,12 +93,33 @@ public sealed class CaptureAgent
         foreach (var (path, full) in Scan()) { var i = new FileInfo(full); _before[path] = (i.Length, i.LastWriteTimeUtc.Ticks); }
         var now = _catalog.Clock.GetUtcNow();
         _record = await ReadOrCreateRecordAsync(now).ConfigureAwait(false);
+        // One agent per experiment: a live one (active, with a fresh heartbeat) is never joined by a second.
+        if (HeldByAnother(_record, now)) throw Held(_record, now);
         _record.Status = GridStatus.Running;
         _record.Started = now;
         _record.Heartbeat = now;
+        _record.Agent = _agentId;
         _record.Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
         _record.Sync = _sync;
         await WriteRecordAsync().ConfigureAwait(false);
+        // Two agents that read the record at the same moment both claimed it: the last claim written
+        // stands, and the other agent sees it when it reads the record back, and stops.
+        await Task.Delay(_options.ClaimSettle, CancellationToken.None).ConfigureAwait(false);
+        var claim = await ReadRecordAsync().ConfigureAwait(false);
+        if (claim is not null && claim.Agent != _agentId) throw Held(claim, _catalog.Clock.GetUtcNow());
+
+        // Multipart uploads an earlier agent of this experiment left unfinished (it was killed) are
+        // aborted now that this agent holds the experiment, so no parts are left behind.
+        try
+        {
+            var sweep = await _catalog.AbortAbandonedUploadsAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
+            if (sweep.Aborted.Count > 0) Warning?.Invoke($"Aborted {sweep.Aborted.Count} unfinished upload(s) left by an earlier agent of {GridNames.ExperimentId(_run, _experiment)}.");
+            foreach (var e in sweep.NotAborted) Warning?.Invoke(e.Message);
+        }
+        catch (GridException ex) when (IsPassing(ex))
+        {
+            Warning?.Invoke($"Unfinished uploads of an earlier agent were not checked: {ex.Message}");
+        }
 
         if (await StopRequestedAsync().ConfigureAwait(false))
         {
@@ -116,11 +147,13 @@ public sealed class CaptureAgent
                     try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
                     break;
                 }
+                // The store being away for a while (an outage, a restart) never ends the agent: what
+                // did not go now goes on a later pass.
                 await SyncAsync(final: false).ConfigureAwait(false);
                 if (_catalog.Clock.GetUtcNow() - lastBeat >= _options.HeartbeatInterval)
                 {
                     lastBeat = _catalog.Clock.GetUtcNow();
-                    await HeartbeatAsync(logs).ConfigureAwait(false);
+                    await TryAsync("The heartbeat", () => HeartbeatAsync(logs)).ConfigureAwait(false);
                 }
                 // Until the script exits, a change is noticed, or the rescan interval passes.
                 await Task.WhenAny(process.WaitForExitAsync(CancellationToken.None), _wake.WaitAsync(_options.RescanInterval)).ConfigureAwait(false);
@@ -137,22 +170,88 @@ public sealed class CaptureAgent
             exitCode = 127;
         }
 
-        // The end, whatever it was: final full sync, sealed manifest, then the status.
+        // The end, whatever it was: final full sync, sealed manifest, then the status. A store that
+        // is away is waited for (up to FinalSyncPatience), so an outage at the end loses nothing.
+        var deadline = DateTimeOffset.UtcNow + _options.FinalSyncPatience;
         _record.Status = GridStatus.Syncing;
         _record.ExitCode = exitCode;
-        await WriteRecordAsync().ConfigureAwait(false);
+        await PersistAsync("The Syncing status", WriteRecordAsync, deadline).ConfigureAwait(false);
         await SyncAsync(final: true).ConfigureAwait(false);
-        await UploadLogsAsync(logs).ConfigureAwait(false);
+        for (var wait = TimeSpan.FromSeconds(1); _sync.FilesPending > 0 && DateTimeOffset.UtcNow < deadline; wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
+        {
+            Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store in the final sync; trying again in {wait.TotalSeconds:0} s.");
+            await Task.Delay(wait, CancellationToken.None).ConfigureAwait(false);
+            await SyncAsync(final: true).ConfigureAwait(false);
+        }
+        await PersistAsync("The script's output", () => UploadLogsAsync(logs), deadline).ConfigureAwait(false);
         _manifest.Artifacts = _entries.Values.ToList();
         _manifest.Sealed = true;
         _manifest.Updated = _catalog.Clock.GetUtcNow();
-        await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
+        await PersistAsync("The sealed manifest", () => _catalog.WriteManifestAsync(_manifest, CancellationToken.None), deadline).ConfigureAwait(false);
         _record.Status = stopRequested ? GridStatus.Stopped : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
         _record.Finished = _catalog.Clock.GetUtcNow();
         _record.Heartbeat = _record.Finished;
-        await WriteRecordAsync().ConfigureAwait(false);
+        await PersistAsync("The final status", WriteRecordAsync, deadline).ConfigureAwait(false);
         try { Directory.Delete(logs, recursive: true); } catch (IOException) { }
         return exitCode;
+    }
+
+    /// <summary>Failures that pass: the store is away for now (outage, busy, disk full), not a wrong name or a refusal.</summary>
+    private static bool IsPassing(GridException ex) => ex.IsTransient || ex.Kind is GridErrorKind.StoreUnavailable or GridErrorKind.WriteFailed;
+
+    /// <summary>Runs a write that may wait for a later pass; a store that is away only costs a warning.</summary>
+    private async Task<bool> TryAsync(string what, Func<Task> work)
+    {
+        try
+        {
+            await work().ConfigureAwait(false);
+            return true;
+        }
+        catch (GridException ex) when (IsPassing(ex))
+        {
+            Warning?.Invoke($"{what} did not reach the store yet; it is tried again: {ex.Message}");
+            return false;
+        }
+    }
+
+    /// <summary>A write that must happen: tried again with growing pauses until <paramref name="deadline"/>, then its error is thrown.</summary>
+    private async Task PersistAsync(string what, Func<Task> work, DateTimeOffset deadline)
+    {
+        for (var wait = TimeSpan.FromSeconds(1); ; wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
+        {
+            try
+            {
+                await work().ConfigureAwait(false);
+                return;
+            }
+            catch (GridException ex) when (IsPassing(ex) && DateTimeOffset.UtcNow + wait < deadline)
+            {
+                Warning?.Invoke($"{what} did not reach the store yet; trying again in {wait.TotalSeconds:0} s: {ex.Message}");
+                await Task.Delay(wait, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private bool HeldByAnother(ExperimentRecord record, DateTimeOffset now) =>
+        record.Status is GridStatus.Running or GridStatus.Syncing
+        && record.Agent != _agentId
+        && record.Heartbeat is { } beat && now - beat <= _catalog.LostAfter;
+
+    private GridException Held(ExperimentRecord record, DateTimeOffset now)
+    {
+        var id = GridNames.ExperimentId(_run, _experiment);
+        var age = record.Heartbeat is { } beat ? $", last heartbeat {Math.Max(0, (now - beat).TotalSeconds):0} s ago" : "";
+        return new GridException(GridErrorKind.Busy, "ExperimentAlreadyRunning",
+            $"{id} is already {record.Status} under another capture agent ({record.Agent ?? "unnamed"}{age}); this agent stopped before running anything. " +
+            $"Wait for it to end, or stop it with 'Stop-GridRun {id}'. An agent that died is taken over once its heartbeat is older than {_catalog.LostAfter.TotalSeconds:0} s.",
+            id);
+    }
+
+    private async Task<ExperimentRecord?> ReadRecordAsync()
+    {
+        var key = StoreLayout.ExperimentRecordKey(_run, _experiment);
+        var bytes = await _catalog.Store.TryReadAllBytesAsync(key, CancellationToken.None).ConfigureAwait(false);
+        return bytes is null ? null : RecordJson.Deserialize<ExperimentRecord>(bytes, _catalog.Location, key);
     }
 
     private async Task<ExperimentRecord> ReadOrCreateRecordAsync(DateTimeOffset now)
@@ -207,8 +306,17 @@ public sealed class CaptureAgent
         }
     }
 
-    private async Task<bool> StopRequestedAsync() =>
-        await _catalog.Store.TryReadAllBytesAsync(StoreLayout.StopRequestKey(_run, _experiment), CancellationToken.None).ConfigureAwait(false) is not null;
+    private async Task<bool> StopRequestedAsync()
+    {
+        try
+        {
+            return await _catalog.Store.TryReadAllBytesAsync(StoreLayout.StopRequestKey(_run, _experiment), CancellationToken.None).ConfigureAwait(false) is not null;
+        }
+        catch (GridException ex) when (IsPassing(ex))
+        {
+            return false; // asked again on the next pass
+        }
+    }
 
     /// <summary>Every file under the roots, by artifact path.</summary>
     private IEnumerable<(string Path, string Full)> Scan()
@@ -237,7 +345,21 @@ public sealed class CaptureAgent
         foreach (var (path, full) in Scan())
         {
             FileInfo info;
-            try { info = new FileInfo(full); if (!info.Exists) continue; }
+            try
+            {
+                info = new FileInfo(full);
+                if (!info.Exists)
+                {
+                    // A name whose bytes are not UTF-8 reads back with U+FFFD in it and cannot be opened by that name.
+                    if (path.Contains('\uFFFD') && _reportedUnstorable.Add(path))
+                    {
+                        const string problem = "the file name is not valid UTF-8, so it cannot be read or stored by name; rename it";
+                        _sync.Unstorable.Add($"{path}: {problem}");
+                        Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
+                    }
+                    continue;
+                }
+            }
             catch (IOException) { continue; }
             var ticks = info.LastWriteTimeUtc.Ticks;
             if (_before.TryGetValue(path, out var old) && old == (info.Length, ticks) && !_files.ContainsKey(path)) continue; // there before the run, unchanged
@@ -290,8 +412,7 @@ public sealed class CaptureAgent
         {
             _manifest.Artifacts = _entries.Values.ToList();
             _manifest.Updated = _catalog.Clock.GetUtcNow();
-            await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
-            _manifestDirty = false;
+            if (await TryAsync("The manifest", () => _catalog.WriteManifestAsync(_manifest, CancellationToken.None)).ConfigureAwait(false)) _manifestDirty = false;
         }
     }
 
