@@ -119,6 +119,14 @@ public abstract class GridCmdlet : PSCmdlet
     /// <summary>Writes a non-terminating error for one item.</summary>
     protected void WriteGridError(GridException ex) => WriteError(ToErrorRecord(ex));
 
+    /// <summary>Refuses (terminating, InvalidStoreUri) a store location that is a mistyped URI rather than s3:// or a folder.</summary>
+    protected void CheckStoreLocation(string? location)
+    {
+        if (location is null) return;
+        try { StoreSettings.CheckLocation(location); }
+        catch (GridException ex) { ThrowTerminatingError(ToErrorRecord(ex)); }
+    }
+
     /// <summary>Qualifies a user path against the current PowerShell location (not the process directory).</summary>
     protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
 }

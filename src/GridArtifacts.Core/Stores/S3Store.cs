@@ -427,6 +427,10 @@ public sealed class S3Store : IObjectStore
             case HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError } or SocketException:
                 return new GridException(GridErrorKind.StoreUnavailable, "EndpointUnreachable",
                     $"Store '{store}': the server at {EndpointText} could not be reached ({Innermost(ex).Message}). Check the endpoint and the network.", store, ex) { IsTransient = true };
+            case System.Xml.XmlException xml:
+                // XML 1.0 cannot carry most control characters, and a listing that holds a key with one cannot be parsed.
+                return new GridException(GridErrorKind.DamagedRecord, "UnreadableListing",
+                    $"Store '{store}': the server's answer for '{key}' is not readable XML ({xml.Message}). A key holding a control character, which XML cannot carry, is the usual cause: rename or remove that object.", store, ex);
             case ArgumentException when ex.Source == "AWSSDK.Core":
                 // The SDK could not parse what came back (seen from servers answering mid-replacement).
                 return new GridException(GridErrorKind.StoreUnavailable, "MalformedResponse",
