@@ -230,6 +230,11 @@ public sealed class TransferEngine
             {
                 try { return File.OpenHandle(part, FileMode.CreateNew, FileAccess.ReadWrite, share, FileOptions.Asynchronous, preallocate); }
                 catch (IOException) when (File.Exists(part)) { /* another call created it first: open it below */ }
+                catch (IOException ex) when (!FileSystemStore.IsDiskFull(ex) && FreeSpace(part) is { } free && free < preallocate)
+                {
+                    // .NET reports a failed preallocation without its errno: say what it was, so it reads as a full disk.
+                    throw new IOException(ex.Message, 28 /* ENOSPC */);
+                }
             }
             return File.OpenHandle(part, FileMode.OpenOrCreate, FileAccess.ReadWrite, share, FileOptions.Asynchronous);
         }
@@ -237,6 +242,12 @@ public sealed class TransferEngine
         {
             return null;
         }
+    }
+
+    private static long? FreeSpace(string path)
+    {
+        try { return new DriveInfo(Path.GetDirectoryName(Path.GetFullPath(path))!).AvailableFreeSpace; }
+        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException) { return null; }
     }
 
     private static bool IsLockedByAnother(IOException ex) =>
