@@ -191,6 +191,8 @@ public sealed class BadInputTests : IDisposable
     [InlineData("Get-GridRun ''", "ParameterArgumentValidationError")]
     [InlineData("New-GridArtifactLink some-run -Expiry 0", "InvalidExpiry")]
     [InlineData("New-GridArtifactLink some-run -Expiry '-00:00:01'", "InvalidExpiry")]
+    [InlineData("New-GridArtifactLink some-run -Expiry ([TimeSpan]::MaxValue)", "InvalidExpiry")]
+    [InlineData("New-GridArtifactLink some-run -Expiry ([TimeSpan]::FromDays(366))", "InvalidExpiry")]
     [InlineData("Get-GridRun -Store 's3:/bucket/ml'", "InvalidStoreUri")]
     [InlineData("Get-GridRun -Store 's3:bucket'", "InvalidStoreUri")]
     [InlineData("Get-GridRun -Store 's3a://bucket/ml'", "InvalidStoreUri")]
