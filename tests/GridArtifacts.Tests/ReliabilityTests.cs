@@ -248,7 +248,6 @@ public sealed class ReliabilityTests : IDisposable
             for i in $(seq 1 20); do head -c $(( i * 150000 )) /dev/urandom > ckpt/c$i.bin; done
             for i in 1 2 3; do echo "pass $i" >> logs/l1.txt; sleep 0.4; done
             """;
-        var retriesBefore = Retry.RetriesMade;
         var agent = new CaptureAgent(catalog, "faulty-run", "exp0", Bash(work, script));
         var warnings = new ConcurrentBag<string>();
         agent.Warning += warnings.Add;
@@ -296,7 +295,7 @@ public sealed class ReliabilityTests : IDisposable
             }
             _output.WriteLine($"capture: {captureRequests} requests, {captureFaults} faulted, {stored.Count} files, {stored.Count} byte-exact; " +
                               $"PUTs per artifact key: max {putsPerKey.Max()}, {putsPerKey.Count(c => c > 1)} keys sent more than once; warnings {warnings.Count}; " +
-                              $"download: {items.Count} files in {units} reads, {engine.RequestsMade} requests of which {faulted} faulted; retries in the process {Retry.RetriesMade - retriesBefore}; bytes lost 0");
+                              $"download: {items.Count} files in {units} reads, {engine.RequestsMade} requests of which {faulted} faulted; bytes lost 0");
             Assert.True(putsPerKey.Max() <= Retry.MaxAttempts * 3, $"an artifact was sent {putsPerKey.Max()} times");
             Assert.True(faulted > 0 && captureFaults > 0, "the run met no faults; the rate is too low to prove anything");
         }
