@@ -13,7 +13,7 @@ param(
     # Artifacts on s3rver (0 skips it): a single-threaded server takes several minutes per 100,000 requests.
     [int] $S3Count = 20000,
     # How long the script goes on once every file is written: the agent's steady state, sampled alone.
-    [int] $SteadySeconds = 30
+    [int] $SteadySeconds = 120
 )
 $ErrorActionPreference = 'Stop'
 . (Join-Path $PSScriptRoot 'BenchCommon.ps1')
@@ -66,7 +66,8 @@ function Get-AgentRow([string] $What, [double[]] $ramp, [double[]] $steady) {
     $first = ($steady[0..($h - 1)] | Measure-Object -Average).Average
     $second = ($steady[$h..($steady.Count - 1)] | Measure-Object -Average).Average
     $trace = (0..9 | ForEach-Object { '{0:0}' -f $ramp[[int][math]::Floor($_ * ($ramp.Count - 1) / 9)] }) -join ' '
-    "| $What | $($ramp.Count) | $trace | $($steady.Count) | $('{0:0}' -f ($steady | Measure-Object -Minimum).Minimum) | $('{0:0}' -f ($steady | Measure-Object -Maximum).Maximum) | $('{0:0}' -f $first) | $('{0:0}' -f $second) | $('{0:+0;-0}' -f ($second - $first)) |"
+    $steadyTrace = (0..9 | ForEach-Object { '{0:0}' -f $steady[[int][math]::Floor($_ * ($steady.Count - 1) / 9)] }) -join ' '
+    "| $What | $($ramp.Count) | $trace | $($steady.Count) | $('{0:0}' -f ($steady | Measure-Object -Minimum).Minimum) | $('{0:0}' -f ($steady | Measure-Object -Maximum).Maximum) | $('{0:0}' -f $first) | $('{0:0}' -f $second) | $('{0:+0;-0}' -f ($second - $first)) | $steadyTrace |"
 }
 
 function Invoke-Soak([string] $Label, [string] $Store, [int] $N) {
@@ -112,7 +113,7 @@ try {
     if ($S3Count -gt 0) { $results += Invoke-Soak 's3rver' "s3://$Bucket/soak?endpoint=$([uri]::EscapeDataString($Endpoint))" $S3Count }
 
     $rows = @("| store | artifacts | capture (start to final status, $SteadySeconds s idle included) | list (Get-GridArtifact, median of 3) | download (Save-GridArtifact) | files compared by SHA-256 | differ / missing | bytes lost |", '|---|---:|---:|---:|---:|---:|---:|---:|')
-    $agent = @("| agent | samples while files arrive | trace while files arrive (MiB, ten points) | samples once all are written ($SteadySeconds s) | min | max | first half mean | second half mean | change |", '|---|---:|---|---:|---:|---:|---:|---:|---:|')
+    $agent = @("| agent | samples while files arrive | trace while files arrive (MiB, ten points) | samples once all are written ($SteadySeconds s) | min | max | first half mean | second half mean | change | trace once all are written (MiB, ten points) |", '|---|---:|---|---:|---:|---:|---:|---:|---:|---|')
     $mem = @('| downloader | samples | min | 2nd quarter mean | last quarter mean | max | last vs 2nd quarter | trace (MiB, ten points over the run) |', '|---|---:|---:|---:|---:|---:|---:|---|')
     foreach ($r in $results) {
         $rows += "| $($r.Label) | $('{0:N0}' -f $r.N) | $(Format-Seconds $r.Capture.Seconds) | $(Format-Seconds $r.List.Median) | $(Format-Seconds $r.Download.Seconds) | $('{0:N0}' -f $r.Files) ($('{0:N1}' -f ($r.Bytes / 1MB)) MiB) | $($r.Differ) | $(if ($r.Differ -eq 0 -and $r.Files -eq $r.N -and $r.Saved -eq $r.N) { 0 } else { 'see differ' }) |"

@@ -55,6 +55,7 @@ public sealed class CaptureAgent
     /// <summary>Released by change notifications, so the loop rescans sooner than its interval.</summary>
     private readonly SemaphoreSlim _wake = new(0, 1);
     private bool _manifestDirty;
+    private DateTimeOffset _manifestWritten = DateTimeOffset.MinValue;
     /// <summary>This agent, as its claim on the experiment names it.</summary>
     private readonly string _agentId = $"{System.Environment.MachineName}/{System.Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..12]}";
 
@@ -408,11 +409,20 @@ public sealed class CaptureAgent
         pendingBytes += failedBytes;
         _sync.FilesPending = pending;
         _sync.BytesPending = pendingBytes;
-        if (_manifestDirty)
+        // The manifest is rewritten whole, so a large one is rewritten less often (one second per
+        // 2,000 entries, at most 30 s apart): 100,000 entries are 25 MB of JSON. The final sync
+        // leaves it to the sealed manifest written right after.
+        var manifestInterval = TimeSpan.FromSeconds(Math.Clamp(_entries.Count / 2000.0, 1, 30));
+        if (_manifestDirty && !final && _catalog.Clock.GetUtcNow() - _manifestWritten >= manifestInterval)
         {
             _manifest.Artifacts = _entries.Values.ToList();
             _manifest.Updated = _catalog.Clock.GetUtcNow();
-            if (await TryAsync("The manifest", () => _catalog.WriteManifestAsync(_manifest, CancellationToken.None)).ConfigureAwait(false)) _manifestDirty = false;
+            if (await TryAsync("The manifest", () => _catalog.WriteManifestAsync(_manifest, CancellationToken.None)).ConfigureAwait(false))
+            {
+                _manifestDirty = false;
+                _manifestWritten = _catalog.Clock.GetUtcNow();
+            }
+            _manifest.Artifacts = new List<ManifestEntry>(); // the entries live in _entries; no second list between writes
         }
     }
 
