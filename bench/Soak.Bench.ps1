@@ -13,7 +13,7 @@ param(
     # Artifacts on s3rver (0 skips it): a single-threaded server takes several minutes per 100,000 requests.
     [int] $S3Count = 20000,
     # How long the script goes on once every file is written: the agent's steady state, sampled alone.
-    [int] $SteadySeconds = 120
+    [int] $SteadySeconds = 90
 )
 $ErrorActionPreference = 'Stop'
 . (Join-Path $PSScriptRoot 'BenchCommon.ps1')
@@ -23,11 +23,12 @@ New-Item -ItemType Directory -Path $work | Out-Null
 function Invoke-Sampled {
     <# Runs $Command in a fresh pwsh with the module and samples its resident memory every 500 ms.
        Returns the seconds it took, its output, and the samples in MiB. #>
-    param([string] $Command, [string] $Marker)
+    param([string] $Command, [string] $Marker, [hashtable] $Environment = @{})
     $exe = [Environment]::ProcessPath
     $psi = [Diagnostics.ProcessStartInfo]::new($exe)
     if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { $psi.ArgumentList.Add((Join-Path $PSHOME 'pwsh.dll')) }
     foreach ($a in '-NoProfile', '-NonInteractive', '-Command', "`$ErrorActionPreference = 'Stop'; Import-Module '$ModulePath'; $Command") { $psi.ArgumentList.Add($a) }
+    foreach ($k in $Environment.Keys) { $psi.Environment[$k] = $Environment[$k] }
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
     $sw = [Diagnostics.Stopwatch]::StartNew()
@@ -70,7 +71,7 @@ function Get-AgentRow([string] $What, [double[]] $ramp, [double[]] $steady) {
     "| $What | $($ramp.Count) | $trace | $($steady.Count) | $('{0:0}' -f ($steady | Measure-Object -Minimum).Minimum) | $('{0:0}' -f ($steady | Measure-Object -Maximum).Maximum) | $('{0:0}' -f $first) | $('{0:0}' -f $second) | $('{0:+0;-0}' -f ($second - $first)) | $steadyTrace |"
 }
 
-function Invoke-Soak([string] $Label, [string] $Store, [int] $N) {
+function Invoke-Soak([string] $Label, [string] $Store, [int] $N, [hashtable] $AgentEnvironment = @{}, [switch] $CaptureOnly) {
     $run = "soak-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
     $wd = Join-Path $work "wd-$run"
     $dest = Join-Path $work "dest-$run"
@@ -81,9 +82,10 @@ function Invoke-Soak([string] $Label, [string] $Store, [int] $N) {
     $marker = Join-Path $work "written-$run"
     $script = "set -e; n=$N; i=0; while [ `$n -gt 0 ]; do k=`$(( n < $per ? n : $per )); mkdir -p part`$i; (cd part`$i && head -c `$(( k * 2048 )) /dev/urandom | split -a 5 -d -b 2048 - f); n=`$(( n - k )); i=`$(( i + 1 )); sleep 1; done; sleep 3; touch $marker; sleep $SteadySeconds"
     Write-Host "$Label`: capturing $N artifacts..."
-    $cap = Invoke-Sampled "`$e = Invoke-GridExperiment -Run '$run' -Store '$Store' -WorkingDirectory '$wd' -WarningAction SilentlyContinue -- bash -c '$script'; if (`$e.Status -ne 'Succeeded') { throw `$e.Status }; `$e.ArtifactCount" -Marker $marker
+    $cap = Invoke-Sampled "`$e = Invoke-GridExperiment -Run '$run' -Store '$Store' -WorkingDirectory '$wd' -WarningAction SilentlyContinue -- bash -c '$script'; if (`$e.Status -ne 'Succeeded') { throw `$e.Status }; `$e.ArtifactCount" -Marker $marker -Environment $AgentEnvironment
     $captured = [int](($cap.Output.Trim() -split "`n")[-1])
     if ($captured -ne $N) { throw "$Label`: $captured of $N artifacts captured" }
+    if ($CaptureOnly) { Remove-Item -Recurse -Force $wd; return [pscustomobject]@{ Label = $Label; Capture = $cap } }
 
     Write-Host "$Label`: listing..."
     Import-Module $ModulePath
@@ -111,6 +113,9 @@ function Invoke-Soak([string] $Label, [string] $Store, [int] $N) {
 try {
     $results = @(Invoke-Soak 'folder store' (Join-Path $work 'store') $Count)
     if ($S3Count -gt 0) { $results += Invoke-Soak 's3rver' "s3://$Bucket/soak?endpoint=$([uri]::EscapeDataString($Endpoint))" $S3Count }
+    # The same capture with a small first-generation budget and the collector told to give memory
+    # back: what the agent holds, rather than what the collector has not yet returned.
+    $gc = Invoke-Soak 'folder store, DOTNET_GCgen0size=32 MiB, DOTNET_GCConserveMemory=7' (Join-Path $work 'store-gc') $Count @{ DOTNET_GCgen0size = '0x2000000'; DOTNET_GCConserveMemory = '7' } -CaptureOnly
 
     $rows = @("| store | artifacts | capture (start to final status, $SteadySeconds s idle included) | list (Get-GridArtifact, median of 3) | download (Save-GridArtifact) | files compared by SHA-256 | differ / missing | bytes lost |", '|---|---:|---:|---:|---:|---:|---:|---:|')
     $agent = @("| agent | samples while files arrive | trace while files arrive (MiB, ten points) | samples once all are written ($SteadySeconds s) | min | max | first half mean | second half mean | change | trace once all are written (MiB, ten points) |", '|---|---:|---|---:|---:|---:|---:|---:|---:|---|')
@@ -120,6 +125,7 @@ try {
         $agent += Get-AgentRow "Invoke-GridExperiment, $($r.Label) (MiB)" $r.Capture.Samples $r.Capture.Steady
         $mem += Get-MemoryRow "Save-GridArtifact, $($r.Label) (MiB)" $r.Download.Samples
     }
+    $agent += Get-AgentRow "Invoke-GridExperiment, $($gc.Label) (MiB)" $gc.Capture.Samples $gc.Capture.Steady
     $body = ($rows -join "`n") + "`n`n" + ($agent -join "`n") + "`n`n" + ($mem -join "`n") + "`n`n" +
         "One Invoke-GridExperiment in a fresh pwsh runs a script that writes the artifacts in rounds of 10,000 (2 KiB each, one folder per round, a second apart), then runs $SteadySeconds s more with every file in place; the agent syncs them while it runs and seals the manifest at the end. " +
         "Get-GridArtifact then lists them in this session, and one Save-GridArtifact (-ThrottleLimit 32) in a fresh pwsh downloads them. " +
