@@ -91,7 +91,7 @@ public sealed class CaptureAgent
     public async Task<int> RunAsync(CancellationToken stop)
     {
         foreach (var (root, _) in _roots) Directory.CreateDirectory(root);
-        foreach (var (path, full) in Scan()) { var i = new FileInfo(full); _before[path] = (i.Length, i.LastWriteTimeUtc.Ticks); }
+        foreach (var e in Scan()) if (e.Length >= 0) _before[e.Path] = (e.Length, e.Ticks);
         var now = _catalog.Clock.GetUtcNow();
         _record = await ReadOrCreateRecordAsync(now).ConfigureAwait(false);
         // One agent per experiment: a live one (active, with a fresh heartbeat) is never joined by a second.
@@ -320,19 +320,42 @@ public sealed class CaptureAgent
     }
 
     /// <summary>Every file under the roots, by artifact path.</summary>
-    private IEnumerable<(string Path, string Full)> Scan()
+    /// <summary>One file a rescan found: its artifact path, the root it is under, its size and time (-1 when it could not be read).</summary>
+    private readonly record struct ScanEntry(string Path, int Root, long Length, long Ticks);
+
+    /// <summary>
+    /// Every file under the roots, by artifact path, with its size and time read as the folder is
+    /// listed: no file object and no full path per file, since this runs over every file every second.
+    /// </summary>
+    private IEnumerable<ScanEntry> Scan()
     {
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
-        foreach (var (root, prefix) in _roots)
+        for (var r = 0; r < _roots.Count; r++)
         {
+            var (root, prefix) = _roots[r];
             if (!Directory.Exists(root)) continue;
-            foreach (var full in Directory.EnumerateFiles(root, "*", options))
+            var index = r;
+            // Entries name their folder without a trailing separator; what follows the root (and its separator) is the relative folder.
+            var trimmed = Path.TrimEndingDirectorySeparator(root);
+            var skip = trimmed.Length + (Path.EndsInDirectorySeparator(trimmed) ? 0 : 1);
+            var files = new System.IO.Enumeration.FileSystemEnumerable<ScanEntry>(root, (ref System.IO.Enumeration.FileSystemEntry e) =>
             {
-                var rel = Path.GetRelativePath(root, full);
-                if (Path.DirectorySeparatorChar != '/') rel = rel.Replace(Path.DirectorySeparatorChar, '/');
-                yield return (prefix + rel, full);
-            }
+                var dir = e.Directory.Length > skip ? e.Directory[skip..] : ReadOnlySpan<char>.Empty;
+                var path = dir.IsEmpty ? string.Concat(prefix, e.FileName) : string.Concat(prefix, dir, "/", e.FileName);
+                if (Path.DirectorySeparatorChar != '/') path = path.Replace(Path.DirectorySeparatorChar, '/');
+                try { return new ScanEntry(path, index, e.Length, e.LastWriteTimeUtc.UtcTicks); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return new ScanEntry(path, index, -1, -1); }
+            }, options)
+            { ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory };
+            foreach (var f in files) yield return f;
         }
+    }
+
+    /// <summary>The local path of a file a rescan found; built only for files the agent starts tracking.</summary>
+    private string FullPathOf(ScanEntry e)
+    {
+        var (root, prefix) = _roots[e.Root];
+        return Path.Join(root, e.Path.AsSpan(prefix.Length));
     }
 
     /// <summary>
@@ -343,31 +366,27 @@ public sealed class CaptureAgent
     {
         // A full rescan every pass: notifications only wake the loop sooner, so an overflow misses nothing.
         var now = _catalog.Clock.GetUtcNow();
-        foreach (var (path, full) in Scan())
+        foreach (var e in Scan())
         {
-            FileInfo info;
-            try
+            var path = e.Path;
+            // A name whose bytes are not UTF-8 reads back with U+FFFD in it and cannot be opened by that name.
+            if (path.Contains('\uFFFD') && !File.Exists(FullPathOf(e)))
             {
-                info = new FileInfo(full);
-                if (!info.Exists)
+                if (_reportedUnstorable.Add(path))
                 {
-                    // A name whose bytes are not UTF-8 reads back with U+FFFD in it and cannot be opened by that name.
-                    if (path.Contains('\uFFFD') && _reportedUnstorable.Add(path))
-                    {
-                        const string problem = "the file name is not valid UTF-8, so it cannot be read or stored by name; rename it";
-                        _sync.Unstorable.Add($"{path}: {problem}");
-                        Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
-                    }
-                    continue;
+                    const string problem = "the file name is not valid UTF-8, so it cannot be read or stored by name; rename it";
+                    _sync.Unstorable.Add($"{path}: {problem}");
+                    Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
                 }
+                continue;
             }
-            catch (IOException) { continue; }
-            var ticks = info.LastWriteTimeUtc.Ticks;
-            if (_before.TryGetValue(path, out var old) && old == (info.Length, ticks) && !_files.ContainsKey(path)) continue; // there before the run, unchanged
-            if (!_files.TryGetValue(path, out var t)) _files[path] = t = new Tracked { FullPath = full, Length = -1, Ticks = -1 };
-            if (t.Length != info.Length || t.Ticks != ticks)
+            if (e.Length < 0) continue; // gone or unreadable since the folder was listed
+            var ticks = e.Ticks;
+            if (_before.TryGetValue(path, out var old) && old == (e.Length, ticks) && !_files.ContainsKey(path)) continue; // there before the run, unchanged
+            if (!_files.TryGetValue(path, out var t)) _files[path] = t = new Tracked { FullPath = FullPathOf(e), Length = -1, Ticks = -1 };
+            if (t.Length != e.Length || t.Ticks != ticks)
             {
-                t.Length = info.Length;
+                t.Length = e.Length;
                 t.Ticks = ticks;
                 t.SeenAt = now;
             }
