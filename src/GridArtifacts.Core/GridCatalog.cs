@@ -248,6 +248,17 @@ public sealed class GridCatalog
         return new ManifestEntry { Path = path, Size = info.Length, Sha256 = await hash.ConfigureAwait(false), Modified = info.LastWriteTimeUtc };
     }
 
+    /// <summary>
+    /// Aborts the multipart uploads an earlier writer of this experiment left unfinished (it was
+    /// killed mid-upload) and removes their records; the folder store has none. Only the
+    /// experiment's one writer may call it. Returns the upload ids aborted and the ones the server
+    /// would not abort.
+    /// </summary>
+    public async Task<S3Store.UploadSweep> AbortAbandonedUploadsAsync(string run, string experiment, CancellationToken ct) =>
+        Store is S3Store s3
+            ? await s3.AbortAbandonedUploadsAsync(StoreLayout.UploadsPrefix(run, experiment), ct).ConfigureAwait(false)
+            : new S3Store.UploadSweep(Array.Empty<string>(), Array.Empty<GridException>());
+
     public static async Task<string> HashFileAsync(string path, CancellationToken ct)
     {
         await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
@@ -283,6 +294,8 @@ public sealed class GridCatalog
 
     public async Task<Removal> RemoveExperimentAsync(string run, string experiment, CancellationToken ct)
     {
+        // Unfinished uploads first (their records are among the keys), so no parts outlive the experiment.
+        await AbortAbandonedUploadsAsync(run, experiment, ct).ConfigureAwait(false);
         var (keys, files, bytes) = await PlanExperimentRemovalAsync(run, experiment, ct).ConfigureAwait(false);
         var record = StoreLayout.ExperimentRecordKey(run, experiment);
         await Store.DeleteManyAsync(keys.Where(k => k != record).ToList(), ct).ConfigureAwait(false);

@@ -13,6 +13,8 @@ public enum GridErrorKind
     StoreUnavailable,
     AccessDenied,
     WriteFailed,
+    /// <summary>Someone else holds it now (another capture agent runs the experiment).</summary>
+    Busy,
 }
 
 /// <summary>An error the user can act on: a stable id, a kind, the item it concerns, and a message that says what to do.</summary>

@@ -124,6 +124,7 @@ public abstract class GridCmdlet : PSCmdlet
             GridErrorKind.StoreUnavailable => ErrorCategory.ConnectionError,
             GridErrorKind.AccessDenied => ErrorCategory.PermissionDenied,
             GridErrorKind.WriteFailed => ErrorCategory.WriteError,
+            GridErrorKind.Busy => ErrorCategory.ResourceBusy,
             _ => ErrorCategory.NotSpecified,
         };
         return new ErrorRecord(ex, ex.ErrorId, category, ex.Target);
@@ -131,6 +132,14 @@ public abstract class GridCmdlet : PSCmdlet
 
     /// <summary>Writes a non-terminating error for one item.</summary>
     protected void WriteGridError(GridException ex) => WriteError(ToErrorRecord(ex));
+
+    /// <summary>Refuses (terminating, InvalidStoreUri) a store location that is a mistyped URI rather than s3:// or a folder.</summary>
+    protected void CheckStoreLocation(string? location)
+    {
+        if (location is null) return;
+        try { StoreSettings.CheckLocation(location); }
+        catch (GridException ex) { ThrowTerminatingError(ToErrorRecord(ex)); }
+    }
 
     /// <summary>Qualifies a user path against the current PowerShell location (not the process directory).</summary>
     protected string ResolvePath(string path) => SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);

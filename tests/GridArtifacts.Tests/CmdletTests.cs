@@ -180,6 +180,9 @@ public sealed class CmdletTests : IDisposable
     [InlineData("C:/escape.txt")]
     [InlineData("a\\..\\..\\..\\escape.txt")]
     [InlineData("ok/../../../escape.txt")]
+    [InlineData("/../escape.txt")]
+    [InlineData("//../escape.txt")]
+    [InlineData("../../../dest-evil/escape.txt")] // a sibling "<dest>-evil" that a plain prefix check lets through
     public void Artifacts_whose_names_would_land_outside_the_destination_are_refused(string path)
     {
         Seed();

@@ -4,7 +4,14 @@ using System.Net.Sockets;
 
 namespace GridArtifacts.Tests;
 
-public enum Fault { None, Status500, SlowDown503, Status403, Reset, Truncate, Stall }
+public enum Fault
+{
+    None, Status500, SlowDown503, Status403, Reset, Truncate, Stall,
+    /// <summary>The request is held, never forwarded nor answered, until the proxy is disposed.</summary>
+    Hang,
+    /// <summary>Answered 204 No Content without forwarding (what AWS answers to a successful abort).</summary>
+    NoContent,
+}
 
 /// <summary>
 /// A fault-injecting HTTP proxy on loopback between the S3 client and s3rver. Each request is
@@ -39,6 +46,9 @@ public sealed class FaultProxy : IDisposable
 
     public TimeSpan StallFor { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Every request as it came: method, path with query, and the fault it got.</summary>
+    public ConcurrentQueue<(string Method, string PathAndQuery, Fault Fault)> Log { get; } = new();
+
     private async Task LoopAsync()
     {
         while (!_stop.IsCancellationRequested)
@@ -58,10 +68,19 @@ public sealed class FaultProxy : IDisposable
         var pathAndQuery = req.RawUrl ?? "/";
         PerPath.AddOrUpdate(pathAndQuery.Split('?')[0], 1, (_, v) => v + 1);
         var fault = Decide(req.HttpMethod, pathAndQuery, n);
+        Log.Enqueue((req.HttpMethod, pathAndQuery, fault));
         try
         {
             switch (fault)
             {
+                case Fault.Hang:
+                    try { await Task.Delay(Timeout.Infinite, _stop.Token); } catch (OperationCanceledException) { }
+                    res.Abort();
+                    return;
+                case Fault.NoContent:
+                    res.StatusCode = 204;
+                    res.Close();
+                    return;
                 case Fault.Status500:
                 case Fault.SlowDown503:
                 case Fault.Status403:

@@ -76,6 +76,14 @@ public class NamesTests
         "",
         "nul\0byte",
         "line\nbreak",
+        "/../x",
+        "//../x",
+        "../dest-evil/x",          // a sibling folder whose name starts with the destination's
+        "../../../dest-evil/x",
+        "tab\there",
+        "del\u007fchar",
+        new string('n', 901),      // over 900 UTF-8 bytes
+        new string('é', 451),      // 902 UTF-8 bytes in 451 characters
     };
 
     [Theory]
@@ -105,6 +113,8 @@ public class NamesTests
     [InlineData("ckpt/epoch=3-step=100.ckpt")]
     [InlineData("naïve/日本語 ファイル.txt")]
     [InlineData("..hidden/..x")]
+    [InlineData("a..b")]
+    [InlineData("v1..v2/model..final.ckpt")]
     [InlineData(".hidden")]
     public void Ordinary_and_unicode_paths_land_under_the_destination(string path)
     {

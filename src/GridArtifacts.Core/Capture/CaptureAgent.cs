@@ -20,6 +20,14 @@ public sealed record CaptureOptions
     /// <summary>A full rescan this often, whatever the change notifications said.</summary>
     public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(1);
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// How long the agent waits after claiming the experiment before it reads the claim back: two
+    /// agents that start at the same moment both write a claim, and only the one whose claim is
+    /// still there afterwards goes on.
+    /// </summary>
+    public TimeSpan ClaimSettle { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>How long the final sync keeps trying files and records the store would not take (an outage at the end).</summary>
+    public TimeSpan FinalSyncPatience { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>
@@ -47,6 +55,9 @@ public sealed class CaptureAgent
     /// <summary>Released by change notifications, so the loop rescans sooner than its interval.</summary>
     private readonly SemaphoreSlim _wake = new(0, 1);
     private bool _manifestDirty;
+    private DateTimeOffset _manifestWritten = DateTimeOffset.MinValue;
+    /// <summary>This agent, as its claim on the experiment names it.</summary>
+    private readonly string _agentId = $"{System.Environment.MachineName}/{System.Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..12]}";
 
     private sealed class Tracked
     {
@@ -80,15 +91,36 @@ public sealed class CaptureAgent
     public async Task<int> RunAsync(CancellationToken stop)
     {
         foreach (var (root, _) in _roots) Directory.CreateDirectory(root);
-        foreach (var (path, full) in Scan()) { var i = new FileInfo(full); _before[path] = (i.Length, i.LastWriteTimeUtc.Ticks); }
+        foreach (var e in Scan()) if (e.Length >= 0) _before[e.Path] = (e.Length, e.Ticks);
         var now = _catalog.Clock.GetUtcNow();
         _record = await ReadOrCreateRecordAsync(now).ConfigureAwait(false);
+        // One agent per experiment: a live one (active, with a fresh heartbeat) is never joined by a second.
+        if (HeldByAnother(_record, now)) throw Held(_record, now);
         _record.Status = GridStatus.Running;
         _record.Started = now;
         _record.Heartbeat = now;
+        _record.Agent = _agentId;
         _record.Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
         _record.Sync = _sync;
         await WriteRecordAsync().ConfigureAwait(false);
+        // Two agents that read the record at the same moment both claimed it: the last claim written
+        // stands, and the other agent sees it when it reads the record back, and stops.
+        await Task.Delay(_options.ClaimSettle, CancellationToken.None).ConfigureAwait(false);
+        var claim = await ReadRecordAsync().ConfigureAwait(false);
+        if (claim is not null && claim.Agent != _agentId) throw Held(claim, _catalog.Clock.GetUtcNow());
+
+        // Multipart uploads an earlier agent of this experiment left unfinished (it was killed) are
+        // aborted now that this agent holds the experiment, so no parts are left behind.
+        try
+        {
+            var sweep = await _catalog.AbortAbandonedUploadsAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
+            if (sweep.Aborted.Count > 0) Warning?.Invoke($"Aborted {sweep.Aborted.Count} unfinished upload(s) left by an earlier agent of {GridNames.ExperimentId(_run, _experiment)}.");
+            foreach (var e in sweep.NotAborted) Warning?.Invoke(e.Message);
+        }
+        catch (GridException ex) when (IsPassing(ex))
+        {
+            Warning?.Invoke($"Unfinished uploads of an earlier agent were not checked: {ex.Message}");
+        }
 
         if (await StopRequestedAsync().ConfigureAwait(false))
         {
@@ -116,11 +148,13 @@ public sealed class CaptureAgent
                     try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
                     break;
                 }
+                // The store being away for a while (an outage, a restart) never ends the agent: what
+                // did not go now goes on a later pass.
                 await SyncAsync(final: false).ConfigureAwait(false);
                 if (_catalog.Clock.GetUtcNow() - lastBeat >= _options.HeartbeatInterval)
                 {
                     lastBeat = _catalog.Clock.GetUtcNow();
-                    await HeartbeatAsync(logs).ConfigureAwait(false);
+                    await TryAsync("The heartbeat", () => HeartbeatAsync(logs)).ConfigureAwait(false);
                 }
                 // Until the script exits, a change is noticed, or the rescan interval passes.
                 await Task.WhenAny(process.WaitForExitAsync(CancellationToken.None), _wake.WaitAsync(_options.RescanInterval)).ConfigureAwait(false);
@@ -137,22 +171,88 @@ public sealed class CaptureAgent
             exitCode = 127;
         }
 
-        // The end, whatever it was: final full sync, sealed manifest, then the status.
+        // The end, whatever it was: final full sync, sealed manifest, then the status. A store that
+        // is away is waited for (up to FinalSyncPatience), so an outage at the end loses nothing.
+        var deadline = DateTimeOffset.UtcNow + _options.FinalSyncPatience;
         _record.Status = GridStatus.Syncing;
         _record.ExitCode = exitCode;
-        await WriteRecordAsync().ConfigureAwait(false);
+        await PersistAsync("The Syncing status", WriteRecordAsync, deadline).ConfigureAwait(false);
         await SyncAsync(final: true).ConfigureAwait(false);
-        await UploadLogsAsync(logs).ConfigureAwait(false);
+        for (var wait = TimeSpan.FromSeconds(1); _sync.FilesPending > 0 && DateTimeOffset.UtcNow < deadline; wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
+        {
+            Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store in the final sync; trying again in {wait.TotalSeconds:0} s.");
+            await Task.Delay(wait, CancellationToken.None).ConfigureAwait(false);
+            await SyncAsync(final: true).ConfigureAwait(false);
+        }
+        await PersistAsync("The script's output", () => UploadLogsAsync(logs), deadline).ConfigureAwait(false);
         _manifest.Artifacts = _entries.Values.ToList();
         _manifest.Sealed = true;
         _manifest.Updated = _catalog.Clock.GetUtcNow();
-        await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
+        await PersistAsync("The sealed manifest", () => _catalog.WriteManifestAsync(_manifest, CancellationToken.None), deadline).ConfigureAwait(false);
         _record.Status = stopRequested ? GridStatus.Stopped : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
         _record.Finished = _catalog.Clock.GetUtcNow();
         _record.Heartbeat = _record.Finished;
-        await WriteRecordAsync().ConfigureAwait(false);
+        await PersistAsync("The final status", WriteRecordAsync, deadline).ConfigureAwait(false);
         try { Directory.Delete(logs, recursive: true); } catch (IOException) { }
         return exitCode;
+    }
+
+    /// <summary>Failures that pass: the store is away for now (outage, busy, disk full), not a wrong name or a refusal.</summary>
+    private static bool IsPassing(GridException ex) => ex.IsTransient || ex.Kind is GridErrorKind.StoreUnavailable or GridErrorKind.WriteFailed;
+
+    /// <summary>Runs a write that may wait for a later pass; a store that is away only costs a warning.</summary>
+    private async Task<bool> TryAsync(string what, Func<Task> work)
+    {
+        try
+        {
+            await work().ConfigureAwait(false);
+            return true;
+        }
+        catch (GridException ex) when (IsPassing(ex))
+        {
+            Warning?.Invoke($"{what} did not reach the store yet; it is tried again: {ex.Message}");
+            return false;
+        }
+    }
+
+    /// <summary>A write that must happen: tried again with growing pauses until <paramref name="deadline"/>, then its error is thrown.</summary>
+    private async Task PersistAsync(string what, Func<Task> work, DateTimeOffset deadline)
+    {
+        for (var wait = TimeSpan.FromSeconds(1); ; wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
+        {
+            try
+            {
+                await work().ConfigureAwait(false);
+                return;
+            }
+            catch (GridException ex) when (IsPassing(ex) && DateTimeOffset.UtcNow + wait < deadline)
+            {
+                Warning?.Invoke($"{what} did not reach the store yet; trying again in {wait.TotalSeconds:0} s: {ex.Message}");
+                await Task.Delay(wait, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private bool HeldByAnother(ExperimentRecord record, DateTimeOffset now) =>
+        record.Status is GridStatus.Running or GridStatus.Syncing
+        && record.Agent != _agentId
+        && record.Heartbeat is { } beat && now - beat <= _catalog.LostAfter;
+
+    private GridException Held(ExperimentRecord record, DateTimeOffset now)
+    {
+        var id = GridNames.ExperimentId(_run, _experiment);
+        var age = record.Heartbeat is { } beat ? $", last heartbeat {Math.Max(0, (now - beat).TotalSeconds):0} s ago" : "";
+        return new GridException(GridErrorKind.Busy, "ExperimentAlreadyRunning",
+            $"{id} is already {record.Status} under another capture agent ({record.Agent ?? "unnamed"}{age}); this agent stopped before running anything. " +
+            $"Wait for it to end, or stop it with 'Stop-GridRun {id}'. An agent that died is taken over once its heartbeat is older than {_catalog.LostAfter.TotalSeconds:0} s.",
+            id);
+    }
+
+    private async Task<ExperimentRecord?> ReadRecordAsync()
+    {
+        var key = StoreLayout.ExperimentRecordKey(_run, _experiment);
+        var bytes = await _catalog.Store.TryReadAllBytesAsync(key, CancellationToken.None).ConfigureAwait(false);
+        return bytes is null ? null : RecordJson.Deserialize<ExperimentRecord>(bytes, _catalog.Location, key);
     }
 
     private async Task<ExperimentRecord> ReadOrCreateRecordAsync(DateTimeOffset now)
@@ -207,23 +307,55 @@ public sealed class CaptureAgent
         }
     }
 
-    private async Task<bool> StopRequestedAsync() =>
-        await _catalog.Store.TryReadAllBytesAsync(StoreLayout.StopRequestKey(_run, _experiment), CancellationToken.None).ConfigureAwait(false) is not null;
+    private async Task<bool> StopRequestedAsync()
+    {
+        try
+        {
+            return await _catalog.Store.TryReadAllBytesAsync(StoreLayout.StopRequestKey(_run, _experiment), CancellationToken.None).ConfigureAwait(false) is not null;
+        }
+        catch (GridException ex) when (IsPassing(ex))
+        {
+            return false; // asked again on the next pass
+        }
+    }
 
     /// <summary>Every file under the roots, by artifact path.</summary>
-    private IEnumerable<(string Path, string Full)> Scan()
+    /// <summary>One file a rescan found: its artifact path, the root it is under, its size and time (-1 when it could not be read).</summary>
+    private readonly record struct ScanEntry(string Path, int Root, long Length, long Ticks);
+
+    /// <summary>
+    /// Every file under the roots, by artifact path, with its size and time read as the folder is
+    /// listed: no file object and no full path per file, since this runs over every file every second.
+    /// </summary>
+    private IEnumerable<ScanEntry> Scan()
     {
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
-        foreach (var (root, prefix) in _roots)
+        for (var r = 0; r < _roots.Count; r++)
         {
+            var (root, prefix) = _roots[r];
             if (!Directory.Exists(root)) continue;
-            foreach (var full in Directory.EnumerateFiles(root, "*", options))
+            var index = r;
+            // Entries name their folder without a trailing separator; what follows the root (and its separator) is the relative folder.
+            var trimmed = Path.TrimEndingDirectorySeparator(root);
+            var skip = trimmed.Length + (Path.EndsInDirectorySeparator(trimmed) ? 0 : 1);
+            var files = new System.IO.Enumeration.FileSystemEnumerable<ScanEntry>(root, (ref System.IO.Enumeration.FileSystemEntry e) =>
             {
-                var rel = Path.GetRelativePath(root, full);
-                if (Path.DirectorySeparatorChar != '/') rel = rel.Replace(Path.DirectorySeparatorChar, '/');
-                yield return (prefix + rel, full);
-            }
+                var dir = e.Directory.Length > skip ? e.Directory[skip..] : ReadOnlySpan<char>.Empty;
+                var path = dir.IsEmpty ? string.Concat(prefix, e.FileName) : string.Concat(prefix, dir, "/", e.FileName);
+                if (Path.DirectorySeparatorChar != '/') path = path.Replace(Path.DirectorySeparatorChar, '/');
+                try { return new ScanEntry(path, index, e.Length, e.LastWriteTimeUtc.UtcTicks); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return new ScanEntry(path, index, -1, -1); }
+            }, options)
+            { ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory };
+            foreach (var f in files) yield return f;
         }
+    }
+
+    /// <summary>The local path of a file a rescan found; built only for files the agent starts tracking.</summary>
+    private string FullPathOf(ScanEntry e)
+    {
+        var (root, prefix) = _roots[e.Root];
+        return Path.Join(root, e.Path.AsSpan(prefix.Length));
     }
 
     /// <summary>
@@ -234,17 +366,27 @@ public sealed class CaptureAgent
     {
         // A full rescan every pass: notifications only wake the loop sooner, so an overflow misses nothing.
         var now = _catalog.Clock.GetUtcNow();
-        foreach (var (path, full) in Scan())
+        foreach (var e in Scan())
         {
-            FileInfo info;
-            try { info = new FileInfo(full); if (!info.Exists) continue; }
-            catch (IOException) { continue; }
-            var ticks = info.LastWriteTimeUtc.Ticks;
-            if (_before.TryGetValue(path, out var old) && old == (info.Length, ticks) && !_files.ContainsKey(path)) continue; // there before the run, unchanged
-            if (!_files.TryGetValue(path, out var t)) _files[path] = t = new Tracked { FullPath = full, Length = -1, Ticks = -1 };
-            if (t.Length != info.Length || t.Ticks != ticks)
+            var path = e.Path;
+            // A name whose bytes are not UTF-8 reads back with U+FFFD in it and cannot be opened by that name.
+            if (path.Contains('\uFFFD') && !File.Exists(FullPathOf(e)))
             {
-                t.Length = info.Length;
+                if (_reportedUnstorable.Add(path))
+                {
+                    const string problem = "the file name is not valid UTF-8, so it cannot be read or stored by name; rename it";
+                    _sync.Unstorable.Add($"{path}: {problem}");
+                    Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
+                }
+                continue;
+            }
+            if (e.Length < 0) continue; // gone or unreadable since the folder was listed
+            var ticks = e.Ticks;
+            if (_before.TryGetValue(path, out var old) && old == (e.Length, ticks) && !_files.ContainsKey(path)) continue; // there before the run, unchanged
+            if (!_files.TryGetValue(path, out var t)) _files[path] = t = new Tracked { FullPath = FullPathOf(e), Length = -1, Ticks = -1 };
+            if (t.Length != e.Length || t.Ticks != ticks)
+            {
+                t.Length = e.Length;
                 t.Ticks = ticks;
                 t.SeenAt = now;
             }
@@ -286,12 +428,20 @@ public sealed class CaptureAgent
         pendingBytes += failedBytes;
         _sync.FilesPending = pending;
         _sync.BytesPending = pendingBytes;
-        if (_manifestDirty)
+        // The manifest is rewritten whole, so a large one is rewritten less often (one second per
+        // 2,000 entries, at most 30 s apart): 100,000 entries are 25 MB of JSON. The final sync
+        // leaves it to the sealed manifest written right after.
+        var manifestInterval = TimeSpan.FromSeconds(Math.Clamp(_entries.Count / 2000.0, 1, 30));
+        if (_manifestDirty && !final && _catalog.Clock.GetUtcNow() - _manifestWritten >= manifestInterval)
         {
             _manifest.Artifacts = _entries.Values.ToList();
             _manifest.Updated = _catalog.Clock.GetUtcNow();
-            await _catalog.WriteManifestAsync(_manifest, CancellationToken.None).ConfigureAwait(false);
-            _manifestDirty = false;
+            if (await TryAsync("The manifest", () => _catalog.WriteManifestAsync(_manifest, CancellationToken.None)).ConfigureAwait(false))
+            {
+                _manifestDirty = false;
+                _manifestWritten = _catalog.Clock.GetUtcNow();
+            }
+            _manifest.Artifacts = new List<ManifestEntry>(); // the entries live in _entries; no second list between writes
         }
     }
 

@@ -32,6 +32,21 @@ public sealed class ExperimentRecord
     public string? Command { get; set; }
     /// <summary>Live sync state while the agent runs; the final figures once it is done.</summary>
     public GridSyncState? Sync { get; set; }
+    /// <summary>The capture agent that holds the experiment (host, process id and a random part); one at a time.</summary>
+    public string? Agent { get; set; }
+}
+
+/// <summary>
+/// <c>runs/&lt;run&gt;/&lt;exp&gt;/uploads/&lt;id&gt;.json</c>: a multipart upload in flight. Written before its
+/// first part and removed once it completes or is aborted, so an upload whose writer was killed is
+/// known and aborted by the experiment's next agent.
+/// </summary>
+public sealed class UploadJournalRecord
+{
+    public int Schema { get; set; } = StoreLayout.SchemaVersion;
+    public string Key { get; set; } = "";
+    public string UploadId { get; set; } = "";
+    public DateTimeOffset Started { get; set; }
 }
 
 /// <summary><c>runs/&lt;run&gt;/&lt;exp&gt;/manifest.json</c>: every artifact with its size and SHA-256, as uploaded.</summary>
@@ -85,6 +100,7 @@ public static class RecordJson
             RunRecord r => r.Schema,
             ExperimentRecord e => e.Schema,
             ManifestRecord m => m.Schema,
+            UploadJournalRecord u => u.Schema,
             _ => StoreLayout.SchemaVersion,
         };
         if (schema < 1 || schema > StoreLayout.SchemaVersion)

@@ -187,7 +187,10 @@ public sealed class S3Store : IObjectStore
 
     /// <summary>
     /// A multipart upload whose parts are read straight from the file, a few at a time; the object
-    /// appears only when the upload completes, and a failed upload is aborted so no parts linger.
+    /// appears only when the upload completes. The upload id is recorded in the store before the
+    /// first part (<see cref="StoreLayout.UploadJournalKey"/>) and the record removed once the upload
+    /// completes or is aborted, so an upload whose writer was killed is known and can be aborted later
+    /// (<see cref="AbortAbandonedUploadsAsync"/>). A failed upload is aborted at once.
     /// </summary>
     private async Task PutMultipartAsync(string key, string localPath, long length, CancellationToken ct)
     {
@@ -195,8 +198,10 @@ public sealed class S3Store : IObjectStore
         var parts = (int)((length + partSize - 1) / partSize);
         var init = await Call(() => _client.InitiateMultipartUploadAsync(
             new InitiateMultipartUploadRequest { BucketName = _location.Bucket, Key = FullKey(key) }, ct), key).ConfigureAwait(false);
+        var journal = StoreLayout.UploadJournalKey(key, init.UploadId);
         try
         {
+            await PutAsync(journal, RecordJson.Serialize(new UploadJournalRecord { Key = key, UploadId = init.UploadId, Started = DateTimeOffset.UtcNow }), ct).ConfigureAwait(false);
             var etags = new PartETag[parts];
             await Parallel.ForEachAsync(Enumerable.Range(0, parts), new ParallelOptions { MaxDegreeOfParallelism = PartConcurrency, CancellationToken = ct },
                 async (i, c) =>
@@ -226,19 +231,80 @@ public sealed class S3Store : IObjectStore
         }
         catch
         {
-            try
+            // The original failure is what the caller needs; an upload that cannot be aborted now keeps
+            // its record, and the experiment's next agent aborts it.
+            if (await TryAbortAsync(key, init.UploadId).ConfigureAwait(false) is null)
             {
-                await _client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest
-                {
-                    BucketName = _location.Bucket, Key = FullKey(key), UploadId = init.UploadId,
-                }, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (Exception)
-            {
-                // The original failure is what the user needs; an upload left behind is cleaned by the bucket's lifecycle rules.
+                try { await DeleteAsync(journal, CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
             }
             throw;
         }
+        // Completed: the record has done its work. If removing it fails, the next sweep finds the
+        // upload already gone (NoSuchUpload) and removes the record then.
+        try { await DeleteAsync(journal, CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
+    }
+
+    /// <summary>Aborts one multipart upload; null when it is gone (aborted now, or already completed or aborted), else why not.</summary>
+    private async Task<GridException?> TryAbortAsync(string key, string uploadId)
+    {
+        try
+        {
+            await Call(() => _client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest
+            {
+                BucketName = _location.Bucket, Key = FullKey(key), UploadId = uploadId,
+            }, CancellationToken.None), key).ConfigureAwait(false);
+            return null;
+        }
+        catch (GridException ex) when (ex.InnerException is AmazonS3Exception { ErrorCode: "NoSuchUpload" })
+        {
+            return null;
+        }
+        catch (GridException ex)
+        {
+            return ex;
+        }
+    }
+
+    /// <summary>What a sweep of abandoned multipart uploads did.</summary>
+    public sealed record UploadSweep(IReadOnlyList<string> Aborted, IReadOnlyList<GridException> NotAborted);
+
+    /// <summary>
+    /// Aborts every multipart upload recorded under <paramref name="journalPrefix"/> (uploads whose
+    /// writer died before completing or aborting them) and removes their records. Only the one writer
+    /// of those keys may call it (the experiment's agent, once it holds the experiment), since an
+    /// upload still in flight would be aborted too. An upload the server will not abort keeps its
+    /// record and is returned in <see cref="UploadSweep.NotAborted"/>.
+    /// </summary>
+    public async Task<UploadSweep> AbortAbandonedUploadsAsync(string journalPrefix, CancellationToken ct)
+    {
+        var aborted = new List<string>();
+        var failed = new List<GridException>();
+        var records = new List<string>();
+        await foreach (var e in ListAsync(journalPrefix, recursive: true, ct).ConfigureAwait(false))
+        {
+            if (!e.IsPrefix && e.Key.EndsWith(".json", StringComparison.Ordinal)) records.Add(e.Key);
+        }
+        foreach (var recordKey in records)
+        {
+            var bytes = await TryReadAllBytesAsync(recordKey, ct).ConfigureAwait(false);
+            if (bytes is null) continue;
+            UploadJournalRecord record;
+            try { record = RecordJson.Deserialize<UploadJournalRecord>(bytes, Display, recordKey); }
+            catch (GridException ex) { failed.Add(ex); continue; }
+            var why = await TryAbortAsync(record.Key, record.UploadId).ConfigureAwait(false);
+            if (why is null)
+            {
+                await DeleteAsync(recordKey, ct).ConfigureAwait(false);
+                aborted.Add(record.UploadId);
+            }
+            else
+            {
+                failed.Add(new GridException(why.Kind, "UploadNotAborted",
+                    $"Store '{Display}': the unfinished multipart upload {record.UploadId} of '{record.Key}' (started {record.Started:u}) could not be aborted ({why.Message}). " +
+                    "Its parts are not visible as an object; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes them, or the next run tries again.", record.Key, why));
+            }
+        }
+        return new UploadSweep(aborted, failed);
     }
 
     /// <summary>SigV4 presigned URLs live at most seven days.</summary>
@@ -396,6 +462,10 @@ public sealed class S3Store : IObjectStore
             case HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError } or SocketException:
                 return new GridException(GridErrorKind.StoreUnavailable, "EndpointUnreachable",
                     $"Store '{store}': the server at {EndpointText} could not be reached ({Innermost(ex).Message}). Check the endpoint and the network.", store, ex) { IsTransient = true };
+            case System.Xml.XmlException xml:
+                // XML 1.0 cannot carry most control characters, and a listing that holds a key with one cannot be parsed.
+                return new GridException(GridErrorKind.DamagedRecord, "UnreadableListing",
+                    $"Store '{store}': the server's answer for '{key}' is not readable XML ({xml.Message}). A key holding a control character, which XML cannot carry, is the usual cause: rename or remove that object.", store, ex);
             case ArgumentException when ex.Source == "AWSSDK.Core":
                 // The SDK could not parse what came back (seen from servers answering mid-replacement).
                 return new GridException(GridErrorKind.StoreUnavailable, "MalformedResponse",

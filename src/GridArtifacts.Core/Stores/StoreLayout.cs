@@ -24,4 +24,19 @@ public static class StoreLayout
     public static string LogKey(string run, string exp, string stream) => $"{ExperimentPrefix(run, exp)}logs/{stream}.log";
     /// <summary>Written by Stop-GridRun; the experiment's agent stops its script when it sees it.</summary>
     public static string StopRequestKey(string run, string exp) => $"{ExperimentPrefix(run, exp)}stop-request";
+    /// <summary>Where the multipart uploads in flight for an experiment's artifacts are recorded.</summary>
+    public static string UploadsPrefix(string run, string exp) => $"{ExperimentPrefix(run, exp)}uploads/";
+
+    /// <summary>
+    /// The journal key of one multipart upload of <paramref name="key"/>: under its experiment's
+    /// <c>uploads/</c> for an artifact, else under the root's <c>uploads/</c>. The name is a hash of the
+    /// upload id (ids may hold any character); the record inside holds the id itself.
+    /// </summary>
+    public static string UploadJournalKey(string key, string uploadId)
+    {
+        var name = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(uploadId)))[..32].ToLowerInvariant() + ".json";
+        var parts = key.Split('/', 5);
+        if (parts.Length == 5 && parts[0] + "/" == RunsPrefix && parts[3] == ArtifactsFolder) return UploadsPrefix(parts[1], parts[2]) + name;
+        return "uploads/" + name;
+    }
 }

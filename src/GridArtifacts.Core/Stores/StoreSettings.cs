@@ -57,7 +57,25 @@ public static class StoreSettings
     }
 
     public static GridStoreInfo Describe(string location, GridStoreSource source) =>
-        new(location, IsS3(location) ? GridStoreKind.S3 : GridStoreKind.FileSystem, source);
+        new(CheckLocation(location), IsS3(location) ? GridStoreKind.S3 : GridStoreKind.FileSystem, source);
+
+    private static readonly System.Text.RegularExpressions.Regex UriLike = new("^(?<scheme>[A-Za-z][A-Za-z0-9+.-]+):", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// A location that starts like a URI but is not <c>s3://</c> (<c>s3:/bucket</c>, <c>s3:bucket</c>,
+    /// <c>s3a://bucket</c>, <c>https://...</c>) is a typo, not a folder: refused, so artifacts never land
+    /// in a local folder named after a bucket. A folder of such a name can be written <c>./s3:bucket</c>.
+    /// </summary>
+    public static string CheckLocation(string location)
+    {
+        if (!IsS3(location) && UriLike.Match(location) is { Success: true } m)
+        {
+            throw new GridException(GridErrorKind.InvalidArgument, "InvalidStoreUri",
+                $"The store '{location}' starts like a URI ('{m.Groups["scheme"].Value}:') but is not s3://bucket/prefix. Write an S3 store as s3://bucket/prefix, " +
+                $"or a folder whose name holds a colon as ./{location}.", location);
+        }
+        return location;
+    }
 
     public static bool IsS3(string location) => location.StartsWith("s3://", StringComparison.OrdinalIgnoreCase);
 

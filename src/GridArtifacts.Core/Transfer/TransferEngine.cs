@@ -142,28 +142,35 @@ public sealed class TransferEngine
     {
         var artifact = item.Artifact;
         var existed = File.Exists(item.LocalPath);
-        if (existed && !force && await IsUpToDateAsync(item, ct).ConfigureAwait(false))
-        {
-            progress.AddBytes(artifact.Size);
-            return new GridSaveResult(artifact, item.LocalPath, GridSaveAction.Skipped) { Sha256 = artifact.Sha256 };
-        }
+        if (existed && !force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
 
         Directory.CreateDirectory(Path.GetDirectoryName(item.LocalPath)!);
         var part = item.LocalPath + PartSuffix;
+        var ranged = artifact.Size > _options.RangedThreshold;
+        // One writer per destination file, across calls and processes: whoever holds the part file's
+        // exclusive lock. Another call saving the same file is waited for, and what it saved is kept.
+        var resumable = ranged && File.Exists(part);
+        SafeFileHandle? handle;
+        while ((handle = TryOpenPart(part, ranged ? artifact.Size : 0)) is null)
+        {
+            await Task.Delay(PartLockPoll, ct).ConfigureAwait(false);
+            if (!force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
+            resumable = ranged;
+        }
         var key = StoreLayout.ArtifactKey(artifact.Run, artifact.Experiment, artifact.Path);
         var keep = false;
         try
         {
             string sha;
-            if (artifact.Size > _options.RangedThreshold)
+            if (ranged)
             {
                 keep = true; // an interrupted ranged download resumes from its .part and .part.json
-                await DownloadRangedAsync(store, key, artifact, part, progress, ct).ConfigureAwait(false);
-                sha = await GridCatalog.HashFileAsync(part, ct).ConfigureAwait(false);
+                await DownloadRangedAsync(store, key, artifact, handle, part, resumable, progress, ct).ConfigureAwait(false);
+                sha = await HashHandleAsync(handle, artifact.Size, ct).ConfigureAwait(false);
             }
             else
             {
-                sha = await DownloadWholeAsync(store, key, artifact, part, progress, ct).ConfigureAwait(false);
+                sha = await DownloadWholeAsync(store, key, artifact, handle, progress, ct).ConfigureAwait(false);
             }
             if (artifact.Sha256 is not null && sha != artifact.Sha256)
             {
@@ -172,14 +179,20 @@ public sealed class TransferEngine
                     $"'{artifact}' arrived with SHA-256 {sha} but the store recorded {artifact.Sha256}; nothing was written to '{item.LocalPath}'.", artifact);
             }
             File.SetLastWriteTimeUtc(part, artifact.LastModified.UtcDateTime);
+            // Renamed while still locked, so no other call starts on this part file in between.
             File.Move(part, item.LocalPath, overwrite: true);
-            if (artifact.Size > _options.RangedThreshold) File.Delete(part + ".json");
+            if (ranged) File.Delete(part + ".json");
             keep = false;
             return new GridSaveResult(artifact, item.LocalPath, existed ? GridSaveAction.Overwritten : GridSaveAction.Downloaded) { Sha256 = sha };
         }
         catch (GridException ex) when (ex.Kind is GridErrorKind.IntegrityFailure or GridErrorKind.NotFound)
         {
             keep = false; // a changed or missing object: what is on disk is of no use
+            throw;
+        }
+        catch (IOException ex) when (FileSystemStore.IsDiskFull(ex))
+        {
+            keep = false; // a full disk: a part file kept would only hold the space
             throw;
         }
         finally
@@ -189,11 +202,80 @@ public sealed class TransferEngine
                 File.Delete(part);
                 File.Delete(part + ".json");
             }
+            handle.Dispose();
         }
     }
 
+    /// <summary>How often a call waits on another call's part file.</summary>
+    private static readonly TimeSpan PartLockPoll = TimeSpan.FromMilliseconds(200);
+
+    private static GridSaveResult Skipped(SaveItem item, TransferProgress progress)
+    {
+        progress.AddBytes(item.Artifact.Size);
+        return new GridSaveResult(item.Artifact, item.LocalPath, GridSaveAction.Skipped) { Sha256 = item.Artifact.Sha256 };
+    }
+
+    /// <summary>
+    /// The part file, opened for this call alone (an exclusive lock, which other processes see too),
+    /// or null while another call holds it. A new part file for a ranged download is preallocated,
+    /// so a disk too small fails at once.
+    /// </summary>
+    private static SafeFileHandle? TryOpenPart(string part, long preallocate)
+    {
+        // Windows: FileShare.Delete still keeps every other opener out, and lets the file be renamed while open.
+        var share = OperatingSystem.IsWindows() ? FileShare.Delete : FileShare.None;
+        try
+        {
+            if (preallocate > 0 && !File.Exists(part))
+            {
+                try { return File.OpenHandle(part, FileMode.CreateNew, FileAccess.ReadWrite, share, FileOptions.Asynchronous, preallocate); }
+                catch (IOException) when (File.Exists(part)) { /* another call created it first: open it below */ }
+                catch (IOException ex) when (!FileSystemStore.IsDiskFull(ex) && FreeSpace(part) is { } free && free < preallocate)
+                {
+                    // .NET reports a failed preallocation without its errno: say what it was, so it reads as a full disk.
+                    throw new IOException(ex.Message, 28 /* ENOSPC */);
+                }
+            }
+            return File.OpenHandle(part, FileMode.OpenOrCreate, FileAccess.ReadWrite, share, FileOptions.Asynchronous);
+        }
+        catch (IOException ex) when (IsLockedByAnother(ex))
+        {
+            return null;
+        }
+    }
+
+    private static long? FreeSpace(string path)
+    {
+        try { return new DriveInfo(Path.GetDirectoryName(Path.GetFullPath(path))!).AvailableFreeSpace; }
+        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException) { return null; }
+    }
+
+    private static bool IsLockedByAnother(IOException ex) =>
+        OperatingSystem.IsWindows() ? (ex.HResult & 0xFFFF) is 32 or 33 : ex.HResult is 11; // sharing violation / EWOULDBLOCK
+
+    private static async Task<string> HashHandleAsync(SafeFileHandle handle, long size, CancellationToken ct)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = ArrayPool<byte>.Shared.Rent(TransferOptions.BufferSize);
+        try
+        {
+            for (long offset = 0; offset < size;)
+            {
+                var n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(0, (int)Math.Min(TransferOptions.BufferSize, size - offset)), offset, ct).ConfigureAwait(false);
+                if (n == 0) break;
+                hash.AppendData(buffer, 0, n);
+                offset += n;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+    }
+
     /// <summary>One read of the whole object, hashed as it is written; the read and its body are retried together.</summary>
-    private async Task<string> DownloadWholeAsync(IObjectStore store, string key, GridArtifact artifact, string part, TransferProgress progress, CancellationToken ct)
+    private async Task<string> DownloadWholeAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle part, TransferProgress progress, CancellationToken ct)
     {
         return await Retry.RunAsync(async c =>
         {
@@ -207,8 +289,8 @@ public sealed class TransferEngine
                     Interlocked.Increment(ref _requestsMade);
                     using var read = await store.ReadRangeAsync(key, 0, artifact.Size, null, c).ConfigureAwait(false);
                     CheckTotal(key, read.TotalLength, artifact.Size);
-                    await using var target = new FileStream(part, FileMode.Create, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
-                    await CopyAsync(read.Body, target, null, 0, written, progress, c, hash).ConfigureAwait(false);
+                    RandomAccess.SetLength(part, 0); // a retry starts the file again
+                    await CopyAsync(read.Body, null, part, 0, written, progress, c, hash).ConfigureAwait(false);
                 }
                 finally
                 {
@@ -238,14 +320,15 @@ public sealed class TransferEngine
     /// fixes the version; every other read is conditional on it. Finished ranges are recorded so
     /// that a later call resumes instead of starting again.
     /// </summary>
-    private async Task DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, string part, TransferProgress progress, CancellationToken ct)
+    private async Task DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle handle, string part, bool resumable, TransferProgress progress, CancellationToken ct)
     {
         var size = artifact.Size;
         var partSize = _options.PartSize;
         var parts = (int)((size + partSize - 1) / partSize);
         var statePath = part + ".json";
-        var state = ReadState(statePath, size, partSize) ?? new RangedState { Size = size, PartSize = partSize };
-        if (!File.Exists(part)) state = new RangedState { Size = size, PartSize = partSize };
+        // Resume only from a part file of the right length with its state beside it.
+        var state = resumable && RandomAccess.GetLength(handle) == size ? ReadState(statePath, size, partSize) : null;
+        state ??= new RangedState { Size = size, PartSize = partSize };
         var done = new HashSet<int>(state.Done);
         foreach (var i in done) progress.AddBytes(Math.Min(partSize, size - (long)i * partSize));
 
@@ -255,9 +338,6 @@ public sealed class TransferEngine
             ? await _memory.TakeAsync(Math.Min(_options.PerFileMemory, (long)parallel * TransferOptions.BufferSize), ct).ConfigureAwait(false)
             : null;
 
-        using var handle = File.Exists(part)
-            ? File.OpenHandle(part, FileMode.Open, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous)
-            : File.OpenHandle(part, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, FileOptions.Asynchronous, preallocationSize: size);
         if (RandomAccess.GetLength(handle) != size) RandomAccess.SetLength(handle, size);
         var stateLock = new object();
         var todo = Enumerable.Range(0, parts).Where(i => !done.Contains(i)).ToList();

@@ -31,6 +31,7 @@ public sealed class CopyGridRunCommand : GridStoreCmdlet
     protected override void ProcessRecord()
     {
         var source = OpenCatalog();
+        CheckStoreLocation(Destination);
         var targetLocation = StoreSettings.IsS3(Destination) ? Destination : ResolvePath(Destination);
         if (string.Equals(targetLocation, source.Location, StringComparison.Ordinal))
         {

@@ -41,9 +41,9 @@ public sealed class NewGridArtifactLinkCommand : GridStoreCmdlet
 
     protected override void ProcessRecord()
     {
-        if (Expiry <= TimeSpan.Zero)
+        if (Expiry <= TimeSpan.Zero || Expiry > TimeSpan.FromDays(365))
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException(nameof(Expiry), "-Expiry must be positive."), "InvalidExpiry", ErrorCategory.InvalidArgument, Expiry));
+            ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException(nameof(Expiry), "-Expiry must be positive and at most 365 days (7 days on S3)."), "InvalidExpiry", ErrorCategory.InvalidArgument, Expiry));
         }
         var artifacts = new List<GridArtifact>();
         if (ParameterSetName == InputObjectSet)

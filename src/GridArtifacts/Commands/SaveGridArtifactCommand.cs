@@ -105,6 +105,7 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
                 WriteGridError(ex);
             }
         }
+        items = WithoutPathConflicts(items, root);
         if (items.Count == 0)
         {
             base.EndProcessing();
@@ -139,6 +140,32 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
         WriteVerbose(summary);
         WriteInformation(new InformationRecord(summary, "Save-GridArtifact") { Tags = { "Summary" } });
         base.EndProcessing();
+    }
+
+    /// <summary>
+    /// A bucket can hold keys 'a' and 'a/b' in one experiment; a disk cannot hold a file and a folder
+    /// of one name. The folder wins: its files are saved, and the file of the same name is refused
+    /// with a PathConflict error (before anything moves, so the outcome does not depend on order).
+    /// </summary>
+    private List<SaveItem> WithoutPathConflicts(List<SaveItem> items, string root)
+    {
+        var comparer = OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase;
+        var folders = new HashSet<string>(comparer);
+        var fullRoot = System.IO.Path.GetFullPath(root);
+        foreach (var item in items)
+        {
+            for (var d = System.IO.Path.GetDirectoryName(item.LocalPath); d is not null && d.Length > fullRoot.Length && folders.Add(d); d = System.IO.Path.GetDirectoryName(d)) { }
+        }
+        var kept = new List<SaveItem>(items.Count);
+        foreach (var item in items)
+        {
+            if (!folders.Contains(item.LocalPath)) { kept.Add(item); continue; }
+            var a = item.Artifact;
+            WriteGridError(new GridException(GridErrorKind.AlreadyExists, "PathConflict",
+                $"'{a}' was not saved: {GridNames.ExperimentId(a.Run, a.Experiment)} also has artifacts under '{a.Path}/', and a disk cannot hold a file and a folder of one name at '{item.LocalPath}'. " +
+                $"The artifacts under '{a.Path}/' are saved; to get this one, save it alone to another -Destination.", a));
+        }
+        return kept;
     }
 
     private static ProgressRecord ProgressFor(TransferProgress p, TimeSpan elapsed)

@@ -27,6 +27,7 @@ public sealed class SetGridStoreCommand : GridCmdlet
 
     protected override void ProcessRecord()
     {
+        if (!Default) CheckStoreLocation(Location);
         string? location = Default ? null : StoreSettings.IsS3(Location) ? Location.TrimEnd('/') : ResolvePath(Location);
         if (!ShouldProcess(StoreSettings.ConfigFile, location is null ? "Forget the saved store" : $"Save store '{location}'")) return;
         try

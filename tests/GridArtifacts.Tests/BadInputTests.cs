@@ -1,0 +1,218 @@
+using System.Management.Automation;
+using System.Management.Automation.Runspaces;
+using Amazon.S3.Model;
+using GridArtifacts.Commands;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+using Xunit;
+
+namespace GridArtifacts.Tests;
+
+/// <summary>
+/// Input nobody should send, through the cmdlets as users call them: hostile keys another writer put
+/// in a bucket, a file and a folder of one name, damaged and future records, invalid names, link
+/// lifetimes and mistyped store URIs. Each gets a typed error naming what was wrong, and nothing is
+/// written where it should not be.
+/// </summary>
+[Collection(S3Collection.Name)]
+public sealed class BadInputTests : IDisposable
+{
+    private readonly S3ServerFixture _s3;
+    private readonly TempDir _temp = new();
+    private readonly Runspace _runspace;
+
+    public BadInputTests(S3ServerFixture s3)
+    {
+        _s3 = s3;
+        var iss = InitialSessionState.CreateDefault2();
+        iss.ImportPSModule(new[] { typeof(GetGridRunCommand).Assembly.Location });
+        _runspace = RunspaceFactory.CreateRunspace(iss);
+        _runspace.Open();
+        Run("Set-Location -LiteralPath $args[0]", _temp.Path);
+        Run("$PSDefaultParameterValues['*-Grid*:Store'] = $args[0]", _temp.Sub("store"));
+    }
+
+    public void Dispose()
+    {
+        _runspace.Dispose();
+        _temp.Dispose();
+    }
+
+    private (List<object> Output, List<ErrorRecord> Errors) RunWithErrors(string script, params object[] args)
+    {
+        using var ps = PowerShell.Create();
+        ps.Runspace = _runspace;
+        ps.AddScript(script);
+        foreach (var a in args) ps.AddArgument(a);
+        try
+        {
+            var output = ps.Invoke().Select(o => o.BaseObject).ToList();
+            return (output, ps.Streams.Error.ToList());
+        }
+        catch (RuntimeException ex)
+        {
+            return (new List<object>(), ps.Streams.Error.Append(ex.ErrorRecord).ToList());
+        }
+    }
+
+    private List<object> Run(string script, params object[] args)
+    {
+        var (output, errors) = RunWithErrors(script, args);
+        Assert.True(errors.Count == 0, string.Join(Environment.NewLine, errors.Select(e => e.ToString())));
+        return output;
+    }
+
+    private static List<string> FilesUnder(string root) =>
+        Directory.Exists(root) ? Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList() : new List<string>();
+
+    [Fact]
+    public async Task Hostile_keys_another_writer_put_in_the_bucket_are_refused_one_by_one_and_nothing_lands_outside_the_destination()
+    {
+        var bucket = _s3.NewBucket();
+        const string prefix = "hostile/";
+        var store = _s3.StoreUri(bucket, "hostile");
+        var artifacts = $"{prefix}runs/evil-run/exp0/artifacts/";
+        await Put(bucket, prefix + "runs/evil-run/run.json", "{\"schema\":1,\"name\":\"evil-run\"}");
+        await Put(bucket, prefix + "runs/evil-run/exp0/experiment.json", "{\"schema\":1,\"run\":\"evil-run\",\"experiment\":\"exp0\",\"status\":\"Succeeded\"}");
+        var good = new Dictionary<string, string> { ["ok.txt"] = "fine", ["a..b"] = "dots inside a name are fine", ["v1..v2/x..y.bin"] = "so are these", ["a/b"] = "under a" };
+        // s3rver keeps keys as files, so it cannot hold keys with '..' or empty segments as written
+        // ('../<dest>-evil/x', '/../x', '//../x', '/etc/x'): those are in CmdletTests and NamesTests. These it holds.
+        var bad = new[] { "C:/evil", "a\\..\\..\\..\\dest-evil\\x", "tab\there", string.Join('/', Enumerable.Repeat(new string('n', 200), 5)) /* 1,004 bytes */ };
+        foreach (var (path, text) in good) await Put(bucket, artifacts + path, text);
+        foreach (var path in bad) await Put(bucket, artifacts + path, "evil");
+        await Put(bucket, artifacts + "a", "a file named like the folder a/");
+
+        // Every key really is in the bucket as written (the SDK did not normalise them away).
+        var listed = (GridArtifact[])Run("@(Get-GridArtifact evil-run -Store $args[0])", store).Select(o => (GridArtifact)o).ToArray();
+        foreach (var path in bad.Concat(good.Keys).Append("a")) Assert.Contains(listed, a => a.Path == path);
+
+        var jail = _temp.Sub("jail");
+        var dest = Path.Combine(jail, "dest");
+        var (output, errors) = RunWithErrors("Save-GridArtifact evil-run -Store $args[0] -Destination $args[1] -PassThru", store, dest);
+        var refused = errors.Where(e => e.FullyQualifiedErrorId.StartsWith("UnsafeArtifactPath")).ToList();
+        Assert.Equal(bad.Length, refused.Count);
+        Assert.All(refused, e => Assert.Equal(ErrorCategory.SecurityError, e.CategoryInfo.Category));
+        var conflict = Assert.Single(errors, e => e.FullyQualifiedErrorId.StartsWith("PathConflict"));
+        Assert.Equal(ErrorCategory.ResourceExists, conflict.CategoryInfo.Category);
+        Assert.Contains("'a/'", conflict.Exception.Message);
+        Assert.Equal(bad.Length + 1, errors.Count);
+
+        // What is saved is exactly the good artifacts, byte for byte, and nothing else anywhere under the jail.
+        Assert.Equal(good.Count, output.Count);
+        var expected = good.Keys.Select(p => Path.Combine(dest, "evil-run", "exp0", p.Replace('/', Path.DirectorySeparatorChar))).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(expected, FilesUnder(jail));
+        foreach (var (path, text) in good) Assert.Equal(text, File.ReadAllText(Path.Combine(dest, "evil-run", "exp0", path)));
+        Assert.False(File.Exists("/etc/grid-evil"));
+        Assert.False(Directory.Exists(Path.Combine(jail, "dest-evil")));
+        Assert.DoesNotContain(FilesUnder(_temp.Path), f => !f.StartsWith(jail + Path.DirectorySeparatorChar));
+    }
+
+    [Fact]
+    public async Task A_key_holding_a_control_character_makes_the_listing_unreadable_and_that_is_a_typed_error_naming_the_cause()
+    {
+        var bucket = _s3.NewBucket();
+        var store = _s3.StoreUri(bucket, "ctl");
+        await Put(bucket, "ctl/runs/ctl-run/run.json", "{\"schema\":1,\"name\":\"ctl-run\"}");
+        await Put(bucket, "ctl/runs/ctl-run/exp0/experiment.json", "{\"schema\":1,\"run\":\"ctl-run\",\"experiment\":\"exp0\",\"status\":\"Succeeded\"}");
+        await Put(bucket, "ctl/runs/ctl-run/exp0/artifacts/bell\u0007.txt", "ding");
+        var dest = _temp.Sub("ctl-dest");
+        var (_, errors) = RunWithErrors("Save-GridArtifact ctl-run -Store $args[0] -Destination $args[1]", store, dest);
+        var error = Assert.Single(errors);
+        Assert.StartsWith("UnreadableListing", error.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.InvalidData, error.CategoryInfo.Category);
+        Assert.Contains("control character", error.Exception.Message);
+        Assert.False(Directory.Exists(dest));
+    }
+
+    private async Task Put(string bucket, string key, string text)
+    {
+        try { await _s3.Client.PutObjectAsync(new PutObjectRequest { BucketName = bucket, Key = key, ContentBody = text, UseChunkEncoding = false }); }
+        catch (Exception ex) { throw new InvalidOperationException($"Could not put '{key}': {ex.Message}", ex); }
+    }
+
+    [Fact]
+    public void A_file_and_a_folder_of_one_name_the_folder_is_saved_and_the_file_is_a_PathConflict_error()
+    {
+        // A folder store cannot hold both either; a listing can still be handed such artifacts (another store, a hand-made list).
+        var src = _temp.Sub("src-conflict");
+        _temp.WriteFile("src-conflict/a/b", "inside"u8.ToArray());
+        _temp.WriteFile("src-conflict/c.txt", "other"u8.ToArray());
+        Run("Import-GridArtifact -Path $args[0] -Run clash-run | Out-Null", src);
+        var inside = (GridArtifact)Run("Get-GridArtifact clash-run -Path a/b")[0];
+        var clash = new GridArtifact(inside.Run, inside.Experiment, "a", inside.Store) { Size = 6 };
+        var dest = _temp.Sub("clash-dest");
+        var (output, errors) = RunWithErrors("$args[1], (Get-GridArtifact clash-run) | Save-GridArtifact -Destination $args[0] -PassThru", dest, clash);
+        var error = Assert.Single(errors);
+        Assert.StartsWith("PathConflict", error.FullyQualifiedErrorId);
+        Assert.Contains("clash-run-exp0", error.Exception.Message);
+        Assert.Equal(2, output.Count);
+        Assert.Equal("inside", File.ReadAllText(Path.Combine(dest, "clash-run", "exp0", "a", "b")));
+    }
+
+    [Theory]
+    [InlineData("{ \"schema\": 1, \"run\": ")]                                  // cut short
+    [InlineData("\u0000\u0001binary")]                                          // not JSON at all
+    [InlineData("{ \"schema\": 99, \"run\": \"damaged-run\", \"experiment\": \"exp0\" }")] // a future schema
+    [InlineData("[1, 2, 3]")]                                                   // JSON, wrong shape
+    [InlineData("null")]
+    public void A_damaged_or_future_experiment_record_is_InvalidData_naming_its_key_and_the_other_experiments_still_list(string content)
+    {
+        var src = _temp.Sub("src-damaged");
+        _temp.WriteFile("src-damaged/m.txt", "m"u8.ToArray());
+        Run("Import-GridArtifact -Path $args[0] -Run damaged-run -Experiment exp0 | Out-Null; Import-GridArtifact -Path $args[0] -Run damaged-run -Experiment exp1 | Out-Null", src);
+        File.WriteAllText(Path.Combine(_temp.Sub("store"), "runs", "damaged-run", "exp0", "experiment.json"), content);
+        var (output, errors) = RunWithErrors("Get-GridExperiment damaged-run");
+        Assert.Equal("exp1", ((GridExperiment)Assert.Single(output)).Experiment);
+        var error = Assert.Single(errors);
+        Assert.Equal(ErrorCategory.InvalidData, error.CategoryInfo.Category);
+        Assert.Contains("runs/damaged-run/exp0/experiment.json", error.Exception.Message);
+    }
+
+    [Fact]
+    public void A_damaged_manifest_is_reported_and_the_artifacts_still_list_and_save_checked_by_size()
+    {
+        var src = _temp.Sub("src-manifest");
+        _temp.WriteFile("src-manifest/m.txt", "measured"u8.ToArray());
+        Run("Import-GridArtifact -Path $args[0] -Run manifest-run | Out-Null", src);
+        File.WriteAllText(Path.Combine(_temp.Sub("store"), "runs", "manifest-run", "exp0", "manifest.json"), "{ \"schema\": 2 }");
+        var (output, errors) = RunWithErrors("Get-GridArtifact manifest-run");
+        Assert.Equal("m.txt", ((GridArtifact)Assert.Single(output)).Path);
+        Assert.Null(((GridArtifact)output[0]).Sha256);
+        Assert.Contains("manifest.json", Assert.Single(errors).Exception.Message);
+    }
+
+    [Theory]
+    [InlineData("Invoke-GridExperiment -Run 'Bad_Name' -- true", "InvalidRunName")]
+    [InlineData("Invoke-GridExperiment -Run ('r' * 64) -- true", "InvalidRunName")]
+    [InlineData("Invoke-GridExperiment -Run 'ends-exp3' -- true", "InvalidRunName")]
+    [InlineData("Invoke-GridExperiment -Run 'ok-run' -Experiment 'exp01' -- true", "InvalidExperimentName")]
+    [InlineData("Import-GridArtifact -Path . -Run '../up'", "InvalidRunName")]
+    [InlineData("Save-GridArtifact ''", "ParameterArgumentValidationError")]
+    [InlineData("Get-GridRun ''", "ParameterArgumentValidationError")]
+    [InlineData("New-GridArtifactLink some-run -Expiry 0", "InvalidExpiry")]
+    [InlineData("New-GridArtifactLink some-run -Expiry '-00:00:01'", "InvalidExpiry")]
+    [InlineData("New-GridArtifactLink some-run -Expiry ([TimeSpan]::MaxValue)", "InvalidExpiry")]
+    [InlineData("New-GridArtifactLink some-run -Expiry ([TimeSpan]::FromDays(366))", "InvalidExpiry")]
+    [InlineData("Get-GridRun -Store 's3:/bucket/ml'", "InvalidStoreUri")]
+    [InlineData("Get-GridRun -Store 's3:bucket'", "InvalidStoreUri")]
+    [InlineData("Get-GridRun -Store 's3a://bucket/ml'", "InvalidStoreUri")]
+    [InlineData("Get-GridRun -Store 'https://bucket.example/ml'", "InvalidStoreUri")]
+    [InlineData("Import-GridArtifact -Path . -Run typo-run -Store 's3:/bucket/ml'", "InvalidStoreUri")]
+    [InlineData("Set-GridStore 's3:/bucket/ml'", "InvalidStoreUri")]
+    [InlineData("Copy-GridRun some-run -Destination 's3:/bucket/ml'", "InvalidStoreUri")]
+    [InlineData("Get-GridRun -Store 's3://bucket/p?colour=blue'", "InvalidStoreUri")]
+    public void Invalid_names_lifetimes_and_store_uris_are_refused_with_a_typed_error_and_write_nothing(string command, string errorId)
+    {
+        var savedConfig = Environment.GetEnvironmentVariable("GRID_CONFIG_HOME");
+        Environment.SetEnvironmentVariable("GRID_CONFIG_HOME", _temp.Sub("config")); // a Set-GridStore that got through would write here
+        var before = FilesUnder(_temp.Path);
+        List<ErrorRecord> errors;
+        try { errors = RunWithErrors(command).Errors; }
+        finally { Environment.SetEnvironmentVariable("GRID_CONFIG_HOME", savedConfig); }
+        var error = Assert.Single(errors);
+        Assert.StartsWith(errorId, error.FullyQualifiedErrorId);
+        Assert.NotEqual(ErrorCategory.NotSpecified, error.CategoryInfo.Category);
+        Assert.Equal(before, FilesUnder(_temp.Path));
+        Assert.False(Directory.Exists(_temp.Sub("s3:")));
+    }
+}
