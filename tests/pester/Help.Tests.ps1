@@ -86,7 +86,7 @@ print("warning: this is a small example", file=sys.stderr)
         Push-Location (Join-Path $dir 'work')
         try {
             $ErrorActionPreference = 'Stop'
-            & ([scriptblock]::Create($Code)) | Out-String -Width 200
+            & ([scriptblock]::Create($Code)) *>&1 | Out-String -Width 200   # every stream checked, none on the console
         }
         finally {
             Pop-Location

@@ -395,7 +395,9 @@ public sealed class CaptureAgent
         long pendingBytes = 0;
         var pending = 0;
         var ready = new List<(string Path, Tracked File)>();
-        foreach (var (path, t) in _files.OrderBy(f => f.Key, StringComparer.Ordinal))
+        // Every tracked file is looked at, but only the changed ones are sorted: no per-pass copy of a
+        // 100,000-entry table (large-object garbage that only a full collection returns).
+        foreach (var (path, t) in _files)
         {
             if (t.UploadedLength == t.Length && t.UploadedTicks == t.Ticks) continue;
             if (!final && now - t.SeenAt < _options.SettleTime) { pending++; pendingBytes += t.Length; continue; }
@@ -413,6 +415,7 @@ public sealed class CaptureAgent
             }
             ready.Add((path, t));
         }
+        ready.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         // Settled files go up several at a time (large ones in parts, from the file itself).
         var failed = 0;
         long failedBytes = 0;
