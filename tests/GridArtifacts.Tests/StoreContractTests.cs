@@ -341,6 +341,22 @@ public sealed class FileSystemStoreContractTests : StoreContractTests
     protected override IObjectStore NewStore() => new FileSystemStore(Temp.Sub("store-" + Guid.NewGuid().ToString("N")));
 
     [Fact]
+    public async Task A_killed_writers_day_old_temporary_file_is_removed_by_the_next_write_and_a_recent_one_is_kept()
+    {
+        var root = Temp.Sub("swept-store");
+        var tmp = Directory.CreateDirectory(System.IO.Path.Combine(root, ".tmp")).FullName;
+        var old = System.IO.Path.Combine(tmp, "left-by-a-killed-writer");
+        var recent = System.IO.Path.Combine(tmp, "being-written");
+        File.WriteAllBytes(old, new byte[100]);
+        File.WriteAllBytes(recent, new byte[100]);
+        File.SetLastWriteTimeUtc(old, DateTime.UtcNow - FileSystemStore.LeftoverAge - TimeSpan.FromHours(1));
+        using var store = new FileSystemStore(root);
+        await store.PutAsync("runs/r/run.json", new byte[] { 1 }, default);
+        Assert.False(File.Exists(old));
+        Assert.True(File.Exists(recent));
+    }
+
+    [Fact]
     public async Task Temporary_files_never_show_in_listings()
     {
         var store = Store();

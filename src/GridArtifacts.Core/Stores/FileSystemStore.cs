@@ -161,11 +161,28 @@ public sealed class FileSystemStore : IObjectStore
         }
     }
 
+    /// <summary>A temporary file this old was left by a writer that was killed: no write takes a day.</summary>
+    public static readonly TimeSpan LeftoverAge = TimeSpan.FromDays(1);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Swept = new(StringComparer.Ordinal);
+
+    /// <summary>Once per store and process, before the first write: removes what killed writers left in .tmp.</summary>
+    private static void SweepLeftovers(string tmpDir)
+    {
+        if (!Swept.TryAdd(tmpDir, true)) return;
+        var before = DateTime.UtcNow - LeftoverAge;
+        foreach (var file in new DirectoryInfo(tmpDir).EnumerateFiles())
+        {
+            try { if (file.LastWriteTimeUtc < before) file.Delete(); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { /* another sweeper, or not ours to remove */ }
+        }
+    }
+
     private async Task WriteAtomicAsync(string key, Func<string, Task> write, CancellationToken cancellationToken)
     {
         var target = PathOf(key);
         var tmpDir = Path.Combine(_root, TempFolder);
         Directory.CreateDirectory(tmpDir);
+        SweepLeftovers(tmpDir);
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         var tmp = Path.Combine(tmpDir, Guid.NewGuid().ToString("N"));
         try
