@@ -60,14 +60,23 @@ public sealed partial class ArtifactServer : IDisposable
     private string CookieName => "grid_token_" + Port.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>Starts (or returns the running) server of a store in this process.</summary>
-    public static ArtifactServer Start(GridCatalog catalog, string address = "127.0.0.1", int port = 0) =>
-        Running.GetOrAdd(catalog.Location, _ => new ArtifactServer(catalog, address, port));
+    public static ArtifactServer Start(GridCatalog catalog, string address = "127.0.0.1", int port = 0)
+    {
+        // One listener per store: two runspaces starting it at once must not both bind a port.
+        lock (Running)
+        {
+            return Running.TryGetValue(catalog.Location, out var running)
+                ? running
+                : Running[catalog.Location] = new ArtifactServer(catalog, address, port);
+        }
+    }
 
     public static ArtifactServer? For(string storeLocation) => Running.TryGetValue(storeLocation, out var s) ? s : null;
 
     public static bool Stop(string storeLocation)
     {
-        if (!Running.TryRemove(storeLocation, out var s)) return false;
+        ArtifactServer? s;
+        lock (Running) { if (!Running.TryRemove(storeLocation, out s)) return false; }
         s.Dispose();
         return true;
     }
