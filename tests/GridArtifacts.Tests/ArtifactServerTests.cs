@@ -275,3 +275,25 @@ public sealed class S3ArtifactServerTests : ArtifactServerTests
 {
     public S3ArtifactServerTests(S3ServerFixture s3) : base(_ => new S3Store(s3.StoreUri(s3.NewBucket(), "page"))) { }
 }
+
+public sealed class ArtifactServerAddressTests
+{
+    [Fact]
+    public async Task On_every_address_it_answers_on_loopback_and_names_this_machine_in_its_links()
+    {
+        using var temp = new TempDir();
+        using var store = new FileSystemStore(temp.Sub("store"));
+        var server = ArtifactServer.Start(new GridCatalog(store), "0.0.0.0");
+        try
+        {
+            Assert.Equal(System.Net.Dns.GetHostName(), server.BaseUrl.Host);
+            using var client = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+            var loopback = new Uri($"http://127.0.0.1:{server.Port}/api/runs{server.PageUrl.Query}");
+            using var res = await client.GetAsync(loopback);
+            Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+            using var refused = await client.GetAsync(new Uri($"http://127.0.0.1:{server.Port}/api/runs"));
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+        finally { ArtifactServer.Stop(server.Store); }
+    }
+}

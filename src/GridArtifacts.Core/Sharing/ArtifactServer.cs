@@ -37,16 +37,18 @@ public sealed partial class ArtifactServer : IDisposable
         if (catalog.Store is FileSystemStore fs) _secret = LoadOrCreateSecret(fs.Location);
         _token = Encoding.ASCII.GetBytes(Base64Url(RandomNumberGenerator.GetBytes(32)));
         Port = port == 0 ? FreePort(address) : port;
-        var host = address.Contains(':') && !address.StartsWith('[') ? $"[{address}]" : address;
+        // On every address, links and the page name this machine; elsewhere, the address itself.
+        var wildcard = IsWildcard(address);
+        var host = wildcard ? Dns.GetHostName() : address.Contains(':') && !address.StartsWith('[') ? $"[{address}]" : address;
         BaseUrl = new Uri($"http://{host}:{Port}/");
-        _hosts = IsWildcard(address) ? null : new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+        _hosts = wildcard ? null : new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         {
             $"{host}:{Port}",
             $"127.0.0.1:{Port}",
             $"localhost:{Port}",
             $"[::1]:{Port}",
         };
-        _listener.Prefixes.Add(BaseUrl.ToString());
+        _listener.Prefixes.Add(wildcard ? $"http://*:{Port}/" : BaseUrl.ToString());
         _listener.Start();
         _ = Task.Run(LoopAsync);
     }
