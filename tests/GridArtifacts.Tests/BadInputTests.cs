@@ -19,48 +19,27 @@ public sealed class BadInputTests : IDisposable
 {
     private readonly S3ServerFixture _s3;
     private readonly TempDir _temp = new();
-    private readonly Runspace _runspace;
+    private readonly ModuleHost _host;
 
     public BadInputTests(S3ServerFixture s3)
     {
         _s3 = s3;
-        var iss = InitialSessionState.CreateDefault2();
-        iss.ImportPSModule(new[] { typeof(GetGridRunCommand).Assembly.Location });
-        _runspace = RunspaceFactory.CreateRunspace(iss);
-        _runspace.Open();
-        Run("Set-Location -LiteralPath $args[0]", _temp.Path);
-        Run("$PSDefaultParameterValues['*-Grid*:Store'] = $args[0]", _temp.Sub("store"));
+        _host = new ModuleHost(_temp.Sub("store"), _temp.Path);
     }
 
     public void Dispose()
     {
-        _runspace.Dispose();
+        _host.Dispose();
         _temp.Dispose();
     }
 
     private (List<object> Output, List<ErrorRecord> Errors) RunWithErrors(string script, params object[] args)
     {
-        using var ps = PowerShell.Create();
-        ps.Runspace = _runspace;
-        ps.AddScript(script);
-        foreach (var a in args) ps.AddArgument(a);
-        try
-        {
-            var output = ps.Invoke().Select(o => o.BaseObject).ToList();
-            return (output, ps.Streams.Error.ToList());
-        }
-        catch (RuntimeException ex)
-        {
-            return (new List<object>(), ps.Streams.Error.Append(ex.ErrorRecord).ToList());
-        }
+        var (output, errors) = _host.Invoke(script, args, terminatingAsError: true);
+        return (output.Select(o => o.BaseObject).ToList(), errors.ToList());
     }
 
-    private List<object> Run(string script, params object[] args)
-    {
-        var (output, errors) = RunWithErrors(script, args);
-        Assert.True(errors.Count == 0, string.Join(Environment.NewLine, errors.Select(e => e.ToString())));
-        return output;
-    }
+    private List<object> Run(string script, params object[] args) => _host.Run(script, args).Select(o => o.BaseObject).ToList();
 
     private static List<string> FilesUnder(string root) =>
         Directory.Exists(root) ? Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList() : new List<string>();

@@ -11,42 +11,24 @@ namespace GridArtifacts.Tests;
 public sealed class CmdletTests : IDisposable
 {
     private readonly TempDir _temp = new();
-    private readonly Runspace _runspace;
+    private readonly ModuleHost _host;
     private readonly string _store;
 
     public CmdletTests()
     {
         _store = _temp.Sub("store");
-        var iss = InitialSessionState.CreateDefault2();
-        iss.ImportPSModule(new[] { typeof(GetGridRunCommand).Assembly.Location });
-        _runspace = RunspaceFactory.CreateRunspace(iss);
-        _runspace.Open();
-        // Every Grid cmdlet uses the temp store: no process-wide environment variable is touched.
-        Run("$PSDefaultParameterValues['*-Grid*:Store'] = $args[0]", _store);
+        _host = new ModuleHost(_store);
     }
 
     public void Dispose()
     {
-        _runspace.Dispose();
+        _host.Dispose();
         _temp.Dispose();
     }
 
-    private (Collection<PSObject> Output, IReadOnlyList<ErrorRecord> Errors) RunWithErrors(string script, params object[] args)
-    {
-        using var ps = PowerShell.Create();
-        ps.Runspace = _runspace;
-        ps.AddScript(script);
-        foreach (var a in args) ps.AddArgument(a);
-        var output = ps.Invoke();
-        return (output, ps.Streams.Error.ToList());
-    }
+    private (Collection<PSObject> Output, IReadOnlyList<ErrorRecord> Errors) RunWithErrors(string script, params object[] args) => _host.Invoke(script, args);
 
-    private Collection<PSObject> Run(string script, params object[] args)
-    {
-        var (output, errors) = RunWithErrors(script, args);
-        Assert.True(errors.Count == 0, string.Join(Environment.NewLine, errors.Select(e => e.ToString())));
-        return output;
-    }
+    private Collection<PSObject> Run(string script, params object[] args) => _host.Run(script, args);
 
     /// <summary>Two runs: "older-run" (exp0, exp1, both with metrics.csv) and "newer-run" (exp0).</summary>
     private Dictionary<string, string> Seed()
@@ -261,7 +243,7 @@ public sealed class CmdletTests : IDisposable
         try
         {
             using var ps = PowerShell.Create();
-            ps.Runspace = _runspace;
+            ps.Runspace = _host.Runspace;
             ps.AddScript("Save-GridArtifact slow-run -Destination $args[0]").AddArgument(dest);
             var pending = ps.BeginInvoke();
             Thread.Sleep(500);

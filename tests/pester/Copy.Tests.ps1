@@ -5,7 +5,7 @@ BeforeAll {
     $script:ModulePath = Import-GridTestModule
     $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
     $script:Laptop = Join-Path $TestDrive 'laptop'
-    $script:Team = "s3://$($env:GRID_TEST_S3_BUCKET)/team-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"
+    $script:Team = (New-TestS3Store team)
     $script:Offline = Join-Path $TestDrive 'offline'
     foreach ($exp in 'exp0', 'exp1') {
         $src = Join-Path $TestDrive "src/$exp"

@@ -78,7 +78,7 @@ print("warning: this is a small example", file=sys.stderr)
         # server's bucket, holding a copy of the runs. A browser an example opens is a no-op.
         $bucketWord = "(?<!['`"])s3://team-artifacts/ml(?=\s|$)"   # unquoted, as a whole argument
         if ($Code -match $bucketWord) {
-            $s3 = "s3://$($env:GRID_TEST_S3_BUCKET)/help-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"
+            $s3 = (New-TestS3Store help)
             Copy-GridRun my-run, old-run -Store $store -Destination $s3 | Out-Null
             $Code = $Code -replace $bucketWord, "'$s3'"
         }

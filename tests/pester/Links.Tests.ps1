@@ -5,7 +5,7 @@ BeforeAll {
     $script:ModulePath = Import-GridTestModule
     $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
     $script:Local = Join-Path $TestDrive 'store'
-    $script:S3 = "s3://$($env:GRID_TEST_S3_BUCKET)/links-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"
+    $script:S3 = (New-TestS3Store links)
     $src = Join-Path $TestDrive 'src'
     New-Item -ItemType Directory -Force -Path "$src/ckpt" | Out-Null
     $script:Bytes = [byte[]]::new(300000); [Random]::new(5).NextBytes($script:Bytes)

@@ -5,7 +5,7 @@ BeforeAll {
     $script:ModulePath = Import-GridTestModule
     $env:GRID_CONFIG_HOME = Join-Path $TestDrive 'config'
     $script:Local = Join-Path $TestDrive 'store'
-    $script:S3 = "s3://$($env:GRID_TEST_S3_BUCKET)/page-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"
+    $script:S3 = (New-TestS3Store page)
     $src = Join-Path $TestDrive 'src'
     New-Item -ItemType Directory -Force -Path $src | Out-Null
     Set-Content -Path "$src/metrics.csv" -Value "step,loss`n1,0.5"

@@ -133,7 +133,7 @@ Describe 'Two Save-GridArtifact processes into one destination' {
 Describe 'Secrets' {
     BeforeAll {
         $script:Endpoint = $env:GRID_TEST_S3_ENDPOINT
-        $script:S3 = "s3://$($env:GRID_TEST_S3_BUCKET)/secrets-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($Endpoint))"
+        $script:S3 = (New-TestS3Store secrets)
         $src = Join-Path $TestDrive 'secret-src'
         New-Item -ItemType Directory -Force -Path $src | Out-Null
         Set-Content (Join-Path $src 'metrics.csv') 'epoch,loss'

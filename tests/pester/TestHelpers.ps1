@@ -22,3 +22,8 @@ function Import-GridTestModule {
 function Assert-S3Server {
     if (-not $env:GRID_TEST_S3_ENDPOINT) { throw 'GRID_TEST_S3_ENDPOINT is not set: run the tests with build.ps1 -Task Test, which starts s3rver.' }
 }
+
+# A fresh, empty store: a prefix of the test bucket on that s3rver.
+function New-TestS3Store([string] $Name) {
+    "s3://$($env:GRID_TEST_S3_BUCKET)/$Name-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"
+}
