@@ -71,6 +71,22 @@ public abstract class StoreContractTests : IDisposable
     }
 
     [Fact]
+    public async Task A_range_of_length_zero_reads_to_the_end()
+    {
+        var store = Store();
+        var data = TestBytes.Random(70_000, 21);
+        await store.PutAsync("runs/r/exp0/artifacts/a.bin", data, default);
+        foreach (var offset in new[] { 0L, 1234L })
+        {
+            using var read = await store.ReadRangeAsync("runs/r/exp0/artifacts/a.bin", offset, 0, null, default);
+            using var ms = new MemoryStream();
+            await read.Body.CopyToAsync(ms);
+            Assert.Equal(data.Length, read.TotalLength);
+            Assert.Equal(TestBytes.Sha256(data[(int)offset..]), TestBytes.Sha256(ms.ToArray()));
+        }
+    }
+
+    [Fact]
     public async Task Missing_keys_read_as_null_or_NotFound()
     {
         var store = Store();

@@ -102,6 +102,7 @@ public sealed partial class ArtifactServer
         && string.Equals(origin.Authority, req.Headers["Host"], StringComparison.OrdinalIgnoreCase)
         && (_hosts is null || _hosts.Contains(origin.Authority));
 
+    /// <summary>The artifact a request names, or null when any of the three names is not one the store can hold.</summary>
     private static (string Run, string Experiment, string Path)? ArtifactFromQuery(string? run, string? experiment, string? path) =>
         run is not null && experiment is not null && path is not null
         && GridNames.IsValidRunName(run) && GridNames.IsValidExperimentName(experiment) && GridNames.ArtifactPathProblem(path) is null

@@ -172,7 +172,7 @@ public sealed partial class ArtifactServer : IDisposable
         var (run, experiment, path) = (segments[1], segments[2], Uri.UnescapeDataString(segments[3]));
         byte[] given;
         try { given = Convert.FromHexString(sigText); } catch (FormatException) { res.StatusCode = 403; return; }
-        var valid = GridNames.IsValidRunName(run) && GridNames.IsValidExperimentName(experiment) && GridNames.ArtifactPathProblem(path) is null;
+        var valid = ArtifactFromQuery(run, experiment, path) is not null;
         var expected = Mac(run, experiment, path, expires);
         // Compare in constant time whatever else is wrong, so timing says nothing about the signature.
         var signed = CryptographicOperations.FixedTimeEquals(expected, given);
@@ -193,39 +193,49 @@ public sealed partial class ArtifactServer : IDisposable
         // Someone else's bytes: never a document that can run script here, whatever they contain.
         res.Headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox";
         res.Headers["Cross-Origin-Resource-Policy"] = "same-origin";
-        ObjectRead head;
-        try { head = await _catalog.Store.ReadRangeAsync(key, 0, 0, null, CancellationToken.None).ConfigureAwait(false); }
+        // One read of the whole object: its size decides the response, and when the whole object is
+        // what is asked (a download, an image) its body is sent; otherwise the range is read.
+        ObjectRead whole;
+        try { whole = await _catalog.Store.ReadRangeAsync(key, 0, 0, null, CancellationToken.None).ConfigureAwait(false); }
         catch (GridException) { res.StatusCode = 404; return; }
-        var size = head.TotalLength;
-        head.Dispose();
-        long from = 0, to = size - 1;
-        var range = disposition == ArtifactDisposition.Preview ? null : ctx.Request.Headers["Range"];
-        if (disposition == ArtifactDisposition.Preview)
+        long from = 0, length;
+        using (whole)
         {
-            to = Math.Min(to, PreviewBytes - 1);
-            res.Headers["X-Grid-Size"] = size.ToString(CultureInfo.InvariantCulture);
-        }
-        if (range is not null)
-        {
-            var m = System.Text.RegularExpressions.Regex.Match(range, @"^bytes=(\d*)-(\d*)$");
-            if (!m.Success || (m.Groups[1].Length == 0 && m.Groups[2].Length == 0)) { res.StatusCode = 416; return; }
-            if (m.Groups[1].Length == 0) { from = Math.Max(0, size - long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)); }
-            else
+            var size = whole.TotalLength;
+            var to = size - 1;
+            var range = disposition == ArtifactDisposition.Preview ? null : ctx.Request.Headers["Range"];
+            if (disposition == ArtifactDisposition.Preview)
             {
-                from = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-                if (m.Groups[2].Length > 0) to = Math.Min(to, long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+                to = Math.Min(to, PreviewBytes - 1);
+                res.Headers["X-Grid-Size"] = size.ToString(CultureInfo.InvariantCulture);
             }
-            if (from >= size || from > to) { res.StatusCode = 416; res.Headers["Content-Range"] = $"bytes */{size}"; return; }
-            res.StatusCode = 206;
-            res.Headers["Content-Range"] = $"bytes {from}-{to}/{size}";
+            if (range is not null)
+            {
+                var m = System.Text.RegularExpressions.Regex.Match(range, @"^bytes=(\d*)-(\d*)$");
+                if (!m.Success || (m.Groups[1].Length == 0 && m.Groups[2].Length == 0)) { res.StatusCode = 416; return; }
+                if (m.Groups[1].Length == 0) { from = Math.Max(0, size - long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)); }
+                else
+                {
+                    from = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+                    if (m.Groups[2].Length > 0) to = Math.Min(to, long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+                }
+                if (from >= size || from > to) { res.StatusCode = 416; res.Headers["Content-Range"] = $"bytes */{size}"; return; }
+                res.StatusCode = 206;
+                res.Headers["Content-Range"] = $"bytes {from}-{to}/{size}";
+            }
+            length = Math.Max(0, to - from + 1);
+            var inlineType = disposition == ArtifactDisposition.Inline ? ArtifactKinds.ImageContentType(name) : null;
+            res.ContentType = inlineType ?? (disposition == ArtifactDisposition.Preview ? "text/plain; charset=utf-8" : "application/octet-stream");
+            res.Headers["Accept-Ranges"] = "bytes";
+            res.Headers["Content-Disposition"] = (inlineType is null ? "attachment" : "inline") + $"; filename*=UTF-8''{Uri.EscapeDataString(name)}";
+            res.ContentLength64 = length;
+            if (ctx.Request.HttpMethod == "HEAD" || length == 0) return;
+            if (from == 0 && length == size)
+            {
+                await whole.Body.CopyToAsync(res.OutputStream).ConfigureAwait(false);
+                return;
+            }
         }
-        var length = Math.Max(0, to - from + 1);
-        var inlineType = disposition == ArtifactDisposition.Inline ? ArtifactKinds.ImageContentType(name) : null;
-        res.ContentType = inlineType ?? (disposition == ArtifactDisposition.Preview ? "text/plain; charset=utf-8" : "application/octet-stream");
-        res.Headers["Accept-Ranges"] = "bytes";
-        res.Headers["Content-Disposition"] = (inlineType is null ? "attachment" : "inline") + $"; filename*=UTF-8''{Uri.EscapeDataString(name)}";
-        res.ContentLength64 = length;
-        if (ctx.Request.HttpMethod == "HEAD" || length == 0) return;
         using var read = await _catalog.Store.ReadRangeAsync(key, from, length, null, CancellationToken.None).ConfigureAwait(false);
         await read.Body.CopyToAsync(res.OutputStream).ConfigureAwait(false);
     }

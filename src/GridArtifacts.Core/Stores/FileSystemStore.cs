@@ -116,7 +116,8 @@ public sealed class FileSystemStore : IObjectStore
             throw ObjectChanged(key);
         }
         fs.Position = Math.Min(offset, fs.Length);
-        return Task.FromResult(new ObjectRead(new BoundedStream(fs, Math.Min(length, Math.Max(0, fs.Length - offset))), fs.Length, version));
+        var available = Math.Max(0, fs.Length - offset);
+        return Task.FromResult(new ObjectRead(new BoundedStream(fs, length > 0 ? Math.Min(length, available) : available), fs.Length, version));
     }
 
     internal GridException ObjectChanged(string key) =>

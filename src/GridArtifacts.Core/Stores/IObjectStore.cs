@@ -49,7 +49,7 @@ public interface IObjectStore : IDisposable
     Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Reads <paramref name="length"/> bytes from <paramref name="offset"/>. With <paramref name="ifVersion"/>,
+    /// Reads <paramref name="length"/> bytes from <paramref name="offset"/> (a length of 0: to the end). With <paramref name="ifVersion"/>,
     /// an object that has changed since is an IntegrityFailure ("ObjectChanged"), never a mix of versions.
     /// Not retried here: the caller retries the request and the body together.
     /// </summary>

@@ -137,6 +137,7 @@ public sealed class S3Store : IObjectStore
     {
         var request = new GetObjectRequest { BucketName = _location.Bucket, Key = FullKey(key), EtagToMatch = ifVersion };
         if (length > 0) request.ByteRange = new ByteRange(offset, offset + length - 1);
+        else if (offset > 0) request.ByteRange = new ByteRange($"bytes={offset}-");
         GetObjectResponse response;
         try
         {
