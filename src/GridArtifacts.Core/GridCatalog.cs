@@ -135,6 +135,14 @@ public sealed class GridCatalog
         return await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c), ct).ConfigureAwait(false);
     }
 
+    /// <summary>The script's output an agent kept (<c>stdout</c> or <c>stderr</c>), or null when there is none.</summary>
+    public Task<byte[]?> ReadLogAsync(string run, string experiment, string stream, CancellationToken ct)
+    {
+        GridNames.CheckRunName(run);
+        GridNames.CheckExperimentName(experiment);
+        return Store.TryReadAllBytesAsync(StoreLayout.LogKey(run, experiment, stream), ct);
+    }
+
     public async Task<ManifestRecord?> ReadManifestAsync(string run, string experiment, CancellationToken ct)
     {
         var key = StoreLayout.ManifestKey(run, experiment);
@@ -197,6 +205,183 @@ public sealed class GridCatalog
 
     public Task<Stream> OpenArtifactAsync(GridArtifact artifact, CancellationToken ct) =>
         Store.OpenReadAsync(StoreLayout.ArtifactKey(artifact.Run, artifact.Experiment, artifact.Path), ct);
+
+    // ---- creation: exclusive across processes and machines ---------------------------------------
+
+    /// <summary>How long a claim waits before it is read back, on a store that cannot create exclusively.</summary>
+    public TimeSpan ClaimSettle { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A random id for one creator or writer: host, process and a random part.</summary>
+    public static string NewClaimId(string kind) =>
+        $"{kind}/{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..12]}";
+
+    /// <summary>
+    /// Creates a record only if its key is free; of two creators at one moment exactly one gets true.
+    /// Where the store creates exclusively (<see cref="IConditionalCreate"/>), that decides. Elsewhere
+    /// the creator checks that the key is free, writes, waits <see cref="ClaimSettle"/> and reads the
+    /// record back: only the creator whose claim is there (<paramref name="isOurs"/>) goes on. That
+    /// fallback is exact unless two creators' writes are more than the settle time apart while both
+    /// saw the key free (docs/s3-compatibility.md).
+    /// </summary>
+    public async Task<bool> CreateExclusiveAsync(string key, byte[] content, Func<byte[], bool> isOurs, CancellationToken ct, TimeSpan? settle = null)
+    {
+        if (Store is IConditionalCreate conditional && await conditional.CreatesExclusivelyAsync(ct).ConfigureAwait(false))
+        {
+            return await conditional.TryCreateAsync(key, content, ct).ConfigureAwait(false);
+        }
+        if (await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false) is not null) return false;
+        await Store.PutAsync(key, content, ct).ConfigureAwait(false);
+        await Task.Delay(settle ?? ClaimSettle, ct).ConfigureAwait(false);
+        var back = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
+        return back is not null && isOurs(back);
+    }
+
+    /// <summary>Creates a run's record if no run has its name: false when the name is taken (nothing of that run is changed).</summary>
+    public Task<bool> TryCreateRunAsync(RunRecord record, CancellationToken ct, TimeSpan? settle = null)
+    {
+        GridNames.CheckRunName(record.Name);
+        var claim = record.Claim ??= NewClaimId("run");
+        var key = StoreLayout.RunRecordKey(record.Name);
+        return CreateExclusiveAsync(key, RecordJson.Serialize(record), b => RecordJson.Deserialize<RunRecord>(b, Location, key).Claim == claim, ct, settle);
+    }
+
+    /// <summary>Creates a new run; a taken name is a RunExists error and nothing of the existing run changes.</summary>
+    public async Task CreateRunAsync(RunRecord record, CancellationToken ct)
+    {
+        if (!await TryCreateRunAsync(record, ct).ConfigureAwait(false))
+        {
+            throw new GridException(GridErrorKind.AlreadyExists, "RunExists",
+                $"A run named '{record.Name}' already exists in store '{Location}'; nothing of it was changed. " +
+                "Choose another name with -Name, or leave -Name out to have a new one generated.", record.Name);
+        }
+    }
+
+    /// <summary>Creates a new run under a generated name, drawing again while the name drawn is taken.</summary>
+    public async Task<string> CreateRunWithNewNameAsync(Func<string, RunRecord> record, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var r = record(GridNames.NewRunName());
+            if (await TryCreateRunAsync(r, ct).ConfigureAwait(false)) return r.Name;
+            if (attempt == 20) await CreateRunAsync(r, ct).ConfigureAwait(false); // a store this full of names says so
+        }
+    }
+
+    public async Task<ExperimentRecord?> ReadExperimentRecordAsync(string run, string experiment, CancellationToken ct)
+    {
+        var key = StoreLayout.ExperimentRecordKey(run, experiment);
+        var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
+        return bytes is null ? null : RecordJson.Deserialize<ExperimentRecord>(bytes, Location, key);
+    }
+
+    /// <summary>
+    /// Takes an experiment for one writer (a capture agent, or an import), which then is the only
+    /// writer of its record and manifest. <paramref name="claim"/> builds the claimed record from
+    /// the one there (null when new) and names the writer in <see cref="ExperimentRecord.Agent"/>.
+    /// Refused: an experiment that has ended (ExperimentExists: it is never rewritten), one that a
+    /// live writer holds (ExperimentAlreadyRunning), and a queued one unless <paramref name="takeQueued"/>.
+    /// A Lost one (its writer's heartbeat is older than <see cref="LostAfter"/>) is taken over. With
+    /// <paramref name="mustExist"/>, a missing record means it was removed: ExperimentRemoved, and
+    /// nothing is written.
+    /// </summary>
+    public async Task<ExperimentRecord> ClaimExperimentAsync(string run, string experiment, Func<ExperimentRecord?, ExperimentRecord> claim,
+        bool takeQueued, bool mustExist, CancellationToken ct, TimeSpan? settle = null)
+    {
+        GridNames.CheckRunName(run);
+        GridNames.CheckExperimentName(experiment);
+        var key = StoreLayout.ExperimentRecordKey(run, experiment);
+        var existing = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
+        if (existing is null && mustExist) throw Removed(run, experiment);
+        if (existing is not null) CheckClaimable(existing, takeQueued);
+        var claimed = claim(existing);
+        var agent = claimed.Agent ?? throw new ArgumentException("A claim names its writer in Agent.", nameof(claim));
+        if (existing is null)
+        {
+            if (await CreateExclusiveAsync(key, RecordJson.Serialize(claimed), b => RecordJson.Deserialize<ExperimentRecord>(b, Location, key).Agent == agent, ct, settle).ConfigureAwait(false))
+            {
+                return claimed;
+            }
+            // Another writer created it at the same moment.
+            var winner = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
+            if (winner is not null) CheckClaimable(winner, takeQueued);
+            throw HeldBy(winner, run, experiment);
+        }
+        // Taking over a queued or lost record: the last claim written stands, and a writer that reads
+        // back another's claim after the settle time stops before doing anything.
+        await Store.PutAsync(key, RecordJson.Serialize(claimed), ct).ConfigureAwait(false);
+        await Task.Delay(settle ?? ClaimSettle, ct).ConfigureAwait(false);
+        var back = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
+        if (back is null) throw Removed(run, experiment);
+        if (back.Agent != agent) throw HeldBy(back, run, experiment);
+        return claimed;
+    }
+
+    private void CheckClaimable(ExperimentRecord record, bool takeQueued)
+    {
+        var id = GridNames.ExperimentId(record.Run, record.Experiment);
+        var status = EffectiveStatus(record);
+        if (status.IsFinished() && status != GridStatus.Lost)
+        {
+            throw new GridException(GridErrorKind.AlreadyExists, "ExperimentExists",
+                $"{id} already exists in store '{Location}' and has ended ({status}); an ended experiment is never rewritten, so nothing was changed. " +
+                $"Use another experiment (-Experiment exp{NextFreeHint(record)}) or another run, or remove it first with 'Remove-GridExperiment {id}'.", id);
+        }
+        if (status == GridStatus.Queued && !takeQueued)
+        {
+            throw new GridException(GridErrorKind.AlreadyExists, "ExperimentExists",
+                $"{id} already exists in store '{Location}': it is queued to run under its capture agent, so nothing was changed. Use another experiment or run.", id);
+        }
+        if (status is GridStatus.Running or GridStatus.Syncing) throw HeldBy(record, record.Run, record.Experiment);
+    }
+
+    private static string NextFreeHint(ExperimentRecord record) => (GridNames.ExperimentIndex(record.Experiment) + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private GridException HeldBy(ExperimentRecord? record, string run, string experiment)
+    {
+        var id = GridNames.ExperimentId(run, experiment);
+        var age = record?.Heartbeat is { } beat ? $", last heartbeat {Math.Max(0, (Clock.GetUtcNow() - beat).TotalSeconds):0} s ago" : "";
+        return new GridException(GridErrorKind.Busy, "ExperimentAlreadyRunning",
+            $"{id} is already {record?.Status.ToString() ?? "being created"} under another writer ({record?.Agent ?? "unnamed"}{age}); nothing was run or changed. " +
+            $"Wait for it to end, or stop it with 'Stop-GridRun {id}'. A writer that died is taken over once its heartbeat is older than {LostAfter.TotalSeconds:0} s.",
+            id);
+    }
+
+    private GridException Removed(string run, string experiment) =>
+        new(GridErrorKind.NotFound, "ExperimentRemoved",
+            $"{GridNames.ExperimentId(run, experiment)} is not in store '{Location}': it was removed before it started, so nothing was run or written.",
+            GridNames.ExperimentId(run, experiment));
+
+    /// <summary>
+    /// Ends a queued experiment as Stopped before any agent starts it, by claiming its record; an
+    /// agent that starts later finds it ended (or, once removed, gone) and runs nothing. False when an
+    /// agent took it first: it is running then, and stops on its stop request.
+    /// </summary>
+    public async Task<bool> StopQueuedAsync(string run, string experiment, CancellationToken ct)
+    {
+        try
+        {
+            var now = Clock.GetUtcNow();
+            await ClaimExperimentAsync(run, experiment, r =>
+            {
+                r!.Status = GridStatus.Stopped;
+                r.Finished = r.Heartbeat = now;
+                r.Agent = NewClaimId("stop");
+                return r;
+            }, takeQueued: true, mustExist: true, ct).ConfigureAwait(false);
+            return true;
+        }
+        catch (GridException ex) when (ex.Kind is GridErrorKind.Busy or GridErrorKind.AlreadyExists or GridErrorKind.NotFound)
+        {
+            return false; // an agent holds it, it has ended, or it is gone: not queued any more
+        }
+    }
+
+    /// <summary>Asks an experiment's agent to stop (it syncs first); a queued one ends Stopped without running.</summary>
+    public Task RequestStopAsync(string run, string experiment, CancellationToken ct) =>
+        Store.PutAsync(StoreLayout.StopRequestKey(run, experiment), System.Text.Encoding.UTF8.GetBytes(Clock.GetUtcNow().ToString("o")), ct);
+
+    public async Task<bool> StopRequestedAsync(string run, string experiment, CancellationToken ct) =>
+        await Store.TryReadAllBytesAsync(StoreLayout.StopRequestKey(run, experiment), ct).ConfigureAwait(false) is not null;
 
     // ---- write side (one writer per experiment) -------------------------------------------------
 

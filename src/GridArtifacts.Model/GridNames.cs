@@ -69,10 +69,14 @@ public static class GridNames
         if (path.StartsWith('/')) return "the path is absolute";
         if (path.Contains('\\')) return "the path holds a backslash, which Windows reads as a folder separator";
         if (path.Length >= 2 && path[1] == ':' && char.IsAsciiLetter(path[0])) return "the path starts with a drive letter";
-        foreach (var c in path)
+        for (var i = 0; i < path.Length; i++)
         {
+            var c = path[i];
             if (char.IsControl(c)) return "the path holds a control character";
-            if (char.IsSurrogate(c) && !char.IsSurrogatePair(path, path.IndexOf(c))) return "the path is not valid Unicode";
+            if (!char.IsSurrogate(c)) continue;
+            // A character outside the Basic Multilingual Plane is a high surrogate and the low one right after it.
+            if (char.IsHighSurrogate(c) && i + 1 < path.Length && char.IsLowSurrogate(path[i + 1])) { i++; continue; }
+            return $"the path holds a lone surrogate (U+{(int)c:X4} at character {i + 1}), which is not a character and cannot be written as UTF-8";
         }
         foreach (var segment in path.Split('/'))
         {

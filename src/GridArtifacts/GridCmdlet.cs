@@ -157,11 +157,14 @@ public abstract class GridStoreCmdlet : GridCmdlet
     public string? Store { get; set; }
 
     /// <summary>The resolved store of this call, folder paths qualified against the current location.</summary>
-    protected GridStoreInfo ResolveStore()
+    protected GridStoreInfo ResolveStore() => ResolveStore(Store);
+
+    /// <summary>A store named by a piped object or a parameter (null: the default), resolved as -Store is.</summary>
+    protected GridStoreInfo ResolveStore(string? location)
     {
         try
         {
-            var info = StoreSettings.Resolve(Store);
+            var info = StoreSettings.Resolve(location);
             return info.Kind == GridStoreKind.FileSystem
                 ? new GridStoreInfo(ResolvePath(info.Location), info.Kind, info.Source)
                 : info;
@@ -173,9 +176,11 @@ public abstract class GridStoreCmdlet : GridCmdlet
         }
     }
 
-    protected GridCatalog OpenCatalog()
+    protected GridCatalog OpenCatalog() => OpenCatalog(Store);
+
+    protected GridCatalog OpenCatalog(string? location)
     {
-        var info = ResolveStore();
+        var info = ResolveStore(location);
         WriteVerbose($"Store: {info.Location} (from {info.Source})");
         try
         {

@@ -46,6 +46,18 @@ public sealed class FaultProxy : IDisposable
 
     public TimeSpan StallFor { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Answers a PUT with <c>If-None-Match: *</c> as AWS S3 does, for a server (s3rver) that ignores
+    /// the header: 412 PreconditionFailed when the key exists, else the PUT, one such PUT of a key at
+    /// a time (the existence check and the write are one step, as the condition is on AWS).
+    /// </summary>
+    public bool HonourIfNoneMatch { get; set; }
+
+    /// <summary>Conditional PUTs answered 412 by <see cref="HonourIfNoneMatch"/>.</summary>
+    public int ConditionalRefusals => Volatile.Read(ref _refusals);
+    private int _refusals;
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _keyLocks = new();
+
     /// <summary>Every request as it came: method, path with query, and the fault it got.</summary>
     public ConcurrentQueue<(string Method, string PathAndQuery, Fault Fault)> Log { get; } = new();
 
@@ -99,6 +111,45 @@ public sealed class FaultProxy : IDisposable
                     return;
             }
 
+            SemaphoreSlim? keyLock = null;
+            if (HonourIfNoneMatch && req.HttpMethod == "PUT" && req.Headers["If-None-Match"] == "*")
+            {
+                keyLock = _keyLocks.GetOrAdd(pathAndQuery.Split('?')[0], _ => new SemaphoreSlim(1, 1));
+                await keyLock.WaitAsync();
+            }
+            try
+            {
+                if (keyLock is not null)
+                {
+                    using var head = await _upstream.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri(_target, pathAndQuery.Split('?')[0])));
+                    if (head.IsSuccessStatusCode)
+                    {
+                        Interlocked.Increment(ref _refusals);
+                        var refusal = System.Text.Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>");
+                        res.StatusCode = 412;
+                        res.ContentType = "application/xml";
+                        res.ContentLength64 = refusal.Length;
+                        await res.OutputStream.WriteAsync(refusal);
+                        res.Close();
+                        return;
+                    }
+                }
+                await ForwardAsync(req, res, pathAndQuery, fault);
+            }
+            finally
+            {
+                keyLock?.Release();
+            }
+        }
+        catch (Exception)
+        {
+            try { res.Abort(); } catch (Exception) { }
+        }
+    }
+
+    private async Task ForwardAsync(HttpListenerRequest req, HttpListenerResponse res, string pathAndQuery, Fault fault)
+    {
+        {
             using var forward = new HttpRequestMessage(new HttpMethod(req.HttpMethod), new Uri(_target, pathAndQuery));
             var body = new MemoryStream();
             await req.InputStream.CopyToAsync(body);
@@ -143,10 +194,6 @@ public sealed class FaultProxy : IDisposable
             }
             if (bytes.Length > 0) await res.OutputStream.WriteAsync(bytes);
             res.Close();
-        }
-        catch (Exception)
-        {
-            try { res.Abort(); } catch (Exception) { }
         }
     }
 

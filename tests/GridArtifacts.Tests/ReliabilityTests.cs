@@ -320,7 +320,14 @@ public sealed class ReliabilityTests : IDisposable
         var warnings = new ConcurrentBag<string>();
         agent.Warning += warnings.Add;
         var running = agent.RunAsync(default);
-        await Task.Delay(1500);
+        // The outage starts once the agent holds the experiment and the script runs (its claim is before that).
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while ((await catalog.ReadExperimentRecordAsync("outage-run", "exp0", default))?.Status != GridStatus.Running)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the agent never reported Running");
+            await Task.Delay(100);
+        }
+        await Task.Delay(500);
         Volatile.Write(ref outage, true); // every request answers 503 for six seconds: longer than one request's retries
         await Task.Delay(6000);
         Volatile.Write(ref outage, false);
@@ -453,5 +460,82 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Contains(init.UploadId, why.Message);
         Assert.Contains("lifecycle", why.Message);
         Assert.NotNull(await store.TryReadAllBytesAsync(journalKey, default));
+    }
+
+    // ---- retries per file per pass ------------------------------------------------------------------
+
+    [Fact]
+    public async Task A_file_the_store_keeps_refusing_costs_one_request_policy_of_PUTs_in_a_pass_not_three()
+    {
+        var bucket = _s3.NewBucket();
+        using var proxy = new FaultProxy(_s3.Endpoint);
+        proxy.Decide = (method, path, _) => method == "PUT" && path.Contains("stuck.txt") ? Fault.SlowDown503 : Fault.None;
+        var catalog = new GridCatalog(new S3Store(ViaProxy(bucket, "stuck", proxy)));
+        var work = NewWork();
+        // Nothing settles while the script runs, and the final sync makes one pass: what is counted is one pass.
+        var agent = new CaptureAgent(catalog, "stuck-run", "exp0", Bash(work, "echo fine > fine.txt; echo stuck > stuck.txt") with
+            { SettleTime = TimeSpan.FromHours(1), FinalSyncPatience = TimeSpan.Zero });
+        var warnings = new ConcurrentBag<string>();
+        agent.Warning += warnings.Add;
+        Assert.Equal(0, await agent.RunAsync(default));
+        var puts = proxy.Log.Count(l => l.Method == "PUT" && l.PathAndQuery.Contains("stuck.txt"));
+        _output.WriteLine($"PUTs of the refused file in one pass: {puts} (the request policy allows {Retry.MaxAttempts})");
+        Assert.Equal(Retry.MaxAttempts, puts);
+        Assert.Single(warnings, w => w.Contains("stuck.txt"));
+        var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "stuck")));
+        Assert.Equal(new[] { "fine.txt" }, (await StoredHashes(direct, "stuck-run")).Keys);
+        var exp = await direct.GetExperimentAsync("stuck-run", "exp0", default);
+        Assert.Equal(1, exp.Sync!.FilesPending);
+    }
+
+    // ---- what is never an artifact ----------------------------------------------------------------
+
+    [Theory]
+    [InlineData("fs")]
+    [InlineData("s3")]
+    public async Task A_watched_folder_that_holds_the_store_or_the_working_folder_captures_neither(string kind)
+    {
+        var outer = _temp.Sub("outer-" + Guid.NewGuid().ToString("N")[..8]);
+        var storeDir = Path.Combine(outer, "store");
+        var catalog = kind == "fs" ? new GridCatalog(new FileSystemStore(storeDir)) : Catalog("s3");
+        var work = Path.Combine(outer, "work");
+        Directory.CreateDirectory(work);
+        var agent = new CaptureAgent(catalog, "self-run", "exp0", Bash(work, "echo a > a.txt; echo b > ../b.txt; sleep 1") with { ArtifactRoots = new[] { outer } });
+        var warnings = new ConcurrentBag<string>();
+        agent.Warning += warnings.Add;
+        Assert.Equal(0, await agent.RunAsync(default));
+        var prefix = Path.GetFileName(outer) + "/";
+        Assert.Equal(new[] { "a.txt", prefix + "b.txt" }, (await StoredHashes(catalog, "self-run")).Keys.OrderBy(k => k, StringComparer.Ordinal));
+        Assert.Contains(warnings, w => w.Contains($"'{work}'") && w.Contains("watched as a folder of its own"));
+        if (kind == "fs") Assert.Contains(warnings, w => w.Contains($"'{storeDir}'") && w.Contains("store's own folder"));
+    }
+
+    // ---- names from every plane ---------------------------------------------------------------------
+
+    /// <summary>Names outside the Basic Multilingual Plane, combining marks, right-to-left text, joiners, and one name in NFC and NFD.</summary>
+    public static readonly string[] UnicodeNames =
+    {
+        "loss-📉.txt", "𝛼-𠀋.txt", "\u00e9t\u00e9.txt", "e\u0301te\u0301.txt", "שלום/مرحبا.txt", "👩‍💻 team.txt", "a\u0308\u0301 marks.txt", "zero\u200bwidth\u200c\u200d.txt", "plane15-\U000F0041.bin",
+    };
+
+    [Theory]
+    [InlineData("fs")]
+    [InlineData("s3")]
+    public async Task Names_from_every_plane_are_captured_and_stored_byte_exact(string kind)
+    {
+        var catalog = Catalog(kind);
+        var work = NewWork();
+        var script = string.Join("\n", UnicodeNames.Select(n => $"mkdir -p \"$(dirname '{n}')\"; printf '%s' '{n}' > '{n}'"));
+        File.WriteAllText(Path.Combine(_temp.Path, "names.sh"), script + "\nsleep 0.5\n", new System.Text.UTF8Encoding(false));
+        var warnings = new ConcurrentBag<string>();
+        var agent = new CaptureAgent(catalog, "names-run", "exp0", Bash(work, $"bash '{Path.Combine(_temp.Path, "names.sh")}'"));
+        agent.Warning += warnings.Add;
+        Assert.Equal(0, await agent.RunAsync(default));
+        Assert.Empty(warnings);
+        var stored = await StoredHashes(catalog, "names-run");
+        Assert.Equal(LocalHashes(work), stored);
+        Assert.Equal(UnicodeNames.OrderBy(n => n, StringComparer.Ordinal), stored.Keys.OrderBy(k => k, StringComparer.Ordinal));
+        // NFC and NFD of one word are two names, each with its own bytes.
+        Assert.NotEqual(stored["\u00e9t\u00e9.txt"], stored["e\u0301te\u0301.txt"]);
     }
 }

@@ -192,6 +192,35 @@ public class TransferEngineTests : IDisposable
         var plan = await TransferEngine.PlanAsync(new[] { new SaveItem(a, _temp.Sub("dest", "p1.bin")), new SaveItem(b, _temp.Sub("dest", "p2.bin")) }, false, default);
         Assert.Equal((1, 3000L, 1), plan);
     }
+
+    [Fact]
+    public async Task A_lower_concurrency_set_while_requests_are_in_flight_is_never_exceeded()
+    {
+        var items = new List<SaveItem>();
+        for (var i = 0; i < 24; i++)
+        {
+            var artifact = await Stored($"f{i:00}.bin", TestBytes.Random(1000, i));
+            items.Add(new SaveItem(artifact, _temp.Sub("dest", $"f{i:00}.bin")));
+        }
+        var gated = new GatedStore(new FileSystemStore(_temp.Sub("store")));
+        var catalog = new GridCatalog(gated);
+        var engine = new TransferEngine(new TransferOptions { MaxConcurrency = 4 });
+        var done = 0;
+        var work = engine.DownloadAsync(items, _ => catalog, force: true, throttleLimit: 24, new TransferProgress(items.Count, 24_000),
+            _ => Interlocked.Increment(ref done), e => throw e, default);
+        await gated.WaitForInFlight(4);
+        engine.Configure(engine.Options with { MaxConcurrency = 2 });
+        gated.MarkReconfigured();
+        gated.Open();
+        await work.WaitAsync(TimeSpan.FromSeconds(60)); // before the fix, reads waiting on the replaced limit were never let go
+
+        Assert.Equal(24, done);
+        Assert.Equal(4, gated.MaxInFlightBefore);
+        // Reads that started after the limit was lowered never had more than 2 in flight with them.
+        Assert.InRange(gated.MaxInFlightAfter, 1, 2);
+        foreach (var item in items) Assert.Equal(item.Artifact.Sha256, TestBytes.Sha256(item.LocalPath));
+    }
+
 }
 
 /// <summary>
@@ -222,6 +251,81 @@ internal sealed class FailingAfterStore : IObjectStore
         var read = await _inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
         if (n == 1) _afterFirstRead?.Invoke();
         return read;
+    }
+
+    public IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => _inner.ListAsync(prefix, recursive, ct);
+    public Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => _inner.TryReadAllBytesAsync(key, ct);
+    public Task<Stream> OpenReadAsync(string key, CancellationToken ct) => _inner.OpenReadAsync(key, ct);
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => _inner.PutAsync(key, content, ct);
+    public Task PutFileAsync(string key, string localPath, CancellationToken ct) => _inner.PutFileAsync(key, localPath, ct);
+    public Task DeleteAsync(string key, CancellationToken ct) => _inner.DeleteAsync(key, ct);
+    public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => _inner.DeleteManyAsync(keys, ct);
+    public void Dispose() { }
+}
+
+/// <summary>
+/// A folder store whose reads are held at a gate until it opens, counting the reads in flight (from
+/// the request until its body is disposed): before and after the test marks a change of limits.
+/// </summary>
+internal sealed class GatedStore : IObjectStore
+{
+    private readonly IObjectStore _inner;
+    private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _inFlight;
+    private volatile bool _after;
+    public GatedStore(IObjectStore inner) => _inner = inner;
+    public int MaxInFlightBefore;
+    public int MaxInFlightAfter;
+    public string Location => _inner.Location;
+
+    public async Task WaitForInFlight(int n)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (Volatile.Read(ref _inFlight) < n)
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"only {_inFlight} reads in flight");
+            await Task.Delay(10);
+        }
+        await Task.Delay(200); // and no more than that arrive
+    }
+
+    public void MarkReconfigured() => _after = true;
+    public void Open() => _open.TrySetResult();
+
+    public async Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken ct)
+    {
+        var now = Interlocked.Increment(ref _inFlight);
+        var after = _after;
+        lock (this)
+        {
+            if (after) MaxInFlightAfter = Math.Max(MaxInFlightAfter, now);
+            else MaxInFlightBefore = Math.Max(MaxInFlightBefore, now);
+        }
+        await _open.Task.WaitAsync(ct);
+        await Task.Delay(30, ct); // long enough for requests to overlap
+        var read = await _inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
+        return new ObjectRead(new CountedStream(read.Body, () => Interlocked.Decrement(ref _inFlight)), read.TotalLength, read.Version);
+    }
+
+    private sealed class CountedStream(Stream inner, Action disposed) : Stream
+    {
+        private int _disposed;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => inner.ReadAsync(buffer, ct);
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        protected override void Dispose(bool disposing)
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0) { inner.Dispose(); disposed(); }
+            base.Dispose(disposing);
+        }
     }
 
     public IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => _inner.ListAsync(prefix, recursive, ct);

@@ -26,6 +26,11 @@ public sealed record CaptureOptions
     /// still there afterwards goes on.
     /// </summary>
     public TimeSpan ClaimSettle { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// The experiment was queued (by Start-GridRun, or a scheduler's submit): it runs only if its
+    /// record is still there, so one removed meanwhile is not created again, nor its run.
+    /// </summary>
+    public bool Queued { get; init; }
     /// <summary>How long the final sync keeps trying files and records the store would not take (an outage at the end).</summary>
     public TimeSpan FinalSyncPatience { get; init; } = TimeSpan.FromMinutes(10);
 }
@@ -57,7 +62,7 @@ public sealed class CaptureAgent
     private bool _manifestDirty;
     private DateTimeOffset _manifestWritten = DateTimeOffset.MinValue;
     /// <summary>This agent, as its claim on the experiment names it.</summary>
-    private readonly string _agentId = $"{System.Environment.MachineName}/{System.Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..12]}";
+    private readonly string _agentId = GridCatalog.NewClaimId("agent");
 
     private sealed class Tracked
     {
@@ -82,7 +87,12 @@ public sealed class CaptureAgent
             var full = Path.GetFullPath(r);
             _roots.Add((full, Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)) + "/"));
         }
+        // A root inside another is watched as itself, not a second time under the outer one.
+        _folders = new ModuleFolders(catalog.Store, _roots.Select(r => (r.Root, "it is watched as a folder of its own")));
     }
+
+    private readonly ModuleFolders _folders;
+    private readonly HashSet<string> _reportedSkipped = new(StringComparer.Ordinal);
 
     /// <summary>Warnings as they happen (an unstorable name, a failed upload); the pipeline thread writes them.</summary>
     public event Action<string>? Warning;
@@ -93,21 +103,26 @@ public sealed class CaptureAgent
         foreach (var (root, _) in _roots) Directory.CreateDirectory(root);
         foreach (var e in Scan()) if (e.Length >= 0) _before[e.Path] = (e.Length, e.Ticks);
         var now = _catalog.Clock.GetUtcNow();
-        _record = await ReadOrCreateRecordAsync(now).ConfigureAwait(false);
-        // One agent per experiment: a live one (active, with a fresh heartbeat) is never joined by a second.
-        if (HeldByAnother(_record, now)) throw Held(_record, now);
-        _record.Status = GridStatus.Running;
-        _record.Started = now;
-        _record.Heartbeat = now;
-        _record.Agent = _agentId;
-        _record.Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
-        _record.Sync = _sync;
-        await WriteRecordAsync().ConfigureAwait(false);
-        // Two agents that read the record at the same moment both claimed it: the last claim written
-        // stands, and the other agent sees it when it reads the record back, and stops.
-        await Task.Delay(_options.ClaimSettle, CancellationToken.None).ConfigureAwait(false);
-        var claim = await ReadRecordAsync().ConfigureAwait(false);
-        if (claim is not null && claim.Agent != _agentId) throw Held(claim, _catalog.Clock.GetUtcNow());
+        var command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
+        // A new run is created with this experiment; a queued experiment's run was created by whoever
+        // queued it, and if it is gone the experiment was removed: nothing is created then.
+        if (!_options.Queued)
+        {
+            await _catalog.TryCreateRunAsync(new RunRecord { Name = _run, Created = now, Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments)) }, CancellationToken.None, _options.ClaimSettle).ConfigureAwait(false);
+        }
+        // One writer per experiment: an ended one is never rewritten, a live one never joined.
+        _record = await _catalog.ClaimExperimentAsync(_run, _experiment, existing =>
+        {
+            var r = existing ?? new ExperimentRecord { Run = _run, Experiment = _experiment, Created = now };
+            foreach (var (k, v) in _options.Parameters) r.Parameters[k] = v;
+            r.Status = GridStatus.Running;
+            r.Started = now;
+            r.Heartbeat = now;
+            r.Agent = _agentId;
+            r.Command = command;
+            r.Sync = _sync;
+            return r;
+        }, takeQueued: true, mustExist: _options.Queued, CancellationToken.None, _options.ClaimSettle).ConfigureAwait(false);
 
         // Multipart uploads an earlier agent of this experiment left unfinished (it was killed) are
         // aborted now that this agent holds the experiment, so no parts are left behind.
@@ -233,46 +248,6 @@ public sealed class CaptureAgent
         }
     }
 
-    private bool HeldByAnother(ExperimentRecord record, DateTimeOffset now) =>
-        record.Status is GridStatus.Running or GridStatus.Syncing
-        && record.Agent != _agentId
-        && record.Heartbeat is { } beat && now - beat <= _catalog.LostAfter;
-
-    private GridException Held(ExperimentRecord record, DateTimeOffset now)
-    {
-        var id = GridNames.ExperimentId(_run, _experiment);
-        var age = record.Heartbeat is { } beat ? $", last heartbeat {Math.Max(0, (now - beat).TotalSeconds):0} s ago" : "";
-        return new GridException(GridErrorKind.Busy, "ExperimentAlreadyRunning",
-            $"{id} is already {record.Status} under another capture agent ({record.Agent ?? "unnamed"}{age}); this agent stopped before running anything. " +
-            $"Wait for it to end, or stop it with 'Stop-GridRun {id}'. An agent that died is taken over once its heartbeat is older than {_catalog.LostAfter.TotalSeconds:0} s.",
-            id);
-    }
-
-    private async Task<ExperimentRecord?> ReadRecordAsync()
-    {
-        var key = StoreLayout.ExperimentRecordKey(_run, _experiment);
-        var bytes = await _catalog.Store.TryReadAllBytesAsync(key, CancellationToken.None).ConfigureAwait(false);
-        return bytes is null ? null : RecordJson.Deserialize<ExperimentRecord>(bytes, _catalog.Location, key);
-    }
-
-    private async Task<ExperimentRecord> ReadOrCreateRecordAsync(DateTimeOffset now)
-    {
-        try
-        {
-            await _catalog.ReadRunRecordAsync(_run, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
-        {
-            await _catalog.WriteRunRecordAsync(new RunRecord { Name = _run, Created = now, Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments)) }, CancellationToken.None).ConfigureAwait(false);
-        }
-        var bytes = await _catalog.Store.TryReadAllBytesAsync(StoreLayout.ExperimentRecordKey(_run, _experiment), CancellationToken.None).ConfigureAwait(false);
-        var record = bytes is null
-            ? new ExperimentRecord { Run = _run, Experiment = _experiment, Created = now }
-            : RecordJson.Deserialize<ExperimentRecord>(bytes, _catalog.Location, StoreLayout.ExperimentRecordKey(_run, _experiment));
-        foreach (var (k, v) in _options.Parameters) record.Parameters[k] = v;
-        return record;
-    }
-
     private Process Start(string logs, out Task[] pumps)
     {
         var psi = new ProcessStartInfo(_options.FileName)
@@ -311,7 +286,7 @@ public sealed class CaptureAgent
     {
         try
         {
-            return await _catalog.Store.TryReadAllBytesAsync(StoreLayout.StopRequestKey(_run, _experiment), CancellationToken.None).ConfigureAwait(false) is not null;
+            return await _catalog.StopRequestedAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
         }
         catch (GridException ex) when (IsPassing(ex))
         {
@@ -346,9 +321,20 @@ public sealed class CaptureAgent
                 try { return new ScanEntry(path, index, e.Length, e.LastWriteTimeUtc.UtcTicks); }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return new ScanEntry(path, index, -1, -1); }
             }, options)
-            { ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory };
+            {
+                ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory,
+                // The store's own folder, and the module's working and temporary folders, are never artifacts.
+                ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => ShouldWalk(e.ToFullPath()),
+            };
             foreach (var f in files) yield return f;
         }
+    }
+
+    private bool ShouldWalk(string folder)
+    {
+        if (_folders.WhySkipped(folder) is not { } why) return true;
+        if (_reportedSkipped.Add(folder)) Warning?.Invoke($"Skipped '{folder}': {why}.");
+        return false;
     }
 
     /// <summary>The local path of a file a rescan found; built only for files the agent starts tracking.</summary>
@@ -454,9 +440,16 @@ public sealed class CaptureAgent
         catch (SemaphoreFullException) { } // already awake
     }
 
+    /// <summary>
+    /// Uploads of one file in one pass: a file that changed while it went up is sent once more; a
+    /// failed upload waits for the next pass. Each upload's requests are retried by the one request
+    /// policy (<see cref="Transfer.Retry"/>), so a pass makes at most this many times its attempts.
+    /// </summary>
+    public const int MaxUploadsPerFilePerPass = 2;
+
     private async Task<bool> UploadAsync(string path, Tracked t)
     {
-        for (var attempt = 0; attempt < 3; attempt++)
+        for (var upload = 0; upload < MaxUploadsPerFilePerPass; upload++)
         {
             try
             {
@@ -487,10 +480,12 @@ public sealed class CaptureAgent
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or GridException)
             {
-                if (attempt == 2) Warning?.Invoke($"'{path}' was not synced yet: {ex.Message}");
+                // The request policy has already retried what could pass; the next pass tries again.
+                Warning?.Invoke($"'{path}' was not synced yet: {ex.Message}");
+                return false;
             }
         }
-        return false;
+        return false; // still changing: the next pass sends it
     }
 
     private async Task HeartbeatAsync(string logs)

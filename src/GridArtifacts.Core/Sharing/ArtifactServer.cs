@@ -75,6 +75,12 @@ public sealed partial class ArtifactServer : IDisposable
 
     public static ArtifactServer? For(string storeLocation) => Running.TryGetValue(storeLocation, out var s) ? s : null;
 
+    /// <summary>The stores whose servers run in this process, in name order.</summary>
+    public static IReadOnlyList<string> RunningStores
+    {
+        get { lock (Running) return Running.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList(); }
+    }
+
     public static bool Stop(string storeLocation)
     {
         ArtifactServer? s;

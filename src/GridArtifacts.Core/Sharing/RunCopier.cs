@@ -65,7 +65,18 @@ public sealed class RunCopier
             {
                 try
                 {
-                    var entry = await _target.PutArtifactFileAsync(run, exp, d.Path, d.LocalPath, c).ConfigureAwait(false);
+                    ManifestEntry entry;
+                    try
+                    {
+                        entry = await _target.PutArtifactFileAsync(run, exp, d.Path, d.LocalPath, c).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is GridException or IOException or UnauthorizedAccessException && !c.IsCancellationRequested)
+                    {
+                        // An error for this artifact; the others go on and the manifest still records them.
+                        onError(ex as GridException ?? new GridException(GridErrorKind.WriteFailed, "CopyFailed",
+                            $"'{d.Artifact}' was not copied to '{_target.Location}': {ex.Message} Copy the run again to retry it.", d.Artifact, ex));
+                        return;
+                    }
                     if (d.Artifact.Sha256 is not null && entry.Sha256 != d.Artifact.Sha256)
                     {
                         onError(new GridException(GridErrorKind.IntegrityFailure, "CopyHashMismatch", $"'{d.Artifact}' went up with SHA-256 {entry.Sha256}, not {d.Artifact.Sha256}; copy the run again.", d.Artifact));

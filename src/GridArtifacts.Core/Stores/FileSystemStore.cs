@@ -8,7 +8,7 @@ namespace GridArtifacts.Core.Stores;
 /// temporary file under <c>&lt;root&gt;/.tmp</c> (same volume) and are renamed into place, so readers
 /// never see part of a file.
 /// </summary>
-public sealed class FileSystemStore : IObjectStore
+public sealed class FileSystemStore : IObjectStore, IConditionalCreate
 {
     private const string TempFolder = ".tmp";
     private const int CopyBufferSize = 1 << 20;
@@ -130,6 +130,20 @@ public sealed class FileSystemStore : IObjectStore
             await fs.WriteAsync(content, cancellationToken).ConfigureAwait(false);
         }, cancellationToken);
 
+    /// <summary>Always exclusive here: the temporary file is moved into place without replacing, which fails if the name exists.</summary>
+    public ValueTask<bool> CreatesExclusivelyAsync(CancellationToken cancellationToken) => ValueTask.FromResult(true);
+
+    public async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    {
+        var created = true;
+        await WriteAtomicAsync(key, async tmp =>
+        {
+            await using var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.Asynchronous);
+            await fs.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken, replace: false, taken: () => created = false).ConfigureAwait(false);
+        return created;
+    }
+
     public Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken) =>
         WriteAtomicAsync(key, async tmp =>
         {
@@ -178,7 +192,12 @@ public sealed class FileSystemStore : IObjectStore
         }
     }
 
-    private async Task WriteAtomicAsync(string key, Func<string, Task> write, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes to a temporary file, then moves it to the key's name. With <paramref name="replace"/>
+    /// false the move fails if the name exists (.NET links the file under its new name, which is
+    /// atomic, where the file system allows it) and <paramref name="taken"/> is called instead.
+    /// </summary>
+    private async Task WriteAtomicAsync(string key, Func<string, Task> write, CancellationToken cancellationToken, bool replace = true, Action? taken = null)
     {
         var target = PathOf(key);
         var tmpDir = Path.Combine(_root, TempFolder);
@@ -190,7 +209,15 @@ public sealed class FileSystemStore : IObjectStore
         {
             await write(tmp).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
-            File.Move(tmp, target, overwrite: true);
+            if (replace)
+            {
+                File.Move(tmp, target, overwrite: true);
+            }
+            else
+            {
+                try { File.Move(tmp, target, overwrite: false); }
+                catch (IOException) when (File.Exists(target) || Directory.Exists(target)) { taken!(); }
+            }
         }
         catch (IOException ex) when (IsDiskFull(ex))
         {

@@ -67,3 +67,18 @@ public interface IObjectStore : IDisposable
     /// <summary>Deletes many objects (S3: in batches of 1,000); missing keys are not an error.</summary>
     Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// An optional store ability: creating an object only if its key is free, atomically, so that of
+/// two writers at one moment exactly one succeeds. The folder store does it with a link that fails
+/// when the name exists; S3 with <c>If-None-Match: *</c> on PUT, which AWS S3 honours and some
+/// S3-compatible servers ignore: <see cref="CreatesExclusivelyAsync"/> says which (docs/s3-compatibility.md).
+/// </summary>
+public interface IConditionalCreate
+{
+    /// <summary>Whether <see cref="TryCreateAsync"/> is exclusive on this store (asked of the server once per process).</summary>
+    ValueTask<bool> CreatesExclusivelyAsync(CancellationToken cancellationToken);
+
+    /// <summary>Writes the object if no object has its key: true when this call created it, false when the key was taken.</summary>
+    Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+}

@@ -13,6 +13,11 @@ public sealed class RunRecord
     public DateTimeOffset Created { get; set; }
     public string? Command { get; set; }
     public Dictionary<string, string> Parameters { get; set; } = new();
+    /// <summary>
+    /// Who created the run (a random id). On a store that cannot create exclusively, creators read
+    /// the record back after a pause and only the one whose claim is there goes on.
+    /// </summary>
+    public string? Claim { get; set; }
 }
 
 /// <summary><c>runs/&lt;run&gt;/&lt;exp&gt;/experiment.json</c>: one writer (the experiment's agent) rewrites it as the experiment goes.</summary>

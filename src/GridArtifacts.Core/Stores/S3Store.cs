@@ -17,7 +17,7 @@ namespace GridArtifacts.Core.Stores;
 /// trailing checksums unless the operation requires one; SigV4 still signs each payload's SHA-256
 /// so the server checks what arrived (docs/s3-compatibility.md).
 /// </summary>
-public sealed class S3Store : IObjectStore
+public sealed class S3Store : IObjectStore, IConditionalCreate
 {
     /// <summary>Files up to this size go up in one PUT; larger ones in parts read straight from the file.</summary>
     public const long MultipartThreshold = 64L << 20;
@@ -166,6 +166,70 @@ public sealed class S3Store : IObjectStore
             UseChunkEncoding = false,
         };
         await Call(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether each server (endpoint and bucket) honours If-None-Match on PUT: asked once per process.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<Task<bool>>> ConditionalProbes = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Whether this server refuses a PUT with <c>If-None-Match: *</c> when the key exists, as AWS S3
+    /// does. Asked once per process and bucket: a probe object is written, written again with the
+    /// condition (a server that honours it answers 412), and removed. A server that ignores the
+    /// condition, or refuses the header, is not exclusive, and callers claim and read back instead.
+    /// </summary>
+    public ValueTask<bool> CreatesExclusivelyAsync(CancellationToken cancellationToken)
+    {
+        var probe = ConditionalProbes.GetOrAdd($"{EndpointText}/{_location.Bucket}/{_location.KeyPrefix}", _ => new Lazy<Task<bool>>(ProbeConditionalCreateAsync));
+        return new ValueTask<bool>(probe.Value.WaitAsync(cancellationToken));
+    }
+
+    private async Task<bool> ProbeConditionalCreateAsync()
+    {
+        var key = $"probes/conditional-create-{Guid.NewGuid():N}";
+        await PutAsync(key, "probe"u8.ToArray(), CancellationToken.None).ConfigureAwait(false);
+        try
+        {
+            return !await TryCreateAsync(key, "probe"u8.ToArray(), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (GridException ex) when (ex.Kind == GridErrorKind.StoreUnavailable && !ex.IsTransient)
+        {
+            return false; // the header refused (501 NotImplemented, 400): not exclusive here
+        }
+        finally
+        {
+            try { await DeleteAsync(key, CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
+        }
+    }
+
+    public async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    {
+        // 409 ConditionalRequestConflict: another conditional write of the key was in flight; asked again, it is then 412 or done.
+        for (var attempt = 1; ; attempt++)
+        {
+            using var body = new MemoryStream(content.ToArray(), writable: false);
+            var request = new PutObjectRequest
+            {
+                BucketName = _location.Bucket,
+                Key = FullKey(key),
+                InputStream = body,
+                AutoCloseStream = false,
+                UseChunkEncoding = false,
+                IfNoneMatch = "*",
+            };
+            try
+            {
+                await Call(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
+                return true;
+            }
+            catch (GridException ex) when (ex.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
+            {
+                return false;
+            }
+            catch (GridException ex) when (ex.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.Conflict } && attempt < Retry.MaxAttempts)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(100 * attempt), cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     public async Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken)

@@ -75,3 +75,91 @@ internal sealed class MemoryBudget
         public void Dispose() { Interlocked.Exchange(ref _s, null)?.Release(_units); }
     }
 }
+
+/// <summary>
+/// A cap on requests in flight whose limit can change while requests are in flight: one count of
+/// holders and one limit, so a request taken under the old limit is given back to the same count and
+/// the cap never grows past what was set. Waiters are served in order.
+/// </summary>
+internal sealed class ConcurrencyLimiter
+{
+    private readonly object _gate = new();
+    private readonly LinkedList<TaskCompletionSource<bool>> _waiters = new();
+    private int _limit;
+    private int _inFlight;
+
+    public ConcurrencyLimiter(int limit) => _limit = Math.Max(1, limit);
+
+    public int Limit
+    {
+        get { lock (_gate) return _limit; }
+        set
+        {
+            lock (_gate)
+            {
+                _limit = Math.Max(1, value);
+                WakeLocked();
+            }
+        }
+    }
+
+    /// <summary>Requests holding a place now (never more than the limit once those taken under a higher one are back).</summary>
+    public int InFlight { get { lock (_gate) return _inFlight; } }
+
+    public async ValueTask<Lease> AcquireAsync(CancellationToken ct)
+    {
+        TaskCompletionSource<bool> waiter;
+        LinkedListNode<TaskCompletionSource<bool>> node;
+        lock (_gate)
+        {
+            if (_inFlight < _limit && _waiters.Count == 0)
+            {
+                _inFlight++;
+                return new Lease(this);
+            }
+            waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            node = _waiters.AddLast(waiter);
+        }
+        using (ct.Register(() =>
+        {
+            lock (_gate)
+            {
+                // Only a waiter not yet handed a place is cancelled; one already woken keeps its place.
+                if (node.List is null) return;
+                _waiters.Remove(node);
+            }
+            waiter.TrySetCanceled(ct);
+        }))
+        {
+            await waiter.Task.ConfigureAwait(false);
+        }
+        return new Lease(this);
+    }
+
+    private void Release()
+    {
+        lock (_gate)
+        {
+            _inFlight--;
+            WakeLocked();
+        }
+    }
+
+    private void WakeLocked()
+    {
+        while (_inFlight < _limit && _waiters.First is { } first)
+        {
+            _waiters.RemoveFirst();
+            _inFlight++;
+            first.Value.TrySetResult(true);
+        }
+    }
+
+    /// <summary>One place; disposing it gives the place back, once.</summary>
+    public struct Lease : IDisposable
+    {
+        private ConcurrencyLimiter? _owner;
+        internal Lease(ConcurrencyLimiter owner) => _owner = owner;
+        public void Dispose() => Interlocked.Exchange(ref _owner, null)?.Release();
+    }
+}

@@ -54,7 +54,7 @@ public sealed class TransferEngine
     public static TransferEngine Shared { get; } = new(new TransferOptions());
 
     private readonly BandwidthLimiter _bandwidth = new();
-    private SemaphoreSlim _requests;
+    private readonly ConcurrencyLimiter _requests;
     private MemoryBudget _memory;
     private TransferOptions _options;
     private long _requestsMade;
@@ -62,7 +62,7 @@ public sealed class TransferEngine
     public TransferEngine(TransferOptions options)
     {
         _options = options;
-        _requests = new SemaphoreSlim(options.MaxConcurrency);
+        _requests = new ConcurrencyLimiter(options.MaxConcurrency);
         _memory = new MemoryBudget(options.MemoryBudget);
         _bandwidth.Rate = options.BandwidthLimit;
     }
@@ -72,10 +72,16 @@ public sealed class TransferEngine
     /// <summary>Read requests made (first attempts and retries); tests bound it.</summary>
     public long RequestsMade => Interlocked.Read(ref _requestsMade);
 
-    /// <summary>New limits; transfers already waiting finish under the old ones.</summary>
+    /// <summary>Requests in flight now, across every call (tests bound it).</summary>
+    public int RequestsInFlight => _requests.InFlight;
+
+    /// <summary>
+    /// New limits. A new concurrency applies at once to requests not yet started; requests in flight
+    /// finish and give their place back to the same count, so the cap never exceeds the new limit.
+    /// </summary>
     public void Configure(TransferOptions options)
     {
-        if (options.MaxConcurrency != _options.MaxConcurrency) _requests = new SemaphoreSlim(options.MaxConcurrency);
+        _requests.Limit = options.MaxConcurrency;
         if (options.MemoryBudget != _options.MemoryBudget) _memory = new MemoryBudget(options.MemoryBudget);
         _bandwidth.Rate = options.BandwidthLimit;
         _options = options;
@@ -283,18 +289,13 @@ public sealed class TransferEngine
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             try
             {
-                await _requests.WaitAsync(c).ConfigureAwait(false);
-                try
+                using (await _requests.AcquireAsync(c).ConfigureAwait(false))
                 {
                     Interlocked.Increment(ref _requestsMade);
                     using var read = await store.ReadRangeAsync(key, 0, artifact.Size, null, c).ConfigureAwait(false);
                     CheckTotal(key, read.TotalLength, artifact.Size);
                     RandomAccess.SetLength(part, 0); // a retry starts the file again
                     await CopyAsync(read.Body, null, part, 0, written, progress, c, hash).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _requests.Release();
                 }
                 CheckLength(key, written.Value, artifact.Size);
                 return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
@@ -364,7 +365,7 @@ public sealed class TransferEngine
         return await Retry.RunAsync(async c =>
         {
             var written = new StrongBox<long>();
-            await _requests.WaitAsync(c).ConfigureAwait(false);
+            using var place = await _requests.AcquireAsync(c).ConfigureAwait(false);
             try
             {
                 Interlocked.Increment(ref _requestsMade);
@@ -378,10 +379,6 @@ public sealed class TransferEngine
             {
                 progress.AddBytes(-written.Value); // a retry counts its bytes again
                 throw;
-            }
-            finally
-            {
-                _requests.Release();
             }
         }, ct).ConfigureAwait(false);
     }

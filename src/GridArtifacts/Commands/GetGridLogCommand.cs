@@ -33,12 +33,11 @@ public sealed class GetGridLogCommand : GridStoreCmdlet
         var catalog = OpenCatalog();
         RunAndDrain(async (post, ct) =>
         {
-            var key = StoreLayout.LogKey(run, exp, Stream == "StandardError" ? "stderr" : "stdout");
-            var bytes = await catalog.Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
+            var bytes = await catalog.ReadLogAsync(run, exp, Stream == "StandardError" ? "stderr" : "stdout", ct).ConfigureAwait(false);
             if (bytes is null)
             {
                 await catalog.GetExperimentAsync(run, exp, ct).ConfigureAwait(false); // says what is missing
-                post(new GridException(GridErrorKind.NotFound, "LogNotFound", $"{GridNames.ExperimentId(run, exp)} has no {Stream} log (it was not started by a capture agent, or has written nothing yet).", key));
+                post(new GridException(GridErrorKind.NotFound, "LogNotFound", $"{GridNames.ExperimentId(run, exp)} has no {Stream} log (it was not started by a capture agent, or has written nothing yet).", GridNames.ExperimentId(run, exp)));
                 return;
             }
             using var reader = new StringReader(Encoding.UTF8.GetString(bytes));

@@ -31,32 +31,40 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
     [Parameter]
     public SwitchParameter Finished { get; set; }
 
-    private readonly List<string> _names = new();
+    /// <summary>The names asked for, with the store each came with: piped runs carry their own store.</summary>
+    private readonly List<(string? Store, string[] Names)> _asked = new();
 
     protected override void ProcessRecord()
     {
-        if (Name is not null) _names.AddRange(Name);
+        if (Name is not null) _asked.Add((Store, Name));
     }
 
     protected override void EndProcessing()
     {
-        var catalog = OpenCatalog();
-        RunAndDrain(async (post, ct) =>
+        // One listing per store, in the order the stores were first named; nothing named: every run of the store.
+        var groups = _asked.Count == 0
+            ? new List<(string? Store, List<string>? Names)> { (Store, null) }
+            : _asked.GroupBy(a => a.Store, StringComparer.Ordinal).Select(g => (g.Key, (List<string>?)g.SelectMany(a => a.Names).ToList())).ToList();
+        var statuses = Status is { Length: > 0 } ? new HashSet<GridStatus>(Status) : null;
+        foreach (var (store, asked) in groups)
         {
-            var names = _names.Count == 0
-                ? await catalog.ListRunNamesAsync(ct).ConfigureAwait(false)
-                : await Targets.ResolveRunsAsync(catalog, _names, post, ct).ConfigureAwait(false);
-            var result = await catalog.GetRunsAsync(names, ct).ConfigureAwait(false);
-            foreach (var e in result.Errors) post(e);
-            var statuses = Status is { Length: > 0 } ? new HashSet<GridStatus>(Status) : null;
-            foreach (var run in result.Items.OrderByDescending(r => r.Created).ThenBy(r => r.Name, StringComparer.Ordinal))
+            var catalog = OpenCatalog(store);
+            RunAndDrain(async (post, ct) =>
             {
-                if (statuses is not null && !statuses.Contains(run.Status)) continue;
-                if (Active && !run.Status.IsActive()) continue;
-                if (Finished && !run.Status.IsFinished()) continue;
-                post(run);
-            }
-        });
+                var names = asked is null
+                    ? await catalog.ListRunNamesAsync(ct).ConfigureAwait(false)
+                    : await Targets.ResolveRunsAsync(catalog, asked, post, ct).ConfigureAwait(false);
+                var result = await catalog.GetRunsAsync(names, ct).ConfigureAwait(false);
+                foreach (var e in result.Errors) post(e);
+                foreach (var run in result.Items.OrderByDescending(r => r.Created).ThenBy(r => r.Name, StringComparer.Ordinal))
+                {
+                    if (statuses is not null && !statuses.Contains(run.Status)) continue;
+                    if (Active && !run.Status.IsActive()) continue;
+                    if (Finished && !run.Status.IsFinished()) continue;
+                    post(run);
+                }
+            });
+        }
         base.EndProcessing();
     }
 }

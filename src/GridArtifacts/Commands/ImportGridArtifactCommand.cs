@@ -1,9 +1,6 @@
-using GridArtifacts.Core.Stores;
 using System.Collections;
-using System.Collections.Concurrent;
-using System.Globalization;
 using System.Management.Automation;
-using GridArtifacts.Core;
+using GridArtifacts.Core.Capture;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Commands;
@@ -48,28 +45,11 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
     protected override void ProcessRecord()
     {
         var source = ResolvePath(Path);
-        var files = new List<(string Rel, string Full)>();
-        if (File.Exists(source))
-        {
-            files.Add((System.IO.Path.GetFileName(source), source));
-        }
-        else if (Directory.Exists(source))
-        {
-            foreach (var f in Directory.EnumerateFiles(source, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
-            {
-                files.Add((System.IO.Path.GetRelativePath(source, f).Replace('\\', '/'), f));
-            }
-        }
-        else
-        {
-            WriteGridError(new GridException(GridErrorKind.NotFound, "SourceNotFound", $"'{source}' is neither a file nor a folder.", source));
-            return;
-        }
-
-        string run, experiment;
+        string? run;
+        string experiment;
         try
         {
-            run = GridNames.CheckRunName(Run ?? GridNames.NewRunName());
+            run = Run is null ? null : GridNames.CheckRunName(Run);
             experiment = GridNames.CheckExperimentName(Experiment);
         }
         catch (GridException ex)
@@ -77,62 +57,40 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
             WriteGridError(ex);
             return;
         }
-        var id = GridNames.ExperimentId(run, experiment);
+        var catalog = OpenCatalog();
+        List<(string Path, string LocalPath)> files;
+        try
+        {
+            // The store's own folder, and the module's working and temporary folders, are never imported.
+            files = ArtifactImporter.ListFiles(source, new ModuleFolders(catalog.Store), WriteWarning);
+        }
+        catch (GridException ex)
+        {
+            WriteGridError(ex);
+            return;
+        }
+        var id = GridNames.ExperimentId(run ?? "<new run>", experiment);
         if (!ShouldProcess(id, $"Store {files.Count} file(s) from '{source}'")) return;
 
-        var catalog = OpenCatalog();
-        var parameters = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (Parameter is not null)
+        var request = new ImportRequest
         {
-            foreach (DictionaryEntry e in Parameter)
-            {
-                parameters[Convert.ToString(e.Key, CultureInfo.InvariantCulture)!] = Convert.ToString(e.Value, CultureInfo.InvariantCulture) ?? "";
-            }
-        }
-        long done = 0;
+            Run = run,
+            Experiment = experiment,
+            Files = files,
+            Parameters = InvokeGridExperimentCommand.ToDictionary(Parameter),
+            Command = Command,
+            ThrottleLimit = ThrottleLimit,
+        };
+        var done = 0;
         RunAndDrain(async (post, ct) =>
         {
-            var now = catalog.Clock.GetUtcNow();
-            try
-            {
-                await catalog.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
-            }
-            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
-            {
-                await catalog.WriteRunRecordAsync(new RunRecord { Name = run, Created = now, Command = Command, Parameters = parameters }, ct).ConfigureAwait(false);
-            }
-            var manifest = await catalog.ReadManifestAsync(run, experiment, ct).ConfigureAwait(false)
-                ?? new ManifestRecord { Run = run, Experiment = experiment };
-            var entries = new ConcurrentDictionary<string, ManifestEntry>(manifest.Artifacts.ToDictionary(a => a.Path, StringComparer.Ordinal), StringComparer.Ordinal);
-            await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = ThrottleLimit, CancellationToken = ct }, async (f, c) =>
-            {
-                try
-                {
-                    var entry = await catalog.PutArtifactFileAsync(run, experiment, f.Rel, f.Full, c).ConfigureAwait(false);
-                    entries[entry.Path] = entry;
-                }
-                catch (GridException ex)
-                {
-                    post(ex);
-                }
-                Interlocked.Increment(ref done);
-            }).ConfigureAwait(false);
-            manifest.Artifacts = entries.Values.ToList();
-            manifest.Updated = catalog.Clock.GetUtcNow();
-            await catalog.WriteManifestAsync(manifest, ct).ConfigureAwait(false);
-            if (await catalog.Store.TryReadAllBytesAsync(Core.Stores.StoreLayout.ExperimentRecordKey(run, experiment), ct).ConfigureAwait(false) is null)
-            {
-                await catalog.WriteExperimentRecordAsync(new ExperimentRecord
-                {
-                    Run = run, Experiment = experiment, Status = GridStatus.Succeeded, ExitCode = 0,
-                    Created = now, Started = now, Finished = catalog.Clock.GetUtcNow(), Parameters = parameters,
-                }, ct).ConfigureAwait(false);
-            }
-            post(await catalog.GetExperimentAsync(run, experiment, ct).ConfigureAwait(false));
+            // A refusal (the experiment has ended, or is held) is an error for this import; piped imports go on.
+            try { post(await new ArtifactImporter(catalog).ImportAsync(request, post, n => Volatile.Write(ref done, n), ct).ConfigureAwait(false)); }
+            catch (GridException ex) { post(ex); }
         },
-        () => new ProgressRecord(2, $"Importing into {id}", $"{Interlocked.Read(ref done)} of {files.Count} files")
+        () => new ProgressRecord(2, $"Importing into {id}", $"{Volatile.Read(ref done)} of {files.Count} files")
         {
-            PercentComplete = (int)(Interlocked.Read(ref done) * 100 / Math.Max(1, files.Count)),
+            PercentComplete = Volatile.Read(ref done) * 100 / Math.Max(1, files.Count),
         });
     }
 }

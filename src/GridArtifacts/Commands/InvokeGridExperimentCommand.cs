@@ -42,6 +42,10 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
     [Parameter]
     public Hashtable? Parameter { get; set; }
 
+    /// <summary>Runs only an experiment that waits as Queued (Start-GridRun or a scheduler queued it); one removed meanwhile is not created again.</summary>
+    [Parameter]
+    public SwitchParameter Queued { get; set; }
+
     protected override void ProcessRecord()
     {
         string run, experiment;
@@ -65,6 +69,7 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
             ArtifactRoots = (ArtifactPath ?? Array.Empty<string>()).Select(ResolvePath).ToArray(),
             Parameters = parameters,
             Environment = parameters.ToDictionary(p => "GRID_PARAM_" + p.Key.ToUpperInvariant(), p => p.Value),
+            Queued = Queued,
         };
         var exitCode = 0;
         RunAndDrain(async (post, ct) =>

@@ -193,9 +193,21 @@ public sealed class StopGridArtifactServerCommand : GridStoreCmdlet
     protected override void ProcessRecord()
     {
         var location = ResolveStore().Location;
-        if (!ArtifactServer.Stop(location))
+        if (ArtifactServer.Stop(location)) return;
+        var running = ArtifactServer.RunningStores;
+        if (Store is null && running.Count == 1)
         {
-            WriteError(new ErrorRecord(new InvalidOperationException($"No artifact server is running for '{location}' in this session."), "NoLinkServer", ErrorCategory.ObjectNotFound, location));
+            // No store named: the one server that runs is the one meant, whatever the default store is.
+            WriteVerbose($"Stopping the one artifact server running in this session, for '{running[0]}'.");
+            if (ArtifactServer.Stop(running[0])) return;
         }
+        if (Store is null && running.Count > 1)
+        {
+            WriteError(new ErrorRecord(new InvalidOperationException(
+                    $"No artifact server is running for '{location}', and {running.Count} run for other stores: {string.Join(", ", running.Select(r => $"'{r}'"))}. Name the one to stop with -Store."),
+                "AmbiguousLinkServer", ErrorCategory.InvalidArgument, location));
+            return;
+        }
+        WriteError(new ErrorRecord(new InvalidOperationException($"No artifact server is running for '{location}' in this session."), "NoLinkServer", ErrorCategory.ObjectNotFound, location));
     }
 }

@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Commands;
@@ -70,15 +69,18 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
         {
             if (active.Count > 0)
             {
-                foreach (var e in active)
+                await Task.WhenAll(active.Select(async e =>
                 {
-                    await catalog.Store.PutAsync(StoreLayout.StopRequestKey(e.Run, e.Experiment), System.Text.Encoding.UTF8.GetBytes(DateTimeOffset.UtcNow.ToString("o")), ct).ConfigureAwait(false);
-                }
+                    await catalog.RequestStopAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
+                    // A queued one is ended here, so its agent, starting after the removal, has nothing to run
+                    // and recreates nothing; one an agent took meanwhile stops on its request.
+                    if (e.Status == GridStatus.Queued) await catalog.StopQueuedAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
+                })).ConfigureAwait(false);
                 var deadline = DateTime.UtcNow + StopWait;
                 while (true)
                 {
                     var states = await GridCatalog.ReadManyAsync(active, (e, c) => catalog.GetExperimentAsync(e.Run, e.Experiment, c, withArtifactSummary: false), ct).ConfigureAwait(false);
-                    if (states.Items.All(s => !s.Status.IsActive() || s.Status == GridStatus.Queued)) break;
+                    if (states.Items.All(s => !s.Status.IsActive())) break;
                     if (DateTime.UtcNow > deadline)
                     {
                         post(new GridException(GridErrorKind.InvalidArgument, "StopTimedOut", $"{id} did not stop within {StopWait.TotalMinutes:0} minutes; nothing was removed.", id));

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Management.Automation;
 using System.Text.Json;
 using GridArtifacts.Core;
+using GridArtifacts.Core.Capture;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
@@ -59,45 +60,46 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
 
     protected override void ProcessRecord()
     {
-        string run;
-        try { run = GridNames.CheckRunName(Name ?? GridNames.NewRunName()); }
+        string? named;
+        try { named = Name is null ? null : GridNames.CheckRunName(Name); }
         catch (GridException ex) { ThrowTerminatingError(ToErrorRecord(ex)); return; }
 
         var sweep = Expand(Parameter);
-        if (!ShouldProcess(run, $"Start {sweep.Count} experiment(s)")) return;
+        if (!ShouldProcess(named ?? "a new run", $"Start {sweep.Count} experiment(s)")) return;
         var store = ResolveStore();
         var catalog = OpenCatalog();
-        var workRoot = ResolvePath(WorkingRoot ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".grid", "work"));
+        var workRoot = ResolvePath(WorkingRoot ?? ModuleFolders.DefaultWorkRoot);
         var script = ParameterSetName == FileSet ? ResolvePath(FilePath) : null;
         if (script is not null && !File.Exists(script))
         {
             ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The script '{script}' does not exist.", script), "ScriptNotFound", ErrorCategory.ObjectNotFound, script));
         }
 
+        var commands = sweep.Select(p => CommandFor(script, p)).ToList();
+        var run = "";
+        RunAndDrain(async (post, ct) =>
+        {
+            var now = catalog.Clock.GetUtcNow();
+            RunRecord Record(string name) => new() { Name = name, Created = now, Command = script ?? Command, Parameters = ToText(Parameter) };
+            // A taken name is refused (RunExists) and nothing of that run changes; a generated one is drawn again.
+            if (named is not null) await catalog.CreateRunAsync(Record(named), ct).ConfigureAwait(false);
+            run = named ?? await catalog.CreateRunWithNewNameAsync(Record, ct).ConfigureAwait(false);
+            for (var i = 0; i < sweep.Count; i++)
+            {
+                await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+                {
+                    Run = run, Experiment = GridNames.ExperimentName(i), Status = GridStatus.Queued, Created = now, Parameters = sweep[i],
+                    Command = string.Join(' ', commands[i]),
+                }, ct).ConfigureAwait(false);
+            }
+        });
         var experiments = sweep.Select((p, i) => new
         {
             Experiment = GridNames.ExperimentName(i),
             WorkingDirectory = Path.Combine(workRoot, run, GridNames.ExperimentName(i)),
             Parameters = p,
-            Command = CommandFor(script, p),
+            Command = commands[i],
         }).ToList();
-        RunAndDrain(async (post, ct) =>
-        {
-            var now = catalog.Clock.GetUtcNow();
-            await catalog.WriteRunRecordAsync(new RunRecord
-            {
-                Name = run, Created = now, Command = script ?? Command,
-                Parameters = ToText(Parameter),
-            }, ct).ConfigureAwait(false);
-            foreach (var e in experiments)
-            {
-                await catalog.WriteExperimentRecordAsync(new ExperimentRecord
-                {
-                    Run = run, Experiment = e.Experiment, Status = GridStatus.Queued, Created = now, Parameters = e.Parameters,
-                    Command = string.Join(' ', e.Command),
-                }, ct).ConfigureAwait(false);
-            }
-        });
 
         Directory.CreateDirectory(Path.Combine(workRoot, run));
         var planPath = Path.Combine(workRoot, run, "plan.json");

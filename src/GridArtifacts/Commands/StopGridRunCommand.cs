@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Commands;
@@ -42,7 +41,7 @@ public sealed class StopGridRunCommand : GridStoreCmdlet
             if (!ShouldProcess(id, "Stop")) continue;
             RunAndDrain(async (post, ct) =>
             {
-                await catalog.Store.PutAsync(StoreLayout.StopRequestKey(run, exp), System.Text.Encoding.UTF8.GetBytes(DateTimeOffset.UtcNow.ToString("o")), ct).ConfigureAwait(false);
+                await catalog.RequestStopAsync(run, exp, ct).ConfigureAwait(false);
                 if (PassThru) post(await catalog.GetExperimentAsync(run, exp, ct).ConfigureAwait(false));
             });
         }

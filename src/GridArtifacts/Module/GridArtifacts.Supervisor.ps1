@@ -12,5 +12,5 @@ $plan.Experiments | ForEach-Object -ThrottleLimit $plan.ThrottleLimit -Parallel 
     $roots = @($p.ArtifactPath | Where-Object { $_ })
     New-Item -ItemType Directory -Force -Path $_.WorkingDirectory | Out-Null
     $null = Invoke-GridExperiment -Run $p.Run -Experiment $_.Experiment -Store $p.Store -WorkingDirectory $_.WorkingDirectory `
-        -ArtifactPath $roots -Parameter $parameters -Command $_.Command -WarningAction SilentlyContinue
+        -ArtifactPath $roots -Parameter $parameters -Queued -Command $_.Command -WarningAction SilentlyContinue
 }

@@ -1,0 +1,183 @@
+using System.Collections.Concurrent;
+using System.IO.Enumeration;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Core.Capture;
+
+/// <summary>What one import asks: the files (artifact path and local path), where they go, and what to record.</summary>
+public sealed record ImportRequest
+{
+    /// <summary>The run; null for a new run under a generated name.</summary>
+    public string? Run { get; init; }
+    public required string Experiment { get; init; }
+    public required IReadOnlyList<(string Path, string LocalPath)> Files { get; init; }
+    public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+    public string? Command { get; init; }
+    public int ThrottleLimit { get; init; } = 8;
+}
+
+/// <summary>
+/// Stores local files as the artifacts of one new experiment: the run is created when it is new,
+/// the experiment is claimed as a capture agent claims one (an ended or live experiment is refused,
+/// never rewritten), every file goes up with its SHA-256, and a file that fails is an error for
+/// that file only: the manifest is sealed with every file that arrived, then the status is written.
+/// </summary>
+public sealed class ArtifactImporter
+{
+    private readonly GridCatalog _catalog;
+
+    public ArtifactImporter(GridCatalog catalog) => _catalog = catalog;
+
+    /// <summary>How often a long import renews its heartbeat, so it never reads as Lost while it goes.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// The files under <paramref name="source"/> (a file or a folder), with paths relative to it. The
+    /// module's own folders inside it (<see cref="ModuleFolders"/>) are skipped and named to
+    /// <paramref name="skipped"/>; a source inside the folder store is refused.
+    /// </summary>
+    public static List<(string Path, string LocalPath)> ListFiles(string source, ModuleFolders folders, Action<string> skipped)
+    {
+        if (folders.IsInStore(source))
+        {
+            throw new GridException(GridErrorKind.InvalidArgument, "SourceInStore",
+                $"'{source}' is inside the store; its files are the store's own records and artifacts, not new ones. To copy a run, use Copy-GridRun.", source);
+        }
+        var files = new List<(string, string)>();
+        if (File.Exists(source))
+        {
+            files.Add((Path.GetFileName(source), source));
+            return files;
+        }
+        if (!Directory.Exists(source))
+        {
+            throw new GridException(GridErrorKind.NotFound, "SourceNotFound", $"'{source}' is neither a file nor a folder.", source);
+        }
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(source));
+        var walk = new FileSystemEnumerable<(string, string)>(root,
+            (ref FileSystemEntry e) =>
+            {
+                var full = e.ToFullPath();
+                return (Path.GetRelativePath(root, full).Replace('\\', '/'), full);
+            },
+            new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
+        {
+            ShouldIncludePredicate = (ref FileSystemEntry e) => !e.IsDirectory,
+            ShouldRecursePredicate = (ref FileSystemEntry e) =>
+            {
+                var full = e.ToFullPath();
+                if (folders.WhySkipped(full) is not { } why) return true;
+                skipped($"Skipped '{full}': {why}.");
+                return false;
+            },
+        };
+        files.AddRange(walk);
+        return files;
+    }
+
+    /// <summary>Imports; per-file failures go to <paramref name="onError"/> and the rest is still stored. Returns the experiment as stored.</summary>
+    public async Task<GridExperiment> ImportAsync(ImportRequest request, Action<GridException> onError, Action<int> filesDone, CancellationToken ct)
+    {
+        var now = _catalog.Clock.GetUtcNow();
+        var experiment = GridNames.CheckExperimentName(request.Experiment);
+        var parameters = new Dictionary<string, string>(request.Parameters, StringComparer.Ordinal);
+        RunRecord NewRun(string name) => new() { Name = name, Created = now, Command = request.Command, Parameters = new(parameters, StringComparer.Ordinal) };
+        string run;
+        if (request.Run is null)
+        {
+            run = await _catalog.CreateRunWithNewNameAsync(NewRun, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            run = GridNames.CheckRunName(request.Run);
+            // A run that exists takes a new experiment; one that does not is created (by whichever import comes first).
+            await _catalog.TryCreateRunAsync(NewRun(run), ct).ConfigureAwait(false);
+        }
+
+        var sync = new GridSyncState();
+        var record = await _catalog.ClaimExperimentAsync(run, experiment, _ => new ExperimentRecord
+        {
+            Run = run, Experiment = experiment, Status = GridStatus.Syncing, Created = now, Started = now, Heartbeat = now,
+            Parameters = new(parameters, StringComparer.Ordinal), Command = request.Command, Agent = GridCatalog.NewClaimId("import"), Sync = sync,
+        }, takeQueued: false, mustExist: false, ct).ConfigureAwait(false);
+
+        var entries = new ConcurrentBag<ManifestEntry>();
+        var failed = new ConcurrentBag<string>();
+        var done = 0;
+        using (var beat = new PeriodicHeartbeat(HeartbeatInterval, async () =>
+        {
+            record.Heartbeat = _catalog.Clock.GetUtcNow();
+            sync.FilesSynced = entries.Count;
+            await _catalog.WriteExperimentRecordAsync(record, CancellationToken.None).ConfigureAwait(false);
+        }))
+        {
+            await Parallel.ForEachAsync(request.Files, new ParallelOptions { MaxDegreeOfParallelism = request.ThrottleLimit, CancellationToken = ct }, async (f, c) =>
+            {
+                try
+                {
+                    entries.Add(await _catalog.PutArtifactFileAsync(run, experiment, f.Path, f.LocalPath, c).ConfigureAwait(false));
+                }
+                catch (Exception ex) when (ex is GridException or IOException or UnauthorizedAccessException && !c.IsCancellationRequested)
+                {
+                    failed.Add(f.Path);
+                    onError(ex as GridException ?? new GridException(GridErrorKind.WriteFailed, "ImportFileFailed",
+                        $"'{f.LocalPath}' was not imported into {GridNames.ExperimentId(run, experiment)}: {ex.Message} The other files are imported.", f.LocalPath, ex));
+                }
+                filesDone(Interlocked.Increment(ref done));
+            }).ConfigureAwait(false);
+            await beat.StopAsync().ConfigureAwait(false);
+        }
+
+        // Every file that arrived is in the sealed manifest, whatever failed beside it; then the status.
+        await _catalog.WriteManifestAsync(new ManifestRecord
+        {
+            Run = run, Experiment = experiment, Sealed = true, Updated = _catalog.Clock.GetUtcNow(), Artifacts = entries.ToList(),
+        }, CancellationToken.None).ConfigureAwait(false);
+        sync.FilesSynced = entries.Count;
+        sync.BytesSynced = entries.Sum(e => e.Size);
+        sync.FilesPending = failed.Count;
+        foreach (var path in failed.OrderBy(p => p, StringComparer.Ordinal)) sync.Unstorable.Add($"{path}: not imported (see the error of the import)");
+        record.Status = failed.IsEmpty ? GridStatus.Succeeded : GridStatus.Failed;
+        record.ExitCode = failed.IsEmpty ? 0 : 1;
+        record.Finished = record.Heartbeat = _catalog.Clock.GetUtcNow();
+        await _catalog.WriteExperimentRecordAsync(record, CancellationToken.None).ConfigureAwait(false);
+        return await _catalog.GetExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+    }
+}
+
+/// <summary>Runs a write every interval until stopped; a failed write waits for the next tick.</summary>
+internal sealed class PeriodicHeartbeat : IDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+
+    public PeriodicHeartbeat(TimeSpan interval, Func<Task> beat)
+    {
+        _loop = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(interval);
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+                {
+                    try { await beat().ConfigureAwait(false); }
+                    catch (GridException) { /* the next tick tries again */ }
+                }
+            }
+            catch (OperationCanceledException) { }
+        });
+    }
+
+    public async Task StopAsync()
+    {
+        _stop.Cancel();
+        await _loop.ConfigureAwait(false);
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,64 @@
+using GridArtifacts.Core.Stores;
+
+namespace GridArtifacts.Core.Capture;
+
+/// <summary>
+/// The folders the module itself writes (a folder store, its home ~/.grid with the experiments'
+/// working folders, its settings, its temporary folders), which are never artifacts: a folder
+/// imported or watched that holds one of them skips it, with a warning that names it, so the
+/// store's own records are never stored into the store.
+/// </summary>
+public sealed class ModuleFolders
+{
+    /// <summary>Where Start-GridRun makes the experiments' working folders unless told otherwise.</summary>
+    public static string DefaultWorkRoot => Path.Combine(Home, "work");
+
+    /// <summary>The module's own folder in the user's home (the default store and working folders).</summary>
+    public static string Home => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".grid");
+
+    /// <summary>Temporary folders the module makes under the system's temporary folder, by name prefix.</summary>
+    public static readonly string[] TempPrefixes = { "grid-logs-", "grid-copy-" };
+
+    private readonly Dictionary<string, string> _excluded = new(StringComparer.Ordinal);
+    private readonly string _temp = Trim(Path.GetTempPath());
+    private readonly string? _store;
+
+    /// <summary>The module's folders, with the store being written to (when it is a folder) and any <paramref name="more"/>.</summary>
+    public ModuleFolders(IObjectStore store, IEnumerable<(string Path, string Why)>? more = null)
+    {
+        if (store is FileSystemStore)
+        {
+            _store = Trim(Path.GetFullPath(store.Location));
+            Add(store.Location, "it is the store's own folder (its records are not artifacts)");
+        }
+        Add(Home, "it is the module's own folder (the default store and the experiments' working folders)");
+        Add(StoreSettings.ConfigFolder, "it holds the module's settings");
+        foreach (var (path, why) in more ?? Array.Empty<(string, string)>()) Add(path, why);
+    }
+
+    private void Add(string path, string why) => _excluded.TryAdd(Trim(Path.GetFullPath(path)), why);
+
+    private static string Trim(string path) => Path.TrimEndingDirectorySeparator(path);
+
+    /// <summary>Why a folder met inside a tree is skipped, or null when it is walked.</summary>
+    public string? WhySkipped(string folder)
+    {
+        var full = Trim(folder);
+        if (_excluded.TryGetValue(full, out var why)) return why;
+        var parent = Path.GetDirectoryName(full);
+        if (parent is not null && Trim(parent) == _temp)
+        {
+            var name = Path.GetFileName(full);
+            if (TempPrefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal))) return "it is one of the module's temporary folders";
+        }
+        return null;
+    }
+
+    /// <summary>Whether <paramref name="path"/> is the folder store being written to, or inside it.</summary>
+    public bool IsInStore(string path)
+    {
+        if (_store is null) return false;
+        var full = Trim(Path.GetFullPath(path));
+        return full == _store || full.StartsWith(_store + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+    }
+}

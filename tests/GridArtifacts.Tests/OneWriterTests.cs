@@ -1,0 +1,298 @@
+using System.Collections.Concurrent;
+using GridArtifacts.Core;
+using GridArtifacts.Core.Capture;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+using Xunit;
+
+namespace GridArtifacts.Tests;
+
+/// <summary>
+/// Names are taken once and records have one writer, on both stores: a taken run name is refused
+/// and the run is left as it was; of creators at one moment exactly one wins; an ended experiment is
+/// never rewritten; new experiments still join an existing run; an import stores what it can read.
+/// </summary>
+public abstract class OneWriterTests : IDisposable
+{
+    protected readonly TempDir Temp = new();
+
+    /// <summary>A fresh, empty store's catalog, with a short claim settle time for the store that needs one.</summary>
+    protected abstract GridCatalog NewCatalog();
+
+    public void Dispose() => Temp.Dispose();
+
+    private string Folder(string name, int files, int seed)
+    {
+        var dir = Temp.Sub(name + "-" + Guid.NewGuid().ToString("N")[..8]);
+        for (var i = 0; i < files; i++) Temp.WriteFile($"{Path.GetFileName(dir)}/sub{i % 2}/f{i}.bin", TestBytes.Random(1000 + i, seed + i));
+        return dir;
+    }
+
+    protected static Task<GridExperiment> Import(GridCatalog catalog, string? run, string experiment, string folder) =>
+        new ArtifactImporter(catalog).ImportAsync(new ImportRequest
+        {
+            Run = run, Experiment = experiment,
+            Files = ArtifactImporter.ListFiles(folder, new ModuleFolders(catalog.Store), _ => { }),
+        }, e => throw e, _ => { }, default);
+
+    /// <summary>Every record of a run, byte for byte, and every artifact's recorded hash: what "nothing changed" compares.</summary>
+    private static async Task<Dictionary<string, string>> Snapshot(GridCatalog catalog, string run)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        await foreach (var e in catalog.Store.ListAsync(StoreLayout.RunPrefix(run), recursive: true, default))
+        {
+            if (e.IsPrefix) continue;
+            result[e.Key] = TestBytes.Sha256((await catalog.Store.TryReadAllBytesAsync(e.Key, default))!);
+        }
+        foreach (var exp in await catalog.ListExperimentNamesAsync(run, default))
+        {
+            foreach (var a in (await catalog.GetArtifactsAsync(run, exp, default)).Items) result["sha256 of " + a.Path] = a.Sha256 ?? "none";
+        }
+        return result;
+    }
+
+    [Fact]
+    public async Task A_taken_run_name_is_refused_and_nothing_of_the_run_changes()
+    {
+        var catalog = NewCatalog();
+        await Import(catalog, "taken", "exp0", Folder("first", 6, 1));
+        var before = await Snapshot(catalog, "taken");
+        Assert.Equal(6, (await catalog.GetExperimentAsync("taken", "exp0", default)).ArtifactCount);
+
+        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "taken", Created = DateTimeOffset.UtcNow }, default));
+        Assert.Equal("RunExists", ex.ErrorId);
+        Assert.Equal(GridErrorKind.AlreadyExists, ex.Kind);
+        Assert.Contains("'taken'", ex.Message);
+        Assert.Contains("-Name", ex.Message);
+
+        Assert.Equal(before, await Snapshot(catalog, "taken"));
+        var exp = await catalog.GetExperimentAsync("taken", "exp0", default);
+        Assert.Equal(6, exp.ArtifactCount);
+        Assert.All((await catalog.GetArtifactsAsync("taken", "exp0", default)).Items, a => Assert.NotNull(a.Sha256));
+    }
+
+    [Fact]
+    public async Task Of_eight_creators_of_one_run_at_the_same_moment_exactly_one_wins()
+    {
+        var catalog = NewCatalog();
+        using var start = new ManualResetEventSlim();
+        var records = Enumerable.Range(0, 8).Select(i => new RunRecord { Name = "contested", Created = DateTimeOffset.UtcNow, Command = $"creator {i}" }).ToArray();
+        var tasks = records.Select(r => Task.Run(async () => { start.Wait(); return await catalog.TryCreateRunAsync(r, default); })).ToArray();
+        start.Set();
+        var won = await Task.WhenAll(tasks);
+        Assert.Equal(1, won.Count(w => w));
+        var winner = records[Array.IndexOf(won, true)];
+        var stored = await catalog.ReadRunRecordAsync("contested", default);
+        Assert.Equal(winner.Claim, stored.Claim);
+        Assert.Equal(winner.Command, stored.Command);
+    }
+
+    [Fact]
+    public async Task Two_imports_into_one_new_experiment_at_once_end_with_exactly_one_importing()
+    {
+        var catalog = NewCatalog();
+        var folders = new[] { Folder("a", 3, 10), Folder("b", 4, 20) };
+        var results = await Task.WhenAll(folders.Select(f => Task.Run(async () =>
+        {
+            try { return (Exp: await Import(catalog, "race-import", "exp0", f), Error: (GridException?)null, Folder: f); }
+            catch (GridException ex) { return (Exp: (GridExperiment?)null, Error: ex, Folder: f); }
+        })));
+        var won = Assert.Single(results, r => r.Error is null);
+        var lost = Assert.Single(results, r => r.Error is not null);
+        Assert.Contains(lost.Error!.ErrorId, new[] { "ExperimentAlreadyRunning", "ExperimentExists" });
+        Assert.Equal(GridStatus.Succeeded, won.Exp!.Status);
+        // What is stored is the winner's files, byte-exact, and none of the other's.
+        var expected = Directory.EnumerateFiles(won.Folder, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(won.Folder, f).Replace('\\', '/'), TestBytes.Sha256);
+        var stored = (await catalog.GetArtifactsAsync("race-import", "exp0", default)).Items.ToDictionary(a => a.Path, a => a.Sha256!);
+        Assert.Equal(expected, stored);
+    }
+
+    [Fact]
+    public async Task An_ended_experiment_is_never_rewritten_by_an_agent_or_an_import()
+    {
+        var catalog = NewCatalog();
+        await Import(catalog, "ended", "exp0", Folder("first", 3, 30));
+        var before = await Snapshot(catalog, "ended");
+
+        var again = await Assert.ThrowsAsync<GridException>(() => Import(catalog, "ended", "exp0", Folder("second", 2, 40)));
+        Assert.Equal("ExperimentExists", again.ErrorId);
+        Assert.Equal(GridErrorKind.AlreadyExists, again.Kind);
+        Assert.Contains("ended-exp0", again.Message);
+
+        var work = Temp.Sub("agent-work");
+        Directory.CreateDirectory(work);
+        var agent = new CaptureAgent(catalog, "ended", "exp0", new CaptureOptions
+        {
+            FileName = "bash", Arguments = new[] { "-c", "echo ran > ran.txt" }, WorkingDirectory = work, ClaimSettle = TimeSpan.FromMilliseconds(200),
+        });
+        var refused = await Assert.ThrowsAsync<GridException>(() => agent.RunAsync(default));
+        Assert.Equal("ExperimentExists", refused.ErrorId);
+        Assert.False(File.Exists(Path.Combine(work, "ran.txt"))); // the script never ran
+
+        Assert.Equal(before, await Snapshot(catalog, "ended"));
+    }
+
+    [Fact]
+    public async Task New_experiments_still_join_an_existing_run_from_an_agent_and_an_import()
+    {
+        var catalog = NewCatalog();
+        await Import(catalog, "growing", "exp0", Folder("first", 2, 50));
+        var runRecord = await catalog.Store.TryReadAllBytesAsync(StoreLayout.RunRecordKey("growing"), default);
+
+        var work = Temp.Sub("exp7-work");
+        Directory.CreateDirectory(work);
+        var agent = new CaptureAgent(catalog, "growing", "exp7", new CaptureOptions
+        {
+            FileName = "bash", Arguments = new[] { "-c", "echo seven > seven.txt" }, WorkingDirectory = work, ClaimSettle = TimeSpan.FromMilliseconds(200),
+        });
+        Assert.Equal(0, await agent.RunAsync(default));
+        var imported = await Import(catalog, "growing", "exp1", Folder("third", 3, 60));
+        Assert.Equal(3, imported.ArtifactCount);
+
+        var run = await catalog.GetRunAsync("growing", default);
+        Assert.Equal(new[] { "exp0", "exp1", "exp7" }, run.Experiments);
+        Assert.Equal(GridStatus.Succeeded, run.Status);
+        Assert.Equal(runRecord, await catalog.Store.TryReadAllBytesAsync(StoreLayout.RunRecordKey("growing"), default));
+        var seven = Assert.Single((await catalog.GetArtifactsAsync("growing", "exp7", default)).Items);
+        Assert.Equal(TestBytes.Sha256(Path.Combine(work, "seven.txt")), seven.Sha256);
+    }
+
+    [Fact]
+    public async Task An_import_stores_every_file_it_can_read_and_names_the_one_it_cannot()
+    {
+        var catalog = NewCatalog();
+        var folder = Folder("partly", 3, 70);
+        File.CreateSymbolicLink(Path.Combine(folder, "dangling.bin"), Path.Combine(folder, "no-such-target"));
+        var errors = new ConcurrentBag<GridException>();
+        var exp = await new ArtifactImporter(catalog).ImportAsync(new ImportRequest
+        {
+            Run = "partly", Experiment = "exp0",
+            Files = ArtifactImporter.ListFiles(folder, new ModuleFolders(catalog.Store), _ => { }),
+        }, errors.Add, _ => { }, default);
+
+        var error = Assert.Single(errors);
+        Assert.Contains("dangling.bin", error.Message);
+        Assert.Equal(GridStatus.Failed, exp.Status);
+        Assert.Equal(3, exp.ArtifactCount);
+        var manifest = await catalog.ReadManifestAsync("partly", "exp0", default);
+        Assert.True(manifest!.Sealed);
+        var expected = Directory.EnumerateFiles(folder, "f*.bin", SearchOption.AllDirectories)
+            .ToDictionary(f => Path.GetRelativePath(folder, f).Replace('\\', '/'), TestBytes.Sha256);
+        Assert.Equal(expected, manifest.Artifacts.ToDictionary(a => a.Path, a => a.Sha256));
+        Assert.Equal(expected, (await catalog.GetArtifactsAsync("partly", "exp0", default)).Items.ToDictionary(a => a.Path, a => a.Sha256!));
+    }
+
+    [Fact]
+    public async Task A_queued_experiment_stopped_before_its_agent_starts_never_runs_and_once_removed_is_not_created_again()
+    {
+        var catalog = NewCatalog();
+        var now = DateTimeOffset.UtcNow;
+        await catalog.CreateRunAsync(new RunRecord { Name = "queued", Created = now }, default);
+        foreach (var exp in new[] { "exp0", "exp1" })
+        {
+            await catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "queued", Experiment = exp, Status = GridStatus.Queued, Created = now }, default);
+        }
+        Assert.True(await catalog.StopQueuedAsync("queued", "exp0", default));
+        Assert.Equal(GridStatus.Stopped, (await catalog.GetExperimentAsync("queued", "exp0", default)).Status);
+
+        CaptureAgent Agent(string exp, string work) => new(catalog, "queued", exp, new CaptureOptions
+        {
+            FileName = "bash", Arguments = new[] { "-c", "echo ran > ran.txt" }, WorkingDirectory = work, Queued = true, ClaimSettle = TimeSpan.FromMilliseconds(200),
+        });
+        var work0 = Temp.Sub("q0");
+        var stopped = await Assert.ThrowsAsync<GridException>(() => Agent("exp0", work0).RunAsync(default));
+        Assert.Equal("ExperimentExists", stopped.ErrorId);
+        Assert.False(File.Exists(Path.Combine(work0, "ran.txt")));
+
+        await catalog.RemoveRunAsync("queued", default);
+        var work1 = Temp.Sub("q1");
+        var removed = await Assert.ThrowsAsync<GridException>(() => Agent("exp1", work1).RunAsync(default));
+        Assert.Equal("ExperimentRemoved", removed.ErrorId);
+        Assert.False(File.Exists(Path.Combine(work1, "ran.txt")));
+        Assert.Empty(await catalog.ListRunNamesAsync(default)); // nothing of the run came back
+        await foreach (var e in catalog.Store.ListAsync(StoreLayout.RunPrefix("queued"), recursive: true, default)) Assert.Fail($"'{e.Key}' came back");
+    }
+}
+
+public sealed class FolderOneWriterTests : OneWriterTests
+{
+    protected override GridCatalog NewCatalog() => new(new FileSystemStore(Temp.Sub("store-" + Guid.NewGuid().ToString("N"))));
+
+    [Fact]
+    public async Task The_folder_store_creates_exclusively_without_a_settle_time()
+    {
+        var catalog = NewCatalog();
+        Assert.True(await ((IConditionalCreate)catalog.Store).CreatesExclusivelyAsync(default));
+        var results = await Task.WhenAll(Enumerable.Range(0, 32).Select(i => Task.Run(() =>
+            ((IConditionalCreate)catalog.Store).TryCreateAsync("runs/x/run.json", new[] { (byte)i }, default))));
+        Assert.Equal(1, results.Count(r => r));
+        var stored = (await catalog.Store.TryReadAllBytesAsync("runs/x/run.json", default))!;
+        Assert.Equal(Array.IndexOf(results, true), stored.Single());
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(catalog.Location, ".tmp"))); // no temporary file left by the losers
+    }
+
+    [Fact]
+    public async Task An_import_of_a_folder_that_holds_the_store_skips_the_store_and_says_so()
+    {
+        var src = Temp.Sub("project");
+        Temp.WriteFile("project/results/metrics.csv", "epoch,loss\n1,0.5\n"u8.ToArray());
+        var catalog = new GridCatalog(new FileSystemStore(Path.Combine(src, "store")));
+        await Import(catalog, "first", "exp0", Temp.Sub("project", "results")); // the store now has records inside src
+        var warnings = new List<string>();
+        var files = ArtifactImporter.ListFiles(src, new ModuleFolders(catalog.Store), warnings.Add);
+        Assert.Equal(new[] { "results/metrics.csv" }, files.Select(f => f.Path));
+        Assert.Contains(Path.Combine(src, "store"), Assert.Single(warnings));
+
+        var inside = Assert.Throws<GridException>(() => ArtifactImporter.ListFiles(Path.Combine(src, "store", "runs"), new ModuleFolders(catalog.Store), _ => { }));
+        Assert.Equal("SourceInStore", inside.ErrorId);
+    }
+}
+
+[Collection(S3Collection.Name)]
+public sealed class S3OneWriterTests : OneWriterTests
+{
+    private readonly S3ServerFixture _s3;
+    private readonly string _bucket;
+
+    public S3OneWriterTests(S3ServerFixture s3)
+    {
+        _s3 = s3;
+        _bucket = s3.NewBucket();
+    }
+
+    protected override GridCatalog NewCatalog() =>
+        new(new S3Store(_s3.StoreUri(_bucket, "one-writer/" + Guid.NewGuid().ToString("N")))) { ClaimSettle = TimeSpan.FromMilliseconds(300) };
+
+    [Fact]
+    public async Task S3rver_ignores_If_None_Match_so_creation_claims_and_reads_back()
+    {
+        var store = (S3Store)NewCatalog().Store;
+        Assert.False(await store.CreatesExclusivelyAsync(default));
+        // What the probe found, seen directly: the conditional PUT of a key that exists replaces it.
+        await store.PutAsync("k", "old"u8.ToArray(), default);
+        Assert.True(await store.TryCreateAsync("k", "new"u8.ToArray(), default));
+        Assert.Equal("new"u8.ToArray(), await store.TryReadAllBytesAsync("k", default));
+    }
+
+    [Fact]
+    public async Task Where_the_server_honours_If_None_Match_creation_is_conditional_and_exactly_one_of_eight_wins()
+    {
+        using var proxy = new FaultProxy(_s3.Endpoint) { HonourIfNoneMatch = true };
+        var location = _s3.StoreUri(_bucket, "conditional/" + Guid.NewGuid().ToString("N")).Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(proxy.Endpoint));
+        // A settle time far longer than the test: were the fallback used, the test would take minutes.
+        var catalog = new GridCatalog(new S3Store(location)) { ClaimSettle = TimeSpan.FromMinutes(5) };
+        Assert.True(await ((IConditionalCreate)catalog.Store).CreatesExclusivelyAsync(default));
+
+        using var start = new ManualResetEventSlim();
+        var records = Enumerable.Range(0, 8).Select(i => new RunRecord { Name = "contested", Created = DateTimeOffset.UtcNow, Command = $"creator {i}" }).ToArray();
+        var tasks = records.Select(r => Task.Run(async () => { start.Wait(); return await catalog.TryCreateRunAsync(r, default); })).ToArray();
+        start.Set();
+        var won = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(1, won.Count(w => w));
+        Assert.Equal(records[Array.IndexOf(won, true)].Claim, (await catalog.ReadRunRecordAsync("contested", default)).Claim);
+        Assert.True(proxy.ConditionalRefusals >= 7); // the probe's refusal, and each loser's
+        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "contested" }, default));
+        Assert.Equal("RunExists", ex.ErrorId);
+    }
+}
