@@ -44,7 +44,7 @@
             Tags         = @('ML', 'MachineLearning', 'Artifacts', 'S3', 'Storage', 'Training', 'Experiments')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://example.invalid/GridArtifacts'
-            ReleaseNotes = 'Local folder store; Get-GridRun, Get-GridExperiment, Get-GridArtifact, Save-GridArtifact, Import-GridArtifact; the grid command.'
+            ReleaseNotes = '0.1.1: a run name is taken once (RunExists) and an ended experiment is never rewritten (ExperimentExists); names outside the Basic Multilingual Plane are stored; the store and the module''s own folders are never imported or captured; an import stores every file it can read; Set-GridTransferOption -MaxConcurrency holds while transfers run.'
         }
     }
 }

@@ -267,6 +267,22 @@ public sealed class GridCatalog
         }
     }
 
+    /// <summary>
+    /// Writes the experiments of a run this caller has just created, exp0 to expN, as Queued: each
+    /// waits for the agent that <see cref="ClaimExperimentAsync"/> lets take it.
+    /// </summary>
+    public async Task QueueExperimentsAsync(string run, IReadOnlyList<(Dictionary<string, string> Parameters, string Command)> experiments, DateTimeOffset now, CancellationToken ct)
+    {
+        for (var i = 0; i < experiments.Count; i++)
+        {
+            await WriteExperimentRecordAsync(new ExperimentRecord
+            {
+                Run = run, Experiment = GridNames.ExperimentName(i), Status = GridStatus.Queued, Created = now,
+                Parameters = experiments[i].Parameters, Command = experiments[i].Command,
+            }, ct).ConfigureAwait(false);
+        }
+    }
+
     public async Task<ExperimentRecord?> ReadExperimentRecordAsync(string run, string experiment, CancellationToken ct)
     {
         var key = StoreLayout.ExperimentRecordKey(run, experiment);
@@ -439,10 +455,10 @@ public sealed class GridCatalog
     /// experiment's one writer may call it. Returns the upload ids aborted and the ones the server
     /// would not abort.
     /// </summary>
-    public async Task<S3Store.UploadSweep> AbortAbandonedUploadsAsync(string run, string experiment, CancellationToken ct) =>
-        Store is S3Store s3
-            ? await s3.AbortAbandonedUploadsAsync(StoreLayout.UploadsPrefix(run, experiment), ct).ConfigureAwait(false)
-            : new S3Store.UploadSweep(Array.Empty<string>(), Array.Empty<GridException>());
+    public async Task<UploadSweep> AbortAbandonedUploadsAsync(string run, string experiment, CancellationToken ct) =>
+        Store is IAbandonedUploads uploads
+            ? await uploads.AbortAbandonedUploadsAsync(StoreLayout.UploadsPrefix(run, experiment), ct).ConfigureAwait(false)
+            : UploadSweep.None;
 
     public static async Task<string> HashFileAsync(string path, CancellationToken ct)
     {

@@ -223,6 +223,56 @@ public abstract class ArtifactServerTests : IDisposable
     }
 
     [Fact]
+    public async Task Names_from_every_plane_round_trip_through_the_listing_a_download_a_link_and_the_zip()
+    {
+        var names = ReliabilityTests.UnicodeNames;
+        var manifest = new ManifestRecord { Run = "page-run", Experiment = "exp1", Sealed = true };
+        var expected = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in names)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes("bytes of " + name);
+            manifest.Artifacts.Add(await _catalog.PutArtifactFileAsync("page-run", "exp1", name, Temp.WriteFile("u/" + Guid.NewGuid().ToString("N"), bytes), default));
+            expected[name] = TestBytes.Sha256(bytes);
+        }
+        await _catalog.WriteManifestAsync(manifest, default);
+        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "page-run", Experiment = "exp1", Status = GridStatus.Succeeded }, default);
+
+        using var list = JsonDocument.Parse(await (await SendAsync(HttpMethod.Get, "api/artifacts?run=page-run&exp=exp1")).Content.ReadAsStringAsync());
+        Assert.Equal(expected, list.RootElement.GetProperty("artifacts").EnumerateArray()
+            .ToDictionary(a => a.GetProperty("path").GetString()!, a => a.GetProperty("sha256").GetString()!, StringComparer.Ordinal));
+
+        var origin = _server.BaseUrl.GetLeftPart(UriPartial.Authority);
+        using var plain = new HttpClient();
+        foreach (var name in names)
+        {
+            using var file = await SendAsync(HttpMethod.Get, "file?run=page-run&exp=exp1&path=" + Uri.EscapeDataString(name));
+            Assert.Equal(HttpStatusCode.OK, file.StatusCode);
+            Assert.Equal(expected[name], TestBytes.Sha256(await file.Content.ReadAsByteArrayAsync()));
+
+            using var res = await SendAsync(HttpMethod.Post, "api/link?run=page-run&exp=exp1&path=" + Uri.EscapeDataString(name), edit: r => r.Headers.Add("Origin", origin));
+            Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+            using var link = JsonDocument.Parse(await res.Content.ReadAsStringAsync());
+            Assert.Equal(expected[name], TestBytes.Sha256(await plain.GetByteArrayAsync(link.RootElement.GetProperty("url").GetString())));
+        }
+
+        var items = JsonSerializer.Serialize(names.Select(n => new[] { "page-run", "exp1", n }));
+        using var zipped = await SendAsync(HttpMethod.Post, "zip", edit: r =>
+        {
+            r.Headers.Add("Origin", origin);
+            r.Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["items"] = items });
+        });
+        Assert.Equal(HttpStatusCode.OK, zipped.StatusCode);
+        using var zip = new ZipArchive(new MemoryStream(await zipped.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(expected.ToDictionary(e => "page-run/exp1/" + e.Key, e => e.Value, StringComparer.Ordinal), zip.Entries.ToDictionary(e => e.FullName, e =>
+        {
+            using var s = e.Open();
+            using var ms = new MemoryStream();
+            s.CopyTo(ms);
+            return TestBytes.Sha256(ms.ToArray());
+        }, StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task Selected_artifacts_come_as_one_zip_byte_exact()
     {
         var items = JsonSerializer.Serialize(new[] { new[] { "page-run", "exp0", "ckpt/model weights.pt" }, new[] { "page-run", "exp0", "plots/evil.svg" } });

@@ -538,4 +538,34 @@ public sealed class ReliabilityTests : IDisposable
         // NFC and NFD of one word are two names, each with its own bytes.
         Assert.NotEqual(stored["\u00e9t\u00e9.txt"], stored["e\u0301te\u0301.txt"]);
     }
+
+    // ---- a copy that cannot send one artifact -----------------------------------------------------
+
+    [Fact]
+    public async Task A_copy_that_cannot_send_one_artifact_reports_it_and_still_records_the_rest()
+    {
+        var source = Catalog("fs");
+        var src = _temp.Sub("copy-src");
+        foreach (var (name, seed) in new[] { ("kept-1.bin", 1), ("refused.bin", 2), ("kept-2.bin", 3) }) _temp.WriteFile($"copy-src/{name}", TestBytes.Random(20_000 + seed, seed));
+        await new ArtifactImporter(source).ImportAsync(new ImportRequest
+        {
+            Run = "copy-run", Experiment = "exp0", Files = ArtifactImporter.ListFiles(src, new ModuleFolders(source.Store), _ => { }),
+        }, e => throw e, _ => { }, default);
+
+        var bucket = _s3.NewBucket();
+        using var proxy = new FaultProxy(_s3.Endpoint);
+        proxy.Decide = (method, path, _) => method == "PUT" && path.Contains("refused.bin") ? Fault.Status403 : Fault.None;
+        var target = new GridCatalog(new S3Store(ViaProxy(bucket, "copy", proxy)));
+        var errors = new ConcurrentBag<GridException>();
+        var result = await new GridArtifacts.Core.Sharing.RunCopier(source, target).CopyAsync("copy-run", _temp.Sub("copy-tmp"), errors.Add, default);
+
+        var error = Assert.Single(errors);
+        Assert.Contains("refused.bin", error.Message);
+        Assert.Equal(2, result.Copied);
+        var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "copy")));
+        var manifest = await direct.ReadManifestAsync("copy-run", "exp0", default);
+        var expected = new[] { "kept-1.bin", "kept-2.bin" }.ToDictionary(n => n, n => TestBytes.Sha256(Path.Combine(src, n)));
+        Assert.Equal(expected, manifest!.Artifacts.ToDictionary(a => a.Path, a => a.Sha256));
+        Assert.Equal(expected, await StoredHashes(direct, "copy-run"));
+    }
 }

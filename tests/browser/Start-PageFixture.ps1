@@ -82,6 +82,11 @@ else {
     $exp1 = Join-Path $work 'exp1'
     $older = Join-Path $work 'older'
     Write-Artifact $older 'older-run' 'exp0' 'notes.txt' ([Text.Encoding]::UTF8.GetBytes("an older run`n"))
+    # Names outside the Basic Multilingual Plane, with right-to-left text and a joiner, and one name in NFC and NFD.
+    foreach ($name in "loss-$([char]::ConvertFromUtf32(0x1F4C9)).txt", "$([char]::ConvertFromUtf32(0x1D6FC))-$([char]::ConvertFromUtf32(0x2000B))/$([char]0x05E9)$([char]0x05DC)$([char]0x05D5)$([char]0x05DD) $([char]::ConvertFromUtf32(0x1F469))$([char]0x200D)$([char]::ConvertFromUtf32(0x1F4BB)).csv",
+                     "r$([char]0xE9)sum$([char]0xE9).txt", "re$([char]0x301)sume$([char]0x301).txt") {
+        Write-Artifact $older 'older-run' 'exp0' $name ([Text.Encoding]::UTF8.GetBytes("bytes of $name`n"))
+    }
     Import-GridArtifact -Path $older -Run 'older-run' -Store $store | Out-Null
     Start-Sleep -Milliseconds 50
 

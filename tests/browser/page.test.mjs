@@ -187,6 +187,38 @@ for (const kind of ['local', 's3']) {
       if (shots) await page.screenshot({ path: join(shots, `artifacts-page-${kind}.png`) });
     });
 
+    test('lists, downloads, zips and links names from every plane, byte-exact, NFC and NFD apart', async () => {
+      const { page } = view;
+      await page.click('#finished-runs tr[data-run="older-run"]');
+      await page.check('#experiments input[value="exp0"]');
+      const names = Object.keys(fixture.hashes).filter((k) => k.startsWith('older-run/exp0/')).map((k) => k.slice('older-run/exp0/'.length));
+      assert.equal(names.length, 5);
+      await page.waitForFunction((n) => document.querySelectorAll('#artifacts tr[data-exp="exp0"]').length === n, names.length);
+      const shown = await page.locator('#artifacts tr[data-exp="exp0"]').evaluateAll((rows) => rows.map((r) => r.dataset.path));
+      assert.deepEqual(shown.sort(), [...names].sort());
+      const row = (name) => artifactRow(page, 'exp0', name); // no name here holds a quote or a backslash
+      const emoji = names.find((n) => n.startsWith('loss-'));
+      const [download] = await Promise.all([page.waitForEvent('download'), row(emoji).locator('a.download').click()]);
+      assert.equal(download.suggestedFilename(), emoji);
+      assert.equal(sha256(readFileSync(await download.path())), fixture.hashes[`older-run/exp0/${emoji}`]);
+      for (const name of names) await row(name).locator('input.pick').check();
+      const [zip] = await Promise.all([page.waitForEvent('download'), page.click('#download-selected')]);
+      const got = Object.fromEntries(Object.entries(unzip(readFileSync(await zip.path()))).map(([name, data]) => [name, sha256(data)]));
+      assert.deepEqual(got, Object.fromEntries(names.map((n) => [`older-run/exp0/${n}`, fixture.hashes[`older-run/exp0/${n}`]])));
+      const nested = names.find((n) => n.endsWith('.csv'));
+      await row(nested).locator('button.copy-link').click();
+      await page.waitForSelector('#toast:not([hidden])');
+      const link = await page.evaluate(() => navigator.clipboard.readText());
+      const res = await fetch(link);
+      assert.equal(res.status, 200);
+      assert.equal(sha256(Buffer.from(await res.arrayBuffer())), fixture.hashes[`older-run/exp0/${nested}`]);
+      for (const name of names) await row(name).locator('input.pick').uncheck();
+      await page.click('#finished-runs tr[data-run="vision-sweep"]');
+      await page.check('#experiments input[value="exp0"]');
+      await page.check('#experiments input[value="exp1"]');
+      await page.waitForSelector('#artifacts tr[data-exp="exp1"]');
+    });
+
     test('copies a 24-hour link that fetches the exact bytes', async () => {
       const { page } = view;
       await artifactRow(page, 'exp0', 'checkpoints/model.ckpt').locator('button.copy-link').click();

@@ -134,6 +134,16 @@ Describe 'Listing' {
         ([pscustomobject]@{ Run = 'first-run'; Experiment = 'exp1' } | Get-GridArtifact).Count | Should -Be 4
     }
 
+    It 'looks runs piped from two stores up each in its own store' {
+        $a = Join-Path $TestDrive 'pipe-a'; $b = Join-Path $TestDrive 'pipe-b'
+        $src = Join-Path $TestDrive 'src/first-run/exp0'
+        Import-GridArtifact -Path $src -Run in-a -Store $a | Out-Null
+        Import-GridArtifact -Path $src -Run in-b -Store $b | Out-Null
+        $runs = @(Get-GridRun -Store $a) + @(Get-GridRun -Store $b) | Get-GridRun -ErrorVariable err
+        $err | Should -BeNullOrEmpty
+        @($runs | ForEach-Object { "$($_.Name)@$($_.Store)" }) | Sort-Object | Should -Be @("in-a@$a", "in-b@$b")
+    }
+
     It 'completes run names on Tab' {
         $completion = TabExpansion2 -inputScript 'Get-GridArtifact fir' -cursorColumn 20
         $completion.CompletionMatches.CompletionText | Should -Contain 'first-run'

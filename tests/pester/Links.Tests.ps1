@@ -98,3 +98,36 @@ Describe 'New-GridArtifactLink' {
         $err[0].FullyQualifiedErrorId | Should -BeLike 'NoLinkServer,*'
     }
 }
+
+Describe 'Stop-GridArtifactServer without -Store' {
+    BeforeAll {
+        Stop-GridArtifactServer -Store $Local
+        $script:Others = foreach ($n in 'only-a', 'only-b') {
+            $store = Join-Path $TestDrive $n
+            Import-GridArtifact -Path (Join-Path $TestDrive 'src') -Run "$n-run" -Store $store | Out-Null
+            $store
+        }
+        $script:SavedStore = $env:GRID_STORE
+        $env:GRID_STORE = Join-Path $TestDrive 'store-in-effect'   # has no server
+    }
+    AfterAll {
+        if ($null -eq $SavedStore) { Remove-Item Env:GRID_STORE -ErrorAction Ignore } else { $env:GRID_STORE = $SavedStore }
+        foreach ($s in $Others) { Stop-GridArtifactServer -Store $s -ErrorAction Ignore }
+    }
+
+    It 'stops the one server that runs, for whichever store' {
+        $one = Start-GridArtifactServer -Store $Others[0]
+        Get-Status "$($one.Url)" | Should -Not -Be -1
+        Stop-GridArtifactServer -ErrorVariable err
+        $err | Should -BeNullOrEmpty
+        Get-Status "$($one.Url)" | Should -Be -1
+    }
+
+    It 'stops none when several run and none is for the store in effect, and names them' {
+        $servers = foreach ($s in $Others) { Start-GridArtifactServer -Store $s }
+        Stop-GridArtifactServer -ErrorVariable err -ErrorAction SilentlyContinue
+        $err[0].FullyQualifiedErrorId | Should -Be 'AmbiguousLinkServer,GridArtifacts.Commands.StopGridArtifactServerCommand'
+        foreach ($s in $Others) { $err[0].Exception.Message | Should -Match ([regex]::Escape($s)) }
+        foreach ($s in $servers) { Get-Status "$($s.Url)" | Should -Not -Be -1 }
+    }
+}

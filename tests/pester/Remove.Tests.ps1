@@ -68,6 +68,26 @@ Describe 'Remove-GridRun and Remove-GridExperiment' {
         (Get-GridArtifact keep-run).Count | Should -Be 4
     }
 
+    It 'removes a run whose experiments wait as Queued: they never start, and the run does not come back' {
+        $work = Join-Path $TestDrive 'queued-work'
+        Start-GridRun -Name 'queued-run' -Command 'echo ran > ran.txt; sleep 120' -Parameter @{ i = 1, 2, 3 } -ThrottleLimit 1 -WorkingRoot $work | Out-Null
+        $deadline = (Get-Date).AddSeconds(30)
+        while ((Get-GridExperiment queued-run-exp0).Status -ne 'Running' -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 200 }
+        (Get-GridExperiment queued-run).Status | Should -Be @('Running', 'Queued', 'Queued')
+        Remove-GridRun queued-run -Force -Confirm:$false
+        Get-GridRun queued-run -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        # The supervisor goes on to the queued ones once exp0 has stopped; wait until it has gone through them.
+        $plan = Join-Path $work 'queued-run/plan.json'
+        $deadline = (Get-Date).AddSeconds(90)
+        while ((Get-Process | Where-Object { $_.CommandLine -and $_.CommandLine.Contains($plan) }) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 250 }
+        Get-Process | Where-Object { $_.CommandLine -and $_.CommandLine.Contains($plan) } | Should -BeNullOrEmpty
+        Get-GridRun queued-run -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Join-Path $env:GRID_STORE 'runs/queued-run' | Should -Not -Exist
+        Join-Path $work 'queued-run/exp1/ran.txt' | Should -Not -Exist
+        Join-Path $work 'queued-run/exp2/ran.txt' | Should -Not -Exist
+        (Get-GridArtifact keep-run).Count | Should -Be 4
+    }
+
     It 'does not remove a run from an experiment piped in' {
         { Get-GridExperiment gone-run-exp1 | Remove-GridRun -Confirm:$false -ErrorAction Stop } | Should -Throw
         (Get-GridExperiment gone-run).Count | Should -Be 2

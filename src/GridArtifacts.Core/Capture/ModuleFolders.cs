@@ -26,10 +26,10 @@ public sealed class ModuleFolders
     /// <summary>The module's folders, with the store being written to (when it is a folder) and any <paramref name="more"/>.</summary>
     public ModuleFolders(IObjectStore store, IEnumerable<(string Path, string Why)>? more = null)
     {
-        if (store is FileSystemStore)
+        if (store is ILocalFolder folder)
         {
-            _store = Trim(Path.GetFullPath(store.Location));
-            Add(store.Location, "it is the store's own folder (its records are not artifacts)");
+            _store = Trim(Path.GetFullPath(folder.Root));
+            Add(folder.Root, "it is the store's own folder (its records are not artifacts)");
         }
         Add(Home, "it is the module's own folder (the default store and the experiments' working folders)");
         Add(StoreSettings.ConfigFolder, "it holds the module's settings");

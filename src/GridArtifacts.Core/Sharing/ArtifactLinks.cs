@@ -21,12 +21,12 @@ public static class ArtifactLinks
         var key = StoreLayout.ArtifactKey(run, experiment, path);
         switch (store)
         {
-            case S3Store s3:
-                return await s3.PresignGetAsync(key, lifetime, warn).ConfigureAwait(false);
-            case FileSystemStore fs:
-                var server = ArtifactServer.For(fs.Location)
+            case IPresignedLinks presigned:
+                return await presigned.PresignGetAsync(key, lifetime, warn).ConfigureAwait(false);
+            case ILocalFolder:
+                var server = ArtifactServer.For(store.Location)
                     ?? throw new GridException(GridErrorKind.StoreUnavailable, "NoLinkServer",
-                        $"Links to the folder store '{fs.Location}' are served by this session: run Start-GridArtifactServer -Store '{fs.Location}' first.",
+                        $"Links to the folder store '{store.Location}' are served by this session: run Start-GridArtifactServer -Store '{store.Location}' first.",
                         GridNames.ExperimentId(run, experiment) + "/" + path);
                 return server.Sign(run, experiment, path, lifetime);
             default:

@@ -59,7 +59,7 @@ public sealed partial class ArtifactServer
                 await ServeAssetAsync(res, asset.Resource, asset.ContentType).ConfigureAwait(false);
                 return;
             case ("GET", "/api/store"):
-                await WriteJsonAsync(res, new { location = Store, kind = _catalog.Store is S3Store ? "S3" : "FileSystem" }).ConfigureAwait(false);
+                await WriteJsonAsync(res, new { location = Store, kind = _catalog.Store is ILocalFolder ? "FileSystem" : "S3" }).ConfigureAwait(false);
                 return;
             case ("GET", "/api/runs"):
                 await WriteJsonAsync(res, await ListRunsAsync(req.QueryString["fresh"] == "1").ConfigureAwait(false)).ConfigureAwait(false);

@@ -34,7 +34,7 @@ public sealed partial class ArtifactServer : IDisposable
     private ArtifactServer(GridCatalog catalog, string address, int port)
     {
         _catalog = catalog;
-        if (catalog.Store is FileSystemStore fs) _secret = LoadOrCreateSecret(fs.Location);
+        if (catalog.Store is ILocalFolder folder) _secret = LoadOrCreateSecret(folder.Root);
         _token = Encoding.ASCII.GetBytes(Base64Url(RandomNumberGenerator.GetBytes(32)));
         Port = port == 0 ? FreePort(address) : port;
         // On every address, links and the page name this machine; elsewhere, the address itself.

@@ -8,7 +8,7 @@ namespace GridArtifacts.Core.Stores;
 /// temporary file under <c>&lt;root&gt;/.tmp</c> (same volume) and are renamed into place, so readers
 /// never see part of a file.
 /// </summary>
-public sealed class FileSystemStore : IObjectStore, IConditionalCreate
+public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFolder
 {
     private const string TempFolder = ".tmp";
     private const int CopyBufferSize = 1 << 20;
@@ -21,6 +21,8 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate
     }
 
     public string Location { get; }
+
+    public string Root => _root;
 
     public async IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, [EnumeratorCancellation] CancellationToken cancellationToken)
     {

@@ -82,3 +82,41 @@ public interface IConditionalCreate
     /// <summary>Writes the object if no object has its key: true when this call created it, false when the key was taken.</summary>
     Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
 }
+
+/// <summary>An optional store ability: links anyone can fetch until they expire, signed by the store's own credentials (S3 presigned GETs).</summary>
+public interface IPresignedLinks
+{
+    /// <summary>
+    /// A GET link to <paramref name="key"/> valid for <paramref name="lifetime"/> and the moment it
+    /// stops working (earlier than asked when the signing credentials expire first, which
+    /// <paramref name="shortened"/> is told).
+    /// </summary>
+    Task<(Uri Url, DateTimeOffset ExpiresAt)> PresignGetAsync(string key, TimeSpan lifetime, Action<string> shortened);
+}
+
+/// <summary>What a sweep of abandoned multipart uploads did: the upload ids aborted, and why the others were not.</summary>
+public sealed record UploadSweep(IReadOnlyList<string> Aborted, IReadOnlyList<GridException> NotAborted)
+{
+    public static UploadSweep None { get; } = new(Array.Empty<string>(), Array.Empty<GridException>());
+}
+
+/// <summary>
+/// An optional store ability: uploads in parts that a killed writer can leave unfinished (S3
+/// multipart), recorded under a journal prefix so the next writer can abort them.
+/// </summary>
+public interface IAbandonedUploads
+{
+    /// <summary>Aborts the uploads recorded under <paramref name="journalPrefix"/> and removes their records.</summary>
+    Task<UploadSweep> AbortAbandonedUploadsAsync(string journalPrefix, CancellationToken ct);
+}
+
+/// <summary>
+/// A store that is a folder on this machine (the folder store): its links are served by this
+/// process's artifact server with a secret kept in the folder, and the folder is never imported or
+/// captured into itself.
+/// </summary>
+public interface ILocalFolder
+{
+    /// <summary>The folder's full path.</summary>
+    string Root { get; }
+}

@@ -17,7 +17,7 @@ namespace GridArtifacts.Core.Stores;
 /// trailing checksums unless the operation requires one; SigV4 still signs each payload's SHA-256
 /// so the server checks what arrived (docs/s3-compatibility.md).
 /// </summary>
-public sealed class S3Store : IObjectStore, IConditionalCreate
+public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks, IAbandonedUploads
 {
     /// <summary>Files up to this size go up in one PUT; larger ones in parts read straight from the file.</summary>
     public const long MultipartThreshold = 64L << 20;
@@ -331,7 +331,6 @@ public sealed class S3Store : IObjectStore, IConditionalCreate
     }
 
     /// <summary>What a sweep of abandoned multipart uploads did.</summary>
-    public sealed record UploadSweep(IReadOnlyList<string> Aborted, IReadOnlyList<GridException> NotAborted);
 
     /// <summary>
     /// Aborts every multipart upload recorded under <paramref name="journalPrefix"/> (uploads whose

@@ -84,14 +84,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             // A taken name is refused (RunExists) and nothing of that run changes; a generated one is drawn again.
             if (named is not null) await catalog.CreateRunAsync(Record(named), ct).ConfigureAwait(false);
             run = named ?? await catalog.CreateRunWithNewNameAsync(Record, ct).ConfigureAwait(false);
-            for (var i = 0; i < sweep.Count; i++)
-            {
-                await catalog.WriteExperimentRecordAsync(new ExperimentRecord
-                {
-                    Run = run, Experiment = GridNames.ExperimentName(i), Status = GridStatus.Queued, Created = now, Parameters = sweep[i],
-                    Command = string.Join(' ', commands[i]),
-                }, ct).ConfigureAwait(false);
-            }
+            await catalog.QueueExperimentsAsync(run, sweep.Select((p, i) => (p, string.Join(' ', commands[i]))).ToList(), now, ct).ConfigureAwait(false);
         });
         var experiments = sweep.Select((p, i) => new
         {
