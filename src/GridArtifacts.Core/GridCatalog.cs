@@ -211,38 +211,58 @@ public sealed class GridCatalog
     /// <summary>How long a claim waits before it is read back, on a store that cannot create exclusively.</summary>
     public TimeSpan ClaimSettle { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>A claim this old with no record beside it was left by a creator that died: it is passed over.</summary>
+    public static readonly TimeSpan StaleClaim = TimeSpan.FromMinutes(1);
+
     /// <summary>A random id for one creator or writer: host, process and a random part.</summary>
     public static string NewClaimId(string kind) =>
         $"{kind}/{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..12]}";
 
     /// <summary>
     /// Creates a record only if its key is free; of two creators at one moment exactly one gets true.
-    /// Where the store creates exclusively (<see cref="IConditionalCreate"/>), that decides. Elsewhere
-    /// the creator checks that the key is free, writes, waits <see cref="ClaimSettle"/> and reads the
-    /// record back: only the creator whose claim is there (<paramref name="isOurs"/>) goes on. That
-    /// fallback is exact unless two creators' writes are more than the settle time apart while both
-    /// saw the key free (docs/s3-compatibility.md).
+    /// Where the store creates exclusively (<see cref="IConditionalCreate"/>), that decides.
+    /// Elsewhere no two creators ever write one key at once (s3rver, for one, keeps the body of one
+    /// PUT and the checksum of another when two race): each writes a claim of its own under the
+    /// record's folder (<c>claims/&lt;time&gt;-&lt;random&gt;</c>), waits <see cref="ClaimSettle"/>, and
+    /// lists the claims; only the creator with the earliest claim writes the record, and the others
+    /// remove theirs. The winner's claim stays, so a creator that comes later still sees it. That
+    /// fallback is exact while the creators' clocks agree within the settle time (docs/s3-compatibility.md).
     /// </summary>
-    public async Task<bool> CreateExclusiveAsync(string key, byte[] content, Func<byte[], bool> isOurs, CancellationToken ct, TimeSpan? settle = null)
+    public async Task<bool> CreateExclusiveAsync(string key, byte[] content, CancellationToken ct, TimeSpan? settle = null)
     {
         if (Store is IConditionalCreate conditional && await conditional.CreatesExclusivelyAsync(ct).ConfigureAwait(false))
         {
             return await conditional.TryCreateAsync(key, content, ct).ConfigureAwait(false);
         }
         if (await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false) is not null) return false;
-        await Store.PutAsync(key, content, ct).ConfigureAwait(false);
+        var claims = key[..(key.LastIndexOf('/') + 1)] + StoreLayout.ClaimsFolder + "/";
+        var mine = $"{claims}{Clock.GetUtcNow().UtcTicks:x16}-{Guid.NewGuid():N}";
+        await Store.PutAsync(mine, content, ct).ConfigureAwait(false);
         await Task.Delay(settle ?? ClaimSettle, ct).ConfigureAwait(false);
-        var back = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
-        return back is not null && isOurs(back);
+        string? first = null;
+        var stale = (Clock.GetUtcNow() - StaleClaim).UtcTicks;
+        await foreach (var e in Store.ListAsync(claims, recursive: false, ct).ConfigureAwait(false))
+        {
+            // A claim whose creator died before writing the record does not hold the name forever.
+            if (e.IsPrefix || (long.TryParse(e.Key.AsSpan(claims.Length, 16), System.Globalization.NumberStyles.HexNumber, null, out var ticks) && ticks < stale)) continue;
+            if (first is null || string.CompareOrdinal(e.Key, first) < 0) first = e.Key;
+        }
+        if (first != mine || await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false) is not null)
+        {
+            await Store.DeleteAsync(mine, CancellationToken.None).ConfigureAwait(false);
+            return false;
+        }
+        await Store.PutAsync(key, content, ct).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>Creates a run's record if no run has its name: false when the name is taken (nothing of that run is changed).</summary>
     public Task<bool> TryCreateRunAsync(RunRecord record, CancellationToken ct, TimeSpan? settle = null)
     {
         GridNames.CheckRunName(record.Name);
-        var claim = record.Claim ??= NewClaimId("run");
+        record.Claim ??= NewClaimId("run");
         var key = StoreLayout.RunRecordKey(record.Name);
-        return CreateExclusiveAsync(key, RecordJson.Serialize(record), b => RecordJson.Deserialize<RunRecord>(b, Location, key).Claim == claim, ct, settle);
+        return CreateExclusiveAsync(key, RecordJson.Serialize(record), ct, settle);
     }
 
     /// <summary>Creates a new run; a taken name is a RunExists error and nothing of the existing run changes.</summary>
@@ -313,7 +333,7 @@ public sealed class GridCatalog
         var agent = claimed.Agent ?? throw new ArgumentException("A claim names its writer in Agent.", nameof(claim));
         if (existing is null)
         {
-            if (await CreateExclusiveAsync(key, RecordJson.Serialize(claimed), b => RecordJson.Deserialize<ExperimentRecord>(b, Location, key).Agent == agent, ct, settle).ConfigureAwait(false))
+            if (await CreateExclusiveAsync(key, RecordJson.Serialize(claimed), ct, settle).ConfigureAwait(false))
             {
                 return claimed;
             }

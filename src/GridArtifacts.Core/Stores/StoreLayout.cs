@@ -12,6 +12,8 @@ public static class StoreLayout
     public const string ExperimentRecordName = "experiment.json";
     public const string ManifestName = "manifest.json";
     public const string ArtifactsFolder = "artifacts";
+    /// <summary>Beside a record that is created once (run.json, a new experiment.json): the creators' claims, on a store that cannot create exclusively.</summary>
+    public const string ClaimsFolder = "claims";
 
     public static string RunPrefix(string run) => $"{RunsPrefix}{run}/";
     public static string RunRecordKey(string run) => $"{RunPrefix(run)}{RunRecordName}";
