@@ -227,56 +227,42 @@ public class TransferEngineTests : IDisposable
 /// Our own store interface, passed through to a real folder store, that stops answering after a
 /// number of ranged reads (or runs an action after the first): for resume and change tests.
 /// </summary>
-internal sealed class FailingAfterStore : IObjectStore
+internal sealed class FailingAfterStore : DelegatingStore
 {
-    private readonly IObjectStore _inner;
     private readonly int _reads;
     private readonly Action? _afterFirstRead;
     private int _count;
 
-    public FailingAfterStore(IObjectStore inner, int reads, Action? afterFirstRead = null)
+    public FailingAfterStore(IObjectStore inner, int reads, Action? afterFirstRead = null) : base(inner)
     {
-        _inner = inner;
         _reads = reads;
         _afterFirstRead = afterFirstRead;
     }
 
     public int Reads => _count;
-    public string Location => _inner.Location;
-
-    public async Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken ct)
+    public override async Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken ct)
     {
         var n = Interlocked.Increment(ref _count);
         if (n > _reads) throw new GridException(GridErrorKind.AccessDenied, "Gone", "The store went away.", key);
-        var read = await _inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
+        var read = await Inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
         if (n == 1) _afterFirstRead?.Invoke();
         return read;
     }
 
-    public IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => _inner.ListAsync(prefix, recursive, ct);
-    public Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => _inner.TryReadAllBytesAsync(key, ct);
-    public Task<Stream> OpenReadAsync(string key, CancellationToken ct) => _inner.OpenReadAsync(key, ct);
-    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => _inner.PutAsync(key, content, ct);
-    public Task PutFileAsync(string key, string localPath, CancellationToken ct) => _inner.PutFileAsync(key, localPath, ct);
-    public Task DeleteAsync(string key, CancellationToken ct) => _inner.DeleteAsync(key, ct);
-    public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => _inner.DeleteManyAsync(keys, ct);
-    public void Dispose() { }
 }
 
 /// <summary>
 /// A folder store whose reads are held at a gate until it opens, counting the reads in flight (from
 /// the request until its body is disposed): before and after the test marks a change of limits.
 /// </summary>
-internal sealed class GatedStore : IObjectStore
+internal sealed class GatedStore : DelegatingStore
 {
-    private readonly IObjectStore _inner;
     private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _inFlight;
     private volatile bool _after;
-    public GatedStore(IObjectStore inner) => _inner = inner;
+    public GatedStore(IObjectStore inner) : base(inner) { }
     public int MaxInFlightBefore;
     public int MaxInFlightAfter;
-    public string Location => _inner.Location;
 
     public async Task WaitForInFlight(int n)
     {
@@ -292,7 +278,7 @@ internal sealed class GatedStore : IObjectStore
     public void MarkReconfigured() => _after = true;
     public void Open() => _open.TrySetResult();
 
-    public async Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken ct)
+    public override async Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken ct)
     {
         var now = Interlocked.Increment(ref _inFlight);
         var after = _after;
@@ -303,7 +289,7 @@ internal sealed class GatedStore : IObjectStore
         }
         await _open.Task.WaitAsync(ct);
         await Task.Delay(30, ct); // long enough for requests to overlap
-        var read = await _inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
+        var read = await Inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
         return new ObjectRead(new CountedStream(read.Body, () => Interlocked.Decrement(ref _inFlight)), read.TotalLength, read.Version);
     }
 
@@ -328,12 +314,21 @@ internal sealed class GatedStore : IObjectStore
         }
     }
 
-    public IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => _inner.ListAsync(prefix, recursive, ct);
-    public Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => _inner.TryReadAllBytesAsync(key, ct);
-    public Task<Stream> OpenReadAsync(string key, CancellationToken ct) => _inner.OpenReadAsync(key, ct);
-    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => _inner.PutAsync(key, content, ct);
-    public Task PutFileAsync(string key, string localPath, CancellationToken ct) => _inner.PutFileAsync(key, localPath, ct);
-    public Task DeleteAsync(string key, CancellationToken ct) => _inner.DeleteAsync(key, ct);
-    public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => _inner.DeleteManyAsync(keys, ct);
+}
+
+/// <summary>A real store passed through whole, for test stores that change one operation and count or hold it.</summary>
+internal abstract class DelegatingStore : IObjectStore
+{
+    protected DelegatingStore(IObjectStore inner) => Inner = inner;
+    protected IObjectStore Inner { get; }
+    public string Location => Inner.Location;
+    public virtual Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken ct) => Inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
+    public IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => Inner.ListAsync(prefix, recursive, ct);
+    public Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => Inner.TryReadAllBytesAsync(key, ct);
+    public Task<Stream> OpenReadAsync(string key, CancellationToken ct) => Inner.OpenReadAsync(key, ct);
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => Inner.PutAsync(key, content, ct);
+    public Task PutFileAsync(string key, string localPath, CancellationToken ct) => Inner.PutFileAsync(key, localPath, ct);
+    public Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);
+    public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => Inner.DeleteManyAsync(keys, ct);
     public void Dispose() { }
 }

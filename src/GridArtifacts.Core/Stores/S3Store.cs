@@ -154,7 +154,11 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         return new ObjectRead(new ResponseStream(response, this, key), total, response.ETag ?? "");
     }
 
-    public async Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
+        PutBytesAsync(key, content, ifNoneMatch: null, cancellationToken);
+
+    /// <summary>One PUT of bytes held in memory, with exact bytes on every server (no chunk encoding).</summary>
+    private async Task PutBytesAsync(string key, ReadOnlyMemory<byte> content, string? ifNoneMatch, CancellationToken cancellationToken)
     {
         using var body = new MemoryStream(content.ToArray(), writable: false);
         var request = new PutObjectRequest
@@ -165,6 +169,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
             AutoCloseStream = false,
             UseChunkEncoding = false,
         };
+        if (ifNoneMatch is not null) request.IfNoneMatch = ifNoneMatch;
         await Call(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
     }
 
@@ -206,19 +211,9 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         // 409 ConditionalRequestConflict: another conditional write of the key was in flight; asked again, it is then 412 or done.
         for (var attempt = 1; ; attempt++)
         {
-            using var body = new MemoryStream(content.ToArray(), writable: false);
-            var request = new PutObjectRequest
-            {
-                BucketName = _location.Bucket,
-                Key = FullKey(key),
-                InputStream = body,
-                AutoCloseStream = false,
-                UseChunkEncoding = false,
-                IfNoneMatch = "*",
-            };
             try
             {
-                await Call(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
+                await PutBytesAsync(key, content, ifNoneMatch: "*", cancellationToken).ConfigureAwait(false);
                 return true;
             }
             catch (GridException ex) when (ex.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
