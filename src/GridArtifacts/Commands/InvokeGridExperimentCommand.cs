@@ -77,7 +77,15 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
             var agent = new CaptureAgent(catalog, run, experiment, options);
             agent.Warning += w => post(new WarningMessage(w));
             exitCode = await agent.RunAsync(ct).ConfigureAwait(false);
-            post(await catalog.GetExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false));
+            try
+            {
+                post(await catalog.GetExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false));
+            }
+            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
+            {
+                // Removed (Remove-GridRun -Force) right after its final sync: the agent's work is done.
+                post(new WarningMessage($"{GridNames.ExperimentId(run, experiment)} ended and was then removed from the store: {ex.Message}"));
+            }
         });
         SessionState.PSVariable.Set(new PSVariable("global:LASTEXITCODE", exitCode));
     }

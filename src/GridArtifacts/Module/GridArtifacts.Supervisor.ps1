@@ -6,11 +6,19 @@ $plan = Get-Content -Raw -LiteralPath $PlanPath | ConvertFrom-Json
 $module = Join-Path $PSScriptRoot 'GridArtifacts.psd1'
 $plan.Experiments | ForEach-Object -ThrottleLimit $plan.ThrottleLimit -Parallel {
     $p = $using:plan
-    Import-Module $using:module
-    $parameters = @{}
-    foreach ($prop in $_.Parameters.PSObject.Properties) { $parameters[$prop.Name] = $prop.Value }
-    $roots = @($p.ArtifactPath | Where-Object { $_ })
-    New-Item -ItemType Directory -Force -Path $_.WorkingDirectory | Out-Null
-    $null = Invoke-GridExperiment -Run $p.Run -Experiment $_.Experiment -Store $p.Store -WorkingDirectory $_.WorkingDirectory `
-        -ArtifactPath $roots -Parameter $parameters -Queued -Command $_.Command -WarningAction SilentlyContinue
+    $e = $_
+    try {
+        Import-Module $using:module
+        $parameters = @{}
+        foreach ($prop in $e.Parameters.PSObject.Properties) { $parameters[$prop.Name] = $prop.Value }
+        $roots = @($p.ArtifactPath | Where-Object { $_ })
+        New-Item -ItemType Directory -Force -Path $e.WorkingDirectory | Out-Null
+        # -Queued: an experiment removed or stopped while it waited runs nothing and creates nothing.
+        $null = Invoke-GridExperiment -Run $p.Run -Experiment $e.Experiment -Store $p.Store -WorkingDirectory $e.WorkingDirectory `
+            -ArtifactPath $roots -Parameter $parameters -Queued -Command $e.Command -WarningAction SilentlyContinue -ErrorAction Stop
+    }
+    catch {
+        # One experiment's end (refused, removed, a store error) is logged and never ends the others.
+        [Console]::Error.WriteLine("$($p.Run)-$($e.Experiment): $($_.FullyQualifiedErrorId): $($_.Exception.Message)")
+    }
 }
