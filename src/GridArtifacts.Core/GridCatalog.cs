@@ -208,7 +208,7 @@ public sealed class GridCatalog
 
     // ---- creation: exclusive across processes and machines ---------------------------------------
 
-    /// <summary>How long a claim waits before it is read back, on a store that cannot create exclusively.</summary>
+    /// <summary>How long a creator waits after writing its claim before it reads the claims (or the record) back, on a store that cannot create exclusively.</summary>
     public TimeSpan ClaimSettle { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>A claim this old with no record beside it was left by a creator that died: it is passed over.</summary>
@@ -221,8 +221,8 @@ public sealed class GridCatalog
     /// <summary>
     /// Creates a record only if its key is free; of two creators at one moment exactly one gets true.
     /// Where the store creates exclusively (<see cref="IConditionalCreate"/>), that decides.
-    /// Elsewhere no two creators ever write one key at once (s3rver, for one, keeps the body of one
-    /// PUT and the checksum of another when two race): each writes a claim of its own under the
+    /// Elsewhere no two creators ever write one key at once (on s3rver, two PUTs of one record at one
+    /// moment left it failing its checksum on every read): each writes a claim of its own under the
     /// record's folder (<c>claims/&lt;time&gt;-&lt;random&gt;</c>), waits <see cref="ClaimSettle"/>, and
     /// lists the claims; only the creator with the earliest claim writes the record, and the others
     /// remove theirs. The winner's claim stays, so a creator that comes later still sees it. That
@@ -244,7 +244,9 @@ public sealed class GridCatalog
         await foreach (var e in Store.ListAsync(claims, recursive: false, ct).ConfigureAwait(false))
         {
             // A claim whose creator died before writing the record does not hold the name forever.
-            if (e.IsPrefix || (long.TryParse(e.Key.AsSpan(claims.Length, 16), System.Globalization.NumberStyles.HexNumber, null, out var ticks) && ticks < stale)) continue;
+            if (e.IsPrefix) continue;
+            if (e.Key.Length >= claims.Length + 16
+                && long.TryParse(e.Key.AsSpan(claims.Length, 16), System.Globalization.NumberStyles.HexNumber, null, out var ticks) && ticks < stale) continue;
             if (first is null || string.CompareOrdinal(e.Key, first) < 0) first = e.Key;
         }
         if (first != mine || await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false) is not null)
