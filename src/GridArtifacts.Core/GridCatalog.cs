@@ -67,7 +67,23 @@ public sealed class GridCatalog
         return RecordJson.Deserialize<RunRecord>(bytes, Location, key);
     }
 
+    /// <summary>
+    /// One run: from its index keys (one listing) when it has them, else (a run written by 0.1.0,
+    /// schema 1) from its records.
+    /// </summary>
     public async Task<GridRun> GetRunAsync(string run, CancellationToken ct)
+    {
+        GridNames.CheckRunName(run);
+        var index = new IndexPage();
+        await foreach (var e in Store.ListAsync(CatalogIndex.RunIndexPrefix(run), recursive: false, ct).ConfigureAwait(false)) index.Add(e.Key);
+        var built = await index.RunsAsync(this, ct).ConfigureAwait(false);
+        if (built.Items.Count > 0) return built.Items[0];
+        if (built.Errors.Count > 0) throw built.Errors[0];
+        return await GetRunFromRecordsAsync(run, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>A schema-1 run (no index keys): its record, and one read per experiment.</summary>
+    private async Task<GridRun> GetRunFromRecordsAsync(string run, CancellationToken ct)
     {
         var recordTask = ReadRunRecordAsync(run, ct);
         var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
@@ -75,12 +91,19 @@ public sealed class GridCatalog
         var experiments = await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c, withArtifactSummary: false), ct).ConfigureAwait(false);
         var record = await recordTask.ConfigureAwait(false);
         var items = experiments.Items;
+        return BuildRun(run, record.Created, record.Command, record.Parameters, items.Select(x => (x.Experiment, x.Status, x.Finished)));
+    }
+
+    private GridRun BuildRun(string run, DateTimeOffset created, string? command, IReadOnlyDictionary<string, string> parameters,
+        IEnumerable<(string Experiment, GridStatus Status, DateTimeOffset? Finished)> experiments)
+    {
+        var items = experiments.OrderBy(x => GridNames.ExperimentIndex(x.Experiment)).ToList();
         var status = GridStatusExtensions.Aggregate(items.Select(x => x.Status));
         return new GridRun(run, Location)
         {
-            Created = record.Created,
-            Command = record.Command,
-            Parameters = record.Parameters,
+            Created = created,
+            Command = command,
+            Parameters = parameters,
             Experiments = items.Select(x => x.Experiment).ToArray(),
             ExperimentCount = items.Count,
             Status = status,
@@ -88,19 +111,103 @@ public sealed class GridCatalog
         };
     }
 
-    /// <summary>Reads many runs at once; a damaged or missing one is an error, the rest are read.</summary>
-    public Task<ReadResult<GridRun>> GetRunsAsync(IEnumerable<string> runs, CancellationToken ct) =>
-        ReadManyAsync(runs, GetRunAsync, ct);
+    /// <summary>
+    /// Every run of the store: one listing of <c>runs/</c>, whose pages hold the run folders and the
+    /// index keys beside them (<see cref="CatalogIndex"/>), so it costs one request per 1,000 keys and
+    /// no reads; only runs without index keys (written by 0.1.0) are read record by record, and runs
+    /// whose command and parameters did not fit in their key have their record read.
+    /// </summary>
+    /// <param name="known">Schema-1 runs already read and finished, which a caller keeps (the page): they are not read again.</param>
+    public async Task<ReadResult<GridRun>> ListRunsAsync(CancellationToken ct, IReadOnlyDictionary<string, GridRun>? known = null)
+    {
+        var index = new IndexPage();
+        await foreach (var e in Store.ListAsync(StoreLayout.RunsPrefix, recursive: false, ct).ConfigureAwait(false))
+        {
+            if (e.IsPrefix)
+            {
+                var name = e.Key[StoreLayout.RunsPrefix.Length..^1];
+                if (GridNames.IsValidRunName(name)) index.Folders.Add(name);
+            }
+            else index.Add(e.Key);
+        }
+        var indexed = await index.RunsAsync(this, ct).ConfigureAwait(false);
+        var unindexed = index.Folders.Where(n => !index.Runs.ContainsKey(n)).ToList();
+        if (unindexed.Count == 0) return indexed;
+        var kept = known is null ? new List<GridRun>() : unindexed.Where(known.ContainsKey).Select(n => known[n]).ToList();
+        var old = await ReadManyAsync(unindexed.Where(n => known is null || !known.ContainsKey(n)), GetRunFromRecordsAsync, ct).ConfigureAwait(false);
+        return new ReadResult<GridRun>(indexed.Items.Concat(kept).Concat(old.Items).ToList(), indexed.Errors.Concat(old.Errors).ToList());
+    }
 
-    /// <summary>One experiment; <paramref name="withArtifactSummary"/> also reads its manifest for the artifact count and bytes.</summary>
+    /// <summary>
+    /// Reads many runs at once; a damaged or missing one is an error, the rest are read. Many names
+    /// are read from one listing of every run; a few, one listing each.
+    /// </summary>
+    public async Task<ReadResult<GridRun>> GetRunsAsync(IEnumerable<string> runs, CancellationToken ct)
+    {
+        var names = runs.Distinct(StringComparer.Ordinal).ToList();
+        if (names.Count <= ReadConcurrency) return await ReadManyAsync(names, GetRunAsync, ct).ConfigureAwait(false);
+        var all = await ListRunsAsync(ct).ConfigureAwait(false);
+        var byName = all.Items.ToDictionary(r => r.Name, StringComparer.Ordinal);
+        var missing = names.Where(n => !byName.ContainsKey(n)).ToList();
+        // A run not in the listing is read by name, which says why (unknown, or damaged).
+        var rest = await ReadManyAsync(missing, GetRunAsync, ct).ConfigureAwait(false);
+        foreach (var r in rest.Items) byName[r.Name] = r;
+        return new ReadResult<GridRun>(names.Where(byName.ContainsKey).Select(n => byName[n]).ToList(), rest.Errors);
+    }
+
+    /// <summary>The index keys met in a listing, grouped by run; the highest sequence of each experiment stands.</summary>
+    private sealed class IndexPage
+    {
+        public readonly HashSet<string> Folders = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, CatalogIndex.RunEntry> Runs = new(StringComparer.Ordinal);
+        public readonly Dictionary<string, Dictionary<string, CatalogIndex.ExperimentEntry>> Experiments = new(StringComparer.Ordinal);
+
+        public void Add(string key)
+        {
+            switch (CatalogIndex.Parse(key))
+            {
+                case CatalogIndex.RunEntry r:
+                    Runs[r.Run] = r;
+                    break;
+                case CatalogIndex.ExperimentEntry x:
+                    if (!Experiments.TryGetValue(x.Run, out var exps)) Experiments[x.Run] = exps = new(StringComparer.Ordinal);
+                    if (!exps.TryGetValue(x.Experiment, out var had) || had.Sequence < x.Sequence) exps[x.Experiment] = x;
+                    break;
+            }
+        }
+
+        public async Task<ReadResult<GridRun>> RunsAsync(GridCatalog catalog, CancellationToken ct)
+        {
+            // Runs whose command and parameters did not fit in their key: their record is read.
+            var longer = Runs.Values.Where(r => !r.HasSummary).Select(r => r.Run).ToList();
+            var records = await ReadManyAsync(longer, catalog.ReadRunRecordAsync, ct).ConfigureAwait(false);
+            var byName = records.Items.ToDictionary(r => r.Name, StringComparer.Ordinal);
+            var items = new List<GridRun>(Runs.Count);
+            foreach (var r in Runs.Values)
+            {
+                string? command = r.Command;
+                var parameters = r.Parameters;
+                if (!r.HasSummary)
+                {
+                    if (!byName.TryGetValue(r.Run, out var record)) continue; // its error is in records.Errors
+                    command = record.Command;
+                    parameters = record.Parameters;
+                }
+                var exps = Experiments.TryGetValue(r.Run, out var e) ? e.Values : Enumerable.Empty<CatalogIndex.ExperimentEntry>();
+                items.Add(catalog.BuildRun(r.Run, r.Created, command, parameters, exps.Select(x => (x.Experiment, catalog.EffectiveStatus(x.Status, x.Heartbeat), x.Finished))));
+            }
+            return new ReadResult<GridRun>(items, records.Errors);
+        }
+    }
+
+    /// <summary>One experiment; <paramref name="withArtifactSummary"/> also reads its manifest (and its segments) for the artifact count and bytes.</summary>
     public async Task<GridExperiment> GetExperimentAsync(string run, string experiment, CancellationToken ct, bool withArtifactSummary = true)
     {
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
-        var key = StoreLayout.ExperimentRecordKey(run, experiment);
         var manifestTask = withArtifactSummary ? ReadManifestAsync(run, experiment, ct) : Task.FromResult<ManifestRecord?>(null);
-        var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
-        if (bytes is null)
+        var record = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
+        if (record is null)
         {
             // Say which part is missing: the run, or only the experiment.
             await ReadRunRecordAsync(run, ct).ConfigureAwait(false);
@@ -108,11 +215,18 @@ public sealed class GridCatalog
                 $"Run '{run}' has no experiment '{experiment}' in store '{Location}'. 'Get-GridExperiment {run}' lists its experiments.",
                 GridNames.ExperimentId(run, experiment));
         }
-        var record = RecordJson.Deserialize<ExperimentRecord>(bytes, Location, key);
-        ManifestRecord? manifest = null;
-        try { manifest = await manifestTask.ConfigureAwait(false); }
+        (int Count, long Bytes) summary = (0, 0);
+        try
+        {
+            var manifest = await manifestTask.ConfigureAwait(false);
+            if (manifest is not null) summary = (manifest.Artifacts.Count, manifest.Artifacts.Sum(a => a.Size));
+        }
         catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord) { /* reported by Get-GridArtifact */ }
-        return new GridExperiment(run, experiment, Location)
+        return ToExperiment(record, summary);
+    }
+
+    private GridExperiment ToExperiment(ExperimentRecord record, (int Count, long Bytes) artifacts) =>
+        new(record.Run, record.Experiment, Location)
         {
             Status = EffectiveStatus(record),
             ExitCode = record.ExitCode,
@@ -123,16 +237,34 @@ public sealed class GridCatalog
             Parameters = record.Parameters,
             Sync = record.Sync,
             Command = record.Command,
-            ArtifactCount = manifest?.Artifacts.Count ?? 0,
-            ArtifactBytes = manifest?.Artifacts.Sum(a => a.Size) ?? 0,
+            ArtifactCount = artifacts.Count,
+            ArtifactBytes = artifacts.Bytes,
         };
-    }
 
-    /// <summary>All experiments of a run, in index order; a damaged record is an error, the rest are read.</summary>
+    /// <summary>
+    /// All experiments of a run, in index order; a damaged record is an error, the rest are read.
+    /// A schema-2 run's experiments come from its index keys (one listing) and their records, with
+    /// the artifact figures from the keys; a schema-1 run's from its folders, records and manifests.
+    /// </summary>
     public async Task<ReadResult<GridExperiment>> GetExperimentsAsync(string run, CancellationToken ct)
     {
-        var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
-        return await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c), ct).ConfigureAwait(false);
+        GridNames.CheckRunName(run);
+        var index = new IndexPage();
+        await foreach (var e in Store.ListAsync(CatalogIndex.RunIndexPrefix(run), recursive: false, ct).ConfigureAwait(false)) index.Add(e.Key);
+        if (!index.Runs.ContainsKey(run))
+        {
+            var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
+            if (names.Count == 0) await ReadRunRecordAsync(run, ct).ConfigureAwait(false); // an unknown run is an error
+            return await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c), ct).ConfigureAwait(false);
+        }
+        var entries = index.Experiments.TryGetValue(run, out var x) ? x.Values.OrderBy(v => GridNames.ExperimentIndex(v.Experiment)).ToList() : new();
+        var read = await ReadManyAsync(entries, async (entry, c) =>
+        {
+            // A record removed since the listing belongs to an experiment being removed: it is left out.
+            var record = await ReadExperimentRecordAsync(run, entry.Experiment, c).ConfigureAwait(false);
+            return record is null ? null : ToExperiment(record, ((int)entry.Files, entry.Bytes));
+        }, ct).ConfigureAwait(false);
+        return new ReadResult<GridExperiment>(read.Items.Where(i => i is not null).Select(i => i!).ToList(), read.Errors);
     }
 
     /// <summary>The script's output an agent kept (<c>stdout</c> or <c>stderr</c>), or null when there is none.</summary>
@@ -143,11 +275,107 @@ public sealed class GridCatalog
         return Store.TryReadAllBytesAsync(StoreLayout.LogKey(run, experiment, stream), ct);
     }
 
+    /// <summary>Keeps the script's output (<c>stdout</c> or <c>stderr</c>) with the experiment: its writer's call.</summary>
+    public Task WriteLogAsync(string run, string experiment, string stream, ReadOnlyMemory<byte> content, CancellationToken ct) =>
+        Store.PutAsync(StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), content, ct);
+
+    /// <summary>Keeps the script's output from the file the agent writes it to.</summary>
+    public Task WriteLogFileAsync(string run, string experiment, string stream, string localPath, CancellationToken ct) =>
+        Store.PutFileAsync(StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), localPath, ct);
+
+    /// <summary>
+    /// An experiment's manifest: the sealed one, or, while it runs, the last compacted manifest with
+    /// the segments written after it merged in (a later entry for a path replaces an earlier one).
+    /// Segments are numbered without gaps from the compacted manifest on; a gap means a compaction
+    /// went on while this read, so it reads again, and never returns part of a manifest.
+    /// </summary>
     public async Task<ManifestRecord?> ReadManifestAsync(string run, string experiment, CancellationToken ct)
     {
         var key = StoreLayout.ManifestKey(run, experiment);
-        var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
-        return bytes is null ? null : RecordJson.Deserialize<ManifestRecord>(bytes, Location, key);
+        for (var attempt = 1; ; attempt++)
+        {
+            var segmentsTask = ListManifestSegmentsAsync(run, experiment, ct);
+            var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
+            var manifest = bytes is null ? null : RecordJson.Deserialize<ManifestRecord>(bytes, Location, key);
+            var listed = await segmentsTask.ConfigureAwait(false);
+            if (manifest is { Sealed: true }) return manifest;
+            var from = (manifest?.Through ?? -1) + 1;
+            var segments = listed.Where(x => x.Sequence >= from).ToList();
+            if (segments.Count == 0) return manifest;
+            // The listing may predate a compaction that this read of manifest.json already saw, or
+            // follow one it did not: either way the numbers do not join up, and it is read again.
+            var joined = segments.Select((x, i) => x.Sequence == from + i).All(b => b);
+            var bodies = joined ? await ReadManyAsync(segments, (x, c) => Store.TryReadAllBytesAsync(x.Key, c), ct).ConfigureAwait(false) : null;
+            if (bodies is null || bodies.Items.Count != segments.Count || bodies.Errors.Count > 0)
+            {
+                if (attempt < 5) continue;
+                if (bodies?.Errors.Count > 0) throw bodies.Errors[0];
+                throw new GridException(GridErrorKind.DamagedRecord, "DamagedRecord",
+                    $"The manifest of {GridNames.ExperimentId(run, experiment)} in store '{Location}' is damaged: segment {from:x8} after manifest.json is missing. The artifacts are still listed, without hashes.", key);
+            }
+            var merged = new Dictionary<string, ManifestEntry>(StringComparer.Ordinal);
+            foreach (var a in manifest?.Artifacts ?? new()) merged[a.Path] = a;
+            for (var i = 0; i < segments.Count; i++)
+            {
+                foreach (var entry in ParseSegment(bodies.Items[i]!, segments[i].Key)) merged[entry.Path] = entry;
+            }
+            return new ManifestRecord
+            {
+                Run = run, Experiment = experiment, Sealed = false, Through = segments[^1].Sequence,
+                Updated = manifest?.Updated ?? default, Artifacts = merged.Values.ToList(),
+            };
+        }
+    }
+
+    private async Task<List<(long Sequence, string Key)>> ListManifestSegmentsAsync(string run, string experiment, CancellationToken ct)
+    {
+        var segments = new List<(long, string)>();
+        await foreach (var e in Store.ListAsync(StoreLayout.ManifestSegmentsPrefix(run, experiment), recursive: false, ct).ConfigureAwait(false))
+        {
+            var seq = e.IsPrefix ? -1 : StoreLayout.ManifestSegmentSequence(e.Key);
+            if (seq >= 0) segments.Add((seq, e.Key));
+        }
+        segments.Sort();
+        return segments;
+    }
+
+    /// <summary>The entries of one segment: one JSON object per line.</summary>
+    public IEnumerable<ManifestEntry> ParseSegment(byte[] body, string key)
+    {
+        var text = System.Text.Encoding.UTF8.GetString(body);
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.Length == 0) continue;
+            ManifestEntry? entry;
+            try { entry = System.Text.Json.JsonSerializer.Deserialize<ManifestEntry>(line, RecordJson.Compact); }
+            catch (System.Text.Json.JsonException ex)
+            {
+                throw new GridException(GridErrorKind.DamagedRecord, "DamagedRecord", $"The record '{key}' in store '{Location}' is damaged: a line is not valid JSON ({ex.Message}). The other records are still read.", key, ex);
+            }
+            if (entry is not null) yield return entry;
+        }
+    }
+
+    /// <summary>One segment of a running experiment's manifest, from the file its writer journals it in: its writer's call.</summary>
+    public Task WriteManifestSegmentAsync(string run, string experiment, long sequence, string localPath, CancellationToken ct) =>
+        Store.PutFileAsync(StoreLayout.ManifestSegmentKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), sequence), localPath, ct);
+
+    /// <summary>A compacted (or the sealed) manifest from the file its writer built; then the segments it folds in are deleted.</summary>
+    public async Task WriteCompactedManifestAsync(string run, string experiment, string localPath, long through, CancellationToken ct)
+    {
+        await Store.PutFileAsync(StoreLayout.ManifestKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment)), localPath, ct).ConfigureAwait(false);
+        var folded = (await ListManifestSegmentsAsync(run, experiment, ct).ConfigureAwait(false)).Where(x => x.Sequence <= through).Select(x => x.Key).ToList();
+        if (folded.Count > 0) await Store.DeleteManyAsync(folded, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The next segment number of an experiment (for its writer, at its start).</summary>
+    public async Task<long> NextManifestSegmentAsync(string run, string experiment, CancellationToken ct)
+    {
+        var segments = await ListManifestSegmentsAsync(run, experiment, ct).ConfigureAwait(false);
+        var next = segments.Count == 0 ? 0 : segments[^1].Sequence + 1;
+        var bytes = await Store.TryReadAllBytesAsync(StoreLayout.ManifestKey(run, experiment), ct).ConfigureAwait(false);
+        if (bytes is not null && RecordJson.Deserialize<ManifestRecord>(bytes, Location, StoreLayout.ManifestKey(run, experiment)).Through is { } through) next = Math.Max(next, through + 1);
+        return next;
     }
 
     /// <summary>
@@ -259,12 +487,16 @@ public sealed class GridCatalog
     }
 
     /// <summary>Creates a run's record if no run has its name: false when the name is taken (nothing of that run is changed).</summary>
-    public Task<bool> TryCreateRunAsync(RunRecord record, CancellationToken ct, TimeSpan? settle = null)
+    public async Task<bool> TryCreateRunAsync(RunRecord record, CancellationToken ct, TimeSpan? settle = null)
     {
         GridNames.CheckRunName(record.Name);
         record.Claim ??= NewClaimId("run");
         var key = StoreLayout.RunRecordKey(record.Name);
-        return CreateExclusiveAsync(key, RecordJson.Serialize(record), ct, settle);
+        if (!await CreateExclusiveAsync(key, RecordJson.Serialize(record), ct, settle).ConfigureAwait(false)) return false;
+        // The run lists once its index key is there, after its record (a crash between leaves a run
+        // that Get-GridRun <name> still reads, from its record).
+        await Store.PutAsync(CatalogIndex.RunKey(record), ReadOnlyMemory<byte>.Empty, ct).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>Creates a new run; a taken name is a RunExists error and nothing of the existing run changes.</summary>
@@ -337,6 +569,7 @@ public sealed class GridCatalog
         {
             if (await CreateExclusiveAsync(key, RecordJson.Serialize(claimed), ct, settle).ConfigureAwait(false))
             {
+                await WriteExperimentIndexAsync(claimed, ct).ConfigureAwait(false);
                 return claimed;
             }
             // Another writer created it at the same moment.
@@ -351,6 +584,7 @@ public sealed class GridCatalog
         var back = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
         if (back is null) throw Removed(run, experiment);
         if (back.Agent != agent) throw HeldBy(back, run, experiment);
+        await WriteExperimentIndexAsync(claimed, ct).ConfigureAwait(false);
         return claimed;
     }
 
@@ -423,17 +657,54 @@ public sealed class GridCatalog
 
     // ---- write side (one writer per experiment) -------------------------------------------------
 
-    public Task WriteRunRecordAsync(RunRecord record, CancellationToken ct)
+    /// <summary>Writes a run's record and its index key (a copy, or an upgrade of a schema-1 run); a new run is created with <see cref="TryCreateRunAsync"/>.</summary>
+    public async Task WriteRunRecordAsync(RunRecord record, CancellationToken ct)
     {
         GridNames.CheckRunName(record.Name);
-        return Store.PutAsync(StoreLayout.RunRecordKey(record.Name), RecordJson.Serialize(record), ct);
+        record.Schema = StoreLayout.SchemaVersion;
+        await Store.PutAsync(StoreLayout.RunRecordKey(record.Name), RecordJson.Serialize(record), ct).ConfigureAwait(false);
+        var key = CatalogIndex.RunKey(record);
+        await Store.PutAsync(key, ReadOnlyMemory<byte>.Empty, ct).ConfigureAwait(false);
+        var stale = new List<string>();
+        await foreach (var e in Store.ListAsync(CatalogIndex.RunIndexPrefix(record.Name) + CatalogIndex.RunTag + CatalogIndex.Separator, recursive: false, ct).ConfigureAwait(false))
+        {
+            if (e.Key != key && CatalogIndex.Parse(e.Key) is CatalogIndex.RunEntry) stale.Add(e.Key);
+        }
+        if (stale.Count > 0) await Store.DeleteManyAsync(stale, ct).ConfigureAwait(false);
     }
 
-    public Task WriteExperimentRecordAsync(ExperimentRecord record, CancellationToken ct)
+    /// <summary>
+    /// Writes an experiment's record, then its index key: only the experiment's one writer (its
+    /// agent, its import, or whoever queued or stopped it while no agent held it) calls this.
+    /// </summary>
+    public async Task WriteExperimentRecordAsync(ExperimentRecord record, CancellationToken ct)
     {
         GridNames.CheckRunName(record.Run);
         GridNames.CheckExperimentName(record.Experiment);
-        return Store.PutAsync(StoreLayout.ExperimentRecordKey(record.Run, record.Experiment), RecordJson.Serialize(record), ct);
+        record.Schema = StoreLayout.SchemaVersion;
+        await Store.PutAsync(StoreLayout.ExperimentRecordKey(record.Run, record.Experiment), RecordJson.Serialize(record), ct).ConfigureAwait(false);
+        await WriteExperimentIndexAsync(record, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The experiment's index key for the record just written: a new key with the next sequence
+    /// number, then the older keys deleted. A reader between the two sees both and takes the higher;
+    /// a crash between leaves both, which the next write (or a reader) resolves the same way.
+    /// </summary>
+    private async Task WriteExperimentIndexAsync(ExperimentRecord record, CancellationToken ct)
+    {
+        var older = new List<string>();
+        long sequence = 0;
+        await foreach (var e in Store.ListAsync(CatalogIndex.ExperimentIndexPrefix(record.Run, record.Experiment), recursive: false, ct).ConfigureAwait(false))
+        {
+            if (CatalogIndex.Parse(e.Key) is not CatalogIndex.ExperimentEntry x || x.Experiment != record.Experiment) continue;
+            older.Add(e.Key);
+            sequence = Math.Max(sequence, x.Sequence + 1);
+        }
+        var key = CatalogIndex.ExperimentKey(record, sequence);
+        await Store.PutAsync(key, ReadOnlyMemory<byte>.Empty, ct).ConfigureAwait(false);
+        older.Remove(key);
+        if (older.Count > 0) await Store.DeleteManyAsync(older, ct).ConfigureAwait(false);
     }
 
     public Task WriteManifestAsync(ManifestRecord manifest, CancellationToken ct)
@@ -523,6 +794,8 @@ public sealed class GridCatalog
         var record = StoreLayout.ExperimentRecordKey(run, experiment);
         await Store.DeleteManyAsync(keys.Where(k => k != record).ToList(), ct).ConfigureAwait(false);
         await Store.DeleteAsync(record, ct).ConfigureAwait(false);
+        // Its index keys last: until they go, the experiment still lists, and a removal cut short can be run again.
+        await DeleteIndexKeysAsync(CatalogIndex.ExperimentIndexPrefix(run, experiment), ct).ConfigureAwait(false);
         return new Removal(1, files, bytes);
     }
 
@@ -544,19 +817,33 @@ public sealed class GridCatalog
         }
         await Store.DeleteManyAsync(rest, ct).ConfigureAwait(false);
         await Store.DeleteAsync(StoreLayout.RunRecordKey(run), ct).ConfigureAwait(false);
+        await DeleteIndexKeysAsync(CatalogIndex.RunIndexPrefix(run), ct).ConfigureAwait(false);
         return new Removal(experiments, files, bytes);
+    }
+
+    private async Task DeleteIndexKeysAsync(string prefix, CancellationToken ct)
+    {
+        var keys = new List<string>();
+        await foreach (var e in Store.ListAsync(prefix, recursive: false, ct).ConfigureAwait(false))
+        {
+            if (!e.IsPrefix) keys.Add(e.Key);
+        }
+        if (keys.Count > 0) await Store.DeleteManyAsync(keys, ct).ConfigureAwait(false);
     }
 
     // ---- helpers --------------------------------------------------------------------------------
 
-    private GridStatus EffectiveStatus(ExperimentRecord record)
+    private GridStatus EffectiveStatus(ExperimentRecord record) => EffectiveStatus(record.Status, record.Heartbeat);
+
+    /// <summary>An experiment that says it is going but whose heartbeat is older than <see cref="LostAfter"/> is Lost.</summary>
+    private GridStatus EffectiveStatus(GridStatus status, DateTimeOffset? heartbeat)
     {
-        if (record.Status is GridStatus.Running or GridStatus.Syncing && record.Heartbeat is { } beat
+        if (status is GridStatus.Running or GridStatus.Syncing && heartbeat is { } beat
             && Clock.GetUtcNow() - beat > LostAfter)
         {
             return GridStatus.Lost;
         }
-        return record.Status;
+        return status;
     }
 
     private GridException RunNotFound(string run) =>

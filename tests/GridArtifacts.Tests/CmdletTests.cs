@@ -203,6 +203,8 @@ public sealed class CmdletTests : IDisposable
     public void A_damaged_record_names_its_file_and_the_rest_is_listed()
     {
         Seed();
+        // A run as 0.1.0 wrote it (no index keys beside its folder) is listed from its records.
+        foreach (var key in Directory.GetFiles(Path.Combine(_store, "runs"), "older-run~*")) File.Delete(key);
         File.WriteAllText(Path.Combine(_store, "runs", "older-run", "run.json"), "{ truncated");
         var (runs, errors) = RunWithErrors("Get-GridRun");
         Assert.Equal("newer-run", ((GridRun)Assert.Single(runs).BaseObject).Name);

@@ -243,13 +243,21 @@ public abstract class StoreContractTests : IDisposable
         var catalog = new GridCatalog(store);
         await SeedAsync(catalog, "good-run", T0, ("exp0", GridStatus.Succeeded));
         await SeedAsync(catalog, "bad-run", T0, ("exp0", GridStatus.Succeeded));
+        // A run as 0.1.0 wrote it (no index keys) is listed from its records, so its damaged record is met.
+        await foreach (var e in store.ListAsync(CatalogIndex.RunIndexPrefix("bad-run"), recursive: false, default)) await store.DeleteAsync(e.Key, default);
         await store.PutAsync(StoreLayout.RunRecordKey("bad-run"), Encoding.UTF8.GetBytes("{ not json"), default);
-        var names = await catalog.ListRunNamesAsync(default);
-        var result = await catalog.GetRunsAsync(names, default);
+        var result = await catalog.ListRunsAsync(default);
         Assert.Equal("good-run", Assert.Single(result.Items).Name);
         var error = Assert.Single(result.Errors);
         Assert.Equal(GridErrorKind.DamagedRecord, error.Kind);
         Assert.Contains("runs/bad-run/run.json", error.Message);
+
+        // An indexed run's damaged experiment record is met when its experiments are read.
+        await store.PutAsync(StoreLayout.ExperimentRecordKey("good-run", "exp0"), Encoding.UTF8.GetBytes("{\"schema\": 2, "), default);
+        var exps = await catalog.GetExperimentsAsync("good-run", default);
+        Assert.Empty(exps.Items);
+        Assert.Contains("runs/good-run/exp0/experiment.json", Assert.Single(exps.Errors).Message);
+        await SeedAsync(catalog, "good-run", T0, ("exp0", GridStatus.Succeeded));
 
         await store.PutAsync(StoreLayout.ManifestKey("good-run", "exp0"), Encoding.UTF8.GetBytes("[]]"), default);
         await store.PutAsync(StoreLayout.ArtifactKey("good-run", "exp0", "x.txt"), new byte[] { 1, 2 }, default);

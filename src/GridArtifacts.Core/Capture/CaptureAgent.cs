@@ -17,8 +17,18 @@ public sealed record CaptureOptions
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
     /// <summary>A file is uploaded once it has not changed for this long.</summary>
     public TimeSpan SettleTime { get; init; } = TimeSpan.FromSeconds(1);
-    /// <summary>A full rescan this often, whatever the change notifications said.</summary>
+    /// <summary>
+    /// A pass this often (sooner when a change is noticed): it looks at the paths the change
+    /// notifications named and the files not yet settled, not at every file.
+    /// </summary>
     public TimeSpan RescanInterval { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// A full rescan of every folder at least this far apart (and never more than a twentieth of the
+    /// time, however long one takes), for changes no notification told of (a full notification queue,
+    /// a network folder written from another machine). Every pass is a full one where notifications
+    /// cannot be had, and the final sync always is.
+    /// </summary>
+    public TimeSpan FullRescanInterval { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>
     /// How long the agent waits after claiming the experiment before it reads the claim back: two
@@ -47,10 +57,17 @@ public sealed class CaptureAgent
     private readonly string _run;
     private readonly string _experiment;
     private readonly CaptureOptions _options;
-    private readonly Dictionary<string, Tracked> _files = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (long Length, long Ticks)> _before = new(StringComparer.Ordinal);
-    private readonly ManifestRecord _manifest;
-    private readonly Dictionary<string, ManifestEntry> _entries = new(StringComparer.Ordinal);
+    /// <summary>Every file seen, in flat arrays (about 90 bytes a file): what the agent knows of it.</summary>
+    private readonly FileTable _table = new();
+    /// <summary>Files changed since their last upload (or never uploaded): the only ones a pass looks at.</summary>
+    private readonly HashSet<int> _pending = new();
+    private ManifestJournal? _journal;
+    /// <summary>Paths the change notifications named since the last pass; too many, and the next pass is a full one.</summary>
+    private readonly HashSet<string> _changed = new(StringComparer.Ordinal);
+    private const int MaxChangedPaths = 100_000;
+    private bool _changesOverflowed;
+    private bool _watching;
+    private DateTimeOffset _nextFullPass = DateTimeOffset.MinValue;
     private const int UploadConcurrency = 16;
     private static readonly TimeSpan MinPassInterval = TimeSpan.FromMilliseconds(100);
     private readonly GridSyncState _sync = new();
@@ -59,20 +76,8 @@ public sealed class CaptureAgent
     private ExperimentRecord _record = new();
     /// <summary>Released by change notifications, so the loop rescans sooner than its interval.</summary>
     private readonly SemaphoreSlim _wake = new(0, 1);
-    private bool _manifestDirty;
-    private DateTimeOffset _manifestWritten = DateTimeOffset.MinValue;
     /// <summary>This agent, as its claim on the experiment names it.</summary>
     private readonly string _agentId = GridCatalog.NewClaimId("agent");
-
-    private sealed class Tracked
-    {
-        public required string FullPath;
-        public long Length;
-        public long Ticks;
-        public DateTimeOffset SeenAt;
-        public long UploadedLength = -1;
-        public long UploadedTicks = -1;
-    }
 
     public CaptureAgent(GridCatalog catalog, string run, string experiment, CaptureOptions options)
     {
@@ -80,7 +85,6 @@ public sealed class CaptureAgent
         _run = GridNames.CheckRunName(run);
         _experiment = GridNames.CheckExperimentName(experiment);
         _options = options;
-        _manifest = new ManifestRecord { Run = run, Experiment = experiment };
         _roots.Add((Path.GetFullPath(options.WorkingDirectory), ""));
         foreach (var r in options.ArtifactRoots)
         {
@@ -101,7 +105,9 @@ public sealed class CaptureAgent
     public async Task<int> RunAsync(CancellationToken stop)
     {
         foreach (var (root, _) in _roots) Directory.CreateDirectory(root);
-        foreach (var e in Scan()) if (e.Length >= 0) _before[e.Path] = (e.Length, e.Ticks);
+        // What is there before the script starts is an artifact only once it changes.
+        var start = _table.Now;
+        foreach (var e in Scan(WholeRoots())) Observe(e, start, baseline: true);
         var now = _catalog.Clock.GetUtcNow();
         var command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
         // A new run is created with this experiment; a queued experiment's run was created by whoever
@@ -148,7 +154,10 @@ public sealed class CaptureAgent
 
         var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(logs);
-        using var watchers = new WatcherSet(_roots.Select(r => r.Root), Wake);
+        using var journal = _journal = new ManifestJournal(_catalog, _run, _experiment, Path.Combine(logs, "manifest"));
+        await PersistAsync("The manifest's start", () => journal.StartAsync(CancellationToken.None), DateTimeOffset.UtcNow + _options.FinalSyncPatience).ConfigureAwait(false);
+        using var watchers = new WatcherSet(_roots.Select(r => r.Root), OnChanged, OnOverflow);
+        _watching = watchers.Complete;
         var stopRequested = false;
         int exitCode;
         try
@@ -200,10 +209,7 @@ public sealed class CaptureAgent
             await SyncAsync(final: true).ConfigureAwait(false);
         }
         await PersistAsync("The script's output", () => UploadLogsAsync(logs), deadline).ConfigureAwait(false);
-        _manifest.Artifacts = _entries.Values.ToList();
-        _manifest.Sealed = true;
-        _manifest.Updated = _catalog.Clock.GetUtcNow();
-        await PersistAsync("The sealed manifest", () => _catalog.WriteManifestAsync(_manifest, CancellationToken.None), deadline).ConfigureAwait(false);
+        await PersistAsync("The sealed manifest", () => journal.SealAsync(IsLatest, CancellationToken.None), deadline).ConfigureAwait(false);
         _record.Status = stopRequested ? GridStatus.Stopped : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
         _record.Finished = _catalog.Clock.GetUtcNow();
         _record.Heartbeat = _record.Finished;
@@ -294,26 +300,27 @@ public sealed class CaptureAgent
         }
     }
 
-    /// <summary>Every file under the roots, by artifact path.</summary>
     /// <summary>One file a rescan found: its artifact path, the root it is under, its size and time (-1 when it could not be read).</summary>
     private readonly record struct ScanEntry(string Path, int Root, long Length, long Ticks);
 
+    private IEnumerable<(int Root, string Folder)> WholeRoots() => _roots.Select((r, i) => (i, r.Root));
+
     /// <summary>
-    /// Every file under the roots, by artifact path, with its size and time read as the folder is
-    /// listed: no file object and no full path per file, since this runs over every file every second.
+    /// Every file under the given folders (each inside root <c>Root</c>), by artifact path, with its
+    /// size and time read as the folder is listed: no file object and no full path per file.
     /// </summary>
-    private IEnumerable<ScanEntry> Scan()
+    private IEnumerable<ScanEntry> Scan(IEnumerable<(int Root, string Folder)> folders)
     {
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
-        for (var r = 0; r < _roots.Count; r++)
+        foreach (var (r, folder) in folders)
         {
             var (root, prefix) = _roots[r];
-            if (!Directory.Exists(root)) continue;
+            if (!Directory.Exists(folder)) continue;
             var index = r;
             // Entries name their folder without a trailing separator; what follows the root (and its separator) is the relative folder.
             var trimmed = Path.TrimEndingDirectorySeparator(root);
             var skip = trimmed.Length + (Path.EndsInDirectorySeparator(trimmed) ? 0 : 1);
-            var files = new System.IO.Enumeration.FileSystemEnumerable<ScanEntry>(root, (ref System.IO.Enumeration.FileSystemEntry e) =>
+            var files = new System.IO.Enumeration.FileSystemEnumerable<ScanEntry>(folder, (ref System.IO.Enumeration.FileSystemEntry e) =>
             {
                 var dir = e.Directory.Length > skip ? e.Directory[skip..] : ReadOnlySpan<char>.Empty;
                 var path = dir.IsEmpty ? string.Concat(prefix, e.FileName) : string.Concat(prefix, dir, "/", e.FileName);
@@ -337,11 +344,84 @@ public sealed class CaptureAgent
         return false;
     }
 
-    /// <summary>The local path of a file a rescan found; built only for files the agent starts tracking.</summary>
-    private string FullPathOf(ScanEntry e)
+    /// <summary>The local path of a file, built only when it is needed (an upload, a name check).</summary>
+    private string FullPathOf(int root, string path)
     {
-        var (root, prefix) = _roots[e.Root];
-        return Path.Join(root, e.Path.AsSpan(prefix.Length));
+        var (folder, prefix) = _roots[root];
+        return Path.Join(folder, path.AsSpan(prefix.Length));
+    }
+
+    /// <summary>
+    /// Takes note of one file as a pass found it: a new size or time marks it changed (pending) and
+    /// restarts its settle time; with <paramref name="baseline"/> (before the script starts) it is only remembered.
+    /// </summary>
+    private void Observe(ScanEntry e, uint now, bool baseline)
+    {
+        // A name whose bytes are not UTF-8 reads back with U+FFFD in it and cannot be opened by that name.
+        if (e.Path.Contains('\uFFFD') && !File.Exists(FullPathOf(e.Root, e.Path)))
+        {
+            if (!baseline) ReportUnstorable(e.Path, "the file name is not valid UTF-8, so it cannot be read or stored by name; rename it");
+            return;
+        }
+        if (e.Length < 0) return; // gone or unreadable since the folder was listed
+        var i = _table.FindOrAdd(e.Path, (byte)e.Root, out _);
+        ref var s = ref _table[i];
+        if (s.Length == e.Length && s.Ticks == e.Ticks) return;
+        s.Length = e.Length;
+        s.Ticks = e.Ticks;
+        if (baseline) return;
+        s.SeenAt = now;
+        s.Flags |= FileTable.SlotFlags.Dirty;
+        _pending.Add(i);
+    }
+
+    private void ReportUnstorable(string path, string problem)
+    {
+        if (!_reportedUnstorable.Add(path)) return;
+        _sync.Unstorable.Add($"{path}: {problem}");
+        Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
+    }
+
+    /// <summary>A path a change notification named: the file itself, or every file of a folder that appeared.</summary>
+    private void ObservePath(string fullPath, uint now)
+    {
+        // The innermost root it is under (a nested root is watched as itself).
+        var root = -1;
+        for (var r = 0; r < _roots.Count; r++)
+        {
+            var folder = Path.TrimEndingDirectorySeparator(_roots[r].Root);
+            if (fullPath.Length > folder.Length && fullPath.StartsWith(folder, StringComparison.Ordinal) && fullPath[folder.Length] == Path.DirectorySeparatorChar
+                && (root < 0 || folder.Length > _roots[root].Root.Length)) root = r;
+        }
+        if (root < 0) return;
+        // Never inside a folder a rescan skips (the store's own, the module's).
+        var top = Path.TrimEndingDirectorySeparator(_roots[root].Root);
+        for (var dir = Path.GetDirectoryName(fullPath); dir is not null && dir.Length > top.Length; dir = Path.GetDirectoryName(dir))
+        {
+            if (_folders.WhySkipped(dir) is not null) return;
+        }
+        if (Directory.Exists(fullPath))
+        {
+            if (!ShouldWalk(fullPath)) return;
+            foreach (var e in Scan(new[] { (root, fullPath) })) Observe(e, now, baseline: false);
+            return;
+        }
+        var info = new FileInfo(fullPath);
+        if (!info.Exists) return; // removed since: what was stored stays stored
+        var rel = fullPath[(top.Length + 1)..];
+        if (Path.DirectorySeparatorChar != '/') rel = rel.Replace(Path.DirectorySeparatorChar, '/');
+        long length, ticks;
+        try { length = info.Length; ticks = info.LastWriteTimeUtc.Ticks; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
+        Observe(new ScanEntry(_roots[root].Prefix + rel, root, length, ticks), now, baseline: false);
+    }
+
+    /// <summary>Whether a manifest entry of <paramref name="path"/> from <paramref name="segment"/> is its latest (-1: from an earlier agent).</summary>
+    private bool IsLatest(string path, long segment)
+    {
+        var i = _table.Find(path);
+        if (segment < 0) return i < 0 || _table[i].Segment < 0;
+        return i >= 0 && _table[i].Segment == segment;
     }
 
     /// <summary>
@@ -350,88 +430,124 @@ public sealed class CaptureAgent
     /// </summary>
     private async Task SyncAsync(bool final)
     {
-        // A full rescan every pass: notifications only wake the loop sooner, so an overflow misses nothing.
         var now = _catalog.Clock.GetUtcNow();
-        foreach (var e in Scan())
+        var tick = _table.Now;
+        string[] changed;
+        bool overflowed;
+        lock (_changed)
         {
-            var path = e.Path;
-            // A name whose bytes are not UTF-8 reads back with U+FFFD in it and cannot be opened by that name.
-            if (path.Contains('\uFFFD') && !File.Exists(FullPathOf(e)))
+            changed = _changed.ToArray();
+            _changed.Clear();
+            overflowed = _changesOverflowed;
+            _changesOverflowed = false;
+        }
+        if (final || overflowed || !_watching || DateTimeOffset.UtcNow >= _nextFullPass)
+        {
+            // Every file of every root: at the end, after a notification queue overflowed, where
+            // notifications cannot be had, and now and then for what no notification told of.
+            var watch = Stopwatch.StartNew();
+            foreach (var e in Scan(WholeRoots())) Observe(e, tick, baseline: false);
+            var spacing = TimeSpan.FromTicks(Math.Max(_options.FullRescanInterval.Ticks, watch.Elapsed.Ticks * 20));
+            _nextFullPass = DateTimeOffset.UtcNow + spacing;
+        }
+        else
+        {
+            foreach (var path in changed) ObservePath(path, tick);
+            // A file still settling is looked at again, notified or not.
+            if (_pending.Count <= 10_000)
             {
-                if (_reportedUnstorable.Add(path))
-                {
-                    const string problem = "the file name is not valid UTF-8, so it cannot be read or stored by name; rename it";
-                    _sync.Unstorable.Add($"{path}: {problem}");
-                    Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
-                }
-                continue;
-            }
-            if (e.Length < 0) continue; // gone or unreadable since the folder was listed
-            var ticks = e.Ticks;
-            if (_before.TryGetValue(path, out var old) && old == (e.Length, ticks) && !_files.ContainsKey(path)) continue; // there before the run, unchanged
-            if (!_files.TryGetValue(path, out var t)) _files[path] = t = new Tracked { FullPath = FullPathOf(e), Length = -1, Ticks = -1 };
-            if (t.Length != e.Length || t.Ticks != ticks)
-            {
-                t.Length = e.Length;
-                t.Ticks = ticks;
-                t.SeenAt = now;
+                foreach (var i in _pending.ToArray()) Restat(i, tick);
             }
         }
 
         long pendingBytes = 0;
         var pending = 0;
-        var ready = new List<(string Path, Tracked File)>();
-        // Every tracked file is looked at, but only the changed ones are sorted: no per-pass copy of a
-        // 100,000-entry table (large-object garbage that only a full collection returns).
-        foreach (var (path, t) in _files)
+        var ready = new List<(string Path, int Slot)>();
+        var done = new List<int>();
+        foreach (var i in _pending)
         {
-            if (t.UploadedLength == t.Length && t.UploadedTicks == t.Ticks) continue;
-            if (!final && now - t.SeenAt < _options.SettleTime) { pending++; pendingBytes += t.Length; continue; }
+            var s = _table[i];
+            if (!final && FileTable.Elapsed(s.SeenAt, tick) < _options.SettleTime) { pending++; pendingBytes += s.Length; continue; }
+            var path = _table.PathOf(i);
             var problem = GridNames.ArtifactPathProblem(path);
             if (problem is not null)
             {
-                if (_reportedUnstorable.Add(path))
-                {
-                    _sync.Unstorable.Add($"{path}: {problem}");
-                    Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
-                }
-                t.UploadedLength = t.Length;
-                t.UploadedTicks = t.Ticks;
+                ReportUnstorable(path, problem);
+                done.Add(i);
                 continue;
             }
-            ready.Add((path, t));
+            ready.Add((path, i));
         }
+        foreach (var i in done) Settle(i);
         ready.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         // Settled files go up several at a time (large ones in parts, from the file itself).
         var failed = 0;
         long failedBytes = 0;
+        var uploaded = new System.Collections.Concurrent.ConcurrentBag<int>();
         await Parallel.ForEachAsync(ready, new ParallelOptions { MaxDegreeOfParallelism = UploadConcurrency }, async (f, _) =>
         {
-            if (!await UploadAsync(f.Path, f.File).ConfigureAwait(false))
+            switch (await UploadAsync(f.Path, f.Slot).ConfigureAwait(false))
             {
-                Interlocked.Increment(ref failed);
-                Interlocked.Add(ref failedBytes, Math.Max(0, f.File.Length));
+                case UploadOutcome.Done:
+                    uploaded.Add(f.Slot);
+                    break;
+                case UploadOutcome.Failed:
+                    Interlocked.Increment(ref failed);
+                    Interlocked.Add(ref failedBytes, Math.Max(0, _table[f.Slot].Length));
+                    break;
             }
         }).ConfigureAwait(false);
+        foreach (var i in uploaded) Settle(i);
         pending += failed;
         pendingBytes += failedBytes;
         _sync.FilesPending = pending;
         _sync.BytesPending = pendingBytes;
-        // The manifest is rewritten whole, so a large one is rewritten less often (one second per
-        // 2,000 entries, at most 30 s apart): 100,000 entries are 25 MB of JSON. The final sync
-        // leaves it to the sealed manifest written right after.
-        var manifestInterval = TimeSpan.FromSeconds(Math.Clamp(_entries.Count / 2000.0, 1, 30));
-        if (_manifestDirty && !final && _catalog.Clock.GetUtcNow() - _manifestWritten >= manifestInterval)
+        // What this pass uploaded goes to the store as one segment of the manifest (the final sync
+        // leaves it to the sealed manifest written right after).
+        if (!final && _journal is { } journal)
         {
-            _manifest.Artifacts = _entries.Values.ToList();
-            _manifest.Updated = _catalog.Clock.GetUtcNow();
-            if (await TryAsync("The manifest", () => _catalog.WriteManifestAsync(_manifest, CancellationToken.None)).ConfigureAwait(false))
-            {
-                _manifestDirty = false;
-                _manifestWritten = _catalog.Clock.GetUtcNow();
-            }
-            _manifest.Artifacts = new List<ManifestEntry>(); // the entries live in _entries; no second list between writes
+            await TryAsync("The manifest", () => journal.FlushAsync(journal.SuggestedInterval, IsLatest, CancellationToken.None)).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Looks at a pending file again: a new size or time restarts its settle time.</summary>
+    private void Restat(int i, uint now)
+    {
+        var s = _table[i];
+        var info = new FileInfo(FullPathOf(s.Root, _table.PathOf(i)));
+        try
+        {
+            if (!info.Exists) return; // the upload finds it gone
+            if (info.Length == s.Length && info.LastWriteTimeUtc.Ticks == s.Ticks) return;
+            ref var slot = ref _table[i];
+            slot.Length = info.Length;
+            slot.Ticks = info.LastWriteTimeUtc.Ticks;
+            slot.SeenAt = now;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+    }
+
+    /// <summary>A file done with for now (uploaded as it is, gone, or unstorable): off the pending list.</summary>
+    private void Settle(int i)
+    {
+        _table[i].Flags &= ~FileTable.SlotFlags.Dirty;
+        _pending.Remove(i);
+    }
+
+    private void OnChanged(string path)
+    {
+        lock (_changed)
+        {
+            if (_changed.Count < MaxChangedPaths) _changed.Add(path);
+            else _changesOverflowed = true;
+        }
+        Wake();
+    }
+
+    private void OnOverflow()
+    {
+        lock (_changed) _changesOverflowed = true;
+        Wake();
     }
 
     private void Wake()
@@ -447,45 +563,56 @@ public sealed class CaptureAgent
     /// </summary>
     public const int MaxUploadsPerFilePerPass = 2;
 
-    private async Task<bool> UploadAsync(string path, Tracked t)
+    private enum UploadOutcome { Done, Changing, Failed }
+
+    private readonly object _syncGate = new();
+
+    private async Task<UploadOutcome> UploadAsync(string path, int slot)
     {
+        var fullPath = FullPathOf(_table[slot].Root, path);
         for (var upload = 0; upload < MaxUploadsPerFilePerPass; upload++)
         {
             try
             {
-                var before = new FileInfo(t.FullPath);
-                if (!before.Exists) return true; // deleted since: what was stored stays stored
-                var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, t.FullPath, CancellationToken.None).ConfigureAwait(false);
-                var after = new FileInfo(t.FullPath);
+                var before = new FileInfo(fullPath);
+                if (!before.Exists) return UploadOutcome.Done; // deleted since: what was stored stays stored
+                var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, fullPath, CancellationToken.None).ConfigureAwait(false);
+                var after = new FileInfo(fullPath);
                 if (!after.Exists || after.Length != before.Length || after.LastWriteTimeUtc != before.LastWriteTimeUtc || entry.Size != before.Length)
                 {
                     // Changed while it went up: never publish a torn file; the next pass sends it again.
-                    t.Length = after.Exists ? after.Length : -1;
-                    t.Ticks = after.Exists ? after.LastWriteTimeUtc.Ticks : -1;
+                    lock (_syncGate)
+                    {
+                        _table[slot].Length = after.Exists ? after.Length : -1;
+                        _table[slot].Ticks = after.Exists ? after.LastWriteTimeUtc.Ticks : -1;
+                        _table[slot].SeenAt = _table.Now;
+                    }
                     continue;
                 }
-                lock (_manifest)
+                var segment = _journal!.Add(entry);
+                lock (_syncGate)
                 {
-                    var previous = _entries.TryGetValue(path, out var p) ? p.Size : 0;
-                    _entries[path] = entry;
-                    _manifestDirty = true;
-                    _sync.FilesSynced = _entries.Count;
-                    _sync.BytesSynced += entry.Size - previous;
+                    ref var s = ref _table[slot];
+                    if (s.Segment < 0) _sync.FilesSynced++;
+                    _sync.BytesSynced += entry.Size - Math.Max(0, s.SyncedSize);
+                    s.SyncedSize = entry.Size;
+                    s.Segment = (int)segment;
                     _sync.LastFile = path;
                     _sync.LastSynced = _catalog.Clock.GetUtcNow();
+                    // What went up is what is on disk now: settled until it changes again.
+                    s.Length = before.Length;
+                    s.Ticks = before.LastWriteTimeUtc.Ticks;
                 }
-                t.UploadedLength = before.Length;
-                t.UploadedTicks = before.LastWriteTimeUtc.Ticks;
-                return true;
+                return UploadOutcome.Done;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or GridException)
             {
                 // The request policy has already retried what could pass; the next pass tries again.
                 Warning?.Invoke($"'{path}' was not synced yet: {ex.Message}");
-                return false;
+                return UploadOutcome.Failed;
             }
         }
-        return false; // still changing: the next pass sends it
+        return UploadOutcome.Changing; // still changing: the next pass sends it
     }
 
     private async Task HeartbeatAsync(string logs)
@@ -501,7 +628,7 @@ public sealed class CaptureAgent
         foreach (var stream in new[] { "stdout", "stderr" })
         {
             var file = Path.Combine(logs, stream + ".log");
-            if (File.Exists(file)) await _catalog.Store.PutFileAsync(StoreLayout.LogKey(_run, _experiment, stream), file, CancellationToken.None).ConfigureAwait(false);
+            if (File.Exists(file)) await _catalog.WriteLogFileAsync(_run, _experiment, stream, file, CancellationToken.None).ConfigureAwait(false);
         }
     }
 
@@ -509,30 +636,36 @@ public sealed class CaptureAgent
 
     private static string Quote(string a) => a.Length > 0 && !a.Any(char.IsWhiteSpace) && !a.Contains('"') ? a : "\"" + a.Replace("\"", "\\\"") + "\"";
 
-    /// <summary>Change notifications for every root; an overflow only means the next rescan finds it.</summary>
+    /// <summary>Change notifications for every root, by path; an overflow makes the next pass a full rescan.</summary>
     private sealed class WatcherSet : IDisposable
     {
         private readonly List<FileSystemWatcher> _watchers = new();
-        public WatcherSet(IEnumerable<string> roots, Action changed)
+        public WatcherSet(IEnumerable<string> roots, Action<string> changed, Action overflowed)
         {
+            Complete = true;
             foreach (var root in roots)
             {
                 try
                 {
                     var w = new FileSystemWatcher(root) { IncludeSubdirectories = true, InternalBufferSize = 64 * 1024 };
-                    w.Changed += (_, _) => changed();
-                    w.Created += (_, _) => changed();
-                    w.Renamed += (_, _) => changed();
-                    w.Error += (_, _) => changed();
+                    w.Changed += (_, e) => changed(e.FullPath);
+                    w.Created += (_, e) => changed(e.FullPath);
+                    w.Renamed += (_, e) => changed(e.FullPath);
+                    w.Error += (_, _) => overflowed();
                     w.EnableRaisingEvents = true;
                     _watchers.Add(w);
                 }
                 catch (Exception ex) when (ex is IOException or ArgumentException)
                 {
-                    // Too many watches (inotify limits): the periodic rescan still finds every file.
+                    // Too many watches (inotify limits): every pass is then a full rescan.
+                    Complete = false;
                 }
             }
         }
+
+        /// <summary>Whether every root is watched.</summary>
+        public bool Complete { get; }
+
         public void Dispose() { foreach (var w in _watchers) w.Dispose(); }
     }
 }

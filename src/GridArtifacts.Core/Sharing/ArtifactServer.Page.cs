@@ -109,21 +109,20 @@ public sealed partial class ArtifactServer
             ? (run, experiment, path)
             : null;
 
-    // Finished runs do not change (only removal, which the fresh listing of names shows), so the
-    // page reads each once; active ones are read every time. ?fresh=1 (the Refresh button) reads all.
+    // One listing gives every run of schema 2 (its index keys). Runs written by 0.1.0 are read
+    // record by record, so the page keeps those it has seen finished (they do not change; only
+    // removal, which the listing shows). ?fresh=1 (the Refresh button) reads them all again.
     private readonly ConcurrentDictionary<string, GridRun> _finishedRuns = new(StringComparer.Ordinal);
 
     private async Task<object> ListRunsAsync(bool fresh)
     {
         if (fresh) _finishedRuns.Clear();
-        var names = await _catalog.ListRunNamesAsync(CancellationToken.None).ConfigureAwait(false);
-        var known = names.Where(_finishedRuns.ContainsKey).Select(n => _finishedRuns[n]).ToList();
-        var read = await _catalog.GetRunsAsync(names.Where(n => !_finishedRuns.ContainsKey(n)), CancellationToken.None).ConfigureAwait(false);
+        var read = await _catalog.ListRunsAsync(CancellationToken.None, _finishedRuns).ConfigureAwait(false);
         // Lost can still come back (a late heartbeat), and a run without experiments is still being written.
         foreach (var r in read.Items.Where(r => r.Status is GridStatus.Succeeded or GridStatus.Failed or GridStatus.Stopped && r.ExperimentCount > 0)) _finishedRuns[r.Name] = r;
         return new
         {
-            runs = known.Concat(read.Items).OrderByDescending(r => r.Created).Select(r => new
+            runs = read.Items.OrderByDescending(r => r.Created).Select(r => new
             {
                 name = r.Name,
                 status = r.Status.ToString(),

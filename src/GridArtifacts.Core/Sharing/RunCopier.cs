@@ -31,8 +31,7 @@ public sealed class RunCopier
         long bytes = 0;
         foreach (var exp in await _source.ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
         {
-            var recordKey = StoreLayout.ExperimentRecordKey(run, exp);
-            var record = await _source.Store.TryReadAllBytesAsync(recordKey, ct).ConfigureAwait(false);
+            var record = await _source.ReadExperimentRecordAsync(run, exp, ct).ConfigureAwait(false);
             if (record is null) continue;
             experiments++;
             var artifacts = await _source.GetArtifactsAsync(run, exp, ct).ConfigureAwait(false);
@@ -100,10 +99,10 @@ public sealed class RunCopier
             await _target.WriteManifestAsync(manifest, ct).ConfigureAwait(false);
             foreach (var stream in new[] { "stdout", "stderr" })
             {
-                var log = await _source.Store.TryReadAllBytesAsync(StoreLayout.LogKey(run, exp, stream), ct).ConfigureAwait(false);
-                if (log is not null) await _target.Store.PutAsync(StoreLayout.LogKey(run, exp, stream), log, ct).ConfigureAwait(false);
+                var log = await _source.ReadLogAsync(run, exp, stream, ct).ConfigureAwait(false);
+                if (log is not null) await _target.WriteLogAsync(run, exp, stream, log, ct).ConfigureAwait(false);
             }
-            await _target.Store.PutAsync(recordKey, record, ct).ConfigureAwait(false);
+            await _target.WriteExperimentRecordAsync(record, ct).ConfigureAwait(false);
         }
         await _target.WriteRunRecordAsync(runRecord, ct).ConfigureAwait(false);
         return new CopyResult(run, experiments, copied, skipped, bytes);

@@ -63,6 +63,11 @@ public sealed class ManifestRecord
     /// <summary>True once the final sync has written it; nothing is added after that.</summary>
     public bool Sealed { get; set; }
     public DateTimeOffset Updated { get; set; }
+    /// <summary>
+    /// Schema 2: the last segment folded into this manifest. Readers add the segments after it; a
+    /// sealed manifest is whole and its segments are ignored.
+    /// </summary>
+    public long? Through { get; set; }
     public List<ManifestEntry> Artifacts { get; set; } = new();
 }
 
@@ -85,7 +90,10 @@ public static class RecordJson
         Converters = { new JsonStringEnumConverter() },
     };
 
-    public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Options);
+    /// <summary>Manifests and their segments: one entry per file, so not indented.</summary>
+    public static readonly JsonSerializerOptions Compact = new(Options) { WriteIndented = false };
+
+    public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, value is ManifestRecord ? Compact : Options);
 
     /// <summary>Parses a record; any defect (bad JSON, missing fields, a newer schema) is a DamagedRecord error naming the key.</summary>
     public static T Deserialize<T>(byte[] bytes, string storeLocation, string key) where T : class

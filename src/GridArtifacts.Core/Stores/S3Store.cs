@@ -87,6 +87,9 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
             MaxKeys = 1000,
         };
         var strip = _location.KeyPrefix.Length;
+        // A listing is in strictly increasing key order. Some servers (s3rver) repeat a common prefix
+        // that ended one page at the start of the next: what is not after the last entry is passed over.
+        string? last = null;
         do
         {
             var response = await Call(() => _client.ListObjectsV2Async(request, cancellationToken), prefix).ConfigureAwait(false);
@@ -100,7 +103,12 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 page.Add(new ObjectEntry(p[strip..], 0, DateTimeOffset.MinValue, IsPrefix: true));
             }
             page.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
-            foreach (var e in page) yield return e;
+            foreach (var e in page)
+            {
+                if (last is not null && string.CompareOrdinal(e.Key, last) <= 0) continue;
+                last = e.Key;
+                yield return e;
+            }
             request.ContinuationToken = response.IsTruncated == true ? response.NextContinuationToken : null;
         }
         while (request.ContinuationToken is not null);

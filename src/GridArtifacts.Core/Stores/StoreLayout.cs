@@ -6,7 +6,11 @@ namespace GridArtifacts.Core.Stores;
 /// <summary>The store contract's keys (docs/store-layout.md): the same in a folder and in a bucket.</summary>
 public static class StoreLayout
 {
-    public const int SchemaVersion = 1;
+    /// <summary>
+    /// The schema this version writes: 2 (index keys beside the run folders, manifests in segments).
+    /// Schema-1 records (0.1.0) are read as they are; 0.1.0 refuses records of schema 2.
+    /// </summary>
+    public const int SchemaVersion = 2;
     public const string RunsPrefix = "runs/";
     public const string RunRecordName = "run.json";
     public const string ExperimentRecordName = "experiment.json";
@@ -20,6 +24,22 @@ public static class StoreLayout
     public static string ExperimentPrefix(string run, string exp) => $"{RunPrefix(run)}{exp}/";
     public static string ExperimentRecordKey(string run, string exp) => $"{ExperimentPrefix(run, exp)}{ExperimentRecordName}";
     public static string ManifestKey(string run, string exp) => $"{ExperimentPrefix(run, exp)}{ManifestName}";
+    /// <summary>
+    /// Schema 2: while an experiment runs, each pass that uploaded writes what it uploaded as one
+    /// segment, <c>manifest/&lt;seq&gt;.jsonl</c> (one entry per line); the sealed manifest.json replaces them at the end.
+    /// </summary>
+    public static string ManifestSegmentsPrefix(string run, string exp) => $"{ExperimentPrefix(run, exp)}manifest/";
+    public static string ManifestSegmentKey(string run, string exp, long sequence) =>
+        $"{ManifestSegmentsPrefix(run, exp)}{sequence.ToString("x8", System.Globalization.CultureInfo.InvariantCulture)}.jsonl";
+
+    /// <summary>The sequence number of a segment key, or -1 for any other key.</summary>
+    public static long ManifestSegmentSequence(string key)
+    {
+        var slash = key.LastIndexOf('/');
+        var name = key.AsSpan(slash + 1);
+        return name.Length == 14 && name.EndsWith(".jsonl", StringComparison.Ordinal)
+            && long.TryParse(name[..8], System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out var seq) ? seq : -1;
+    }
     public static string ArtifactsPrefix(string run, string exp) => $"{ExperimentPrefix(run, exp)}{ArtifactsFolder}/";
     public static string ArtifactKey(string run, string exp, string path) => ArtifactsPrefix(run, exp) + path;
     /// <summary>The script's output, kept with the experiment: <c>logs/stdout.log</c> and <c>logs/stderr.log</c>.</summary>

@@ -51,10 +51,10 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
             var catalog = OpenCatalog(store);
             RunAndDrain(async (post, ct) =>
             {
-                var names = asked is null
-                    ? await catalog.ListRunNamesAsync(ct).ConfigureAwait(false)
-                    : await Targets.ResolveRunsAsync(catalog, asked, post, ct).ConfigureAwait(false);
-                var result = await catalog.GetRunsAsync(names, ct).ConfigureAwait(false);
+                // Every run: one listing of the store's index. Names: wildcards resolved, then read.
+                var result = asked is null
+                    ? await catalog.ListRunsAsync(ct).ConfigureAwait(false)
+                    : await catalog.GetRunsAsync(await Targets.ResolveRunsAsync(catalog, asked, post, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
                 foreach (var e in result.Errors) post(e);
                 foreach (var run in result.Items.OrderByDescending(r => r.Created).ThenBy(r => r.Name, StringComparer.Ordinal))
                 {

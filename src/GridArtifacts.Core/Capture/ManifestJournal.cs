@@ -1,0 +1,178 @@
+using System.Text.Json;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Core.Capture;
+
+/// <summary>
+/// The capture agent's manifest, kept as segments: each entry of an upload is appended to a local
+/// journal file (one JSON line), a pass's file goes to the store as one segment, and the segments are
+/// folded into manifest.json now and then and sealed into it at the end. Memory holds no entry: the
+/// agent's <see cref="FileTable"/> says which segment has each file's latest entry, and folding reads
+/// the local files back one line at a time.
+/// </summary>
+internal sealed class ManifestJournal : IDisposable
+{
+    private readonly GridCatalog _catalog;
+    private readonly string _run;
+    private readonly string _experiment;
+    private readonly string _folder;
+    private readonly object _gate = new();
+    private StreamWriter? _open;
+    private int _openEntries;
+    /// <summary>The first segment this agent writes, and the one open now (written once it goes to the store).</summary>
+    private long _first;
+    private long _current;
+    /// <summary>What an earlier agent of the experiment left (its merged manifest), folded in first.</summary>
+    private string? _base;
+    private long _storedSinceFold;
+    private long _bytesSinceFold;
+    private long _foldedBytes;
+    private DateTimeOffset _lastWrite = DateTimeOffset.MinValue;
+
+    public ManifestJournal(GridCatalog catalog, string run, string experiment, string folder)
+    {
+        _catalog = catalog;
+        _run = run;
+        _experiment = experiment;
+        _folder = Directory.CreateDirectory(folder).FullName;
+    }
+
+    /// <summary>Segments written in a row before they are folded into manifest.json, whatever their size.</summary>
+    public const int MaxSegmentsBeforeFold = 64;
+
+    /// <summary>
+    /// How far apart segments go to the store: a second, and longer as the folded manifest grows
+    /// (a second per 4 MB of it, at most 30 s), so folding stays a small share of what is sent.
+    /// </summary>
+    public TimeSpan SuggestedInterval => TimeSpan.FromSeconds(Math.Clamp(_foldedBytes / (4.0 * (1 << 20)), 1, 30));
+
+    /// <summary>The segment number the next entries go to.</summary>
+    public long Current { get { lock (_gate) return _current; } }
+
+    /// <summary>
+    /// Numbers this agent's segments after any already stored, and keeps what an earlier agent of the
+    /// experiment recorded (it was lost and this one took over), so the sealed manifest has it too.
+    /// </summary>
+    public async Task StartAsync(CancellationToken ct)
+    {
+        _first = _current = await _catalog.NextManifestSegmentAsync(_run, _experiment, ct).ConfigureAwait(false);
+        var earlier = _first > 0 ? await _catalog.ReadManifestAsync(_run, _experiment, ct).ConfigureAwait(false) : null;
+        if (earlier is { Artifacts.Count: > 0 })
+        {
+            _base = Path.Combine(_folder, "earlier.jsonl");
+            await using var w = new StreamWriter(_base);
+            foreach (var e in earlier.Artifacts) await w.WriteLineAsync(JsonSerializer.Serialize(e, RecordJson.Compact)).ConfigureAwait(false);
+        }
+    }
+
+    private string SegmentFile(long seq) => Path.Combine(_folder, seq.ToString("x8", System.Globalization.CultureInfo.InvariantCulture) + ".jsonl");
+
+    /// <summary>Records one upload; returns the segment that holds it.</summary>
+    public long Add(ManifestEntry entry)
+    {
+        var line = JsonSerializer.Serialize(entry, RecordJson.Compact);
+        lock (_gate)
+        {
+            _open ??= new StreamWriter(new FileStream(SegmentFile(_current), FileMode.Append, FileAccess.Write, FileShare.Read));
+            _open.WriteLine(line);
+            _openEntries++;
+            return _current;
+        }
+    }
+
+    /// <summary>
+    /// Sends the open segment to the store when it has entries and <paramref name="interval"/> has
+    /// passed since the last; false when the store did not take it (it stays open and goes with the
+    /// next pass, under the same number, so segments never have gaps). Folds when enough piled up.
+    /// </summary>
+    public async Task<bool> FlushAsync(TimeSpan interval, Func<string, long, bool> isLatest, CancellationToken ct)
+    {
+        long seq;
+        lock (_gate)
+        {
+            if (_openEntries == 0 || _catalog.Clock.GetUtcNow() - _lastWrite < interval) return true;
+            _open!.Dispose();
+            _open = null;
+            seq = _current;
+        }
+        await _catalog.WriteManifestSegmentAsync(_run, _experiment, seq, SegmentFile(seq), ct).ConfigureAwait(false);
+        lock (_gate)
+        {
+            _current = seq + 1;
+            _openEntries = 0;
+            _lastWrite = _catalog.Clock.GetUtcNow();
+            _storedSinceFold++;
+            _bytesSinceFold += new FileInfo(SegmentFile(seq)).Length;
+        }
+        // Fold when many segments piled up, or when they outweigh what was folded: a reader then reads
+        // a bounded number of segments, and folding costs at most about twice what was uploaded.
+        if (_storedSinceFold >= MaxSegmentsBeforeFold || (_storedSinceFold >= 8 && _bytesSinceFold >= Math.Max(1 << 20, _foldedBytes)))
+        {
+            _foldedBytes = await FoldAsync(seq, sealedAtEnd: false, isLatest, ct).ConfigureAwait(false);
+            _storedSinceFold = 0;
+            _bytesSinceFold = 0;
+        }
+        return true;
+    }
+
+    /// <summary>Writes the sealed manifest: every file's latest entry, then the segments are removed.</summary>
+    public async Task SealAsync(Func<string, long, bool> isLatest, CancellationToken ct)
+    {
+        long last;
+        lock (_gate)
+        {
+            _open?.Dispose();
+            _open = null;
+            last = _current;
+        }
+        await FoldAsync(last, sealedAtEnd: true, isLatest, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Builds manifest.json from the local files, one line at a time (an entry is written only from
+    /// the segment that holds its path's latest entry; an earlier agent's only when this one has none),
+    /// sends it, and removes the segments it folds in. Returns its size.
+    /// </summary>
+    private async Task<long> FoldAsync(long through, bool sealedAtEnd, Func<string, long, bool> isLatest, CancellationToken ct)
+    {
+        var file = Path.Combine(_folder, "manifest.json");
+        await using (var fs = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        await using (var w = new Utf8JsonWriter(fs))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("schema", StoreLayout.SchemaVersion);
+            w.WriteString("run", _run);
+            w.WriteString("experiment", _experiment);
+            w.WriteBoolean("sealed", sealedAtEnd);
+            w.WriteString("updated", _catalog.Clock.GetUtcNow());
+            w.WriteNumber("through", through);
+            w.WriteStartArray("artifacts");
+            var sources = new List<(string File, long Seq)>();
+            if (_base is not null) sources.Add((_base, -1));
+            for (var s = _first; s <= through; s++) sources.Add((SegmentFile(s), s));
+            foreach (var (source, seq) in sources)
+            {
+                if (!File.Exists(source)) continue;
+                using var reader = new StreamReader(source);
+                while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+                {
+                    if (line.Length == 0) continue;
+                    var entry = JsonSerializer.Deserialize<ManifestEntry>(line, RecordJson.Compact);
+                    if (entry is null || !isLatest(entry.Path, seq)) continue;
+                    JsonSerializer.Serialize(w, entry, RecordJson.Compact);
+                    if (w.BytesPending > 1 << 16) await w.FlushAsync(ct).ConfigureAwait(false);
+                }
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        await _catalog.WriteCompactedManifestAsync(_run, _experiment, file, through, ct).ConfigureAwait(false);
+        return new FileInfo(file).Length;
+    }
+
+    public void Dispose()
+    {
+        lock (_gate) { _open?.Dispose(); _open = null; }
+    }
+}
