@@ -310,8 +310,9 @@ public sealed class GridCatalog
             {
                 if (attempt < 5) continue;
                 if (bodies?.Errors.Count > 0) throw bodies.Errors[0];
+                var missing = from + segments.Select((x, i) => (x.Sequence, i)).First(p => p.Sequence != from + p.i).i;
                 throw new GridException(GridErrorKind.DamagedRecord, "DamagedRecord",
-                    $"The manifest of {GridNames.ExperimentId(run, experiment)} in store '{Location}' is damaged: segment {from:x8} after manifest.json is missing. The artifacts are still listed, without hashes.", key);
+                    $"The manifest of {GridNames.ExperimentId(run, experiment)} in store '{Location}' is damaged: its segment {missing:x8} is missing. The artifacts are still listed, without hashes.", key);
             }
             var merged = new Dictionary<string, ManifestEntry>(StringComparer.Ordinal);
             foreach (var a in manifest?.Artifacts ?? new()) merged[a.Path] = a;

@@ -153,7 +153,7 @@ public sealed class BadInputTests : IDisposable
         var src = _temp.Sub("src-manifest");
         _temp.WriteFile("src-manifest/m.txt", "measured"u8.ToArray());
         Run("Import-GridArtifact -Path $args[0] -Run manifest-run | Out-Null", src);
-        File.WriteAllText(Path.Combine(_temp.Sub("store"), "runs", "manifest-run", "exp0", "manifest.json"), "{ \"schema\": 2 }");
+        File.WriteAllText(Path.Combine(_temp.Sub("store"), "runs", "manifest-run", "exp0", "manifest.json"), "{ \"schema\": 3 }");
         var (output, errors) = RunWithErrors("Get-GridArtifact manifest-run");
         Assert.Equal("m.txt", ((GridArtifact)Assert.Single(output)).Path);
         Assert.Null(((GridArtifact)output[0]).Sha256);

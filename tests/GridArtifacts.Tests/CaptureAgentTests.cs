@@ -76,6 +76,39 @@ public sealed class CaptureAgentTests : IDisposable
     [Theory]
     [InlineData("fs")]
     [InlineData("s3")]
+    public async Task With_full_rescans_an_hour_apart_the_change_notifications_alone_bring_new_files_up_while_the_script_runs(string kind)
+    {
+        var catalog = Catalog(kind);
+        var work = _temp.Sub("work-" + Guid.NewGuid().ToString("N"));
+        var done = Path.Combine(Directory.CreateDirectory(_temp.Sub("signals")).FullName, Guid.NewGuid().ToString("N"));
+        var agent = new CaptureAgent(catalog, "note-run", "exp0", new CaptureOptions
+        {
+            FileName = "bash",
+            // The script waits for the test to have seen its files in the store, or fails after 20 s.
+            Arguments = new[] { "-c", "sleep 0.5; mkdir -p late/a/b; head -c 5000 /dev/urandom > late/a/b/deep.bin; echo hi > top.txt; for i in $(seq 1 200); do [ -e \"$DONE\" ] && exit 0; sleep 0.1; done; exit 3" },
+            WorkingDirectory = work,
+            Environment = new Dictionary<string, string> { ["DONE"] = done },
+            SettleTime = TimeSpan.FromMilliseconds(300),
+            RescanInterval = TimeSpan.FromMilliseconds(200),
+            FullRescanInterval = TimeSpan.FromHours(1),
+        });
+        var running = agent.RunAsync(default);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (!running.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            var seen = (await catalog.GetArtifactsAsync("note-run", "exp0", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridArtifact>())).Where(a => a.Sha256 is not null).Select(a => a.Path).ToHashSet();
+            if (seen.Contains("late/a/b/deep.bin") && seen.Contains("top.txt")) { File.WriteAllText(done, ""); break; }
+            await Task.Delay(100);
+        }
+        Assert.Equal(0, await running);
+        var stored = await StoredHashes(catalog, "note-run");
+        Assert.Equal(TestBytes.Sha256(File.ReadAllBytes(Path.Combine(work, "late/a/b/deep.bin"))), stored["late/a/b/deep.bin"]);
+        Assert.Equal(TestBytes.Sha256(File.ReadAllBytes(Path.Combine(work, "top.txt"))), stored["top.txt"]);
+    }
+
+    [Theory]
+    [InlineData("fs")]
+    [InlineData("s3")]
     public async Task Exit_0_every_file_written_in_any_folder_is_stored_byte_exact_and_the_status_is_Succeeded(string kind)
     {
         var keep = _temp.Sub("kept-copy.txt");

@@ -323,9 +323,9 @@ internal abstract class DelegatingStore : IObjectStore
     protected IObjectStore Inner { get; }
     public string Location => Inner.Location;
     public virtual Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken ct) => Inner.ReadRangeAsync(key, offset, length, ifVersion, ct);
-    public IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => Inner.ListAsync(prefix, recursive, ct);
-    public Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => Inner.TryReadAllBytesAsync(key, ct);
-    public Task<Stream> OpenReadAsync(string key, CancellationToken ct) => Inner.OpenReadAsync(key, ct);
+    public virtual IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => Inner.ListAsync(prefix, recursive, ct);
+    public virtual Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => Inner.TryReadAllBytesAsync(key, ct);
+    public virtual Task<Stream> OpenReadAsync(string key, CancellationToken ct) => Inner.OpenReadAsync(key, ct);
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => Inner.PutAsync(key, content, ct);
     public Task PutFileAsync(string key, string localPath, CancellationToken ct) => Inner.PutFileAsync(key, localPath, ct);
     public Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);

@@ -1,0 +1,347 @@
+using System.Text;
+using FsCheck;
+using FsCheck.Fluent;
+using GridArtifacts.Core;
+using GridArtifacts.Core.Capture;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+using Xunit;
+
+namespace GridArtifacts.Tests;
+
+/// <summary>
+/// Schema 2's index (docs/store-layout.md): every run lists from one listing of <c>runs/</c> with
+/// no record read, exactly as fresh as the records, with Lost still exact; on both stores.
+/// </summary>
+public abstract class CatalogIndexTests : IDisposable
+{
+    protected readonly TempDir Temp = new();
+    protected abstract IObjectStore NewStore();
+    /// <summary>Runs enough for the listing to cross several 1,000-key pages (fewer on s3rver, where seeding costs requests).</summary>
+    protected abstract int PagingRuns { get; }
+    public void Dispose() => Temp.Dispose();
+
+    private static readonly DateTimeOffset T0 = new(2026, 3, 4, 5, 6, 7, TimeSpan.Zero);
+
+    private static ExperimentRecord Exp(string run, string exp, GridStatus status, DateTimeOffset at, int files = 0) => new()
+    {
+        Run = run, Experiment = exp, Status = status, Created = at, Started = at, Heartbeat = at,
+        Finished = status.IsFinished() ? at.AddMinutes(3) : null, ExitCode = status == GridStatus.Failed ? 2 : status.IsFinished() ? 0 : null,
+        Sync = new GridSyncState { FilesSynced = files, BytesSynced = files * 10L },
+    };
+
+    [Fact]
+    public async Task Every_run_lists_from_one_listing_with_no_record_read()
+    {
+        var counting = new CountingStore(NewStore());
+        var catalog = new GridCatalog(counting, clock: new FixedClock(T0.AddHours(1)));
+        var names = Enumerable.Range(0, PagingRuns).Select(i => $"paged-{i:D4}").ToList();
+        await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (run, ct) =>
+        {
+            var i = int.Parse(run[6..]);
+            await catalog.TryCreateRunAsync(new RunRecord { Name = run, Created = T0.AddSeconds(i), Command = $"python train.py --seed {i}", Parameters = { ["seed"] = i.ToString() } }, ct, TimeSpan.Zero);
+            await catalog.WriteExperimentRecordAsync(Exp(run, "exp0", GridStatus.Succeeded, T0, files: i), ct);
+            await catalog.WriteExperimentRecordAsync(Exp(run, "exp1", i % 3 == 0 ? GridStatus.Failed : GridStatus.Succeeded, T0), ct);
+        });
+
+        counting.Reset();
+        var listed = await catalog.ListRunsAsync(default);
+        Assert.Empty(listed.Errors);
+        Assert.Equal(1, counting.Lists);
+        Assert.Equal(0, counting.Reads);
+        Assert.Equal(names, listed.Items.Select(r => r.Name).OrderBy(n => n, StringComparer.Ordinal));
+        foreach (var run in listed.Items)
+        {
+            var i = int.Parse(run.Name[6..]);
+            Assert.Equal(T0.AddSeconds(i), run.Created);
+            Assert.Equal($"python train.py --seed {i}", run.Command);
+            Assert.Equal(i.ToString(), run.Parameters["seed"]);
+            Assert.Equal(new[] { "exp0", "exp1" }, run.Experiments);
+            Assert.Equal(i % 3 == 0 ? GridStatus.Failed : GridStatus.Succeeded, run.Status);
+            Assert.Equal(T0.AddMinutes(3), run.Finished);
+        }
+
+        // The experiments of one run: one listing, then their records (the artifact figures come from the keys).
+        counting.Reset();
+        var exps = await catalog.GetExperimentsAsync("paged-0007", default);
+        Assert.Equal(1, counting.Lists);
+        Assert.Equal(2, counting.Reads);
+        Assert.Equal(7, exps.Items[0].ArtifactCount);
+        Assert.Equal(70, exps.Items[0].ArtifactBytes);
+        Assert.Equal(0, exps.Items[1].ExitCode);
+    }
+
+    [Fact]
+    public async Task A_status_another_writer_just_wrote_lists_on_the_next_call()
+    {
+        var store = NewStore();
+        var writer = new GridCatalog(store);
+        var reader = new GridCatalog(store);
+        var now = DateTimeOffset.UtcNow;
+        await writer.CreateRunAsync(new RunRecord { Name = "fresh-run", Created = now }, default);
+        var record = Exp("fresh-run", "exp0", GridStatus.Running, now);
+        await writer.WriteExperimentRecordAsync(record, default);
+        Assert.Equal(GridStatus.Running, Assert.Single((await reader.ListRunsAsync(default)).Items).Status);
+        for (var beat = 1; beat <= 3; beat++)
+        {
+            record.Heartbeat = now.AddSeconds(beat);
+            await writer.WriteExperimentRecordAsync(record, default);
+        }
+        record.Status = GridStatus.Succeeded;
+        record.Finished = now.AddSeconds(5);
+        record.ExitCode = 0;
+        await writer.WriteExperimentRecordAsync(record, default);
+        var run = Assert.Single((await reader.ListRunsAsync(default)).Items);
+        Assert.Equal(GridStatus.Succeeded, run.Status);
+        Assert.Equal(now.AddSeconds(5), run.Finished);
+        Assert.Equal(GridStatus.Succeeded, (await reader.GetRunAsync("fresh-run", default)).Status);
+        // One index key per experiment is left after its writes.
+        var keys = new List<string>();
+        await foreach (var e in store.ListAsync(CatalogIndex.ExperimentIndexPrefix("fresh-run", "exp0"), false, default)) keys.Add(e.Key);
+        Assert.Single(keys);
+    }
+
+    [Fact]
+    public async Task A_heartbeat_older_than_the_threshold_lists_as_Lost_and_not_a_moment_before()
+    {
+        var store = NewStore();
+        await new GridCatalog(store).CreateRunAsync(new RunRecord { Name = "beat-run", Created = T0 }, default);
+        await new GridCatalog(store).WriteExperimentRecordAsync(Exp("beat-run", "exp0", GridStatus.Running, T0), default);
+        var lostAfter = TimeSpan.FromMinutes(2);
+        GridStatus At(TimeSpan later) => Assert.Single(new GridCatalog(store, lostAfter, new FixedClock(T0 + later)).ListRunsAsync(default).GetAwaiter().GetResult().Items).Status;
+        Assert.Equal(GridStatus.Running, At(lostAfter));
+        Assert.Equal(GridStatus.Lost, At(lostAfter + TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
+    public async Task Two_keys_of_one_experiment_left_by_a_crash_read_as_the_later_and_the_next_write_clears_them()
+    {
+        var store = NewStore();
+        var catalog = new GridCatalog(store, clock: new FixedClock(T0));
+        await catalog.CreateRunAsync(new RunRecord { Name = "crash-run", Created = T0 }, default);
+        var done = Exp("crash-run", "exp0", GridStatus.Succeeded, T0);
+        await catalog.WriteExperimentRecordAsync(done, default);
+        // A writer that died between writing its new key (sequence 1) and deleting the old (0).
+        await catalog.WriteExperimentRecordAsync(done, default);
+        await store.PutAsync(CatalogIndex.ExperimentKey(Exp("crash-run", "exp0", GridStatus.Running, T0), 0), ReadOnlyMemory<byte>.Empty, default);
+        Assert.Equal(GridStatus.Succeeded, Assert.Single((await catalog.ListRunsAsync(default)).Items).Status);
+        await catalog.WriteExperimentRecordAsync(done, default);
+        var keys = new List<string>();
+        await foreach (var e in store.ListAsync(CatalogIndex.ExperimentIndexPrefix("crash-run", "exp0"), false, default)) keys.Add(e.Key);
+        Assert.Equal(2L, ((CatalogIndex.ExperimentEntry)CatalogIndex.Parse(Assert.Single(keys))!).Sequence);
+    }
+
+    [Fact]
+    public async Task A_command_too_long_for_a_key_is_read_from_its_record_exactly()
+    {
+        var counting = new CountingStore(NewStore());
+        var catalog = new GridCatalog(counting);
+        var command = "python train.py " + string.Concat(Enumerable.Repeat("--λ 0.5 ", 60)) + "🚀";
+        await catalog.CreateRunAsync(new RunRecord { Name = "long-run", Created = T0, Command = command, Parameters = { ["note"] = "día/夜" } }, default);
+        await catalog.CreateRunAsync(new RunRecord { Name = "short-run", Created = T0, Command = "python a.py", Parameters = { ["note"] = "día/夜" } }, default);
+        counting.Reset();
+        var runs = (await catalog.ListRunsAsync(default)).Items.ToDictionary(r => r.Name);
+        Assert.Equal(command, runs["long-run"].Command);
+        Assert.Equal("día/夜", runs["long-run"].Parameters["note"]);
+        Assert.Equal("python a.py", runs["short-run"].Command);
+        Assert.Equal("día/夜", runs["short-run"].Parameters["note"]);
+        Assert.Equal(1, counting.Reads); // the long one's record only
+    }
+
+    [Fact]
+    public async Task A_removed_run_leaves_no_key_and_an_unknown_one_is_RunNotFound()
+    {
+        var store = NewStore();
+        var catalog = new GridCatalog(store);
+        await catalog.CreateRunAsync(new RunRecord { Name = "gone-run", Created = T0 }, default);
+        await catalog.WriteExperimentRecordAsync(Exp("gone-run", "exp0", GridStatus.Succeeded, T0), default);
+        await catalog.CreateRunAsync(new RunRecord { Name = "gone-run-2", Created = T0 }, default); // its keys share the first name's start
+        await catalog.RemoveRunAsync("gone-run", default);
+        var left = new List<string>();
+        await foreach (var e in store.ListAsync("runs/", true, default)) left.Add(e.Key);
+        Assert.DoesNotContain(left, k => k.StartsWith("runs/gone-run/", StringComparison.Ordinal) || k.StartsWith("runs/gone-run~", StringComparison.Ordinal));
+        Assert.Equal("gone-run-2", Assert.Single((await catalog.ListRunsAsync(default)).Items).Name);
+        Assert.Equal("RunNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.GetRunAsync("gone-run", default))).ErrorId);
+    }
+
+    [Fact]
+    public async Task Every_record_written_is_schema_2_which_0_1_0_refuses()
+    {
+        var store = NewStore();
+        var catalog = new GridCatalog(store);
+        await catalog.CreateRunAsync(new RunRecord { Name = "new-run", Created = T0 }, default);
+        await catalog.WriteExperimentRecordAsync(Exp("new-run", "exp0", GridStatus.Succeeded, T0), default);
+        await catalog.WriteManifestAsync(new ManifestRecord { Run = "new-run", Experiment = "exp0", Sealed = true }, default);
+        foreach (var key in new[] { StoreLayout.RunRecordKey("new-run"), StoreLayout.ExperimentRecordKey("new-run", "exp0"), StoreLayout.ManifestKey("new-run", "exp0") })
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse((await store.TryReadAllBytesAsync(key, default))!);
+            // 0.1.0 reads schema 1 only and reports anything newer as a damaged record naming it.
+            Assert.Equal(2, doc.RootElement.GetProperty("schema").GetInt32());
+        }
+    }
+
+    // ---- manifests in segments ----
+
+    private string Segment(params ManifestEntry[] entries)
+    {
+        var file = Path.Combine(Directory.CreateDirectory(Temp.Sub("segments")).FullName, Guid.NewGuid().ToString("N") + ".jsonl");
+        File.WriteAllLines(file, entries.Select(e => System.Text.Json.JsonSerializer.Serialize(e, RecordJson.Compact)));
+        return file;
+    }
+
+    private static ManifestEntry Entry(string path, int size) => new() { Path = path, Size = size, Sha256 = new string((char)('a' + size % 6), 64), Modified = T0 };
+
+    [Fact]
+    public async Task Segments_merge_in_order_after_the_folded_manifest_and_a_gap_is_never_read_as_a_whole()
+    {
+        var store = NewStore();
+        var catalog = new GridCatalog(store);
+        await catalog.WriteManifestSegmentAsync("seg-run", "exp0", 0, Segment(Entry("a.txt", 1), Entry("b.txt", 2)), default);
+        await catalog.WriteManifestSegmentAsync("seg-run", "exp0", 1, Segment(Entry("a.txt", 3), Entry("c/d.txt", 4)), default);
+        var m = (await catalog.ReadManifestAsync("seg-run", "exp0", default))!;
+        Assert.False(m.Sealed);
+        Assert.Equal(new[] { ("a.txt", 3L), ("b.txt", 2L), ("c/d.txt", 4L) }, m.Artifacts.Select(a => (a.Path, a.Size)).OrderBy(x => x.Path));
+        Assert.Equal(2, await catalog.NextManifestSegmentAsync("seg-run", "exp0", default));
+
+        // Folded through segment 1, then segment 2 beside it.
+        var folded = Path.Combine(Directory.CreateDirectory(Temp.Sub("folded")).FullName, "manifest.json");
+        File.WriteAllBytes(folded, RecordJson.Serialize(new ManifestRecord { Run = "seg-run", Experiment = "exp0", Through = 1, Artifacts = m.Artifacts }));
+        await catalog.WriteCompactedManifestAsync("seg-run", "exp0", folded, 1, default);
+        await catalog.WriteManifestSegmentAsync("seg-run", "exp0", 2, Segment(Entry("e.txt", 5)), default);
+        m = (await catalog.ReadManifestAsync("seg-run", "exp0", default))!;
+        Assert.Equal(new[] { "a.txt", "b.txt", "c/d.txt", "e.txt" }, m.Artifacts.Select(a => a.Path).OrderBy(p => p, StringComparer.Ordinal));
+        var segments = new List<string>();
+        await foreach (var e in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("seg-run", "exp0"), false, default)) segments.Add(e.Key);
+        Assert.Equal(new[] { StoreLayout.ManifestSegmentKey("seg-run", "exp0", 2) }, segments);
+
+        // A segment missing between the folded manifest and a later one: never merged as if whole.
+        await catalog.WriteManifestSegmentAsync("seg-run", "exp0", 4, Segment(Entry("f.txt", 6)), default);
+        var error = await Assert.ThrowsAsync<GridException>(() => catalog.ReadManifestAsync("seg-run", "exp0", default));
+        Assert.Equal(GridErrorKind.DamagedRecord, error.Kind);
+        Assert.Contains("00000003", error.Message);
+    }
+
+    [Fact]
+    public async Task A_reader_beside_a_journal_that_folds_never_loses_an_entry()
+    {
+        var store = NewStore();
+        var catalog = new GridCatalog(store);
+        var latest = new Dictionary<string, long>(StringComparer.Ordinal);
+        using var journal = new ManifestJournal(catalog, "fold-run", "exp0", Temp.Sub("journal"));
+        await journal.StartAsync(default);
+        bool IsLatest(string path, long seq) { lock (latest) return latest.TryGetValue(path, out var s) && s == seq; }
+        using var stop = new CancellationTokenSource();
+        var seen = 0;
+        var reads = 0;
+        var reader = Task.Run(async () =>
+        {
+            // Every entry written before a read started is in what the read returns.
+            while (!stop.IsCancellationRequested)
+            {
+                var floor = Volatile.Read(ref seen);
+                var m = await catalog.ReadManifestAsync("fold-run", "exp0", default);
+                var count = m?.Artifacts.Select(a => a.Path).Distinct().Count() ?? 0;
+                Assert.True(count >= floor, $"a read returned {count} entries after {floor} were stored");
+                reads++;
+            }
+        });
+        var stored = 0;
+        var sizes = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var pass = 0; pass < ManifestJournal.MaxSegmentsBeforeFold + 20; pass++)
+        {
+            for (var i = 0; i < 5; i++)
+            {
+                var path = $"p{pass % 30}/f{i}.bin"; // paths come back in later passes: later entries replace earlier ones
+                var seq = journal.Add(Entry(path, pass));
+                lock (latest) latest[path] = seq;
+                sizes[path] = pass;
+            }
+            await journal.FlushAsync(TimeSpan.Zero, IsLatest, default);
+            stored = latest.Count;
+            Volatile.Write(ref seen, stored);
+        }
+        stop.Cancel();
+        await reader;
+        Assert.True(reads > 0);
+        var segments = 0;
+        await foreach (var _ in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("fold-run", "exp0"), false, default)) segments++;
+        Assert.True(segments < ManifestJournal.MaxSegmentsBeforeFold, $"{segments} segments were left unfolded");
+        await journal.SealAsync(IsLatest, default);
+        var sealedManifest = (await catalog.ReadManifestAsync("fold-run", "exp0", default))!;
+        Assert.True(sealedManifest.Sealed);
+        Assert.Equal(latest.Keys.OrderBy(k => k, StringComparer.Ordinal), sealedManifest.Artifacts.Select(a => a.Path).OrderBy(k => k, StringComparer.Ordinal));
+        Assert.All(sealedManifest.Artifacts, a => Assert.Equal(sizes[a.Path], a.Size)); // each path's latest entry, once
+        await foreach (var _ in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("fold-run", "exp0"), false, default)) Assert.Fail("a segment outlived the seal");
+    }
+}
+
+public sealed class FileSystemCatalogIndexTests : CatalogIndexTests
+{
+    protected override IObjectStore NewStore() => new FileSystemStore(Temp.Sub("store-" + Guid.NewGuid().ToString("N")));
+    protected override int PagingRuns => 1_100;
+}
+
+[Collection(S3Collection.Name)]
+public sealed class S3CatalogIndexTests : CatalogIndexTests
+{
+    private readonly S3ServerFixture _s3;
+    private readonly string _bucket;
+    public S3CatalogIndexTests(S3ServerFixture s3) { _s3 = s3; _bucket = s3.NewBucket(); }
+    protected override IObjectStore NewStore() => new S3Store(_s3.StoreUri(_bucket, "index/" + Guid.NewGuid().ToString("N")));
+    protected override int PagingRuns => 400; // 1,600 keys: two pages
+}
+
+/// <summary>The agent's file table against a dictionary: any paths, found again, spelled back exactly.</summary>
+public sealed class FileTableTests
+{
+    [Fact]
+    public void Paths_are_found_again_and_spelled_back_exactly()
+    {
+        var character = Gen.OneOf(Gen.Elements("a", "Z", "0", "/", ".", "-", " ", "é", "e\u0301", "夜", "🚀", "\u200d"), Gen.Choose(0x20, 0x7e).Select(c => ((char)c).ToString()));
+        var path = Gen.Choose(1, 40).SelectMany(n => Gen.ArrayOf(character, n)).Select(string.Concat);
+        Prop.ForAll(Gen.ListOf(path).ToArbitrary(), paths =>
+        {
+            var table = new FileTable();
+            var model = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var p in paths)
+            {
+                var i = table.FindOrAdd(p, 0, out var added);
+                Assert.Equal(!model.ContainsKey(p), added);
+                if (added) model[p] = i;
+                Assert.Equal(model[p], i);
+            }
+            Assert.Equal(model.Count, table.Count);
+            foreach (var (p, i) in model)
+            {
+                Assert.Equal(i, table.Find(p));
+                Assert.Equal(p, table.PathOf(i));
+            }
+            Assert.Equal(-1, table.Find("never-added/" + Guid.NewGuid()));
+        }).QuickCheckThrowOnFailure();
+    }
+
+    [Fact]
+    public void A_million_paths_fit_in_about_a_hundred_bytes_each()
+    {
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        var table = new FileTable();
+        for (var i = 0; i < 1_000_000; i++) table.FindOrAdd($"round-{i / 50_000:D2}/dir-{i / 1000 % 50:D2}/file-{i:D7}.bin", 0, out _);
+        var bytes = GC.GetTotalMemory(forceFullCollection: true) - before;
+        Assert.True(bytes / 1_000_000.0 <= 100, $"{bytes / 1_000_000.0:0.0} bytes a file");
+        Assert.Equal(123_456, table.Find("round-02/dir-23/file-0123456.bin"));
+        GC.KeepAlive(table);
+    }
+}
+
+/// <summary>Counts the requests a catalog makes of its store.</summary>
+internal sealed class CountingStore : DelegatingStore
+{
+    public CountingStore(IObjectStore inner) : base(inner) { }
+    private int _lists, _reads;
+    public int Lists => _lists;
+    public int Reads => _reads;
+    public void Reset() { _lists = 0; _reads = 0; }
+    public override IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) { Interlocked.Increment(ref _lists); return Inner.ListAsync(prefix, recursive, ct); }
+    public override Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _reads); return Inner.TryReadAllBytesAsync(key, ct); }
+    public override Task<Stream> OpenReadAsync(string key, CancellationToken ct) { Interlocked.Increment(ref _reads); return Inner.OpenReadAsync(key, ct); }
+}
