@@ -44,7 +44,7 @@
             Tags         = @('ML', 'MachineLearning', 'Artifacts', 'S3', 'Storage', 'Training', 'Experiments')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://example.invalid/GridArtifacts'
-            ReleaseNotes = '0.1.1: a run name is taken once (RunExists) and an ended experiment is never rewritten (ExperimentExists); names outside the Basic Multilingual Plane are stored; the store and the module''s own folders are never imported or captured; an import stores every file it can read; Set-GridTransferOption -MaxConcurrency holds while transfers run.'
+            ReleaseNotes = '0.2.0: store schema 2. Get-GridRun and the page list every run from one listing (index keys beside the run folders), fresh from any writer; manifests are written as segments and sealed at the end; the capture agent keeps about 90 bytes a file and rescans only what change notifications name (with a full rescan at least 30 s apart). Stores written by 0.1.0 are read unchanged; 0.1.0 refuses schema-2 records. 0.1.1: a run name is taken once (RunExists) and an ended experiment is never rewritten (ExperimentExists); names outside the Basic Multilingual Plane are stored; the store and the module''s own folders are never imported or captured.'
         }
     }
 }

@@ -21,6 +21,7 @@ param(
     [switch] $NoResults
 )
 $ErrorActionPreference = 'Stop'
+$Cases = @($Cases | ForEach-Object { $_ -split "," } | Where-Object { $_ })
 . (Join-Path $PSScriptRoot 'BenchCommon.ps1')
 $work = Join-Path ([IO.Path]::GetTempPath()) "grid-bench-scale-$([guid]::NewGuid().ToString('N'))"
 New-Item -ItemType Directory -Force -Path $work | Out-Null
@@ -90,7 +91,7 @@ function Test-ByteExact {
     [pscustomobject]@{ Files = @(Get-Content $b).Count; Same = $same }
 }
 
-$cases = @{
+$caseTable = @{
     fs200k = @{ Label = 'folder store, 200,000 files'; Count = 200000; S3 = $false; Idle = 0 }
     fs1m   = @{ Label = 'folder store, 1,000,000 files'; Count = 1000000; S3 = $false; Idle = $IdleSeconds }
     s3100k = @{ Label = 's3rver, 100,000 files'; Count = 100000; S3 = $true; Idle = 0 }
@@ -100,7 +101,7 @@ if ($OldModulePath) { $builds += @{ Name = '0.1.0'; Module = $OldModulePath } }
 $rows = [Collections.Generic.List[string]]::new()
 try {
     foreach ($name in $Cases) {
-        $case = $cases[$name]
+        $case = $caseTable[$name]
         foreach ($build in $builds) {
             $run = "scale-$name-$([guid]::NewGuid().ToString('N').Substring(0, 6))"
             if ($case.S3) {

@@ -200,12 +200,16 @@ public sealed class GridCatalog
         }
     }
 
-    /// <summary>One experiment; <paramref name="withArtifactSummary"/> also reads its manifest (and its segments) for the artifact count and bytes.</summary>
+    /// <summary>
+    /// One experiment; <paramref name="withArtifactSummary"/> also gives its artifact count and bytes:
+    /// from its index key (schema 2: its writer's figures, one listing whatever the manifest's size),
+    /// else from its manifest.
+    /// </summary>
     public async Task<GridExperiment> GetExperimentAsync(string run, string experiment, CancellationToken ct, bool withArtifactSummary = true)
     {
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
-        var manifestTask = withArtifactSummary ? ReadManifestAsync(run, experiment, ct) : Task.FromResult<ManifestRecord?>(null);
+        var entryTask = withArtifactSummary ? ReadExperimentEntryAsync(run, experiment, ct) : Task.FromResult<CatalogIndex.ExperimentEntry?>(null);
         var record = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
         if (record is null)
         {
@@ -216,13 +220,28 @@ public sealed class GridCatalog
                 GridNames.ExperimentId(run, experiment));
         }
         (int Count, long Bytes) summary = (0, 0);
-        try
+        if (await entryTask.ConfigureAwait(false) is { } entry) summary = ((int)entry.Files, entry.Bytes);
+        else if (withArtifactSummary)
         {
-            var manifest = await manifestTask.ConfigureAwait(false);
-            if (manifest is not null) summary = (manifest.Artifacts.Count, manifest.Artifacts.Sum(a => a.Size));
+            try
+            {
+                var manifest = await ReadManifestAsync(run, experiment, ct).ConfigureAwait(false);
+                if (manifest is not null) summary = (manifest.Artifacts.Count, manifest.Artifacts.Sum(a => a.Size));
+            }
+            catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord) { /* reported by Get-GridArtifact */ }
         }
-        catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord) { /* reported by Get-GridArtifact */ }
         return ToExperiment(record, summary);
+    }
+
+    /// <summary>An experiment's index key with the highest sequence, or null (schema 1, or not yet indexed).</summary>
+    private async Task<CatalogIndex.ExperimentEntry?> ReadExperimentEntryAsync(string run, string experiment, CancellationToken ct)
+    {
+        CatalogIndex.ExperimentEntry? best = null;
+        await foreach (var e in Store.ListAsync(CatalogIndex.ExperimentIndexPrefix(run, experiment), recursive: false, ct).ConfigureAwait(false))
+        {
+            if (CatalogIndex.Parse(e.Key) is CatalogIndex.ExperimentEntry x && x.Experiment == experiment && (best is null || x.Sequence > best.Sequence)) best = x;
+        }
+        return best;
     }
 
     private GridExperiment ToExperiment(ExperimentRecord record, (int Count, long Bytes) artifacts) =>
@@ -756,8 +775,10 @@ public sealed class GridCatalog
 
     public static async Task<string> HashFileAsync(string path, CancellationToken ct)
     {
+        // A read buffer no larger than the file (a megabyte at most): small files cost no large buffers.
+        var length = new FileInfo(path).Length;
         await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
-            1 << 20, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            (int)Math.Clamp(length, 4096, 1 << 20), FileOptions.Asynchronous | FileOptions.SequentialScan);
         var hash = await SHA256.HashDataAsync(fs, ct).ConfigureAwait(false);
         return Convert.ToHexString(hash).ToLowerInvariant();
     }

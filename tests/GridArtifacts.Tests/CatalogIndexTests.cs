@@ -228,7 +228,7 @@ public abstract class CatalogIndexTests : IDisposable
         var catalog = new GridCatalog(store);
         var latest = new Dictionary<string, long>(StringComparer.Ordinal);
         using var journal = new ManifestJournal(catalog, "fold-run", "exp0", Temp.Sub("journal"));
-        await journal.StartAsync(default);
+        await journal.StartAsync(_ => { }, default);
         bool IsLatest(string path, long seq) { lock (latest) return latest.TryGetValue(path, out var s) && s == seq; }
         using var stop = new CancellationTokenSource();
         var seen = 0;

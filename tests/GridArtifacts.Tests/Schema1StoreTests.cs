@@ -112,6 +112,14 @@ public abstract class Schema1StoreTests : IDisposable
         Assert.Equal(1, added.ArtifactCount);
         Assert.Equal(new[] { "exp0", "exp1", "exp2" }, (await catalog.GetRunAsync("captured-sweep", default)).Experiments);
 
+        // One listing gives the new run (from its index keys) and the old ones (from their records) together.
+        var listed = await catalog.ListRunsAsync(default);
+        Assert.Empty(listed.Errors);
+        Assert.Equal(expected.Keys.Where(k => k != "failed-run").Append("new-run").OrderBy(k => k, StringComparer.Ordinal),
+            listed.Items.Select(r => r.Name).OrderBy(k => k, StringComparer.Ordinal));
+        Assert.Equal(GridStatus.Succeeded, listed.Items.Single(r => r.Name == "new-run").Status);
+        Assert.Equal(3, listed.Items.Single(r => r.Name == "captured-sweep").ExperimentCount);
+
         // The old names are taken, and their ended experiments are never rewritten.
         var taken = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "imported-run" }, default));
         Assert.Equal("RunExists", taken.ErrorId);

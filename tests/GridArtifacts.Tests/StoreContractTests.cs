@@ -197,6 +197,10 @@ public abstract class StoreContractTests : IDisposable
         var file = Temp.WriteFile("model.pt", data);
         var entry = await catalog.PutArtifactFileAsync("sweep-one", "exp1", "ckpt/model.pt", file, default);
         await catalog.WriteManifestAsync(new ManifestRecord { Run = "sweep-one", Experiment = "exp1", Artifacts = { entry } }, default);
+        // Its writer's record says what it synced (the figures the index carries).
+        var record = (await catalog.ReadExperimentRecordAsync("sweep-one", "exp1", default))!;
+        record.Sync = new GridSyncState { FilesSynced = 1, BytesSynced = data.Length };
+        await catalog.WriteExperimentRecordAsync(record, default);
 
         var run = await catalog.GetRunAsync("sweep-one", default);
         Assert.Equal(GridStatus.Failed, run.Status);

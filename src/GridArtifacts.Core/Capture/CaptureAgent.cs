@@ -64,11 +64,16 @@ public sealed class CaptureAgent
     private ManifestJournal? _journal;
     /// <summary>Paths the change notifications named since the last pass; too many, and the next pass is a full one.</summary>
     private readonly HashSet<string> _changed = new(StringComparer.Ordinal);
-    private const int MaxChangedPaths = 100_000;
+    private const int MaxChangedPaths = 16_384;
     private bool _changesOverflowed;
     private bool _watching;
     private DateTimeOffset _nextFullPass = DateTimeOffset.MinValue;
+    private DateTimeOffset _lastFullPass = DateTimeOffset.MinValue;
+    private TimeSpan _lastFullPassTook;
+    private bool _fullPassRequested;
     private const int UploadConcurrency = 16;
+    /// <summary>Files taken from the pending list per round of uploads.</summary>
+    private const int UploadBatch = 4096;
     private static readonly TimeSpan MinPassInterval = TimeSpan.FromMilliseconds(100);
     private readonly GridSyncState _sync = new();
     private readonly HashSet<string> _reportedUnstorable = new(StringComparer.Ordinal);
@@ -107,7 +112,7 @@ public sealed class CaptureAgent
         foreach (var (root, _) in _roots) Directory.CreateDirectory(root);
         // What is there before the script starts is an artifact only once it changes.
         var start = _table.Now;
-        foreach (var e in Scan(WholeRoots())) Observe(e, start, baseline: true);
+        Scan(WholeRoots(), start, baseline: true);
         var now = _catalog.Clock.GetUtcNow();
         var command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
         // A new run is created with this experiment; a queued experiment's run was created by whoever
@@ -155,7 +160,7 @@ public sealed class CaptureAgent
         var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(logs);
         using var journal = _journal = new ManifestJournal(_catalog, _run, _experiment, Path.Combine(logs, "manifest"));
-        await PersistAsync("The manifest's start", () => journal.StartAsync(CancellationToken.None), DateTimeOffset.UtcNow + _options.FinalSyncPatience).ConfigureAwait(false);
+        await PersistAsync("The manifest's start", () => journal.StartAsync(KeepEarlier, CancellationToken.None), DateTimeOffset.UtcNow + _options.FinalSyncPatience).ConfigureAwait(false);
         using var watchers = new WatcherSet(_roots.Select(r => r.Root), OnChanged, OnOverflow);
         _watching = watchers.Complete;
         var stopRequested = false;
@@ -300,16 +305,15 @@ public sealed class CaptureAgent
         }
     }
 
-    /// <summary>One file a rescan found: its artifact path, the root it is under, its size and time (-1 when it could not be read).</summary>
-    private readonly record struct ScanEntry(string Path, int Root, long Length, long Ticks);
-
     private IEnumerable<(int Root, string Folder)> WholeRoots() => _roots.Select((r, i) => (i, r.Root));
 
     /// <summary>
-    /// Every file under the given folders (each inside root <c>Root</c>), by artifact path, with its
-    /// size and time read as the folder is listed: no file object and no full path per file.
+    /// Takes note of every file under the given folders (each inside root <c>Root</c>), its size and
+    /// time read as the folder is listed. Nothing is allocated per file: each path is spelled into
+    /// one reused buffer and looked up in the table as it is (a full rescan of 1,000,000 files makes
+    /// no garbage of a million strings).
     /// </summary>
-    private IEnumerable<ScanEntry> Scan(IEnumerable<(int Root, string Folder)> folders)
+    private void Scan(IEnumerable<(int Root, string Folder)> folders, uint now, bool baseline)
     {
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
         foreach (var (r, folder) in folders)
@@ -320,21 +324,44 @@ public sealed class CaptureAgent
             // Entries name their folder without a trailing separator; what follows the root (and its separator) is the relative folder.
             var trimmed = Path.TrimEndingDirectorySeparator(root);
             var skip = trimmed.Length + (Path.EndsInDirectorySeparator(trimmed) ? 0 : 1);
-            var files = new System.IO.Enumeration.FileSystemEnumerable<ScanEntry>(folder, (ref System.IO.Enumeration.FileSystemEntry e) =>
+            var files = new System.IO.Enumeration.FileSystemEnumerable<bool>(folder, (ref System.IO.Enumeration.FileSystemEntry e) =>
             {
                 var dir = e.Directory.Length > skip ? e.Directory[skip..] : ReadOnlySpan<char>.Empty;
-                var path = dir.IsEmpty ? string.Concat(prefix, e.FileName) : string.Concat(prefix, dir, "/", e.FileName);
-                if (Path.DirectorySeparatorChar != '/') path = path.Replace(Path.DirectorySeparatorChar, '/');
-                try { return new ScanEntry(path, index, e.Length, e.LastWriteTimeUtc.UtcTicks); }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return new ScanEntry(path, index, -1, -1); }
+                var path = SpellPath(prefix, dir, e.FileName);
+                long length, ticks;
+                try { length = e.Length; ticks = e.LastWriteTimeUtc.UtcTicks; }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; } // gone since the folder was listed
+                Observe(path, index, length, ticks, now, baseline);
+                return true;
             }, options)
             {
                 ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory,
                 // The store's own folder, and the module's working and temporary folders, are never artifacts.
                 ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => ShouldWalk(e.ToFullPath()),
             };
-            foreach (var f in files) yield return f;
+            foreach (var _ in files) { }
         }
+    }
+
+    private char[] _pathBuffer = new char[1024];
+
+    /// <summary>An artifact path (root prefix, relative folder, name; '/' between) in the reused buffer.</summary>
+    private ReadOnlySpan<char> SpellPath(string prefix, ReadOnlySpan<char> dir, ReadOnlySpan<char> name)
+    {
+        var length = prefix.Length + dir.Length + (dir.IsEmpty ? 0 : 1) + name.Length;
+        if (length > _pathBuffer.Length) _pathBuffer = new char[Math.Max(length, _pathBuffer.Length * 2)];
+        var span = _pathBuffer.AsSpan(0, length);
+        prefix.AsSpan().CopyTo(span);
+        var at = prefix.Length;
+        if (!dir.IsEmpty)
+        {
+            dir.CopyTo(span[at..]);
+            if (Path.DirectorySeparatorChar != '/') span.Slice(at, dir.Length).Replace(Path.DirectorySeparatorChar, '/');
+            at += dir.Length;
+            span[at++] = '/';
+        }
+        name.CopyTo(span[at..]);
+        return span;
     }
 
     private bool ShouldWalk(string folder)
@@ -355,25 +382,40 @@ public sealed class CaptureAgent
     /// Takes note of one file as a pass found it: a new size or time marks it changed (pending) and
     /// restarts its settle time; with <paramref name="baseline"/> (before the script starts) it is only remembered.
     /// </summary>
-    private void Observe(ScanEntry e, uint now, bool baseline)
+    private void Observe(ReadOnlySpan<char> path, int root, long length, long ticks, uint now, bool baseline)
     {
         // A name whose bytes are not UTF-8 reads back with U+FFFD in it and cannot be opened by that name.
-        if (e.Path.Contains('\uFFFD') && !File.Exists(FullPathOf(e.Root, e.Path)))
+        if (path.Contains('\uFFFD') && !File.Exists(FullPathOf(root, path.ToString())))
         {
-            if (!baseline) ReportUnstorable(e.Path, "the file name is not valid UTF-8, so it cannot be read or stored by name; rename it");
+            if (!baseline) ReportUnstorable(path.ToString(), "the file name is not valid UTF-8, so it cannot be read or stored by name; rename it");
             return;
         }
-        if (e.Length < 0) return; // gone or unreadable since the folder was listed
-        var i = _table.FindOrAdd(e.Path, (byte)e.Root, out _);
+        var i = _table.FindOrAdd(path, (byte)root, out _);
         ref var s = ref _table[i];
-        if (s.Length == e.Length && s.Ticks == e.Ticks) return;
-        s.Length = e.Length;
-        s.Ticks = e.Ticks;
+        s.Root = (byte)root;
+        if (s.Length == length && s.Ticks == ticks) return;
+        s.Length = length;
+        s.Ticks = ticks;
         if (baseline) return;
         s.SeenAt = now;
         s.Flags |= FileTable.SlotFlags.Dirty;
         _pending.Add(i);
     }
+
+    /// <summary>A file an earlier agent of this experiment stored (it was lost): counted as synced, and kept in the sealed manifest unless sent again.</summary>
+    private void KeepEarlier(ManifestEntry entry)
+    {
+        var i = _table.FindOrAdd(entry.Path, 0, out _);
+        ref var s = ref _table[i];
+        if (s.Segment != -1) return;
+        s.Segment = EarlierSegment;
+        s.SyncedSize = entry.Size;
+        _sync.FilesSynced++;
+        _sync.BytesSynced += entry.Size;
+    }
+
+    /// <summary><see cref="FileTable.Slot.Segment"/> of a file whose latest entry an earlier agent wrote.</summary>
+    private const int EarlierSegment = -2;
 
     private void ReportUnstorable(string path, string problem)
     {
@@ -403,7 +445,7 @@ public sealed class CaptureAgent
         if (Directory.Exists(fullPath))
         {
             if (!ShouldWalk(fullPath)) return;
-            foreach (var e in Scan(new[] { (root, fullPath) })) Observe(e, now, baseline: false);
+            Scan(new[] { (root, fullPath) }, now, baseline: false);
             return;
         }
         var info = new FileInfo(fullPath);
@@ -413,7 +455,7 @@ public sealed class CaptureAgent
         long length, ticks;
         try { length = info.Length; ticks = info.LastWriteTimeUtc.Ticks; }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
-        Observe(new ScanEntry(_roots[root].Prefix + rel, root, length, ticks), now, baseline: false);
+        Observe(_roots[root].Prefix + rel, root, length, ticks, now, baseline: false);
     }
 
     /// <summary>Whether a manifest entry of <paramref name="path"/> from <paramref name="segment"/> is its latest (-1: from an earlier agent).</summary>
@@ -441,14 +483,23 @@ public sealed class CaptureAgent
             overflowed = _changesOverflowed;
             _changesOverflowed = false;
         }
-        if (final || overflowed || !_watching || DateTimeOffset.UtcNow >= _nextFullPass)
+        // After an overflow the next full pass comes soon, but never more often than ten times its own
+        // length: a burst of writes costs at most a tenth of the time in rescans, and what it missed
+        // is found by that pass (or the final one).
+        if (overflowed) _fullPassRequested = true;
+        var fullDue = DateTimeOffset.UtcNow >= _nextFullPass
+            || (_fullPassRequested && DateTimeOffset.UtcNow >= _lastFullPass + TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(2).Ticks, _lastFullPassTook.Ticks * 10)));
+        if (final || !_watching || fullDue)
         {
             // Every file of every root: at the end, after a notification queue overflowed, where
             // notifications cannot be had, and now and then for what no notification told of.
             var watch = Stopwatch.StartNew();
-            foreach (var e in Scan(WholeRoots())) Observe(e, tick, baseline: false);
+            Scan(WholeRoots(), tick, baseline: false);
             var spacing = TimeSpan.FromTicks(Math.Max(_options.FullRescanInterval.Ticks, watch.Elapsed.Ticks * 20));
             _nextFullPass = DateTimeOffset.UtcNow + spacing;
+            _lastFullPass = DateTimeOffset.UtcNow;
+            _lastFullPassTook = watch.Elapsed;
+            _fullPassRequested = false;
         }
         else
         {
@@ -462,42 +513,46 @@ public sealed class CaptureAgent
 
         long pendingBytes = 0;
         var pending = 0;
-        var ready = new List<(string Path, int Slot)>();
-        var done = new List<int>();
-        foreach (var i in _pending)
-        {
-            var s = _table[i];
-            if (!final && FileTable.Elapsed(s.SeenAt, tick) < _options.SettleTime) { pending++; pendingBytes += s.Length; continue; }
-            var path = _table.PathOf(i);
-            var problem = GridNames.ArtifactPathProblem(path);
-            if (problem is not null)
-            {
-                ReportUnstorable(path, problem);
-                done.Add(i);
-                continue;
-            }
-            ready.Add((path, i));
-        }
-        foreach (var i in done) Settle(i);
-        ready.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
-        // Settled files go up several at a time (large ones in parts, from the file itself).
         var failed = 0;
         long failedBytes = 0;
-        var uploaded = new System.Collections.Concurrent.ConcurrentBag<int>();
-        await Parallel.ForEachAsync(ready, new ParallelOptions { MaxDegreeOfParallelism = UploadConcurrency }, async (f, _) =>
+        // Settled files go up several at a time (large ones in parts, from the file itself), a batch
+        // at a time: only a batch's paths are ever spelled out as strings, however many are pending.
+        var candidates = _pending.ToArray();
+        var batch = new List<(string Path, int Slot)>(UploadBatch);
+        for (var next = 0; next < candidates.Length;)
         {
-            switch (await UploadAsync(f.Path, f.Slot).ConfigureAwait(false))
+            batch.Clear();
+            for (; next < candidates.Length && batch.Count < UploadBatch; next++)
             {
-                case UploadOutcome.Done:
-                    uploaded.Add(f.Slot);
-                    break;
-                case UploadOutcome.Failed:
-                    Interlocked.Increment(ref failed);
-                    Interlocked.Add(ref failedBytes, Math.Max(0, _table[f.Slot].Length));
-                    break;
+                var i = candidates[next];
+                var s = _table[i];
+                if (!final && FileTable.Elapsed(s.SeenAt, tick) < _options.SettleTime) { pending++; pendingBytes += s.Length; continue; }
+                var path = _table.PathOf(i);
+                if (GridNames.ArtifactPathProblem(path) is { } problem)
+                {
+                    ReportUnstorable(path, problem);
+                    Settle(i);
+                    continue;
+                }
+                batch.Add((path, i));
             }
-        }).ConfigureAwait(false);
-        foreach (var i in uploaded) Settle(i);
+            batch.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+            var uploaded = new System.Collections.Concurrent.ConcurrentBag<int>();
+            await Parallel.ForEachAsync(batch, new ParallelOptions { MaxDegreeOfParallelism = UploadConcurrency }, async (f, _) =>
+            {
+                switch (await UploadAsync(f.Path, f.Slot).ConfigureAwait(false))
+                {
+                    case UploadOutcome.Done:
+                        uploaded.Add(f.Slot);
+                        break;
+                    case UploadOutcome.Failed:
+                        Interlocked.Increment(ref failed);
+                        Interlocked.Add(ref failedBytes, Math.Max(0, _table[f.Slot].Length));
+                        break;
+                }
+            }).ConfigureAwait(false);
+            foreach (var i in uploaded) Settle(i);
+        }
         pending += failed;
         pendingBytes += failedBytes;
         _sync.FilesPending = pending;
@@ -593,7 +648,7 @@ public sealed class CaptureAgent
                 lock (_syncGate)
                 {
                     ref var s = ref _table[slot];
-                    if (s.Segment < 0) _sync.FilesSynced++;
+                    if (s.Segment == -1) _sync.FilesSynced++; // new to the manifest (not sent before, by this agent or an earlier one)
                     _sync.BytesSynced += entry.Size - Math.Max(0, s.SyncedSize);
                     s.SyncedSize = entry.Size;
                     s.Segment = (int)segment;

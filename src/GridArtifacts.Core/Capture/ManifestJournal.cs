@@ -54,15 +54,19 @@ internal sealed class ManifestJournal : IDisposable
     /// Numbers this agent's segments after any already stored, and keeps what an earlier agent of the
     /// experiment recorded (it was lost and this one took over), so the sealed manifest has it too.
     /// </summary>
-    public async Task StartAsync(CancellationToken ct)
+    /// <param name="earlier">Told each entry an earlier agent recorded, once.</param>
+    public async Task StartAsync(Action<ManifestEntry> earlier, CancellationToken ct)
     {
         _first = _current = await _catalog.NextManifestSegmentAsync(_run, _experiment, ct).ConfigureAwait(false);
-        var earlier = _first > 0 ? await _catalog.ReadManifestAsync(_run, _experiment, ct).ConfigureAwait(false) : null;
-        if (earlier is { Artifacts.Count: > 0 })
+        var left = _first > 0 ? await _catalog.ReadManifestAsync(_run, _experiment, ct).ConfigureAwait(false) : null;
+        if (left is { Artifacts.Count: > 0 })
         {
             _base = Path.Combine(_folder, "earlier.jsonl");
-            await using var w = new StreamWriter(_base);
-            foreach (var e in earlier.Artifacts) await w.WriteLineAsync(JsonSerializer.Serialize(e, RecordJson.Compact)).ConfigureAwait(false);
+            await using (var w = new StreamWriter(_base))
+            {
+                foreach (var e in left.Artifacts) await w.WriteLineAsync(JsonSerializer.Serialize(e, RecordJson.Compact)).ConfigureAwait(false);
+            }
+            foreach (var e in left.Artifacts) earlier(e);
         }
     }
 

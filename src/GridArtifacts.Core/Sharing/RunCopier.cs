@@ -102,6 +102,10 @@ public sealed class RunCopier
                 var log = await _source.ReadLogAsync(run, exp, stream, ct).ConfigureAwait(false);
                 if (log is not null) await _target.WriteLogAsync(run, exp, stream, log, ct).ConfigureAwait(false);
             }
+            // The copy's record says what the copy holds (the figures its index key carries).
+            record.Sync ??= new GridSyncState();
+            record.Sync.FilesSynced = manifest.Artifacts.Count;
+            record.Sync.BytesSynced = manifest.Artifacts.Sum(a => a.Size);
             await _target.WriteExperimentRecordAsync(record, ct).ConfigureAwait(false);
         }
         await _target.WriteRunRecordAsync(runRecord, ct).ConfigureAwait(false);

@@ -38,20 +38,32 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
         await Task.Run(() =>
         {
             var options = new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0, IgnoreInaccessible = true };
-            foreach (var info in new DirectoryInfo(folder).EnumerateFileSystemInfos("*", options))
+            // No file object per entry: the name and type come from the folder listing, and only files
+            // are asked their size and time. A file removed while the folder is listed is left out.
+            var found = new System.IO.Enumeration.FileSystemEnumerable<(string Name, bool IsDirectory, long Length, DateTimeOffset Modified)>(folder,
+                (ref System.IO.Enumeration.FileSystemEntry e) =>
+                {
+                    var name = e.FileName.ToString();
+                    if (e.IsDirectory) return (name, true, 0, DateTimeOffset.MinValue);
+                    try { return (name, false, e.Length, e.LastWriteTimeUtc); }
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return (name, false, -1, default); }
+                }, options)
+            {
+                ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) =>
+                    e.FileName.StartsWith(namePrefix, StringComparison.Ordinal) && !(folderKey.Length == 0 && e.FileName.SequenceEqual(TempFolder)),
+            };
+            foreach (var (name, isDirectory, length, modified) in found)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                if (!info.Name.StartsWith(namePrefix, StringComparison.Ordinal)) continue;
-                if (folderKey.Length == 0 && info.Name == TempFolder) continue;
-                var key = folderKey + info.Name;
-                if (info is DirectoryInfo dir)
+                var key = folderKey + name;
+                if (isDirectory)
                 {
-                    if (recursive) AddTree(dir, key + "/", entries, cancellationToken);
-                    else entries.Add(new ObjectEntry(key + "/", 0, dir.LastWriteTimeUtc, IsPrefix: true));
+                    if (recursive) AddTree(new DirectoryInfo(Path.Combine(folder, name)), key + "/", entries, cancellationToken);
+                    else entries.Add(new ObjectEntry(key + "/", 0, DateTimeOffset.MinValue, IsPrefix: true));
                 }
-                else if (info is FileInfo file)
+                else if (length >= 0)
                 {
-                    entries.Add(new ObjectEntry(key, file.Length, file.LastWriteTimeUtc));
+                    entries.Add(new ObjectEntry(key, length, modified));
                 }
             }
         }, cancellationToken).ConfigureAwait(false);
@@ -69,7 +81,11 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
             ct.ThrowIfCancellationRequested();
             var rel = file.FullName[baseLength..];
             if (Path.DirectorySeparatorChar != '/') rel = rel.Replace(Path.DirectorySeparatorChar, '/');
-            entries.Add(new ObjectEntry(keyPrefix + rel, file.Length, file.LastWriteTimeUtc));
+            long length;
+            DateTimeOffset modified;
+            try { length = file.Length; modified = file.LastWriteTimeUtc; }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { continue; } // removed while listed
+            entries.Add(new ObjectEntry(keyPrefix + rel, length, modified));
         }
     }
 
@@ -150,10 +166,12 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
     public Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken) =>
         WriteAtomicAsync(key, async tmp =>
         {
+            // Unbuffered streams and one pooled copy buffer no larger than the file: a small file costs
+            // no megabyte buffers (the agent sends a million of them).
             await using var src = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
-                CopyBufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
-            await using var dst = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, CopyBufferSize, FileOptions.Asynchronous);
-            await src.CopyToAsync(dst, CopyBufferSize, cancellationToken).ConfigureAwait(false);
+                1, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            await using var dst = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
+            await src.CopyToAsync(dst, (int)Math.Clamp(src.Length, 4096, CopyBufferSize), cancellationToken).ConfigureAwait(false);
         }, cancellationToken);
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
