@@ -129,8 +129,9 @@ try {
             Write-Host "byte-exact: $($check.Files) files, same: $($check.Same)"
             $cpu = if ($r.Cpu) { '{0:0.0}% of a core' -f ([double]$r.Cpu * 100) } else { '' }
             $rows.Add("| $($case.Label) | $($build.Name) | $('{0:+0}' -f ($r.PeakMiB - $r.IdleMiB)) MiB ($('{0:0}' -f $r.PeakMiB) peak, $('{0:0}' -f $r.IdleMiB) idle) | $($check.Files) of $($case.Count), $(if ($check.Same) { 'all equal' } else { 'DIFFER' }) | $(Format-Seconds $r.Seconds) | $cpu |")
-            Remove-Item -Recurse -Force $r.WorkingDirectory, $stored -ErrorAction Ignore
-            if (-not $case.S3) { Remove-Item -Recurse -Force $storeDir -ErrorAction Ignore }
+            # rm, not Remove-Item: a million files go in seconds rather than many minutes.
+            & rm -rf $r.WorkingDirectory $stored
+            if (-not $case.S3) { & rm -rf $storeDir }
         }
     }
     $body = "| files of 1 KiB, in 10 rounds | build | agent RSS above idle | sha256sum, source against store | script exit to final status | agent CPU, all files unchanged |`n|---|---|---:|---|---:|---:|`n" + ($rows -join "`n") +
@@ -139,5 +140,5 @@ try {
     if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Capture at scale (issue 2/5)' -Body $body }
 }
 finally {
-    Remove-Item -Recurse -Force $work -ErrorAction Ignore
+    & rm -rf $work
 }

@@ -32,10 +32,13 @@ public sealed class GridCatalog
 
     // ---- read side ----------------------------------------------------------------------------
 
-    public async Task<IReadOnlyList<string>> ListRunNamesAsync(CancellationToken ct)
+    /// <summary>Run names, every one or those that start with <paramref name="startsWith"/> (one listing of just those keys).</summary>
+    public async Task<IReadOnlyList<string>> ListRunNamesAsync(CancellationToken ct, string? startsWith = null)
     {
         var names = new List<string>();
-        await foreach (var e in Store.ListAsync(StoreLayout.RunsPrefix, recursive: false, ct).ConfigureAwait(false))
+        // Run names are lower-case letters, digits and hyphens: anything else cannot start one.
+        var start = startsWith is { Length: > 0 } && startsWith.All(c => c is >= 'a' and <= 'z' or >= '0' and <= '9' or '-') ? startsWith : "";
+        await foreach (var e in Store.ListAsync(StoreLayout.RunsPrefix + start, recursive: false, ct).ConfigureAwait(false))
         {
             if (!e.IsPrefix) continue;
             var name = e.Key[StoreLayout.RunsPrefix.Length..^1];
@@ -145,7 +148,9 @@ public sealed class GridCatalog
     public async Task<ReadResult<GridRun>> GetRunsAsync(IEnumerable<string> runs, CancellationToken ct)
     {
         var names = runs.Distinct(StringComparer.Ordinal).ToList();
-        if (names.Count <= ReadConcurrency) return await ReadManyAsync(names, GetRunAsync, ct).ConfigureAwait(false);
+        // One name: its keys alone. More: one listing of every run (on a folder store a listing of
+        // one run's keys reads the whole runs folder anyway).
+        if (names.Count <= 1) return await ReadManyAsync(names, GetRunAsync, ct).ConfigureAwait(false);
         var all = await ListRunsAsync(ct).ConfigureAwait(false);
         var byName = all.Items.ToDictionary(r => r.Name, StringComparer.Ordinal);
         var missing = names.Where(n => !byName.ContainsKey(n)).ToList();
@@ -202,14 +207,13 @@ public sealed class GridCatalog
 
     /// <summary>
     /// One experiment; <paramref name="withArtifactSummary"/> also gives its artifact count and bytes:
-    /// from its index key (schema 2: its writer's figures, one listing whatever the manifest's size),
-    /// else from its manifest.
+    /// from its record (schema 2: its writer's figures, which its index key carries too, whatever the
+    /// manifest's size), else from its manifest.
     /// </summary>
     public async Task<GridExperiment> GetExperimentAsync(string run, string experiment, CancellationToken ct, bool withArtifactSummary = true)
     {
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
-        var entryTask = withArtifactSummary ? ReadExperimentEntryAsync(run, experiment, ct) : Task.FromResult<CatalogIndex.ExperimentEntry?>(null);
         var record = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
         if (record is null)
         {
@@ -220,7 +224,7 @@ public sealed class GridCatalog
                 GridNames.ExperimentId(run, experiment));
         }
         (int Count, long Bytes) summary = (0, 0);
-        if (await entryTask.ConfigureAwait(false) is { } entry) summary = ((int)entry.Files, entry.Bytes);
+        if (record.IndexSequence is not null) summary = ((int)(record.Sync?.FilesSynced ?? 0), record.Sync?.BytesSynced ?? 0);
         else if (withArtifactSummary)
         {
             try
@@ -233,16 +237,6 @@ public sealed class GridCatalog
         return ToExperiment(record, summary);
     }
 
-    /// <summary>An experiment's index key with the highest sequence, or null (schema 1, or not yet indexed).</summary>
-    private async Task<CatalogIndex.ExperimentEntry?> ReadExperimentEntryAsync(string run, string experiment, CancellationToken ct)
-    {
-        CatalogIndex.ExperimentEntry? best = null;
-        await foreach (var e in Store.ListAsync(CatalogIndex.ExperimentIndexPrefix(run, experiment), recursive: false, ct).ConfigureAwait(false))
-        {
-            if (CatalogIndex.Parse(e.Key) is CatalogIndex.ExperimentEntry x && x.Experiment == experiment && (best is null || x.Sequence > best.Sequence)) best = x;
-        }
-        return best;
-    }
 
     private GridExperiment ToExperiment(ExperimentRecord record, (int Count, long Bytes) artifacts) =>
         new(record.Run, record.Experiment, Location)
@@ -561,7 +555,11 @@ public sealed class GridCatalog
     {
         var key = StoreLayout.ExperimentRecordKey(run, experiment);
         var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
-        return bytes is null ? null : RecordJson.Deserialize<ExperimentRecord>(bytes, Location, key);
+        if (bytes is null) return null;
+        var record = RecordJson.Deserialize<ExperimentRecord>(bytes, Location, key);
+        // The key its writer wrote right after this record: the same fields, so the same name.
+        if (record.IndexSequence is { } seq) record.IndexKey = CatalogIndex.ExperimentKey(record, seq);
+        return record;
     }
 
     /// <summary>
@@ -587,9 +585,12 @@ public sealed class GridCatalog
         var agent = claimed.Agent ?? throw new ArgumentException("A claim names its writer in Agent.", nameof(claim));
         if (existing is null)
         {
+            claimed.Schema = StoreLayout.SchemaVersion;
+            claimed.IndexSequence = 0;
             if (await CreateExclusiveAsync(key, RecordJson.Serialize(claimed), ct, settle).ConfigureAwait(false))
             {
-                await WriteExperimentIndexAsync(claimed, ct).ConfigureAwait(false);
+                claimed.IndexKey = CatalogIndex.ExperimentKey(claimed, 0);
+                await Store.PutAsync(claimed.IndexKey, ReadOnlyMemory<byte>.Empty, ct).ConfigureAwait(false);
                 return claimed;
             }
             // Another writer created it at the same moment.
@@ -604,7 +605,10 @@ public sealed class GridCatalog
         var back = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
         if (back is null) throw Removed(run, experiment);
         if (back.Agent != agent) throw HeldBy(back, run, experiment);
-        await WriteExperimentIndexAsync(claimed, ct).ConfigureAwait(false);
+        // Held: the record again with the next index sequence, and its key (the one before it goes).
+        claimed.IndexKey = existing.IndexKey;
+        claimed.IndexSequence = existing.IndexSequence;
+        await WriteExperimentRecordAsync(claimed, ct).ConfigureAwait(false);
         return claimed;
     }
 
@@ -682,49 +686,58 @@ public sealed class GridCatalog
     {
         GridNames.CheckRunName(record.Name);
         record.Schema = StoreLayout.SchemaVersion;
+        // The key of the record it replaces (if any) is spelled from that record: nothing is listed.
+        var old = await Store.TryReadAllBytesAsync(StoreLayout.RunRecordKey(record.Name), ct).ConfigureAwait(false);
+        var oldKey = old is null ? null : CatalogIndex.RunKey(RecordJson.Deserialize<RunRecord>(old, Location, StoreLayout.RunRecordKey(record.Name)));
         await Store.PutAsync(StoreLayout.RunRecordKey(record.Name), RecordJson.Serialize(record), ct).ConfigureAwait(false);
         var key = CatalogIndex.RunKey(record);
         await Store.PutAsync(key, ReadOnlyMemory<byte>.Empty, ct).ConfigureAwait(false);
-        var stale = new List<string>();
-        await foreach (var e in Store.ListAsync(CatalogIndex.RunIndexPrefix(record.Name) + CatalogIndex.RunTag + CatalogIndex.Separator, recursive: false, ct).ConfigureAwait(false))
-        {
-            if (e.Key != key && CatalogIndex.Parse(e.Key) is CatalogIndex.RunEntry) stale.Add(e.Key);
-        }
-        if (stale.Count > 0) await Store.DeleteManyAsync(stale, ct).ConfigureAwait(false);
+        if (oldKey is not null && oldKey != key) await Store.DeleteAsync(oldKey, ct).ConfigureAwait(false);
     }
 
     /// <summary>
     /// Writes an experiment's record, then its index key: only the experiment's one writer (its
-    /// agent, its import, or whoever queued or stopped it while no agent held it) calls this.
+    /// agent, its import, or whoever queued or stopped it while no agent held it) calls this, with
+    /// the record it read or wrote last. The new key has the next sequence number and goes before
+    /// the old one is deleted: a reader between the two sees both and takes the higher, and a crash
+    /// between leaves both, read the same way. Nothing is listed: the record names its key.
     /// </summary>
     public async Task WriteExperimentRecordAsync(ExperimentRecord record, CancellationToken ct)
     {
         GridNames.CheckRunName(record.Run);
         GridNames.CheckExperimentName(record.Experiment);
         record.Schema = StoreLayout.SchemaVersion;
-        await Store.PutAsync(StoreLayout.ExperimentRecordKey(record.Run, record.Experiment), RecordJson.Serialize(record), ct).ConfigureAwait(false);
-        await WriteExperimentIndexAsync(record, ct).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// The experiment's index key for the record just written: a new key with the next sequence
-    /// number, then the older keys deleted. A reader between the two sees both and takes the higher;
-    /// a crash between leaves both, which the next write (or a reader) resolves the same way.
-    /// </summary>
-    private async Task WriteExperimentIndexAsync(ExperimentRecord record, CancellationToken ct)
-    {
-        var older = new List<string>();
-        long sequence = 0;
-        await foreach (var e in Store.ListAsync(CatalogIndex.ExperimentIndexPrefix(record.Run, record.Experiment), recursive: false, ct).ConfigureAwait(false))
+        var stale = new List<string>();
+        if (record.IndexKey is null)
         {
-            if (CatalogIndex.Parse(e.Key) is not CatalogIndex.ExperimentEntry x || x.Experiment != record.Experiment) continue;
-            older.Add(e.Key);
-            sequence = Math.Max(sequence, x.Sequence + 1);
+            // A record not read from this store (a new one, or a copy): the one there, if any, names its key.
+            try
+            {
+                var there = await ReadExperimentRecordAsync(record.Run, record.Experiment, ct).ConfigureAwait(false);
+                record.IndexSequence = there?.IndexSequence;
+                record.IndexKey = there?.IndexKey;
+            }
+            catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord)
+            {
+                // Replacing a damaged record: its keys are found by listing them (this case alone).
+                await foreach (var e in Store.ListAsync(CatalogIndex.ExperimentIndexPrefix(record.Run, record.Experiment), recursive: false, ct).ConfigureAwait(false))
+                {
+                    if (CatalogIndex.Parse(e.Key) is not CatalogIndex.ExperimentEntry x || x.Experiment != record.Experiment) continue;
+                    stale.Add(e.Key);
+                    record.IndexSequence = Math.Max(record.IndexSequence ?? -1, x.Sequence);
+                }
+            }
         }
+        var previous = record.IndexKey;
+        var sequence = (record.IndexSequence ?? -1) + 1;
+        record.IndexSequence = sequence;
+        await Store.PutAsync(StoreLayout.ExperimentRecordKey(record.Run, record.Experiment), RecordJson.Serialize(record), ct).ConfigureAwait(false);
         var key = CatalogIndex.ExperimentKey(record, sequence);
         await Store.PutAsync(key, ReadOnlyMemory<byte>.Empty, ct).ConfigureAwait(false);
-        older.Remove(key);
-        if (older.Count > 0) await Store.DeleteManyAsync(older, ct).ConfigureAwait(false);
+        record.IndexKey = key;
+        if (previous is not null) stale.Add(previous);
+        stale.Remove(key);
+        if (stale.Count > 0) await Store.DeleteManyAsync(stale, ct).ConfigureAwait(false);
     }
 
     public Task WriteManifestAsync(ManifestRecord manifest, CancellationToken ct)

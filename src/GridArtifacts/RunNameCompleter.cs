@@ -106,7 +106,9 @@ public sealed class RunNameCompleter : IArgumentCompleter
     public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
-        var names = Completion.Ask(fakeBoundParameters, async (catalog, ct) => await catalog.ListRunNamesAsync(ct).ConfigureAwait(false));
+        // Only the keys of runs that start with what is typed are listed (run names are lower case).
+        var typed = wordToComplete.Trim('\'', '"').ToLowerInvariant();
+        var names = Completion.Ask(fakeBoundParameters, async (catalog, ct) => await catalog.ListRunNamesAsync(ct, typed).ConfigureAwait(false));
         if (names is null) return Array.Empty<CompletionResult>();
         var pattern = Completion.Prefix(wordToComplete);
         return Completion.Results(names.Where(pattern.IsMatch), "Run {0}").ToList();
@@ -126,7 +128,9 @@ public sealed class RunOrExperimentCompleter : IArgumentCompleter
         var pattern = Completion.Prefix(wordToComplete);
         var found = Completion.Ask(fakeBoundParameters, async (catalog, ct) =>
         {
-            var runs = await catalog.ListRunNamesAsync(ct).ConfigureAwait(false);
+            // "my-run-e" may name my-run's experiments: list the runs that share the word's start up to its first hyphen.
+            var lower = word.ToLowerInvariant();
+            var runs = await catalog.ListRunNamesAsync(ct, lower.Contains('-') ? lower[..lower.IndexOf('-')] : lower).ConfigureAwait(false);
             var result = runs.Where(pattern.IsMatch).Select(r => (Name: r, Tip: "Run {0}")).ToList();
             // "my-run-e" may be the start of my-run's experiment ids (run names hold hyphens too,
             // so every run whose name and a hyphen begin the word is asked).

@@ -407,15 +407,15 @@ public sealed class CaptureAgent
     {
         var i = _table.FindOrAdd(entry.Path, 0, out _);
         ref var s = ref _table[i];
-        if (s.Segment != -1) return;
-        s.Segment = EarlierSegment;
+        if (s.Entry != -1) return;
+        s.Entry = EarlierEntry;
         s.SyncedSize = entry.Size;
         _sync.FilesSynced++;
         _sync.BytesSynced += entry.Size;
     }
 
-    /// <summary><see cref="FileTable.Slot.Segment"/> of a file whose latest entry an earlier agent wrote.</summary>
-    private const int EarlierSegment = -2;
+    /// <summary><see cref="FileTable.Slot.Entry"/> of a file whose latest entry an earlier agent wrote.</summary>
+    private const int EarlierEntry = -2;
 
     private void ReportUnstorable(string path, string problem)
     {
@@ -458,12 +458,12 @@ public sealed class CaptureAgent
         Observe(_roots[root].Prefix + rel, root, length, ticks, now, baseline: false);
     }
 
-    /// <summary>Whether a manifest entry of <paramref name="path"/> from <paramref name="segment"/> is its latest (-1: from an earlier agent).</summary>
-    private bool IsLatest(string path, long segment)
+    /// <summary>Whether manifest entry number <paramref name="entry"/> is the latest of <paramref name="path"/> (-1: an earlier agent's).</summary>
+    private bool IsLatest(string path, int entry)
     {
         var i = _table.Find(path);
-        if (segment < 0) return i < 0 || _table[i].Segment < 0;
-        return i >= 0 && _table[i].Segment == segment;
+        if (entry < 0) return i < 0 || _table[i].Entry < 0;
+        return i >= 0 && _table[i].Entry == entry;
     }
 
     /// <summary>
@@ -644,14 +644,14 @@ public sealed class CaptureAgent
                     }
                     continue;
                 }
-                var segment = _journal!.Add(entry);
+                var number = _journal!.Add(entry);
                 lock (_syncGate)
                 {
                     ref var s = ref _table[slot];
-                    if (s.Segment == -1) _sync.FilesSynced++; // new to the manifest (not sent before, by this agent or an earlier one)
+                    if (s.Entry == -1) _sync.FilesSynced++; // new to the manifest (not sent before, by this agent or an earlier one)
                     _sync.BytesSynced += entry.Size - Math.Max(0, s.SyncedSize);
                     s.SyncedSize = entry.Size;
-                    s.Segment = (int)segment;
+                    s.Entry = number;
                     _sync.LastFile = path;
                     _sync.LastSynced = _catalog.Clock.GetUtcNow();
                     // What went up is what is on disk now: settled until it changes again.

@@ -31,8 +31,8 @@ internal sealed class FileTable
         public long SyncedSize;
         /// <summary>When its size or time last changed, in 10 ms units since the table began.</summary>
         public uint SeenAt;
-        /// <summary>The manifest segment that holds its latest entry (-1: none from this agent).</summary>
-        public int Segment;
+        /// <summary>The number of its latest manifest entry (-1: none yet; -2: an earlier agent's).</summary>
+        public int Entry;
         internal int PathRef;
         internal ushort PathBytes;
         /// <summary>Which watched root it is under.</summary>
@@ -83,7 +83,7 @@ internal sealed class FileTable
             var i = Count++;
             if ((i >> SlotChunkBits) == _slots.Count) _slots.Add(new Slot[SlotChunk]);
             ref var s = ref this[i];
-            s = new Slot { Length = -1, Ticks = -1, SyncedSize = -1, Segment = -1, Root = root, PathBytes = checked((ushort)bytes.Length), PathRef = Store(bytes) };
+            s = new Slot { Length = -1, Ticks = -1, SyncedSize = -1, Entry = -1, Root = root, PathBytes = checked((ushort)bytes.Length), PathRef = Store(bytes) };
             _index[free] = i + 1;
             if (Count * 2 > _index.Length) Grow();
             return i;

@@ -8,7 +8,7 @@ namespace GridArtifacts.Core.Capture;
 /// The capture agent's manifest, kept as segments: each entry of an upload is appended to a local
 /// journal file (one JSON line), a pass's file goes to the store as one segment, and the segments are
 /// folded into manifest.json now and then and sealed into it at the end. Memory holds no entry: the
-/// agent's <see cref="FileTable"/> says which segment has each file's latest entry, and folding reads
+/// agent's <see cref="FileTable"/> keeps the number of each file's latest entry, and folding reads
 /// the local files back one line at a time.
 /// </summary>
 internal sealed class ManifestJournal : IDisposable
@@ -20,6 +20,8 @@ internal sealed class ManifestJournal : IDisposable
     private readonly object _gate = new();
     private StreamWriter? _open;
     private int _openEntries;
+    /// <summary>Entries added so far: each is the next line of the segments, in order, so its number says where it is.</summary>
+    private int _entries;
     /// <summary>The first segment this agent writes, and the one open now (written once it goes to the store).</summary>
     private long _first;
     private long _current;
@@ -72,8 +74,12 @@ internal sealed class ManifestJournal : IDisposable
 
     private string SegmentFile(long seq) => Path.Combine(_folder, seq.ToString("x8", System.Globalization.CultureInfo.InvariantCulture) + ".jsonl");
 
-    /// <summary>Records one upload; returns the segment that holds it.</summary>
-    public long Add(ManifestEntry entry)
+    /// <summary>
+    /// Records one upload; returns its entry number (the entries of all segments, counted in order).
+    /// A path's latest entry is the one with the number its caller keeps; an earlier entry of the same
+    /// path, even in the same segment, is left out when the segments are folded.
+    /// </summary>
+    public int Add(ManifestEntry entry)
     {
         var line = JsonSerializer.Serialize(entry, RecordJson.Compact);
         lock (_gate)
@@ -81,7 +87,7 @@ internal sealed class ManifestJournal : IDisposable
             _open ??= new StreamWriter(new FileStream(SegmentFile(_current), FileMode.Append, FileAccess.Write, FileShare.Read));
             _open.WriteLine(line);
             _openEntries++;
-            return _current;
+            return _entries++;
         }
     }
 
@@ -90,7 +96,7 @@ internal sealed class ManifestJournal : IDisposable
     /// passed since the last; false when the store did not take it (it stays open and goes with the
     /// next pass, under the same number, so segments never have gaps). Folds when enough piled up.
     /// </summary>
-    public async Task<bool> FlushAsync(TimeSpan interval, Func<string, long, bool> isLatest, CancellationToken ct)
+    public async Task<bool> FlushAsync(TimeSpan interval, Func<string, int, bool> isLatest, CancellationToken ct)
     {
         long seq;
         lock (_gate)
@@ -121,7 +127,7 @@ internal sealed class ManifestJournal : IDisposable
     }
 
     /// <summary>Writes the sealed manifest: every file's latest entry, then the segments are removed.</summary>
-    public async Task SealAsync(Func<string, long, bool> isLatest, CancellationToken ct)
+    public async Task SealAsync(Func<string, int, bool> isLatest, CancellationToken ct)
     {
         long last;
         lock (_gate)
@@ -138,7 +144,7 @@ internal sealed class ManifestJournal : IDisposable
     /// the segment that holds its path's latest entry; an earlier agent's only when this one has none),
     /// sends it, and removes the segments it folds in. Returns its size.
     /// </summary>
-    private async Task<long> FoldAsync(long through, bool sealedAtEnd, Func<string, long, bool> isLatest, CancellationToken ct)
+    private async Task<long> FoldAsync(long through, bool sealedAtEnd, Func<string, int, bool> isLatest, CancellationToken ct)
     {
         var file = Path.Combine(_folder, "manifest.json");
         await using (var fs = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
@@ -152,10 +158,11 @@ internal sealed class ManifestJournal : IDisposable
             w.WriteString("updated", _catalog.Clock.GetUtcNow());
             w.WriteNumber("through", through);
             w.WriteStartArray("artifacts");
-            var sources = new List<(string File, long Seq)>();
-            if (_base is not null) sources.Add((_base, -1));
-            for (var s = _first; s <= through; s++) sources.Add((SegmentFile(s), s));
-            foreach (var (source, seq) in sources)
+            var sources = new List<(string File, bool Earlier)>();
+            if (_base is not null) sources.Add((_base, true));
+            for (var s = _first; s <= through; s++) sources.Add((SegmentFile(s), false));
+            var number = 0;
+            foreach (var (source, earlier) in sources)
             {
                 if (!File.Exists(source)) continue;
                 using var reader = new StreamReader(source);
@@ -163,7 +170,9 @@ internal sealed class ManifestJournal : IDisposable
                 {
                     if (line.Length == 0) continue;
                     var entry = JsonSerializer.Deserialize<ManifestEntry>(line, RecordJson.Compact);
-                    if (entry is null || !isLatest(entry.Path, seq)) continue;
+                    // An earlier agent's entries are numbered -1; this agent's by their place in its segments.
+                    var at = earlier ? -1 : number++;
+                    if (entry is null || !isLatest(entry.Path, at)) continue;
                     JsonSerializer.Serialize(w, entry, RecordJson.Compact);
                     if (w.BytesPending > 1 << 16) await w.FlushAsync(ct).ConfigureAwait(false);
                 }

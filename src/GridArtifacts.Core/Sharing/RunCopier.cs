@@ -106,6 +106,8 @@ public sealed class RunCopier
             record.Sync ??= new GridSyncState();
             record.Sync.FilesSynced = manifest.Artifacts.Count;
             record.Sync.BytesSynced = manifest.Artifacts.Sum(a => a.Size);
+            record.IndexKey = null; // its key in the source store; the target's own is looked up
+            record.IndexSequence = null;
             await _target.WriteExperimentRecordAsync(record, ct).ConfigureAwait(false);
         }
         await _target.WriteRunRecordAsync(runRecord, ct).ConfigureAwait(false);

@@ -52,7 +52,10 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
                 ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) =>
                     e.FileName.StartsWith(namePrefix, StringComparison.Ordinal) && !(folderKey.Length == 0 && e.FileName.SequenceEqual(TempFolder)),
             };
-            foreach (var (name, isDirectory, length, modified) in found)
+            var listed = new List<(string Name, bool IsDirectory, long Length, DateTimeOffset Modified)>();
+            try { listed.AddRange(found); }
+            catch (DirectoryNotFoundException) { return; } // the folder went while it was listed: nothing is in it
+            foreach (var (name, isDirectory, length, modified) in listed)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var key = folderKey + name;
@@ -76,7 +79,10 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
     {
         var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = true };
         var baseLength = dir.FullName.Length + 1;
-        foreach (var file in dir.EnumerateFiles("*", options))
+        List<FileInfo> files;
+        try { files = dir.EnumerateFiles("*", options).ToList(); }
+        catch (DirectoryNotFoundException) { return; } // removed while it was listed
+        foreach (var file in files)
         {
             ct.ThrowIfCancellationRequested();
             var rel = file.FullName[baseLength..];

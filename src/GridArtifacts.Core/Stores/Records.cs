@@ -39,6 +39,14 @@ public sealed class ExperimentRecord
     public GridSyncState? Sync { get; set; }
     /// <summary>The capture agent that holds the experiment (host, process id and a random part); one at a time.</summary>
     public string? Agent { get; set; }
+    /// <summary>
+    /// Schema 2: the sequence number of the index key written for this record. With the record's
+    /// own fields it spells that key, so the next writer deletes it without listing anything.
+    /// </summary>
+    public long? IndexSequence { get; set; }
+    /// <summary>The index key of this record as last written or read (not stored).</summary>
+    [JsonIgnore]
+    public string? IndexKey { get; set; }
 }
 
 /// <summary>
