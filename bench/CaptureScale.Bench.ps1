@@ -105,7 +105,7 @@ try {
         foreach ($build in $builds) {
             $run = "scale-$name-$([guid]::NewGuid().ToString('N').Substring(0, 6))"
             if ($case.S3) {
-                $store = "s3://$Bucket/scale-$run?endpoint=$([uri]::EscapeDataString($Endpoint))"
+                $store = "s3://$Bucket/scale-${run}?endpoint=$([uri]::EscapeDataString($Endpoint))"
                 # The python script reads the record through a copy the harness keeps fresh: it cannot sign requests.
                 $record = Join-Path $work "record-$run.json"
             }

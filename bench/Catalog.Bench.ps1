@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Catalog at scale (issues 2/5): Get-GridRun as the first call of a fresh session, and the artifacts
+    Catalog at scale (issue 2/5): Get-GridRun as the first call of a fresh session, and the artifacts
     page's first load of the run list, over 1,000 and 10,000 runs of 4 experiments on s3rver and
     100,000 runs of 4 experiments on a local folder store; with the HTTP requests each makes on s3rver.
 .DESCRIPTION
@@ -244,5 +244,6 @@ try {
 }
 finally {
     if ($proxy -and -not $proxy.Process.HasExited) { $proxy.Process.Kill(); $proxy.Process.WaitForExit(5000) | Out-Null }
-    Remove-Item -Recurse -Force $work -ErrorAction Ignore
+    # Directory.Delete, not Remove-Item: the 100,000-run stores are 500,000 files each.
+    try { [IO.Directory]::Delete($work, $true) } catch { Write-Warning "Could not remove $($work): $_" }
 }
