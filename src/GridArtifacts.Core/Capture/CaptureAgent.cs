@@ -324,22 +324,26 @@ public sealed class CaptureAgent
             // Entries name their folder without a trailing separator; what follows the root (and its separator) is the relative folder.
             var trimmed = Path.TrimEndingDirectorySeparator(root);
             var skip = trimmed.Length + (Path.EndsInDirectorySeparator(trimmed) ? 0 : 1);
-            var files = new System.IO.Enumeration.FileSystemEnumerable<bool>(folder, (ref System.IO.Enumeration.FileSystemEntry e) =>
+            try
             {
-                var dir = e.Directory.Length > skip ? e.Directory[skip..] : ReadOnlySpan<char>.Empty;
-                var path = SpellPath(prefix, dir, e.FileName);
-                long length, ticks;
-                try { length = e.Length; ticks = e.LastWriteTimeUtc.UtcTicks; }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; } // gone since the folder was listed
-                Observe(path, index, length, ticks, now, baseline);
-                return true;
-            }, options)
-            {
-                ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory,
-                // The store's own folder, and the module's working and temporary folders, are never artifacts.
-                ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => ShouldWalk(e.ToFullPath()),
-            };
-            foreach (var _ in files) { }
+                var files = new System.IO.Enumeration.FileSystemEnumerable<bool>(folder, (ref System.IO.Enumeration.FileSystemEntry e) =>
+                {
+                    var dir = e.Directory.Length > skip ? e.Directory[skip..] : ReadOnlySpan<char>.Empty;
+                    var path = SpellPath(prefix, dir, e.FileName);
+                    long length, ticks;
+                    try { length = e.Length; ticks = e.LastWriteTimeUtc.UtcTicks; }
+                    catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; } // gone since the folder was listed
+                    Observe(path, index, length, ticks, now, baseline);
+                    return true;
+                }, options)
+                {
+                    ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory,
+                    // The store's own folder, and the module's working and temporary folders, are never artifacts.
+                    ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => ShouldWalk(e.ToFullPath()),
+                };
+                foreach (var _ in files) { }
+            }
+            catch (DirectoryNotFoundException) { } // removed by the script meanwhile: what was stored stays stored
         }
     }
 

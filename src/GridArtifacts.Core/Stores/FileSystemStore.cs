@@ -40,7 +40,10 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
             var options = new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0, IgnoreInaccessible = true };
             // No file object per entry: the name and type come from the folder listing, and only files
             // are asked their size and time. A file removed while the folder is listed is left out.
-            var found = new System.IO.Enumeration.FileSystemEnumerable<(string Name, bool IsDirectory, long Length, DateTimeOffset Modified)>(folder,
+            var listed = new List<(string Name, bool IsDirectory, long Length, DateTimeOffset Modified)>();
+            try
+            {
+                listed.AddRange(new System.IO.Enumeration.FileSystemEnumerable<(string Name, bool IsDirectory, long Length, DateTimeOffset Modified)>(folder,
                 (ref System.IO.Enumeration.FileSystemEntry e) =>
                 {
                     var name = e.FileName.ToString();
@@ -48,13 +51,12 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
                     try { return (name, false, e.Length, e.LastWriteTimeUtc); }
                     catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return (name, false, -1, default); }
                 }, options)
-            {
-                ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) =>
-                    e.FileName.StartsWith(namePrefix, StringComparison.Ordinal) && !(folderKey.Length == 0 && e.FileName.SequenceEqual(TempFolder)),
-            };
-            var listed = new List<(string Name, bool IsDirectory, long Length, DateTimeOffset Modified)>();
-            try { listed.AddRange(found); }
-            catch (DirectoryNotFoundException) { return; } // the folder went while it was listed: nothing is in it
+                {
+                    ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) =>
+                        e.FileName.StartsWith(namePrefix, StringComparison.Ordinal) && !(folderKey.Length == 0 && e.FileName.SequenceEqual(TempFolder)),
+                });
+            }
+            catch (DirectoryNotFoundException) { return; } // the folder went before or while it was listed: nothing is in it
             foreach (var (name, isDirectory, length, modified) in listed)
             {
                 cancellationToken.ThrowIfCancellationRequested();
