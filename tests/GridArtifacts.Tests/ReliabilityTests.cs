@@ -343,6 +343,36 @@ public sealed class ReliabilityTests : IDisposable
     // ---- two downloads into one folder ------------------------------------------------------------
 
     [Fact]
+    public async Task A_destination_locked_for_a_moment_by_another_save_is_waited_for_not_an_error()
+    {
+        // The moment between another call renaming its part file into place and closing it: the
+        // destination is complete but still locked. A save that looks at it then must wait, not fail.
+        var catalog = Catalog("fs");
+        var src = _temp.WriteFile("locked-src/a.bin", TestBytes.Random(300_000, 7));
+        var manifest = new ManifestRecord { Run = "locked", Experiment = "exp0" };
+        manifest.Artifacts.Add(await catalog.PutArtifactFileAsync("locked", "exp0", "a.bin", src, default));
+        await catalog.WriteManifestAsync(manifest, default);
+        await catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "locked", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
+        var artifact = Assert.Single((await catalog.GetArtifactsAsync("locked", "exp0", default)).Items);
+        var dest = _temp.WriteFile("locked-dest/a.bin", File.ReadAllBytes(src));
+        var items = new List<SaveItem> { new(artifact, dest) };
+        var done = new List<GridSaveResult>();
+        var errors = new List<GridException>();
+        Task save;
+        using (File.Open(dest, FileMode.Open, FileAccess.ReadWrite, FileShare.None))
+        {
+            save = new TransferEngine(new TransferOptions()).DownloadAsync(items, _ => catalog, false, 1, new TransferProgress(1, artifact.Size),
+                r => done.Add(r), e => errors.Add(e), default);
+            await Task.Delay(400);
+            Assert.False(save.IsCompleted); // still waiting for the lock
+        }
+        await save;
+        Assert.Empty(errors);
+        Assert.Equal(GridSaveAction.Skipped, Assert.Single(done).Action);
+        Assert.Equal(TestBytes.Sha256(src), TestBytes.Sha256(dest));
+    }
+
+    [Fact]
     public async Task Two_downloads_into_one_folder_both_end_well_and_the_files_are_byte_exact()
     {
         var catalog = Catalog("fs");

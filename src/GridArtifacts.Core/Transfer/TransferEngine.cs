@@ -139,10 +139,29 @@ public sealed class TransferEngine
     private static async Task<bool> IsUpToDateAsync(SaveItem item, CancellationToken ct)
     {
         var a = item.Artifact;
-        var info = new FileInfo(item.LocalPath);
-        return a.Sha256 is not null && info.Exists && info.Length == a.Size
-            && await GridCatalog.HashFileAsync(item.LocalPath, ct).ConfigureAwait(false) == a.Sha256;
+        for (var attempt = 0; ; attempt++)
+        {
+            var info = new FileInfo(item.LocalPath);
+            if (a.Sha256 is null || !info.Exists || info.Length != a.Size) return false;
+            try
+            {
+                return await GridCatalog.HashFileAsync(item.LocalPath, ct).ConfigureAwait(false) == a.Sha256;
+            }
+            catch (IOException ex) when (IsLockedByAnother(ex) && attempt < LockedDestinationPolls)
+            {
+                // Another call has just renamed its part file into place and still holds its lock
+                // for the moment it takes to close it: wait for it rather than fail.
+                await Task.Delay(PartLockPoll / 4, ct).ConfigureAwait(false);
+            }
+            catch (FileNotFoundException)
+            {
+                return false; // replaced or removed between the look and the open
+            }
+        }
     }
+
+    /// <summary>How many times a destination held by another call is waited for (50 ms each) before the lock is reported.</summary>
+    private const int LockedDestinationPolls = 200;
 
     private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, TransferProgress progress, CancellationToken ct)
     {
