@@ -12,7 +12,7 @@ public sealed record ReadResult<T>(IReadOnlyList<T> Items, IReadOnlyList<GridExc
 /// Runs, experiments and artifacts on top of any <see cref="IObjectStore"/>: the store contract's
 /// layout, records and status rules, written once for every store.
 /// </summary>
-public sealed class GridCatalog
+public sealed partial class GridCatalog
 {
     /// <summary>Records read at once when a listing needs many of them.</summary>
     public const int ReadConcurrency = 32;
@@ -38,12 +38,11 @@ public sealed class GridCatalog
         var names = new List<string>();
         // Run names are lower-case letters, digits and hyphens: anything else cannot start one.
         var start = startsWith is { Length: > 0 } && startsWith.All(c => c is >= 'a' and <= 'z' or >= '0' and <= '9' or '-') ? startsWith : "";
-        await foreach (var e in Store.ListAsync(StoreLayout.RunsPrefix + start, recursive: false, ct).ConfigureAwait(false))
+        await Store.VisitNamesAsync(StoreLayout.RunsPrefix + start, (name, isFolder) =>
         {
-            if (!e.IsPrefix) continue;
-            var name = e.Key[StoreLayout.RunsPrefix.Length..^1];
-            if (GridNames.IsValidRunName(name)) names.Add(name);
-        }
+            if (isFolder && GridNames.IsValidRunName(name)) names.Add(name.ToString());
+        }, ct).ConfigureAwait(false);
+        names.Sort(StringComparer.Ordinal);
         return names;
     }
 
@@ -78,7 +77,7 @@ public sealed class GridCatalog
     {
         GridNames.CheckRunName(run);
         var index = new IndexPage();
-        await foreach (var e in Store.ListAsync(CatalogIndex.RunIndexPrefix(run), recursive: false, ct).ConfigureAwait(false)) index.Add(e.Key);
+        await Store.VisitNamesAsync(CatalogIndex.RunIndexPrefix(run), index.Add, ct).ConfigureAwait(false);
         var built = await index.RunsAsync(this, ct).ConfigureAwait(false);
         if (built.Items.Count > 0) return built.Items[0];
         if (built.Errors.Count > 0) throw built.Errors[0];
@@ -100,17 +99,30 @@ public sealed class GridCatalog
     private GridRun BuildRun(string run, DateTimeOffset created, string? command, IReadOnlyDictionary<string, string> parameters,
         IEnumerable<(string Experiment, GridStatus Status, DateTimeOffset? Finished)> experiments)
     {
-        var items = experiments.OrderBy(x => GridNames.ExperimentIndex(x.Experiment)).ToList();
+        var items = experiments.ToArray();
+        for (var i = 1; i < items.Length; i++)
+        {
+            if (GridNames.ExperimentIndex(items[i - 1].Experiment) <= GridNames.ExperimentIndex(items[i].Experiment)) continue;
+            items = items.OrderBy(x => GridNames.ExperimentIndex(x.Experiment)).ToArray();
+            break;
+        }
         var status = GridStatusExtensions.Aggregate(items.Select(x => x.Status));
+        var names = new string[items.Length];
+        DateTimeOffset? finished = null;
+        for (var i = 0; i < items.Length; i++)
+        {
+            names[i] = items[i].Experiment;
+            if (items[i].Finished > finished || finished is null) finished = items[i].Finished;
+        }
         return new GridRun(run, Location)
         {
             Created = created,
             Command = command,
             Parameters = parameters,
-            Experiments = items.Select(x => x.Experiment).ToArray(),
-            ExperimentCount = items.Count,
+            Experiments = names,
+            ExperimentCount = items.Length,
             Status = status,
-            Finished = status.IsFinished() && items.Count > 0 ? items.Max(x => x.Finished) : null,
+            Finished = status.IsFinished() && items.Length > 0 ? finished : null,
         };
     }
 
@@ -124,17 +136,9 @@ public sealed class GridCatalog
     public async Task<ReadResult<GridRun>> ListRunsAsync(CancellationToken ct, IReadOnlyDictionary<string, GridRun>? known = null)
     {
         var index = new IndexPage();
-        await foreach (var e in Store.ListAsync(StoreLayout.RunsPrefix, recursive: false, ct).ConfigureAwait(false))
-        {
-            if (e.IsPrefix)
-            {
-                var name = e.Key[StoreLayout.RunsPrefix.Length..^1];
-                if (GridNames.IsValidRunName(name)) index.Folders.Add(name);
-            }
-            else index.Add(e.Key);
-        }
+        await Store.VisitNamesAsync(StoreLayout.RunsPrefix, index.Add, ct).ConfigureAwait(false);
         var indexed = await index.RunsAsync(this, ct).ConfigureAwait(false);
-        var unindexed = index.Folders.Where(n => !index.Runs.ContainsKey(n)).ToList();
+        var unindexed = index.Unindexed().ToList();
         if (unindexed.Count == 0) return indexed;
         var kept = known is null ? new List<GridRun>() : unindexed.Where(known.ContainsKey).Select(n => known[n]).ToList();
         var old = await ReadManyAsync(unindexed.Where(n => known is null || !known.ContainsKey(n)), GetRunFromRecordsAsync, ct).ConfigureAwait(false);
@@ -158,51 +162,6 @@ public sealed class GridCatalog
         var rest = await ReadManyAsync(missing, GetRunAsync, ct).ConfigureAwait(false);
         foreach (var r in rest.Items) byName[r.Name] = r;
         return new ReadResult<GridRun>(names.Where(byName.ContainsKey).Select(n => byName[n]).ToList(), rest.Errors);
-    }
-
-    /// <summary>The index keys met in a listing, grouped by run; the highest sequence of each experiment stands.</summary>
-    private sealed class IndexPage
-    {
-        public readonly HashSet<string> Folders = new(StringComparer.Ordinal);
-        public readonly Dictionary<string, CatalogIndex.RunEntry> Runs = new(StringComparer.Ordinal);
-        public readonly Dictionary<string, Dictionary<string, CatalogIndex.ExperimentEntry>> Experiments = new(StringComparer.Ordinal);
-
-        public void Add(string key)
-        {
-            switch (CatalogIndex.Parse(key))
-            {
-                case CatalogIndex.RunEntry r:
-                    Runs[r.Run] = r;
-                    break;
-                case CatalogIndex.ExperimentEntry x:
-                    if (!Experiments.TryGetValue(x.Run, out var exps)) Experiments[x.Run] = exps = new(StringComparer.Ordinal);
-                    if (!exps.TryGetValue(x.Experiment, out var had) || had.Sequence < x.Sequence) exps[x.Experiment] = x;
-                    break;
-            }
-        }
-
-        public async Task<ReadResult<GridRun>> RunsAsync(GridCatalog catalog, CancellationToken ct)
-        {
-            // Runs whose command and parameters did not fit in their key: their record is read.
-            var longer = Runs.Values.Where(r => !r.HasSummary).Select(r => r.Run).ToList();
-            var records = await ReadManyAsync(longer, catalog.ReadRunRecordAsync, ct).ConfigureAwait(false);
-            var byName = records.Items.ToDictionary(r => r.Name, StringComparer.Ordinal);
-            var items = new List<GridRun>(Runs.Count);
-            foreach (var r in Runs.Values)
-            {
-                string? command = r.Command;
-                var parameters = r.Parameters;
-                if (!r.HasSummary)
-                {
-                    if (!byName.TryGetValue(r.Run, out var record)) continue; // its error is in records.Errors
-                    command = record.Command;
-                    parameters = record.Parameters;
-                }
-                var exps = Experiments.TryGetValue(r.Run, out var e) ? e.Values : Enumerable.Empty<CatalogIndex.ExperimentEntry>();
-                items.Add(catalog.BuildRun(r.Run, r.Created, command, parameters, exps.Select(x => (x.Experiment, catalog.EffectiveStatus(x.Status, x.Heartbeat), x.Finished))));
-            }
-            return new ReadResult<GridRun>(items, records.Errors);
-        }
     }
 
     /// <summary>
@@ -263,18 +222,18 @@ public sealed class GridCatalog
     {
         GridNames.CheckRunName(run);
         var index = new IndexPage();
-        await foreach (var e in Store.ListAsync(CatalogIndex.RunIndexPrefix(run), recursive: false, ct).ConfigureAwait(false)) index.Add(e.Key);
-        if (!index.Runs.ContainsKey(run))
+        await Store.VisitNamesAsync(CatalogIndex.RunIndexPrefix(run), index.Add, ct).ConfigureAwait(false);
+        if (!index.HasRun(run))
         {
             var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
             if (names.Count == 0) await ReadRunRecordAsync(run, ct).ConfigureAwait(false); // an unknown run is an error
             return await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c), ct).ConfigureAwait(false);
         }
-        var entries = index.Experiments.TryGetValue(run, out var x) ? x.Values.OrderBy(v => GridNames.ExperimentIndex(v.Experiment)).ToList() : new();
+        var entries = index.ExperimentsOf(run);
         var read = await ReadManyAsync(entries, async (entry, c) =>
         {
             // A record removed since the listing belongs to an experiment being removed: it is left out.
-            var record = await ReadExperimentRecordAsync(run, entry.Experiment, c).ConfigureAwait(false);
+            var record = await ReadExperimentRecordAsync(run, entry.Name, c).ConfigureAwait(false);
             return record is null ? null : ToExperiment(record, ((int)entry.Files, entry.Bytes));
         }, ct).ConfigureAwait(false);
         return new ReadResult<GridExperiment>(read.Items.Where(i => i is not null).Select(i => i!).ToList(), read.Errors);

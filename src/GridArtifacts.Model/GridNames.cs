@@ -10,14 +10,43 @@ public static class GridNames
     /// <summary>S3 keys are at most 1,024 UTF-8 bytes; the run and experiment prefix takes the rest.</summary>
     public const int MaxArtifactPathBytes = 900;
 
-    private static readonly Regex RunPattern = new("^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", RegexOptions.CultureInvariant);
-    private static readonly Regex ExperimentPattern = new("^exp(?:0|[1-9][0-9]{0,5})$", RegexOptions.CultureInvariant);
     private static readonly Regex ExperimentSuffix = new("^(?<run>.+)-(?<exp>exp[0-9]+)$", RegexOptions.CultureInvariant);
 
-    public static bool IsValidRunName(string? name) =>
-        name is not null && RunPattern.IsMatch(name) && !ExperimentSuffix.IsMatch(name);
+    public static bool IsValidRunName(string? name) => name is not null && IsValidRunName(name.AsSpan());
 
-    public static bool IsValidExperimentName(string? name) => name is not null && ExperimentPattern.IsMatch(name);
+    /// <summary>
+    /// 1 to 63 lower-case letters, digits and hyphens, starting and ending with a letter or digit,
+    /// and not ending in <c>-expN</c> (which names an experiment). Checked by hand: a listing checks
+    /// one name per key.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static bool IsValidRunName(ReadOnlySpan<char> name)
+    {
+        if (name.Length is 0 or > MaxRunNameLength || name[0] == '-' || name[^1] == '-') return false;
+        foreach (var c in name)
+            if (c is not (>= 'a' and <= 'z' or >= '0' and <= '9' or '-')) return false;
+        // "<run>-exp<digits>" is an experiment's name: the suffix holds no hyphen, so it follows the last one.
+        var dash = name.LastIndexOf('-');
+        return !(dash >= 1 && name[(dash + 1)..] is var tail && tail.Length > 3 && tail.StartsWith("exp") && IsDigits(tail[3..]));
+    }
+
+    public static bool IsValidExperimentName(string? name) => name is not null && IsValidExperimentName(name.AsSpan());
+
+    /// <summary><c>exp0</c> to <c>exp999999</c>, without leading zeros.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static bool IsValidExperimentName(ReadOnlySpan<char> name)
+    {
+        if (!name.StartsWith("exp")) return false;
+        var digits = name[3..];
+        return digits.Length is >= 1 and <= 6 && IsDigits(digits) && (digits[0] != '0' || digits.Length == 1);
+    }
+
+    private static bool IsDigits(ReadOnlySpan<char> s)
+    {
+        foreach (var c in s)
+            if (c is not (>= '0' and <= '9')) return false;
+        return s.Length > 0;
+    }
 
     /// <summary>Throws <see cref="GridException"/> (InvalidName) unless <paramref name="name"/> is a valid run name.</summary>
     public static string CheckRunName(string name)
@@ -43,10 +72,17 @@ public static class GridNames
 
     public static string ExperimentId(string run, string experiment) => $"{run}-{experiment}";
 
-    public static int ExperimentIndex(string experiment) =>
-        experiment.Length > 3 && int.TryParse(experiment.AsSpan(3), out var i) ? i : -1;
+    public static int ExperimentIndex(string experiment) => ExperimentIndex(experiment.AsSpan());
 
-    public static string ExperimentName(int index) => "exp" + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public static int ExperimentIndex(ReadOnlySpan<char> experiment) =>
+        experiment.Length > 3 && int.TryParse(experiment[3..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i) ? i : -1;
+
+    public static string ExperimentName(int index) =>
+        (uint)index < (uint)CommonExperimentNames.Length ? CommonExperimentNames[index] : "exp" + index.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    // A listing names every experiment of every run: the first few names are made once.
+    private static readonly string[] CommonExperimentNames =
+        Enumerable.Range(0, 256).Select(i => "exp" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
 
     /// <summary>
     /// Splits what a user typed where a run is accepted: <c>run</c> or <c>run-expN</c>

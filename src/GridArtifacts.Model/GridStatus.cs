@@ -34,13 +34,17 @@ public static class GridStatusExtensions
     /// </summary>
     public static GridStatus Aggregate(IEnumerable<GridStatus> statuses)
     {
-        var set = new HashSet<GridStatus>(statuses);
-        if (set.Count == 0) return GridStatus.Queued;
-        foreach (var s in new[] { GridStatus.Running, GridStatus.Syncing, GridStatus.Queued,
-                                  GridStatus.Lost, GridStatus.Failed, GridStatus.Stopped })
+        // Which statuses occur, as bits (a listing aggregates every run's experiments).
+        var seen = 0;
+        foreach (var s in statuses) seen |= 1 << (int)s;
+        if (seen == 0) return GridStatus.Queued;
+        foreach (var s in AggregateOrder)
         {
-            if (set.Contains(s)) return s;
+            if ((seen & (1 << (int)s)) != 0) return s;
         }
         return GridStatus.Succeeded;
     }
+
+    private static readonly GridStatus[] AggregateOrder =
+        { GridStatus.Running, GridStatus.Syncing, GridStatus.Queued, GridStatus.Lost, GridStatus.Failed, GridStatus.Stopped };
 }

@@ -1,3 +1,6 @@
+using System.Text.RegularExpressions;
+using FsCheck;
+using FsCheck.Fluent;
 using GridArtifacts.Core;
 using GridArtifacts.Model;
 using Xunit;
@@ -35,6 +38,26 @@ public class NamesTests
     [InlineData("Exp1", false)]
     [InlineData("exp-1", false)]
     public void Experiment_names(string name, bool valid) => Assert.Equal(valid, GridNames.IsValidExperimentName(name));
+
+    [Fact]
+    public void Name_checks_agree_with_the_naming_rules_written_as_patterns()
+    {
+        // The rules as patterns (\z: a trailing newline is not part of a name); the checks are written
+        // by hand because a listing checks one name per key.
+        var run = new Regex(@"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\z", RegexOptions.CultureInvariant);
+        var experimentSuffix = new Regex(@"^.+-exp[0-9]+\z", RegexOptions.CultureInvariant);
+        var experiment = new Regex(@"^exp(?:0|[1-9][0-9]{0,5})\z", RegexOptions.CultureInvariant);
+        var character = Gen.Elements('a', 'z', 'e', 'x', 'p', '0', '1', '9', '-', 'A', '_', '/', '~', '\n', 'é');
+        var name = Gen.OneOf(
+            Gen.Choose(0, 70).SelectMany(n => Gen.ArrayOf(character, n)).Select(c => new string(c)),
+            Gen.Choose(0, 8).SelectMany(n => Gen.ArrayOf(character, n)).Select(c => "run-exp" + new string(c)),
+            Gen.Choose(0, 8).SelectMany(n => Gen.ArrayOf(character, n)).Select(c => "exp" + new string(c)));
+        Prop.ForAll(name.ToArbitrary(), s =>
+        {
+            Assert.Equal(run.IsMatch(s) && !experimentSuffix.IsMatch(s), GridNames.IsValidRunName(s));
+            Assert.Equal(experiment.IsMatch(s), GridNames.IsValidExperimentName(s));
+        }).QuickCheckThrowOnFailure();
+    }
 
     [Theory]
     [InlineData("my-run", "my-run", null)]

@@ -315,6 +315,28 @@ public abstract class StoreContractTests : IDisposable
     }
 
     [Fact]
+    public async Task Name_listing_names_what_the_listing_lists_past_a_page_and_a_batch()
+    {
+        // 5,000 names of which 4,500 match the prefix: more than a listing page (1,000) and a batch of
+        // names (4,096); a folder among them, and names outside the prefix.
+        var store = Store();
+        var keys = Enumerable.Range(0, 4_500).Select(i => $"runs/r{i % 7}~{i:D5}~é夜").Append("runs/r3/run.json").Append("runs/q~1").Append("top.json").ToList();
+        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (k, ct) => await store.PutAsync(k, ReadOnlyMemory<byte>.Empty, ct));
+        foreach (var prefix in new[] { "runs/", "runs/r", "runs/r3~" })
+        {
+            var listed = (await List(store, prefix, recursive: false)).Select(e => (Name: e.IsPrefix ? e.Key[(prefix.LastIndexOf('/') + 1)..^1] : e.Key[(prefix.LastIndexOf('/') + 1)..], e.IsPrefix)).ToList();
+            var named = new List<(string Name, bool IsPrefix)>();
+            await store.VisitNamesAsync(prefix, (name, folder) => named.Add((name.ToString(), folder)), default);
+            Assert.Equal(listed.OrderBy(n => n.Name, StringComparer.Ordinal), named.OrderBy(n => n.Name, StringComparer.Ordinal));
+        }
+        var all = new List<string>();
+        await store.VisitNamesAsync("runs/", (name, folder) => all.Add(folder ? name.ToString() + "/" : name.ToString()), default);
+        Assert.Equal(4_502, all.Count); // 4,500 keys, runs/q~1 and the folder r3/
+        Assert.Contains("r3/", all);
+        Assert.Contains("r3~00003~é夜", all);
+    }
+
+    [Fact]
     public async Task Listing_crosses_the_1000_key_page_boundary()
     {
         var store = Store();

@@ -74,8 +74,12 @@ public static class CatalogIndex
     private static string Hex(long v) => v.ToString("x", CultureInfo.InvariantCulture);
     private static string Time(DateTimeOffset? t) => t is { } v ? Hex(v.UtcTicks) : None;
 
-    /// <summary>A run's index key, read back.</summary>
-    public sealed record RunEntry(string Run, DateTimeOffset Created, bool HasSummary, string? Command, IReadOnlyDictionary<string, string> Parameters, string Key);
+    /// <summary>A run's index key, read back: its summary is the encoded command and parameters, or null when they did not fit.</summary>
+    public sealed record RunEntry(string Run, DateTimeOffset Created, string? Summary, string Key)
+    {
+        /// <summary>Whether the key carries the run's command and parameters (else its record holds them).</summary>
+        public bool HasSummary => Summary is not null;
+    }
 
     /// <summary>An experiment's index key, read back.</summary>
     public sealed record ExperimentEntry(string Run, string Experiment, long Sequence, GridStatus Status, int? ExitCode,
@@ -88,45 +92,114 @@ public static class CatalogIndex
     public static object? Parse(string key)
     {
         if (!key.StartsWith(StoreLayout.RunsPrefix, StringComparison.Ordinal)) return null;
-        var name = key.AsSpan(StoreLayout.RunsPrefix.Length);
-        if (name.IndexOf('/') >= 0) return null;
-        var parts = name.ToString().Split(Separator);
-        if (parts.Length < 2 || !GridNames.IsValidRunName(parts[0])) return null;
-        try
+        var k = ParseName(key.AsSpan(StoreLayout.RunsPrefix.Length));
+        return k.Kind switch
         {
-            if (parts[1] == RunTag && parts.Length == 4)
-            {
-                var created = Ticks(parts[2]) ?? throw new FormatException();
-                var (has, command, parameters) = DecodeSummary(parts[3]);
-                return new RunEntry(parts[0], created, has, command, parameters, key);
-            }
-            if (parts.Length == 10 && GridNames.IsValidExperimentName(parts[1]) && Enum.TryParse<GridStatus>(parts[3], out var status) && status != GridStatus.Lost)
-            {
-                return new ExperimentEntry(parts[0], parts[1], long.Parse(parts[2], NumberStyles.HexNumber, CultureInfo.InvariantCulture), status,
-                    parts[4] == None ? null : int.Parse(parts[4], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture),
-                    Ticks(parts[5]), Ticks(parts[6]), Ticks(parts[7]),
-                    long.Parse(parts[8], NumberStyles.HexNumber, CultureInfo.InvariantCulture),
-                    long.Parse(parts[9], NumberStyles.HexNumber, CultureInfo.InvariantCulture), key);
-            }
-        }
-        catch (Exception ex) when (ex is FormatException or OverflowException or JsonException or ArgumentException)
-        {
-            return null; // not one of ours
-        }
-        return null;
+            KeyKind.Run => new RunEntry(k.Run.ToString(), k.Created, k.Summary.IsEmpty ? null : k.Summary.ToString(), key),
+            KeyKind.Experiment => new ExperimentEntry(k.Run.ToString(), k.Experiment.ToString(), k.Sequence, k.Status, k.ExitCode,
+                k.Started, k.Finished, k.Heartbeat, k.Files, k.Bytes, key),
+            _ => null,
+        };
     }
 
-    private static DateTimeOffset? Ticks(string s) =>
-        s == None ? null : new DateTimeOffset(long.Parse(s, NumberStyles.HexNumber, CultureInfo.InvariantCulture), TimeSpan.Zero);
+    public enum KeyKind { None, Run, Experiment }
 
-    private static readonly IReadOnlyDictionary<string, string> NoParameters = new Dictionary<string, string>();
-
-    private static (bool, string?, IReadOnlyDictionary<string, string>) DecodeSummary(string s)
+    /// <summary>An index key read in place: its fields, the names as slices of the key.</summary>
+    public ref struct ParsedName
     {
-        if (s == None) return (false, null, NoParameters);
-        var b64 = s.Replace('-', '+').Replace('_', '/');
-        b64 += new string('=', (4 - b64.Length % 4) % 4);
-        var summary = JsonSerializer.Deserialize<Summary>(Convert.FromBase64String(b64), SummaryJson) ?? throw new FormatException();
-        return (true, summary.C, summary.P ?? new Dictionary<string, string>());
+        public KeyKind Kind;
+        public ReadOnlySpan<char> Run;
+        /// <summary>A run key's created time and its summary (empty when the command did not fit).</summary>
+        public DateTimeOffset Created;
+        public ReadOnlySpan<char> Summary;
+        /// <summary>An experiment key's fields.</summary>
+        public ReadOnlySpan<char> Experiment;
+        public long Sequence;
+        public GridStatus Status;
+        public int? ExitCode;
+        public DateTimeOffset? Started, Finished, Heartbeat;
+        public long Files, Bytes;
+    }
+
+    /// <summary>
+    /// Reads the part of a key after <c>runs/</c> in place: a listing reads one key per run and
+    /// experiment, so nothing is allocated here. Kind is None for anything that is not an index key.
+    /// </summary>
+    // Compiled optimized at once: a listing calls it for every key, from its first call.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static ParsedName ParseName(ReadOnlySpan<char> name)
+    {
+        var k = new ParsedName();
+        if (name.IndexOf('/') >= 0) return k;
+        Span<Range> fields = stackalloc Range[11];
+        var count = name.Split(fields, Separator);
+        if (count < 2) return k;
+        var run = name[fields[0]];
+        var second = name[fields[1]];
+        if (!GridNames.IsValidRunName(run)) return k;
+        if (count == 4 && second.SequenceEqual(RunTag))
+        {
+            var summary = name[fields[3]];
+            if (!TryTime(name[fields[2]], out var created) || created is null || summary.IsEmpty) return k;
+            k.Run = run;
+            k.Created = created.Value;
+            k.Summary = summary.SequenceEqual(None) ? ReadOnlySpan<char>.Empty : summary;
+            k.Kind = KeyKind.Run;
+            return k;
+        }
+        if (count != 10 || !GridNames.IsValidExperimentName(second)
+            || !TryHex(name[fields[2]], out var sequence)
+            || name[fields[3]] is not [>= 'A' and <= 'Z', ..] || !Enum.TryParse<GridStatus>(name[fields[3]], out var status) || status == GridStatus.Lost || !Enum.IsDefined(status)
+            || !TryTime(name[fields[5]], out var started) || !TryTime(name[fields[6]], out var finished) || !TryTime(name[fields[7]], out var heartbeat)
+            || !TryHex(name[fields[8]], out var files) || !TryHex(name[fields[9]], out var bytes))
+            return k;
+        var exitText = name[fields[4]];
+        if (!exitText.SequenceEqual(None))
+        {
+            if (!int.TryParse(exitText, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var exit)) return k;
+            k.ExitCode = exit;
+        }
+        k.Run = run;
+        k.Experiment = second;
+        k.Sequence = sequence;
+        k.Status = status;
+        k.Started = started;
+        k.Finished = finished;
+        k.Heartbeat = heartbeat;
+        k.Files = files;
+        k.Bytes = bytes;
+        k.Kind = KeyKind.Experiment;
+        return k;
+    }
+
+    private static bool TryHex(ReadOnlySpan<char> s, out long value) =>
+        long.TryParse(s, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out value) && value >= 0;
+
+    private static bool TryTime(ReadOnlySpan<char> s, out DateTimeOffset? time)
+    {
+        time = null;
+        if (s.SequenceEqual(None)) return true;
+        if (!TryHex(s, out var ticks) || ticks > DateTimeOffset.MaxValue.UtcTicks) return false;
+        time = new DateTimeOffset(ticks, TimeSpan.Zero);
+        return true;
+    }
+
+    private static readonly IReadOnlyDictionary<string, string> NoParameters = new System.Collections.ObjectModel.ReadOnlyDictionary<string, string>(new Dictionary<string, string>());
+
+    /// <summary>The command and parameters a run key's summary carries.</summary>
+    /// <exception cref="FormatException">The summary is not one this version wrote.</exception>
+    public static (string? Command, IReadOnlyDictionary<string, string> Parameters) DecodeSummary(string s)
+    {
+        try
+        {
+            var b64 = s.Replace('-', '+').Replace('_', '/');
+            b64 += new string('=', (4 - b64.Length % 4) % 4);
+            var summary = JsonSerializer.Deserialize<Summary>(Convert.FromBase64String(b64), SummaryJson) ?? throw new FormatException();
+            return (summary.C, summary.P is { Count: > 0 } p ? new System.Collections.ObjectModel.ReadOnlyDictionary<string, string>(p) : NoParameters);
+        }
+        catch (JsonException ex)
+        {
+            throw new FormatException(ex.Message, ex);
+        }
     }
 }

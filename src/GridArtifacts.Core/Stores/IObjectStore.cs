@@ -83,6 +83,44 @@ public interface IConditionalCreate
     Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// Called once per name of a listing: the part of the key after the prefix's last '/', and whether
+/// it is a folder (deeper keys folded into one, as a '/' delimiter folds them). The name is only
+/// valid during the call.
+/// </summary>
+public delegate void NameVisitor(ReadOnlySpan<char> name, bool isFolder);
+
+/// <summary>
+/// An optional store ability: the names one level under a prefix, without their size or time, in no
+/// particular order and handed over in place (no string per name), where the store pays for what
+/// <see cref="IObjectStore.ListAsync"/> adds: a folder store asks each file its size and time, makes
+/// a key of each name, and sorts. Stores without it are listed with ListAsync
+/// (<see cref="ObjectStoreNames.VisitNamesAsync"/>).
+/// </summary>
+public interface INameListing
+{
+    Task VisitNamesAsync(string prefix, NameVisitor visit, CancellationToken cancellationToken);
+}
+
+public static class ObjectStoreNames
+{
+    /// <summary>
+    /// Calls <paramref name="visit"/> for each name one level under <paramref name="prefix"/> (the
+    /// part after its last '/'), in no particular order: the store's own name listing where it has one.
+    /// </summary>
+    public static async Task VisitNamesAsync(this IObjectStore store, string prefix, NameVisitor visit, CancellationToken cancellationToken)
+    {
+        if (store is INameListing names)
+        {
+            await names.VisitNamesAsync(prefix, visit, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        var start = prefix.LastIndexOf('/') + 1;
+        await foreach (var e in store.ListAsync(prefix, recursive: false, cancellationToken).ConfigureAwait(false))
+            visit(e.IsPrefix ? e.Key.AsSpan(start, e.Key.Length - start - 1) : e.Key.AsSpan(start), e.IsPrefix);
+    }
+}
+
 /// <summary>An optional store ability: links anyone can fetch until they expire, signed by the store's own credentials (S3 presigned GETs).</summary>
 public interface IPresignedLinks
 {
