@@ -89,7 +89,7 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
                         batch = spare.TryTake(out var b) ? b : new NameBatch();
                         batch.TryAdd(e.FileName, e.IsDirectory);
                     }
-                    return 0;
+                    return (string?)null; // a reference type: the enumerator's shared code is precompiled with the framework
                 });
                 foreach (var _ in entries)
                 {
