@@ -25,9 +25,27 @@ public sealed partial class GridCatalog
             public int LastExperiment;
         }
 
-        /// <summary>What a listing keeps of an experiment's key.</summary>
-        public readonly record struct Experiment(int Index, long Sequence, GridStatus Status, DateTimeOffset? Finished, DateTimeOffset? Heartbeat, long Files, long Bytes)
+        /// <summary>What a listing keeps of an experiment's key: 48 bytes (times as UTC ticks, 0 for none).</summary>
+        public readonly struct Experiment
         {
+            private readonly long _finished, _heartbeat;
+            public Experiment(int index, long sequence, GridStatus status, DateTimeOffset? finished, DateTimeOffset? heartbeat, long files, long bytes)
+            {
+                Index = index;
+                Status = status;
+                Sequence = sequence;
+                _finished = finished?.UtcTicks ?? 0;
+                _heartbeat = heartbeat?.UtcTicks ?? 0;
+                Files = files;
+                Bytes = bytes;
+            }
+            public int Index { get; }
+            public GridStatus Status { get; }
+            public long Sequence { get; }
+            public long Files { get; }
+            public long Bytes { get; }
+            public DateTimeOffset? Finished => _finished == 0 ? null : new DateTimeOffset(_finished, TimeSpan.Zero);
+            public DateTimeOffset? Heartbeat => _heartbeat == 0 ? null : new DateTimeOffset(_heartbeat, TimeSpan.Zero);
             public string Name => GridNames.ExperimentName(Index);
         }
 
