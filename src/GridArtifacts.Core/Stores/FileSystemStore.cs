@@ -249,8 +249,7 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
             throw new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{Location}'.", key, ex);
         }
         // Atomic replacement gives a new file (inode) under the same name: its version changes with it.
-        var info = new FileInfo(fs.Name);
-        var version = $"{info.LastWriteTimeUtc.Ticks:x}-{fs.Length:x}";
+        var version = $"{File.GetLastWriteTimeUtc(fs.SafeFileHandle).Ticks:x}-{fs.Length:x}"; // from the open file: no second lookup of its path
         if (ifVersion is not null && ifVersion != version)
         {
             fs.Dispose();

@@ -93,6 +93,14 @@ public sealed class TransferEngine
     {
         // Large files first, so they overlap with the many small ones instead of trailing at the end.
         var ordered = items.OrderByDescending(i => i.Artifact.Size).ToList();
+        // Each destination folder is made once for the batch, not once per file; a folder that cannot
+        // be made here is made (and its error reported) by each of its files.
+        var folders = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var folder in items.Select(i => Path.GetDirectoryName(i.LocalPath)!).Distinct(StringComparer.Ordinal))
+        {
+            try { Directory.CreateDirectory(folder); folders.Add(folder); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        }
         await Parallel.ForEachAsync(ordered,
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, throttleLimit), CancellationToken = ct },
             async (item, c) =>
@@ -100,7 +108,7 @@ public sealed class TransferEngine
                 GridSaveAction? action = null;
                 try
                 {
-                    var result = await SaveOneAsync(item, openStore(item.Artifact.Store).Store, force, progress, c).ConfigureAwait(false);
+                    var result = await SaveOneAsync(item, openStore(item.Artifact.Store).Store, force, folders, progress, c).ConfigureAwait(false);
                     action = result.Action;
                     onDone(result);
                 }
@@ -163,20 +171,21 @@ public sealed class TransferEngine
     /// <summary>How many times a destination held by another call is waited for (50 ms each) before the lock is reported.</summary>
     private const int LockedDestinationPolls = 200;
 
-    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, TransferProgress progress, CancellationToken ct)
+    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, IReadOnlySet<string> folders, TransferProgress progress, CancellationToken ct)
     {
         var artifact = item.Artifact;
         var existed = File.Exists(item.LocalPath);
         if (existed && !force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
 
-        Directory.CreateDirectory(Path.GetDirectoryName(item.LocalPath)!);
+        var folder = Path.GetDirectoryName(item.LocalPath)!;
+        if (!folders.Contains(folder)) Directory.CreateDirectory(folder);
         var part = item.LocalPath + PartSuffix;
         var ranged = artifact.Size > _options.RangedThreshold;
         // One writer per destination file, across calls and processes: whoever holds the part file's
         // exclusive lock. Another call saving the same file is waited for, and what it saved is kept.
         var resumable = ranged && File.Exists(part);
         SafeFileHandle? handle;
-        while ((handle = TryOpenPart(part, ranged ? artifact.Size : 0)) is null)
+        while ((handle = TryOpenPartIn(folder, part, ranged ? artifact.Size : 0, asynchronous: ranged)) is null)
         {
             await Task.Delay(PartLockPoll, ct).ConfigureAwait(false);
             if (!force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
@@ -190,8 +199,7 @@ public sealed class TransferEngine
             if (ranged)
             {
                 keep = true; // an interrupted ranged download resumes from its .part and .part.json
-                await DownloadRangedAsync(store, key, artifact, handle, part, resumable, progress, ct).ConfigureAwait(false);
-                sha = await HashHandleAsync(handle, artifact.Size, ct).ConfigureAwait(false);
+                sha = await DownloadRangedAsync(store, key, artifact, handle, part, resumable, progress, ct).ConfigureAwait(false);
             }
             else
             {
@@ -203,7 +211,7 @@ public sealed class TransferEngine
                 throw new GridException(GridErrorKind.IntegrityFailure, "HashMismatch",
                     $"'{artifact}' arrived with SHA-256 {sha} but the store recorded {artifact.Sha256}; nothing was written to '{item.LocalPath}'.", artifact);
             }
-            File.SetLastWriteTimeUtc(part, artifact.LastModified.UtcDateTime);
+            File.SetLastWriteTimeUtc(handle, artifact.LastModified.UtcDateTime); // through the handle: no path lookup
             // Renamed while still locked, so no other call starts on this part file in between.
             File.Move(part, item.LocalPath, overwrite: true);
             if (ranged) File.Delete(part + ".json");
@@ -245,7 +253,18 @@ public sealed class TransferEngine
     /// or null while another call holds it. A new part file for a ranged download is preallocated,
     /// so a disk too small fails at once.
     /// </summary>
-    private static SafeFileHandle? TryOpenPart(string part, long preallocate)
+    /// <summary>As <see cref="TryOpenPart"/>; a folder removed since the batch made it is made again.</summary>
+    private static SafeFileHandle? TryOpenPartIn(string folder, string part, long preallocate, bool asynchronous)
+    {
+        try { return TryOpenPart(part, preallocate, asynchronous); }
+        catch (DirectoryNotFoundException)
+        {
+            Directory.CreateDirectory(folder);
+            return TryOpenPart(part, preallocate, asynchronous);
+        }
+    }
+
+    private static SafeFileHandle? TryOpenPart(string part, long preallocate, bool asynchronous)
     {
         // Windows: FileShare.Delete still keeps every other opener out, and lets the file be renamed while open.
         var share = OperatingSystem.IsWindows() ? FileShare.Delete : FileShare.None;
@@ -261,7 +280,10 @@ public sealed class TransferEngine
                     throw new IOException(ex.Message, 28 /* ENOSPC */);
                 }
             }
-            return File.OpenHandle(part, FileMode.OpenOrCreate, FileAccess.ReadWrite, share, FileOptions.Asynchronous);
+            // A whole object is written as it arrives, a buffer at a time, from the task that reads it:
+            // a synchronous handle writes in place, where an asynchronous one would send every write
+            // through the thread pool.
+            return File.OpenHandle(part, FileMode.OpenOrCreate, FileAccess.ReadWrite, share, asynchronous ? FileOptions.Asynchronous : FileOptions.None);
         }
         catch (IOException ex) when (IsLockedByAnother(ex))
         {
@@ -278,25 +300,79 @@ public sealed class TransferEngine
     private static bool IsLockedByAnother(IOException ex) =>
         OperatingSystem.IsWindows() ? (ex.HResult & 0xFFFF) is 32 or 33 : ex.HResult is 11; // sharing violation / EWOULDBLOCK
 
-    private static async Task<string> HashHandleAsync(SafeFileHandle handle, long size, CancellationToken ct)
+    /// <summary>
+    /// The SHA-256 of a ranged download, taken while it downloads: each range is hashed as soon as it
+    /// and every range before it are written (the hash must see the bytes in order), read back
+    /// through one pooled buffer while the next ranges are still arriving. So the hash ends a moment
+    /// after the last range instead of a whole pass over the file later.
+    /// </summary>
+    private sealed class RangeHash : IDisposable
     {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = ArrayPool<byte>.Shared.Rent(TransferOptions.BufferSize);
-        try
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private readonly SafeFileHandle _handle;
+        private readonly long _size, _partSize;
+        private readonly bool[] _done;
+        private readonly SemaphoreSlim _signal = new(0);
+        private readonly CancellationTokenSource _stop;
+        private readonly Task<string> _hashing;
+
+        public RangeHash(SafeFileHandle handle, long size, long partSize, int parts, CancellationToken ct)
         {
-            for (long offset = 0; offset < size;)
+            (_handle, _size, _partSize, _done) = (handle, size, partSize, new bool[parts]);
+            _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            _hashing = Task.Run(() => HashInOrderAsync(_stop.Token));
+        }
+
+        /// <summary>Range <paramref name="index"/> is on disk, whole.</summary>
+        public void Done(int index)
+        {
+            lock (_done) _done[index] = true;
+            _signal.Release();
+        }
+
+        /// <summary>The hash, once every range is done.</summary>
+        public Task<string> ResultAsync() => _hashing;
+
+        private async Task<string> HashInOrderAsync(CancellationToken ct)
+        {
+            var buffer = ArrayPool<byte>.Shared.Rent(TransferOptions.BufferSize);
+            try
             {
-                var n = await RandomAccess.ReadAsync(handle, buffer.AsMemory(0, (int)Math.Min(TransferOptions.BufferSize, size - offset)), offset, ct).ConfigureAwait(false);
-                if (n == 0) break;
-                hash.AppendData(buffer, 0, n);
-                offset += n;
+                for (var next = 0; next < _done.Length; next++)
+                {
+                    while (!IsDone(next)) await _signal.WaitAsync(ct).ConfigureAwait(false);
+                    var end = Math.Min(_size, (next + 1) * _partSize);
+                    for (var offset = next * _partSize; offset < end;)
+                    {
+                        var n = await RandomAccess.ReadAsync(_handle, buffer.AsMemory(0, (int)Math.Min(TransferOptions.BufferSize, end - offset)), offset, ct).ConfigureAwait(false);
+                        if (n == 0) throw new IOException($"The part file ended at {offset} of {_size} bytes while it was hashed.");
+                        _hash.AppendData(buffer, 0, n);
+                        offset += n;
+                    }
+                }
+                return Convert.ToHexString(_hash.GetHashAndReset()).ToLowerInvariant();
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
             }
         }
-        finally
+
+        private bool IsDone(int index)
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            lock (_done) return _done[index];
         }
-        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+
+        public void Dispose()
+        {
+            // A download that failed stops the hashing; it is waited for, so nothing reads the part file after this.
+            _stop.Cancel();
+            try { _hashing.Wait(); }
+            catch (AggregateException) { }
+            _stop.Dispose();
+            _signal.Dispose();
+            _hash.Dispose();
+        }
     }
 
     /// <summary>One read of the whole object, hashed as it is written; the read and its body are retried together.</summary>
@@ -340,7 +416,7 @@ public sealed class TransferEngine
     /// fixes the version; every other read is conditional on it. Finished ranges are recorded so
     /// that a later call resumes instead of starting again.
     /// </summary>
-    private async Task DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle handle, string part, bool resumable, TransferProgress progress, CancellationToken ct)
+    private async Task<string> DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle handle, string part, bool resumable, TransferProgress progress, CancellationToken ct)
     {
         var size = artifact.Size;
         var partSize = _options.PartSize;
@@ -359,6 +435,8 @@ public sealed class TransferEngine
             : null;
 
         if (RandomAccess.GetLength(handle) != size) RandomAccess.SetLength(handle, size);
+        using var hash = new RangeHash(handle, size, partSize, parts, ct);
+        foreach (var i in done) hash.Done(i); // resumed: on disk from an earlier call
         var stateLock = new object();
         var todo = Enumerable.Range(0, parts).Where(i => !done.Contains(i)).ToList();
 
@@ -369,12 +447,15 @@ public sealed class TransferEngine
             todo.RemoveAt(0);
             state.Version = await ReadPartAsync(store, key, handle, first, partSize, size, null, progress, ct).ConfigureAwait(false);
             lock (stateLock) { state.Done.Add(first); WriteState(statePath, state); }
+            hash.Done(first);
         }
         await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, async (i, c) =>
         {
             await ReadPartAsync(store, key, handle, i, partSize, size, state.Version, progress, c).ConfigureAwait(false);
             lock (stateLock) { state.Done.Add(i); WriteState(statePath, state); }
+            hash.Done(i);
         }).ConfigureAwait(false);
+        return await hash.ResultAsync().ConfigureAwait(false);
     }
 
     private async Task<string> ReadPartAsync(IObjectStore store, string key, SafeFileHandle handle, int index, long partSize, long size, string? version, TransferProgress progress, CancellationToken ct)
@@ -414,7 +495,8 @@ public sealed class TransferEngine
                 await _bandwidth.ConsumeAsync(n, ct).ConfigureAwait(false);
                 hash?.AppendData(buffer, 0, n);
                 if (target is not null) await target.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                else await RandomAccess.WriteAsync(handle!, buffer.AsMemory(0, n), offset + written.Value, ct).ConfigureAwait(false);
+                else if (handle!.IsAsync) await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, n), offset + written.Value, ct).ConfigureAwait(false);
+                else RandomAccess.Write(handle, buffer.AsSpan(0, n), offset + written.Value);
                 written.Value += n;
                 progress.AddBytes(n);
             }
