@@ -273,7 +273,17 @@ public sealed partial class GridCatalog
             if (manifest is { Sealed: true }) return manifest;
             var from = (manifest?.Through ?? -1) + 1;
             var segments = listed.Where(x => x.Sequence >= from).ToList();
-            if (segments.Count == 0) return manifest;
+            if (segments.Count == 0)
+            {
+                // Nothing after manifest.json: true only if no fold replaced it between its read and
+                // the listing (a fold writes manifest.json, then deletes the segments it took in, so a
+                // listing after a fold this read missed can hold none). Read it again: the same bytes
+                // mean the listing came before any later fold.
+                var again = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
+                if (bytes is null ? again is null : again is not null && bytes.AsSpan().SequenceEqual(again)) return manifest;
+                if (attempt < 5) continue;
+                return again is null ? null : RecordJson.Deserialize<ManifestRecord>(again, Location, key);
+            }
             // The listing may predate a compaction that this read of manifest.json already saw, or
             // follow one it did not: either way the numbers do not join up, and it is read again.
             var joined = segments.Select((x, i) => x.Sequence == from + i).All(b => b);

@@ -84,9 +84,11 @@ public sealed class ReliabilityTests : IDisposable
     {
         var catalog = Catalog(kind);
         var work = NewWork();
-        var first = new CaptureAgent(catalog, "busy-run", "exp0", Bash(work, "echo one > one.txt; sleep 3"));
+        // The first script runs until the test lets it end (at most a minute), however slowly a loaded machine polls.
+        var release = Path.Combine(work, "..", "release-busy-" + kind);
+        var first = new CaptureAgent(catalog, "busy-run", "exp0", Bash(work, $"echo one > one.txt; for i in $(seq 1 1200); do [ -e '{release}' ] && break; sleep 0.05; done"));
         var running = first.RunAsync(default);
-        var deadline = DateTime.UtcNow.AddSeconds(20);
+        var deadline = DateTime.UtcNow.AddSeconds(50);
         while ((await catalog.GetExperimentsAsync("busy-run", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridExperiment>())).FirstOrDefault()?.Status != GridStatus.Running)
         {
             Assert.True(DateTime.UtcNow < deadline, "the first agent never reported Running");
@@ -105,6 +107,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.False(File.Exists(Path.Combine(secondWork, "two.txt"))); // its script never ran
         Assert.Equal(heldBy, (await ReadRecord(catalog, "busy-run")).Agent);
 
+        File.WriteAllText(release, "");
         Assert.Equal(0, await running);
         var exp = await catalog.GetExperimentAsync("busy-run", "exp0", default);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
