@@ -34,4 +34,10 @@ public class GridException : Exception
     public object? Target { get; }
     /// <summary>True when trying again may succeed (server busy, connection reset, body cut short).</summary>
     public bool IsTransient { get; init; }
+
+    /// <summary>
+    /// The server asked for less: 503 SlowDown, 429, or a refused connection. The process's
+    /// concurrency backs off on it (and climbs again as requests succeed).
+    /// </summary>
+    public bool IsThrottling { get; init; }
 }

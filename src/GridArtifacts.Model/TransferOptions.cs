@@ -6,6 +6,13 @@ public sealed record TransferOptions
     /// <summary>Requests in flight in the whole process (whole objects and parts together).</summary>
     public int MaxConcurrency { get; init; } = 32;
 
+    /// <summary>
+    /// Whether requests in flight back off when the server throttles (503 SlowDown, 429, refused
+    /// connections): halved at once, then one more per window of requests that succeed, up to
+    /// <see cref="MaxConcurrency"/>. Off, the limit stays fixed.
+    /// </summary>
+    public bool AdaptiveConcurrency { get; init; } = true;
+
     /// <summary>Bytes per second for the whole process; null for no cap.</summary>
     public long? BandwidthLimit { get; init; }
 

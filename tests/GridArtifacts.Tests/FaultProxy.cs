@@ -58,6 +58,14 @@ public sealed class FaultProxy : IDisposable
     private int _refusals;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _keyLocks = new();
 
+    /// <summary>
+    /// A server that allows this many requests in flight: each request beyond them is answered
+    /// 503 SlowDown, as S3 answers a prefix asked for more than it serves.
+    /// </summary>
+    public int? ThrottleAbove { get; set; }
+
+    private int _inFlight;
+
     /// <summary>Every request as it came: method, path with query, and the fault it got.</summary>
     public ConcurrentQueue<(string Method, string PathAndQuery, Fault Fault)> Log { get; } = new();
 
@@ -79,7 +87,8 @@ public sealed class FaultProxy : IDisposable
         var n = Interlocked.Increment(ref _requests);
         var pathAndQuery = req.RawUrl ?? "/";
         PerPath.AddOrUpdate(pathAndQuery.Split('?')[0], 1, (_, v) => v + 1);
-        var fault = Decide(req.HttpMethod, pathAndQuery, n);
+        var inFlight = Interlocked.Increment(ref _inFlight);
+        var fault = ThrottleAbove is { } most && inFlight > most ? Fault.SlowDown503 : Decide(req.HttpMethod, pathAndQuery, n);
         Log.Enqueue((req.HttpMethod, pathAndQuery, fault));
         try
         {
@@ -144,6 +153,10 @@ public sealed class FaultProxy : IDisposable
         catch (Exception)
         {
             try { res.Abort(); } catch (Exception) { }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
         }
     }
 

@@ -1,8 +1,10 @@
+using System.Collections.Concurrent;
 using GridArtifacts.Core;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Core.Transfer;
 using GridArtifacts.Model;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace GridArtifacts.Tests;
 
@@ -22,9 +24,12 @@ public sealed class FaultTests : IDisposable
     private readonly string _prefix = "faults-" + Guid.NewGuid().ToString("N");
     private readonly TransferEngine _engine = new(new TransferOptions { RangedThreshold = 1 << 20, PartSize = PartSize, PartsPerFile = 4 });
 
-    public FaultTests(S3ServerFixture s3)
+    private readonly ITestOutputHelper _output;
+
+    public FaultTests(S3ServerFixture s3, ITestOutputHelper output)
     {
         _s3 = s3;
+        _output = output;
         _bucket = s3.NewBucket();
         _proxy = new FaultProxy(s3.Endpoint);
     }
@@ -33,6 +38,38 @@ public sealed class FaultTests : IDisposable
     {
         _proxy.Dispose();
         _temp.Dispose();
+    }
+
+    [Fact]
+    public async Task A_throttling_server_gets_fewer_requests_as_concurrency_backs_off_and_every_file_arrives_byte_exact()
+    {
+        // The server allows 4 requests in flight and answers 503 SlowDown beyond them. The same 160
+        // files are saved at 16 in flight with the window fixed and with it adaptive.
+        var (catalog, items) = await SeedAsync(Enumerable.Repeat(24_000, 160).ToArray());
+        _proxy.ThrottleAbove = 4;
+        async Task<(int Throttled, int Errors, int Window)> Save(bool adaptive)
+        {
+            var engine = new TransferEngine(new TransferOptions { MaxConcurrency = 16, AdaptiveConcurrency = adaptive });
+            var dest = _temp.Sub("throttled-" + adaptive);
+            var saves = items.Select(i => new SaveItem(i.Artifact, Path.Combine(dest, i.Artifact.Path))).ToList();
+            var before = _proxy.Log.Count(l => l.Fault == Fault.SlowDown503);
+            var errors = new ConcurrentBag<GridException>();
+            await engine.DownloadAsync(saves, _ => catalog, false, 16, new TransferProgress(saves.Count, saves.Sum(s => s.Artifact.Size)),
+                _ => { }, errors.Add, default);
+            foreach (var (artifact, data) in items)
+            {
+                var path = Path.Combine(dest, artifact.Path);
+                if (File.Exists(path)) Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(path));
+            }
+            if (adaptive) Assert.True(engine.ConcurrencyDecreases > 0);
+            return (_proxy.Log.Count(l => l.Fault == Fault.SlowDown503) - before, errors.Count, engine.ConcurrencyWindow);
+        }
+        var fixedWindow = await Save(adaptive: false);
+        var adaptive = await Save(adaptive: true);
+        _output.WriteLine($"503s answered: {fixedWindow.Throttled} at a fixed 16 ({fixedWindow.Errors} files failed), {adaptive.Throttled} adaptive ({adaptive.Errors} failed, window {adaptive.Window} at the end)");
+        Assert.Equal(0, adaptive.Errors); // every file arrived, byte-exact (checked above)
+        Assert.True(adaptive.Throttled < fixedWindow.Throttled, $"{adaptive.Throttled} throttled requests adaptive, {fixedWindow.Throttled} fixed");
+        Assert.InRange(adaptive.Window, 1, 16);
     }
 
     /// <summary>Uploads straight to s3rver, then lists through the proxy; returns artifacts and their source bytes.</summary>

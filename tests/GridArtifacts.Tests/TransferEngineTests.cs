@@ -42,6 +42,36 @@ public class TransferEngineTests : IDisposable
     }
 
     [Fact]
+    public void The_request_window_halves_once_per_window_when_throttled_and_climbs_back_by_one_per_window()
+    {
+        var clock = new ManualClock();
+        var limiter = new ConcurrencyLimiter(16, clock);
+        Assert.Equal(16, limiter.Window);
+        limiter.Throttled();
+        Assert.Equal(8, limiter.Window);
+        limiter.Throttled(); // the other requests that were in flight under 16 fail too: no second halving
+        Assert.Equal(8, limiter.Window);
+        for (var i = 0; i < 8; i++) limiter.Succeeded(); // a window of requests since the halving
+        Assert.Equal(9, limiter.Window);
+        limiter.Throttled(); // 8 requests since the halving: not yet a window of 9
+        Assert.Equal(9, limiter.Window);
+        limiter.Succeeded();
+        limiter.Throttled();
+        Assert.Equal(4, limiter.Window);
+        for (var i = 0; i < 100; i++) limiter.Throttled(); // many failures, no successes, no time passing
+        Assert.Equal(4, limiter.Window);
+        clock.Advance(TimeSpan.FromSeconds(2)); // a second later, still throttled
+        limiter.Throttled();
+        Assert.Equal(2, limiter.Window);
+        for (var n = 0; n < 1_000; n++) limiter.Succeeded();
+        Assert.Equal(16, limiter.Window); // back to the limit, never above it
+        limiter.Limit = 6; // a new limit is the window too
+        Assert.Equal(6, limiter.Window);
+        for (var i = 0; i < 20; i++) { clock.Advance(TimeSpan.FromSeconds(2)); limiter.Throttled(); }
+        Assert.Equal(1, limiter.Window); // never below one
+    }
+
+    [Fact]
     public async Task Downloads_verify_skip_identical_and_replace_changed_files()
     {
         var data = TestBytes.Random(3_000_000, 11);
@@ -331,4 +361,14 @@ internal abstract class DelegatingStore : IObjectStore
     public Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);
     public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => Inner.DeleteManyAsync(keys, ct);
     public void Dispose() { }
+}
+
+/// <summary>A clock that moves only when told.</summary>
+public sealed class ManualClock : TimeProvider
+{
+    private long _ticks;
+    public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+    public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+    public override DateTimeOffset GetUtcNow() => DateTimeOffset.UnixEpoch.AddTicks(Interlocked.Read(ref _ticks));
+    public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
 }

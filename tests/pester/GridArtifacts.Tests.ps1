@@ -208,12 +208,15 @@ Describe 'Saving' {
             $after.MaxConcurrency | Should -Be 4
             $after.BandwidthLimit | Should -Be 50MB
             (Get-GridTransferOption).MaxConcurrency | Should -Be 4
+            $before.AdaptiveConcurrency | Should -BeTrue
+            (Set-GridTransferOption -AdaptiveConcurrency $false -PassThru).AdaptiveConcurrency | Should -BeFalse
+            (Get-GridTransferOption).MaxConcurrency | Should -Be 4
             $dest = Join-Path $TestDrive 'limited'
             (Save-GridArtifact first-run -Destination $dest -PassThru).Count | Should -Be 8
             { Set-GridTransferOption -MemoryBudget 1GB } | Should -Throw -ErrorId 'ParameterArgumentValidationError,GridArtifacts.Commands.SetGridTransferOptionCommand'
         }
         finally {
-            Set-GridTransferOption -MaxConcurrency $before.MaxConcurrency -BandwidthLimit 0
+            Set-GridTransferOption -MaxConcurrency $before.MaxConcurrency -BandwidthLimit 0 -AdaptiveConcurrency $true
         }
     }
 

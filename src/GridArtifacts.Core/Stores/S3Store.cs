@@ -522,13 +522,21 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 }
                 var transient = (int)s3.StatusCode >= 500 || code is "SlowDown" or "RequestTimeout" or "InternalError" || s3.StatusCode == HttpStatusCode.TooManyRequests;
                 return new GridException(GridErrorKind.StoreUnavailable, transient ? "StoreBusy" : "StoreRequestFailed",
-                    $"Store '{store}': the server answered {(int)s3.StatusCode} {code} for '{key}'.", store, ex) { IsTransient = transient };
+                    $"Store '{store}': the server answered {(int)s3.StatusCode} {code} for '{key}'.", store, ex)
+                {
+                    IsTransient = transient,
+                    IsThrottling = code is "SlowDown" || s3.StatusCode is HttpStatusCode.ServiceUnavailable or HttpStatusCode.TooManyRequests,
+                };
             case AmazonClientException client when IsCredentialProblem(client):
                 return new GridException(GridErrorKind.AccessDenied, "NoCredentials",
                     $"Store '{store}': no AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile (AWS_PROFILE or ?profile= in the store URI), or run where a role is available.", store, ex);
             case HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError } or SocketException:
                 return new GridException(GridErrorKind.StoreUnavailable, "EndpointUnreachable",
-                    $"Store '{store}': the server at {EndpointText} could not be reached ({Innermost(ex).Message}). Check the endpoint and the network.", store, ex) { IsTransient = true };
+                    $"Store '{store}': the server at {EndpointText} could not be reached ({Innermost(ex).Message}). Check the endpoint and the network.", store, ex)
+                {
+                    IsTransient = true,
+                    IsThrottling = Innermost(ex) is SocketException { SocketErrorCode: SocketError.ConnectionRefused },
+                };
             case System.Xml.XmlException xml:
                 // XML 1.0 cannot carry most control characters, and a listing that holds a key with one cannot be parsed.
                 return new GridException(GridErrorKind.DamagedRecord, "UnreadableListing",

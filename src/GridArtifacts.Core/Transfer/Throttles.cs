@@ -85,10 +85,25 @@ internal sealed class ConcurrencyLimiter
 {
     private readonly object _gate = new();
     private readonly LinkedList<TaskCompletionSource<bool>> _waiters = new();
+    private readonly TimeProvider _clock;
     private int _limit;
     private int _inFlight;
+    // Adaptive: the window the server allows now, at most the limit. It halves when the server
+    // throttles (503 SlowDown, 429, refused connections), at most once per window of requests, and
+    // grows by one after each window of requests that succeed (additive increase, multiplicative
+    // decrease, as TCP does), so a throttling server or prefix is not hammered and a recovered one is
+    // used fully again.
+    private int _window;
+    private int _successes;
+    private long _requestsSinceDecrease;
+    private long _lastDecrease;
 
-    public ConcurrencyLimiter(int limit) => _limit = Math.Max(1, limit);
+    public ConcurrencyLimiter(int limit, TimeProvider? clock = null)
+    {
+        _limit = _window = Math.Max(1, limit);
+        _clock = clock ?? TimeProvider.System;
+        _lastDecrease = long.MinValue;
+    }
 
     public int Limit
     {
@@ -97,9 +112,45 @@ internal sealed class ConcurrencyLimiter
         {
             lock (_gate)
             {
-                _limit = Math.Max(1, value);
+                _limit = _window = Math.Max(1, value);
                 WakeLocked();
             }
+        }
+    }
+
+    /// <summary>Requests the server allows in flight now: the limit, or less while it throttles.</summary>
+    public int Window { get { lock (_gate) return _window; } }
+
+    /// <summary>Times the window was halved (tests and summaries).</summary>
+    public int Decreases { get; private set; }
+
+    /// <summary>A request ended well: after a window's worth, the window grows by one, up to the limit.</summary>
+    public void Succeeded()
+    {
+        lock (_gate)
+        {
+            _requestsSinceDecrease++;
+            if (_window >= _limit || ++_successes < _window) return;
+            _successes = 0;
+            _window++;
+            WakeLocked();
+        }
+    }
+
+    /// <summary>The server throttled a request: the window halves, once for the requests already in flight under it.</summary>
+    public void Throttled()
+    {
+        lock (_gate)
+        {
+            var now = _clock.GetTimestamp();
+            // Requests started under the old window fail together: one halving for them all, unless a
+            // window's worth of requests has gone by or a second has passed.
+            if (_lastDecrease != long.MinValue && _requestsSinceDecrease < _window && _clock.GetElapsedTime(_lastDecrease, now) < TimeSpan.FromSeconds(1)) return;
+            _window = Math.Max(1, _window / 2);
+            _successes = 0;
+            _requestsSinceDecrease = 0;
+            _lastDecrease = now;
+            Decreases++;
         }
     }
 
@@ -112,7 +163,7 @@ internal sealed class ConcurrencyLimiter
         LinkedListNode<TaskCompletionSource<bool>> node;
         lock (_gate)
         {
-            if (_inFlight < _limit && _waiters.Count == 0)
+            if (_inFlight < Math.Min(_limit, _window) && _waiters.Count == 0)
             {
                 _inFlight++;
                 return new Lease(this);
@@ -147,7 +198,7 @@ internal sealed class ConcurrencyLimiter
 
     private void WakeLocked()
     {
-        while (_inFlight < _limit && _waiters.First is { } first)
+        while (_inFlight < Math.Min(_limit, _window) && _waiters.First is { } first)
         {
             _waiters.RemoveFirst();
             _inFlight++;

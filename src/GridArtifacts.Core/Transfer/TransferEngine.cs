@@ -75,6 +75,12 @@ public sealed class TransferEngine
     /// <summary>Requests in flight now, across every call (tests bound it).</summary>
     public int RequestsInFlight => _requests.InFlight;
 
+    /// <summary>Requests the server allows in flight now: the limit, or less while the server throttles.</summary>
+    public int ConcurrencyWindow => _requests.Window;
+
+    /// <summary>Times the server's throttling halved the window.</summary>
+    public int ConcurrencyDecreases => _requests.Decreases;
+
     /// <summary>
     /// New limits. A new concurrency applies at once to requests not yet started; requests in flight
     /// finish and give their place back to the same count, so the cap never exceeds the new limit.
@@ -393,11 +399,13 @@ public sealed class TransferEngine
                     await CopyAsync(read.Body, null, part, 0, written, progress, c, hash).ConfigureAwait(false);
                 }
                 CheckLength(key, written.Value, artifact.Size);
+                if (_options.AdaptiveConcurrency) _requests.Succeeded();
                 return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
             }
-            catch
+            catch (Exception ex)
             {
                 progress.AddBytes(-written.Value); // a retry counts its bytes again
+                if (ex is GridException { IsThrottling: true } && _options.AdaptiveConcurrency) _requests.Throttled();
                 throw;
             }
         }, ct).ConfigureAwait(false);
@@ -473,11 +481,13 @@ public sealed class TransferEngine
                 CheckTotal(key, read.TotalLength, size);
                 await CopyAsync(read.Body, null, handle, offset, written, progress, c).ConfigureAwait(false);
                 CheckLength(key, written.Value, length);
+                if (_options.AdaptiveConcurrency) _requests.Succeeded();
                 return read.Version;
             }
-            catch
+            catch (Exception ex)
             {
                 progress.AddBytes(-written.Value); // a retry counts its bytes again
+                if (ex is GridException { IsThrottling: true } && _options.AdaptiveConcurrency) _requests.Throttled();
                 throw;
             }
         }, ct).ConfigureAwait(false);

@@ -27,6 +27,10 @@ public sealed class SetGridTransferOptionCommand : GridCmdlet
     [ValidateRange(1L << 20, 200L << 20)]
     public long MemoryBudget { get; set; }
 
+    /// <summary>Whether requests in flight back off while the server throttles (503 SlowDown, 429, refused connections) and climb back after; on by default.</summary>
+    [Parameter]
+    public bool AdaptiveConcurrency { get; set; }
+
     [Parameter]
     public SwitchParameter PassThru { get; set; }
 
@@ -39,6 +43,7 @@ public sealed class SetGridTransferOptionCommand : GridCmdlet
             MaxConcurrency = bound.ContainsKey(nameof(MaxConcurrency)) ? MaxConcurrency : o.MaxConcurrency,
             BandwidthLimit = bound.ContainsKey(nameof(BandwidthLimit)) ? (BandwidthLimit == 0 ? null : BandwidthLimit) : o.BandwidthLimit,
             MemoryBudget = bound.ContainsKey(nameof(MemoryBudget)) ? MemoryBudget : o.MemoryBudget,
+            AdaptiveConcurrency = bound.ContainsKey(nameof(AdaptiveConcurrency)) ? AdaptiveConcurrency : o.AdaptiveConcurrency,
         };
         if (ShouldProcess("GridArtifacts transfer engine", $"Set {next}"))
         {
