@@ -99,30 +99,17 @@ public sealed partial class GridCatalog
     private GridRun BuildRun(string run, DateTimeOffset created, string? command, IReadOnlyDictionary<string, string> parameters,
         IEnumerable<(string Experiment, GridStatus Status, DateTimeOffset? Finished)> experiments)
     {
-        var items = experiments.ToArray();
-        for (var i = 1; i < items.Length; i++)
-        {
-            if (GridNames.ExperimentIndex(items[i - 1].Experiment) <= GridNames.ExperimentIndex(items[i].Experiment)) continue;
-            items = items.OrderBy(x => GridNames.ExperimentIndex(x.Experiment)).ToArray();
-            break;
-        }
+        var items = experiments.OrderBy(x => GridNames.ExperimentIndex(x.Experiment)).ToList();
         var status = GridStatusExtensions.Aggregate(items.Select(x => x.Status));
-        var names = new string[items.Length];
-        DateTimeOffset? finished = null;
-        for (var i = 0; i < items.Length; i++)
-        {
-            names[i] = items[i].Experiment;
-            if (items[i].Finished > finished || finished is null) finished = items[i].Finished;
-        }
         return new GridRun(run, Location)
         {
             Created = created,
             Command = command,
             Parameters = parameters,
-            Experiments = names,
-            ExperimentCount = items.Length,
+            Experiments = items.Select(x => x.Experiment).ToArray(),
+            ExperimentCount = items.Count,
             Status = status,
-            Finished = status.IsFinished() && items.Length > 0 ? finished : null,
+            Finished = status.IsFinished() && items.Count > 0 ? items.Max(x => x.Finished) : null,
         };
     }
 

@@ -75,11 +75,7 @@ public static class CatalogIndex
     private static string Time(DateTimeOffset? t) => t is { } v ? Hex(v.UtcTicks) : None;
 
     /// <summary>A run's index key, read back: its summary is the encoded command and parameters, or null when they did not fit.</summary>
-    public sealed record RunEntry(string Run, DateTimeOffset Created, string? Summary, string Key)
-    {
-        /// <summary>Whether the key carries the run's command and parameters (else its record holds them).</summary>
-        public bool HasSummary => Summary is not null;
-    }
+    public sealed record RunEntry(string Run, DateTimeOffset Created, string? Summary, string Key);
 
     /// <summary>An experiment's index key, read back.</summary>
     public sealed record ExperimentEntry(string Run, string Experiment, long Sequence, GridStatus Status, int? ExitCode,

@@ -95,7 +95,6 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
                 {
                     while (full.TryDequeue(out var f)) await batches.Writer.WriteAsync(f, cancellationToken).ConfigureAwait(false);
                 }
-                while (full.TryDequeue(out var f)) await batches.Writer.WriteAsync(f, cancellationToken).ConfigureAwait(false);
                 if (batch.Count > 0) await batches.Writer.WriteAsync(batch, cancellationToken).ConfigureAwait(false);
                 batches.Writer.Complete();
             }

@@ -96,13 +96,12 @@ internal sealed class ConcurrencyLimiter
     private int _window;
     private int _successes;
     private long _requestsSinceDecrease;
-    private long _lastDecrease;
+    private long? _lastDecrease;
 
     public ConcurrencyLimiter(int limit, TimeProvider? clock = null)
     {
         _limit = _window = Math.Max(1, limit);
         _clock = clock ?? TimeProvider.System;
-        _lastDecrease = long.MinValue;
     }
 
     public int Limit
@@ -145,7 +144,7 @@ internal sealed class ConcurrencyLimiter
             var now = _clock.GetTimestamp();
             // Requests started under the old window fail together: one halving for them all, unless a
             // window's worth of requests has gone by or a second has passed.
-            if (_lastDecrease != long.MinValue && _requestsSinceDecrease < _window && _clock.GetElapsedTime(_lastDecrease, now) < TimeSpan.FromSeconds(1)) return;
+            if (_lastDecrease is { } last && _requestsSinceDecrease < _window && _clock.GetElapsedTime(last, now) < TimeSpan.FromSeconds(1)) return;
             _window = Math.Max(1, _window / 2);
             _successes = 0;
             _requestsSinceDecrease = 0;
@@ -163,7 +162,7 @@ internal sealed class ConcurrencyLimiter
         LinkedListNode<TaskCompletionSource<bool>> node;
         lock (_gate)
         {
-            if (_inFlight < Math.Min(_limit, _window) && _waiters.Count == 0)
+            if (_inFlight < _window && _waiters.Count == 0)
             {
                 _inFlight++;
                 return new Lease(this);
@@ -198,7 +197,7 @@ internal sealed class ConcurrencyLimiter
 
     private void WakeLocked()
     {
-        while (_inFlight < Math.Min(_limit, _window) && _waiters.First is { } first)
+        while (_inFlight < _window && _waiters.First is { } first)
         {
             _waiters.RemoveFirst();
             _inFlight++;

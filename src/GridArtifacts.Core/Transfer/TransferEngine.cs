@@ -99,14 +99,6 @@ public sealed class TransferEngine
     {
         // Large files first, so they overlap with the many small ones instead of trailing at the end.
         var ordered = items.OrderByDescending(i => i.Artifact.Size).ToList();
-        // Each destination folder is made once for the batch, not once per file; a folder that cannot
-        // be made here is made (and its error reported) by each of its files.
-        var folders = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var folder in items.Select(i => Path.GetDirectoryName(i.LocalPath)!).Distinct(StringComparer.Ordinal))
-        {
-            try { Directory.CreateDirectory(folder); folders.Add(folder); }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
-        }
         await Parallel.ForEachAsync(ordered,
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, throttleLimit), CancellationToken = ct },
             async (item, c) =>
@@ -114,7 +106,7 @@ public sealed class TransferEngine
                 GridSaveAction? action = null;
                 try
                 {
-                    var result = await SaveOneAsync(item, openStore(item.Artifact.Store).Store, force, folders, progress, c).ConfigureAwait(false);
+                    var result = await SaveOneAsync(item, openStore(item.Artifact.Store).Store, force, progress, c).ConfigureAwait(false);
                     action = result.Action;
                     onDone(result);
                 }
@@ -177,14 +169,13 @@ public sealed class TransferEngine
     /// <summary>How many times a destination held by another call is waited for (50 ms each) before the lock is reported.</summary>
     private const int LockedDestinationPolls = 200;
 
-    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, IReadOnlySet<string> folders, TransferProgress progress, CancellationToken ct)
+    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, TransferProgress progress, CancellationToken ct)
     {
         var artifact = item.Artifact;
         var existed = File.Exists(item.LocalPath);
         if (existed && !force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
 
         var folder = Path.GetDirectoryName(item.LocalPath)!;
-        if (!folders.Contains(folder)) Directory.CreateDirectory(folder);
         var part = item.LocalPath + PartSuffix;
         var ranged = artifact.Size > _options.RangedThreshold;
         // One writer per destination file, across calls and processes: whoever holds the part file's
@@ -255,13 +246,13 @@ public sealed class TransferEngine
     }
 
     /// <summary>
-    /// The part file, opened for this call alone (an exclusive lock, which other processes see too),
-    /// or null while another call holds it. A new part file for a ranged download is preallocated,
-    /// so a disk too small fails at once.
+    /// As <see cref="TryOpenPart"/>, making the destination folder when it is not there yet: one
+    /// failed open per new folder, instead of a look at the folder for every file.
     /// </summary>
-    /// <summary>As <see cref="TryOpenPart"/>; a folder removed since the batch made it is made again.</summary>
     private static SafeFileHandle? TryOpenPartIn(string folder, string part, long preallocate, bool asynchronous)
     {
+        // A preallocated part file would take a missing folder for a full disk: its folder is made first.
+        if (preallocate > 0) Directory.CreateDirectory(folder);
         try { return TryOpenPart(part, preallocate, asynchronous); }
         catch (DirectoryNotFoundException)
         {
@@ -270,6 +261,11 @@ public sealed class TransferEngine
         }
     }
 
+    /// <summary>
+    /// The part file, opened for this call alone (an exclusive lock, which other processes see too),
+    /// or null while another call holds it. A new part file for a ranged download is preallocated,
+    /// so a disk too small fails at once.
+    /// </summary>
     private static SafeFileHandle? TryOpenPart(string part, long preallocate, bool asynchronous)
     {
         // Windows: FileShare.Delete still keeps every other opener out, and lets the file be renamed while open.
