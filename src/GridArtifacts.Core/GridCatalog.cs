@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using GridArtifacts.Core.Stores;
+using GridArtifacts.Core.Transfer;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Core;
@@ -29,6 +30,9 @@ public sealed partial class GridCatalog
     /// <summary>An active experiment whose heartbeat is older than this reads as Lost.</summary>
     public TimeSpan LostAfter { get; }
     public TimeProvider Clock { get; }
+
+    /// <summary>What sends this catalog's files (artifacts, logs, manifests): the process's one engine, unless a test gives its own.</summary>
+    public TransferEngine Engine { get; init; } = TransferEngine.Shared;
 
     // ---- read side ----------------------------------------------------------------------------
 
@@ -240,7 +244,7 @@ public sealed partial class GridCatalog
 
     /// <summary>Keeps the script's output from the file the agent writes it to.</summary>
     public Task WriteLogFileAsync(string run, string experiment, string stream, string localPath, CancellationToken ct) =>
-        Store.PutFileAsync(StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), localPath, ct);
+        Engine.UploadFileAsync(Store, StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), localPath, ct);
 
     /// <summary>
     /// An experiment's manifest: the sealed one, or, while it runs, the last compacted manifest with
@@ -328,12 +332,12 @@ public sealed partial class GridCatalog
 
     /// <summary>One segment of a running experiment's manifest, from the file its writer journals it in: its writer's call.</summary>
     public Task WriteManifestSegmentAsync(string run, string experiment, long sequence, string localPath, CancellationToken ct) =>
-        Store.PutFileAsync(StoreLayout.ManifestSegmentKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), sequence), localPath, ct);
+        Engine.UploadFileAsync(Store, StoreLayout.ManifestSegmentKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), sequence), localPath, ct);
 
     /// <summary>A compacted (or the sealed) manifest from the file its writer built; then the segments it folds in are deleted.</summary>
     public async Task WriteCompactedManifestAsync(string run, string experiment, string localPath, long through, CancellationToken ct)
     {
-        await Store.PutFileAsync(StoreLayout.ManifestKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment)), localPath, ct).ConfigureAwait(false);
+        await Engine.UploadFileAsync(Store, StoreLayout.ManifestKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment)), localPath, ct).ConfigureAwait(false);
         var folded = (await ListManifestSegmentsAsync(run, experiment, ct).ConfigureAwait(false)).Where(x => x.Sequence <= through).Select(x => x.Key).ToList();
         if (folded.Count > 0) await Store.DeleteManyAsync(folded, ct).ConfigureAwait(false);
     }
@@ -722,7 +726,7 @@ public sealed partial class GridCatalog
         var hash = HashFileAsync(localPath, ct);
         try
         {
-            await Store.PutFileAsync(StoreLayout.ArtifactKey(run, experiment, path), localPath, ct).ConfigureAwait(false);
+            await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), localPath, ct).ConfigureAwait(false);
         }
         finally
         {

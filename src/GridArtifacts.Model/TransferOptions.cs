@@ -25,14 +25,21 @@ public sealed record TransferOptions
     /// <summary>What one large file may hold in buffers (the product's promise: 50 MiB).</summary>
     public long PerFileMemory { get; init; } = 50L << 20;
 
-    /// <summary>Objects larger than this are fetched as parallel ranged reads.</summary>
+    /// <summary>Objects larger than this move in parts: parallel ranged reads down, a multipart upload up (where the store takes parts).</summary>
     public long RangedThreshold { get; init; } = 32L << 20;
 
-    /// <summary>Size of one ranged read.</summary>
+    /// <summary>Size of one part, read or written (a written one is larger where the store allows fewer parts).</summary>
     public long PartSize { get; init; } = 16L << 20;
 
-    /// <summary>Ranged reads of one object in flight at once.</summary>
+    /// <summary>Parts of one object in flight at once.</summary>
     public int PartsPerFile { get; init; } = 8;
+
+    /// <summary>
+    /// Files one call moves at once unless told otherwise (Save-GridArtifact and Import-GridArtifact
+    /// -ThrottleLimit, Copy-GridRun, the capture agent's uploads): as many as requests in flight by
+    /// default, so small files fill the request cap (docs/transfer-engine.md, "Defaults").
+    /// </summary>
+    public const int DefaultFilesInFlight = 32;
 
     /// <summary>Files up to this size use no memory beyond the shared small buffers.</summary>
     public const long LargeFileBytes = 1L << 30;

@@ -72,6 +72,82 @@ public sealed class FaultTests : IDisposable
         Assert.InRange(adaptive.Window, 1, 16);
     }
 
+    [Fact]
+    public async Task A_throttling_server_gets_fewer_uploads_as_concurrency_backs_off_and_every_file_arrives_byte_exact()
+    {
+        var files = Enumerable.Range(0, 150).Select(i => (Path: $"up{i:000}.bin", Data: TestBytes.Random(16_000 + i, 700 + i))).ToList();
+        foreach (var f in files) _temp.WriteFile("up-src/" + f.Path, f.Data);
+        var direct = new GridCatalog(new S3Store(_s3.StoreUri(_bucket, _prefix)));
+        _proxy.ThrottleAbove = 4;
+        async Task<(int Throttled, int Errors, int Window)> Upload(bool adaptive)
+        {
+            var engine = new TransferEngine(new TransferOptions { MaxConcurrency = 16, AdaptiveConcurrency = adaptive });
+            var catalog = new GridCatalog(new S3Store(ViaProxyUri())) { Engine = engine };
+            var run = "throttled-" + (adaptive ? "adaptive" : "fixed");
+            var before = _proxy.Log.Count(l => l.Fault == Fault.SlowDown503);
+            var errors = 0;
+            var sent = new ConcurrentDictionary<string, string>();
+            await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (f, c) =>
+            {
+                try { sent[f.Path] = (await catalog.PutArtifactFileAsync(run, "exp0", f.Path, _temp.Sub("up-src", f.Path), c)).Sha256!; }
+                catch (GridException) { Interlocked.Increment(ref errors); }
+            });
+            foreach (var f in files.Where(f => sent.ContainsKey(f.Path)))
+            {
+                await using var body = await direct.Store.OpenReadAsync(StoreLayout.ArtifactKey(run, "exp0", f.Path), default);
+                Assert.Equal(TestBytes.Sha256(f.Data), Convert.ToHexString(await System.Security.Cryptography.SHA256.HashDataAsync(body)).ToLowerInvariant());
+                Assert.Equal(TestBytes.Sha256(f.Data), sent[f.Path]);
+            }
+            if (adaptive) Assert.True(engine.ConcurrencyDecreases > 0);
+            return (_proxy.Log.Count(l => l.Fault == Fault.SlowDown503) - before, errors, engine.ConcurrencyWindow);
+        }
+        var fixedWindow = await Upload(adaptive: false);
+        var adaptive = await Upload(adaptive: true);
+        _output.WriteLine($"503s answered to uploads: {fixedWindow.Throttled} at a fixed 16 ({fixedWindow.Errors} files failed), {adaptive.Throttled} adaptive ({adaptive.Errors} failed, window {adaptive.Window} at the end)");
+        Assert.Equal(0, adaptive.Errors); // every file arrived, byte-exact (checked above)
+        Assert.True(adaptive.Throttled < fixedWindow.Throttled, $"{adaptive.Throttled} throttled uploads adaptive, {fixedWindow.Throttled} fixed");
+    }
+
+    [Fact]
+    public async Task A_part_that_fails_once_is_sent_again_alone_and_the_object_arrives_byte_exact()
+    {
+        var data = TestBytes.Random((11 << 20) + 7, 41);
+        var file = _temp.WriteFile("parts/big.bin", data);
+        var key = StoreLayout.ArtifactKey("parted", "exp0", "big.bin");
+        var failed = 0;
+        _proxy.Decide = (method, path, _) => method == "PUT" && path.Contains("partNumber=2") && Interlocked.Exchange(ref failed, 1) == 0 ? Fault.Status500 : Fault.None;
+        var engine = new TransferEngine(new TransferOptions { RangedThreshold = 6L << 20, PartSize = 5L << 20 });
+        await engine.UploadFileAsync(new S3Store(ViaProxyUri()), key, file, default);
+        var partPuts = _proxy.Log.Where(l => l.Method == "PUT" && l.PathAndQuery.Contains("partNumber=")).ToList();
+        Assert.Equal(3 + 1, partPuts.Count); // three parts, the failed one once more
+        Assert.Equal(1, partPuts.Count(l => l.Fault == Fault.Status500));
+        var direct = new S3Store(_s3.StoreUri(_bucket, _prefix));
+        await using var body = await direct.OpenReadAsync(key, default);
+        Assert.Equal(TestBytes.Sha256(data), Convert.ToHexString(await System.Security.Cryptography.SHA256.HashDataAsync(body)).ToLowerInvariant());
+        Assert.Empty(await direct.ListAsync(StoreLayout.UploadsPrefix("parted", "exp0"), true, default).ToListAsync());
+    }
+
+    [Fact]
+    public async Task A_part_the_server_refuses_aborts_the_upload_and_leaves_neither_object_nor_record()
+    {
+        var file = _temp.WriteFile("parts/refused.bin", TestBytes.Random((11 << 20) + 3, 42));
+        var key = StoreLayout.ArtifactKey("refused", "exp0", "refused.bin");
+        // s3rver 3.7.1 answers 405 to AbortMultipartUpload: the proxy answers as AWS does (204) and logs it.
+        _proxy.Decide = (method, path, _) =>
+            method == "PUT" && path.Contains("partNumber=3") ? Fault.Status403
+            : method == "DELETE" && path.Contains("uploadId=") ? Fault.NoContent : Fault.None;
+        var engine = new TransferEngine(new TransferOptions { RangedThreshold = 6L << 20, PartSize = 5L << 20 });
+        var ex = await Assert.ThrowsAsync<GridException>(() => engine.UploadFileAsync(new S3Store(ViaProxyUri()), key, file, default));
+        Assert.Equal(GridErrorKind.AccessDenied, ex.Kind);
+        Assert.Single(_proxy.Log, l => l.Method == "PUT" && l.PathAndQuery.Contains("partNumber=3")); // refused: not retried
+        Assert.Single(_proxy.Log, l => l.Method == "DELETE" && l.PathAndQuery.Contains("uploadId="));
+        var direct = new S3Store(_s3.StoreUri(_bucket, _prefix));
+        Assert.Null(await direct.TryReadAllBytesAsync(key, default));
+        Assert.Empty(await direct.ListAsync(StoreLayout.UploadsPrefix("refused", "exp0"), true, default).ToListAsync());
+    }
+
+    private string ViaProxyUri() => _s3.StoreUri(_bucket, _prefix).Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(_proxy.Endpoint));
+
     /// <summary>Uploads straight to s3rver, then lists through the proxy; returns artifacts and their source bytes.</summary>
     private async Task<(GridCatalog ViaProxy, List<(GridArtifact Artifact, byte[] Data)> Items)> SeedAsync(params int[] sizes)
     {
@@ -87,7 +163,7 @@ public sealed class FaultTests : IDisposable
         }
         await direct.WriteManifestAsync(manifest, default);
         await direct.WriteExperimentRecordAsync(new ExperimentRecord { Run = "faulty", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
-        var viaProxy = new GridCatalog(new S3Store(_s3.StoreUri(_bucket, _prefix).Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(_proxy.Endpoint))));
+        var viaProxy = new GridCatalog(new S3Store(ViaProxyUri()));
         var listed = await viaProxy.GetArtifactsAsync("faulty", "exp0", default);
         return (viaProxy, listed.Items.Select(a => (a, data[a.Path])).ToList());
     }

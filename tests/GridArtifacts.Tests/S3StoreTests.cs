@@ -4,6 +4,7 @@ using Amazon.S3;
 using Amazon.S3.Model;
 using GridArtifacts.Core;
 using GridArtifacts.Core.Stores;
+using GridArtifacts.Core.Transfer;
 using GridArtifacts.Model;
 using Xunit;
 
@@ -44,16 +45,26 @@ public sealed class S3StoreContractTests : StoreContractTests
     }
 
     [Fact]
-    public async Task Large_files_go_up_in_parts_byte_exact()
+    public async Task Large_files_go_up_in_parts_the_engine_sizes_byte_exact_and_leave_no_upload_record()
     {
-        var store = Store();
-        var length = (int)S3Store.MultipartThreshold + 3 * 1024 * 1024 + 7;
+        var store = (S3Store)Store();
+        // Parts of 2 MiB asked for; S3 takes no part under 5 MiB but the last, so 5 MiB parts: 3 of them.
+        var engine = new TransferEngine(new TransferOptions { RangedThreshold = 6L << 20, PartSize = 2L << 20, PartsPerFile = 2 });
+        var length = (int)(2 * store.MinPartSize) + 3 * 1024 * 1024 + 7;
         var data = TestBytes.Random(length, 99);
         var file = Temp.WriteFile("big.bin", data);
-        await store.PutFileAsync("runs/r/exp0/artifacts/big.bin", file, default);
-        await using var s = await store.OpenReadAsync("runs/r/exp0/artifacts/big.bin", default);
+        var key = StoreLayout.ArtifactKey("r", "exp0", "big.bin");
+        await engine.UploadFileAsync(store, key, file, default);
+        Assert.Equal(1 + 3 + 1, engine.RequestsMade); // start, three parts, complete
+        await using var s = await store.OpenReadAsync(key, default);
         var hash = await SHA256.HashDataAsync(s);
         Assert.Equal(TestBytes.Sha256(data), Convert.ToHexString(hash).ToLowerInvariant());
+        Assert.Empty(await store.ListAsync(StoreLayout.UploadsPrefix("r", "exp0"), true, default).ToListAsync());
+
+        // At or under the threshold: one request.
+        var small = Temp.WriteFile("small.bin", data.AsSpan(0, 6 << 20).ToArray());
+        await engine.UploadFileAsync(store, StoreLayout.ArtifactKey("r", "exp0", "small.bin"), small, default);
+        Assert.Equal(6, engine.RequestsMade);
     }
 
     [Fact]

@@ -251,6 +251,71 @@ public class TransferEngineTests : IDisposable
         foreach (var item in items) Assert.Equal(item.Artifact.Sha256, TestBytes.Sha256(item.LocalPath));
     }
 
+    [Fact]
+    public async Task An_import_and_a_copy_at_once_share_the_process_wide_cap_and_every_file_arrives_byte_exact()
+    {
+        // Source run for the copy, imported with the default engine.
+        var src = _temp.Sub("copy-src");
+        for (var i = 0; i < 40; i++) _temp.WriteFile($"copy-src/c{i:00}.bin", TestBytes.Random(3000 + i, 500 + i));
+        await new GridArtifacts.Core.Capture.ArtifactImporter(_catalog).ImportAsync(new GridArtifacts.Core.Capture.ImportRequest
+        {
+            Run = "copied", Experiment = "exp0", Files = GridArtifacts.Core.Capture.ArtifactImporter.ListFiles(src, new GridArtifacts.Core.Capture.ModuleFolders(_catalog.Store), _ => { }),
+        }, e => throw e, _ => { }, default);
+
+        // Both calls send to one store through one engine capped at 3 requests, each call with its default 32 files at once.
+        var engine = new TransferEngine(new TransferOptions { MaxConcurrency = 3 });
+        var counted = new CountingPutStore(new FileSystemStore(_temp.Sub("target")));
+        var target = new GridCatalog(counted) { Engine = engine };
+        var imp = _temp.Sub("import-src");
+        for (var i = 0; i < 40; i++) _temp.WriteFile($"import-src/i{i:00}.bin", TestBytes.Random(2000 + i, 900 + i));
+        var import = new GridArtifacts.Core.Capture.ArtifactImporter(target).ImportAsync(new GridArtifacts.Core.Capture.ImportRequest
+        {
+            Run = "imported", Experiment = "exp0", Files = GridArtifacts.Core.Capture.ArtifactImporter.ListFiles(imp, new GridArtifacts.Core.Capture.ModuleFolders(target.Store), _ => { }),
+        }, e => throw e, _ => { }, default);
+        var copy = new GridArtifacts.Core.Sharing.RunCopier(_catalog, target).CopyAsync("copied", _temp.Sub("copy-tmp"), e => throw e, default);
+        await Task.WhenAll(import, copy);
+
+        // Capped (never more than 3 sends at once, across both calls) yet parallel (more than one at once).
+        Assert.InRange(counted.MaxInFlight, 2, 3);
+        Assert.True(counted.Puts >= 80, $"{counted.Puts} files sent");
+        foreach (var (run, folder) in new[] { ("imported", imp), ("copied", src) })
+        {
+            var stored = (await target.GetArtifactsAsync(run, "exp0", default)).Items;
+            Assert.Equal(40, stored.Count);
+            foreach (var a in stored)
+            {
+                await using var body = await target.Store.OpenReadAsync(StoreLayout.ArtifactKey(run, "exp0", a.Path), default);
+                var hash = Convert.ToHexString(await System.Security.Cryptography.SHA256.HashDataAsync(body)).ToLowerInvariant();
+                Assert.Equal(TestBytes.Sha256(Path.Combine(folder, a.Path)), hash);
+                Assert.Equal(hash, a.Sha256);
+            }
+        }
+    }
+
+}
+
+/// <summary>A real store whose file uploads take a moment and are counted while in flight.</summary>
+internal sealed class CountingPutStore : DelegatingStore
+{
+    private int _inFlight, _max, _puts;
+    public CountingPutStore(IObjectStore inner) : base(inner) { }
+    public int MaxInFlight => Volatile.Read(ref _max);
+    public int Puts => Volatile.Read(ref _puts);
+    public override async Task PutFileAsync(string key, string localPath, CancellationToken ct)
+    {
+        var now = Interlocked.Increment(ref _inFlight);
+        for (int seen; now > (seen = Volatile.Read(ref _max)) && Interlocked.CompareExchange(ref _max, now, seen) != seen;) { }
+        try
+        {
+            await Task.Delay(15, ct); // long enough for sends to overlap
+            await Inner.PutFileAsync(key, localPath, ct);
+            if (key.Contains("/artifacts/", StringComparison.Ordinal)) Interlocked.Increment(ref _puts);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
 }
 
 /// <summary>
@@ -357,7 +422,7 @@ internal abstract class DelegatingStore : IObjectStore
     public virtual Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => Inner.TryReadAllBytesAsync(key, ct);
     public virtual Task<Stream> OpenReadAsync(string key, CancellationToken ct) => Inner.OpenReadAsync(key, ct);
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => Inner.PutAsync(key, content, ct);
-    public Task PutFileAsync(string key, string localPath, CancellationToken ct) => Inner.PutFileAsync(key, localPath, ct);
+    public virtual Task PutFileAsync(string key, string localPath, CancellationToken ct) => Inner.PutFileAsync(key, localPath, ct);
     public Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);
     public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => Inner.DeleteManyAsync(keys, ct);
     public void Dispose() { }

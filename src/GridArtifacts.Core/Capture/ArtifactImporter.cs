@@ -14,7 +14,7 @@ public sealed record ImportRequest
     public required IReadOnlyList<(string Path, string LocalPath)> Files { get; init; }
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
     public string? Command { get; init; }
-    public int ThrottleLimit { get; init; } = 8;
+    public int ThrottleLimit { get; init; } = TransferOptions.DefaultFilesInFlight;
 }
 
 /// <summary>

@@ -71,7 +71,6 @@ public sealed class CaptureAgent
     private DateTimeOffset _lastFullPass = DateTimeOffset.MinValue;
     private TimeSpan _lastFullPassTook;
     private bool _fullPassRequested;
-    private const int UploadConcurrency = 16;
     /// <summary>Files taken from the pending list per round of uploads.</summary>
     private const int UploadBatch = 4096;
     private static readonly TimeSpan MinPassInterval = TimeSpan.FromMilliseconds(100);
@@ -542,7 +541,7 @@ public sealed class CaptureAgent
             }
             batch.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
             var uploaded = new System.Collections.Concurrent.ConcurrentBag<int>();
-            await Parallel.ForEachAsync(batch, new ParallelOptions { MaxDegreeOfParallelism = UploadConcurrency }, async (f, _) =>
+            await Parallel.ForEachAsync(batch, new ParallelOptions { MaxDegreeOfParallelism = TransferOptions.DefaultFilesInFlight }, async (f, _) =>
             {
                 switch (await UploadAsync(f.Path, f.Slot).ConfigureAwait(false))
                 {

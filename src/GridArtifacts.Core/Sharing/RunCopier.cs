@@ -58,9 +58,9 @@ public sealed class RunCopier
             }
             var progress = new TransferProgress(todo.Count, todo.Sum(t => t.Artifact.Size));
             var downloaded = new List<GridSaveResult>();
-            await TransferEngine.Shared.DownloadAsync(todo, _ => _source, force: true, throttleLimit: 8, progress,
+            await _target.Engine.DownloadAsync(todo, _ => _source, force: true, throttleLimit: TransferOptions.DefaultFilesInFlight, progress,
                 r => { lock (downloaded) downloaded.Add(r); }, onError, ct).ConfigureAwait(false);
-            await Parallel.ForEachAsync(downloaded, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (d, c) =>
+            await Parallel.ForEachAsync(downloaded, new ParallelOptions { MaxDegreeOfParallelism = TransferOptions.DefaultFilesInFlight, CancellationToken = ct }, async (d, c) =>
             {
                 try
                 {

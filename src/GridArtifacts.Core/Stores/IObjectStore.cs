@@ -58,7 +58,11 @@ public interface IObjectStore : IDisposable
     /// <summary>Writes an object atomically: a reader sees the old object or the whole new one, never part.</summary>
     Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
 
-    /// <summary>Writes a local file as an object atomically, streaming it from disk.</summary>
+    /// <summary>
+    /// Writes a local file as an object atomically, streaming it from disk, in one request. Not
+    /// retried here: the transfer engine sends files (<see cref="Transfer.TransferEngine.UploadFileAsync"/>),
+    /// retries them, and splits large ones into parts where the store takes parts (<see cref="IMultipartUploads"/>).
+    /// </summary>
     Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken);
 
     /// <summary>Deletes an object; deleting a missing key is not an error.</summary>
@@ -146,6 +150,41 @@ public interface IAbandonedUploads
 {
     /// <summary>Aborts the uploads recorded under <paramref name="journalPrefix"/> and removes their records.</summary>
     Task<UploadSweep> AbortAbandonedUploadsAsync(string journalPrefix, CancellationToken ct);
+}
+
+/// <summary>
+/// An optional store ability: one object written as parts sent side by side (S3 multipart). The
+/// object appears only when the upload completes. The transfer engine decides the part size and how
+/// many parts are in flight, sends each part as one request under its limits, and retries it; the
+/// store says only what its protocol allows. An upload is recorded in the store from its start to its
+/// end, so one whose writer was killed is found and aborted later (<see cref="IAbandonedUploads"/>).
+/// </summary>
+public interface IMultipartUploads
+{
+    /// <summary>The smallest part the store takes (every part but the last).</summary>
+    long MinPartSize { get; }
+
+    /// <summary>The most parts one object may have.</summary>
+    int MaxParts { get; }
+
+    /// <summary>Starts an upload of <paramref name="key"/> and records it; returns its id. One attempt: the caller retries.</summary>
+    Task<string> StartUploadAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Sends bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/> of
+    /// the file as part <paramref name="partNumber"/> (from 1); returns the part's tag. One attempt: the caller retries.
+    /// </summary>
+    Task<string> PutPartAsync(string key, string uploadId, int partNumber, string localPath, long offset, long length, CancellationToken cancellationToken);
+
+    /// <summary>Makes the object of the parts, whose tags are given in part order, and removes the upload's record. One attempt: the caller retries.</summary>
+    Task CompleteUploadAsync(string key, string uploadId, IReadOnlyList<string> partTags, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Aborts an upload that failed and removes its record; an upload the server will not abort now
+    /// keeps its record, for the experiment's next writer to abort. Never throws: the failure that
+    /// led here is what the caller reports.
+    /// </summary>
+    Task AbortUploadAsync(string key, string uploadId);
 }
 
 /// <summary>

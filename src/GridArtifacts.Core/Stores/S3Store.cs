@@ -17,13 +17,11 @@ namespace GridArtifacts.Core.Stores;
 /// trailing checksums unless the operation requires one; SigV4 still signs each payload's SHA-256
 /// so the server checks what arrived (docs/s3-compatibility.md).
 /// </summary>
-public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks, IAbandonedUploads
+public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks, IAbandonedUploads, IMultipartUploads
 {
-    /// <summary>Files up to this size go up in one PUT; larger ones in parts read straight from the file.</summary>
-    public const long MultipartThreshold = 64L << 20;
-    public const long MinPartSize = 16L << 20;
-    private const int MaxParts = 10_000;
-    private const int PartConcurrency = 4;
+    /// <summary>S3's smallest part (every part but the last) and its most parts per object.</summary>
+    public long MinPartSize => 5L << 20;
+    public int MaxParts => 10_000;
 
     private readonly AmazonS3Client _client;
     private readonly AWSCredentials? _credentials;
@@ -235,81 +233,80 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         }
     }
 
+    /// <summary>One PUT streamed from the file (the engine sends large files in parts instead).</summary>
     public async Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken)
     {
-        var length = new FileInfo(localPath).Length;
-        if (length <= MultipartThreshold)
+        var request = new PutObjectRequest
         {
-            var request = new PutObjectRequest
-            {
-                BucketName = _location.Bucket,
-                Key = FullKey(key),
-                FilePath = localPath,
-                UseChunkEncoding = false,
-            };
-            await Call(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
-            return;
-        }
-        await PutMultipartAsync(key, localPath, length, cancellationToken).ConfigureAwait(false);
+            BucketName = _location.Bucket,
+            Key = FullKey(key),
+            FilePath = localPath,
+            UseChunkEncoding = false,
+        };
+        await Send(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// A multipart upload whose parts are read straight from the file, a few at a time; the object
-    /// appears only when the upload completes. The upload id is recorded in the store before the
-    /// first part (<see cref="StoreLayout.UploadJournalKey"/>) and the record removed once the upload
-    /// completes or is aborted, so an upload whose writer was killed is known and can be aborted later
-    /// (<see cref="AbortAbandonedUploadsAsync"/>). A failed upload is aborted at once.
+    /// Starts a multipart upload. Its id is recorded in the store before any part is sent
+    /// (<see cref="StoreLayout.UploadJournalKey"/>) and the record removed once the upload completes
+    /// or is aborted, so an upload whose writer was killed is known and can be aborted later
+    /// (<see cref="AbortAbandonedUploadsAsync"/>). An upload that cannot be recorded is aborted at once.
     /// </summary>
-    private async Task PutMultipartAsync(string key, string localPath, long length, CancellationToken ct)
+    public async Task<string> StartUploadAsync(string key, CancellationToken cancellationToken)
     {
-        var partSize = Math.Max(MinPartSize, (length + MaxParts - 1) / MaxParts);
-        var parts = (int)((length + partSize - 1) / partSize);
-        var init = await Call(() => _client.InitiateMultipartUploadAsync(
-            new InitiateMultipartUploadRequest { BucketName = _location.Bucket, Key = FullKey(key) }, ct), key).ConfigureAwait(false);
-        var journal = StoreLayout.UploadJournalKey(key, init.UploadId);
+        var init = await Send(() => _client.InitiateMultipartUploadAsync(
+            new InitiateMultipartUploadRequest { BucketName = _location.Bucket, Key = FullKey(key) }, cancellationToken), key).ConfigureAwait(false);
         try
         {
-            await PutAsync(journal, RecordJson.Serialize(new UploadJournalRecord { Key = key, UploadId = init.UploadId, Started = DateTimeOffset.UtcNow }), ct).ConfigureAwait(false);
-            var etags = new PartETag[parts];
-            await Parallel.ForEachAsync(Enumerable.Range(0, parts), new ParallelOptions { MaxDegreeOfParallelism = PartConcurrency, CancellationToken = ct },
-                async (i, c) =>
-                {
-                    var offset = i * partSize;
-                    var response = await Call(() => _client.UploadPartAsync(new UploadPartRequest
-                    {
-                        BucketName = _location.Bucket,
-                        Key = FullKey(key),
-                        UploadId = init.UploadId,
-                        PartNumber = i + 1,
-                        FilePath = localPath,
-                        FilePosition = offset,
-                        PartSize = Math.Min(partSize, length - offset),
-                        IsLastPart = i == parts - 1,
-                        UseChunkEncoding = false,
-                    }, c), key).ConfigureAwait(false);
-                    etags[i] = new PartETag(i + 1, response.ETag);
-                }).ConfigureAwait(false);
-            await Call(() => _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
-            {
-                BucketName = _location.Bucket,
-                Key = FullKey(key),
-                UploadId = init.UploadId,
-                PartETags = etags.ToList(),
-            }, ct), key).ConfigureAwait(false);
+            await PutAsync(StoreLayout.UploadJournalKey(key, init.UploadId),
+                RecordJson.Serialize(new UploadJournalRecord { Key = key, UploadId = init.UploadId, Started = DateTimeOffset.UtcNow }), cancellationToken).ConfigureAwait(false);
         }
         catch
         {
-            // The original failure is what the caller needs; an upload that cannot be aborted now keeps
-            // its record, and the experiment's next agent aborts it.
-            if (await TryAbortAsync(key, init.UploadId).ConfigureAwait(false) is null)
-            {
-                try { await DeleteAsync(journal, CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
-            }
+            await TryAbortAsync(key, init.UploadId).ConfigureAwait(false);
             throw;
         }
+        return init.UploadId;
+    }
+
+    /// <summary>One part, read straight from the file: exact bytes, its payload signed.</summary>
+    public async Task<string> PutPartAsync(string key, string uploadId, int partNumber, string localPath, long offset, long length, CancellationToken cancellationToken)
+    {
+        var response = await Send(() => _client.UploadPartAsync(new UploadPartRequest
+        {
+            BucketName = _location.Bucket,
+            Key = FullKey(key),
+            UploadId = uploadId,
+            PartNumber = partNumber,
+            FilePath = localPath,
+            FilePosition = offset,
+            PartSize = length,
+            UseChunkEncoding = false,
+        }, cancellationToken), key).ConfigureAwait(false);
+        return response.ETag;
+    }
+
+    public async Task CompleteUploadAsync(string key, string uploadId, IReadOnlyList<string> partTags, CancellationToken cancellationToken)
+    {
+        await Send(() => _client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest
+        {
+            BucketName = _location.Bucket,
+            Key = FullKey(key),
+            UploadId = uploadId,
+            PartETags = partTags.Select((tag, i) => new PartETag(i + 1, tag)).ToList(),
+        }, cancellationToken), key).ConfigureAwait(false);
         // Completed: the record has done its work. If removing it fails, the next sweep finds the
         // upload already gone (NoSuchUpload) and removes the record then.
-        try { await DeleteAsync(journal, CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
+        try { await DeleteAsync(StoreLayout.UploadJournalKey(key, uploadId), CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
+    }
+
+    public async Task AbortUploadAsync(string key, string uploadId)
+    {
+        // An upload that cannot be aborted now keeps its record, and the experiment's next agent aborts it.
+        if (await TryAbortAsync(key, uploadId).ConfigureAwait(false) is null)
+        {
+            try { await DeleteAsync(StoreLayout.UploadJournalKey(key, uploadId), CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
+        }
     }
 
     /// <summary>Aborts one multipart upload; null when it is gone (aborted now, or already completed or aborted), else why not.</summary>

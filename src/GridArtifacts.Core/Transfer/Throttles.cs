@@ -14,8 +14,8 @@ internal sealed class BandwidthLimiter
         set { lock (_gate) { _rate = value; _debtSeconds = 0; _lastTicks = Environment.TickCount64; } }
     }
 
-    /// <summary>Waits as long as <paramref name="bytes"/> take at the cap, shared fairly by every reader.</summary>
-    public async ValueTask ConsumeAsync(int bytes, CancellationToken ct)
+    /// <summary>Waits as long as <paramref name="bytes"/> take at the cap, shared fairly by every transfer (reads as their bytes arrive, writes as each request is sent).</summary>
+    public async ValueTask ConsumeAsync(long bytes, CancellationToken ct)
     {
         double wait;
         lock (_gate)

@@ -69,7 +69,7 @@ public sealed class TransferEngine
 
     public TransferOptions Options => _options;
 
-    /// <summary>Read requests made (first attempts and retries); tests bound it.</summary>
+    /// <summary>Requests made through the engine, reads and writes (first attempts and retries); tests bound it.</summary>
     public long RequestsMade => Interlocked.Read(ref _requestsMade);
 
     /// <summary>Requests in flight now, across every call (tests bound it).</summary>
@@ -380,32 +380,111 @@ public sealed class TransferEngine
     /// <summary>One read of the whole object, hashed as it is written; the read and its body are retried together.</summary>
     private async Task<string> DownloadWholeAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle part, TransferProgress progress, CancellationToken ct)
     {
-        return await Retry.RunAsync(async c =>
+        return await RequestAsync(async c =>
         {
             var written = new StrongBox<long>();
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             try
             {
-                using (await _requests.AcquireAsync(c).ConfigureAwait(false))
-                {
-                    Interlocked.Increment(ref _requestsMade);
-                    using var read = await store.ReadRangeAsync(key, 0, artifact.Size, null, c).ConfigureAwait(false);
-                    CheckTotal(key, read.TotalLength, artifact.Size);
-                    RandomAccess.SetLength(part, 0); // a retry starts the file again
-                    await CopyAsync(read.Body, null, part, 0, written, progress, c, hash).ConfigureAwait(false);
-                }
+                using var read = await store.ReadRangeAsync(key, 0, artifact.Size, null, c).ConfigureAwait(false);
+                CheckTotal(key, read.TotalLength, artifact.Size);
+                RandomAccess.SetLength(part, 0); // a retry starts the file again
+                await CopyAsync(read.Body, null, part, 0, written, progress, c, hash).ConfigureAwait(false);
                 CheckLength(key, written.Value, artifact.Size);
-                if (_options.AdaptiveConcurrency) _requests.Succeeded();
                 return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
             }
-            catch (Exception ex)
+            catch
             {
                 progress.AddBytes(-written.Value); // a retry counts its bytes again
-                if (ex is GridException { IsThrottling: true } && _options.AdaptiveConcurrency) _requests.Throttled();
                 throw;
             }
         }, ct).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// One request to a store, retried on transient failures: each attempt holds a place under the
+    /// process-wide cap for as long as it runs (its body included), and tells the adaptive window
+    /// whether the server took it or throttled it.
+    /// </summary>
+    private ValueTask<T> RequestAsync<T>(Func<CancellationToken, Task<T>> attempt, CancellationToken ct) =>
+        Retry.RunAsync(async c =>
+        {
+            using var place = await _requests.AcquireAsync(c).ConfigureAwait(false);
+            Interlocked.Increment(ref _requestsMade);
+            try
+            {
+                var result = await attempt(c).ConfigureAwait(false);
+                if (_options.AdaptiveConcurrency) _requests.Succeeded();
+                return result;
+            }
+            catch (GridException ex) when (ex.IsThrottling && _options.AdaptiveConcurrency)
+            {
+                _requests.Throttled();
+                throw;
+            }
+        }, ct);
+
+    /// <summary>
+    /// Uploads a local file to <paramref name="key"/>, every request under the process-wide limits:
+    /// requests in flight (adaptive), bandwidth, and memory for files over 1 GiB. A file larger than
+    /// <see cref="TransferOptions.RangedThreshold"/> goes up in parts of <see cref="TransferOptions.PartSize"/>
+    /// (larger where the store allows fewer parts), <see cref="TransferOptions.PartsPerFile"/> at once,
+    /// where the store takes parts; anything else in one request. Each request is retried on its own,
+    /// and a failed multipart upload is aborted.
+    /// </summary>
+    public async Task UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct)
+    {
+        var length = new FileInfo(localPath).Length;
+        if (length <= _options.RangedThreshold || store is not IMultipartUploads multipart)
+        {
+            await RequestAsync(async c =>
+            {
+                await _bandwidth.ConsumeAsync(length, c).ConfigureAwait(false);
+                await store.PutFileAsync(key, localPath, c).ConfigureAwait(false);
+                return true;
+            }, ct).ConfigureAwait(false);
+            return;
+        }
+        await UploadPartsAsync(multipart, key, localPath, length, ct).ConfigureAwait(false);
+    }
+
+    private async Task UploadPartsAsync(IMultipartUploads store, string key, string localPath, long length, CancellationToken ct)
+    {
+        var partSize = Math.Max(Math.Max(_options.PartSize, store.MinPartSize), (length + store.MaxParts - 1) / store.MaxParts);
+        var parts = (int)((length + partSize - 1) / partSize);
+        var parallel = Math.Clamp(_options.PartsPerFile, 1, parts);
+        using var lease = await LargeFileLeaseAsync(length, parallel, ct).ConfigureAwait(false);
+        var uploadId = await RequestAsync(c => store.StartUploadAsync(key, c), ct).ConfigureAwait(false);
+        try
+        {
+            var tags = new string[parts];
+            await Parallel.ForEachAsync(Enumerable.Range(0, parts), new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, async (i, c) =>
+            {
+                var offset = i * partSize;
+                var size = Math.Min(partSize, length - offset);
+                tags[i] = await RequestAsync(async c2 =>
+                {
+                    await _bandwidth.ConsumeAsync(size, c2).ConfigureAwait(false);
+                    return await store.PutPartAsync(key, uploadId, i + 1, localPath, offset, size, c2).ConfigureAwait(false);
+                }, c).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+            await RequestAsync(async c => { await store.CompleteUploadAsync(key, uploadId, tags, c).ConfigureAwait(false); return true; }, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await store.AbortUploadAsync(key, uploadId).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Files over 1 GiB take their buffers from the process budget (50 MiB each at most), in both
+    /// directions; smaller ones use none beyond the shared pool.
+    /// </summary>
+    private async ValueTask<IDisposable?> LargeFileLeaseAsync(long size, int parallel, CancellationToken ct) =>
+        size > TransferOptions.LargeFileBytes
+            ? await _memory.TakeAsync(Math.Min(_options.PerFileMemory, (long)parallel * TransferOptions.BufferSize), ct).ConfigureAwait(false)
+            : null;
 
     private sealed class RangedState
     {
@@ -433,10 +512,7 @@ public sealed class TransferEngine
         foreach (var i in done) progress.AddBytes(Math.Min(partSize, size - (long)i * partSize));
 
         var parallel = Math.Max(1, Math.Min(_options.PartsPerFile, parts));
-        // Files over 1 GiB take their buffers from the process budget (50 MiB each at most); smaller ones use none beyond the shared pool.
-        using var lease = size > TransferOptions.LargeFileBytes
-            ? await _memory.TakeAsync(Math.Min(_options.PerFileMemory, (long)parallel * TransferOptions.BufferSize), ct).ConfigureAwait(false)
-            : null;
+        using var lease = await LargeFileLeaseAsync(size, parallel, ct).ConfigureAwait(false);
 
         if (RandomAccess.GetLength(handle) != size) RandomAccess.SetLength(handle, size);
         using var hash = new RangeHash(handle, size, partSize, parts, ct);
@@ -466,24 +542,20 @@ public sealed class TransferEngine
     {
         var offset = index * partSize;
         var length = Math.Min(partSize, size - offset);
-        return await Retry.RunAsync(async c =>
+        return await RequestAsync(async c =>
         {
             var written = new StrongBox<long>();
-            using var place = await _requests.AcquireAsync(c).ConfigureAwait(false);
             try
             {
-                Interlocked.Increment(ref _requestsMade);
                 using var read = await store.ReadRangeAsync(key, offset, length, version, c).ConfigureAwait(false);
                 CheckTotal(key, read.TotalLength, size);
                 await CopyAsync(read.Body, null, handle, offset, written, progress, c).ConfigureAwait(false);
                 CheckLength(key, written.Value, length);
-                if (_options.AdaptiveConcurrency) _requests.Succeeded();
                 return read.Version;
             }
-            catch (Exception ex)
+            catch
             {
                 progress.AddBytes(-written.Value); // a retry counts its bytes again
-                if (ex is GridException { IsThrottling: true } && _options.AdaptiveConcurrency) _requests.Throttled();
                 throw;
             }
         }, ct).ConfigureAwait(false);

@@ -40,7 +40,7 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
 
     [Parameter]
     [ValidateRange(1, 256)]
-    public int ThrottleLimit { get; set; } = 8;
+    public int ThrottleLimit { get; set; } = TransferOptions.DefaultFilesInFlight;
 
     protected override void ProcessRecord()
     {

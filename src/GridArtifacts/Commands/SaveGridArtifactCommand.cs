@@ -68,7 +68,7 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
     /// </summary>
     [Parameter]
     [ValidateRange(1, 256)]
-    public int ThrottleLimit { get; set; } = 32;
+    public int ThrottleLimit { get; set; } = TransferOptions.DefaultFilesInFlight;
 
     private readonly List<GridArtifact> _artifacts = new();
     private readonly HashSet<string> _seen = new(StringComparer.Ordinal);
