@@ -215,6 +215,7 @@ switch ($Task) {
         $server = $null
         try {
             $server = Start-S3Server -Bucket 'grid-bench'
+            $env:GRID_BENCH_S3_DATA = $server.Data # Transfer.Bench.ps1 removes its uploads from it between runs
             foreach ($bench in Get-ChildItem (Join-Path $root 'bench') -Filter '*.Bench.ps1' | Sort-Object Name) {
                 if ($BenchFilter -and $bench.Name -notlike $BenchFilter) { continue }
                 Write-Host "== $($bench.Name)"

@@ -720,19 +720,10 @@ public sealed partial class GridCatalog
                 $"The file '{path}' cannot be stored as an artifact: {problem}.", path);
         }
         var info = new FileInfo(localPath);
-        // Hashing and sending read the same file at once (the second read comes from the page cache).
-        // A file that changes meanwhile is the caller's to detect: the agent compares its size and
-        // time before and after, and sends it again.
-        var hash = HashFileAsync(localPath, ct);
-        try
-        {
-            await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), localPath, ct).ConfigureAwait(false);
-        }
-        finally
-        {
-            await hash.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false); // never leave the hash reading a file behind
-        }
-        return new ManifestEntry { Path = path, Size = info.Length, Sha256 = await hash.ConfigureAwait(false), Modified = info.LastWriteTimeUtc };
+        // The hash is of the bytes sent, taken as they were read. A file that changes meanwhile is the
+        // caller's to detect: the agent compares its size and time before and after, and sends it again.
+        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), localPath, ct).ConfigureAwait(false);
+        return new ManifestEntry { Path = path, Size = info.Length, Sha256 = sha, Modified = info.LastWriteTimeUtc };
     }
 
     /// <summary>

@@ -57,15 +57,16 @@ public abstract class StoreContractTests : IDisposable
     [InlineData(1)]
     [InlineData(5_000_000)]
     [InlineData(17_000_001)]
-    public async Task PutFile_round_trips_byte_exact(int length)
+    public async Task PutFile_round_trips_byte_exact_and_returns_the_hash_of_what_it_sent(int length)
     {
         var store = Store();
         var data = TestBytes.Random(length, length);
         var file = Temp.WriteFile($"src/{length}.bin", data);
-        await store.PutFileAsync($"runs/r/exp0/artifacts/{length}.bin", file, default);
+        var sent = await store.PutFileAsync($"runs/r/exp0/artifacts/{length}.bin", file, default);
         var back = await ReadAll(store, $"runs/r/exp0/artifacts/{length}.bin");
         Assert.Equal(length, back.Length);
         Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(back));
+        Assert.Equal(TestBytes.Sha256(data), sent);
         var listed = Assert.Single(await List(store, "runs/r/exp0/artifacts/", recursive: true));
         Assert.Equal(length, listed.Size);
     }

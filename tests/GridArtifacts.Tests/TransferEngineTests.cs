@@ -252,6 +252,34 @@ public class TransferEngineTests : IDisposable
     }
 
     [Fact]
+    public void A_stream_read_through_twice_is_hashed_once_and_one_read_out_of_order_gives_no_hash()
+    {
+        var data = TestBytes.Random(300_000, 5);
+        var buffer = new byte[7_000];
+        using (var twice = new HashingStream(new MemoryStream(data)))
+        {
+            for (var pass = 0; pass < 2; pass++)
+            {
+                twice.Position = 0;
+                while (twice.Read(buffer, 0, buffer.Length) > 0) { }
+            }
+            Assert.Equal(TestBytes.Sha256(data), twice.Sha256);
+        }
+        using (var partly = new HashingStream(new MemoryStream(data)))
+        {
+            partly.Read(buffer, 0, 100);
+            partly.Position = 50; // back over bytes already hashed: still in order
+            while (partly.Read(buffer, 0, buffer.Length) > 0) { }
+            Assert.Equal(TestBytes.Sha256(data), partly.Sha256);
+        }
+        using var skipping = new HashingStream(new MemoryStream(data));
+        skipping.Read(buffer, 0, 100);
+        skipping.Position = 200; // ahead of what was hashed
+        while (skipping.Read(buffer, 0, buffer.Length) > 0) { }
+        Assert.Null(skipping.Sha256);
+    }
+
+    [Fact]
     public async Task An_import_and_a_copy_at_once_share_the_process_wide_cap_and_every_file_arrives_byte_exact()
     {
         // Source run for the copy, imported with the default engine.
@@ -301,15 +329,16 @@ internal sealed class CountingPutStore : DelegatingStore
     public CountingPutStore(IObjectStore inner) : base(inner) { }
     public int MaxInFlight => Volatile.Read(ref _max);
     public int Puts => Volatile.Read(ref _puts);
-    public override async Task PutFileAsync(string key, string localPath, CancellationToken ct)
+    public override async Task<string> PutFileAsync(string key, string localPath, CancellationToken ct)
     {
         var now = Interlocked.Increment(ref _inFlight);
         for (int seen; now > (seen = Volatile.Read(ref _max)) && Interlocked.CompareExchange(ref _max, now, seen) != seen;) { }
         try
         {
             await Task.Delay(15, ct); // long enough for sends to overlap
-            await Inner.PutFileAsync(key, localPath, ct);
+            var sha = await Inner.PutFileAsync(key, localPath, ct);
             if (key.Contains("/artifacts/", StringComparison.Ordinal)) Interlocked.Increment(ref _puts);
+            return sha;
         }
         finally
         {
@@ -422,7 +451,7 @@ internal abstract class DelegatingStore : IObjectStore
     public virtual Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => Inner.TryReadAllBytesAsync(key, ct);
     public virtual Task<Stream> OpenReadAsync(string key, CancellationToken ct) => Inner.OpenReadAsync(key, ct);
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => Inner.PutAsync(key, content, ct);
-    public virtual Task PutFileAsync(string key, string localPath, CancellationToken ct) => Inner.PutFileAsync(key, localPath, ct);
+    public virtual Task<string> PutFileAsync(string key, string localPath, CancellationToken ct) => Inner.PutFileAsync(key, localPath, ct);
     public Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);
     public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => Inner.DeleteManyAsync(keys, ct);
     public void Dispose() { }

@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Security.Cryptography;
 using GridArtifacts.Model;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
@@ -283,16 +285,36 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
         return created;
     }
 
-    public Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken) =>
-        WriteAtomicAsync(key, async tmp =>
+    public async Task<string> PutFileAsync(string key, string localPath, CancellationToken cancellationToken)
+    {
+        string? sha = null;
+        await WriteAtomicAsync(key, async tmp =>
         {
             // Unbuffered streams and one pooled copy buffer no larger than the file: a small file costs
-            // no megabyte buffers (the agent sends a million of them).
+            // no megabyte buffers (the agent sends a million of them). Hashed as it is copied.
             await using var src = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
                 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
             await using var dst = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
-            await src.CopyToAsync(dst, (int)Math.Clamp(src.Length, 4096, CopyBufferSize), cancellationToken).ConfigureAwait(false);
-        }, cancellationToken);
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            var size = (int)Math.Clamp(src.Length, 4096, CopyBufferSize);
+            var buffer = ArrayPool<byte>.Shared.Rent(size);
+            try
+            {
+                int n;
+                while ((n = await src.ReadAsync(buffer.AsMemory(0, size), cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    hash.AppendData(buffer, 0, n);
+                    await dst.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            sha = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+        }, cancellationToken).ConfigureAwait(false);
+        return sha!;
+    }
 
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {

@@ -59,11 +59,13 @@ public interface IObjectStore : IDisposable
     Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Writes a local file as an object atomically, streaming it from disk, in one request. Not
-    /// retried here: the transfer engine sends files (<see cref="Transfer.TransferEngine.UploadFileAsync"/>),
-    /// retries them, and splits large ones into parts where the store takes parts (<see cref="IMultipartUploads"/>).
+    /// Writes a local file as an object atomically, streaming it from disk, in one request, and
+    /// returns the SHA-256 (lower-case hex) of the bytes it sent, taken as they were read: the file is
+    /// read once for both. Not retried here: the transfer engine sends files
+    /// (<see cref="Transfer.TransferEngine.UploadFileAsync"/>), retries them, and splits large ones
+    /// into parts where the store takes parts (<see cref="IMultipartUploads"/>).
     /// </summary>
-    Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken);
+    Task<string> PutFileAsync(string key, string localPath, CancellationToken cancellationToken);
 
     /// <summary>Deletes an object; deleting a missing key is not an error.</summary>
     Task DeleteAsync(string key, CancellationToken cancellationToken);

@@ -233,17 +233,27 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         }
     }
 
-    /// <summary>One PUT streamed from the file (the engine sends large files in parts instead).</summary>
-    public async Task PutFileAsync(string key, string localPath, CancellationToken cancellationToken)
+    /// <summary>
+    /// One PUT streamed from the file (the engine sends large files in parts instead). The SDK reads
+    /// the body twice, once to sign its SHA-256 and once to send it; the first read is hashed for the
+    /// caller too (<see cref="HashingStream"/>), so the file is read for no third time.
+    /// </summary>
+    public async Task<string> PutFileAsync(string key, string localPath, CancellationToken cancellationToken)
     {
+        await using var file = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
+            64 << 10, FileOptions.SequentialScan);
+        using var body = new HashingStream(file);
         var request = new PutObjectRequest
         {
             BucketName = _location.Bucket,
             Key = FullKey(key),
-            FilePath = localPath,
+            InputStream = body,
+            AutoCloseStream = false,
             UseChunkEncoding = false,
         };
         await Send(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
+        // Read out of order (never seen from this SDK): hashed on its own.
+        return body.Sha256 ?? await GridCatalog.HashFileAsync(localPath, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -430,22 +430,31 @@ public sealed class TransferEngine
     /// <see cref="TransferOptions.RangedThreshold"/> goes up in parts of <see cref="TransferOptions.PartSize"/>
     /// (larger where the store allows fewer parts), <see cref="TransferOptions.PartsPerFile"/> at once,
     /// where the store takes parts; anything else in one request. Each request is retried on its own,
-    /// and a failed multipart upload is aborted.
+    /// and a failed multipart upload is aborted. Returns the SHA-256 of what was sent: taken by the
+    /// store as it read the file for a single request, and beside the parts for a multipart upload.
     /// </summary>
-    public async Task UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct)
+    public async Task<string> UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct)
     {
         var length = new FileInfo(localPath).Length;
         if (length <= _options.RangedThreshold || store is not IMultipartUploads multipart)
         {
-            await RequestAsync(async c =>
+            return await RequestAsync(async c =>
             {
                 await _bandwidth.ConsumeAsync(length, c).ConfigureAwait(false);
-                await store.PutFileAsync(key, localPath, c).ConfigureAwait(false);
-                return true;
+                return await store.PutFileAsync(key, localPath, c).ConfigureAwait(false);
             }, ct).ConfigureAwait(false);
-            return;
         }
-        await UploadPartsAsync(multipart, key, localPath, length, ct).ConfigureAwait(false);
+        // Hashing and the parts read the same file at once (the second read comes from the page cache).
+        var hash = GridCatalog.HashFileAsync(localPath, ct);
+        try
+        {
+            await UploadPartsAsync(multipart, key, localPath, length, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            await hash.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false); // never leave the hash reading a file behind
+        }
+        return await hash.ConfigureAwait(false);
     }
 
     private async Task UploadPartsAsync(IMultipartUploads store, string key, string localPath, long length, CancellationToken ct)
