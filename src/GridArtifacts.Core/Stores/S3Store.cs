@@ -583,6 +583,8 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         private readonly Stream _inner;
         private readonly S3Store _store;
         private readonly string _key;
+        private CancellationTokenSource? _stall;
+        private CancellationToken _stallFor;
         public ResponseStream(GetObjectResponse response, S3Store store, string key)
         {
             _response = response;
@@ -598,11 +600,17 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            stall.CancelAfter(ReadStallTimeout);
+            // One stall timer per body, reset for each read (a 1 GiB body is tens of thousands of reads).
+            if (_stall is null || _stallFor != cancellationToken || !_stall.TryReset())
+            {
+                _stall?.Dispose();
+                _stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                _stallFor = cancellationToken;
+            }
+            _stall.CancelAfter(ReadStallTimeout);
             try
             {
-                return await _inner.ReadAsync(buffer, stall.Token).ConfigureAwait(false);
+                return await _inner.ReadAsync(buffer, _stall.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
             {
@@ -621,7 +629,11 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         protected override void Dispose(bool disposing)
         {
-            if (disposing) _response.Dispose();
+            if (disposing)
+            {
+                _response.Dispose();
+                _stall?.Dispose();
+            }
             base.Dispose(disposing);
         }
     }
