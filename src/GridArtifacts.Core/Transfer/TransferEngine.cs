@@ -254,7 +254,10 @@ public sealed class TransferEngine
         // A preallocated part file would take a missing folder for a full disk: its folder is made first.
         if (preallocate > 0) Directory.CreateDirectory(folder);
         try { return TryOpenPart(part, preallocate, asynchronous); }
-        catch (DirectoryNotFoundException)
+        // ENOENT: .NET says DirectoryNotFound when the folder is missing as it looks, and FileNotFound
+        // when another download made the folder between the open and the look. Opening or creating,
+        // both mean the folder was not there at the open.
+        catch (IOException ex) when (ex is DirectoryNotFoundException or FileNotFoundException)
         {
             Directory.CreateDirectory(folder);
             return TryOpenPart(part, preallocate, asynchronous);
