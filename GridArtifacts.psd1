@@ -16,6 +16,8 @@
     FormatsToProcess     = @('GridArtifacts.Format.ps1xml')
     CmdletsToExport      = @(
         'Get-GridStore'
+        'Protect-GridRun'
+        'Unprotect-GridRun'
         'Set-GridStore'
         'Get-GridRun'
         'Get-GridExperiment'
@@ -44,7 +46,7 @@
             Tags         = @('ML', 'MachineLearning', 'Artifacts', 'S3', 'Storage', 'Training', 'Experiments')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
             ProjectUri   = 'https://example.invalid/GridArtifacts'
-            ReleaseNotes = '0.2.0: store schema 2. Get-GridRun and the page list every run from one listing (index keys beside the run folders), fresh from any writer; manifests are written as segments and sealed at the end; the capture agent keeps about 90 bytes a file and rescans only what change notifications name (with a full rescan at least 30 s apart). Stores written by 0.1.0 are read unchanged; 0.1.0 refuses schema-2 records. A folder store of 100,000 runs lists in under 2 s. Transfers back off when the server throttles (Set-GridTransferOption -AdaptiveConcurrency); uploads (capture, Import-GridArtifact, Copy-GridRun) go through the same engine and its process-wide limits as downloads, with part size and parts in flight from it; large downloads are hashed while they arrive and uploads as they are read to send; Save-GridArtifact and Import-GridArtifact move 32 files at once by default (were 8). 0.1.1: a run name is taken once (RunExists) and an ended experiment is never rewritten (ExperimentExists); names outside the Basic Multilingual Plane are stored; the store and the module''s own folders are never imported or captured.'
+            ReleaseNotes = '0.2.0: store schema 2. Get-GridRun and the page list every run from one listing (index keys beside the run folders), fresh from any writer; manifests are written as segments and sealed at the end; the capture agent keeps about 90 bytes a file and rescans only what change notifications name (with a full rescan at least 30 s apart). Stores written by 0.1.0 are read unchanged; 0.1.0 refuses schema-2 records. A folder store of 100,000 runs lists in under 2 s. Transfers back off when the server throttles (Set-GridTransferOption -AdaptiveConcurrency); uploads (capture, Import-GridArtifact, Copy-GridRun) go through the same engine and its process-wide limits as downloads, with part size and parts in flight from it; large downloads are hashed while they arrive and uploads as they are read to send; Save-GridArtifact and Import-GridArtifact move 32 files at once by default (were 8). Protect-GridRun and Unprotect-GridRun: a protected run is never removed (RunProtected), whatever -Force says. 0.1.1: a run name is taken once (RunExists) and an ended experiment is never rewritten (ExperimentExists); names outside the Basic Multilingual Plane are stored; the store and the module''s own folders are never imported or captured.'
         }
     }
 }

@@ -18,6 +18,8 @@ public sealed partial class GridCatalog
             public string Name;
             public int Hash;
             public bool Folder;
+            /// <summary>The run's protection key was met.</summary>
+            public bool Protected;
             /// <summary>From the run's own key: null until it is met.</summary>
             public DateTimeOffset? Created;
             public string? Summary;
@@ -77,6 +79,10 @@ public sealed partial class GridCatalog
                     run.Created = k.Created;
                     run.Summary = k.Summary.IsEmpty ? null : k.Summary.ToString();
                     break;
+                case CatalogIndex.KeyKind.Protected:
+                    slot = Slot(k.Run);
+                    _runs[slot].Protected = true;
+                    break;
                 case CatalogIndex.KeyKind.Experiment:
                     slot = Slot(k.Run);
                     if (_experimentCount == _experiments.Length) Array.Resize(ref _experiments, _experiments.Length * 2);
@@ -131,6 +137,9 @@ public sealed partial class GridCatalog
             }
             return -1;
         }
+
+        /// <summary>Whether the listing held the run's protection key.</summary>
+        public bool IsProtected(string run) => Find(run) is var slot && slot >= 0 && _runs[slot].Protected;
 
         /// <summary>Whether the listing held the run's own key (a schema-2 run).</summary>
         public bool HasRun(string run) => Find(run) is var slot && slot >= 0 && _runs[slot].Created is not null;
@@ -194,7 +203,7 @@ public sealed partial class GridCatalog
                     (command, parameters) = (record.Command, record.Parameters);
                 }
                 items.Add(catalog.BuildRun(run.Name, created, command, parameters,
-                    Latest(i).Select(x => (x.Name, catalog.EffectiveStatus(x.Status, x.Heartbeat), x.Finished))));
+                    Latest(i).Select(x => (x.Name, catalog.EffectiveStatus(x.Status, x.Heartbeat), x.Finished)), run.Protected));
             }
             return new ReadResult<GridRun>(items, records.Errors);
         }

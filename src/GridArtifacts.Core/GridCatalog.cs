@@ -85,11 +85,11 @@ public sealed partial class GridCatalog
         var built = await index.RunsAsync(this, ct).ConfigureAwait(false);
         if (built.Items.Count > 0) return built.Items[0];
         if (built.Errors.Count > 0) throw built.Errors[0];
-        return await GetRunFromRecordsAsync(run, ct).ConfigureAwait(false);
+        return await GetRunFromRecordsAsync(run, index.IsProtected(run), ct).ConfigureAwait(false);
     }
 
     /// <summary>A schema-1 run (no index keys): its record, and one read per experiment.</summary>
-    private async Task<GridRun> GetRunFromRecordsAsync(string run, CancellationToken ct)
+    private async Task<GridRun> GetRunFromRecordsAsync(string run, bool isProtected, CancellationToken ct)
     {
         var recordTask = ReadRunRecordAsync(run, ct);
         var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
@@ -97,11 +97,11 @@ public sealed partial class GridCatalog
         var experiments = await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c, withArtifactSummary: false), ct).ConfigureAwait(false);
         var record = await recordTask.ConfigureAwait(false);
         var items = experiments.Items;
-        return BuildRun(run, record.Created, record.Command, record.Parameters, items.Select(x => (x.Experiment, x.Status, x.Finished)));
+        return BuildRun(run, record.Created, record.Command, record.Parameters, items.Select(x => (x.Experiment, x.Status, x.Finished)), isProtected);
     }
 
     private GridRun BuildRun(string run, DateTimeOffset created, string? command, IReadOnlyDictionary<string, string> parameters,
-        IEnumerable<(string Experiment, GridStatus Status, DateTimeOffset? Finished)> experiments)
+        IEnumerable<(string Experiment, GridStatus Status, DateTimeOffset? Finished)> experiments, bool isProtected)
     {
         var items = experiments.OrderBy(x => GridNames.ExperimentIndex(x.Experiment)).ToList();
         var status = GridStatusExtensions.Aggregate(items.Select(x => x.Status));
@@ -114,6 +114,7 @@ public sealed partial class GridCatalog
             ExperimentCount = items.Count,
             Status = status,
             Finished = status.IsFinished() && items.Count > 0 ? items.Max(x => x.Finished) : null,
+            Protected = isProtected,
         };
     }
 
@@ -132,7 +133,7 @@ public sealed partial class GridCatalog
         var unindexed = index.Unindexed().ToList();
         if (unindexed.Count == 0) return indexed;
         var kept = known is null ? new List<GridRun>() : unindexed.Where(known.ContainsKey).Select(n => known[n]).ToList();
-        var old = await ReadManyAsync(unindexed.Where(n => known is null || !known.ContainsKey(n)), GetRunFromRecordsAsync, ct).ConfigureAwait(false);
+        var old = await ReadManyAsync(unindexed.Where(n => known is null || !known.ContainsKey(n)), (n, c) => GetRunFromRecordsAsync(n, index.IsProtected(n), c), ct).ConfigureAwait(false);
         return new ReadResult<GridRun>(indexed.Items.Concat(kept).Concat(old.Items).ToList(), indexed.Errors.Concat(old.Errors).ToList());
     }
 
@@ -774,6 +775,7 @@ public sealed partial class GridCatalog
 
     public async Task<Removal> RemoveExperimentAsync(string run, string experiment, CancellationToken ct)
     {
+        await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
         // Unfinished uploads first (their records are among the keys), so no parts outlive the experiment.
         await AbortAbandonedUploadsAsync(run, experiment, ct).ConfigureAwait(false);
         var (keys, files, bytes) = await PlanExperimentRemovalAsync(run, experiment, ct).ConfigureAwait(false);
@@ -788,6 +790,7 @@ public sealed partial class GridCatalog
     public async Task<Removal> RemoveRunAsync(string run, CancellationToken ct)
     {
         GridNames.CheckRunName(run);
+        await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
         int experiments = 0, files = 0;
         long bytes = 0;
         foreach (var exp in await ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
@@ -806,6 +809,49 @@ public sealed partial class GridCatalog
         await DeleteIndexKeysAsync(CatalogIndex.RunIndexPrefix(run), ct).ConfigureAwait(false);
         return new Removal(experiments, files, bytes);
     }
+
+    // ---- protection: a run nothing removes ---------------------------------------------------------
+
+    /// <summary>Whether the run is protected: one read of its protection key.</summary>
+    public async Task<bool> IsProtectedAsync(string run, CancellationToken ct) =>
+        await Store.TryReadAllBytesAsync(CatalogIndex.ProtectedKey(GridNames.CheckRunName(run)), ct).ConfigureAwait(false) is not null;
+
+    /// <summary>
+    /// Protects a run: its key is written, then the run is read again, so a run removed meanwhile
+    /// leaves no key that would protect a later run of its name.
+    /// </summary>
+    public async Task ProtectAsync(string run, CancellationToken ct)
+    {
+        await ReadRunRecordAsync(run, ct).ConfigureAwait(false); // an unknown run is RunNotFound
+        var key = CatalogIndex.ProtectedKey(run);
+        await Store.PutAsync(key, ReadOnlyMemory<byte>.Empty, ct).ConfigureAwait(false);
+        try
+        {
+            await ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+        }
+        catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
+        {
+            await Store.DeleteAsync(key, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Lets a run be removed again; a run that is not protected is left as it is.</summary>
+    public async Task UnprotectAsync(string run, CancellationToken ct)
+    {
+        await ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+        await Store.DeleteAsync(CatalogIndex.ProtectedKey(run), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>RunProtected when the run is protected: every removal asks, whoever calls it.</summary>
+    public async Task CheckNotProtectedAsync(string run, CancellationToken ct)
+    {
+        if (await IsProtectedAsync(run, ct).ConfigureAwait(false)) throw Protected(run);
+    }
+
+    public static GridException Protected(string run) =>
+        new(GridErrorKind.Protected, "RunProtected",
+            $"Run '{run}' is protected, so nothing of it was removed (whatever -Force or -Confirm say). 'Unprotect-GridRun {run}' lets it be removed.", run);
 
     private async Task DeleteIndexKeysAsync(string prefix, CancellationToken ct)
     {

@@ -15,6 +15,8 @@ public enum GridErrorKind
     WriteFailed,
     /// <summary>Someone else holds it now (another capture agent runs the experiment).</summary>
     Busy,
+    /// <summary>Protected from removal (Protect-GridRun) until unprotected.</summary>
+    Protected,
 }
 
 /// <summary>An error the user can act on: a stable id, a kind, the item it concerns, and a message that says what to do.</summary>

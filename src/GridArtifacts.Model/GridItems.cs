@@ -32,6 +32,8 @@ public sealed class GridRun : GridItem
     public int ExperimentCount { get; init; }
     public IReadOnlyList<string> Experiments { get; init; } = Array.Empty<string>();
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+    /// <summary>Protected from removal (Protect-GridRun): no removal touches it or its experiments.</summary>
+    public bool Protected { get; init; }
 
     public override string ToString() => Name;
 }

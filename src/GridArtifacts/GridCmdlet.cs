@@ -125,6 +125,7 @@ public abstract class GridCmdlet : PSCmdlet
             GridErrorKind.AccessDenied => ErrorCategory.PermissionDenied,
             GridErrorKind.WriteFailed => ErrorCategory.WriteError,
             GridErrorKind.Busy => ErrorCategory.ResourceBusy,
+            GridErrorKind.Protected => ErrorCategory.PermissionDenied,
             _ => ErrorCategory.NotSpecified,
         };
         return new ErrorRecord(ex, ex.ErrorId, category, ex.Target);

@@ -378,6 +378,44 @@ public abstract class StoreContractTests : IDisposable
         Assert.Equal(TestBytes.Sha256(kept), TestBytes.Sha256((await store.TryReadAllBytesAsync(StoreLayout.ArtifactKey("keep-me", "exp0", "model.pt"), default))!));
         Assert.Equal(GridStatus.Succeeded, (await catalog.GetRunAsync("doomed-too", default)).Status);
     }
+
+    [Fact]
+    public async Task A_protected_run_is_listed_as_such_and_neither_it_nor_its_experiments_are_removed_until_unprotected()
+    {
+        var store = Store();
+        var catalog = new GridCatalog(store);
+        await SeedAsync(catalog, "precious", T0, ("exp0", GridStatus.Succeeded), ("exp1", GridStatus.Failed));
+        await SeedAsync(catalog, "plain", T0, ("exp0", GridStatus.Succeeded));
+        var model = TestBytes.Random(4000, 12);
+        await store.PutAsync(StoreLayout.ArtifactKey("precious", "exp0", "model.pt"), model, default);
+        await catalog.ProtectAsync("precious", default);
+        await catalog.ProtectAsync("precious", default); // twice: still protected, once
+
+        var listed = (await catalog.ListRunsAsync(default)).Items.ToDictionary(r => r.Name);
+        Assert.True(listed["precious"].Protected);
+        Assert.False(listed["plain"].Protected);
+        Assert.True((await catalog.GetRunAsync("precious", default)).Protected);
+        Assert.Equal(new[] { "plain", "precious" }, await catalog.ListRunNamesAsync(default)); // the mark is not a run
+
+        foreach (var removal in new Func<Task>[] { () => catalog.RemoveRunAsync("precious", default), () => catalog.RemoveExperimentAsync("precious", "exp1", default) })
+        {
+            var ex = await Assert.ThrowsAsync<GridException>(removal);
+            Assert.Equal("RunProtected", ex.ErrorId);
+            Assert.Equal(GridErrorKind.Protected, ex.Kind);
+        }
+        Assert.Equal(new[] { "exp0", "exp1" }, await catalog.ListExperimentNamesAsync("precious", default));
+        Assert.Equal(TestBytes.Sha256(model), TestBytes.Sha256((await store.TryReadAllBytesAsync(StoreLayout.ArtifactKey("precious", "exp0", "model.pt"), default))!));
+
+        var unknown = await Assert.ThrowsAsync<GridException>(() => catalog.ProtectAsync("no-such-run", default));
+        Assert.Equal(GridErrorKind.NotFound, unknown.Kind);
+        Assert.Null(await store.TryReadAllBytesAsync(CatalogIndex.ProtectedKey("no-such-run"), default));
+
+        await catalog.UnprotectAsync("precious", default);
+        Assert.False((await catalog.GetRunAsync("precious", default)).Protected);
+        await catalog.RemoveRunAsync("precious", default);
+        Assert.Equal(new[] { "plain" }, await catalog.ListRunNamesAsync(default));
+        Assert.Empty(await List(store, "runs/precious", recursive: true)); // its mark went with it
+    }
 }
 
 public sealed class FixedClock : TimeProvider

@@ -16,6 +16,8 @@ namespace GridArtifacts.Core.Stores;
 /// <item><c>runs/&lt;run&gt;~&lt;exp&gt;~&lt;seq&gt;~&lt;status&gt;~&lt;exit&gt;~&lt;started&gt;~&lt;finished&gt;~&lt;heartbeat&gt;~&lt;files&gt;~&lt;bytes&gt;</c>:
 /// written by the experiment's one writer after each write of its record, a new key with the next
 /// sequence number, then the older ones deleted. A reader that sees two takes the highest.</item>
+/// <item><c>runs/&lt;run&gt;~protected</c>: present while the run is protected (Protect-GridRun); nothing removes
+/// the run or its experiments while it is there.</item>
 /// </list>
 /// Times are UTC ticks in hex, counts in hex, <c>_</c> for none. Run names are <c>[a-z0-9-]</c>, so
 /// <c>~</c> ends the run's part and no run's keys are a prefix of another's.
@@ -24,12 +26,16 @@ public static class CatalogIndex
 {
     public const char Separator = '~';
     public const string RunTag = "run";
+    public const string ProtectedTag = "protected";
     private const string None = "_";
     /// <summary>Keeps a run key's last segment within a file name's 255 bytes on any folder store.</summary>
     public const int MaxSummaryLength = 160;
 
     /// <summary>Every index key of one run (and of no other run).</summary>
     public static string RunIndexPrefix(string run) => $"{StoreLayout.RunsPrefix}{run}{Separator}";
+
+    /// <summary>The key that marks a run protected.</summary>
+    public static string ProtectedKey(string run) => $"{RunIndexPrefix(run)}{ProtectedTag}";
 
     /// <summary>Every index key of one experiment.</summary>
     public static string ExperimentIndexPrefix(string run, string experiment) => $"{RunIndexPrefix(run)}{experiment}{Separator}";
@@ -98,7 +104,7 @@ public static class CatalogIndex
         };
     }
 
-    public enum KeyKind { None, Run, Experiment }
+    public enum KeyKind { None, Run, Experiment, Protected }
 
     /// <summary>An index key read in place: its fields, the names as slices of the key.</summary>
     public ref struct ParsedName
@@ -133,6 +139,12 @@ public static class CatalogIndex
         var run = name[fields[0]];
         var second = name[fields[1]];
         if (!GridNames.IsValidRunName(run)) return k;
+        if (count == 2 && second.SequenceEqual(ProtectedTag))
+        {
+            k.Run = run;
+            k.Kind = KeyKind.Protected;
+            return k;
+        }
         if (count == 4 && second.SequenceEqual(RunTag))
         {
             var summary = name[fields[3]];

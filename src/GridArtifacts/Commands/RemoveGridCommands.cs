@@ -6,8 +6,9 @@ namespace GridArtifacts.Commands;
 
 /// <summary>
 /// What Remove-GridRun and Remove-GridExperiment share: the only code in the module that deletes
-/// artifacts. Each target is confirmed (ConfirmImpact High; -WhatIf lists what would go), a running
-/// experiment is refused unless -Force stops it first, and the counts are reported.
+/// artifacts. Each target is confirmed (ConfirmImpact High; -WhatIf lists what would go), a protected
+/// run is refused before anything else (RunProtected, whatever -Force says: nothing of it is stopped),
+/// a running experiment is refused unless -Force stops it first, and the counts are reported.
 /// </summary>
 public abstract class GridRemoveCmdlet : GridStoreCmdlet
 {
@@ -29,6 +30,7 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
         {
             try
             {
+                await catalog.CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
                 if (experiment is null)
                 {
                     await catalog.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
