@@ -88,6 +88,7 @@ else {
         Write-Artifact $older 'older-run' 'exp0' $name ([Text.Encoding]::UTF8.GetBytes("bytes of $name`n"))
     }
     Import-GridArtifact -Path $older -Run 'older-run' -Store $store | Out-Null
+    Protect-GridRun older-run -Store $store
     Start-Sleep -Milliseconds 50
 
     $model = [byte[]]::new(3MB + 17); [Random]::new(7).NextBytes($model)

@@ -130,6 +130,9 @@ for (const kind of ['local', 's3']) {
       const finished = await page.locator('#finished-runs tr').evaluateAll((rows) => rows.map((r) => r.dataset.run));
       assert.deepEqual(finished, ['vision-sweep', 'older-run']);
       assert.equal(await page.locator('#finished-runs tr[data-run="vision-sweep"] .status').textContent(), 'Succeeded');
+      // A protected run is marked, and only that one.
+      assert.equal(await page.locator('#finished-runs tr[data-run="older-run"] .protected').textContent(), 'protected');
+      assert.equal(await page.locator('#finished-runs tr[data-run="vision-sweep"] .protected').count(), 0);
     });
 
     test('clicks through a run to an experiment and lists its artifacts', async () => {

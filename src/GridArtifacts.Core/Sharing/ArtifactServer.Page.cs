@@ -139,6 +139,7 @@ public sealed partial class ArtifactServer
                 if (r.Finished is { } finished) w.WriteString("finished", finished);
                 else w.WriteNull("finished");
                 w.WriteNumber("experiments", r.ExperimentCount);
+                w.WriteBoolean("protected", r.Protected);
                 if (r.Command is { } command) w.WriteString("command", command);
                 else w.WriteNull("command");
                 w.WriteEndObject();

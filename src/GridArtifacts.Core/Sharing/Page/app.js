@@ -99,7 +99,7 @@ function renderRuns() {
     class: 'run' + (r.name === state.run ? ' selected' : ''), dataset: { run: r.name }, tabindex: '0', title: r.command || '',
     onclick: () => selectRun(r.name, []),
     onkeydown: (e) => { if (e.key === 'Enter') selectRun(r.name, []); },
-  }, el('td', { text: r.name }), el('td', {}, status(r.status)), el('td', { class: 'when', text: when(r.created) }), el('td', { class: 'num', text: r.experiments }));
+  }, el('td', {}, r.name, r.protected ? el('span', { class: 'protected', text: 'protected', title: 'Protected: never removed (Unprotect-GridRun to allow it)' }) : null), el('td', {}, status(r.status)), el('td', { class: 'when', text: when(r.created) }), el('td', { class: 'num', text: r.experiments }));
   $('active-runs').replaceChildren(...active.slice(0, limit).map(row));
   $('finished-runs').replaceChildren(...finished.slice(0, limit).map(row));
   $('active-empty').hidden = active.length > 0;
