@@ -153,6 +153,7 @@ try {
             'rclone copy --transfers 16' = (Measure-Runs { Measure-Tool 'rclone' @('lsf', "s3rver:$dlPrefix") $peerEnv } {} 3).Cpu
         }
         Add-Rows 'Download' $set $m $baseline
+        $downloadSeconds = $m['Save-GridArtifact'].Median
 
         Write-Host "Uploads of $($set.Label)..."
         $m = [ordered]@{}
@@ -189,18 +190,16 @@ Set-Content '$finished' `$e.Finished.ToUnixTimeMilliseconds()
 
         # The server's own limit for this set.
         $url = (Invoke-Peer $aws @('s3', 'presign', '--endpoint-url', $Endpoint, "s3://$dlPrefix/f00000.bin") $peerEnv).Trim()
-        $ours = $tables.Download | Select-Object -Last 3 | Select-Object -First 1
-        $oursSeconds = [double]([regex]::Match($ours, '\| ([\d.]+) s \|').Groups[1].Value)
         if ($set.Name -ne 'c') {
             $wrk = Invoke-Peer 'wrk' @('-t2', '-c16', '-d5s', $url)
             $rps = [double]([regex]::Match($wrk, 'Requests/sec:\s+([\d.]+)').Groups[1].Value)
             $limitSeconds = $set.Count / $rps
-            $limits.Add("| $($set.Label) | wrk, 16 connections, one presigned object | $('{0:0}' -f $rps) GETs/s | $(Format-Seconds $limitSeconds) for the set | $('{0:0%}' -f ($limitSeconds / $oursSeconds)) of the download |")
+            $limits.Add("| $($set.Label) | wrk, 16 connections, one presigned object | $('{0:0}' -f $rps) GETs/s | $(Format-Seconds $limitSeconds) for the set | $('{0:0%}' -f ($limitSeconds / $downloadSeconds)) of the download |")
         }
         else {
             $curl = Measure-Runs { Measure-Tool 'curl' @('-s', '-o', (Join-Path $dest 'one.bin'), '--create-dirs', $url) } $clearDest
             $limitSeconds = $curl.Median * $set.Count
-            $limits.Add("| $($set.Label) | curl of one presigned 1 GiB object to disk | $(Format-Seconds $curl.Median) per GiB | $(Format-Seconds $limitSeconds) for the set, one after another | $('{0:0%}' -f ($limitSeconds / $oursSeconds)) of the download |")
+            $limits.Add("| $($set.Label) | curl of one presigned 1 GiB object to disk | $(Format-Seconds $curl.Median) per GiB | $(Format-Seconds $limitSeconds) for the set, one after another | $('{0:0%}' -f ($limitSeconds / $downloadSeconds)) of the download |")
         }
         Remove-Item -Recurse -Force $src -ErrorAction Ignore
         Write-Results # after each set, so a long run that stops keeps what it measured

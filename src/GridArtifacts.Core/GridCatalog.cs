@@ -723,7 +723,7 @@ public sealed partial class GridCatalog
         var info = new FileInfo(localPath);
         // The hash is of the bytes sent, taken as they were read. A file that changes meanwhile is the
         // caller's to detect: the agent compares its size and time before and after, and sends it again.
-        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), localPath, ct).ConfigureAwait(false);
+        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), localPath, ct, info.Length).ConfigureAwait(false);
         return new ManifestEntry { Path = path, Size = info.Length, Sha256 = sha, Modified = info.LastWriteTimeUtc };
     }
 
@@ -776,6 +776,12 @@ public sealed partial class GridCatalog
     public async Task<Removal> RemoveExperimentAsync(string run, string experiment, CancellationToken ct)
     {
         await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
+        return await RemoveUnprotectedExperimentAsync(run, experiment, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>An experiment whose run was just found unprotected: its run's removal asks once for all of them.</summary>
+    private async Task<Removal> RemoveUnprotectedExperimentAsync(string run, string experiment, CancellationToken ct)
+    {
         // Unfinished uploads first (their records are among the keys), so no parts outlive the experiment.
         await AbortAbandonedUploadsAsync(run, experiment, ct).ConfigureAwait(false);
         var (keys, files, bytes) = await PlanExperimentRemovalAsync(run, experiment, ct).ConfigureAwait(false);
@@ -795,7 +801,7 @@ public sealed partial class GridCatalog
         long bytes = 0;
         foreach (var exp in await ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
         {
-            var r = await RemoveExperimentAsync(run, exp, ct).ConfigureAwait(false);
+            var r = await RemoveUnprotectedExperimentAsync(run, exp, ct).ConfigureAwait(false);
             experiments++; files += r.Files; bytes += r.Bytes;
         }
         // Anything else under the run (its record last).

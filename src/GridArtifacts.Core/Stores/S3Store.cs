@@ -167,17 +167,20 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     private async Task PutBytesAsync(string key, ReadOnlyMemory<byte> content, string? ifNoneMatch, CancellationToken cancellationToken)
     {
         using var body = new MemoryStream(content.ToArray(), writable: false);
-        var request = new PutObjectRequest
-        {
-            BucketName = _location.Bucket,
-            Key = FullKey(key),
-            InputStream = body,
-            AutoCloseStream = false,
-            UseChunkEncoding = false,
-        };
+        var request = PutRequest(key, body);
         if (ifNoneMatch is not null) request.IfNoneMatch = ifNoneMatch;
         await Call(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
     }
+
+    /// <summary>A PUT of a body the caller owns, sent as it is: one plain body, no chunk encoding, so every server stores exactly those bytes.</summary>
+    private PutObjectRequest PutRequest(string key, Stream body) => new()
+    {
+        BucketName = _location.Bucket,
+        Key = FullKey(key),
+        InputStream = body,
+        AutoCloseStream = false,
+        UseChunkEncoding = false,
+    };
 
     /// <summary>Whether each server (endpoint and bucket) honours If-None-Match on PUT: asked once per process.</summary>
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<Task<bool>>> ConditionalProbes = new(StringComparer.Ordinal);
@@ -243,14 +246,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         await using var file = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
             64 << 10, FileOptions.SequentialScan);
         using var body = new HashingStream(file);
-        var request = new PutObjectRequest
-        {
-            BucketName = _location.Bucket,
-            Key = FullKey(key),
-            InputStream = body,
-            AutoCloseStream = false,
-            UseChunkEncoding = false,
-        };
+        var request = PutRequest(key, body);
         await Send(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
         // Read out of order (never seen from this SDK): hashed on its own.
         return body.Sha256 ?? await GridCatalog.HashFileAsync(localPath, cancellationToken).ConfigureAwait(false);

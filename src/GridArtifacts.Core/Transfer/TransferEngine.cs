@@ -436,14 +436,15 @@ public sealed class TransferEngine
     /// and a failed multipart upload is aborted. Returns the SHA-256 of what was sent: taken by the
     /// store as it read the file for a single request, and beside the parts for a multipart upload.
     /// </summary>
-    public async Task<string> UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct)
+    /// <param name="length">The file's length when the caller has already looked; else it is looked up.</param>
+    public async Task<string> UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct, long? length = null)
     {
-        var length = new FileInfo(localPath).Length;
+        length ??= new FileInfo(localPath).Length;
         if (length <= _options.RangedThreshold || store is not IMultipartUploads multipart)
         {
             return await RequestAsync(async c =>
             {
-                await _bandwidth.ConsumeAsync(length, c).ConfigureAwait(false);
+                await _bandwidth.ConsumeAsync(length.Value, c).ConfigureAwait(false);
                 return await store.PutFileAsync(key, localPath, c).ConfigureAwait(false);
             }, ct).ConfigureAwait(false);
         }
@@ -451,7 +452,7 @@ public sealed class TransferEngine
         var hash = GridCatalog.HashFileAsync(localPath, ct);
         try
         {
-            await UploadPartsAsync(multipart, key, localPath, length, ct).ConfigureAwait(false);
+            await UploadPartsAsync(multipart, key, localPath, length.Value, ct).ConfigureAwait(false);
         }
         finally
         {
