@@ -203,6 +203,10 @@ public sealed partial class GridCatalog
             Command = record.Command,
             ArtifactCount = artifacts.Count,
             ArtifactBytes = artifacts.Bytes,
+            Metrics = record.Metrics is { Problem: null } m
+                ? new Dictionary<string, double>(m.Values, StringComparer.OrdinalIgnoreCase)
+                : GridExperiment.NoMetrics,
+            MetricsSource = record.Metrics?.Source,
         };
 
     /// <summary>

@@ -34,6 +34,12 @@ public sealed class GridRun : GridItem
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
     /// <summary>Protected from removal (Protect-GridRun): no removal touches it or its experiments.</summary>
     public bool Protected { get; init; }
+    /// <summary>Every tag on the run or on any of its experiments, sorted.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
+    /// <summary>Artifacts its experiments have synced, as the index shows them.</summary>
+    public long ArtifactCount { get; init; }
+    /// <summary>Bytes of artifacts its experiments have synced, as the index shows them.</summary>
+    public long ArtifactBytes { get; init; }
 
     public override string ToString() => Name;
 }
@@ -65,6 +71,22 @@ public sealed class GridExperiment : GridItem
     /// <summary>What the capture agent has synced and what it still holds (null for imported experiments).</summary>
     public GridSyncState? Sync { get; init; }
     public string? Command { get; init; }
+    /// <summary>Its own tags and its run's, sorted.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
+    /// <summary>The tags on the experiment itself (not its run's).</summary>
+    public IReadOnlyList<string> OwnTags { get; init; } = Array.Empty<string>();
+    /// <summary>Its run is protected (Protect-GridRun).</summary>
+    public bool Protected { get; init; }
+    /// <summary>
+    /// The last value of each metric its script wrote (metrics.json, or the newest metrics.csv's last row, empty
+    /// cells filled from earlier rows), by name without case: <c>$_.Metrics['val_loss']</c>; a missing one is $null.
+    /// </summary>
+    public IReadOnlyDictionary<string, double> Metrics { get; init; } = NoMetrics;
+    /// <summary>The artifact the metrics were read from, or null.</summary>
+    public string? MetricsSource { get; init; }
+
+    /// <summary>The (shared, empty) metrics of an experiment that has none.</summary>
+    public static readonly IReadOnlyDictionary<string, double> NoMetrics = new Dictionary<string, double>(StringComparer.OrdinalIgnoreCase);
 
     public override string ToString() => Id;
 }

@@ -84,6 +84,58 @@ public static class GridNames
     private static readonly string[] CommonExperimentNames =
         Enumerable.Range(0, 256).Select(i => "exp" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
 
+    public const int MaxTagLength = 64;
+    /// <summary>At most this many tags on one run, and on one experiment, so tags never take over a listing.</summary>
+    public const int MaxTags = 64;
+
+    /// <summary>
+    /// 1 to 64 characters from <c>a-z 0-9 - _ .</c>; the first a letter or digit, the last not a dot.
+    /// Narrow on purpose: a tag is a file name on any folder store (case-folding, Windows' trailing dot),
+    /// a key on any S3-compatible server, and never holds a wildcard, so a <c>-Tag</c> value always reads as a pattern.
+    /// </summary>
+    public static bool IsValidTag(ReadOnlySpan<char> tag)
+    {
+        if (tag.Length is 0 or > MaxTagLength || tag[^1] == '.' || tag[0] is not (>= 'a' and <= 'z' or >= '0' and <= '9')) return false;
+        foreach (var c in tag)
+            if (c is not (>= 'a' and <= 'z' or >= '0' and <= '9' or '-' or '_' or '.')) return false;
+        return true;
+    }
+
+    public static bool IsValidTag(string? tag) => tag is not null && IsValidTag(tag.AsSpan());
+
+    /// <summary>
+    /// The tag as stored: lower-cased (PowerShell compares without case, so <c>Keep</c> is <c>keep</c>), trimmed.
+    /// Throws <see cref="GridException"/> (InvalidName, <c>InvalidTag</c>) for anything else.
+    /// </summary>
+    public static string CheckTag(string? tag)
+    {
+        var normal = (tag ?? "").Trim().ToLowerInvariant();
+        if (!IsValidTag(normal))
+        {
+            throw new GridException(GridErrorKind.InvalidName, "InvalidTag",
+                $"'{tag}' is not a valid tag. Use 1 to {MaxTagLength} letters, digits, '-', '_' and '.', starting with a letter or digit " +
+                "and not ending in '.' (stored lower-case).", tag);
+        }
+        return normal;
+    }
+
+    /// <summary>Checks and normalizes every tag, drops repeats, and keeps them in order of first mention.</summary>
+    public static IReadOnlyList<string> CheckTags(IEnumerable<string>? tags)
+    {
+        var list = new List<string>();
+        foreach (var t in tags ?? Array.Empty<string>())
+        {
+            var n = CheckTag(t);
+            if (!list.Contains(n)) list.Add(n);
+        }
+        if (list.Count > MaxTags)
+        {
+            throw new GridException(GridErrorKind.InvalidArgument, "TooManyTags",
+                $"{list.Count} tags were given; a run or an experiment has at most {MaxTags}.", list.Count);
+        }
+        return list;
+    }
+
     /// <summary>
     /// Splits what a user typed where a run is accepted: <c>run</c> or <c>run-expN</c>
     /// (either part may hold wildcards). Returns the run part and the experiment part, if any.

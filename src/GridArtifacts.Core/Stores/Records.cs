@@ -44,9 +44,22 @@ public sealed class ExperimentRecord
     /// own fields it spells that key, so the next writer deletes it without listing anything.
     /// </summary>
     public long? IndexSequence { get; set; }
+    /// <summary>The metrics its script wrote, as last read by its writer (optional: absent before 0.3.0).</summary>
+    public MetricsRecord? Metrics { get; set; }
     /// <summary>The index key of this record as last written or read (not stored).</summary>
     [JsonIgnore]
     public string? IndexKey { get; set; }
+}
+
+/// <summary>An experiment's metrics, in its record: where they were read, how many rows, the last values, and any problem.</summary>
+public sealed class MetricsRecord
+{
+    /// <summary>The artifact path they were read from (metrics.json or a metrics.csv).</summary>
+    public string Source { get; set; } = "";
+    public int Rows { get; set; }
+    public Dictionary<string, double> Values { get; set; } = new();
+    /// <summary>Why the file gave no metrics (malformed), or null.</summary>
+    public string? Problem { get; set; }
 }
 
 /// <summary>
