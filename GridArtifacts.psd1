@@ -17,6 +17,8 @@
     CmdletsToExport      = @(
         'Get-GridStore'
         'Protect-GridRun'
+        'Add-GridTag'
+        'Remove-GridTag'
         'Unprotect-GridRun'
         'Set-GridStore'
         'Get-GridRun'

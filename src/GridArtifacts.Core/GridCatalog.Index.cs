@@ -20,6 +20,9 @@ public sealed partial class GridCatalog
             public bool Folder;
             /// <summary>The run's protection key was met.</summary>
             public bool Protected;
+            /// <summary>The run's own tags, and its experiments' (by index), as met; null for none (most runs).</summary>
+            public List<string>? Tags;
+            public List<(int Experiment, string Tag)>? ExperimentTags;
             /// <summary>From the run's own key: null until it is met.</summary>
             public DateTimeOffset? Created;
             public string? Summary;
@@ -58,6 +61,16 @@ public sealed partial class GridCatalog
         private int _experimentCount;
         // Runs started alike carry the same summary: each is decoded once.
         private readonly Dictionary<string, (string? Command, IReadOnlyDictionary<string, string> Parameters)?> _summaries = new(StringComparer.Ordinal);
+        // 100,000 runs tagged "keep" keep one string.
+        private readonly Dictionary<string, string> _tagNames = new(StringComparer.Ordinal);
+
+        private string TagName(ReadOnlySpan<char> tag)
+        {
+            var s = tag.ToString();
+            if (_tagNames.TryGetValue(s, out var known)) return known;
+            _tagNames[s] = s;
+            return s;
+        }
 
         /// <summary>Takes one name of a listing of <c>runs/</c>: a run folder, an index key, or anything else (passed over).</summary>
         [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
@@ -82,6 +95,14 @@ public sealed partial class GridCatalog
                 case CatalogIndex.KeyKind.Protected:
                     slot = Slot(k.Run);
                     _runs[slot].Protected = true;
+                    break;
+                case CatalogIndex.KeyKind.RunTag:
+                    slot = Slot(k.Run);
+                    (_runs[slot].Tags ??= new List<string>(2)).Add(TagName(k.Tag));
+                    break;
+                case CatalogIndex.KeyKind.ExperimentTag:
+                    slot = Slot(k.Run);
+                    (_runs[slot].ExperimentTags ??= new List<(int, string)>(2)).Add((GridNames.ExperimentIndex(k.Experiment), TagName(k.Tag)));
                     break;
                 case CatalogIndex.KeyKind.Experiment:
                     slot = Slot(k.Run);
@@ -138,8 +159,24 @@ public sealed partial class GridCatalog
             return -1;
         }
 
-        /// <summary>Whether the listing held the run's protection key.</summary>
-        public bool IsProtected(string run) => Find(run) is var slot && slot >= 0 && _runs[slot].Protected;
+        /// <summary>The run's tags and protection, as the listing showed them (none for a run it did not meet).</summary>
+        public RunLabels Labels(string run) => Find(run) is var slot && slot >= 0 ? Labels(slot) : RunLabels.None;
+
+        private RunLabels Labels(int slot)
+        {
+            ref var run = ref _runs[slot];
+            if (run.Tags is null && run.ExperimentTags is null) return run.Protected ? RunLabels.ProtectedOnly : RunLabels.None;
+            return new RunLabels(run.Tags ?? (IReadOnlyList<string>)Array.Empty<string>(),
+                run.ExperimentTags?.GroupBy(t => t.Experiment).ToDictionary(g => GridNames.ExperimentName(g.Key), g => (IReadOnlyList<string>)g.Select(t => t.Tag).ToList()),
+                run.Protected);
+        }
+
+        /// <summary>Every run met in the listing with tags or protection, and its labels.</summary>
+        public IEnumerable<(string Run, RunLabels Labels)> Labelled()
+        {
+            for (var i = 0; i < _runCount; i++)
+                if (_runs[i].Protected || _runs[i].Tags is not null || _runs[i].ExperimentTags is not null) yield return (_runs[i].Name, Labels(i));
+        }
 
         /// <summary>Whether the listing held the run's own key (a schema-2 run).</summary>
         public bool HasRun(string run) => Find(run) is var slot && slot >= 0 && _runs[slot].Created is not null;
@@ -203,7 +240,7 @@ public sealed partial class GridCatalog
                     (command, parameters) = (record.Command, record.Parameters);
                 }
                 items.Add(catalog.BuildRun(run.Name, created, command, parameters,
-                    Latest(i).Select(x => (x.Name, catalog.EffectiveStatus(x.Status, x.Heartbeat), x.Finished)), run.Protected));
+                    Latest(i).Select(x => new RunPart(x.Name, catalog.EffectiveStatus(x.Status, x.Heartbeat), x.Finished, x.Files, x.Bytes)), Labels(i)));
             }
             return new ReadResult<GridRun>(items, records.Errors);
         }

@@ -85,11 +85,11 @@ public sealed partial class GridCatalog
         var built = await index.RunsAsync(this, ct).ConfigureAwait(false);
         if (built.Items.Count > 0) return built.Items[0];
         if (built.Errors.Count > 0) throw built.Errors[0];
-        return await GetRunFromRecordsAsync(run, index.IsProtected(run), ct).ConfigureAwait(false);
+        return await GetRunFromRecordsAsync(run, index.Labels(run), ct).ConfigureAwait(false);
     }
 
-    /// <summary>A schema-1 run (no index keys): its record, and one read per experiment.</summary>
-    private async Task<GridRun> GetRunFromRecordsAsync(string run, bool isProtected, CancellationToken ct)
+    /// <summary>A schema-1 run (no index keys): its record, and one read per experiment; its labels from the listing.</summary>
+    private async Task<GridRun> GetRunFromRecordsAsync(string run, RunLabels labels, CancellationToken ct)
     {
         var recordTask = ReadRunRecordAsync(run, ct);
         var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
@@ -97,11 +97,15 @@ public sealed partial class GridCatalog
         var experiments = await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c, withArtifactSummary: false), ct).ConfigureAwait(false);
         var record = await recordTask.ConfigureAwait(false);
         var items = experiments.Items;
-        return BuildRun(run, record.Created, record.Command, record.Parameters, items.Select(x => (x.Experiment, x.Status, x.Finished)), isProtected);
+        return BuildRun(run, record.Created, record.Command, record.Parameters,
+            items.Select(x => new RunPart(x.Experiment, x.Status, x.Finished, x.ArtifactCount, x.ArtifactBytes)), labels);
     }
 
+    /// <summary>What a run is built from of each experiment.</summary>
+    private readonly record struct RunPart(string Experiment, GridStatus Status, DateTimeOffset? Finished, long Files, long Bytes);
+
     private GridRun BuildRun(string run, DateTimeOffset created, string? command, IReadOnlyDictionary<string, string> parameters,
-        IEnumerable<(string Experiment, GridStatus Status, DateTimeOffset? Finished)> experiments, bool isProtected)
+        IEnumerable<RunPart> experiments, RunLabels labels)
     {
         var items = experiments.OrderBy(x => GridNames.ExperimentIndex(x.Experiment)).ToList();
         var status = GridStatusExtensions.Aggregate(items.Select(x => x.Status));
@@ -114,7 +118,10 @@ public sealed partial class GridCatalog
             ExperimentCount = items.Count,
             Status = status,
             Finished = status.IsFinished() && items.Count > 0 ? items.Max(x => x.Finished) : null,
-            Protected = isProtected,
+            Protected = labels.Protected,
+            Tags = labels.AllTags,
+            ArtifactCount = items.Sum(x => x.Files),
+            ArtifactBytes = items.Sum(x => x.Bytes),
         };
     }
 
@@ -132,8 +139,9 @@ public sealed partial class GridCatalog
         var indexed = await index.RunsAsync(this, ct).ConfigureAwait(false);
         var unindexed = index.Unindexed().ToList();
         if (unindexed.Count == 0) return indexed;
-        var kept = known is null ? new List<GridRun>() : unindexed.Where(known.ContainsKey).Select(n => known[n]).ToList();
-        var old = await ReadManyAsync(unindexed.Where(n => known is null || !known.ContainsKey(n)), (n, c) => GetRunFromRecordsAsync(n, index.IsProtected(n), c), ct).ConfigureAwait(false);
+        // Kept runs are finished, but their tags and protection change: those come from this listing.
+        var kept = known is null ? new List<GridRun>() : unindexed.Where(known.ContainsKey).Select(n => WithLabels(known[n], index.Labels(n))).ToList();
+        var old = await ReadManyAsync(unindexed.Where(n => known is null || !known.ContainsKey(n)), (n, c) => GetRunFromRecordsAsync(n, index.Labels(n), c), ct).ConfigureAwait(false);
         return new ReadResult<GridRun>(indexed.Items.Concat(kept).Concat(old.Items).ToList(), indexed.Errors.Concat(old.Errors).ToList());
     }
 
@@ -161,7 +169,8 @@ public sealed partial class GridCatalog
     /// from its record (schema 2: its writer's figures, which its index key carries too, whatever the
     /// manifest's size), else from its manifest.
     /// </summary>
-    public async Task<GridExperiment> GetExperimentAsync(string run, string experiment, CancellationToken ct, bool withArtifactSummary = true)
+    /// <param name="labels">The run's tags and protection, when the caller listed them (<see cref="GetLabelsAsync(IReadOnlyCollection{string}, CancellationToken)"/>); else the experiment shows none.</param>
+    public async Task<GridExperiment> GetExperimentAsync(string run, string experiment, CancellationToken ct, bool withArtifactSummary = true, RunLabels? labels = null)
     {
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
@@ -185,13 +194,16 @@ public sealed partial class GridCatalog
             }
             catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord) { /* reported by Get-GridArtifact */ }
         }
-        return ToExperiment(record, summary);
+        return ToExperiment(record, summary, labels ?? RunLabels.None);
     }
 
 
-    private GridExperiment ToExperiment(ExperimentRecord record, (int Count, long Bytes) artifacts) =>
+    private GridExperiment ToExperiment(ExperimentRecord record, (int Count, long Bytes) artifacts, RunLabels labels) =>
         new(record.Run, record.Experiment, Location)
         {
+            Tags = labels.TagsOf(record.Experiment),
+            OwnTags = labels.OwnTagsOf(record.Experiment),
+            Protected = labels.Protected,
             Status = EffectiveStatus(record),
             ExitCode = record.ExitCode,
             Created = record.Created,
@@ -223,14 +235,16 @@ public sealed partial class GridCatalog
         {
             var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
             if (names.Count == 0) await ReadRunRecordAsync(run, ct).ConfigureAwait(false); // an unknown run is an error
-            return await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c), ct).ConfigureAwait(false);
+            var labels = index.Labels(run);
+            return await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c, labels: labels), ct).ConfigureAwait(false);
         }
         var entries = index.ExperimentsOf(run);
+        var runLabels = index.Labels(run);
         var read = await ReadManyAsync(entries, async (entry, c) =>
         {
             // A record removed since the listing belongs to an experiment being removed: it is left out.
             var record = await ReadExperimentRecordAsync(run, entry.Name, c).ConfigureAwait(false);
-            return record is null ? null : ToExperiment(record, ((int)entry.Files, entry.Bytes));
+            return record is null ? null : ToExperiment(record, ((int)entry.Files, entry.Bytes), runLabels);
         }, ct).ConfigureAwait(false);
         return new ReadResult<GridExperiment>(read.Items.Where(i => i is not null).Select(i => i!).ToList(), read.Errors);
     }
@@ -466,12 +480,14 @@ public sealed partial class GridCatalog
     }
 
     /// <summary>Creates a run's record if no run has its name: false when the name is taken (nothing of that run is changed).</summary>
-    public async Task<bool> TryCreateRunAsync(RunRecord record, CancellationToken ct, TimeSpan? settle = null)
+    /// <param name="tags">The run's tags (checked by <see cref="GridNames.CheckTags"/>), written before its index key, so the run lists with them from the first.</param>
+    public async Task<bool> TryCreateRunAsync(RunRecord record, CancellationToken ct, TimeSpan? settle = null, IReadOnlyList<string>? tags = null)
     {
         GridNames.CheckRunName(record.Name);
         record.Claim ??= NewClaimId("run");
         var key = StoreLayout.RunRecordKey(record.Name);
         if (!await CreateExclusiveAsync(key, RecordJson.Serialize(record), ct, settle).ConfigureAwait(false)) return false;
+        if (tags is { Count: > 0 }) await PutTagKeysAsync(record.Name, null, tags, ct).ConfigureAwait(false);
         // The run lists once its index key is there, after its record (a crash between leaves a run
         // that Get-GridRun <name> still reads, from its record).
         await Store.PutAsync(CatalogIndex.RunKey(record), ReadOnlyMemory<byte>.Empty, ct).ConfigureAwait(false);
@@ -479,9 +495,9 @@ public sealed partial class GridCatalog
     }
 
     /// <summary>Creates a new run; a taken name is a RunExists error and nothing of the existing run changes.</summary>
-    public async Task CreateRunAsync(RunRecord record, CancellationToken ct)
+    public async Task CreateRunAsync(RunRecord record, CancellationToken ct, IReadOnlyList<string>? tags = null)
     {
-        if (!await TryCreateRunAsync(record, ct).ConfigureAwait(false))
+        if (!await TryCreateRunAsync(record, ct, tags: tags).ConfigureAwait(false))
         {
             throw new GridException(GridErrorKind.AlreadyExists, "RunExists",
                 $"A run named '{record.Name}' already exists in store '{Location}'; nothing of it was changed. " +
@@ -490,13 +506,13 @@ public sealed partial class GridCatalog
     }
 
     /// <summary>Creates a new run under a generated name, drawing again while the name drawn is taken.</summary>
-    public async Task<string> CreateRunWithNewNameAsync(Func<string, RunRecord> record, CancellationToken ct)
+    public async Task<string> CreateRunWithNewNameAsync(Func<string, RunRecord> record, CancellationToken ct, IReadOnlyList<string>? tags = null)
     {
         for (var attempt = 0; ; attempt++)
         {
             var r = record(GridNames.NewRunName());
-            if (await TryCreateRunAsync(r, ct).ConfigureAwait(false)) return r.Name;
-            if (attempt == 20) await CreateRunAsync(r, ct).ConfigureAwait(false); // a store this full of names says so
+            if (await TryCreateRunAsync(r, ct, tags: tags).ConfigureAwait(false)) return r.Name;
+            if (attempt == 20) await CreateRunAsync(r, ct, tags).ConfigureAwait(false); // a store this full of names says so
         }
     }
 

@@ -175,3 +175,43 @@ public sealed class ExperimentNameCompleter : IArgumentCompleter
             .Select(n => new CompletionResult(n, n, CompletionResultType.ParameterValue, "Experiment " + n)).ToList();
     }
 }
+
+/// <summary>
+/// Tab completion of tags: on Remove-GridTag, those of the runs already named by -Run; elsewhere every
+/// tag in the store (one listing of the index, kept for a minute per store).
+/// </summary>
+public sealed class TagCompleter : IArgumentCompleter
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, (DateTime At, Task<List<string>> Tags)> Cache = new();
+    private static readonly TimeSpan CacheFor = TimeSpan.FromMinutes(1);
+
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        var targets = commandName.Equals("Remove-GridTag", StringComparison.OrdinalIgnoreCase) ? Completion.Values(fakeBoundParameters, "Run").ToList() : new List<string>();
+        var tags = Completion.Ask(fakeBoundParameters, async (catalog, ct) =>
+        {
+            if (targets.Count > 0)
+            {
+                var runs = await Completion.RunsNamedAsync(catalog, targets, ct).ConfigureAwait(false);
+                var labels = await catalog.GetLabelsAsync(runs, ct).ConfigureAwait(false);
+                return labels.Values.SelectMany(l => l.AllTags).ToList();
+            }
+            // A large store takes longer than completion waits: the listing goes on, and the next Tab has it.
+            var entry = Cache.AddOrUpdate(catalog.Location,
+                _ => (DateTime.UtcNow, AllTagsAsync(catalog)),
+                (_, old) => DateTime.UtcNow - old.At < CacheFor && !old.Tags.IsFaulted ? old : (DateTime.UtcNow, AllTagsAsync(catalog)));
+            return await entry.Tags.WaitAsync(ct).ConfigureAwait(false);
+        });
+        if (tags is null) return Array.Empty<CompletionResult>();
+        var pattern = Completion.Prefix(wordToComplete);
+        return Completion.Results(tags.Where(pattern.IsMatch), "Tag {0}").ToList();
+    }
+
+    private static async Task<List<string>> AllTagsAsync(GridCatalog catalog)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var labelled = await catalog.ListLabelsAsync(cts.Token).ConfigureAwait(false);
+        return labelled.SelectMany(l => l.Labels.AllTags).Distinct(StringComparer.Ordinal).ToList();
+    }
+}

@@ -22,6 +22,14 @@ internal static class Targets
         return list is null || list.Length == 0 ? _ => true : s => list.Any(p => p.IsMatch(s));
     }
 
+    /// <summary>True for tags of which one matches one of <paramref name="patterns"/>; every item passes when there are none.</summary>
+    public static Func<IReadOnlyList<string>, bool> TagFilter(IEnumerable<string>? patterns)
+    {
+        if (patterns is null || !patterns.Any()) return _ => true;
+        var match = Matcher(patterns);
+        return tags => tags.Any(match);
+    }
+
     /// <summary>Run names for <paramref name="patterns"/>; literals are returned unchecked (reading them reports a missing run).</summary>
     public static async Task<List<string>> ResolveRunsAsync(GridCatalog catalog, IEnumerable<string> patterns, Action<object> post, CancellationToken ct)
     {

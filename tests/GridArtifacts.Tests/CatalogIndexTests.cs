@@ -42,6 +42,10 @@ public abstract class CatalogIndexTests : IDisposable
             await catalog.TryCreateRunAsync(new RunRecord { Name = run, Created = T0.AddSeconds(i), Command = $"python train.py --seed {i}", Parameters = { ["seed"] = i.ToString() } }, ct, TimeSpan.Zero);
             await catalog.WriteExperimentRecordAsync(Exp(run, "exp0", GridStatus.Succeeded, T0, files: i), ct);
             await catalog.WriteExperimentRecordAsync(Exp(run, "exp1", i % 3 == 0 ? GridStatus.Failed : GridStatus.Succeeded, T0), ct);
+            // Labels are index keys too: they list with the runs.
+            if (i % 5 == 0) await catalog.AddTagsAsync(run, null, new[] { "keep", $"seed-{i}" }, ct);
+            if (i % 7 == 0) await catalog.AddTagsAsync(run, "exp1", new[] { "best" }, ct);
+            if (i % 11 == 0) await catalog.ProtectAsync(run, ct);
         });
 
         counting.Reset();
@@ -59,6 +63,13 @@ public abstract class CatalogIndexTests : IDisposable
             Assert.Equal(new[] { "exp0", "exp1" }, run.Experiments);
             Assert.Equal(i % 3 == 0 ? GridStatus.Failed : GridStatus.Succeeded, run.Status);
             Assert.Equal(T0.AddMinutes(3), run.Finished);
+            var tags = new List<string>();
+            if (i % 7 == 0) tags.Add("best");
+            if (i % 5 == 0) tags.AddRange(new[] { "keep", $"seed-{i}" });
+            Assert.Equal(tags.OrderBy(t => t, StringComparer.Ordinal), run.Tags);
+            Assert.Equal(i % 11 == 0, run.Protected);
+            Assert.Equal(i, run.ArtifactCount);
+            Assert.Equal(i * 10L, run.ArtifactBytes);
         }
 
         // The experiments of one run: one listing, then their records (the artifact figures come from the keys).
@@ -69,6 +80,16 @@ public abstract class CatalogIndexTests : IDisposable
         Assert.Equal(7, exps.Items[0].ArtifactCount);
         Assert.Equal(70, exps.Items[0].ArtifactBytes);
         Assert.Equal(0, exps.Items[1].ExitCode);
+        Assert.Equal(new[] { "best" }, exps.Items[1].Tags);
+        Assert.Empty(exps.Items[0].Tags);
+
+        // A run tagged, with an experiment tagged and the run protected: the experiments carry both.
+        exps = await catalog.GetExperimentsAsync("paged-0385", default);
+        Assert.Equal(new[] { "keep", "seed-385" }, exps.Items[0].Tags);
+        Assert.Empty(exps.Items[0].OwnTags);
+        Assert.Equal(new[] { "best", "keep", "seed-385" }, exps.Items[1].Tags);
+        Assert.Equal(new[] { "best" }, exps.Items[1].OwnTags);
+        Assert.All(exps.Items, e => Assert.True(e.Protected));
     }
 
     [Fact]

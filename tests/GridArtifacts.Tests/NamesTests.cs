@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using FsCheck;
 using FsCheck.Fluent;
 using GridArtifacts.Core;
+using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 using Xunit;
 
@@ -22,6 +23,60 @@ public class NamesTests
     [InlineData("../x", false)]
     [InlineData("a/b", false)]
     public void Run_names(string name, bool valid) => Assert.Equal(valid, GridNames.IsValidRunName(name));
+
+    [Theory]
+    [InlineData("keep", "keep")]
+    [InlineData(" Keep ", "keep")]
+    [InlineData("lr-0.001", "lr-0.001")]
+    [InlineData("v1_best", "v1_best")]
+    [InlineData("9lives", "9lives")]
+    [InlineData("a.", null)]          // Windows drops a trailing dot from a file name
+    [InlineData("-lead", null)]
+    [InlineData("_lead", null)]
+    [InlineData(".hidden", null)]
+    [InlineData("a:b", null)]
+    [InlineData("a/b", null)]
+    [InlineData("a~b", null)]         // the index's separator
+    [InlineData("ke*", null)]         // a tag never holds a wildcard
+    [InlineData("a b", null)]
+    [InlineData("é", null)]
+    [InlineData("", null)]
+    public void Tags_are_lower_cased_and_checked(string given, string? stored)
+    {
+        if (stored is null) Assert.Equal("InvalidTag", Assert.Throws<GridException>(() => GridNames.CheckTag(given)).ErrorId);
+        else Assert.Equal(stored, GridNames.CheckTag(given));
+    }
+
+    [Fact]
+    public void Tags_are_at_most_64_characters_and_64_to_a_run()
+    {
+        Assert.True(GridNames.IsValidTag(new string('a', 64)));
+        Assert.False(GridNames.IsValidTag(new string('a', 65)));
+        Assert.Equal(new[] { "a", "b" }, GridNames.CheckTags(new[] { "a", "B", "a" }));
+        Assert.Equal("TooManyTags", Assert.Throws<GridException>(() => GridNames.CheckTags(Enumerable.Range(0, 65).Select(i => $"t{i}"))).ErrorId);
+    }
+
+    [Fact]
+    public void Any_valid_tag_makes_keys_that_read_back_as_that_tag_and_as_no_other_kind()
+    {
+        var first = Gen.Elements("abcdefghijklmnopqrstuvwxyz0123456789".Select(c => c.ToString()).ToArray());
+        var rest = Gen.Elements("abcdefghijklmnopqrstuvwxyz0123456789-_.".Select(c => c.ToString()).ToArray());
+        var tag = Gen.Choose(0, 63).SelectMany(n => Gen.ArrayOf(rest, n)).SelectMany(r => first.Select(f => f + string.Concat(r)))
+            .Where(t => !t.EndsWith('.'));
+        Prop.ForAll(tag.ToArbitrary(), t =>
+        {
+            Assert.True(GridNames.IsValidTag(t));
+            var onRun = Assert.IsType<CatalogIndex.TagEntry>(CatalogIndex.Parse(CatalogIndex.RunTagKey("my-run", t)));
+            Assert.Equal(("my-run", (string?)null, t), (onRun.Run, onRun.Experiment, onRun.Tag));
+            var onExp = Assert.IsType<CatalogIndex.TagEntry>(CatalogIndex.Parse(CatalogIndex.ExperimentTagKey("my-run", "exp12", t)));
+            Assert.Equal(("my-run", (string?)"exp12", t), (onExp.Run, onExp.Experiment, onExp.Tag));
+        }).QuickCheckThrowOnFailure();
+        // Keys this version does not know are passed over, never read as tags.
+        Assert.Null(CatalogIndex.Parse("runs/my-run~tag~Keep"));
+        Assert.Null(CatalogIndex.Parse("runs/my-run~tag~%4b"));
+        Assert.Null(CatalogIndex.Parse("runs/my-run~exp0~tag~a."));
+        Assert.Null(CatalogIndex.Parse("runs/my-run~expx~tag~keep"));
+    }
 
     [Fact]
     public void Run_names_are_at_most_63_characters()

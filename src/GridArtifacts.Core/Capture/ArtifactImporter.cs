@@ -14,6 +14,8 @@ public sealed record ImportRequest
     public required IReadOnlyList<(string Path, string LocalPath)> Files { get; init; }
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
     public string? Command { get; init; }
+    /// <summary>Tags put on the experiment once the import holds it.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
     public int ThrottleLimit { get; init; } = TransferOptions.DefaultFilesInFlight;
 }
 
@@ -101,6 +103,7 @@ public sealed class ArtifactImporter
             Run = run, Experiment = experiment, Status = GridStatus.Syncing, Created = now, Started = now, Heartbeat = now,
             Parameters = new(parameters, StringComparer.Ordinal), Command = request.Command, Agent = GridCatalog.NewClaimId("import"), Sync = sync,
         }, takeQueued: false, mustExist: false, ct).ConfigureAwait(false);
+        if (request.Tags.Count > 0) await _catalog.AddTagsAsync(run, experiment, request.Tags, ct).ConfigureAwait(false);
 
         var entries = new ConcurrentBag<ManifestEntry>();
         var failed = new ConcurrentBag<string>();

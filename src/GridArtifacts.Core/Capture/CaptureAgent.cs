@@ -15,6 +15,8 @@ public sealed record CaptureOptions
     public IReadOnlyList<string> ArtifactRoots { get; init; } = Array.Empty<string>();
     public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
+    /// <summary>Tags put on the experiment once this agent holds it (checked with <see cref="GridNames.CheckTags"/>).</summary>
+    public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
     /// <summary>A file is uploaded once it has not changed for this long.</summary>
     public TimeSpan SettleTime { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>
@@ -160,6 +162,9 @@ public sealed class CaptureAgent
         Directory.CreateDirectory(logs);
         using var journal = _journal = new ManifestJournal(_catalog, _run, _experiment, Path.Combine(logs, "manifest"));
         await PersistAsync("The manifest's start", () => journal.StartAsync(KeepEarlier, CancellationToken.None), DateTimeOffset.UtcNow + _options.FinalSyncPatience).ConfigureAwait(false);
+        // Tags go on only once the claim holds: a refused agent tags nothing.
+        if (_options.Tags.Count > 0)
+            await PersistAsync("The experiment's tags", () => _catalog.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), DateTimeOffset.UtcNow + _options.FinalSyncPatience).ConfigureAwait(false);
         using var watchers = new WatcherSet(_roots.Select(r => r.Root), OnChanged, OnOverflow);
         _watching = watchers.Complete;
         var stopRequested = false;

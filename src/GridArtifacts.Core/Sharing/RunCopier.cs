@@ -27,6 +27,8 @@ public sealed class RunCopier
     public async Task<CopyResult> CopyAsync(string run, string tempFolder, Action<GridException> onError, CancellationToken ct)
     {
         var runRecord = await _source.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+        // Tags come along (not protection: the copy is the target's to keep or remove).
+        var labels = (await _source.GetLabelsAsync(new[] { run }, ct).ConfigureAwait(false))[run];
         int experiments = 0, copied = 0, skipped = 0;
         long bytes = 0;
         foreach (var exp in await _source.ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
@@ -109,8 +111,10 @@ public sealed class RunCopier
             record.IndexKey = null; // its key in the source store; the target's own is looked up
             record.IndexSequence = null;
             await _target.WriteExperimentRecordAsync(record, ct).ConfigureAwait(false);
+            if (labels.OwnTagsOf(exp) is { Count: > 0 } expTags) await _target.AddTagsAsync(run, exp, expTags, ct).ConfigureAwait(false);
         }
         await _target.WriteRunRecordAsync(runRecord, ct).ConfigureAwait(false);
+        if (labels.Tags.Count > 0) await _target.AddTagsAsync(run, null, labels.Tags, ct).ConfigureAwait(false);
         return new CopyResult(run, experiments, copied, skipped, bytes);
     }
 }

@@ -18,6 +18,9 @@ namespace GridArtifacts.Core.Stores;
 /// sequence number, then the older ones deleted. A reader that sees two takes the highest.</item>
 /// <item><c>runs/&lt;run&gt;~protected</c>: present while the run is protected (Protect-GridRun); nothing removes
 /// the run or its experiments while it is there.</item>
+/// <item><c>runs/&lt;run&gt;~tag~&lt;tag&gt;</c> and <c>runs/&lt;run&gt;~&lt;exp&gt;~tag~&lt;tag&gt;</c>: one empty object per tag on the run,
+/// or on one experiment. One key per tag: two sessions adding tags never overwrite each other, and a
+/// tag is removed by deleting its key by name.</item>
 /// </list>
 /// Times are UTC ticks in hex, counts in hex, <c>_</c> for none. Run names are <c>[a-z0-9-]</c>, so
 /// <c>~</c> ends the run's part and no run's keys are a prefix of another's.
@@ -27,6 +30,7 @@ public static class CatalogIndex
     public const char Separator = '~';
     public const string RunTag = "run";
     public const string ProtectedTag = "protected";
+    public const string TagField = "tag";
     private const string None = "_";
     /// <summary>Keeps a run key's last segment within a file name's 255 bytes on any folder store.</summary>
     public const int MaxSummaryLength = 160;
@@ -36,6 +40,12 @@ public static class CatalogIndex
 
     /// <summary>The key that marks a run protected.</summary>
     public static string ProtectedKey(string run) => $"{RunIndexPrefix(run)}{ProtectedTag}";
+
+    /// <summary>The key of one of a run's own tags.</summary>
+    public static string RunTagKey(string run, string tag) => $"{RunIndexPrefix(run)}{TagField}{Separator}{tag}";
+
+    /// <summary>The key of one of an experiment's own tags.</summary>
+    public static string ExperimentTagKey(string run, string experiment, string tag) => $"{ExperimentIndexPrefix(run, experiment)}{TagField}{Separator}{tag}";
 
     /// <summary>Every index key of one experiment.</summary>
     public static string ExperimentIndexPrefix(string run, string experiment) => $"{RunIndexPrefix(run)}{experiment}{Separator}";
@@ -100,11 +110,15 @@ public static class CatalogIndex
             KeyKind.Run => new RunEntry(k.Run.ToString(), k.Created, k.Summary.IsEmpty ? null : k.Summary.ToString(), key),
             KeyKind.Experiment => new ExperimentEntry(k.Run.ToString(), k.Experiment.ToString(), k.Sequence, k.Status, k.ExitCode,
                 k.Started, k.Finished, k.Heartbeat, k.Files, k.Bytes, key),
+            KeyKind.RunTag or KeyKind.ExperimentTag => new TagEntry(k.Run.ToString(), k.Kind == KeyKind.RunTag ? null : k.Experiment.ToString(), k.Tag.ToString(), key),
             _ => null,
         };
     }
 
-    public enum KeyKind { None, Run, Experiment, Protected }
+    /// <summary>A tag's key read back: on the run, or on one of its experiments.</summary>
+    public sealed record TagEntry(string Run, string? Experiment, string Tag, string Key);
+
+    public enum KeyKind { None, Run, Experiment, Protected, RunTag, ExperimentTag }
 
     /// <summary>An index key read in place: its fields, the names as slices of the key.</summary>
     public ref struct ParsedName
@@ -121,6 +135,8 @@ public static class CatalogIndex
         public int? ExitCode;
         public DateTimeOffset? Started, Finished, Heartbeat;
         public long Files, Bytes;
+        /// <summary>A tag key's tag (and, for an experiment's, its <see cref="Experiment"/>).</summary>
+        public ReadOnlySpan<char> Tag;
     }
 
     /// <summary>
@@ -153,6 +169,22 @@ public static class CatalogIndex
             k.Created = created.Value;
             k.Summary = summary.SequenceEqual(None) ? ReadOnlySpan<char>.Empty : summary;
             k.Kind = KeyKind.Run;
+            return k;
+        }
+        // Tags: a run key has "run" second and an experiment key 10 fields, so neither reads as one.
+        if (count == 3 && second.SequenceEqual(TagField) && GridNames.IsValidTag(name[fields[2]]))
+        {
+            k.Run = run;
+            k.Tag = name[fields[2]];
+            k.Kind = KeyKind.RunTag;
+            return k;
+        }
+        if (count == 4 && name[fields[2]].SequenceEqual(TagField) && GridNames.IsValidExperimentName(second) && GridNames.IsValidTag(name[fields[3]]))
+        {
+            k.Run = run;
+            k.Experiment = second;
+            k.Tag = name[fields[3]];
+            k.Kind = KeyKind.ExperimentTag;
             return k;
         }
         if (count != 10 || !GridNames.IsValidExperimentName(second)

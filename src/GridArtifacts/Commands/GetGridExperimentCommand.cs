@@ -27,17 +27,29 @@ public sealed class GetGridExperimentCommand : GridStoreCmdlet
     [Parameter]
     public GridStatus[]? Status { get; set; }
 
+    /// <summary>Only experiments with a tag (its own or its run's) that matches one of these; wildcards are supported.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
     protected override void ProcessRecord()
     {
         var catalog = OpenCatalog();
+        var tagged = Targets.TagFilter(Tag);
         RunAndDrain(async (post, ct) =>
         {
             var pairs = await Targets.ResolveExperimentsAsync(catalog, Run, Experiment, post, ct).ConfigureAwait(false);
-            var result = await GridCatalog.ReadManyAsync(pairs, (p, c) => catalog.GetExperimentAsync(p.Run, p.Experiment, c), ct).ConfigureAwait(false);
+            // Tags and protection: one listing for all the runs named (of their keys alone for one run).
+            var labels = pairs.Count == 0 ? new Dictionary<string, RunLabels>()
+                : await catalog.GetLabelsAsync(pairs.Select(p => p.Run).Distinct().ToList(), ct).ConfigureAwait(false);
+            var result = await GridCatalog.ReadManyAsync(pairs, (p, c) => catalog.GetExperimentAsync(p.Run, p.Experiment, c, labels: labels[p.Run]), ct).ConfigureAwait(false);
             foreach (var e in result.Errors) post(e);
             foreach (var exp in result.Items)
             {
                 if (Status is { Length: > 0 } && !Status.Contains(exp.Status)) continue;
+                if (!tagged(exp.Tags)) continue;
                 post(exp);
             }
         });

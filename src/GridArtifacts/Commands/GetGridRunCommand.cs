@@ -23,6 +23,13 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
     [Parameter]
     public GridStatus[]? Status { get; set; }
 
+    /// <summary>Only runs with a tag (on the run or any of its experiments) that matches one of these; wildcards are supported.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
     /// <summary>Only runs that are queued, running or syncing (the product's <c>grid status</c>).</summary>
     [Parameter]
     public SwitchParameter Active { get; set; }
@@ -46,6 +53,7 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
             ? new List<(string? Store, List<string>? Names)> { (Store, null) }
             : _asked.GroupBy(a => a.Store, StringComparer.Ordinal).Select(g => (g.Key, (List<string>?)g.SelectMany(a => a.Names).ToList())).ToList();
         var statuses = Status is { Length: > 0 } ? new HashSet<GridStatus>(Status) : null;
+        var tagged = Targets.TagFilter(Tag);
         foreach (var (store, asked) in groups)
         {
             var catalog = OpenCatalog(store);
@@ -61,6 +69,7 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
                     if (statuses is not null && !statuses.Contains(run.Status)) continue;
                     if (Active && !run.Status.IsActive()) continue;
                     if (Finished && !run.Status.IsFinished()) continue;
+                    if (!tagged(run.Tags)) continue;
                     post(run);
                 }
             });

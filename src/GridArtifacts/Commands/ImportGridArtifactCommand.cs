@@ -38,6 +38,12 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
     [Parameter]
     public string? Command { get; set; }
 
+    /// <summary>Tags on the experiment the files go into.</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
     [Parameter]
     [ValidateRange(1, 256)]
     public int ThrottleLimit { get; set; } = TransferOptions.DefaultFilesInFlight;
@@ -47,10 +53,12 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
         var source = ResolvePath(Path);
         string? run;
         string experiment;
+        IReadOnlyList<string> tags;
         try
         {
             run = Run is null ? null : GridNames.CheckRunName(Run);
             experiment = GridNames.CheckExperimentName(Experiment);
+            tags = GridNames.CheckTags(Tag);
         }
         catch (GridException ex)
         {
@@ -79,6 +87,7 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
             Files = files,
             Parameters = InvokeGridExperimentCommand.ToDictionary(Parameter),
             Command = Command,
+            Tags = tags,
             ThrottleLimit = ThrottleLimit,
         };
         var done = 0;

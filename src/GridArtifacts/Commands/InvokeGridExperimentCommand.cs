@@ -42,6 +42,12 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
     [Parameter]
     public Hashtable? Parameter { get; set; }
 
+    /// <summary>Tags on the experiment, put on once this agent holds it.</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
     /// <summary>Runs only an experiment that waits as Queued (Start-GridRun or a scheduler queued it); one removed meanwhile is not created again.</summary>
     [Parameter]
     public SwitchParameter Queued { get; set; }
@@ -49,10 +55,12 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
     protected override void ProcessRecord()
     {
         string run, experiment;
+        IReadOnlyList<string> tags;
         try
         {
             run = GridNames.CheckRunName(Run ?? GridNames.NewRunName());
             experiment = GridNames.CheckExperimentName(Experiment);
+            tags = GridNames.CheckTags(Tag);
         }
         catch (GridException ex)
         {
@@ -70,6 +78,7 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
             Parameters = parameters,
             Environment = parameters.ToDictionary(p => "GRID_PARAM_" + p.Key.ToUpperInvariant(), p => p.Value),
             Queued = Queued,
+            Tags = tags,
         };
         var exitCode = 0;
         RunAndDrain(async (post, ct) =>

@@ -54,6 +54,12 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     [Parameter]
     public string? WorkingRoot { get; set; }
 
+    /// <summary>Tags on the run (Get-GridRun -Tag finds it; retention's -ExcludeTag keeps it).</summary>
+    [Parameter]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
     /// <summary>Waits for the run to finish, with progress, then returns it.</summary>
     [Parameter]
     public SwitchParameter Wait { get; set; }
@@ -61,7 +67,12 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     protected override void ProcessRecord()
     {
         string? named;
-        try { named = Name is null ? null : GridNames.CheckRunName(Name); }
+        IReadOnlyList<string> tags;
+        try
+        {
+            named = Name is null ? null : GridNames.CheckRunName(Name);
+            tags = GridNames.CheckTags(Tag);
+        }
         catch (GridException ex) { ThrowTerminatingError(ToErrorRecord(ex)); return; }
 
         var sweep = Expand(Parameter);
@@ -82,8 +93,8 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             var now = catalog.Clock.GetUtcNow();
             RunRecord Record(string name) => new() { Name = name, Created = now, Command = script ?? Command, Parameters = ToText(Parameter) };
             // A taken name is refused (RunExists) and nothing of that run changes; a generated one is drawn again.
-            if (named is not null) await catalog.CreateRunAsync(Record(named), ct).ConfigureAwait(false);
-            run = named ?? await catalog.CreateRunWithNewNameAsync(Record, ct).ConfigureAwait(false);
+            if (named is not null) await catalog.CreateRunAsync(Record(named), ct, tags).ConfigureAwait(false);
+            run = named ?? await catalog.CreateRunWithNewNameAsync(Record, ct, tags).ConfigureAwait(false);
             await catalog.QueueExperimentsAsync(run, sweep.Select((p, i) => (p, string.Join(' ', commands[i]))).ToList(), now, ct).ConfigureAwait(false);
         });
         var experiments = sweep.Select((p, i) => new
