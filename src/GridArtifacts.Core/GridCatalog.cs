@@ -773,47 +773,69 @@ public sealed partial class GridCatalog
     /// <summary>What a removal took (or would take).</summary>
     public sealed record Removal(int Experiments, int Files, long Bytes);
 
-    /// <summary>The keys of an experiment (artifacts first, its record last) and its artifact count and bytes.</summary>
-    public async Task<(List<string> Keys, int Files, long Bytes)> PlanExperimentRemovalAsync(string run, string experiment, CancellationToken ct)
+    /// <summary>
+    /// The keys of an experiment (artifacts first, its record last), its artifact count and bytes,
+    /// and the bytes of every object of it (records, manifests and logs too): what removing it frees.
+    /// </summary>
+    public async Task<(List<string> Keys, int Files, long Bytes, long StoredBytes)> PlanExperimentRemovalAsync(string run, string experiment, CancellationToken ct)
     {
         var prefix = StoreLayout.ExperimentPrefix(run, experiment);
         var artifacts = StoreLayout.ArtifactsPrefix(run, experiment);
         var keys = new List<string>();
         int files = 0;
-        long bytes = 0;
+        long bytes = 0, stored = 0;
         await foreach (var e in Store.ListAsync(prefix, recursive: true, ct).ConfigureAwait(false))
         {
             if (e.IsPrefix) continue;
             keys.Add(e.Key);
+            stored += e.Size;
             if (e.Key.StartsWith(artifacts, StringComparison.Ordinal)) { files++; bytes += e.Size; }
         }
         var record = StoreLayout.ExperimentRecordKey(run, experiment);
         // The record goes last, so an interrupted removal still shows the experiment and can be run again.
         keys.Sort((a, b) => (a == record).CompareTo(b == record));
-        return (keys, files, bytes);
+        return (keys, files, bytes, stored);
     }
 
-    public async Task<Removal> RemoveExperimentAsync(string run, string experiment, CancellationToken ct)
+    /// <summary>
+    /// The index keys of many runs from one listing of <c>runs/</c>, for removing them: on a folder
+    /// store a listing of one run's keys reads the whole runs folder, so a clean-up of 1,000 runs of
+    /// 4 experiments would read it 5,000 times.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, List<string>>> ListIndexKeysAsync(IReadOnlySet<string> runs, CancellationToken ct)
+    {
+        var keys = runs.ToDictionary(r => r, _ => new List<string>(), StringComparer.Ordinal);
+        await Store.VisitNamesAsync(StoreLayout.RunsPrefix, (name, isFolder) =>
+        {
+            var end = name.IndexOf(CatalogIndex.Separator);
+            if (!isFolder && end > 0 && keys.TryGetValue(name[..end].ToString(), out var list)) list.Add(StoreLayout.RunsPrefix + name.ToString());
+        }, ct).ConfigureAwait(false);
+        return keys;
+    }
+
+    /// <param name="indexKeys">The run's index keys, when the caller listed them for many runs at once (<see cref="ListIndexKeysAsync"/>); else they are listed.</param>
+    public async Task<Removal> RemoveExperimentAsync(string run, string experiment, CancellationToken ct, IReadOnlyList<string>? indexKeys = null)
     {
         await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
-        return await RemoveUnprotectedExperimentAsync(run, experiment, ct).ConfigureAwait(false);
+        return await RemoveUnprotectedExperimentAsync(run, experiment, indexKeys, ct).ConfigureAwait(false);
     }
 
     /// <summary>An experiment whose run was just found unprotected: its run's removal asks once for all of them.</summary>
-    private async Task<Removal> RemoveUnprotectedExperimentAsync(string run, string experiment, CancellationToken ct)
+    private async Task<Removal> RemoveUnprotectedExperimentAsync(string run, string experiment, IReadOnlyList<string>? indexKeys, CancellationToken ct)
     {
         // Unfinished uploads first (their records are among the keys), so no parts outlive the experiment.
         await AbortAbandonedUploadsAsync(run, experiment, ct).ConfigureAwait(false);
-        var (keys, files, bytes) = await PlanExperimentRemovalAsync(run, experiment, ct).ConfigureAwait(false);
+        var (keys, files, bytes, _) = await PlanExperimentRemovalAsync(run, experiment, ct).ConfigureAwait(false);
         var record = StoreLayout.ExperimentRecordKey(run, experiment);
         await Store.DeleteManyAsync(keys.Where(k => k != record).ToList(), ct).ConfigureAwait(false);
         await Store.DeleteAsync(record, ct).ConfigureAwait(false);
         // Its index keys last: until they go, the experiment still lists, and a removal cut short can be run again.
-        await DeleteIndexKeysAsync(CatalogIndex.ExperimentIndexPrefix(run, experiment), ct).ConfigureAwait(false);
+        await DeleteIndexKeysAsync(CatalogIndex.ExperimentIndexPrefix(run, experiment), indexKeys, ct).ConfigureAwait(false);
         return new Removal(1, files, bytes);
     }
 
-    public async Task<Removal> RemoveRunAsync(string run, CancellationToken ct)
+    /// <param name="indexKeys">The run's index keys, when the caller listed them for many runs at once (<see cref="ListIndexKeysAsync"/>); else they are listed.</param>
+    public async Task<Removal> RemoveRunAsync(string run, CancellationToken ct, IReadOnlyList<string>? indexKeys = null)
     {
         GridNames.CheckRunName(run);
         await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
@@ -821,7 +843,7 @@ public sealed partial class GridCatalog
         long bytes = 0;
         foreach (var exp in await ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
         {
-            var r = await RemoveUnprotectedExperimentAsync(run, exp, ct).ConfigureAwait(false);
+            var r = await RemoveUnprotectedExperimentAsync(run, exp, indexKeys, ct).ConfigureAwait(false);
             experiments++; files += r.Files; bytes += r.Bytes;
         }
         // Anything else under the run (its record last).
@@ -832,7 +854,7 @@ public sealed partial class GridCatalog
         }
         await Store.DeleteManyAsync(rest, ct).ConfigureAwait(false);
         await Store.DeleteAsync(StoreLayout.RunRecordKey(run), ct).ConfigureAwait(false);
-        await DeleteIndexKeysAsync(CatalogIndex.RunIndexPrefix(run), ct).ConfigureAwait(false);
+        await DeleteIndexKeysAsync(CatalogIndex.RunIndexPrefix(run), indexKeys, ct).ConfigureAwait(false);
         return new Removal(experiments, files, bytes);
     }
 
@@ -879,12 +901,16 @@ public sealed partial class GridCatalog
         new(GridErrorKind.Protected, "RunProtected",
             $"Run '{run}' is protected, so nothing of it was removed (whatever -Force or -Confirm say). 'Unprotect-GridRun {run}' lets it be removed.", run);
 
-    private async Task DeleteIndexKeysAsync(string prefix, CancellationToken ct)
+    private async Task DeleteIndexKeysAsync(string prefix, IReadOnlyList<string>? known, CancellationToken ct)
     {
         var keys = new List<string>();
-        await foreach (var e in Store.ListAsync(prefix, recursive: false, ct).ConfigureAwait(false))
+        if (known is not null) keys.AddRange(known.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)));
+        else
         {
-            if (!e.IsPrefix) keys.Add(e.Key);
+            await foreach (var e in Store.ListAsync(prefix, recursive: false, ct).ConfigureAwait(false))
+            {
+                if (!e.IsPrefix) keys.Add(e.Key);
+            }
         }
         if (keys.Count > 0) await Store.DeleteManyAsync(keys, ct).ConfigureAwait(false);
     }

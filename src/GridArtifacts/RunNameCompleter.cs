@@ -215,3 +215,24 @@ public sealed class TagCompleter : IArgumentCompleter
         return labelled.SelectMany(l => l.Labels.AllTags).Distinct(StringComparer.Ordinal).ToList();
     }
 }
+
+/// <summary>Tab completion of metric names: those of the experiments of the runs already named by -Run (at most 4 runs).</summary>
+public sealed class MetricNameCompleter : IArgumentCompleter
+{
+    public IEnumerable<CompletionResult> CompleteArgument(string commandName, string parameterName, string wordToComplete,
+        CommandAst commandAst, IDictionary fakeBoundParameters)
+    {
+        var targets = Completion.Values(fakeBoundParameters, "Run").ToList();
+        if (targets.Count == 0) return Array.Empty<CompletionResult>();
+        var names = Completion.Ask(fakeBoundParameters, async (catalog, ct) =>
+        {
+            var all = new List<string>();
+            foreach (var run in (await Completion.RunsNamedAsync(catalog, targets, ct).ConfigureAwait(false)).Take(4))
+                all.AddRange((await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false)).Items.SelectMany(e => e.Metrics.Keys));
+            return all;
+        });
+        if (names is null) return Array.Empty<CompletionResult>();
+        var pattern = Completion.Prefix(wordToComplete);
+        return Completion.Results(names.Where(pattern.IsMatch), "Metric {0}").ToList();
+    }
+}

@@ -18,13 +18,30 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
 
     private static readonly TimeSpan StopWait = TimeSpan.FromMinutes(5);
 
-    /// <summary>Removes one run (experiment null) or one experiment, if confirmed.</summary>
-    protected void Remove(GridCatalog catalog, string run, string? experiment)
+    /// <summary>Writes a GridRemoval for each run or experiment removed (or, with -WhatIf, that would be).</summary>
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    private int _whatIfCount;
+    private long _whatIfBytes;
+
+    /// <summary>Whether -WhatIf is in effect (given, or from $WhatIfPreference).</summary>
+    private bool WhatIfMode => MyInvocation.BoundParameters.TryGetValue("WhatIf", out var w)
+        ? ((SwitchParameter)w).IsPresent
+        : LanguagePrimitives.IsTrue(GetVariableValue("WhatIfPreference"));
+
+    /// <summary>
+    /// Removes one run (experiment null) or one experiment, if confirmed. <paramref name="retention"/>:
+    /// chosen by a rule, not named, so a protected run or one active again is a warning and is kept,
+    /// and -Force never applies.
+    /// </summary>
+    /// <param name="indexKeys">The run's index keys, listed for many runs at once (<see cref="GridCatalog.ListIndexKeysAsync"/>).</param>
+    protected void Remove(GridCatalog catalog, string run, string? experiment, bool retention = false, IReadOnlyList<string>? indexKeys = null)
     {
         var id = experiment is null ? run : GridNames.ExperimentId(run, experiment);
         IReadOnlyList<GridExperiment> experiments = Array.Empty<GridExperiment>();
         int files = 0;
-        long bytes = 0;
+        long bytes = 0, stored = 0;
         var ok = true;
         RunAndDrain(async (post, ct) =>
         {
@@ -34,7 +51,12 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
                 if (experiment is null)
                 {
                     await catalog.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
-                    experiments = (await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false)).Items;
+                    // The run's folder names its experiments (no listing of every run's keys), each read for its status.
+                    var names = await catalog.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
+                    var read = await GridCatalog.ReadManyAsync(names, (e, c) => catalog.GetExperimentAsync(run, e, c, withArtifactSummary: false), ct).ConfigureAwait(false);
+                    // One whose record is gone since the folder was listed is being removed: it is passed over.
+                    foreach (var e in read.Errors.Where(e => e.ErrorId != "ExperimentNotFound")) throw e;
+                    experiments = read.Items;
                 }
                 else
                 {
@@ -45,7 +67,13 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
                     var plan = await catalog.PlanExperimentRemovalAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
                     files += plan.Files;
                     bytes += plan.Bytes;
+                    stored += plan.StoredBytes;
                 }
+            }
+            catch (GridException ex) when (retention && ex.Kind == GridErrorKind.Protected)
+            {
+                ok = false;
+                post(new WarningMessage($"Kept {run}: it is protected."));
             }
             catch (GridException ex)
             {
@@ -56,6 +84,11 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
         if (!ok) return;
 
         var active = experiments.Where(e => e.Status.IsActive()).ToList();
+        if (active.Count > 0 && retention)
+        {
+            WriteWarning($"Kept {id}: {string.Join(", ", active.Select(e => e.Id))} {(active.Count == 1 ? "is" : "are")} {active[0].Status} again. A clean-up never stops anything.");
+            return;
+        }
         if (active.Count > 0 && !Force)
         {
             WriteError(new ErrorRecord(new InvalidOperationException(
@@ -64,7 +97,16 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
             return;
         }
         var what = $"Remove {(experiment is null ? $"run with {experiments.Count} experiment(s)" : "experiment")}, {files} artifact(s), {SizeText.Format(bytes)}";
-        if (!ShouldProcess(id, what)) return;
+        var confirmed = ShouldProcess(id, what);
+        if (!confirmed && !WhatIfMode) return;
+        var removal = new GridRemoval { Id = id, Run = run, Experiment = experiment, Experiments = experiments.Count, Artifacts = files, Bytes = stored, WhatIf = !confirmed };
+        if (!confirmed)
+        {
+            _whatIfCount++;
+            _whatIfBytes += stored;
+            if (PassThru) WriteObject(removal);
+            return;
+        }
 
         Core.GridCatalog.Removal? removed = null;
         RunAndDrain(async (post, ct) =>
@@ -92,55 +134,199 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
                 }
             }
             removed = experiment is null
-                ? await catalog.RemoveRunAsync(run, ct).ConfigureAwait(false)
-                : await catalog.RemoveExperimentAsync(run, experiment, ct).ConfigureAwait(false);
+                ? await catalog.RemoveRunAsync(run, ct, indexKeys).ConfigureAwait(false)
+                : await catalog.RemoveExperimentAsync(run, experiment, ct, indexKeys).ConfigureAwait(false);
         });
         if (removed is null) return;
+        if (PassThru) WriteObject(removal);
         var summary = $"Removed {id}: {removed.Experiments} experiment(s), {removed.Files} artifact(s), {SizeText.Format(removed.Bytes)}.";
         WriteVerbose(summary);
         WriteInformation(new InformationRecord(summary, MyInvocation.MyCommand.Name) { Tags = { "Summary" } });
     }
+
+    protected override void EndProcessing()
+    {
+        // Under -WhatIf the total is one more "What if:" line (never called otherwise, so it never prompts).
+        if (_whatIfCount > 1) ShouldProcess($"Would free {SizeText.Format(_whatIfBytes)} in total from {_whatIfCount} {Noun}(s).", "", "");
+        base.EndProcessing();
+    }
+
+    /// <summary>"run" or "experiment", for the -WhatIf total.</summary>
+    protected abstract string Noun { get; }
+
+    /// <summary>True for items with a tag that matches -Tag (all when it is not given) and none that matches -ExcludeTag.</summary>
+    protected static Func<IReadOnlyList<string>, bool> Tagged(string[]? tag) => Targets.TagFilter(tag);
+
+    protected static Func<IReadOnlyList<string>, bool> Excluded(string[]? excludeTag) =>
+        excludeTag is { Length: > 0 } ? Targets.TagFilter(excludeTag) : _ => false;
 }
 
-/// <summary>Deletes runs: their records and every artifact of every experiment. Nothing else deletes artifacts.</summary>
-[Cmdlet(VerbsCommon.Remove, "GridRun", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
-[OutputType(typeof(void))]
+/// <summary>
+/// Deletes runs: their records and every artifact of every experiment. Nothing else deletes
+/// artifacts. By name (set Name), or by retention rules over the finished runs (set Retention).
+/// </summary>
+[Cmdlet(VerbsCommon.Remove, "GridRun", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = NameSet)]
+[OutputType(typeof(GridRemoval))]
 public sealed class RemoveGridRunCommand : GridRemoveCmdlet
 {
+    private const string NameSet = "Name", RetentionSet = "Retention";
+
     /// <summary>Run names; wildcards are supported. Binds from runs on the pipeline (their Name), never from experiments or artifacts.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = NameSet)]
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = RetentionSet)]
     [SupportsWildcards]
     [ArgumentCompleter(typeof(RunNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Name { get; set; } = Array.Empty<string>();
 
+    /// <summary>Keeps runs that finished within this long (of the store's clock); older finished runs go, unless another rule keeps them.</summary>
+    [Parameter(ParameterSetName = RetentionSet)]
+    public TimeSpan? OlderThan { get; set; }
+
+    /// <summary>Keeps the newest N finished runs (by Created); the older ones go, unless another rule keeps them.</summary>
+    [Parameter(ParameterSetName = RetentionSet)]
+    [ValidateRange(0, int.MaxValue)]
+    public int? KeepLatest { get; set; }
+
+    /// <summary>Only runs with a matching tag (on the run or any experiment); wildcards are supported.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
+    /// <summary>Keeps runs with a matching tag (on the run or any experiment); wildcards are supported.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? ExcludeTag { get; set; }
+
+    protected override string Noun => "run";
+
+    private readonly List<string> _named = new();
+    private GridCatalog? _catalog;
+
+    protected override void BeginProcessing()
+    {
+        base.BeginProcessing();
+        if (ParameterSetName == RetentionSet && OlderThan is null && KeepLatest is null)
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give a rule: -OlderThan, -KeepLatest or both. -ExcludeTag only keeps runs that a rule would remove."),
+                "RetentionRuleMissing", ErrorCategory.InvalidArgument, null));
+        }
+    }
+
     protected override void ProcessRecord()
     {
-        var catalog = OpenCatalog();
+        var catalog = _catalog ??= OpenCatalog();
+        if (ParameterSetName == RetentionSet)
+        {
+            _named.AddRange(Name); // planned once, over every run, when the input ends
+            return;
+        }
         var runs = new List<string>();
-        RunAndDrain(async (post, ct) => runs.AddRange(await Targets.ResolveRunsAsync(catalog, Name, post, ct).ConfigureAwait(false)));
+        RunAndDrain(async (post, ct) =>
+        {
+            runs.AddRange(await Targets.ResolveRunsAsync(catalog, Name, post, ct).ConfigureAwait(false));
+            if (Tag is null && ExcludeTag is null) return;
+            var read = await catalog.GetRunsAsync(runs, ct).ConfigureAwait(false);
+            foreach (var e in read.Errors) post(e);
+            var (tagged, excluded) = (Tagged(Tag), Excluded(ExcludeTag));
+            runs = read.Items.Where(r => tagged(r.Tags) && !excluded(r.Tags)).Select(r => r.Name).ToList();
+        });
         foreach (var run in runs) Remove(catalog, run, null);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (ParameterSetName == RetentionSet) ApplyRetention(_catalog ??= OpenCatalog());
+        base.EndProcessing();
+    }
+
+    private void ApplyRetention(GridCatalog catalog)
+    {
+        List<Core.Retention.RetentionDecision<GridRun>> plan = new();
+        IReadOnlyDictionary<string, List<string>> keys = new Dictionary<string, List<string>>();
+        RunAndDrain(async (post, ct) =>
+        {
+            var listed = await catalog.ListRunsAsync(ct).ConfigureAwait(false);
+            foreach (var e in listed.Errors) post(e);
+            var (named, tagged, excluded) = (Targets.Matcher(_named.Count == 0 ? null : _named), Tagged(Tag), Excluded(ExcludeTag));
+            var scope = listed.Items.Where(r => named(r.Name) && tagged(r.Tags)).ToList();
+            foreach (var lost in scope.Where(r => r.Status == GridStatus.Lost))
+                post(new VerboseMessage($"Left {lost.Name}: it is Lost (its agent may come back), so it is neither counted nor removed."));
+            plan = Core.Retention.RetentionPlanner.PlanRuns(scope, KeepLatest, OlderThan, r => excluded(r.Tags), catalog.Clock.GetUtcNow());
+            foreach (var d in plan.Where(d => !d.Remove))
+                post(new VerboseMessage($"Kept {d.Item.Name}: {d.Reason}."));
+            var victims = plan.Where(d => d.Remove).Select(d => d.Item.Name).ToHashSet(StringComparer.Ordinal);
+            if (victims.Count > 0) keys = await catalog.ListIndexKeysAsync(victims, ct).ConfigureAwait(false);
+        });
+        foreach (var d in plan.Where(d => d.Reason == Core.Retention.RetentionReason.Protected)) WriteWarning($"Kept {d.Item.Name}: it is protected.");
+        foreach (var d in plan.Where(d => d.Remove)) Remove(catalog, d.Item.Name, null, retention: true, keys.TryGetValue(d.Item.Name, out var k) ? k : null);
     }
 }
 
-/// <summary>Deletes experiments (run-expN, or -Run with -Experiment): their records and every artifact.</summary>
-[Cmdlet(VerbsCommon.Remove, "GridExperiment", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
-[OutputType(typeof(void))]
+/// <summary>
+/// Deletes experiments (run-expN, or -Run with -Experiment): their records and every artifact. Or,
+/// within sweeps, keeps the best N by a metric and deletes the other finished ones (set KeepBest).
+/// </summary>
+[Cmdlet(VerbsCommon.Remove, "GridExperiment", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, DefaultParameterSetName = NameSet)]
+[OutputType(typeof(GridRemoval))]
 public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
 {
+    private const string NameSet = "Name", KeepBestSet = "KeepBest";
+
+    /// <summary>Experiment ids (run-expN) or, with -Experiment or -KeepBest, runs; wildcards are supported.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
     [ValidateNotNullOrEmpty]
     public string[] Run { get; set; } = Array.Empty<string>();
 
-    [Parameter(Position = 1, ValueFromPipelineByPropertyName = true)]
+    [Parameter(Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = NameSet)]
     [ArgumentCompleter(typeof(ExperimentNameCompleter))]
     [SupportsWildcards]
     public string[]? Experiment { get; set; }
 
+    /// <summary>Keeps this many finished experiments of each run, the best by -By; the other finished ones that have the metric go.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = KeepBestSet)]
+    [ValidateRange(1, int.MaxValue)]
+    public int KeepBest { get; set; }
+
+    /// <summary>The metric that ranks the experiments (lowest first, as for a loss).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = KeepBestSet)]
+    [ArgumentCompleter(typeof(MetricNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string By { get; set; } = "";
+
+    /// <summary>Ranks highest first (for accuracy-like metrics).</summary>
+    [Parameter(ParameterSetName = KeepBestSet)]
+    public SwitchParameter Descending { get; set; }
+
+    /// <summary>Only experiments with a matching tag (their own or their run's); wildcards are supported.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
+    /// <summary>Keeps experiments with a matching tag (their own or their run's); wildcards are supported.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? ExcludeTag { get; set; }
+
+    protected override string Noun => "experiment";
+
     protected override void ProcessRecord()
     {
+        if (ParameterSetName == KeepBestSet)
+        {
+            KeepBestOf(OpenCatalog());
+            return;
+        }
         if (Experiment is null && Run.Any(r => GridNames.SplitTarget(r).Experiment is null))
         {
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("Name the experiments: run-expN, or -Run with -Experiment. To remove a whole run, use Remove-GridRun."),
@@ -148,7 +334,61 @@ public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
         }
         var catalog = OpenCatalog();
         var pairs = new List<(string Run, string Experiment)>();
-        RunAndDrain(async (post, ct) => pairs.AddRange(await Targets.ResolveExperimentsAsync(catalog, Run, Experiment, post, ct).ConfigureAwait(false)));
+        RunAndDrain(async (post, ct) =>
+        {
+            pairs.AddRange(await Targets.ResolveExperimentsAsync(catalog, Run, Experiment, post, ct).ConfigureAwait(false));
+            if (Tag is null && ExcludeTag is null) return;
+            var labels = await catalog.GetLabelsAsync(pairs.Select(p => p.Run).Distinct().ToList(), ct).ConfigureAwait(false);
+            var (tagged, excluded) = (Tagged(Tag), Excluded(ExcludeTag));
+            pairs = pairs.Where(p => labels[p.Run].TagsOf(p.Experiment) is var t && tagged(t) && !excluded(t)).ToList();
+        });
         foreach (var (run, exp) in pairs) Remove(catalog, run, exp);
+    }
+
+    private void KeepBestOf(GridCatalog catalog)
+    {
+        var runs = new List<string>();
+        RunAndDrain(async (post, ct) =>
+        {
+            foreach (var target in Run)
+            {
+                if (GridNames.SplitTarget(target).Experiment is not null)
+                {
+                    post(new GridException(GridErrorKind.InvalidArgument, "KeepBestNeedsRun",
+                        $"'{target}' names one experiment; -KeepBest ranks the experiments of a run. Name the run ({GridNames.SplitTarget(target).Run}).", target));
+                    continue;
+                }
+                runs.AddRange(await Targets.ResolveRunsAsync(catalog, new[] { target }, post, ct).ConfigureAwait(false));
+            }
+        });
+        foreach (var run in runs.Distinct(StringComparer.Ordinal))
+        {
+            List<Core.Retention.RetentionDecision<GridExperiment>>? plan = null;
+            RunAndDrain(async (post, ct) =>
+            {
+                try
+                {
+                    var read = await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false);
+                    foreach (var e in read.Errors) post(e);
+                    if (read.Items.Count == 0) return;
+                    if (read.Items[0].Protected)
+                    {
+                        post(new WarningMessage($"Kept {run}: it is protected."));
+                        return;
+                    }
+                    var (tagged, excluded) = (Tagged(Tag), Excluded(ExcludeTag));
+                    plan = Core.Retention.RetentionPlanner.PlanExperiments(read.Items.Where(e => tagged(e.Tags)).ToList(), KeepBest, By, Descending, e => excluded(e.Tags));
+                }
+                catch (GridException ex)
+                {
+                    post(ex);
+                }
+            });
+            if (plan is null) continue;
+            foreach (var d in plan.Where(d => d.Reason == Core.Retention.RetentionReason.NoMetric))
+                WriteWarning($"Kept {d.Item.Id}: it has no metric '{By}'.");
+            foreach (var d in plan.Where(d => !d.Remove)) WriteVerbose($"Kept {d.Item.Id}: {d.Reason}.");
+            foreach (var d in plan.Where(d => d.Remove)) Remove(catalog, run, d.Item.Experiment, retention: true);
+        }
     }
 }
