@@ -37,6 +37,7 @@
         'Stop-GridArtifactServer'
         'Show-GridArtifact'
         'Copy-GridRun'
+        'Compare-GridExperiment'
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()
