@@ -39,6 +39,7 @@
         'Stop-GridArtifactServer'
         'Show-GridArtifact'
         'Copy-GridRun'
+        'Compare-GridExperiment'
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()

@@ -128,6 +128,32 @@ public sealed class CmdletTests : IDisposable
     }
 
     [Fact]
+    public void Compare_takes_experiments_from_the_pipeline_and_reports_each_input_on_its_own()
+    {
+        Seed();
+        // Each of older-run's experiments against exp0: exp0 itself gives nothing, exp1 differs in every file.
+        var rows = Run("Get-GridExperiment older-run | Compare-GridExperiment older-run-exp0 -Kind Artifact").Select(o => (GridComparison)o.BaseObject).ToList();
+        Assert.Equal(new[] { "ckpt/model.pt", "metrics.csv", "plots/loss.png" }, rows.Select(r => r.Name));
+        Assert.All(rows, r => Assert.Equal(("older-run-exp0", "older-run-exp1", "<>", true), (r.Reference, r.Difference, r.SideIndicator, r.HashCompared)));
+        Assert.Equal((5000L, 5000L), (rows[2].ReferenceSize!.Value, rows[2].DifferenceSize!.Value)); // same size, another hash
+
+        // A missing or mismatched input is its own error; the others are still compared.
+        var (output, errors) = RunWithErrors("Compare-GridExperiment older-run-exp0 older-run-exp9, newer-run, older-run-exp1 -Kind Artifact");
+        Assert.Equal(3, output.Count);
+        Assert.Equal(new[] { "ExperimentNotFound", "CompareMismatch" }, errors.Select(e => e.FullyQualifiedErrorId.Split(',')[0]));
+        Assert.Equal(ErrorCategory.InvalidArgument, errors[1].CategoryInfo.Category);
+
+        // The reference is one run or experiment: a wildcard ends the command.
+        var (none, wildcard) = _host.Invoke("Compare-GridExperiment 'older-*' newer-run", Array.Empty<object>(), terminatingAsError: true);
+        Assert.Empty(none);
+        Assert.Equal("WildcardNotSupported,GridArtifacts.Commands.CompareGridExperimentCommand", Assert.Single(wildcard).FullyQualifiedErrorId);
+        // An artifact is neither: each piped one is refused, saying what is taken.
+        var (_, artifacts) = RunWithErrors("Get-GridArtifact newer-run | Compare-GridExperiment newer-run-exp0");
+        Assert.Equal(3, artifacts.Count);
+        Assert.All(artifacts, e => Assert.Contains("a GridRun or a GridExperiment, not a GridArtifact", e.Exception.Message));
+    }
+
+    [Fact]
     public void Artifacts_filter_by_experiment_path_exclude_and_regex()
     {
         Seed();

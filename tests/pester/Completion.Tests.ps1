@@ -31,12 +31,18 @@ Describe 'Tab completion' {
     }
 
     It 'completes run-expN ids once a run name and a hyphen are typed, each run followed by its experiments in index order (<Command>)' -ForEach @(
-        @{ Command = 'Get-GridExperiment' }, @{ Command = 'Get-GridArtifact' }, @{ Command = 'Save-GridArtifact' }, @{ Command = 'Get-GridLog' }, @{ Command = 'Show-GridArtifact' }
+        @{ Command = 'Get-GridExperiment' }, @{ Command = 'Get-GridArtifact' }, @{ Command = 'Save-GridArtifact' }, @{ Command = 'Get-GridLog' }, @{ Command = 'Show-GridArtifact' }, @{ Command = 'Compare-GridExperiment' }
     ) {
         Complete "$Command tab-run-" | Should -Be @('tab-run-exp0', 'tab-run-exp1', 'tab-run-exp2', 'tab-run-exp10', 'tab-run-2')
         Complete "$Command tab-r" | Should -Be @('tab-run', 'tab-run-2')
         Complete "$Command tab-run-exp1" | Should -Be @('tab-run-exp1', 'tab-run-exp10')
         Complete "$Command tabb" | Should -Be @('tabby')
+    }
+
+    It 'completes both sides of Compare-GridExperiment, by position and by name' {
+        Complete 'Compare-GridExperiment tab-run-exp0 tab-run-exp1' | Should -Be @('tab-run-exp1', 'tab-run-exp10')
+        Complete 'Compare-GridExperiment -Difference tabb' | Should -Be @('tabby')
+        Complete 'Compare-GridExperiment -Reference tab-run-2 -Difference tab-r' | Should -Be @('tab-run', 'tab-run-2')
     }
 
     It 'completes the experiments of the run on the command line, by name, by position, as an id or a wildcard' {
