@@ -215,11 +215,17 @@ public sealed partial class GridCatalog
             Command = record.Command,
             ArtifactCount = artifacts.Count,
             ArtifactBytes = artifacts.Bytes,
-            Metrics = record.Metrics is { Problem: null } m
-                ? new Dictionary<string, double>(m.Values, StringComparer.OrdinalIgnoreCase)
-                : GridExperiment.NoMetrics,
+            Metrics = record.Metrics is { Problem: null } m ? WithoutCase(m.Values) : GridExperiment.NoMetrics,
             MetricsSource = record.Metrics?.Source,
         };
+
+    /// <summary>Metrics by name without case; of names that differ only in case (a record edited by hand), the first.</summary>
+    private static Dictionary<string, double> WithoutCase(Dictionary<string, double> values)
+    {
+        var result = new Dictionary<string, double>(values.Count, StringComparer.OrdinalIgnoreCase);
+        foreach (var (k, v) in values) result.TryAdd(k, v);
+        return result;
+    }
 
     /// <summary>
     /// All experiments of a run, in index order; a damaged record is an error, the rest are read.

@@ -44,21 +44,6 @@ public sealed class CaptureAgentTests : IDisposable
         return (exit, catalog, work, warnings);
     }
 
-    private static async Task<Dictionary<string, string>> StoredHashes(GridCatalog catalog, string run = "cap-run")
-    {
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var a in (await catalog.GetArtifactsAsync(run, "exp0", default)).Items)
-        {
-            await using var s = await catalog.OpenArtifactAsync(a, default);
-            using var ms = new MemoryStream();
-            await s.CopyToAsync(ms);
-            var sha = TestBytes.Sha256(ms.ToArray());
-            Assert.Equal(a.Sha256, sha); // the manifest records what is stored
-            result[a.Path] = sha;
-        }
-        return result;
-    }
-
     private const string Writes = """
         mkdir -p checkpoints/deep/a/b/c/d logs plots 'naïve dir'
         head -c 300000 /dev/urandom > checkpoints/model.ckpt
@@ -101,7 +86,7 @@ public sealed class CaptureAgentTests : IDisposable
             await Task.Delay(100);
         }
         Assert.Equal(0, await running);
-        var stored = await StoredHashes(catalog, "note-run");
+        var stored = await TestStore.StoredHashes(catalog, "note-run");
         Assert.Equal(TestBytes.Sha256(File.ReadAllBytes(Path.Combine(work, "late/a/b/deep.bin"))), stored["late/a/b/deep.bin"]);
         Assert.Equal(TestBytes.Sha256(File.ReadAllBytes(Path.Combine(work, "top.txt"))), stored["top.txt"]);
     }
@@ -115,7 +100,7 @@ public sealed class CaptureAgentTests : IDisposable
         var (exit, catalog, work, warnings) = await RunScript(kind, $"export KEEP='{keep}'\n" + Writes);
         Assert.Equal(0, exit);
         Assert.Empty(warnings);
-        var stored = await StoredHashes(catalog);
+        var stored = await TestStore.StoredHashes(catalog, "cap-run");
         foreach (var path in new[] { "checkpoints/model.ckpt", "empty.bin", "naïve dir/日本語 ファイル.txt", "checkpoints/deep/a/b/c/d/leaf.txt", "logs/rewritten.txt" })
         {
             Assert.Equal(TestBytes.Sha256(Path.Combine(work, path)), stored[path]);
@@ -144,7 +129,7 @@ public sealed class CaptureAgentTests : IDisposable
     {
         var (exit, catalog, work, _) = await RunScript(kind, "mkdir out; head -c 100000 /dev/urandom > out/partial.bin; echo last > last.txt\n" + ending);
         Assert.Equal(code, exit);
-        var stored = await StoredHashes(catalog);
+        var stored = await TestStore.StoredHashes(catalog, "cap-run");
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "out/partial.bin")), stored["out/partial.bin"]);
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "last.txt")), stored["last.txt"]);
         var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
@@ -174,7 +159,7 @@ public sealed class CaptureAgentTests : IDisposable
         Assert.Contains(warnings, w => w.Contains(@"back\slash.txt") || w.Contains(@"back\slash.txt"));
         var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
         Assert.Contains(exp.Sync!.Unstorable, u => u.StartsWith(@"back\slash.txt"));
-        Assert.True((await StoredHashes(catalog)).ContainsKey("good.txt"));
+        Assert.True((await TestStore.StoredHashes(catalog, "cap-run")).ContainsKey("good.txt"));
     }
 
     [Fact]
@@ -196,7 +181,7 @@ public sealed class CaptureAgentTests : IDisposable
         await running.WaitAsync(TimeSpan.FromSeconds(30));
         var exp = await catalog.GetExperimentAsync("stop-run", "exp0", default);
         Assert.Equal(GridStatus.Stopped, exp.Status);
-        Assert.True((await StoredHashes(catalog, "stop-run")).ContainsKey("started.txt"));
+        Assert.True((await TestStore.StoredHashes(catalog, "stop-run")).ContainsKey("started.txt"));
     }
 
     [Fact]

@@ -53,28 +53,6 @@ public sealed class ReliabilityTests : IDisposable
         return work;
     }
 
-    /// <summary>Every artifact read back whole, by SHA-256, keyed by path.</summary>
-    private static async Task<Dictionary<string, string>> StoredHashes(GridCatalog catalog, string run, string exp = "exp0")
-    {
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        var listed = await catalog.GetArtifactsAsync(run, exp, default);
-        Assert.Empty(listed.Errors);
-        foreach (var a in listed.Items)
-        {
-            await using var s = await catalog.OpenArtifactAsync(a, default);
-            using var ms = new MemoryStream();
-            await s.CopyToAsync(ms);
-            var sha = TestBytes.Sha256(ms.ToArray());
-            Assert.Equal(a.Sha256, sha);
-            result[a.Path] = sha;
-        }
-        return result;
-    }
-
-    private static Dictionary<string, string> LocalHashes(string root) =>
-        Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
-            .ToDictionary(f => Path.GetRelativePath(root, f).Replace(Path.DirectorySeparatorChar, '/'), TestBytes.Sha256, StringComparer.Ordinal);
-
     // ---- one agent per experiment ---------------------------------------------------------------
 
     [Theory]
@@ -111,7 +89,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Equal(0, await running);
         var exp = await catalog.GetExperimentAsync("busy-run", "exp0", default);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
-        Assert.Equal(new[] { "one.txt" }, (await StoredHashes(catalog, "busy-run")).Keys);
+        Assert.Equal(new[] { "one.txt" }, (await TestStore.StoredHashes(catalog, "busy-run")).Keys);
     }
 
     [Theory]
@@ -200,7 +178,7 @@ public sealed class ReliabilityTests : IDisposable
         _output.WriteLine($"{kind}: {reads} record reads while the agent wrote, {damaged} damaged, up to {seenArtifacts} artifacts seen mid-run");
         Assert.Equal(0, damaged);
         Assert.True(reads >= 30, $"only {reads} reads happened while the agent ran");
-        Assert.Equal(LocalHashes(work), await StoredHashes(catalog, "busy-reader"));
+        Assert.Equal(TestStore.LocalHashes(work), await TestStore.StoredHashes(catalog, "busy-reader"));
     }
 
     // ---- names capture cannot store -----------------------------------------------------------------
@@ -220,7 +198,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Contains("not valid UTF-8", unstorable);
         Assert.StartsWith("bad", unstorable);
         Assert.Contains(warnings, w => w.Contains("not valid UTF-8"));
-        Assert.Equal(new[] { "good.txt" }, (await StoredHashes(catalog, "bytes-run")).Keys);
+        Assert.Equal(new[] { "good.txt" }, (await TestStore.StoredHashes(catalog, "bytes-run")).Keys);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
     }
 
@@ -265,8 +243,8 @@ public sealed class ReliabilityTests : IDisposable
 
         // Every file the script left is stored, byte-exact, under the hash the manifest recorded (read directly, not via the proxy).
         var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "faulty")));
-        var stored = await StoredHashes(direct, "faulty-run");
-        Assert.Equal(LocalHashes(work), stored);
+        var stored = await TestStore.StoredHashes(direct, "faulty-run");
+        Assert.Equal(TestStore.LocalHashes(work), stored);
         Assert.Equal(GridStatus.Succeeded, (await direct.GetExperimentAsync("faulty-run", "exp0", default)).Status);
 
         // Download the run through the same faults, stalls included, with ranged reads for the larger files.
@@ -286,7 +264,7 @@ public sealed class ReliabilityTests : IDisposable
             await engine.DownloadAsync(items, _ => catalog, false, 8, new TransferProgress(items.Count, items.Sum(i => i.Artifact.Size)), done.Add, errors.Add, default);
             Assert.Empty(errors);
             Assert.Equal(items.Count, done.Count);
-            Assert.Equal(stored, LocalHashes(dest));
+            Assert.Equal(stored, TestStore.LocalHashes(dest));
             var reads = proxy.Log.Where(l => l.Method == "GET" && l.PathAndQuery.Contains("/artifacts/")).ToList();
             var faulted = reads.Count(l => l.Fault != Fault.None);
             // Every request is the engine's own (the SDK retries nothing unseen), and each fault costs at
@@ -340,8 +318,8 @@ public sealed class ReliabilityTests : IDisposable
         Volatile.Write(ref outage, false);
         Assert.Equal(0, await running);
         var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "outage")));
-        Assert.Equal(LocalHashes(work), await StoredHashes(direct, "outage-run"));
-        Assert.Equal(22, LocalHashes(work).Count);
+        Assert.Equal(TestStore.LocalHashes(work), await TestStore.StoredHashes(direct, "outage-run"));
+        Assert.Equal(22, TestStore.LocalHashes(work).Count);
         Assert.Equal(GridStatus.Succeeded, (await direct.GetExperimentAsync("outage-run", "exp0", default)).Status);
         Assert.Contains(warnings, w => w.Contains("503"));
         _output.WriteLine($"outage of 6 s: {proxy.Log.Count(l => l.Fault != Fault.None)} requests answered 503, {warnings.Count} warnings, 22 of 22 files stored byte-exact");
@@ -520,7 +498,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Equal(Retry.MaxAttempts, puts);
         Assert.Single(warnings, w => w.Contains("stuck.txt"));
         var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "stuck")));
-        Assert.Equal(new[] { "fine.txt" }, (await StoredHashes(direct, "stuck-run")).Keys);
+        Assert.Equal(new[] { "fine.txt" }, (await TestStore.StoredHashes(direct, "stuck-run")).Keys);
         var exp = await direct.GetExperimentAsync("stuck-run", "exp0", default);
         Assert.Equal(1, exp.Sync!.FilesPending);
     }
@@ -542,7 +520,7 @@ public sealed class ReliabilityTests : IDisposable
         agent.Warning += warnings.Add;
         Assert.Equal(0, await agent.RunAsync(default));
         var prefix = Path.GetFileName(outer) + "/";
-        Assert.Equal(new[] { "a.txt", prefix + "b.txt" }, (await StoredHashes(catalog, "self-run")).Keys.OrderBy(k => k, StringComparer.Ordinal));
+        Assert.Equal(new[] { "a.txt", prefix + "b.txt" }, (await TestStore.StoredHashes(catalog, "self-run")).Keys.OrderBy(k => k, StringComparer.Ordinal));
         Assert.Contains(warnings, w => w.Contains($"'{work}'") && w.Contains("watched as a folder of its own"));
         if (kind == "fs") Assert.Contains(warnings, w => w.Contains($"'{storeDir}'") && w.Contains("store's own folder"));
     }
@@ -569,8 +547,8 @@ public sealed class ReliabilityTests : IDisposable
         agent.Warning += warnings.Add;
         Assert.Equal(0, await agent.RunAsync(default));
         Assert.Empty(warnings);
-        var stored = await StoredHashes(catalog, "names-run");
-        Assert.Equal(LocalHashes(work), stored);
+        var stored = await TestStore.StoredHashes(catalog, "names-run");
+        Assert.Equal(TestStore.LocalHashes(work), stored);
         Assert.Equal(UnicodeNames.OrderBy(n => n, StringComparer.Ordinal), stored.Keys.OrderBy(k => k, StringComparer.Ordinal));
         // NFC and NFD of one word are two names, each with its own bytes.
         Assert.NotEqual(stored["\u00e9t\u00e9.txt"], stored["e\u0301te\u0301.txt"]);
@@ -603,6 +581,6 @@ public sealed class ReliabilityTests : IDisposable
         var manifest = await direct.ReadManifestAsync("copy-run", "exp0", default);
         var expected = new[] { "kept-1.bin", "kept-2.bin" }.ToDictionary(n => n, n => TestBytes.Sha256(Path.Combine(src, n)));
         Assert.Equal(expected, manifest!.Artifacts.ToDictionary(a => a.Path, a => a.Sha256));
-        Assert.Equal(expected, await StoredHashes(direct, "copy-run"));
+        Assert.Equal(expected, await TestStore.StoredHashes(direct, "copy-run"));
     }
 }

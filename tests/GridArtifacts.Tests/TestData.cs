@@ -43,6 +43,33 @@ public static class TestBytes
     public static string Sha256(string file) => Sha256(File.ReadAllBytes(file));
 }
 
+/// <summary>What "byte-exact" compares: the SHA-256 of every artifact as downloaded, and of every local file.</summary>
+public static class TestStore
+{
+    /// <summary>Every artifact read back whole, by SHA-256, keyed by path (the manifest's hash must agree).</summary>
+    public static async Task<Dictionary<string, string>> StoredHashes(GridArtifacts.Core.GridCatalog catalog, string run, string exp = "exp0")
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        var listed = await catalog.GetArtifactsAsync(run, exp, default);
+        Xunit.Assert.Empty(listed.Errors);
+        foreach (var a in listed.Items)
+        {
+            await using var s = await catalog.OpenArtifactAsync(a, default);
+            using var ms = new MemoryStream();
+            await s.CopyToAsync(ms);
+            var sha = TestBytes.Sha256(ms.ToArray());
+            Xunit.Assert.Equal(a.Sha256, sha);
+            result[a.Path] = sha;
+        }
+        return result;
+    }
+
+    /// <summary>Every file under a folder, by SHA-256, keyed by its path relative to it with '/'.</summary>
+    public static Dictionary<string, string> LocalHashes(string root) =>
+        Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .ToDictionary(f => System.IO.Path.GetRelativePath(root, f).Replace(System.IO.Path.DirectorySeparatorChar, '/'), TestBytes.Sha256, StringComparer.Ordinal);
+}
+
 public static class TestNet
 {
     /// <summary>A loopback port nothing listens on right now.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.IO.Enumeration;
+using GridArtifacts.Core.Metrics;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
@@ -78,8 +79,12 @@ public sealed class ArtifactImporter
         return files;
     }
 
-    /// <summary>Imports; per-file failures go to <paramref name="onError"/> and the rest is still stored. Returns the experiment as stored.</summary>
-    public async Task<GridExperiment> ImportAsync(ImportRequest request, Action<GridException> onError, Action<int> filesDone, CancellationToken ct)
+    /// <summary>
+    /// Imports; per-file failures go to <paramref name="onError"/> and the rest is still stored. The metrics
+    /// among the files (<see cref="MetricsReader"/>) go into the record; a metrics file that gives none is
+    /// named to <paramref name="onWarning"/>. Returns the experiment as stored.
+    /// </summary>
+    public async Task<GridExperiment> ImportAsync(ImportRequest request, Action<GridException> onError, Action<int> filesDone, CancellationToken ct, Action<string>? onWarning = null)
     {
         var now = _catalog.Clock.GetUtcNow();
         var experiment = GridNames.CheckExperimentName(request.Experiment);
@@ -141,11 +146,32 @@ public sealed class ArtifactImporter
         sync.BytesSynced = entries.Sum(e => e.Size);
         sync.FilesPending = failed.Count;
         foreach (var path in failed.OrderBy(p => p, StringComparer.Ordinal)) sync.Unstorable.Add($"{path}: not imported (see the error of the import)");
+        record.Metrics = ReadMetrics(request.Files, entries, onWarning ?? (_ => { }));
         record.Status = failed.IsEmpty ? GridStatus.Succeeded : GridStatus.Failed;
         record.ExitCode = failed.IsEmpty ? 0 : 1;
         record.Finished = record.Heartbeat = _catalog.Clock.GetUtcNow();
         await _catalog.WriteExperimentRecordAsync(record, CancellationToken.None).ConfigureAwait(false);
         return await _catalog.GetExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>The metrics of the files that arrived, read from their local copies (the stored ones are the same bytes).</summary>
+    private static MetricsRecord? ReadMetrics(IReadOnlyList<(string Path, string LocalPath)> files, IEnumerable<ManifestEntry> arrived, Action<string> warning)
+    {
+        var local = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (path, localPath) in files)
+        {
+            if (MetricsReader.IsCsvCandidate(path) || MetricsReader.IsJsonCandidate(path)) local[path] = localPath;
+        }
+        if (local.Count == 0) return null;
+        try
+        {
+            return MetricsReader.Read(arrived.Where(e => local.ContainsKey(e.Path)).Select(e => (e.Path, e.Modified)).ToList(), p => File.OpenRead(local[p]), warning);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            warning($"The metrics were not read: {ex.Message}");
+            return null;
+        }
     }
 }
 

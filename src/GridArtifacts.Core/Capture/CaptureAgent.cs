@@ -99,7 +99,10 @@ public sealed class CaptureAgent
         }
         // A root inside another is watched as itself, not a second time under the outer one.
         _folders = new ModuleFolders(catalog.Store, _roots.Select(r => (r.Root, "it is watched as a folder of its own")));
+        _metrics = new MetricsWatch(catalog.Clock, options.HeartbeatInterval, w => Warning?.Invoke(w));
     }
+
+    private readonly MetricsWatch _metrics;
 
     private readonly ModuleFolders _folders;
     private readonly HashSet<string> _reportedSkipped = new(StringComparer.Ordinal);
@@ -184,6 +187,7 @@ public sealed class CaptureAgent
                 // The store being away for a while (an outage, a restart) never ends the agent: what
                 // did not go now goes on a later pass.
                 await SyncAsync(final: false).ConfigureAwait(false);
+                _metrics.Refresh(_record, final: false); // published by the next heartbeat
                 if (_catalog.Clock.GetUtcNow() - lastBeat >= _options.HeartbeatInterval)
                 {
                     lastBeat = _catalog.Clock.GetUtcNow();
@@ -217,6 +221,7 @@ public sealed class CaptureAgent
             await Task.Delay(wait, CancellationToken.None).ConfigureAwait(false);
             await SyncAsync(final: true).ConfigureAwait(false);
         }
+        _metrics.Refresh(_record, final: true);
         await PersistAsync("The script's output", () => UploadLogsAsync(logs), deadline).ConfigureAwait(false);
         await PersistAsync("The sealed manifest", () => journal.SealAsync(IsLatest, CancellationToken.None), deadline).ConfigureAwait(false);
         _record.Status = stopRequested ? GridStatus.Stopped : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
@@ -653,6 +658,7 @@ public sealed class CaptureAgent
                     continue;
                 }
                 var number = _journal!.Add(entry);
+                _metrics.Noticed(path, fullPath, entry);
                 lock (_syncGate)
                 {
                     ref var s = ref _table[slot];

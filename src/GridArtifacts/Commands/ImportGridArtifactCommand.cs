@@ -94,7 +94,7 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
         RunAndDrain(async (post, ct) =>
         {
             // A refusal (the experiment has ended, or is held) is an error for this import; piped imports go on.
-            try { post(await new ArtifactImporter(catalog).ImportAsync(request, post, n => Volatile.Write(ref done, n), ct).ConfigureAwait(false)); }
+            try { post(await new ArtifactImporter(catalog).ImportAsync(request, post, n => Volatile.Write(ref done, n), ct, w => post(new WarningMessage(w))).ConfigureAwait(false)); }
             catch (GridException ex) { post(ex); }
         },
         () => new ProgressRecord(2, $"Importing into {id}", $"{Volatile.Read(ref done)} of {files.Count} files")
