@@ -48,6 +48,13 @@ public sealed partial class GridCatalog
         return runs.Distinct(StringComparer.Ordinal).ToDictionary(r => r, index.Labels, StringComparer.Ordinal);
     }
 
+    /// <summary>One experiment with its tags and its run's protection (one listing of the run's keys more than <see cref="GetExperimentAsync"/>).</summary>
+    public async Task<GridExperiment> GetLabelledExperimentAsync(string run, string experiment, CancellationToken ct)
+    {
+        var labels = await GetLabelsAsync(new[] { run }, ct).ConfigureAwait(false);
+        return await GetExperimentAsync(run, experiment, ct, labels: labels[run]).ConfigureAwait(false);
+    }
+
     /// <summary>Every run with tags or protection, and its labels: one listing of the index (tab completion, Unprotect-GridRun's).</summary>
     public async Task<IReadOnlyList<(string Run, RunLabels Labels)>> ListLabelsAsync(CancellationToken ct)
     {

@@ -25,7 +25,7 @@ Describe 'Tags (<Kind> store)' -ForEach @(
 ) {
     BeforeEach {
         $store = if ($Kind -eq 's3') { New-TestS3Store tags } else { Join-Path $TestDrive "store-$([guid]::NewGuid().ToString('N'))" }
-        Import-GridArtifact -Path (New-Source a) -Run alpha -Store $store -Tag Sweep | Out-Null
+        (Import-GridArtifact -Path (New-Source a) -Run alpha -Store $store -Tag Sweep).Tags | Should -Be 'sweep'
         Import-GridArtifact -Path (New-Source b) -Run alpha -Experiment exp1 -Store $store | Out-Null
         Import-GridArtifact -Path (New-Source c) -Run beta -Store $store | Out-Null
     }
@@ -52,7 +52,8 @@ Describe 'Tags (<Kind> store)' -ForEach @(
         Set-Content $script 'Set-Content out.txt done'
         $run = Start-GridRun -FilePath $script -Name started -Tag nightly -Store $store -Wait -WorkingRoot (Join-Path $TestDrive 'work')
         $run.Tags | Should -Be 'nightly'
-        Invoke-GridExperiment -Run started -Experiment exp1 -Tag extra -Store $store -WorkingDirectory (New-Source d) -- bash -c 'exit 0' | Out-Null
+        $exp = Invoke-GridExperiment -Run started -Experiment exp1 -Tag extra -Store $store -WorkingDirectory (New-Source d) -- bash -c 'exit 0'
+        $exp.Tags | Should -Be @('extra', 'nightly')
         (Get-GridExperiment started-exp1 -Store $store).Tags | Should -Be @('extra', 'nightly')
         (Get-GridExperiment started-exp0 -Store $store).Tags | Should -Be 'nightly'
         (Get-GridExperiment alpha-exp0 -Store $store).OwnTags | Should -Be 'sweep'

@@ -151,7 +151,7 @@ public sealed class ArtifactImporter
         record.ExitCode = failed.IsEmpty ? 0 : 1;
         record.Finished = record.Heartbeat = _catalog.Clock.GetUtcNow();
         await _catalog.WriteExperimentRecordAsync(record, CancellationToken.None).ConfigureAwait(false);
-        return await _catalog.GetExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+        return await _catalog.GetLabelledExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>The metrics of the files that arrived, read from their local copies (the stored ones are the same bytes).</summary>

@@ -42,7 +42,7 @@ public sealed class StopGridRunCommand : GridStoreCmdlet
             RunAndDrain(async (post, ct) =>
             {
                 await catalog.RequestStopAsync(run, exp, ct).ConfigureAwait(false);
-                if (PassThru) post(await catalog.GetExperimentAsync(run, exp, ct).ConfigureAwait(false));
+                if (PassThru) post(await catalog.GetLabelledExperimentAsync(run, exp, ct).ConfigureAwait(false));
             });
         }
     }

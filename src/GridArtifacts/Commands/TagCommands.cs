@@ -94,10 +94,9 @@ public abstract class GridTagCmdlet : GridStoreCmdlet
                 {
                     await ChangeAsync(catalog, run, experiment, post, ct).ConfigureAwait(false);
                     if (!PassThru) return;
-                    var labels = await catalog.GetLabelsAsync(new[] { run }, ct).ConfigureAwait(false);
                     post(experiment is null
                         ? await catalog.GetRunAsync(run, ct).ConfigureAwait(false)
-                        : await catalog.GetExperimentAsync(run, experiment, ct, labels: labels[run]).ConfigureAwait(false));
+                        : await catalog.GetLabelledExperimentAsync(run, experiment, ct).ConfigureAwait(false));
                 }
                 catch (GridException ex)
                 {
