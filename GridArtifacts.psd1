@@ -39,6 +39,7 @@
         'Stop-GridArtifactServer'
         'Show-GridArtifact'
         'Copy-GridRun'
+        'Measure-GridStore'
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()
