@@ -39,7 +39,11 @@
         'Stop-GridArtifactServer'
         'Show-GridArtifact'
         'Copy-GridRun'
+<<<<<<< HEAD
         'Compare-GridExperiment'
+=======
+        'Measure-GridStore'
+>>>>>>> measure
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()

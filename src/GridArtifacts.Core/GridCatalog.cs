@@ -88,13 +88,16 @@ public sealed partial class GridCatalog
         return await GetRunFromRecordsAsync(run, index.Labels(run), ct).ConfigureAwait(false);
     }
 
-    /// <summary>A schema-1 run (no index keys): its record, and one read per experiment; its labels from the listing.</summary>
-    private async Task<GridRun> GetRunFromRecordsAsync(string run, RunLabels labels, CancellationToken ct)
+    /// <summary>
+    /// A schema-1 run (no index keys): its record, and one read per experiment; its labels from the
+    /// listing. Its artifact figures are only in its manifests: read when <paramref name="withArtifactSummary"/>, else 0.
+    /// </summary>
+    private async Task<GridRun> GetRunFromRecordsAsync(string run, RunLabels labels, CancellationToken ct, bool withArtifactSummary = false)
     {
         var recordTask = ReadRunRecordAsync(run, ct);
         var names = await ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
         // A run needs its experiments' statuses, not their manifests: one read per experiment.
-        var experiments = await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c, withArtifactSummary: false), ct).ConfigureAwait(false);
+        var experiments = await ReadManyAsync(names, (exp, c) => GetExperimentAsync(run, exp, c, withArtifactSummary), ct).ConfigureAwait(false);
         var record = await recordTask.ConfigureAwait(false);
         var items = experiments.Items;
         return BuildRun(run, record.Created, record.Command, record.Parameters,
@@ -132,16 +135,38 @@ public sealed partial class GridCatalog
     /// whose command and parameters did not fit in their key have their record read.
     /// </summary>
     /// <param name="known">Schema-1 runs already read and finished, which a caller keeps (the page): they are not read again.</param>
-    public async Task<ReadResult<GridRun>> ListRunsAsync(CancellationToken ct, IReadOnlyDictionary<string, GridRun>? known = null)
+    /// <param name="withArtifactSummary">Schema-1 runs get their artifact figures too, from one manifest read per experiment (schema-2 runs always have them, from their keys).</param>
+    public Task<ReadResult<GridRun>> ListRunsAsync(CancellationToken ct, IReadOnlyDictionary<string, GridRun>? known = null, bool withArtifactSummary = false) =>
+        ListRunsAsync((index, c) => Store.VisitNamesAsync(StoreLayout.RunsPrefix, index.Add, c), known, withArtifactSummary, ct);
+
+    /// <summary>
+    /// Every run, as <see cref="ListRunsAsync(CancellationToken, IReadOnlyDictionary{string, GridRun}?, bool)"/> gives
+    /// them, from one recursive listing of <c>runs/</c> that also hands <paramref name="visit"/> every
+    /// object under it (key and size), in no particular order: the index keys are among those objects,
+    /// so a caller that needs every object's size (Measure-GridStore -Exact) pays for one listing, not two.
+    /// </summary>
+    public Task<ReadResult<GridRun>> ListRunsWithObjectsAsync(Action<ObjectEntry> visit, CancellationToken ct) =>
+        ListRunsAsync((index, c) => Store.VisitObjectsAsync(StoreLayout.RunsPrefix, e =>
+        {
+            visit(e);
+            // A key directly under runs/ is an index key; a deeper one names its run's folder.
+            var name = e.Key.AsSpan(StoreLayout.RunsPrefix.Length);
+            var slash = name.IndexOf('/');
+            if (slash < 0) index.Add(name, isFolder: false);
+            else index.Add(name[..slash], isFolder: true);
+        }, c), known: null, withArtifactSummary: false, ct);
+
+    private async Task<ReadResult<GridRun>> ListRunsAsync(Func<IndexPage, CancellationToken, Task> fill, IReadOnlyDictionary<string, GridRun>? known,
+        bool withArtifactSummary, CancellationToken ct)
     {
         var index = new IndexPage();
-        await Store.VisitNamesAsync(StoreLayout.RunsPrefix, index.Add, ct).ConfigureAwait(false);
+        await fill(index, ct).ConfigureAwait(false);
         var indexed = await index.RunsAsync(this, ct).ConfigureAwait(false);
         var unindexed = index.Unindexed().ToList();
         if (unindexed.Count == 0) return indexed;
         // Kept runs are finished, but their tags and protection change: those come from this listing.
         var kept = known is null ? new List<GridRun>() : unindexed.Where(known.ContainsKey).Select(n => WithLabels(known[n], index.Labels(n))).ToList();
-        var old = await ReadManyAsync(unindexed.Where(n => known is null || !known.ContainsKey(n)), (n, c) => GetRunFromRecordsAsync(n, index.Labels(n), c), ct).ConfigureAwait(false);
+        var old = await ReadManyAsync(unindexed.Where(n => known is null || !known.ContainsKey(n)), (n, c) => GetRunFromRecordsAsync(n, index.Labels(n), c, withArtifactSummary), ct).ConfigureAwait(false);
         return new ReadResult<GridRun>(indexed.Items.Concat(kept).Concat(old.Items).ToList(), indexed.Errors.Concat(old.Errors).ToList());
     }
 

@@ -37,13 +37,17 @@ public sealed class GridComparison
 public sealed class GridRunMeasure
 {
     public string Run { get; init; } = "";
+    /// <summary>The store measured, so that a run piped on (to Get-GridRun, Remove-GridRun) is looked for there.</summary>
+    public string Store { get; init; } = "";
     public GridStatus Status { get; init; }
     public DateTimeOffset Created { get; init; }
     public DateTimeOffset? Finished { get; init; }
     public int Experiments { get; init; }
     public long Artifacts { get; init; }
-    /// <summary>Bytes of artifacts (with -Exact: every object of the run, records and logs too).</summary>
+    /// <summary>Bytes of artifacts: as the index shows them, or with -Exact as stored under the experiments' artifacts folders.</summary>
     public long Bytes { get; init; }
+    /// <summary>With -Exact: bytes of the run's records, manifests, logs and index keys; else null.</summary>
+    public long? OtherBytes { get; init; }
     public bool Protected { get; init; }
     public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
     public override string ToString() => Run;
@@ -60,7 +64,7 @@ public sealed class GridStoreMeasure
     public long Artifacts { get; init; }
     /// <summary>Bytes of artifacts.</summary>
     public long Bytes { get; init; }
-    /// <summary>With -Exact: bytes of records, manifests and logs; else null.</summary>
+    /// <summary>With -Exact: bytes of records, manifests, logs and index keys; else null.</summary>
     public long? OtherBytes { get; init; }
     public bool Exact { get; init; }
     public DateTimeOffset MeasuredAt { get; init; }

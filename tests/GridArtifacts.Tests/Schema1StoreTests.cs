@@ -34,7 +34,7 @@ public abstract class Schema1StoreTests : IDisposable
     }
 
     /// <summary>Every file of the fixture store, by key.</summary>
-    protected static IEnumerable<(string Key, string Path)> FixtureFiles()
+    internal static IEnumerable<(string Key, string Path)> FixtureFiles()
     {
         var store = Path.Combine(FixtureRoot, "store-v1");
         return Directory.EnumerateFiles(store, "*", SearchOption.AllDirectories)

@@ -316,6 +316,25 @@ public abstract class StoreContractTests : IDisposable
     }
 
     [Fact]
+    public async Task A_walk_visits_what_the_recursive_listing_lists_past_a_page_and_each_folder_together()
+    {
+        // 1,200 objects in 40 run folders, 3 levels deep, beside index keys and outside the prefix.
+        var store = Store();
+        var keys = Enumerable.Range(0, 1_200).Select(i => $"runs/r{i % 40:D2}/exp{i % 3}/artifacts/d{i % 2}/f{i:D4}-é夜.bin")
+            .Concat(Enumerable.Range(0, 40).Select(i => $"runs/r{i:D2}~run~{i}")).Append("runs.json").Append("other/runs/x").ToList();
+        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (k, ct) => await store.PutAsync(k, new byte[k.Length % 7], ct));
+        var walked = new List<ObjectEntry>();
+        await store.VisitObjectsAsync(StoreLayout.RunsPrefix, walked.Add, default);
+        var listed = (await List(store, StoreLayout.RunsPrefix, recursive: true)).Where(e => !e.IsPrefix).ToList();
+        Assert.Equal(1_240, listed.Count);
+        Assert.Equal(listed.Select(e => (e.Key, e.Size)), walked.Select(e => (e.Key, e.Size)).OrderBy(e => e.Key, StringComparer.Ordinal));
+        // A run's folder is walked in one stretch: its name, once left, does not come back.
+        var folders = walked.Where(e => e.Key.IndexOf('/', 5) > 0).Select(e => e.Key[5..e.Key.IndexOf('/', 5)]).ToList();
+        var stretches = folders.Where((f, i) => i == 0 || folders[i - 1] != f).ToList();
+        Assert.Equal(stretches.Distinct().Count(), stretches.Count);
+    }
+
+    [Fact]
     public async Task Name_listing_names_what_the_listing_lists_past_a_page_and_a_batch()
     {
         // 5,000 names of which 4,500 match the prefix: more than a listing page (1,000) and a batch of

@@ -28,6 +28,7 @@ Describe 'Tab completion' {
     It 'completes run names where only runs are accepted' {
         Complete 'Get-GridRun tab' | Should -Be @('tab-run', 'tab-run-2', 'tabby')
         Complete 'Copy-GridRun tab-run-' | Should -Be @('tab-run-2')
+        Complete 'Measure-GridStore tab' | Should -Be @('tab-run', 'tab-run-2', 'tabby')
     }
 
     It 'completes run-expN ids once a run name and a hyphen are typed, each run followed by its experiments in index order (<Command>)' -ForEach @(

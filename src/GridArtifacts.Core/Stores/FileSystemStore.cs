@@ -11,7 +11,7 @@ namespace GridArtifacts.Core.Stores;
 /// temporary file under <c>&lt;root&gt;/.tmp</c> (same volume) and are renamed into place, so readers
 /// never see part of a file.
 /// </summary>
-public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFolder, INameListing
+public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFolder, INameListing, IObjectWalk
 {
     private const string TempFolder = ".tmp";
     private const int CopyBufferSize = 1 << 20;
@@ -35,15 +35,7 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
         var entries = new List<ObjectEntry>();
         await Task.Run(() =>
         {
-            // No file object per entry: the name and type come from the folder listing, and only files
-            // are asked their size and time. A file removed while the folder is listed is left out.
-            var listed = ListFolder(folder, folderKey, namePrefix, (ref System.IO.Enumeration.FileSystemEntry e) =>
-            {
-                var name = e.FileName.ToString();
-                if (e.IsDirectory) return (name, true, 0L, DateTimeOffset.MinValue);
-                try { return (name, false, e.Length, (DateTimeOffset)e.LastWriteTimeUtc); }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return (name, false, -1L, default(DateTimeOffset)); }
-            });
+            var listed = ListFolder(folder, folderKey, namePrefix, Entry);
             foreach (var (name, isDirectory, length, modified) in listed)
             {
                 cancellationToken.ThrowIfCancellationRequested();
@@ -63,6 +55,40 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
         entries.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
         foreach (var e in entries) yield return e;
     }
+
+    /// <summary>
+    /// One entry of a folder, with no file object per entry: the name and type come from the folder
+    /// listing, and only files are asked their size and time. A file removed while the folder is
+    /// listed has the length -1, and is left out.
+    /// </summary>
+    private static readonly System.IO.Enumeration.FileSystemEnumerable<(string Name, bool IsDirectory, long Length, DateTimeOffset Modified)>.FindTransform Entry =
+        (ref System.IO.Enumeration.FileSystemEntry e) =>
+        {
+            var name = e.FileName.ToString();
+            if (e.IsDirectory) return (name, true, 0L, DateTimeOffset.MinValue);
+            try { return (name, false, e.Length, (DateTimeOffset)e.LastWriteTimeUtc); }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return (name, false, -1L, default(DateTimeOffset)); }
+        };
+
+    /// <summary>
+    /// Every file under a prefix, folder by folder, each handed over as it is read: a walk of a
+    /// million files holds the folders still to visit, not the million entries ListAsync sorts.
+    /// Depth first, so the files of one folder (a run's) come one after another.
+    /// </summary>
+    public Task VisitObjectsAsync(string prefix, Action<ObjectEntry> visit, CancellationToken cancellationToken) => Task.Run(() =>
+    {
+        var pending = new Stack<(string Folder, string FolderKey, string NamePrefix)>();
+        pending.Push(SplitPrefix(prefix));
+        while (pending.TryPop(out var at))
+        {
+            foreach (var (name, isDirectory, length, modified) in ListFolderLazily(at.Folder, at.FolderKey, at.NamePrefix, Entry))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (isDirectory) pending.Push((Path.Combine(at.Folder, name), at.FolderKey + name + "/", ""));
+                else if (length >= 0) visit(new ObjectEntry(at.FolderKey + name, length, modified));
+            }
+        }
+    }, cancellationToken);
 
     /// <summary>
     /// The names of one folder, handed over as the folder lists them: no file is asked its size or

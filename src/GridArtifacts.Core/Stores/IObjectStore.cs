@@ -108,8 +108,32 @@ public interface INameListing
     Task VisitNamesAsync(string prefix, NameVisitor visit, CancellationToken cancellationToken);
 }
 
+/// <summary>
+/// An optional store ability: every object under a prefix, at any depth, in no particular order,
+/// each handed over as it is met and not kept, where <see cref="IObjectStore.ListAsync"/> has to hold
+/// them all to sort them (a folder store). Stores without it are walked with ListAsync, which
+/// streams (<see cref="ObjectStoreNames.VisitObjectsAsync"/>). The objects of one folder (a run's)
+/// come one after another either way.
+/// </summary>
+public interface IObjectWalk
+{
+    Task VisitObjectsAsync(string prefix, Action<ObjectEntry> visit, CancellationToken cancellationToken);
+}
+
 public static class ObjectStoreNames
 {
+    /// <summary>Calls <paramref name="visit"/> for each object under <paramref name="prefix"/>, at any depth: the store's own walk where it has one.</summary>
+    public static async Task VisitObjectsAsync(this IObjectStore store, string prefix, Action<ObjectEntry> visit, CancellationToken cancellationToken)
+    {
+        if (store is IObjectWalk walk)
+        {
+            await walk.VisitObjectsAsync(prefix, visit, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        await foreach (var e in store.ListAsync(prefix, recursive: true, cancellationToken).ConfigureAwait(false))
+            if (!e.IsPrefix) visit(e);
+    }
+
     /// <summary>
     /// Calls <paramref name="visit"/> for each name one level under <paramref name="prefix"/> (the
     /// part after its last '/'), in no particular order: the store's own name listing where it has one.
