@@ -39,11 +39,8 @@
         'Stop-GridArtifactServer'
         'Show-GridArtifact'
         'Copy-GridRun'
-<<<<<<< HEAD
         'Compare-GridExperiment'
-=======
         'Measure-GridStore'
->>>>>>> measure
     )
     FunctionsToExport    = @('grid')
     AliasesToExport      = @()
