@@ -184,7 +184,7 @@ public abstract class MeasureTests : IDisposable
     {
         var location = NewLocation();
         var store = Open(location);
-        var files = Schema1StoreTests.FixtureFiles().ToList();
+        var files = FixtureStores.Files(1).ToList();
         foreach (var (key, path) in files) await store.PutFileAsync(key, path, default);
         // What the fixture holds under each run's artifacts folders, from its files on disk.
         var artifacts = files.Where(f => f.Key.Contains("/artifacts/", StringComparison.Ordinal))

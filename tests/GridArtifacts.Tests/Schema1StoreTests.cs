@@ -1,8 +1,6 @@
-using System.Text.Json;
 using GridArtifacts.Core;
 using GridArtifacts.Core.Capture;
 using GridArtifacts.Core.Stores;
-using GridArtifacts.Core.Transfer;
 using GridArtifacts.Model;
 using Xunit;
 
@@ -23,43 +21,11 @@ public abstract class Schema1StoreTests : IDisposable
     /// <summary>A fresh store holding a copy of the fixture, file for file.</summary>
     protected abstract Task<GridCatalog> FixtureStoreAsync();
 
-    protected static string FixtureRoot
-    {
-        get
-        {
-            var root = AppContext.BaseDirectory;
-            while (root is not null && !File.Exists(Path.Combine(root, "GridArtifacts.sln"))) root = Path.GetDirectoryName(root);
-            return Path.Combine(root ?? throw new InvalidOperationException("The repository root was not found."), "tests", "fixtures");
-        }
-    }
-
-    /// <summary>Every file of the fixture store, by key.</summary>
-    internal static IEnumerable<(string Key, string Path)> FixtureFiles()
-    {
-        var store = Path.Combine(FixtureRoot, "store-v1");
-        return Directory.EnumerateFiles(store, "*", SearchOption.AllDirectories)
-            .Select(f => (Path.GetRelativePath(store, f).Replace('\\', '/'), f));
-    }
-
-    private sealed record Expected(string Status, Dictionary<string, (string Status, int? ExitCode, Dictionary<string, string> Artifacts)> Experiments);
-
-    private static Dictionary<string, Expected> ExpectedRuns()
-    {
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(FixtureRoot, "store-v1.expected.json")));
-        Assert.Equal(1, doc.RootElement.GetProperty("schema").GetInt32());
-        return doc.RootElement.GetProperty("runs").EnumerateObject().ToDictionary(r => r.Name, r => new Expected(
-            r.Value.GetProperty("status").GetString()!,
-            r.Value.GetProperty("experiments").EnumerateObject().ToDictionary(e => e.Name, e => (
-                e.Value.GetProperty("status").GetString()!,
-                e.Value.GetProperty("exitCode").ValueKind == JsonValueKind.Number ? e.Value.GetProperty("exitCode").GetInt32() : (int?)null,
-                e.Value.GetProperty("artifacts").EnumerateObject().ToDictionary(a => a.Name, a => a.Value.GetString()!, StringComparer.Ordinal)))));
-    }
-
     [Fact]
     public async Task Runs_written_by_0_1_0_list_with_their_statuses_and_download_byte_exact()
     {
         var catalog = await FixtureStoreAsync();
-        var expected = ExpectedRuns();
+        var expected = FixtureStores.Expected(1);
         Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), (await catalog.ListRunNamesAsync(default)).Order(StringComparer.Ordinal));
         var runs = await catalog.GetRunsAsync(expected.Keys, default);
         Assert.Empty(runs.Errors);
@@ -74,17 +40,7 @@ public abstract class Schema1StoreTests : IDisposable
                 Assert.Equal(e.Status, got.Status.ToString());
                 Assert.Equal(e.ExitCode, got.ExitCode);
                 Assert.Equal(e.Artifacts.Count, got.ArtifactCount);
-                var listed = await catalog.GetArtifactsAsync(run.Name, exp, default);
-                Assert.Empty(listed.Errors);
-                Assert.Equal(e.Artifacts, listed.Items.ToDictionary(a => a.Path, a => a.Sha256!, StringComparer.Ordinal));
-
-                var dest = Temp.Sub("saved");
-                var items = listed.Items.Select(a => new SaveItem(a, GridNames.LocalPathFor(dest, run.Name, exp, a.Path))).ToList();
-                var errors = new List<GridException>();
-                await new TransferEngine(new TransferOptions()).DownloadAsync(items, _ => catalog, force: false, throttleLimit: 4,
-                    new TransferProgress(items.Count, items.Sum(i => i.Artifact.Size)), _ => { }, e2 => { lock (errors) errors.Add(e2); }, default);
-                Assert.Empty(errors);
-                foreach (var item in items) Assert.Equal(e.Artifacts[item.Artifact.Path], TestBytes.Sha256(item.LocalPath));
+                Assert.Equal(e.Artifacts, await FixtureStores.SavedHashes(catalog, run.Name, exp, Temp.Sub("saved")));
             }
         }
         // The captured experiments kept their script's output.
@@ -96,7 +52,7 @@ public abstract class Schema1StoreTests : IDisposable
     public async Task A_run_of_0_1_0_is_removed_alone_and_new_runs_and_experiments_go_beside_the_old()
     {
         var catalog = await FixtureStoreAsync();
-        var expected = ExpectedRuns();
+        var expected = FixtureStores.Expected(1);
 
         var removed = await catalog.RemoveRunAsync("failed-run", default);
         Assert.Equal(1, removed.Experiments);
@@ -139,17 +95,7 @@ public abstract class Schema1StoreTests : IDisposable
 
 public sealed class FolderSchema1StoreTests : Schema1StoreTests
 {
-    protected override Task<GridCatalog> FixtureStoreAsync()
-    {
-        var root = Temp.Sub("store");
-        foreach (var (key, path) in FixtureFiles())
-        {
-            var target = Path.Combine(root, key);
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(path, target);
-        }
-        return Task.FromResult(new GridCatalog(new FileSystemStore(root)));
-    }
+    protected override Task<GridCatalog> FixtureStoreAsync() => Task.FromResult(FixtureStores.InFolder(1, Temp.Sub("store")));
 }
 
 [Collection(S3Collection.Name)]
@@ -158,10 +104,5 @@ public sealed class S3Schema1StoreTests : Schema1StoreTests
     private readonly S3ServerFixture _s3;
     public S3Schema1StoreTests(S3ServerFixture s3) => _s3 = s3;
 
-    protected override async Task<GridCatalog> FixtureStoreAsync()
-    {
-        var store = new S3Store(_s3.StoreUri(_s3.NewBucket(), "team/ml"));
-        foreach (var (key, path) in FixtureFiles()) await store.PutFileAsync(key, path, default);
-        return new GridCatalog(store) { ClaimSettle = TimeSpan.FromMilliseconds(300) };
-    }
+    protected override Task<GridCatalog> FixtureStoreAsync() => FixtureStores.InS3(1, _s3);
 }
