@@ -86,6 +86,36 @@ Describe 'Tab completion' {
         $Error.Count | Should -Be 0
     }
 
+    It 'completes the tags in the store on every -Tag and -ExcludeTag (<Command> -<Parameter>)' -ForEach @(
+        @{ Command = 'Get-GridRun'; Parameter = 'Tag' }, @{ Command = 'Get-GridExperiment'; Parameter = 'Tag' },
+        @{ Command = 'Start-GridRun'; Parameter = 'Tag' }, @{ Command = 'Invoke-GridExperiment'; Parameter = 'Tag' },
+        @{ Command = 'Import-GridArtifact'; Parameter = 'Tag' }, @{ Command = 'Add-GridTag'; Parameter = 'Tag' },
+        @{ Command = 'Remove-GridRun'; Parameter = 'Tag' }, @{ Command = 'Remove-GridRun'; Parameter = 'ExcludeTag' },
+        @{ Command = 'Remove-GridExperiment'; Parameter = 'Tag' }, @{ Command = 'Remove-GridExperiment'; Parameter = 'ExcludeTag' },
+        @{ Command = 'Measure-GridStore'; Parameter = 'Tag' }
+    ) {
+        Add-GridTag tab-run keep, best
+        Add-GridTag tabby-exp3 kept
+        Complete "$Command -$Parameter ke" | Should -Be @('keep', 'kept')
+        Complete "$Command -$Parameter " | Should -Be @('best', 'keep', 'kept')
+    }
+
+    It 'completes on Remove-GridTag only the tags of the run named' {
+        Add-GridTag tab-run keep, best
+        Add-GridTag tabby-exp3 kept
+        Complete 'Remove-GridTag tabby -Tag ' | Should -Be @('kept')
+        Complete 'Remove-GridTag -Run tab-run -Tag b' | Should -Be @('best')
+    }
+
+    It 'completes -By with the metrics of the runs named' {
+        $src = Join-Path $TestDrive 'with-metrics'
+        New-Item -ItemType Directory -Force -Path $src | Out-Null
+        Set-Content -Path (Join-Path $src 'metrics.json') -Value '{"val_loss": 0.25, "val_acc": 0.9, "epoch": 3}'
+        Import-GridArtifact $src -Run 'tab-metrics' | Out-Null
+        Complete 'Remove-GridExperiment tab-metrics -KeepBest 1 -By val_' | Should -Be @('val_acc', 'val_loss')
+        Complete 'Remove-GridExperiment tabby -KeepBest 1 -By ' | Should -BeNullOrEmpty
+    }
+
     It 'returns nothing for a store that is not a valid location' {
         Complete "Get-GridRun -Store 's3://bucket?nonsense=1' " | Should -BeNullOrEmpty
     }
