@@ -147,3 +147,46 @@ public sealed class S3LabelsTests : LabelsTests
     public S3LabelsTests(S3ServerFixture s3) { _s3 = s3; _bucket = s3.NewBucket(); }
     protected override IObjectStore NewStore() => new S3Store(_s3.StoreUri(_bucket, "labels/" + Guid.NewGuid().ToString("N")));
 }
+
+/// <summary>
+/// 0.2.0 reads a 0.3.0 store as before, without the additions: its key parser reads only 2 fields
+/// ending in "protected", 4 with "run" second, or 10 (CatalogIndex at c0cf916), and its records are
+/// read with unknown JSON members skipped (schema stays 2).
+/// </summary>
+public sealed class ReadersOf020Tests
+{
+    [Fact]
+    public void Tag_keys_have_a_shape_0_2_0_passes_over()
+    {
+        foreach (var key in new[] { CatalogIndex.RunTagKey("my-run", "keep"), CatalogIndex.ExperimentTagKey("my-run", "exp3", "best"), CatalogIndex.RunTagKey("run", "run") })
+        {
+            var fields = key[StoreLayout.RunsPrefix.Length..].Split(CatalogIndex.Separator);
+            var read020 = fields.Length == 10 || fields is [_, "protected"] || fields is [_, "run", _, _];
+            Assert.False(read020, key);
+        }
+    }
+
+    [Fact]
+    public void A_record_with_metrics_reads_with_a_0_2_0_shape_and_keeps_schema_2()
+    {
+        var record = new ExperimentRecord
+        {
+            Run = "my-run", Experiment = "exp0", Status = GridStatus.Succeeded,
+            Metrics = new MetricsRecord { Source = "metrics.json", Rows = 1, Values = { ["val_loss"] = 0.25 } },
+        };
+        var json = RecordJson.Serialize(record);
+        Assert.Equal(2, StoreLayout.SchemaVersion);
+        // The shape 0.2.0 knows: no metrics member. Unknown members are skipped, as 0.2.0's options skip them.
+        var old = System.Text.Json.JsonSerializer.Deserialize<Shape020>(json, RecordJson.Options)!;
+        Assert.Equal((2, "my-run", "exp0", GridStatus.Succeeded), (old.Schema, old.Run, old.Experiment, old.Status));
+        Assert.Contains("\"metrics\"", System.Text.Encoding.UTF8.GetString(json));
+    }
+
+    private sealed class Shape020
+    {
+        public int Schema { get; set; }
+        public string Run { get; set; } = "";
+        public string Experiment { get; set; } = "";
+        public GridStatus Status { get; set; }
+    }
+}
