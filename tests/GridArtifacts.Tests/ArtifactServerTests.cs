@@ -156,6 +156,130 @@ public abstract class ArtifactServerTests : IDisposable
         Assert.Equal(new[] { "later-run" }, (await Runs()).Keys);
     }
 
+    private async Task<JsonDocument> GetJsonAsync(string relative)
+    {
+        using var res = await SendAsync(HttpMethod.Get, relative);
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        return JsonDocument.Parse(await res.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Runs_and_experiments_carry_tags_protection_bytes_and_metrics()
+    {
+        await _catalog.AddTagsAsync("page-run", null, new[] { "keep" }, default);
+        await _catalog.AddTagsAsync("page-run", "exp0", new[] { "best" }, default);
+        await _catalog.ProtectAsync("page-run", default);
+        var record = (await _catalog.ReadExperimentRecordAsync("page-run", "exp0", default))!;
+        record.Metrics = new MetricsRecord { Source = "metrics.json", Rows = 1, Values = new() { ["val_loss"] = 0.25, ["acc"] = 0.9 } };
+        // The writer's figures, which the run's index keys carry (as an import or the agent writes them).
+        var bytes = _model.Length + _svg.Length + "<script>alert(1)</script>".Length;
+        record.Sync = new GridSyncState { FilesSynced = 3, BytesSynced = bytes };
+        await _catalog.WriteExperimentRecordAsync(record, default);
+
+        using var runs = await GetJsonAsync("api/runs");
+        var run = Assert.Single(runs.RootElement.GetProperty("runs").EnumerateArray());
+        Assert.Equal(new[] { "best", "keep" }, run.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+        Assert.True(run.GetProperty("protected").GetBoolean());
+        Assert.Equal(bytes, run.GetProperty("bytes").GetInt64());
+
+        using var exps = await GetJsonAsync("api/experiments?run=page-run");
+        var exp = Assert.Single(exps.RootElement.GetProperty("experiments").EnumerateArray());
+        Assert.Equal(new[] { "best", "keep" }, exp.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+        Assert.Equal(new[] { "best" }, exp.GetProperty("ownTags").EnumerateArray().Select(t => t.GetString()));
+        Assert.True(exp.GetProperty("protected").GetBoolean());
+        Assert.Equal(0.25, exp.GetProperty("metrics").GetProperty("val_loss").GetDouble());
+        Assert.Equal(0.9, exp.GetProperty("metrics").GetProperty("acc").GetDouble());
+        Assert.Equal("metrics.json", exp.GetProperty("metricsSource").GetString());
+    }
+
+    /// <summary>A run of three experiments: a hostile metrics.csv its record names, one its record does not, and none.</summary>
+    private async Task SeedChartRunAsync()
+    {
+        await _catalog.WriteRunRecordAsync(new RunRecord { Name = "chart-run", Created = DateTimeOffset.UtcNow }, default);
+        const string hostile = "lightning_logs/version_0/metrics.csv";
+        var files = new (string Experiment, string Path, string Text, MetricsRecord? Metrics)[]
+        {
+            ("exp0", hostile, "step,<img src=x onerror=fetch('/pwned')>,loss\n0,1.5,<script>fetch('/pwned')</script>\n1,1.25,0.9\n2,NaN,0.75\n,9,9\n3,Infinity,0.5\n",
+                new MetricsRecord { Source = hostile, Rows = 5, Values = new() { ["loss"] = 0.5 } }),
+            // Written before metrics were recorded (or with metrics.json beside it): the newest csv is found among the artifacts.
+            ("exp1", "metrics.json", "{\"loss\": 1}", new MetricsRecord { Source = "metrics.json", Rows = 1, Values = new() { ["loss"] = 1 } }),
+            ("exp1", "lightning_logs/version_0/metrics.csv", "epoch,loss\n0,9\n", null),
+            ("exp1", "lightning_logs/version_1/metrics.csv", "epoch,loss\n" + string.Join("\n", Enumerable.Range(0, 5000).Select(i => $"{i},{i / 10.0}")) + "\n", null),
+            ("exp2", "notes.txt", "no metrics here", null),
+        };
+        foreach (var group in files.GroupBy(f => f.Experiment))
+        {
+            var manifest = new ManifestRecord { Run = "chart-run", Experiment = group.Key, Sealed = true };
+            foreach (var f in group)
+            {
+                manifest.Artifacts.Add(await _catalog.PutArtifactFileAsync("chart-run", group.Key, f.Path,
+                    Temp.WriteFile($"chart/{group.Key}/{f.Path}", System.Text.Encoding.UTF8.GetBytes(f.Text)), default));
+            }
+            await _catalog.WriteManifestAsync(manifest, default);
+            await _catalog.WriteExperimentRecordAsync(new ExperimentRecord
+            {
+                Run = "chart-run", Experiment = group.Key, Status = GridStatus.Succeeded, Metrics = group.First().Metrics,
+            }, default);
+        }
+    }
+
+    [Fact]
+    public async Task Metrics_come_as_numbers_only_and_a_hostile_csv_leaves_no_markup()
+    {
+        await SeedChartRunAsync();
+        const string header = "<img src=x onerror=fetch('/pwned')>";
+        using var res = await SendAsync(HttpMethod.Get, "api/metrics?run=chart-run&exp=exp0");
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        var raw = await res.Content.ReadAsStringAsync();
+        // Cells that are not numbers never leave the server; names leave as JSON strings with < and > escaped.
+        Assert.DoesNotContain("script", raw);
+        Assert.DoesNotContain("<", raw);
+        Assert.DoesNotContain(">", raw);
+        Assert.Contains("\\u003Cimg", raw);
+        using var doc = JsonDocument.Parse(raw);
+        var root = doc.RootElement;
+        Assert.Equal("lightning_logs/version_0/metrics.csv", root.GetProperty("source").GetString());
+        Assert.Equal("step", root.GetProperty("x").GetString());
+        Assert.Equal(new[] { header, "loss" }, root.GetProperty("columns").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(5, root.GetProperty("rows").GetInt32());
+        Assert.False(root.GetProperty("downsampled").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("problem").ValueKind);
+        double[][] Points(string column) => root.GetProperty("series").GetProperty(column).EnumerateArray()
+            .Select(p => p.EnumerateArray().Select(v => v.GetDouble()).ToArray()).ToArray();
+        Assert.Equal(new[] { new[] { 0, 1.5 }, new[] { 1, 1.25 } }, Points(header)); // NaN, Infinity and a row without a step are left out
+        Assert.Equal(new[] { new[] { 1, 0.9 }, new[] { 2, 0.75 }, new[] { 3, 0.5 } }, Points("loss"));
+    }
+
+    [Fact]
+    public async Task Metrics_fall_back_to_the_newest_csv_are_thinned_and_empty_without_one()
+    {
+        await SeedChartRunAsync();
+        using (var doc = await GetJsonAsync("api/metrics?run=chart-run&exp=exp1"))
+        {
+            var root = doc.RootElement;
+            Assert.Equal("lightning_logs/version_1/metrics.csv", root.GetProperty("source").GetString());
+            Assert.Equal("epoch", root.GetProperty("x").GetString());
+            Assert.Equal(5000, root.GetProperty("rows").GetInt32());
+            Assert.True(root.GetProperty("downsampled").GetBoolean());
+            var loss = root.GetProperty("series").GetProperty("loss").EnumerateArray().Select(p => p[0].GetDouble()).ToList();
+            Assert.InRange(loss.Count, 2, ArtifactServer.ChartPoints);
+            Assert.Equal(0, loss[0]);
+            Assert.Equal(4999, loss[^1]);
+        }
+        using (var doc = await GetJsonAsync("api/metrics?run=chart-run&exp=exp2"))
+        {
+            Assert.Equal(JsonValueKind.Null, doc.RootElement.GetProperty("source").ValueKind);
+            Assert.Empty(doc.RootElement.GetProperty("columns").EnumerateArray());
+            Assert.Empty(doc.RootElement.GetProperty("series").EnumerateObject());
+        }
+        using var missing = await SendAsync(HttpMethod.Get, "api/metrics?run=chart-run&exp=exp9");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        using var unknown = await SendAsync(HttpMethod.Get, "api/metrics?run=no-such-run&exp=exp0");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        using var bad = await SendAsync(HttpMethod.Get, "api/metrics?run=..&exp=exp0");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+    }
+
     [Fact]
     public async Task Downloads_are_exact_attachments_and_ranges_work()
     {

@@ -80,7 +80,14 @@ if ($Kind -eq 'large') {
 else {
     $exp0 = Join-Path $work 'exp0'
     $exp1 = Join-Path $work 'exp1'
+    $exp2 = Join-Path $work 'exp2'
     $older = Join-Path $work 'older'
+    # The oldest run: a metrics.csv whose column name and cell are markup. The page must show them as text.
+    $hostile = Join-Path $work 'hostile'
+    Write-Artifact $hostile 'hostile-run' 'exp0' 'metrics.csv' ([Text.Encoding]::UTF8.GetBytes(
+        "step,<img src=x onerror=fetch('/pwned')>,note`n1,0.5,<script>fetch('/pwned')</script>`n2,0.4,`n3,0.3,`n"))
+    Import-GridArtifact -Path $hostile -Run 'hostile-run' -Store $store | Out-Null
+    Start-Sleep -Milliseconds 50
     Write-Artifact $older 'older-run' 'exp0' 'notes.txt' ([Text.Encoding]::UTF8.GetBytes("an older run`n"))
     # Names outside the Basic Multilingual Plane, with right-to-left text and a joiner, and one name in NFC and NFD.
     foreach ($name in "loss-$([char]::ConvertFromUtf32(0x1F4C9)).txt", "$([char]::ConvertFromUtf32(0x1D6FC))-$([char]::ConvertFromUtf32(0x2000B))/$([char]0x05E9)$([char]0x05DC)$([char]0x05D5)$([char]0x05DD) $([char]::ConvertFromUtf32(0x1F469))$([char]0x200D)$([char]::ConvertFromUtf32(0x1F4BB)).csv",
@@ -104,8 +111,24 @@ else {
     $weights = [byte[]]::new(200000); [Random]::new(8).NextBytes($weights)
     Write-Artifact $exp1 'vision-sweep' 'exp1' 'checkpoints/model.ckpt' $weights
     Write-Artifact $exp1 'vision-sweep' 'exp1' 'plots/loss.png' (New-Png 96 64 { param($x, $y) 40, (255 - 2 * $x), (60 + 2 * $y) })
-    Import-GridArtifact -Path $exp0 -Run 'vision-sweep' -Experiment exp0 -Store $store -Parameter @{ lr = 0.1 } | Out-Null
-    Import-GridArtifact -Path $exp1 -Run 'vision-sweep' -Experiment exp1 -Store $store -Parameter @{ lr = 0.01 } | Out-Null
+    # Lightning's CSVLogger: train_loss every 10 steps, val_loss only at each epoch's end (sparse). Written
+    # after exp0's top-level metrics.csv, so it is the newer one the metrics come from. Final val_loss:
+    # exp0 0.3, exp1 0.275, exp2 0.325.
+    foreach ($e in @(@{ Root = $exp0; Name = 'exp0'; Scale = 0.8 }, @{ Root = $exp1; Name = 'exp1'; Scale = 0.6 }, @{ Root = $exp2; Name = 'exp2'; Scale = 1.0 })) {
+        $lines = [Collections.Generic.List[string]]::new()
+        $lines.Add('epoch,step,train_loss,val_loss')
+        $row = { param($format) $lines.Add([string]::Format([cultureinfo]::InvariantCulture, $format, $args)) }
+        for ($epoch = 0; $epoch -lt 4; $epoch++) {
+            foreach ($step in (20 * $epoch + 9), (20 * $epoch + 19)) { & $row '{0},{1},{2:0.###},' $epoch $step (0.15 + $e.Scale * [math]::Pow(0.97, $step)) }
+            & $row '{0},{1},,{2:0.###}' $epoch (20 * $epoch + 19) (0.2 + $e.Scale * [math]::Pow(0.5, $epoch))
+        }
+        Write-Artifact $e.Root 'vision-sweep' $e.Name 'lightning_logs/version_0/metrics.csv' ([Text.Encoding]::UTF8.GetBytes(($lines -join "`n") + "`n"))
+    }
+    # batch: 8 < 16 < 128 as numbers, but "128" < "16" < "8" as text. exp2 has no lr: it sorts last either way.
+    Import-GridArtifact -Path $exp0 -Run 'vision-sweep' -Experiment exp0 -Store $store -Parameter @{ lr = 0.1; batch = 8 } | Out-Null
+    Import-GridArtifact -Path $exp1 -Run 'vision-sweep' -Experiment exp1 -Store $store -Parameter @{ lr = 0.01; batch = 16 } | Out-Null
+    Import-GridArtifact -Path $exp2 -Run 'vision-sweep' -Experiment exp2 -Store $store -Parameter @{ batch = 128 } | Out-Null
+    Add-GridTag vision-sweep keep -Store $store
     # One run still going until the test creates $stopFile: active runs are listed apart from finished ones.
     $stopFile = Join-Path $work 'stop-live-run'
     Start-GridRun -Name 'live-run' -Command "while [ ! -e '$stopFile' ]; do sleep 0.2; done" -Store $store -WorkingRoot (Join-Path $work 'work') | Out-Null

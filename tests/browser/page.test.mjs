@@ -128,7 +128,7 @@ for (const kind of ['local', 's3']) {
       const { page } = view;
       await page.waitForSelector('#active-runs tr[data-run="live-run"]');
       const finished = await page.locator('#finished-runs tr').evaluateAll((rows) => rows.map((r) => r.dataset.run));
-      assert.deepEqual(finished, ['vision-sweep', 'older-run']);
+      assert.deepEqual(finished, ['vision-sweep', 'older-run', 'hostile-run']);
       assert.equal(await page.locator('#finished-runs tr[data-run="vision-sweep"] .status').textContent(), 'Succeeded');
       // A protected run is marked, and only that one.
       assert.equal(await page.locator('#finished-runs tr[data-run="older-run"] .protected').textContent(), 'protected');
@@ -146,7 +146,7 @@ for (const kind of ['local', 's3']) {
       assert.deepEqual(paths.sort(), Object.keys(fixture.hashes).filter((k) => k.startsWith('vision-sweep/exp0/')).map((k) => k.slice('vision-sweep/'.length)).sort());
       await page.check('#experiments input[value="exp1"]');
       await page.waitForSelector('#artifacts tr[data-exp="exp1"]');
-      assert.equal(await page.locator('#artifacts tr').count(), 8);
+      assert.equal(await page.locator('#artifacts tr').count(), 10);
       assert.match(page.url(), /#run=vision-sweep&exp=exp0%2Cexp1$/);
     });
 
@@ -154,11 +154,11 @@ for (const kind of ['local', 's3']) {
       const { page } = view;
       await page.fill('#artifact-filter', '*.png');
       await page.waitForFunction(() => document.querySelectorAll('#artifacts tr').length === 2);
-      assert.equal(await page.textContent('#artifact-count'), '2 of 8 artifacts');
+      assert.equal(await page.textContent('#artifact-count'), '2 of 10 artifacts');
       await page.fill('#artifact-filter', 'MODEL');
       await page.waitForFunction(() => document.querySelectorAll('#artifacts tr').length === 2);
       await page.fill('#artifact-filter', '');
-      await page.waitForFunction(() => document.querySelectorAll('#artifacts tr').length === 8);
+      await page.waitForFunction(() => document.querySelectorAll('#artifacts tr').length === 10);
     });
 
     test('downloads one artifact, byte-exact', async () => {
@@ -287,6 +287,103 @@ for (const kind of ['local', 's3']) {
       assert.deepEqual(alarms.pwned, [], 'no script made a request');
       assert.notEqual(await page.title(), 'pwned');
       assert.match(policy, /sandbox/);
+    });
+
+    test('shows tags, filters the runs by tag, and marks protected runs', async () => {
+      const { page } = view;
+      const finished = () => page.locator('#finished-runs tr').evaluateAll((rows) => rows.map((r) => r.dataset.run));
+      assert.deepEqual(await page.locator('#finished-runs tr[data-run="vision-sweep"] .tag').allTextContents(), ['keep']);
+      assert.equal(await page.locator('#finished-runs tr[data-run="older-run"] .tag').count(), 0);
+      assert.deepEqual(await page.locator('#finished-runs tr.protected').evaluateAll((rows) => rows.map((r) => r.dataset.run)), ['older-run']);
+      await page.fill('#tag-filter', 'ke*');
+      await page.waitForFunction(() => document.querySelectorAll('#finished-runs tr').length === 1);
+      assert.deepEqual(await finished(), ['vision-sweep']);
+      assert.equal(await page.locator('#active-runs tr').count(), 0, 'an untagged run is filtered out');
+      await page.fill('#tag-filter', '');
+      await page.waitForFunction(() => document.querySelectorAll('#finished-runs tr').length === 3);
+      // A tag's button sets the filter to it, and does not open the run.
+      const before = page.url();
+      await page.click('#finished-runs tr[data-run="vision-sweep"] button.tag');
+      assert.equal(await page.inputValue('#tag-filter'), 'keep');
+      assert.deepEqual(await finished(), ['vision-sweep']);
+      assert.equal(page.url(), before);
+      await page.fill('#tag-filter', '');
+      await page.waitForFunction(() => document.querySelectorAll('#finished-runs tr').length === 3);
+    });
+
+    test('sorts the experiments by parameter and metric, numbers as numbers, missing values last', async () => {
+      const { page } = view;
+      await page.click('#finished-runs tr[data-run="vision-sweep"]');
+      await page.waitForSelector('#experiments input[value="exp2"]');
+      const order = () => page.locator('#experiments tr').evaluateAll((rows) => rows.map((r) => r.dataset.exp));
+      const sortBy = async (column, expected, direction) => {
+        await page.click(`#experiments-table th[data-sort="${column}"] button`);
+        assert.deepEqual(await order(), expected, `${column} ${direction}`);
+        assert.equal(await page.getAttribute(`#experiments-table th[data-sort="${column}"]`, 'aria-sort'), direction);
+        const others = await page.locator('#experiments-table th[data-sort]').evaluateAll((ths, c) => ths.filter((t) => t.dataset.sort !== c).map((t) => t.getAttribute('aria-sort')), column);
+        assert.ok(others.length > 0 && others.every((a) => a === 'none'), `only ${column} is sorted`);
+      };
+      assert.deepEqual(await order(), ['exp0', 'exp1', 'exp2']);
+      await sortBy('param:batch', ['exp0', 'exp1', 'exp2'], 'ascending'); // 8, 16, 128 (as text: 128, 16, 8)
+      await sortBy('param:batch', ['exp2', 'exp1', 'exp0'], 'descending');
+      await sortBy('metric:val_loss', ['exp1', 'exp0', 'exp2'], 'ascending'); // 0.275, 0.3, 0.325
+      await sortBy('metric:val_loss', ['exp2', 'exp0', 'exp1'], 'descending');
+      await sortBy('param:lr', ['exp1', 'exp0', 'exp2'], 'ascending'); // exp2 has no lr
+      await sortBy('param:lr', ['exp0', 'exp1', 'exp2'], 'descending');
+      await sortBy('name', ['exp0', 'exp1', 'exp2'], 'ascending');
+      const valLoss = await page.locator('#experiments-table').evaluate((t) => {
+        const i = [...t.tHead.rows[0].cells].findIndex((c) => c.dataset.sort === 'metric:val_loss');
+        return [...t.tBodies[0].rows].map((r) => r.cells[i].textContent);
+      });
+      assert.deepEqual(valLoss, ['0.3', '0.275', '0.325'], 'the last value of each');
+    });
+
+    test('charts a metrics.csv column over the steps for the selected experiments', async () => {
+      const { page } = view;
+      await page.check('#experiments input[value="exp0"]');
+      await page.check('#experiments input[value="exp1"]');
+      const lines = () => page.locator('#chart polyline.series').evaluateAll((ps) => ps.map((p) => ({ exp: p.dataset.exp, colour: p.classList[1], points: p.points.numberOfItems })));
+      await page.waitForFunction(() => document.querySelectorAll('#chart polyline.series').length === 2);
+      assert.equal(await page.inputValue('#chart-column'), 'val_loss');
+      assert.deepEqual(await page.locator('#chart-column option').allTextContents(), ['epoch', 'train_loss', 'val_loss']);
+      assert.deepEqual(await lines(), [{ exp: 'exp0', colour: 's0', points: 4 }, { exp: 'exp1', colour: 's1', points: 4 }]);
+      assert.deepEqual(await page.locator('#chart .legend text').allTextContents(), ['exp0', 'exp1']);
+      assert.deepEqual(await page.locator('#chart .legend title').allTextContents(), ['lightning_logs/version_0/metrics.csv', 'lightning_logs/version_0/metrics.csv']);
+      assert.equal(await page.locator('#chart .tick.x').count(), 5);
+      assert.equal(await page.locator('#chart .tick.y').count(), 5);
+      assert.equal(await page.textContent('#chart .axis-label'), 'step');
+      await page.selectOption('#chart-column', 'train_loss');
+      await page.waitForFunction(() => document.querySelector('#chart polyline.series')?.points.numberOfItems === 8);
+      assert.deepEqual((await lines()).map((l) => l.points), [8, 8]);
+      await page.check('#experiments input[value="exp2"]');
+      await page.waitForFunction(() => document.querySelectorAll('#chart polyline.series').length === 3);
+      assert.equal(await page.inputValue('#chart-column'), 'train_loss', 'the chosen column stays');
+      await page.uncheck('#experiments input[value="exp2"]');
+      await page.waitForFunction(() => document.querySelectorAll('#chart polyline.series').length === 2);
+      await page.selectOption('#chart-column', 'val_loss');
+      await page.waitForFunction(() => document.querySelector('#chart polyline.series')?.points.numberOfItems === 4);
+      if (shots) {
+        await page.evaluate(() => { document.getElementById('toast').hidden = true; }); // an earlier test's toast would cover the table
+        await page.evaluate(() => window.scrollTo(0, 0));
+        await page.screenshot({ path: join(shots, `artifacts-page-chart-${kind}.png`) });
+      }
+    });
+
+    test('shows a hostile metrics.csv as text: its markup never becomes elements and never runs', async () => {
+      const { page, alarms } = view;
+      const markup = "<img src=x onerror=fetch('/pwned')>";
+      await page.click('#finished-runs tr[data-run="hostile-run"]');
+      await page.waitForSelector('#chart polyline.series');
+      assert.deepEqual(await page.locator('#chart-column option').allTextContents(), [markup]);
+      assert.equal(await page.inputValue('#chart-column'), markup);
+      assert.equal(await page.locator('#chart polyline.series').evaluate((p) => p.points.numberOfItems), 3);
+      const metricHeads = await page.locator('#experiments-table th[data-sort^="metric:"]').allTextContents();
+      assert.ok(metricHeads.includes(markup), `the column name is a header's text: ${metricHeads}`);
+      assert.equal(await page.locator('#chart img, #chart script, #experiments-table img, #experiments-table script').count(), 0);
+      assert.doesNotMatch(await page.textContent('#experiments-table'), /script/);
+      await page.waitForTimeout(500);
+      assert.deepEqual(alarms.dialogs, [], 'no script showed a dialog');
+      assert.deepEqual(alarms.pwned, [], 'no script made a request');
     });
 
     test('follows an active run until it finishes, without a reload', async () => {

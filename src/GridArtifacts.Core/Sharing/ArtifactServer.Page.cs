@@ -4,6 +4,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using GridArtifacts.Core.Metrics;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
@@ -14,6 +15,9 @@ public sealed partial class ArtifactServer
 {
     /// <summary>How much of a text artifact the page previews.</summary>
     public const int PreviewBytes = 64 * 1024;
+
+    /// <summary>Points per metric the chart gets: more than its 640 units of width can show.</summary>
+    public const int ChartPoints = 2000;
 
     private const string PagePolicy =
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
@@ -69,6 +73,9 @@ public sealed partial class ArtifactServer
                 return;
             case ("GET", "/api/artifacts"):
                 await ServeArtifactListAsync(ctx).ConfigureAwait(false);
+                return;
+            case ("GET", "/api/metrics"):
+                await ServeMetricsAsync(ctx).ConfigureAwait(false);
                 return;
             case ("POST", "/api/link"):
                 await ServeNewLinkAsync(ctx).ConfigureAwait(false);
@@ -140,6 +147,10 @@ public sealed partial class ArtifactServer
                 else w.WriteNull("finished");
                 w.WriteNumber("experiments", r.ExperimentCount);
                 w.WriteBoolean("protected", r.Protected);
+                w.WriteNumber("bytes", r.ArtifactBytes);
+                w.WriteStartArray("tags");
+                foreach (var t in r.Tags) w.WriteStringValue(t);
+                w.WriteEndArray();
                 if (r.Command is { } command) w.WriteString("command", command);
                 else w.WriteNull("command");
                 w.WriteEndObject();
@@ -175,6 +186,11 @@ public sealed partial class ArtifactServer
                     started = e.Started,
                     finished = e.Finished,
                     parameters = e.Parameters,
+                    tags = e.Tags,
+                    ownTags = e.OwnTags,
+                    @protected = e.Protected,
+                    metrics = e.Metrics,
+                    metricsSource = e.MetricsSource,
                 }),
                 errors = result.Errors.Select(e => e.Message),
             };
@@ -202,6 +218,43 @@ public sealed partial class ArtifactServer
                 errors = result.Errors.Select(e => e.Message),
             };
         }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// An experiment's metrics.csv as curves for the chart: the one its record names, else (records
+    /// older than metrics, or metrics.json only) the newest metrics.csv among its artifacts. Only
+    /// numbers leave the server; column names leave as JSON strings, which escape &lt; and &gt;.
+    /// </summary>
+    private async Task ServeMetricsAsync(HttpListenerContext ctx)
+    {
+        var run = ctx.Request.QueryString["run"];
+        var experiment = ctx.Request.QueryString["exp"];
+        if (run is null || experiment is null || !GridNames.IsValidRunName(run) || !GridNames.IsValidExperimentName(experiment)) { ctx.Response.StatusCode = 400; return; }
+        await WithStoreErrorsAsync(ctx.Response, async () =>
+        {
+            var record = await _catalog.ReadExperimentRecordAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+            var source = record?.Metrics?.Source is { } recorded && MetricsReader.IsCsvCandidate(recorded) ? recorded : null;
+            if (source is null)
+            {
+                // Also says which of run and experiment is unknown when neither has anything stored.
+                var artifacts = await _catalog.GetArtifactsAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+                source = MetricsReader.ChooseSource(artifacts.Items.Where(a => MetricsReader.IsCsvCandidate(a.Path)).Select(a => (a.Path, a.LastModified)));
+            }
+            var read = source is null ? NoSeries : await ReadSeriesAsync(StoreLayout.ArtifactKey(run, experiment, source)).ConfigureAwait(false);
+            return new { source, x = read.X, columns = read.Columns, series = read.Points, rows = read.Rows, downsampled = read.Downsampled, problem = read.Problem };
+        }).ConfigureAwait(false);
+    }
+
+    private static readonly MetricsSeries NoSeries = new(null, Array.Empty<string>(), new Dictionary<string, double[][]>(), 0, false, null);
+
+    private async Task<MetricsSeries> ReadSeriesAsync(string key)
+    {
+        var stream = await _catalog.Store.OpenReadAsync(key, CancellationToken.None).ConfigureAwait(false);
+        await using (stream.ConfigureAwait(false))
+        {
+            // The reader stops past MetricsReader.MaxCsvBytes (64 MiB). It reads synchronously: off the request's thread.
+            return await Task.Run(() => MetricsReader.ReadSeries(stream, ChartPoints)).ConfigureAwait(false);
+        }
     }
 
     private async Task ServeNewLinkAsync(HttpListenerContext ctx)

@@ -7,8 +7,8 @@ const PREVIEW_LINES = 200; // lines of a text artifact shown
 const PREVIEW_ROWS = 100;  // rows of a csv artifact shown
 
 const state = {
-  runs: [], runLimit: PAGE, run: null, experiments: [], selectedExps: new Set(),
-  artifacts: [], artifactLimit: PAGE, selected: new Set(), cache: new Map(),
+  runs: [], runLimit: PAGE, run: null, experiments: [], selectedExps: new Set(), sort: null,
+  artifacts: [], artifactLimit: PAGE, selected: new Set(), cache: new Map(), metrics: new Map(), chartColumn: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -89,17 +89,26 @@ async function loadRuns(fresh) {
   for (const e of data.errors) toast(e);
 }
 
+// A tag as a button that filters the runs by it.
+const tagButton = (t, own) => el('button', {
+  type: 'button', class: 'tag' + (own ? ' own' : ''), text: t, title: `Show the runs tagged ${t}`,
+  onclick: (e) => { e.stopPropagation(); $('tag-filter').value = t; state.runLimit = PAGE; renderRuns(); },
+});
+
 function renderRuns() {
   const filter = matcher($('run-filter').value);
-  const shown = state.runs.filter((r) => filter(r.name));
+  const tagged = $('tag-filter').value.trim() ? matcher($('tag-filter').value) : null;
+  const shown = state.runs.filter((r) => filter(r.name) && (!tagged || r.tags.some(tagged)));
   const active = shown.filter((r) => r.active);
   const finished = shown.filter((r) => !r.active);
   const limit = state.runLimit;
   const row = (r) => el('tr', {
-    class: 'run' + (r.name === state.run ? ' selected' : ''), dataset: { run: r.name }, tabindex: '0', title: r.command || '',
+    class: 'run' + (r.name === state.run ? ' selected' : '') + (r.protected ? ' protected' : ''), dataset: { run: r.name }, tabindex: '0', title: r.command || '',
     onclick: () => selectRun(r.name, []),
-    onkeydown: (e) => { if (e.key === 'Enter') selectRun(r.name, []); },
-  }, el('td', {}, r.name, r.protected ? el('span', { class: 'protected', text: 'protected', title: 'Protected: never removed (Unprotect-GridRun to allow it)' }) : null), el('td', {}, status(r.status)), el('td', { class: 'when', text: when(r.created) }), el('td', { class: 'num', text: r.experiments }));
+    onkeydown: (e) => { if (e.key === 'Enter' && e.target === e.currentTarget) selectRun(r.name, []); },
+  }, el('td', {}, r.name, r.protected ? el('span', { class: 'protected', text: 'protected', title: 'Protected: never removed (Unprotect-GridRun to allow it)' }) : null),
+  el('td', {}, status(r.status)), el('td', { class: 'tags' }, ...r.tags.map((t) => tagButton(t))),
+  el('td', { class: 'when', text: when(r.created) }), el('td', { class: 'num', text: r.experiments, title: `${size(r.bytes)} of artifacts` }));
   $('active-runs').replaceChildren(...active.slice(0, limit).map(row));
   $('finished-runs').replaceChildren(...finished.slice(0, limit).map(row));
   $('active-empty').hidden = active.length > 0;
@@ -110,13 +119,16 @@ function renderRuns() {
 async function selectRun(name, exps) {
   state.run = name;
   state.selectedExps = new Set(exps);
+  state.experiments = [];
   state.artifacts = [];
   state.selected.clear();
   renderRuns();
   renderArtifacts();
   $('experiments-hint').textContent = 'Loading…';
   $('experiments-hint').hidden = false;
+  $('experiments-head').replaceChildren();
   $('experiments').replaceChildren();
+  drawChart();
   try {
     const data = await api('/api/experiments?' + new URLSearchParams({ run: name }));
     if (state.run !== name) return;
@@ -124,29 +136,183 @@ async function selectRun(name, exps) {
     if (state.selectedExps.size === 0 && data.experiments.length === 1) state.selectedExps.add(data.experiments[0].name);
     renderExperiments();
     for (const e of data.errors) toast(e);
+    drawChart();
     await loadArtifacts();
   } catch (e) {
     $('experiments-hint').textContent = e.message;
   }
 }
 
+// ---- experiments: a table of parameters and metrics, sortable by any column ----------------------
+
+const fmt = (v, digits = 4) => (typeof v === 'number' ? String(Number(v.toPrecision(digits))) : v);
+// Own keys only: a metric named "constructor" or "__proto__" is a name like any other.
+const own = (o, k) => (o && Object.hasOwn(o, k) ? o[k] : undefined);
+const union = (objects) => [...new Set(objects.flatMap((o) => Object.keys(o || {})))].sort((a, b) => a.localeCompare(b));
+
+// A column's value for an experiment by its data-sort key ("param:lr", "metric:val_loss", ...); undefined when missing.
+function cell(x, sortKey) {
+  const at = sortKey.indexOf(':');
+  const [kind, name] = at < 0 ? [sortKey, ''] : [sortKey.slice(0, at), sortKey.slice(at + 1)];
+  switch (kind) {
+    case 'param': return own(x.parameters, name);
+    case 'metric': return own(x.metrics, name);
+    case 'tags': return x.tags.length ? x.tags.join(' ') : undefined;
+    default: return x[kind];
+  }
+}
+
+// Numbers as numbers when both sides are finite numbers, else text with digit runs as numbers ("exp2" < "exp10").
+function compare(a, b) {
+  const num = (v) => (typeof v === 'number' ? v : String(v).trim() === '' ? NaN : Number(v));
+  const x = num(a), y = num(b);
+  if (Number.isFinite(x) && Number.isFinite(y)) return x - y;
+  return String(a).localeCompare(String(b), undefined, { numeric: true });
+}
+
+function sortedExperiments() {
+  const s = state.sort;
+  if (!s) return state.experiments;
+  const missing = (v) => v === undefined || v === null || v === '';
+  return [...state.experiments].sort((p, q) => {
+    const a = cell(p, s.key), b = cell(q, s.key);
+    if (missing(a) || missing(b)) return missing(a) - missing(b); // missing last, in either direction
+    return s.dir * compare(a, b);
+  });
+}
+
+function sortBy(sortKey) {
+  state.sort = state.sort?.key === sortKey ? { key: sortKey, dir: -state.sort.dir } : { key: sortKey, dir: 1 };
+  renderExperiments();
+}
+
 function renderExperiments() {
-  const list = state.experiments.map((x) => el('li', {},
-    el('label', { title: [x.id, ...Object.entries(x.parameters || {}).map(([k, v]) => `${k}=${v}`)].join(' ') },
-      el('input', { type: 'checkbox', value: x.name, checked: state.selectedExps.has(x.name), onchange: onExperimentToggled }),
-      el('span', { text: x.name }), status(x.status),
-      el('span', { class: 'meta', text: `${x.artifacts} · ${size(x.bytes)}` }))));
-  $('experiments').replaceChildren(...list);
+  const params = union(state.experiments.map((x) => x.parameters));
+  const metrics = union(state.experiments.map((x) => x.metrics));
+  const columns = [
+    { key: 'name', label: 'Experiment' }, { key: 'status', label: 'Status' }, { key: 'tags', label: 'Tags' },
+    ...params.map((p) => ({ key: `param:${p}`, label: p, class: 'param', title: `Parameter ${p}` })),
+    ...metrics.map((m) => ({ key: `metric:${m}`, label: m, class: 'metric num', title: `Metric ${m} (its last value)` })),
+    { key: 'artifacts', label: 'Files', class: 'num' }, { key: 'bytes', label: 'Size', class: 'num' },
+  ];
+  const sorted = (key) => (state.sort?.key !== key ? 'none' : state.sort.dir > 0 ? 'ascending' : 'descending');
+  $('experiments-head').replaceChildren(el('th', {}),
+    ...columns.map((c) => el('th', { class: c.class, title: c.title, 'aria-sort': sorted(c.key), dataset: { sort: c.key } },
+      el('button', { type: 'button', class: 'sort', text: c.label, onclick: () => sortBy(c.key) }))));
+  const rows = sortedExperiments().map((x) => el('tr', { dataset: { exp: x.name } },
+    el('td', {}, el('input', { type: 'checkbox', value: x.name, 'aria-label': `Select ${x.name}`, checked: state.selectedExps.has(x.name), onchange: onExperimentToggled })),
+    el('td', { text: x.name, title: x.id }), el('td', {}, status(x.status)),
+    el('td', { class: 'tags' }, ...x.tags.map((t) => tagButton(t, x.ownTags.includes(t)))),
+    ...params.map((p) => el('td', { class: 'param', text: cell(x, `param:${p}`) ?? '' })),
+    ...metrics.map((m) => { const v = cell(x, `metric:${m}`); return el('td', { class: 'num', text: v === undefined ? '' : fmt(v), title: v === undefined ? '' : String(v) }); }),
+    el('td', { class: 'num', text: x.artifacts }), el('td', { class: 'num', text: size(x.bytes) })));
+  $('experiments').replaceChildren(...rows);
+  $('experiments-table').hidden = state.experiments.length === 0;
   $('experiments-hint').textContent = state.experiments.length ? 'Select experiments to see their artifacts.' : 'This run has no experiments yet.';
   $('experiments-hint').hidden = state.selectedExps.size > 0;
   $('all-experiments-label').hidden = state.experiments.length < 2;
   $('all-experiments').checked = state.experiments.length > 0 && state.selectedExps.size === state.experiments.length;
 }
 
+function selectionChanged() {
+  renderExperiments();
+  drawChart();
+  loadArtifacts();
+}
+
 function onExperimentToggled(e) {
   if (e.target.checked) state.selectedExps.add(e.target.value); else state.selectedExps.delete(e.target.value);
-  renderExperiments();
-  loadArtifacts();
+  selectionChanged();
+}
+
+// ---- chart: a metrics.csv column over the steps, one line per selected experiment ---------------
+
+const SVG = 'http://www.w3.org/2000/svg';
+const CHART = { width: 640, height: 320, left: 56, right: 132, top: 14, bottom: 36, ticks: 5, colours: 8 };
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+// A <text> or <title>: names from the csv go in only as text.
+const svgText = (tag, attrs, text) => { const node = svg(tag, attrs); node.textContent = text; return node; };
+const label = (attrs, text) => svgText('text', attrs, text);
+
+// The curves of one experiment, read once (a live run's are read again on each refresh).
+function metricsOf(run, exp) {
+  const k = `${run}\u0000${exp}`;
+  if (!state.metrics.has(k)) {
+    const read = api('/api/metrics?' + new URLSearchParams({ run, exp })).catch((e) => { state.metrics.delete(k); return { error: e.message }; });
+    state.metrics.set(k, read);
+  }
+  return state.metrics.get(k);
+}
+
+async function drawChart() {
+  const generation = drawChart.generation = (drawChart.generation || 0) + 1;
+  const run = state.run;
+  const exps = state.experiments.map((x) => x.name).filter((n) => state.selectedExps.has(n));
+  const data = await Promise.all(exps.map((exp) => metricsOf(run, exp)));
+  if (generation !== drawChart.generation) return; // a later selection draws instead
+  const columns = [...new Set(data.flatMap((d) => d.columns || []))].sort((a, b) => a.localeCompare(b));
+  const select = $('chart-column');
+  if ([...select.options].map((o) => o.value).join('\u0000') !== columns.join('\u0000')) {
+    select.replaceChildren(...columns.map((c) => new Option(c, c)));
+  }
+  const column = columns.includes(state.chartColumn) ? state.chartColumn : columns.includes('val_loss') ? 'val_loss' : columns[0];
+  select.value = column ?? '';
+  select.disabled = columns.length === 0;
+  const chart = $('chart');
+  const notes = data.flatMap((d, i) => (d.error || d.problem ? [`${exps[i]}: ${d.error || d.problem}`] : d.source ? [] : [`${exps[i]}: no metrics.csv`]));
+  $('chart-hint').textContent = !exps.length ? 'Select experiments to chart the metrics.csv they wrote.'
+    : !column ? `No metrics to chart. ${notes.join('; ')}` : notes.join('; ');
+  $('chart-hint').hidden = !$('chart-hint').textContent;
+  chart.toggleAttribute('hidden', !column);
+  if (!column) { chart.replaceChildren(); return; }
+
+  const lines = data.map((d, i) => ({
+    exp: exps[i], source: d.source, colour: `s${i % CHART.colours}`,
+    points: (own(d.series, column) || []).filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])),
+  }));
+  const all = lines.flatMap((l) => l.points);
+  const range = (values) => {
+    let lo = Math.min(...values), hi = Math.max(...values);
+    if (!Number.isFinite(lo)) [lo, hi] = [0, 1];
+    if (lo === hi) [lo, hi] = [lo - 0.5, hi + 0.5];
+    return [lo, hi];
+  };
+  const [x0, x1] = range(all.map((p) => p[0]));
+  const [y0, y1] = range(all.map((p) => p[1]));
+  const { width, height, left, right, top, bottom, ticks } = CHART;
+  const sx = (x) => left + ((x - x0) / (x1 - x0)) * (width - left - right);
+  const sy = (y) => height - bottom - ((y - y0) / (y1 - y0)) * (height - top - bottom);
+  const xName = [...new Set(data.filter((d) => d.source).map((d) => d.x || 'row'))].join(' / ') || 'step';
+
+  const axes = svg('g', { class: 'axes' },
+    svg('line', { class: 'axis', x1: left, y1: height - bottom, x2: width - right, y2: height - bottom }),
+    svg('line', { class: 'axis', x1: left, y1: top, x2: left, y2: height - bottom }));
+  for (let i = 0; i < ticks; i++) {
+    const xv = x0 + ((x1 - x0) * i) / (ticks - 1), yv = y0 + ((y1 - y0) * i) / (ticks - 1);
+    axes.append(
+      svg('line', { class: 'grid', x1: sx(xv), y1: top, x2: sx(xv), y2: height - bottom }),
+      label({ class: 'tick x', x: sx(xv), y: height - bottom + 14 }, fmt(xv, 3)),
+      svg('line', { class: 'grid', x1: left, y1: sy(yv), x2: width - right, y2: sy(yv) }),
+      label({ class: 'tick y', x: left - 6, y: sy(yv) + 4 }, fmt(yv, 3)));
+  }
+  axes.append(label({ class: 'axis-label', x: (left + width - right) / 2, y: height - 4 }, xName));
+
+  const series = lines.filter((l) => l.points.length)
+    .map((l) => svg('polyline', { class: `series ${l.colour}`, 'data-exp': l.exp, points: l.points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(' ') }));
+  const legend = svg('g', { class: 'legend' }, ...lines.map((l, i) => {
+    const y = top + 6 + i * 16;
+    const title = svgText('title', {}, l.points.length ? l.source : `${l.source || 'no metrics.csv'}: no values of ${column}`);
+    return svg('g', { class: 'legend-item' + (l.points.length ? '' : ' missing') }, title,
+      svg('line', { class: `series ${l.colour}`, x1: width - right + 10, y1: y, x2: width - right + 28, y2: y }),
+      label({ x: width - right + 34, y: y + 4 }, l.exp));
+  }));
+  chart.replaceChildren(axes, ...series, legend);
 }
 
 // ---- artifacts ---------------------------------------------------------------------------------
@@ -323,7 +489,11 @@ async function refreshActive() {
   const data = await api('/api/experiments?' + new URLSearchParams({ run: state.run }));
   state.experiments = data.experiments;
   renderExperiments();
-  for (const x of state.experiments) state.cache.delete(`${state.run}/${x.name}`);
+  for (const x of state.experiments) {
+    state.cache.delete(`${state.run}/${x.name}`);
+    state.metrics.delete(`${state.run}\u0000${x.name}`);
+  }
+  drawChart();
   const filterAndLimit = state.artifactLimit;
   await loadArtifacts();
   state.artifactLimit = Math.max(state.artifactLimit, filterAndLimit);
@@ -338,7 +508,8 @@ function debounce(fn, ms) {
 }
 
 document.addEventListener('DOMContentLoaded', async () => {
-  $('run-filter').addEventListener('input', debounce(() => { state.runLimit = PAGE; renderRuns(); }, 120));
+  for (const id of ['run-filter', 'tag-filter']) $(id).addEventListener('input', debounce(() => { state.runLimit = PAGE; renderRuns(); }, 120));
+  $('chart-column').addEventListener('change', (e) => { state.chartColumn = e.target.value; drawChart(); });
   $('artifact-filter').addEventListener('input', debounce(() => { state.artifactLimit = PAGE; renderArtifacts(); }, 120));
   $('more-runs').addEventListener('click', () => { state.runLimit += PAGE; renderRuns(); });
   $('more-artifacts').addEventListener('click', () => { state.artifactLimit += PAGE; renderArtifacts(); });
@@ -351,11 +522,11 @@ document.addEventListener('DOMContentLoaded', async () => {
   });
   $('all-experiments').addEventListener('change', (e) => {
     state.selectedExps = new Set(e.target.checked ? state.experiments.map((x) => x.name) : []);
-    renderExperiments();
-    loadArtifacts();
+    selectionChanged();
   });
   $('refresh').addEventListener('click', async () => {
     state.cache.clear();
+    state.metrics.clear();
     await loadRuns(true);
     if (state.run) await selectRun(state.run, [...state.selectedExps]);
   });
