@@ -59,7 +59,7 @@ public abstract class CompareTests : IDisposable
 
     private async Task<GridCatalog> SweepAsync()
     {
-        var catalog = new GridCatalog(NewStore());
+        var catalog = NewCatalog();
         await Seed(catalog, "sweep", "exp0", new()
         {
             ["same.txt"] = Same,
@@ -129,7 +129,7 @@ public abstract class CompareTests : IDisposable
     [Fact]
     public async Task Two_runs_compare_their_parameters_then_their_experiments_by_name_and_an_unpaired_one_is_one_row()
     {
-        var catalog = new GridCatalog(NewStore());
+        var catalog = NewCatalog();
         // Each run's record takes the parameters of its first import.
         await Seed(catalog, "ref-run", "exp0", new() { ["model.bin"] = Same }, new() { ["lr"] = "0.1" });
         await Seed(catalog, "ref-run", "exp1", new() { ["model.bin"] = Same }, new() { ["lr"] = "0.2" });

@@ -46,7 +46,7 @@ public abstract class MeasureTests : IDisposable
     /// <summary>Writes the known runs through the importer and the catalog, as the cmdlets would.</summary>
     private async Task SeedAsync(IObjectStore store)
     {
-        var catalog = new GridCatalog(store) { ClaimSettle = TimeSpan.FromMilliseconds(300) };
+        var catalog = new GridCatalog(store) { ClaimSettle = TimeSpan.FromMilliseconds(50) };
         var seed = 0;
         foreach (var (run, exp, sizes, tags) in Imports)
         {
@@ -192,7 +192,7 @@ public abstract class MeasureTests : IDisposable
             .ToDictionary(g => g.Key, g => (Count: (long)g.Count(), Bytes: g.Sum(f => new FileInfo(f.Path).Length)));
         Assert.Equal(5, artifacts.Count);
         // And one schema-2 run beside them.
-        var catalog = new GridCatalog(store) { ClaimSettle = TimeSpan.FromMilliseconds(300) };
+        var catalog = new GridCatalog(store) { ClaimSettle = TimeSpan.FromMilliseconds(50) };
         var src = Temp.WriteFile("new/model.bin", TestBytes.Random(2500, 7));
         await new ArtifactImporter(catalog).ImportAsync(new ImportRequest { Run = "new-run", Experiment = "exp0", Files = new[] { ("model.bin", src) } }, e => throw e, _ => { }, default);
         artifacts["new-run"] = (1, 2500);

@@ -18,7 +18,8 @@ public abstract class MetricsCaptureTests : IDisposable
     protected abstract IObjectStore NewStore();
     public void Dispose() => Temp.Dispose();
 
-    private GridCatalog NewCatalog() => new(NewStore());
+    // One writer per run here, so no claim needs a second to settle (as on a store without exclusive create).
+    private GridCatalog NewCatalog() => new(NewStore()) { ClaimSettle = TimeSpan.FromMilliseconds(50) };
 
     private CaptureAgent Agent(GridCatalog catalog, string run, string work, string script, string? done = null) => new(catalog, run, "exp0", new CaptureOptions
     {
@@ -29,6 +30,7 @@ public abstract class MetricsCaptureTests : IDisposable
         SettleTime = TimeSpan.FromMilliseconds(200),
         RescanInterval = TimeSpan.FromMilliseconds(100),
         HeartbeatInterval = TimeSpan.FromMilliseconds(300),
+        ClaimSettle = TimeSpan.FromMilliseconds(50),
     });
 
     private static void HasMetrics(GridExperiment exp, string source, params (string Name, double Value)[] expected)

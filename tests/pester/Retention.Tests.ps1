@@ -18,6 +18,16 @@ BeforeAll {
     function Invoke-Job([string] $Store, [string] $Switches = '') {
         Invoke-ChildPwsh "Import-Module '$ModulePath'; & '$Example' -Store '$Store' -KeepRuns 20 -KeepBest 3 $Switches -WarningAction Continue | Format-List | Out-String -Width 200"
     }
+    # One seed store, copied into each store under test: a copy keeps each run's record (so its
+    # Created), tags and metrics, and costs no claim settling on a store without exclusive create.
+    # 25 single runs, oldest first (run-03 and run-05 tagged keep), then a 5-experiment sweep.
+    $script:seed = Join-Path $TestDrive 'seed'
+    foreach ($i in 1..25) {
+        $tag = if ($i -in 3, 5) { 'keep' } else { $null }
+        Import-Files $seed ('run-{0:D2}' -f $i) -Tag $tag
+    }
+    $losses = 0.5, 0.1, 0.4, 0.2, 0.3
+    foreach ($e in 0..4) { Import-Files $seed 'sweep' "exp$e" -Metrics @{ val_loss = $losses[$e]; epoch = 9 } }
 }
 
 AfterAll {
@@ -31,13 +41,7 @@ Describe 'examples/retention.ps1 (<Kind> store)' -ForEach @(
 ) {
     BeforeAll {
         $store = if ($Kind -eq 's3') { New-TestS3Store retention } else { Join-Path $TestDrive "store-$Kind" }
-        # 25 single runs, oldest first (run-03 and run-05 tagged keep), then a 5-experiment sweep.
-        foreach ($i in 1..25) {
-            $tag = if ($i -in 3, 5) { 'keep' } else { $null }
-            Import-Files $store ('run-{0:D2}' -f $i) -Tag $tag
-        }
-        $losses = 0.5, 0.1, 0.4, 0.2, 0.3
-        foreach ($e in 0..4) { Import-Files $store 'sweep' "exp$e" -Metrics @{ val_loss = $losses[$e]; epoch = 9 } }
+        Get-GridRun -Store $seed | Copy-GridRun -Destination $store | Out-Null
         $script:before = Get-GridArtifact * -Store $store | ForEach-Object { "$($_.ExperimentId)/$($_.Path)=$($_.Sha256)" }
         $script:allRuns = (Get-GridRun -Store $store).Name | Sort-Object
     }
