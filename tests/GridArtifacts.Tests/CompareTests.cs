@@ -20,6 +20,9 @@ public abstract class CompareTests : IDisposable
     protected abstract IObjectStore NewStore();
     public void Dispose() => Temp.Dispose();
 
+    // One writer per run here, so no claim needs a second to settle (as on a store without exclusive create).
+    private GridCatalog NewCatalog() => new(NewStore()) { ClaimSettle = TimeSpan.FromMilliseconds(50) };
+
     private static readonly byte[] Same = Encoding.UTF8.GetBytes("the same bytes");
 
     /// <summary>Imports <paramref name="files"/> as one experiment, then writes its metrics into its record as its writer would.</summary>
