@@ -308,7 +308,7 @@ public sealed class FileSystemCatalogIndexTests : CatalogIndexTests
     protected override int PagingRuns => 1_100;
 }
 
-[Collection(S3Collection.Name)]
+[Collection(S3SecondLane.Name)]
 public sealed class S3CatalogIndexTests : CatalogIndexTests
 {
     private readonly S3ServerFixture _s3;

@@ -254,7 +254,7 @@ public sealed class FileSystemCompareTests : CompareTests
     protected override IObjectStore NewStore() => new FileSystemStore(Temp.Sub("store-" + Guid.NewGuid().ToString("N")));
 }
 
-[Collection(S3Collection.Name)]
+[Collection(S3SecondLane.Name)]
 public sealed class S3CompareTests : CompareTests
 {
     private readonly S3ServerFixture _s3;

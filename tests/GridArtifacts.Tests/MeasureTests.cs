@@ -215,7 +215,7 @@ public sealed class FileSystemMeasureTests : MeasureTests
     protected override string NewLocation() => Temp.Sub("store-" + Guid.NewGuid().ToString("N"));
 }
 
-[Collection(S3Collection.Name)]
+[Collection(S3SecondLane.Name)]
 public sealed class S3MeasureTests : MeasureTests
 {
     private readonly S3ServerFixture _s3;

@@ -228,7 +228,7 @@ public sealed class FileSystemMetricsCaptureTests : MetricsCaptureTests
     protected override IObjectStore NewStore() => new FileSystemStore(Temp.Sub("store-" + Guid.NewGuid().ToString("N")));
 }
 
-[Collection(S3Collection.Name)]
+[Collection(S3SecondLane.Name)]
 public sealed class S3MetricsCaptureTests : MetricsCaptureTests
 {
     private readonly S3ServerFixture _s3;

@@ -115,3 +115,13 @@ public sealed class S3Collection : ICollectionFixture<S3ServerFixture>
 {
     public const string Name = "s3rver";
 }
+
+/// <summary>
+/// A second lane of tests against s3rver, run beside the first: much of an S3 test's time is waiting
+/// (claims settling, heartbeats), so two lanes share the server the build started (or each starts its own).
+/// </summary>
+[CollectionDefinition(Name)]
+public sealed class S3SecondLane : ICollectionFixture<S3ServerFixture>
+{
+    public const string Name = "s3rver, second lane";
+}

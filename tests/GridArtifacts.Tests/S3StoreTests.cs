@@ -11,7 +11,7 @@ using Xunit;
 namespace GridArtifacts.Tests;
 
 /// <summary>The whole store contract suite, unchanged, against a real S3-compatible server.</summary>
-[Collection(S3Collection.Name)]
+[Collection(S3SecondLane.Name)]
 public sealed class S3StoreContractTests : StoreContractTests
 {
     private readonly S3ServerFixture _s3;

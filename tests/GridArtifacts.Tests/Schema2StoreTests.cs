@@ -212,7 +212,7 @@ public sealed class FolderSchema2StoreTests : Schema2StoreTests
     protected override Task<GridCatalog> FixtureStoreAsync() => Task.FromResult(FixtureStores.InFolder(2, Temp.Sub("store")));
 }
 
-[Collection(S3Collection.Name)]
+[Collection(S3SecondLane.Name)]
 public sealed class S3Schema2StoreTests : Schema2StoreTests
 {
     private readonly S3ServerFixture _s3;

@@ -12,6 +12,9 @@ BeforeAll {
         [IO.File]::WriteAllBytes("$src/model.pt", $bytes)
         Import-GridArtifact -Path $src -Run $Name -Experiment $Experiment -Store $Store | Out-Null
     }
+    # One seed, copied into a fresh store for each test (no claim settling on a store without exclusive create).
+    $script:seed = Join-Path $TestDrive 'seed'
+    New-Run $seed 'precious'; New-Run $seed 'precious' 'exp1'; New-Run $seed 'plain'
     function Get-Hashes([string] $Store, [string] $Run) { Get-GridArtifact $Run -Store $Store | ForEach-Object { "$($_.ExperimentId)/$($_.Path)=$($_.Sha256)" } }
 }
 
@@ -26,7 +29,7 @@ Describe 'Protect-GridRun and Unprotect-GridRun (<Kind> store)' -ForEach @(
 ) {
     BeforeEach {
         $store = if ($Kind -eq 's3') { New-TestS3Store protect } else { Join-Path $TestDrive "store-$([guid]::NewGuid().ToString('N'))" }
-        New-Run $store 'precious'; New-Run $store 'precious' 'exp1'; New-Run $store 'plain'
+        Get-GridRun -Store $seed | Copy-GridRun -Destination $store | Out-Null
     }
 
     It 'marks runs from the pipeline, shows the mark in listings, and keeps it once' {
