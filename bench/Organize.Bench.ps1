@@ -159,7 +159,7 @@ try {
 Measured $(Get-Date -Format 'yyyy-MM-dd') with bench/Organize.Bench.ps1 on a local folder store of $($Count.ToString('N0')) runs x $experiments experiments
 ($($tagged.ToString('N0')) tagged keep, $($protected.ToString('N0')) protected; seeded in $([int]$seedTime.TotalSeconds) s), medians of $Runs fresh sessions, sync before each.
 Each figure times only the call in a fresh pwsh that has imported the module, and checks the count it returns.
-Peers of -Exact: $(($peers | ForEach-Object { '{0} {1:0.00} s ({2:0.0}x ours)' -f $_.What, $_.Median, ($exact.Median / $_.Median) }) -join '; ').
+Measure-GridStore -Exact against its peers: $(($peers | ForEach-Object { '{0:0.00}x the time of {1}' -f ($exact.Median / $_.Median), $_.What }) -join '; ').
 "@
     Write-Host $body
     if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Organize at scale (issue 4/5)' -Body $body }
