@@ -33,15 +33,20 @@ $removing = @{ Confirm = $false; PassThru = $true; ExcludeTag = $KeepTag } + $at
 # The newest runs and the tagged ones stay; of the other finished runs, each goes whole.
 $runs = @(Remove-GridRun -KeepLatest $KeepRuns @removing)
 
-# Within each sweep that stays, the best experiments by the metric (a sweep without it is reported and left whole).
-$experiments = @(Get-GridRun -Finished @at | Where-Object ExperimentCount -gt 1 |
-    Remove-GridExperiment -KeepBest $KeepBest -By $Metric -Descending:$Descending @removing)
+# Within each sweep that stays (under -WhatIf, that would stay), the best experiments by the metric.
+# A sweep without the metric is left whole and counted, not an error every night.
+$gone = @($runs.Run)
+$experiments = @(Get-GridRun -Finished @at | Where-Object { $_.ExperimentCount -gt 1 -and $_.Name -notin $gone } |
+    Remove-GridExperiment -KeepBest $KeepBest -By $Metric -Descending:$Descending @removing -ErrorVariable refused -ErrorAction SilentlyContinue)
+$withoutMetric = @($refused | Where-Object { $_.FullyQualifiedErrorId -like 'MetricNotFound*' })
+$refused | Where-Object { $_ -notin $withoutMetric } | ForEach-Object { Write-Error -ErrorRecord $_ }
 
 $freed = ($runs + $experiments | Measure-Object Bytes -Sum).Sum
 [pscustomobject]@{
-    WhatIf             = [bool]$WhatIfPreference
-    RunsRemoved        = $runs.Count
-    ExperimentsRemoved = $experiments.Count
-    BytesFreed         = [long]$freed
+    WhatIf               = [bool]$WhatIfPreference
+    RunsRemoved          = $runs.Count
+    ExperimentsRemoved   = $experiments.Count
+    BytesFreed           = [long]$freed
+    SweepsWithoutMetric  = $withoutMetric.Count
 }
 Measure-GridStore -Top 10 @at

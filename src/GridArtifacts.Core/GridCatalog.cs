@@ -240,7 +240,7 @@ public sealed partial class GridCatalog
             Command = record.Command,
             ArtifactCount = artifacts.Count,
             ArtifactBytes = artifacts.Bytes,
-            Metrics = record.Metrics is { Problem: null } m ? WithoutCase(m.Values) : GridExperiment.NoMetrics,
+            Metrics = record.Metrics is { Problem: null, Values: { } values } ? WithoutCase(values) : GridExperiment.NoMetrics,
             MetricsSource = record.Metrics?.Source,
         };
 
@@ -874,6 +874,8 @@ public sealed partial class GridCatalog
         long bytes = 0;
         foreach (var exp in await ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
         {
+            // Asked again before each experiment: a removal of many takes a while, and Protect-GridRun may come meanwhile.
+            if (experiments > 0) await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
             var r = await RemoveUnprotectedExperimentAsync(run, exp, indexKeys, ct).ConfigureAwait(false);
             experiments++; files += r.Files; bytes += r.Bytes;
         }
@@ -884,8 +886,11 @@ public sealed partial class GridCatalog
             if (!e.IsPrefix && e.Key != StoreLayout.RunRecordKey(run)) rest.Add(e.Key);
         }
         await Store.DeleteManyAsync(rest, ct).ConfigureAwait(false);
+        // Once more before the record: a Protect-GridRun that read the record back before this point holds.
+        await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
         await Store.DeleteAsync(StoreLayout.RunRecordKey(run), ct).ConfigureAwait(false);
-        await DeleteIndexKeysAsync(CatalogIndex.RunIndexPrefix(run), indexKeys, ct).ConfigureAwait(false);
+        // Keys listed earlier for many runs may miss a protection key written since: it goes by name.
+        await DeleteIndexKeysAsync(CatalogIndex.RunIndexPrefix(run), indexKeys?.Append(CatalogIndex.ProtectedKey(run)).Distinct().ToList(), ct).ConfigureAwait(false);
         return new Removal(experiments, files, bytes);
     }
 

@@ -228,6 +228,44 @@ public abstract class RetentionStoreTests : IDisposable
         Assert.Equal(new[] { "exp1" }, (await catalog.GetExperimentsAsync("sweep", default)).Items.Select(e => e.Experiment));
         Assert.Equal(2, (await catalog.GetExperimentsAsync("guarded", default)).Items.Count);
     }
+    [Fact]
+    public async Task A_clean_up_never_widens_and_never_takes_a_run_with_an_experiment_that_has_not_ended()
+    {
+        var location = NewLocation();
+        var catalog = await SeedAsync(location, new[] { ("piped", 10.0, Array.Empty<string>(), false), ("lost", 10.0, Array.Empty<string>(), false) });
+        // An experiment of "lost" that the index does not show (its agent died before its first key), last heard of a day ago.
+        var stale = DateTimeOffset.UtcNow.AddDays(-1);
+        await catalog.Store.PutAsync(StoreLayout.ExperimentRecordKey("lost", "exp2"), RecordJson.Serialize(new ExperimentRecord
+        {
+            Run = "lost", Experiment = "exp2", Status = GridStatus.Running, Created = stale, Started = stale, Heartbeat = stale,
+        }), default);
+        using var host = new ModuleHost(location);
+
+        // A pipeline that brings nothing names no run, and a bare number is refused rather than read as ticks.
+        host.Run("Get-GridRun -Tag nothing-has-this | Remove-GridRun -KeepLatest 0 -Confirm:$false");
+        var (_, errors) = host.Invoke("Remove-GridRun -OlderThan 30 -Confirm:$false", Array.Empty<object>(), terminatingAsError: true);
+        Assert.Equal("OlderThanTooShort,GridArtifacts.Commands.RemoveGridRunCommand", Assert.Single(errors).FullyQualifiedErrorId);
+        Assert.Equal(new[] { "lost", "piped" }, (await catalog.ListRunsAsync(default)).Items.Select(r => r.Name).Order());
+
+        var output = host.Run("Remove-GridRun -KeepLatest 0 -Confirm:$false -PassThru -WarningVariable w; $w");
+        Assert.Equal("piped", Assert.Single(output.Select(o => o.BaseObject).OfType<GridRemoval>()).Id);
+        Assert.Contains(output.Select(o => o.BaseObject).OfType<WarningRecord>(), w => w.Message.StartsWith("Kept lost: lost-exp2 is Lost.", StringComparison.Ordinal));
+        Assert.Equal(new[] { "lost" }, (await catalog.ListRunsAsync(default)).Items.Select(r => r.Name));
+        Assert.NotNull(await catalog.ReadExperimentRecordAsync("lost", "exp2", default));
+    }
+
+    [Fact]
+    public async Task Piped_runs_are_removed_from_the_store_each_came_from()
+    {
+        var (first, second) = (NewLocation(), NewLocation());
+        var a = await SeedAsync(first, new[] { ("same-name", 1.0, Array.Empty<string>(), false) });
+        var b = await SeedAsync(second, new[] { ("same-name", 1.0, Array.Empty<string>(), false), ("only-here", 1.0, Array.Empty<string>(), false) });
+        using var host = new ModuleHost(first);
+        // Without the host's default -Store, which would bind before the piped runs' own.
+        host.Run("$PSDefaultParameterValues.Clear(); @(Get-GridRun -Store $args[0]) + @(Get-GridRun only-here -Store $args[1]) | Remove-GridRun -Confirm:$false", first, second);
+        Assert.Empty((await a.ListRunsAsync(default)).Items);
+        Assert.Equal(new[] { "same-name" }, (await b.ListRunsAsync(default)).Items.Select(r => r.Name));
+    }
 }
 
 public sealed class FileSystemRetentionStoreTests : RetentionStoreTests

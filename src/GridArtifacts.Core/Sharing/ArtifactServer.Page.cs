@@ -233,7 +233,8 @@ public sealed partial class ArtifactServer
         await WithStoreErrorsAsync(ctx.Response, async () =>
         {
             var record = await _catalog.ReadExperimentRecordAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
-            var source = record?.Metrics?.Source is { } recorded && MetricsReader.IsCsvCandidate(recorded) ? recorded : null;
+            // The recorded path is the store's word, not the page's: only an artifact path of this experiment is read.
+            var source = record?.Metrics?.Source is { } recorded && MetricsReader.IsCsvCandidate(recorded) && GridNames.ArtifactPathProblem(recorded) is null ? recorded : null;
             if (source is null)
             {
                 // Also says which of run and experiment is unknown when neither has anything stored.

@@ -54,9 +54,18 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
                     // The run's folder names its experiments (no listing of every run's keys), each read for its status.
                     var names = await catalog.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
                     var read = await GridCatalog.ReadManyAsync(names, (e, c) => catalog.GetExperimentAsync(run, e, c, withArtifactSummary: false), ct).ConfigureAwait(false);
-                    // One whose record is gone since the folder was listed is being removed: it is passed over.
-                    foreach (var e in read.Errors.Where(e => e.ErrorId != "ExperimentNotFound")) throw e;
                     experiments = read.Items;
+                    // Named, a run goes whole, as before: a damaged record, or a folder whose record is gone
+                    // (being removed), goes with it. Chosen by a rule, anything not plainly ended keeps the run:
+                    // a folder without a record may be a claim still settling, and a Lost agent may come back.
+                    var going = experiments.FirstOrDefault(e => !Core.Retention.RetentionPlanner.Ended(e.Status));
+                    if (retention && (read.Errors.Count > 0 || going is not null))
+                    {
+                        var why = read.Errors.Count > 0 ? read.Errors[0].Message : $"{going!.Id} is {going.Status}.";
+                        post(new WarningMessage($"Kept {run}: {why} A clean-up removes only runs whose experiments have all ended."));
+                        ok = false;
+                        return;
+                    }
                 }
                 else
                 {
@@ -133,9 +142,17 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
                     await Task.Delay(250, ct).ConfigureAwait(false);
                 }
             }
-            removed = experiment is null
-                ? await catalog.RemoveRunAsync(run, ct, indexKeys).ConfigureAwait(false)
-                : await catalog.RemoveExperimentAsync(run, experiment, ct, indexKeys).ConfigureAwait(false);
+            try
+            {
+                removed = experiment is null
+                    ? await catalog.RemoveRunAsync(run, ct, indexKeys).ConfigureAwait(false)
+                    : await catalog.RemoveExperimentAsync(run, experiment, ct, indexKeys).ConfigureAwait(false);
+            }
+            catch (GridException ex) when (ex.Kind == GridErrorKind.Protected)
+            {
+                // Protected while it was being removed: what is left stays, and the other targets go on.
+                post(retention ? new WarningMessage($"Kept what is left of {run}: it was protected while it was being removed.") : (object)ex);
+            }
         });
         if (removed is null) return;
         if (PassThru) WriteObject(removal);
@@ -147,7 +164,7 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
     protected override void EndProcessing()
     {
         // Under -WhatIf the total is one more "What if:" line (never called otherwise, so it never prompts).
-        if (_whatIfCount > 1) ShouldProcess($"Would free {SizeText.Format(_whatIfBytes)} in total from {_whatIfCount} {Noun}(s).", "", "");
+        if (_whatIfCount > 0) ShouldProcess($"Would free {SizeText.Format(_whatIfBytes)} in total from {_whatIfCount} {Noun}(s).", "", "");
         base.EndProcessing();
     }
 
@@ -204,27 +221,35 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
 
     protected override string Noun => "run";
 
-    private readonly List<string> _named = new();
-    private GridCatalog? _catalog;
+    /// <summary>In a clean-up, the names that came, each with its store (piped runs bring their own).</summary>
+    private readonly List<(string? Store, string[] Names)> _named = new();
 
     protected override void BeginProcessing()
     {
         base.BeginProcessing();
-        if (ParameterSetName == RetentionSet && OlderThan is null && KeepLatest is null)
+        if (ParameterSetName != RetentionSet) return;
+        if (OlderThan is null && KeepLatest is null)
         {
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give a rule: -OlderThan, -KeepLatest or both. -ExcludeTag only keeps runs that a rule would remove."),
                 "RetentionRuleMissing", ErrorCategory.InvalidArgument, null));
+        }
+        if (OlderThan is { } age && age < TimeSpan.FromMinutes(1))
+        {
+            // PowerShell reads a bare number as ticks: -OlderThan 30 is 3 microseconds, which would take every run.
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-OlderThan {age} is under a minute, so nothing of it was planned. Give a TimeSpan: 30.00:00:00, or (New-TimeSpan -Days 30)."),
+                "OlderThanTooShort", ErrorCategory.InvalidArgument, age));
         }
     }
 
     protected override void ProcessRecord()
     {
-        var catalog = _catalog ??= OpenCatalog();
         if (ParameterSetName == RetentionSet)
         {
-            _named.AddRange(Name); // planned once, over every run, when the input ends
+            // Planned once, over every run of each store, when the input ends.
+            if (MyInvocation.BoundParameters.ContainsKey(nameof(Name))) _named.Add((Store, Name));
             return;
         }
+        var catalog = OpenCatalog();
         var runs = new List<string>();
         RunAndDrain(async (post, ct) =>
         {
@@ -240,11 +265,18 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
 
     protected override void EndProcessing()
     {
-        if (ParameterSetName == RetentionSet) ApplyRetention(_catalog ??= OpenCatalog());
+        if (ParameterSetName == RetentionSet)
+        {
+            // A pipeline that brought nothing names no run: it never widens to the whole store.
+            if (_named.Count == 0 && MyInvocation.ExpectingInput) WriteVerbose("No run came down the pipeline, so none was looked at.");
+            else if (_named.Count == 0) ApplyRetention(OpenCatalog(), null);
+            else foreach (var group in _named.GroupBy(n => n.Store, StringComparer.Ordinal)) ApplyRetention(OpenCatalog(group.Key), group.SelectMany(n => n.Names).ToList());
+        }
         base.EndProcessing();
     }
 
-    private void ApplyRetention(GridCatalog catalog)
+    /// <param name="names">The runs the rules look at (names or wildcards); null for every run.</param>
+    private void ApplyRetention(GridCatalog catalog, IReadOnlyList<string>? names)
     {
         List<Core.Retention.RetentionDecision<GridRun>> plan = new();
         IReadOnlyDictionary<string, List<string>> keys = new Dictionary<string, List<string>>();
@@ -252,7 +284,7 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
         {
             var listed = await catalog.ListRunsAsync(ct).ConfigureAwait(false);
             foreach (var e in listed.Errors) post(e);
-            var (named, tagged, excluded) = (Targets.Matcher(_named.Count == 0 ? null : _named), Tagged(Tag), Excluded(ExcludeTag));
+            var (named, tagged, excluded) = (Targets.Matcher(names), Tagged(Tag), Excluded(ExcludeTag));
             var scope = listed.Items.Where(r => named(r.Name) && tagged(r.Tags)).ToList();
             foreach (var lost in scope.Where(r => r.Status == GridStatus.Lost))
                 post(new VerboseMessage($"Left {lost.Name}: it is Lost (its agent may come back), so it is neither counted nor removed."));
