@@ -97,7 +97,7 @@ const tagButton = (t, own) => el('button', {
 
 function renderRuns() {
   const filter = matcher($('run-filter').value);
-  const tagged = $('tag-filter').value.trim() ? matcher($('tag-filter').value) : null;
+  const tagged = $('tag-filter').value.trim() ? tagMatcher($('tag-filter').value) : null;
   const shown = state.runs.filter((r) => filter(r.name) && (!tagged || r.tags.some(tagged)));
   const active = shown.filter((r) => r.active);
   const finished = shown.filter((r) => !r.active);
@@ -346,6 +346,12 @@ async function loadArtifacts() {
 }
 
 // A filter: * and ? are wildcards; otherwise a case-insensitive substring.
+// A tag filter reads as Get-GridRun -Tag does: the whole tag, or a * and ? wildcard (keep is not keeper).
+function tagMatcher(text) {
+  const t = text.trim().toLowerCase();
+  return /[*?]/.test(t) ? matcher(t) : (s) => s.toLowerCase() === t;
+}
+
 function matcher(text) {
   const t = text.trim().toLowerCase();
   if (!t) return () => true;
