@@ -676,6 +676,8 @@ public sealed class CaptureAgent
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or GridException)
             {
+                // Deleted between the look above and the read (the script removed it): as above, what was stored stays stored.
+                if (!File.Exists(fullPath)) return UploadOutcome.Done;
                 // The request policy has already retried what could pass; the next pass tries again.
                 Warning?.Invoke($"'{path}' was not synced yet: {ex.Message}");
                 return UploadOutcome.Failed;
