@@ -966,6 +966,10 @@ public sealed partial class GridCatalog
         return status;
     }
 
+    /// <summary>Whether a per-item error names one of the run's records (its target is a key under the run's folder).</summary>
+    public static bool Concerns(GridException error, string run) =>
+        error.Target is string key && key.StartsWith(StoreLayout.RunPrefix(run), StringComparison.Ordinal);
+
     private GridException RunNotFound(string run) =>
         new(GridErrorKind.NotFound, "RunNotFound",
             $"No run named '{run}' in store '{Location}'. 'Get-GridRun' lists the runs there.", run);

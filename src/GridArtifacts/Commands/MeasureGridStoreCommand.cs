@@ -1,6 +1,5 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
-using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Commands;
@@ -75,7 +74,7 @@ public sealed class MeasureGridStoreCommand : GridStoreCmdlet
                 // why (unknown, invalid, damaged), unless the listing already reported its record.
                 foreach (var name in literals.Where(n => !seen.Contains(n)).Distinct(StringComparer.OrdinalIgnoreCase))
                 {
-                    if (measured.Errors.Any(e => e.Target is string key && key.StartsWith(StoreLayout.RunPrefix(name), StringComparison.Ordinal))) continue;
+                    if (measured.Errors.Any(e => GridCatalog.Concerns(e, name))) continue;
                     try { await catalog.GetRunAsync(name, ct).ConfigureAwait(false); }
                     catch (GridException ex) { post(ex); }
                 }

@@ -16,6 +16,20 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
     [Parameter]
     public SwitchParameter Force { get; set; }
 
+    /// <summary>Only items with a matching tag (a run's own or any of its experiments'; an experiment's own or its run's); wildcards are supported.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Tag { get; set; }
+
+    /// <summary>Keeps the items with a matching tag, by the same rule as -Tag; wildcards are supported.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(TagCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? ExcludeTag { get; set; }
+
     private static readonly TimeSpan StopWait = TimeSpan.FromMinutes(5);
 
     /// <summary>Writes a GridRemoval for each run or experiment removed (or, with -WhatIf, that would be).</summary>
@@ -205,20 +219,6 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
     [ValidateRange(0, int.MaxValue)]
     public int? KeepLatest { get; set; }
 
-    /// <summary>Only runs with a matching tag (on the run or any experiment); wildcards are supported.</summary>
-    [Parameter]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(TagCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[]? Tag { get; set; }
-
-    /// <summary>Keeps runs with a matching tag (on the run or any experiment); wildcards are supported.</summary>
-    [Parameter]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(TagCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[]? ExcludeTag { get; set; }
-
     protected override string Noun => "run";
 
     /// <summary>In a clean-up, the names that came, each with its store (piped runs bring their own).</summary>
@@ -335,20 +335,6 @@ public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
     /// <summary>Ranks highest first (for accuracy-like metrics).</summary>
     [Parameter(ParameterSetName = KeepBestSet)]
     public SwitchParameter Descending { get; set; }
-
-    /// <summary>Only experiments with a matching tag (their own or their run's); wildcards are supported.</summary>
-    [Parameter]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(TagCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[]? Tag { get; set; }
-
-    /// <summary>Keeps experiments with a matching tag (their own or their run's); wildcards are supported.</summary>
-    [Parameter]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(TagCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[]? ExcludeTag { get; set; }
 
     protected override string Noun => "experiment";
 
