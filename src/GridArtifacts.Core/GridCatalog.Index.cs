@@ -23,6 +23,8 @@ public sealed partial class GridCatalog
             /// <summary>The run's own tags, and its experiments' (by index), as met; null for none (most runs).</summary>
             public List<string>? Tags;
             public List<(int Experiment, string Tag)>? ExperimentTags;
+            /// <summary>The run's cluster job, from its job key; null for none (a Local run).</summary>
+            public RunJob? Job;
             /// <summary>From the run's own key: null until it is met.</summary>
             public DateTimeOffset? Created;
             public string? Summary;
@@ -96,6 +98,10 @@ public sealed partial class GridCatalog
                     slot = Slot(k.Run);
                     _runs[slot].Protected = true;
                     break;
+                case CatalogIndex.KeyKind.Job:
+                    slot = Slot(k.Run);
+                    _runs[slot].Job = new RunJob(k.Scheduler, k.Cluster.IsEmpty ? null : k.Cluster.ToString(), k.JobId.ToString());
+                    break;
                 case CatalogIndex.KeyKind.RunTag:
                     slot = Slot(k.Run);
                     (_runs[slot].Tags ??= new List<string>(2)).Add(TagName(k.Tag));
@@ -163,6 +169,13 @@ public sealed partial class GridCatalog
         public RunLabels Labels(string run) => Find(run) is var slot && slot >= 0 ? Labels(slot) : RunLabels.None;
 
         private RunLabels Labels(int slot)
+        {
+            ref var run = ref _runs[slot];
+            if (run.Job is { } job) return LabelsWithoutJob(slot) with { Job = job };
+            return LabelsWithoutJob(slot);
+        }
+
+        private RunLabels LabelsWithoutJob(int slot)
         {
             ref var run = ref _runs[slot];
             if (run.Tags is null && run.ExperimentTags is null) return run.Protected ? RunLabels.ProtectedOnly : RunLabels.None;

@@ -5,13 +5,16 @@ namespace GridArtifacts.Core;
 
 /// <summary>
 /// A run's tags (its own, and each experiment's own) and whether it is protected, as its index keys
-/// show them. One rule everywhere: a run carries every tag on it or on any of its experiments, and an
+/// show them, and the cluster job its job key names. One rule everywhere: a run carries every tag on it or on any of its experiments, and an
 /// experiment carries its own and its run's.
 /// </summary>
 public sealed record RunLabels(IReadOnlyList<string> Tags, IReadOnlyDictionary<string, IReadOnlyList<string>>? ExperimentTags, bool Protected)
 {
     public static readonly RunLabels None = new(Array.Empty<string>(), null, false);
     public static readonly RunLabels ProtectedOnly = new(Array.Empty<string>(), null, true);
+
+    /// <summary>The cluster job that runs the run's experiments (its job key), or null for a Local run.</summary>
+    public RunJob? Job { get; init; }
 
     /// <summary>The run's own tags and every experiment's, sorted and distinct.</summary>
     public IReadOnlyList<string> AllTags => ExperimentTags is null ? Sorted(Tags) : Sorted(Tags.Concat(ExperimentTags.Values.SelectMany(t => t)));

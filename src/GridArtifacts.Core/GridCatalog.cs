@@ -125,6 +125,9 @@ public sealed partial class GridCatalog
             Tags = labels.AllTags,
             ArtifactCount = items.Sum(x => x.Files),
             ArtifactBytes = items.Sum(x => x.Bytes),
+            Scheduler = labels.Job?.Scheduler ?? GridScheduler.Local,
+            JobId = labels.Job?.Id,
+            Cluster = labels.Job?.Cluster,
         };
     }
 
@@ -242,6 +245,7 @@ public sealed partial class GridCatalog
             ArtifactBytes = artifacts.Bytes,
             Metrics = record.Metrics is { Problem: null, Values: { } values } ? WithoutCase(values) : GridExperiment.NoMetrics,
             MetricsSource = record.Metrics?.Source,
+            Reason = record.Reason,
         };
 
     /// <summary>Metrics by name without case; of names that differ only in case (a record edited by hand), the first.</summary>
@@ -664,16 +668,28 @@ public sealed partial class GridCatalog
     /// agent that starts later finds it ended (or, once removed, gone) and runs nothing. False when an
     /// agent took it first: it is running then, and stops on its stop request.
     /// </summary>
-    public async Task<bool> StopQueuedAsync(string run, string experiment, CancellationToken ct)
+    public Task<bool> StopQueuedAsync(string run, string experiment, CancellationToken ct) =>
+        EndQueuedAsync(run, experiment, GridStatus.Stopped, null, null, ct);
+
+    /// <summary>
+    /// Ends a queued experiment that no agent will start (its cluster task ended first) with
+    /// <paramref name="status"/> and <paramref name="reason"/>, as <see cref="StopQueuedAsync"/> does:
+    /// by claiming it, so an agent starting at that moment either wins (and runs it) or runs nothing.
+    /// False when it was not queued any more.
+    /// </summary>
+    public async Task<bool> EndQueuedAsync(string run, string experiment, GridStatus status, string? reason, int? exitCode, CancellationToken ct)
     {
+        if (!status.IsFinished() || status == GridStatus.Lost) throw new ArgumentOutOfRangeException(nameof(status), status, "A queued experiment ends Stopped, Failed or Succeeded.");
         try
         {
             var now = Clock.GetUtcNow();
             await ClaimExperimentAsync(run, experiment, r =>
             {
-                r!.Status = GridStatus.Stopped;
+                r!.Status = status;
                 r.Finished = r.Heartbeat = now;
-                r.Agent = NewClaimId("stop");
+                r.Reason = reason;
+                r.ExitCode = exitCode;
+                r.Agent = NewClaimId(status == GridStatus.Stopped ? "stop" : "end");
                 return r;
             }, takeQueued: true, mustExist: true, ct).ConfigureAwait(false);
             return true;
@@ -683,6 +699,10 @@ public sealed partial class GridCatalog
             return false; // an agent holds it, it has ended, or it is gone: not queued any more
         }
     }
+
+    /// <summary>Records the cluster job that runs a run's experiments (one empty index key; Get-GridRun shows it).</summary>
+    public Task SetRunJobAsync(string run, RunJob job, CancellationToken ct) =>
+        Store.PutAsync(CatalogIndex.JobKey(GridNames.CheckRunName(run), job.Scheduler, job.Cluster, job.Id), ReadOnlyMemory<byte>.Empty, ct);
 
     /// <summary>Asks an experiment's agent to stop (it syncs first); a queued one ends Stopped without running.</summary>
     public Task RequestStopAsync(string run, string experiment, CancellationToken ct) =>

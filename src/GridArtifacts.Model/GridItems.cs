@@ -40,6 +40,12 @@ public sealed class GridRun : GridItem
     public long ArtifactCount { get; init; }
     /// <summary>Bytes of artifacts its experiments have synced, as the index shows them.</summary>
     public long ArtifactBytes { get; init; }
+    /// <summary>What runs its experiments: Local (a supervisor on the machine that started it) or a cluster's scheduler.</summary>
+    public GridScheduler Scheduler { get; init; }
+    /// <summary>The scheduler's job (Slurm's array job id), or null for a Local run.</summary>
+    public string? JobId { get; init; }
+    /// <summary>The cluster the job was submitted to, as the scheduler names it (Slurm's ClusterName), or null.</summary>
+    public string? Cluster { get; init; }
 
     public override string ToString() => Name;
 }
@@ -84,6 +90,8 @@ public sealed class GridExperiment : GridItem
     public IReadOnlyDictionary<string, double> Metrics { get; init; } = NoMetrics;
     /// <summary>The artifact the metrics were read from, or null.</summary>
     public string? MetricsSource { get; init; }
+    /// <summary>Why it ended without its agent, when it did (its cluster task ended before the agent started), or null.</summary>
+    public string? Reason { get; init; }
 
     /// <summary>The (shared, empty) metrics of an experiment that has none.</summary>
     public static readonly IReadOnlyDictionary<string, double> NoMetrics = new Dictionary<string, double>(StringComparer.OrdinalIgnoreCase);

@@ -1,5 +1,14 @@
 namespace GridArtifacts.Model;
 
+/// <summary>What starts a run's experiments.</summary>
+public enum GridScheduler
+{
+    /// <summary>A supervisor process on the machine that started the run (the default).</summary>
+    Local,
+    /// <summary>A Slurm job array: task i runs expI.</summary>
+    Slurm,
+}
+
 /// <summary>The life cycle of an experiment; a run's status is derived from its experiments.</summary>
 public enum GridStatus
 {

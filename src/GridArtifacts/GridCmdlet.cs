@@ -107,8 +107,8 @@ public abstract class GridCmdlet : PSCmdlet
         }
     }
 
-    protected sealed record VerboseMessage(string Text);
-    protected sealed record WarningMessage(string Text);
+    internal sealed record VerboseMessage(string Text);
+    internal sealed record WarningMessage(string Text);
 
     public static ErrorRecord ToErrorRecord(GridException ex)
     {

@@ -21,16 +21,23 @@ namespace GridArtifacts.Core.Stores;
 /// <item><c>runs/&lt;run&gt;~tag~&lt;tag&gt;</c> and <c>runs/&lt;run&gt;~&lt;exp&gt;~tag~&lt;tag&gt;</c>: one empty object per tag on the run,
 /// or on one experiment. One key per tag: two sessions adding tags never overwrite each other, and a
 /// tag is removed by deleting its key by name.</item>
+/// <item><c>runs/&lt;run&gt;~job~&lt;scheduler&gt;~&lt;cluster&gt;~&lt;job id&gt;</c>: the cluster job that runs the run's
+/// experiments (Start-GridRun -Scheduler Slurm), written once the scheduler has answered; the
+/// cluster is <c>_</c> when the scheduler did not name one. 0.3.0 and earlier pass it over.</item>
 /// </list>
 /// Times are UTC ticks in hex, counts in hex, <c>_</c> for none. Run names are <c>[a-z0-9-]</c>, so
 /// <c>~</c> ends the run's part and no run's keys are a prefix of another's.
 /// </summary>
+/// <summary>The cluster job that runs a run's experiments.</summary>
+public sealed record RunJob(GridScheduler Scheduler, string? Cluster, string Id);
+
 public static class CatalogIndex
 {
     public const char Separator = '~';
     public const string RunTag = "run";
     public const string ProtectedTag = "protected";
     public const string TagField = "tag";
+    public const string JobField = "job";
     private const string None = "_";
     /// <summary>Keeps a run key's last segment within a file name's 255 bytes on any folder store.</summary>
     public const int MaxSummaryLength = 160;
@@ -46,6 +53,25 @@ public static class CatalogIndex
 
     /// <summary>The key of one of an experiment's own tags.</summary>
     public static string ExperimentTagKey(string run, string experiment, string tag) => $"{ExperimentIndexPrefix(run, experiment)}{TagField}{Separator}{tag}";
+
+    /// <summary>The key that names the cluster job of a run (<see cref="IsValidJobPart"/> for each part; a null cluster is <c>_</c>).</summary>
+    public static string JobKey(string run, GridScheduler scheduler, string? cluster, string jobId)
+    {
+        var s = scheduler.ToString().ToLowerInvariant();
+        var c = cluster ?? None;
+        if (scheduler == GridScheduler.Local || !IsValidJobPart(c) || !IsValidJobPart(jobId))
+            throw new ArgumentException($"Not a job to record: {scheduler} '{cluster}' '{jobId}'.");
+        return $"{RunIndexPrefix(run)}{JobField}{Separator}{s}{Separator}{c}{Separator}{jobId}";
+    }
+
+    /// <summary>A job id or cluster name as a key holds it: 1 to 64 of <c>a-z A-Z 0-9 . _ -</c> (Slurm's ids are digits).</summary>
+    public static bool IsValidJobPart(ReadOnlySpan<char> part)
+    {
+        if (part.IsEmpty || part.Length > 64) return false;
+        foreach (var ch in part)
+            if (!(char.IsAsciiLetterOrDigit(ch) || ch is '.' or '_' or '-')) return false;
+        return true;
+    }
 
     /// <summary>Every index key of one experiment.</summary>
     public static string ExperimentIndexPrefix(string run, string experiment) => $"{RunIndexPrefix(run)}{experiment}{Separator}";
@@ -110,15 +136,19 @@ public static class CatalogIndex
             KeyKind.Run => new RunEntry(k.Run.ToString(), k.Created, k.Summary.IsEmpty ? null : k.Summary.ToString(), key),
             KeyKind.Experiment => new ExperimentEntry(k.Run.ToString(), k.Experiment.ToString(), k.Sequence, k.Status, k.ExitCode,
                 k.Started, k.Finished, k.Heartbeat, k.Files, k.Bytes, key),
+            KeyKind.Job => new JobEntry(k.Run.ToString(), new RunJob(k.Scheduler, k.Cluster.IsEmpty ? null : k.Cluster.ToString(), k.JobId.ToString()), key),
             KeyKind.RunTag or KeyKind.ExperimentTag => new TagEntry(k.Run.ToString(), k.Kind == KeyKind.RunTag ? null : k.Experiment.ToString(), k.Tag.ToString(), key),
             _ => null,
         };
     }
 
+    /// <summary>A job key read back.</summary>
+    public sealed record JobEntry(string Run, RunJob Job, string Key);
+
     /// <summary>A tag's key read back: on the run, or on one of its experiments.</summary>
     public sealed record TagEntry(string Run, string? Experiment, string Tag, string Key);
 
-    public enum KeyKind { None, Run, Experiment, Protected, RunTag, ExperimentTag }
+    public enum KeyKind { None, Run, Experiment, Protected, RunTag, ExperimentTag, Job }
 
     /// <summary>An index key read in place: its fields, the names as slices of the key.</summary>
     public ref struct ParsedName
@@ -137,6 +167,9 @@ public static class CatalogIndex
         public long Files, Bytes;
         /// <summary>A tag key's tag (and, for an experiment's, its <see cref="Experiment"/>).</summary>
         public ReadOnlySpan<char> Tag;
+        /// <summary>A job key's scheduler, cluster (empty for none) and job id.</summary>
+        public GridScheduler Scheduler;
+        public ReadOnlySpan<char> Cluster, JobId;
     }
 
     /// <summary>
@@ -169,6 +202,17 @@ public static class CatalogIndex
             k.Created = created.Value;
             k.Summary = summary.SequenceEqual(None) ? ReadOnlySpan<char>.Empty : summary;
             k.Kind = KeyKind.Run;
+            return k;
+        }
+        if (count == 5 && second.SequenceEqual(JobField)
+            && Enum.TryParse<GridScheduler>(name[fields[2]], ignoreCase: true, out var scheduler) && scheduler != GridScheduler.Local && Enum.IsDefined(scheduler)
+            && IsValidJobPart(name[fields[3]]) && IsValidJobPart(name[fields[4]]))
+        {
+            k.Run = run;
+            k.Scheduler = scheduler;
+            k.Cluster = name[fields[3]].SequenceEqual(None) ? ReadOnlySpan<char>.Empty : name[fields[3]];
+            k.JobId = name[fields[4]];
+            k.Kind = KeyKind.Job;
             return k;
         }
         // Tags: a run key has "run" second and an experiment key 10 fields, so neither reads as one.

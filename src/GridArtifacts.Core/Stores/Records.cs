@@ -46,6 +46,8 @@ public sealed class ExperimentRecord
     public long? IndexSequence { get; set; }
     /// <summary>The metrics its script wrote, as last read by its writer (optional: absent before 0.3.0).</summary>
     public MetricsRecord? Metrics { get; set; }
+    /// <summary>Why it ended without an agent (its cluster task ended before the agent started), or null (optional: absent before 0.4.0).</summary>
+    public string? Reason { get; set; }
     /// <summary>The index key of this record as last written or read (not stored).</summary>
     [JsonIgnore]
     public string? IndexKey { get; set; }

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
 using GridArtifacts.Model;
+using GridArtifacts.Scheduling;
 
 namespace GridArtifacts.Commands;
 
@@ -46,8 +47,15 @@ public sealed class GetGridExperimentCommand : GridStoreCmdlet
                 : await catalog.GetLabelsAsync(pairs.Select(p => p.Run).Distinct().ToList(), ct).ConfigureAwait(false);
             var result = await GridCatalog.ReadManyAsync(pairs, (p, c) => catalog.GetExperimentAsync(p.Run, p.Experiment, c, labels: labels[p.Run]), ct).ConfigureAwait(false);
             foreach (var e in result.Errors) post(e);
-            foreach (var exp in result.Items)
+            // Queued experiments of Slurm runs whose tasks ended before their agents started are ended now.
+            var stranded = result.Items.Where(e => e.Status == GridStatus.Queued && labels[e.Run].Job is not null)
+                .GroupBy(e => e.Run).Select(g => (g.Key, labels[g.Key].Job!, (IReadOnlyList<string>)g.Select(e => e.Experiment).ToList())).ToList();
+            var changed = await ClusterRuns.EndStrandedAsync(catalog, stranded, post, ct).ConfigureAwait(false);
+            foreach (var read in result.Items)
             {
+                var exp = read.Status == GridStatus.Queued && changed.Contains(read.Run)
+                    ? await catalog.GetExperimentAsync(read.Run, read.Experiment, ct, labels: labels[read.Run]).ConfigureAwait(false)
+                    : read;
                 if (Status is { Length: > 0 } && !Status.Contains(exp.Status)) continue;
                 if (!tagged(exp.Tags)) continue;
                 post(exp);

@@ -1,5 +1,7 @@
 using System.Management.Automation;
+using GridArtifacts.Core;
 using GridArtifacts.Model;
+using GridArtifacts.Scheduling;
 
 namespace GridArtifacts.Commands;
 
@@ -64,7 +66,8 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
                     ? await catalog.ListRunsAsync(ct).ConfigureAwait(false)
                     : await catalog.GetRunsAsync(await Targets.ResolveRunsAsync(catalog, asked, post, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
                 foreach (var e in result.Errors) post(e);
-                foreach (var run in result.Items.OrderByDescending(r => r.Created).ThenBy(r => r.Name, StringComparer.Ordinal))
+                var items = await WithStrandedEndedAsync(catalog, result.Items, post, ct).ConfigureAwait(false);
+                foreach (var run in items.OrderByDescending(r => r.Created).ThenBy(r => r.Name, StringComparer.Ordinal))
                 {
                     if (statuses is not null && !statuses.Contains(run.Status)) continue;
                     if (Active && !run.Status.IsActive()) continue;
@@ -75,5 +78,16 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
             });
         }
         base.EndProcessing();
+    }
+
+    /// <summary>The runs, with Slurm runs' queued experiments whose tasks ended before their agents started ended now (and those runs read again).</summary>
+    private static async Task<IReadOnlyList<GridRun>> WithStrandedEndedAsync(GridCatalog catalog, IReadOnlyList<GridRun> runs, Action<object> post, CancellationToken ct)
+    {
+        if (!runs.Any(r => r.Scheduler != GridScheduler.Local && r.Status.IsActive())) return runs;
+        var changed = await ClusterRuns.EndStrandedAsync(catalog, await ClusterRuns.QueuedOfAsync(catalog, runs, ct).ConfigureAwait(false), post, ct).ConfigureAwait(false);
+        if (changed.Count == 0) return runs;
+        var list = new List<GridRun>(runs.Count);
+        foreach (var r in runs) list.Add(changed.Contains(r.Name) ? await catalog.GetRunAsync(r.Name, ct).ConfigureAwait(false) : r);
+        return list;
     }
 }

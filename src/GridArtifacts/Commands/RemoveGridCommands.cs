@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
 using GridArtifacts.Model;
+using GridArtifacts.Scheduling;
 
 namespace GridArtifacts.Commands;
 
@@ -136,13 +137,8 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
         {
             if (active.Count > 0)
             {
-                await Task.WhenAll(active.Select(async e =>
-                {
-                    await catalog.RequestStopAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
-                    // A queued one is ended here, so its agent, starting after the removal, has nothing to run
-                    // and recreates nothing; one an agent took meanwhile stops on its request.
-                    if (e.Status == GridStatus.Queued) await catalog.StopQueuedAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
-                })).ConfigureAwait(false);
+                // As Stop-GridRun stops them: queued ones ended (their Slurm tasks cancelled), running ones asked.
+                await ClusterRuns.StopAsync(catalog, active, post, ct).ConfigureAwait(false);
                 var deadline = DateTime.UtcNow + StopWait;
                 while (true)
                 {

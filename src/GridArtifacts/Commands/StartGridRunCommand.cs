@@ -7,6 +7,7 @@ using GridArtifacts.Core;
 using GridArtifacts.Core.Capture;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
+using GridArtifacts.Scheduling;
 
 namespace GridArtifacts.Commands;
 
@@ -41,7 +42,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
-    /// <summary>Experiments running at once; the rest wait as Queued.</summary>
+    /// <summary>Experiments running at once (with Slurm, the array's %limit); the rest wait as Queued.</summary>
     [Parameter]
     [ValidateRange(1, 256)]
     public int ThrottleLimit { get; set; } = 4;
@@ -60,6 +61,15 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Tag { get; set; }
 
+    /// <summary>What starts the experiments: Local (a supervisor on this machine, the default) or Slurm (one sbatch job array; task i runs expI).</summary>
+    [Parameter]
+    public GridScheduler Scheduler { get; set; } = GridScheduler.Local;
+
+    /// <summary>Options for the scheduler's submit, as given (sbatch: '--partition=gpu', '--gres=gpu:1', '--time=2:00:00').</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? SchedulerArgument { get; set; }
+
     /// <summary>Waits for the run to finish, with progress, then returns it.</summary>
     [Parameter]
     public SwitchParameter Wait { get; set; }
@@ -74,6 +84,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             tags = GridNames.CheckTags(Tag);
         }
         catch (GridException ex) { ThrowTerminatingError(ToErrorRecord(ex)); return; }
+        CheckScheduler();
 
         var sweep = Expand(Parameter);
         if (!ShouldProcess(named ?? "a new run", $"Start {sweep.Count} experiment(s)")) return;
@@ -115,7 +126,8 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             ArtifactPath = (ArtifactPath ?? Array.Empty<string>()).Select(ResolvePath).ToArray(),
             Experiments = experiments,
         }));
-        StartDetached(planPath, Path.Combine(workRoot, run, "supervisor.log"));
+        if (Scheduler == GridScheduler.Slurm) Submit(catalog, run, sweep.Count, Path.Combine(workRoot, run), planPath);
+        else StartDetached(planPath, Path.Combine(workRoot, run, "supervisor.log"));
 
         if (!Wait)
         {
@@ -125,10 +137,17 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         GridRun current = null!;
         RunAndDrain(async (post, ct) =>
         {
+            var nextCheck = DateTime.UtcNow.AddSeconds(5);
             while (true)
             {
                 current = await catalog.GetRunAsync(run, ct).ConfigureAwait(false);
                 if (current.Status.IsFinished()) break;
+                // A task that ended before its agent started would leave -Wait waiting for ever.
+                if (current.Scheduler != GridScheduler.Local && DateTime.UtcNow >= nextCheck)
+                {
+                    await ClusterRuns.EndStrandedAsync(catalog, await ClusterRuns.QueuedOfAsync(catalog, new[] { current }, ct).ConfigureAwait(false), post, ct).ConfigureAwait(false);
+                    nextCheck = DateTime.UtcNow.AddSeconds(5);
+                }
                 await Task.Delay(500, ct).ConfigureAwait(false);
             }
         }, () =>
@@ -137,6 +156,57 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             return r is null ? null : new ProgressRecord(3, $"Run {run}", $"{r.Status}, {r.ExperimentCount} experiment(s)");
         });
         WriteObject(current);
+    }
+
+    /// <summary>-SchedulerArgument only with a scheduler that takes it, and never the options the module sets itself.</summary>
+    private void CheckScheduler()
+    {
+        if (SchedulerArgument is not null && Scheduler == GridScheduler.Local)
+        {
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-SchedulerArgument passes options to a cluster's scheduler: add -Scheduler Slurm, or leave -SchedulerArgument out to run on this machine."),
+                "SchedulerArgumentNeedsScheduler", ErrorCategory.InvalidArgument, SchedulerArgument));
+        }
+        foreach (var a in SchedulerArgument ?? Array.Empty<string>())
+        {
+            if (Slurm.ReservedOption(a) is { } reserved)
+            {
+                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-SchedulerArgument '{a}': {reserved} is set by Start-GridRun (one array task per experiment, -ThrottleLimit at once); nothing was started."),
+                    "SchedulerArgumentReserved", ErrorCategory.InvalidArgument, a));
+            }
+        }
+        if (Scheduler == GridScheduler.Slurm && !SlurmClient.Has("sbatch"))
+        {
+            ThrowTerminatingError(new ErrorRecord(new GridException(GridErrorKind.NotFound, "SchedulerNotFound",
+                "Slurm's sbatch is not on PATH; nothing was started. Run Start-GridRun -Scheduler Slurm where Slurm's commands are (a login node of the cluster)."),
+                "SchedulerNotFound", ErrorCategory.ObjectNotFound, "sbatch"));
+        }
+    }
+
+    /// <summary>
+    /// Hands the queued experiments to Slurm as one array job and records the job on the run. When
+    /// sbatch refuses, the queued experiments are ended Stopped (so the run does not sit Queued) and
+    /// the error is terminating.
+    /// </summary>
+    private void Submit(GridCatalog catalog, string run, int count, string runFolder, string planPath)
+    {
+        var pwsh = Environment.GetEnvironmentVariable("GRID_PWSH") is { Length: > 0 } configured ? new[] { configured } : PwshCommand();
+        var moduleFolder = Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!;
+        var version = typeof(StartGridRunCommand).Assembly.GetName().Version?.ToString(3) ?? "";
+        RunAndDrain(async (post, ct) =>
+        {
+            RunJob job;
+            try
+            {
+                job = ClusterRuns.SubmitSlurm(run, count, ThrottleLimit, runFolder, planPath, SchedulerArgument ?? Array.Empty<string>(), pwsh, moduleFolder, version);
+            }
+            catch (GridException)
+            {
+                for (var i = 0; i < count; i++) await catalog.StopQueuedAsync(run, GridNames.ExperimentName(i), CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+            await catalog.SetRunJobAsync(run, job, ct).ConfigureAwait(false);
+            post(new VerboseMessage($"Submitted {run} to Slurm as job {job.Id}{(job.Cluster is null ? "" : $" on cluster {job.Cluster}")}: {count} task(s), at most {ThrottleLimit} at once."));
+        });
     }
 
     /// <summary>Each combination of the parameters' values, once, keys in name order.</summary>

@@ -1,12 +1,14 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
 using GridArtifacts.Model;
+using GridArtifacts.Scheduling;
 
 namespace GridArtifacts.Commands;
 
 /// <summary>
 /// Stops a run, or one experiment: each active experiment's agent stops its script, syncs what it
-/// wrote, and ends as Stopped; queued experiments do not start.
+/// wrote, and ends as Stopped; queued experiments end Stopped without starting (on a Slurm run,
+/// their tasks are cancelled).
 /// </summary>
 [Cmdlet(VerbsLifecycle.Stop, "GridRun", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(GridExperiment))]
@@ -27,23 +29,22 @@ public sealed class StopGridRunCommand : GridStoreCmdlet
     protected override void ProcessRecord()
     {
         var catalog = OpenCatalog();
-        var targets = new List<(string Run, string Experiment)>();
+        var targets = new List<GridExperiment>();
         RunAndDrain(async (post, ct) =>
         {
             var pairs = await Targets.ResolveExperimentsAsync(catalog, Run, Experiment, post, ct).ConfigureAwait(false);
             var read = await GridCatalog.ReadManyAsync(pairs, (p, c) => catalog.GetExperimentAsync(p.Run, p.Experiment, c, withArtifactSummary: false), ct).ConfigureAwait(false);
             foreach (var e in read.Errors) post(e);
-            targets.AddRange(read.Items.Where(e => e.Status.IsActive()).Select(e => (e.Run, e.Experiment)));
+            targets.AddRange(read.Items.Where(e => e.Status.IsActive()));
         });
-        foreach (var (run, exp) in targets)
+        var approved = targets.Where(e => ShouldProcess(e.Id, "Stop")).ToList();
+        if (approved.Count == 0) return;
+        RunAndDrain(async (post, ct) =>
         {
-            var id = GridNames.ExperimentId(run, exp);
-            if (!ShouldProcess(id, "Stop")) continue;
-            RunAndDrain(async (post, ct) =>
-            {
-                await catalog.RequestStopAsync(run, exp, ct).ConfigureAwait(false);
-                if (PassThru) post(await catalog.GetLabelledExperimentAsync(run, exp, ct).ConfigureAwait(false));
-            });
-        }
+            // Queued ones of a Slurm run: their tasks cancelled; the rest: a stop request each.
+            await ClusterRuns.StopAsync(catalog, approved, post, ct).ConfigureAwait(false);
+            if (!PassThru) return;
+            foreach (var e in approved) post(await catalog.GetLabelledExperimentAsync(e.Run, e.Experiment, ct).ConfigureAwait(false));
+        });
     }
 }
