@@ -5,7 +5,8 @@
 .DESCRIPTION
     -Task Build  stages an importable module at out/GridArtifacts.
     -Task Test   builds, runs every xunit, Pester and browser test (Pester in a child pwsh against
-                 out/; the artifacts page in Debian's Chromium, installed if missing),
+                 out/; the artifacts page in Debian's Chromium, installed if missing; the Slurm
+                 tests beside them, on a one-node Slurm started here, as root on Linux),
                  prints one closing line "N passed, N failed, N skipped" and exits non-zero on any failure.
     -Task Demo   builds, then runs examples/demo.ps1 on the local folder store.
     -Task Bench  builds, starts s3rver, runs bench/*.Bench.ps1 against it and the local store beside
@@ -139,6 +140,50 @@ function Stop-S3Server($server) {
     Remove-Item -Recurse -Force $server.Data -ErrorAction Ignore
 }
 
+# A one-node Slurm for tests/slurm (tests/slurm/Start-Slurm.sh: Debian's slurm-wlm and munge,
+# installed if missing), on Linux as root unless GRID_TEST_SLURM is 0. Returns why it does not run
+# (its tests are then skipped, saying so), or $null; a start that fails is an error.
+function Start-TestSlurm {
+    if (-not $IsLinux) { return 'they need Linux' }
+    if ((id -u) -ne '0') { return 'they need root (slurmd runs the jobs; munged starts as its user)' }
+    if ($env:GRID_TEST_SLURM -eq '0') { return 'GRID_TEST_SLURM is 0' }
+    $exports = bash (Join-Path $root 'tests/slurm/Start-Slurm.sh')
+    if ($LASTEXITCODE -ne 0) { throw "tests/slurm/Start-Slurm.sh failed (exit code $LASTEXITCODE)." }
+    foreach ($line in $exports) {
+        if ($line -match "^export (\w+)='?(.*?)'?$") { [Environment]::SetEnvironmentVariable($Matches[1], $Matches[2]) }
+    }
+    $null
+}
+
+function Stop-TestSlurm {
+    if ($env:SLURM_CONF) { bash (Join-Path $root 'tests/slurm/Stop-Slurm.sh') | Out-Host }
+}
+
+# The Slurm tests in a pwsh of their own, started before the other tests and read after them: they
+# mostly wait for Slurm, so they run beside xunit, Pester and the browser tests.
+function Start-SlurmTests {
+    $pester = (Restore-TestPackages).Pester
+    $result = Join-Path $testResults 'slurm.json'
+    $log = Join-Path $testResults 'slurm.log'
+    Remove-Item $result, $log -ErrorAction Ignore
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
+    $psi.WorkingDirectory = $root
+    foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'pwsh', '-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'tests/pester/Invoke-PesterTests.ps1'),
+            '-PesterPath', $pester, '-ModulePath', $moduleOut, '-ResultFile', $result, '-Path', (Join-Path $root 'tests/slurm'))) { $psi.ArgumentList.Add($a) }
+    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Result = $result; Log = $log }
+}
+
+function Complete-SlurmTests($lane) {
+    $lane.Process.WaitForExit()
+    Write-Host '== Slurm tests (tests/slurm, run beside the others)'
+    if (Test-Path $lane.Log) { Get-Content $lane.Log | Out-Host }
+    if (-not (Test-Path $lane.Result)) {
+        Write-Host 'The Slurm tests produced no results.' -ForegroundColor Red
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+    }
+    Get-Content -Raw $lane.Result | ConvertFrom-Json
+}
+
 function Invoke-XunitTests {
     $trx = Join-Path $testResults 'xunit.trx'
     if (Test-Path $trx) { Remove-Item $trx }
@@ -228,6 +273,7 @@ switch ($Task) {
         New-Item -ItemType Directory -Force -Path $testResults | Out-Null
         $results = @()
         $server = $null
+        $slurmLane = $null
         $saved = @{}
         try {
             Invoke-Build
@@ -242,15 +288,23 @@ switch ($Task) {
                 AWS_REGION            = 'us-east-1'
             }
             foreach ($k in $testEnv.Keys) { $saved[$k] = [Environment]::GetEnvironmentVariable($k); [Environment]::SetEnvironmentVariable($k, $testEnv[$k]) }
+            foreach ($k in 'SLURM_CONF', 'GRID_SLURM_DIR') { $saved[$k] = [Environment]::GetEnvironmentVariable($k) }
+            $noSlurm = Start-TestSlurm
+            if ($noSlurm) { Write-Host "The Slurm tests are skipped: $noSlurm." -ForegroundColor Yellow }
+            $slurmLane = Start-SlurmTests
             $results += Invoke-XunitTests
             $results += Invoke-PesterTests
             $results += Invoke-BrowserTests
+            $results += Complete-SlurmTests $slurmLane
+            $slurmLane = $null
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red
             $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
         }
         finally {
+            if ($slurmLane -and -not $slurmLane.Process.HasExited) { $slurmLane.Process.Kill($true) }
+            Stop-TestSlurm
             Stop-S3Server $server
             foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }
         }
