@@ -16,25 +16,29 @@ public sealed class SlurmTests : IDisposable
     private readonly TempDir _temp = new();
     public void Dispose() => _temp.Dispose();
 
-    [Fact]
-    public async Task The_job_script_hands_bash_every_word_as_it_was_even_with_spaces_and_quotes()
+    [Theory]
+    [InlineData(null, "10")]
+    [InlineData("110", "110")]
+    public async Task The_job_script_hands_pwsh_every_word_as_it_was_and_the_grace_the_submitter_set_or_KillWait(string? submitterGrace, string grace)
     {
         var folder = Directory.CreateDirectory(_temp.Sub("it's a run")).FullName;
         var plan = Path.Combine(folder, "plan \"one\".json");
         var task = Path.Combine(folder, "$HOME `x` task.ps1");
-        // printf stands in for pwsh: it prints each argument it is given on a line of its own.
-        var script = Slurm.JobScript("my-run", "0.4.0", new[] { "/usr/bin/printf", "%s\\n" }, task, plan, killWait: 10);
+        // bash stands in for pwsh: it prints the grace it was given, then each argument on a line of its own.
+        var pwsh = new[] { "/bin/bash", "-c", "echo \"$GRID_SIGNAL_GRACE\"; printf '%s\\n' \"$@\"", "pwsh" };
+        var script = Slurm.JobScript("my-run", "0.4.0", pwsh, task, plan, killWait: 10);
         var file = Path.Combine(folder, "slurm.sh");
         await File.WriteAllTextAsync(file, script);
         var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(file);
         psi.Environment["SLURM_ARRAY_TASK_ID"] = "3";
+        psi.Environment["GRID_SIGNAL_GRACE"] = submitterGrace;
+        if (submitterGrace is null) psi.Environment.Remove("GRID_SIGNAL_GRACE");
         using var p = Process.Start(psi)!;
         var output = await p.StandardOutput.ReadToEndAsync();
         await p.WaitForExitAsync();
         Assert.True(p.ExitCode == 0, await p.StandardError.ReadToEndAsync());
-        Assert.Equal(new[] { "-NoProfile", "-NonInteractive", "-File", task, "-PlanPath", plan, "-Index", "3" }, output.TrimEnd('\n').Split('\n'));
-        Assert.Contains("export GRID_SIGNAL_GRACE=10\n", script);
+        Assert.Equal(new[] { grace, "-NoProfile", "-NonInteractive", "-File", task, "-PlanPath", plan, "-Index", "3" }, output.TrimEnd('\n').Split('\n'));
         Assert.DoesNotContain("GRID_SIGNAL_GRACE", Slurm.JobScript("r", "0.4.0", new[] { "pwsh" }, task, plan, killWait: null));
     }
 

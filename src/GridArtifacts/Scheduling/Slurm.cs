@@ -29,7 +29,9 @@ public static class Slurm
         b.Append("#!/bin/bash\n");
         b.Append("# Written by Start-GridRun for run ").Append(run).Append(" (GridArtifacts ").Append(version).Append(").\n");
         b.Append("# Array task i runs experiment exp<i> of plan.json under its capture agent.\n");
-        if (killWait is { } wait) b.Append("export GRID_SIGNAL_GRACE=").Append(wait.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        // The agent's time between SIGTERM and SIGKILL: KillWait, unless the submitter set it (a
+        // --signal=B:TERM@120 warning gives the agent those 120 s).
+        if (killWait is { } wait) b.Append("export GRID_SIGNAL_GRACE=\"${GRID_SIGNAL_GRACE:-").Append(wait.ToString(CultureInfo.InvariantCulture)).Append("}\"\n");
         b.Append("exec");
         foreach (var a in pwsh) b.Append(' ').Append(Quote(a));
         b.Append(" -NoProfile -NonInteractive -File ").Append(Quote(taskScript))
