@@ -118,6 +118,7 @@ public sealed partial class GridCatalog
             Command = command,
             Parameters = parameters,
             Experiments = items.Select(x => x.Experiment).ToArray(),
+            QueuedExperiments = items.Any(x => x.Status == GridStatus.Queued) ? items.Where(x => x.Status == GridStatus.Queued).Select(x => x.Experiment).ToArray() : Array.Empty<string>(),
             ExperimentCount = items.Count,
             Status = status,
             Finished = status.IsFinished() && items.Count > 0 ? items.Max(x => x.Finished) : null,

@@ -31,6 +31,8 @@ public sealed class GridRun : GridItem
     public string? Command { get; init; }
     public int ExperimentCount { get; init; }
     public IReadOnlyList<string> Experiments { get; init; } = Array.Empty<string>();
+    /// <summary>Its experiments still Queued (not yet started by their agent), in index order.</summary>
+    public IReadOnlyList<string> QueuedExperiments { get; init; } = Array.Empty<string>();
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
     /// <summary>Protected from removal (Protect-GridRun): no removal touches it or its experiments.</summary>
     public bool Protected { get; init; }

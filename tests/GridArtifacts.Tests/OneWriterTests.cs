@@ -225,6 +225,7 @@ public abstract class OneWriterTests : IDisposable
         // The job shows on the run, read alone or listed, and on its labels.
         var run = await catalog.GetRunAsync("cluster", default);
         Assert.Equal((GridScheduler.Slurm, "42", "grid"), (run.Scheduler, run.JobId, run.Cluster));
+        Assert.Equal(new[] { "exp0", "exp1", "exp2" }, run.QueuedExperiments);
         Assert.Equal("42", Assert.Single((await catalog.ListRunsAsync(default)).Items).JobId);
         Assert.Equal(new RunJob(GridScheduler.Slurm, "grid", "42"), (await catalog.GetLabelsAsync(new[] { "cluster" }, default))["cluster"].Job);
 
@@ -233,6 +234,7 @@ public abstract class OneWriterTests : IDisposable
         var ended = await catalog.GetExperimentAsync("cluster", "exp0", default);
         Assert.Equal((GridStatus.Failed, 127, why), (ended.Status, ended.ExitCode!.Value, ended.Reason));
         Assert.NotNull(ended.Finished);
+        Assert.Equal(new[] { "exp1", "exp2" }, (await catalog.GetRunAsync("cluster", default)).QueuedExperiments);
         // Not queued any more: a second reader ending it changes nothing.
         Assert.False(await catalog.EndQueuedAsync("cluster", "exp0", GridStatus.Stopped, "again", null, default));
         Assert.Equal(why, (await catalog.GetExperimentAsync("cluster", "exp0", default)).Reason);

@@ -125,7 +125,7 @@ public sealed class SlurmTests : IDisposable
 
     [Fact]
     public void Some_tasks_of_an_array_are_named_as_scancel_takes_them() =>
-        Assert.Equal("77_[0,2,10]", Slurm.Tasks("77", new[] { 10, 2, 0, 2 }));
+        Assert.Equal("77_[0-2,5,9-10]", Slurm.Tasks("77", new[] { 10, 2, 0, 2, 1, 9, 5 }));
 
     [Fact]
     public void A_job_key_reads_back_and_has_a_shape_0_3_0_and_0_2_0_pass_over()

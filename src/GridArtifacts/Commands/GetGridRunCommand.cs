@@ -83,8 +83,7 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
     /// <summary>The runs, with Slurm runs' queued experiments whose tasks ended before their agents started ended now (and those runs read again).</summary>
     private static async Task<IReadOnlyList<GridRun>> WithStrandedEndedAsync(GridCatalog catalog, IReadOnlyList<GridRun> runs, Action<object> post, CancellationToken ct)
     {
-        if (!runs.Any(r => r.Scheduler != GridScheduler.Local && r.Status.IsActive())) return runs;
-        var changed = await ClusterRuns.EndStrandedAsync(catalog, await ClusterRuns.QueuedOfAsync(catalog, runs, ct).ConfigureAwait(false), post, ct).ConfigureAwait(false);
+        var changed = await ClusterRuns.EndStrandedAsync(catalog, ClusterRuns.QueuedOf(runs), post, ct).ConfigureAwait(false);
         if (changed.Count == 0) return runs;
         var list = new List<GridRun>(runs.Count);
         foreach (var r in runs) list.Add(changed.Contains(r.Name) ? await catalog.GetRunAsync(r.Name, ct).ConfigureAwait(false) : r);

@@ -145,7 +145,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
                 // A task that ended before its agent started would leave -Wait waiting for ever.
                 if (current.Scheduler != GridScheduler.Local && DateTime.UtcNow >= nextCheck)
                 {
-                    await ClusterRuns.EndStrandedAsync(catalog, await ClusterRuns.QueuedOfAsync(catalog, new[] { current }, ct).ConfigureAwait(false), post, ct).ConfigureAwait(false);
+                    await ClusterRuns.EndStrandedAsync(catalog, ClusterRuns.QueuedOf(new[] { current }), post, ct).ConfigureAwait(false);
                     nextCheck = DateTime.UtcNow.AddSeconds(5);
                 }
                 await Task.Delay(500, ct).ConfigureAwait(false);

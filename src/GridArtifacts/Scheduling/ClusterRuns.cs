@@ -123,17 +123,8 @@ internal static class ClusterRuns
         return changed;
     }
 
-    /// <summary>The queued experiments of the active Slurm runs among <paramref name="runs"/>: one listing of each such run's keys.</summary>
-    public static async Task<List<(string Run, RunJob Job, IReadOnlyList<string> Queued)>> QueuedOfAsync(GridCatalog catalog, IEnumerable<GridRun> runs, CancellationToken ct)
-    {
-        var result = new List<(string, RunJob, IReadOnlyList<string>)>();
-        foreach (var r in runs)
-        {
-            if (r.Scheduler != GridScheduler.Slurm || r.JobId is null || !r.Status.IsActive()) continue;
-            var experiments = await catalog.GetExperimentsAsync(r.Name, ct).ConfigureAwait(false);
-            var queued = experiments.Items.Where(e => e.Status == GridStatus.Queued).Select(e => e.Experiment).ToList();
-            if (queued.Count > 0) result.Add((r.Name, new RunJob(r.Scheduler, r.Cluster, r.JobId), queued));
-        }
-        return result;
-    }
+    /// <summary>The queued experiments of the Slurm runs among <paramref name="runs"/>, as their listing showed them (no request).</summary>
+    public static List<(string Run, RunJob Job, IReadOnlyList<string> Queued)> QueuedOf(IEnumerable<GridRun> runs) =>
+        runs.Where(r => r.Scheduler != GridScheduler.Local && r.JobId is not null && r.QueuedExperiments.Count > 0)
+            .Select(r => (r.Name, new RunJob(r.Scheduler, r.Cluster, r.JobId!), r.QueuedExperiments)).ToList();
 }

@@ -167,9 +167,20 @@ public static class Slurm
         return (GridStatus.Failed, $"Slurm task {task} ended {own.State} ({how}) before its agent started; see slurm/{index}.out beside plan.json.", own.ExitCode);
     }
 
-    /// <summary>Slurm's name of some tasks of an array job: <c>1234_[0,2,5]</c>.</summary>
-    public static string Tasks(string jobId, IEnumerable<int> indexes) =>
-        $"{jobId}_[{string.Join(',', indexes.Distinct().Order().Select(i => i.ToString(CultureInfo.InvariantCulture)))}]";
+    /// <summary>Slurm's name of some tasks of an array job, runs of indexes as ranges: <c>1234_[0-3,5,9]</c>.</summary>
+    public static string Tasks(string jobId, IEnumerable<int> indexes)
+    {
+        var sorted = indexes.Distinct().Order().ToList();
+        var parts = new List<string>();
+        for (var i = 0; i < sorted.Count;)
+        {
+            var j = i;
+            while (j + 1 < sorted.Count && sorted[j + 1] == sorted[j] + 1) j++;
+            parts.Add(j == i ? sorted[i].ToString(CultureInfo.InvariantCulture) : $"{sorted[i].ToString(CultureInfo.InvariantCulture)}-{sorted[j].ToString(CultureInfo.InvariantCulture)}");
+            i = j + 1;
+        }
+        return $"{jobId}_[{string.Join(',', parts)}]";
+    }
 
     /// <summary>A word for bash, in single quotes.</summary>
     public static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
