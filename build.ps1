@@ -259,6 +259,11 @@ switch ($Task) {
         if ($missing) { Invoke-Native 'apt-get install' { apt-get install -y @missing } }
         $server = $null
         try {
+            # Cluster.Bench.ps1 measures on a one-node Slurm (as root on Linux; it says so when there is none).
+            if (-not $BenchFilter -or 'Cluster.Bench.ps1' -like $BenchFilter) {
+                $noSlurm = Start-TestSlurm
+                if ($noSlurm) { Write-Host "No Slurm for Cluster.Bench.ps1: $noSlurm." -ForegroundColor Yellow }
+            }
             $server = Start-S3Server -Bucket 'grid-bench'
             $env:GRID_BENCH_S3_DATA = $server.Data # Transfer.Bench.ps1 removes its uploads from it between runs
             foreach ($bench in Get-ChildItem (Join-Path $root 'bench') -Filter '*.Bench.ps1' | Sort-Object Name) {
@@ -267,7 +272,10 @@ switch ($Task) {
                 Invoke-Native $bench.Name { dotnet pwsh -NoProfile -NonInteractive -File $bench.FullName -ModulePath $moduleOut -Endpoint $server.Endpoint -Bucket 'grid-bench' }
             }
         }
-        finally { Stop-S3Server $server }
+        finally {
+            Stop-TestSlurm
+            Stop-S3Server $server
+        }
     }
     'Test' {
         New-Item -ItemType Directory -Force -Path $testResults | Out-Null
