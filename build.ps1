@@ -43,6 +43,7 @@ $testResults = Join-Path $out 'TestResults'
 $packages = Join-Path $out 'packages'
 $env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
 $env:DOTNET_NOLOGO = '1'
+$script:SlurmStarted = $false
 
 function Invoke-Native {
     param([string] $What, [scriptblock] $Command)
@@ -152,11 +153,13 @@ function Start-TestSlurm {
     foreach ($line in $exports) {
         if ($line -match "^export (\w+)='?(.*?)'?$") { [Environment]::SetEnvironmentVariable($Matches[1], $Matches[2]) }
     }
+    $script:SlurmStarted = $true
     $null
 }
 
+# Stops the Slurm that Start-TestSlurm started (and nothing else).
 function Stop-TestSlurm {
-    if ($env:SLURM_CONF) { bash (Join-Path $root 'tests/slurm/Stop-Slurm.sh') | Out-Host }
+    if ($script:SlurmStarted) { bash (Join-Path $root 'tests/slurm/Stop-Slurm.sh') | Out-Host; $script:SlurmStarted = $false }
 }
 
 # The Slurm tests in a pwsh of their own, started before the other tests and read after them: they
