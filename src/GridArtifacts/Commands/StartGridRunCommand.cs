@@ -189,7 +189,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     /// </summary>
     private void Submit(GridCatalog catalog, string run, int count, string runFolder, string planPath)
     {
-        var pwsh = Environment.GetEnvironmentVariable("GRID_PWSH") is { Length: > 0 } configured ? new[] { configured } : PwshCommand();
+        var pwsh = RunnerPwsh();
         var moduleFolder = Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!;
         var version = typeof(StartGridRunCommand).Assembly.GetName().Version?.ToString(3) ?? "";
         RunAndDrain(async (post, ct) =>
@@ -253,11 +253,15 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         var ext = Path.GetExtension(script).ToLowerInvariant();
         if (ext == ".ps1")
         {
-            return PwshCommand().Concat(new[] { "-NoProfile", "-NonInteractive", "-File", script }).Concat(p.SelectMany(kv => new[] { "-" + kv.Key, kv.Value })).ToArray();
+            return RunnerPwsh().Concat(new[] { "-NoProfile", "-NonInteractive", "-File", script }).Concat(p.SelectMany(kv => new[] { "-" + kv.Key, kv.Value })).ToArray();
         }
         var head = ext == ".py" ? new[] { "python3", script } : new[] { script };
         return head.Concat(p.SelectMany(kv => new[] { "--" + kv.Key, kv.Value })).ToArray();
     }
+
+    /// <summary>pwsh where the experiments run: on a cluster's nodes $env:GRID_PWSH when set, else this PowerShell (the same path on every node).</summary>
+    private string[] RunnerPwsh() =>
+        Scheduler != GridScheduler.Local && Environment.GetEnvironmentVariable("GRID_PWSH") is { Length: > 0 } configured ? new[] { configured } : PwshCommand();
 
     /// <summary>This PowerShell's own executable (and its pwsh.dll when it runs under the dotnet host).</summary>
     internal static string[] PwshCommand()
