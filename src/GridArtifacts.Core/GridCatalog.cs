@@ -235,6 +235,7 @@ public sealed partial class GridCatalog
             Protected = labels.Protected,
             Status = EffectiveStatus(record),
             ExitCode = record.ExitCode,
+            Signal = record.Signal,
             Created = record.Created,
             Started = record.Started,
             Finished = record.Finished,

@@ -67,6 +67,8 @@ public sealed class GridExperiment : GridItem
     public int Index => GridNames.ExperimentIndex(Experiment);
     public GridStatus Status { get; init; }
     public int? ExitCode { get; init; }
+    /// <summary>The signal that stopped its agent (SIGTERM: a scheduler's time limit or cancel; SIGINT: Ctrl+C), or null.</summary>
+    public string? Signal { get; init; }
     public DateTimeOffset Created { get; init; }
     public DateTimeOffset? Started { get; init; }
     public DateTimeOffset? Finished { get; init; }

@@ -32,8 +32,10 @@ public abstract class GridCmdlet : PSCmdlet
     /// GridExceptions, verbose text) is written here, on the pipeline thread; <paramref name="progress"/>
     /// is asked for a record about four times a second. A GridException the work throws becomes a
     /// terminating error; cancellation ends quietly because PowerShell is already stopping the pipeline.
+    /// When the pipeline is stopped, the cancelled work is waited for <paramref name="stopGrace"/>
+    /// (10 s when null) before the command returns.
     /// </summary>
-    protected void RunAndDrain(Func<Action<object>, CancellationToken, Task> work, Func<ProgressRecord?>? progress = null)
+    protected void RunAndDrain(Func<Action<object>, CancellationToken, Task> work, Func<ProgressRecord?>? progress = null, TimeSpan? stopGrace = null)
     {
         using var queue = new BlockingCollection<object>(new ConcurrentQueue<object>(), 4096);
         var token = CancelToken;
@@ -76,7 +78,7 @@ public abstract class GridCmdlet : PSCmdlet
             // files) before the command returns. What it still posts is dropped, so it never blocks
             // on a full queue.
             _stop?.Cancel();
-            var deadline = DateTime.UtcNow.AddSeconds(10);
+            var deadline = DateTime.UtcNow + (stopGrace ?? DefaultStopGrace);
             while (!task.IsCompleted && DateTime.UtcNow < deadline) queue.TryTake(out _, 50);
             throw;
         }
@@ -94,6 +96,9 @@ public abstract class GridCmdlet : PSCmdlet
             ThrowTerminatingError(ToErrorRecord(ex));
         }
     }
+
+    /// <summary>How long a stopped command waits for its cancelled work to clean up.</summary>
+    protected static readonly TimeSpan DefaultStopGrace = TimeSpan.FromSeconds(10);
 
     private void Dispatch(object item)
     {

@@ -45,6 +45,47 @@ public sealed record CaptureOptions
     public bool Queued { get; init; }
     /// <summary>How long the final sync keeps trying files and records the store would not take (an outage at the end).</summary>
     public TimeSpan FinalSyncPatience { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// Once the agent is stopped by a signal (<see cref="CaptureAgent.StopBySignal"/>), the time from
+    /// the signal by which the end is done: the script's own exit, the final sync, the logs, the
+    /// sealed manifest and the final status (what is still pending then is left out, and counted).
+    /// Null: only <see cref="FinalSyncPatience"/> bounds it. See <see cref="StopBudgetFor"/>.
+    /// </summary>
+    public TimeSpan? StopBudget { get; init; }
+
+    /// <summary>The environment variable with the seconds between a scheduler's SIGTERM and its SIGKILL (Slurm's KillWait).</summary>
+    public const string SignalGraceVariable = "GRID_SIGNAL_GRACE";
+    /// <summary>The grace when none is given: Kubernetes' default terminationGracePeriodSeconds and ECS's stop timeout.</summary>
+    public static readonly TimeSpan DefaultSignalGrace = TimeSpan.FromSeconds(30);
+    /// <summary>What the agent keeps back from the grace: pwsh's own exit and the last record's write.</summary>
+    public static readonly TimeSpan SignalGraceReserve = TimeSpan.FromSeconds(3);
+    /// <summary>The shortest stop budget, however short the grace.</summary>
+    public static readonly TimeSpan MinStopBudget = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The stop budget for a grace of <paramref name="grace"/> seconds (the value of
+    /// <see cref="SignalGraceVariable"/>): the grace less <see cref="SignalGraceReserve"/>, never under
+    /// <see cref="MinStopBudget"/>. Unset or empty: <see cref="DefaultSignalGrace"/>; a value that is
+    /// not a number of seconds (0 or more) is that default too, and <paramref name="problem"/> says why.
+    /// </summary>
+    public static TimeSpan StopBudgetFor(string? grace, out string? problem)
+    {
+        problem = null;
+        var seconds = DefaultSignalGrace.TotalSeconds;
+        if (!string.IsNullOrWhiteSpace(grace))
+        {
+            if (double.TryParse(grace.Trim(), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var given)
+                && double.IsFinite(given) && given >= 0)
+            {
+                seconds = Math.Min(given, TimeSpan.FromDays(1).TotalSeconds);
+            }
+            else
+            {
+                problem = $"{SignalGraceVariable}='{grace}' is not a number of seconds; the agent takes {DefaultSignalGrace.TotalSeconds:0} s between a SIGTERM and the SIGKILL that follows it.";
+            }
+        }
+        return TimeSpan.FromSeconds(Math.Max(MinStopBudget.TotalSeconds, seconds - SignalGraceReserve.TotalSeconds));
+    }
 }
 
 /// <summary>
@@ -110,9 +151,67 @@ public sealed class CaptureAgent
     /// <summary>Warnings as they happen (an unstorable name, a failed upload); the pipeline thread writes them.</summary>
     public event Action<string>? Warning;
 
-    /// <summary>Runs the experiment to the end and returns the script's exit code (-1 when it was killed by a signal).</summary>
+    /// <summary>The first signal that stopped the agent (<see cref="StopBySignal"/>), or null.</summary>
+    private string? _signal;
+    /// <summary>Cancelled by <see cref="StopBySignal"/>: stops the agent as its caller's token does.</summary>
+    private readonly CancellationTokenSource _signalled = new();
+    /// <summary>Cancelled when the stop budget of a signal runs out: what is still uploading then is cut off.</summary>
+    private readonly CancellationTokenSource _budget = new();
+    /// <summary>When the stop budget of a signal runs out (UTC ticks), or 0.</summary>
+    private long _budgetEnds;
+
+    /// <summary>
+    /// Stops the agent because the process was sent <paramref name="signal"/> (SIGTERM, SIGINT):
+    /// callable from any thread, at any time; the first signal is the one recorded. The script is sent
+    /// SIGTERM and given a few seconds to exit before its process tree is killed, and the end (final
+    /// sync, logs, sealed manifest, status) is done within <see cref="CaptureOptions.StopBudget"/> of
+    /// this call. The experiment ends Stopped after SIGINT, or after SIGTERM when a stop was requested
+    /// in the store (Stop-GridRun); after any other SIGTERM (a scheduler's time limit, scancel, a
+    /// node going down) it ends Failed. The record names the signal either way.
+    /// </summary>
+    /// <returns>
+    /// Whether the agent takes the signal on: false once its run is over (its final status written),
+    /// when the signal is for the process to act on as it would without the agent.
+    /// </returns>
+    public bool StopBySignal(string signal)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(signal);
+        if (Volatile.Read(ref _ended)) return false;
+        if (Interlocked.CompareExchange(ref _signal, signal, null) is not null) return true;
+        if (_options.StopBudget is { } budget)
+        {
+            Interlocked.Exchange(ref _budgetEnds, (DateTimeOffset.UtcNow + budget).UtcTicks);
+            _budget.CancelAfter(Min(budget, TimeSpan.FromDays(20)));
+        }
+        _signalled.Cancel();
+        return true;
+    }
+
+    /// <summary>Set once <see cref="RunAsync"/> is over.</summary>
+    private bool _ended;
+
+    /// <summary>The end of the stop budget, when a signal has started one.</summary>
+    private DateTimeOffset? BudgetEnds => Interlocked.Read(ref _budgetEnds) is var t and > 0 ? new DateTimeOffset(t, TimeSpan.Zero) : null;
+
+    /// <summary>The earlier of <paramref name="patience"/> and the end of a signal's stop budget.</summary>
+    private Func<DateTimeOffset> Until(DateTimeOffset patience) => () => BudgetEnds is { } ends && ends < patience ? ends : patience;
+
+    /// <summary>
+    /// Runs the experiment to the end and returns the script's exit code as the system reports it
+    /// (on Unix 128 + n when signal n ended it: 137 when it was killed; -1 when it was stopped while queued).
+    /// <paramref name="stop"/> stops it as a stop request does; see also <see cref="StopBySignal"/>.
+    /// </summary>
     public async Task<int> RunAsync(CancellationToken stop)
     {
+        try { return await RunToEndAsync(stop).ConfigureAwait(false); }
+        finally { Volatile.Write(ref _ended, true); }
+    }
+
+    private async Task<int> RunToEndAsync(CancellationToken stop)
+    {
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop, _signalled.Token);
+        // A stop is seen at once, not at the next rescan.
+        using var wakeOnStop = stopping.Token.Register(Wake);
         foreach (var (root, _) in _roots) Directory.CreateDirectory(root);
         // What is there before the script starts is an artifact only once it changes.
         var start = _table.Now;
@@ -134,6 +233,7 @@ public sealed class CaptureAgent
             r.Started = now;
             r.Heartbeat = now;
             r.Agent = _agentId;
+            r.Signal = null; // a Lost agent's, if it was signalled in its end
             r.Command = command;
             r.Sync = _sync;
             return r;
@@ -164,29 +264,33 @@ public sealed class CaptureAgent
         var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(logs);
         using var journal = _journal = new ManifestJournal(_catalog, _run, _experiment, Path.Combine(logs, "manifest"));
-        await PersistAsync("The manifest's start", () => journal.StartAsync(KeepEarlier, CancellationToken.None), DateTimeOffset.UtcNow + _options.FinalSyncPatience).ConfigureAwait(false);
+        await PersistAsync("The manifest's start", () => journal.StartAsync(KeepEarlier, CancellationToken.None), Until(DateTimeOffset.UtcNow + _options.FinalSyncPatience)).ConfigureAwait(false);
         // Tags go on only once the claim holds: a refused agent tags nothing.
         if (_options.Tags.Count > 0)
-            await PersistAsync("The experiment's tags", () => _catalog.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), DateTimeOffset.UtcNow + _options.FinalSyncPatience).ConfigureAwait(false);
+            await PersistAsync("The experiment's tags", () => _catalog.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), Until(DateTimeOffset.UtcNow + _options.FinalSyncPatience)).ConfigureAwait(false);
         using var watchers = new WatcherSet(_roots.Select(r => r.Root), OnChanged, OnOverflow);
         _watching = watchers.Complete;
+        var stopped = false;
         var stopRequested = false;
         int exitCode;
         try
         {
             using var process = Start(logs, out var pumps);
             var lastBeat = DateTimeOffset.MinValue;
+            // The script's processes a signal's stop has seen (with their start times), killed at the end even if the script left them behind.
+            var tree = new Dictionary<int, ulong>();
             while (!process.HasExited)
             {
-                if (stop.IsCancellationRequested || await StopRequestedAsync().ConfigureAwait(false))
+                if (stopping.IsCancellationRequested || (stopRequested = await StopRequestedAsync().ConfigureAwait(false)))
                 {
-                    stopRequested = true;
+                    stopped = true;
+                    if (Volatile.Read(ref _signal) is not null) await TerminateAsync(process, tree).ConfigureAwait(false);
                     try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
                     break;
                 }
                 // The store being away for a while (an outage, a restart) never ends the agent: what
-                // did not go now goes on a later pass.
-                await SyncAsync(final: false).ConfigureAwait(false);
+                // did not go now goes on a later pass. A stop cuts off what is uploading (the final sync sends it).
+                await SyncAsync(final: false, stopping.Token).ConfigureAwait(false);
                 _metrics.Refresh(_record, final: false); // published by the next heartbeat
                 if (_catalog.Clock.GetUtcNow() - lastBeat >= _options.HeartbeatInterval)
                 {
@@ -199,7 +303,17 @@ public sealed class CaptureAgent
                 await Task.WhenAny(process.WaitForExitAsync(CancellationToken.None), Task.Delay(MinPassInterval)).ConfigureAwait(false);
             }
             await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
-            await Task.WhenAll(pumps).ConfigureAwait(false);
+            ScriptProcesses.KillLeftovers(tree);
+            if (BudgetEnds is { } ends)
+            {
+                // A process the script started elsewhere (another session) may hold its output open: within the budget only.
+                try { await Task.WhenAll(pumps).WaitAsync(Max(ends - DateTimeOffset.UtcNow, TimeSpan.Zero)).ConfigureAwait(false); }
+                catch (TimeoutException) { Warning?.Invoke("The script's output may be incomplete: a process it started still holds it open."); }
+            }
+            else
+            {
+                await Task.WhenAll(pumps).ConfigureAwait(false);
+            }
             exitCode = process.ExitCode;
         }
         catch (System.ComponentModel.Win32Exception ex)
@@ -208,23 +322,45 @@ public sealed class CaptureAgent
             exitCode = 127;
         }
 
+        // A signal that came before the script's end is what ended it (or came with its end: a
+        // scheduler signals the script too). One that comes later only shortens the end.
+        var signal = Volatile.Read(ref _signal);
+
         // The end, whatever it was: final full sync, sealed manifest, then the status. A store that
-        // is away is waited for (up to FinalSyncPatience), so an outage at the end loses nothing.
-        var deadline = DateTimeOffset.UtcNow + _options.FinalSyncPatience;
+        // is away is waited for (up to FinalSyncPatience, or what a signal's stop budget leaves), so
+        // an outage at the end loses nothing that time allows; the sealed manifest and the status are
+        // written (tried once at least) even when the time ran out with files pending.
+        var deadline = Until(DateTimeOffset.UtcNow + _options.FinalSyncPatience);
         _record.Status = GridStatus.Syncing;
         _record.ExitCode = exitCode;
+        _record.Signal = signal;
         await PersistAsync("The Syncing status", WriteRecordAsync, deadline).ConfigureAwait(false);
-        await SyncAsync(final: true).ConfigureAwait(false);
-        for (var wait = TimeSpan.FromSeconds(1); _sync.FilesPending > 0 && DateTimeOffset.UtcNow < deadline; wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
+        await SyncAsync(final: true, _budget.Token).ConfigureAwait(false);
+        for (var wait = TimeSpan.FromSeconds(1); _sync.FilesPending > 0 && DateTimeOffset.UtcNow < deadline(); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
         {
-            Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store in the final sync; trying again in {wait.TotalSeconds:0} s.");
-            await Task.Delay(wait, CancellationToken.None).ConfigureAwait(false);
-            await SyncAsync(final: true).ConfigureAwait(false);
+            var pause = Min(wait, deadline() - DateTimeOffset.UtcNow);
+            Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store in the final sync; trying again in {pause.TotalSeconds:0.#} s.");
+            try { await Task.Delay(pause, _budget.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { break; } // a signal's budget ran out
+            await SyncAsync(final: true, _budget.Token).ConfigureAwait(false);
         }
+        if (_sync.FilesPending > 0 && BudgetEnds is not null)
+            Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store before the time a {signal ?? "signal"} leaves ran out; the sealed manifest lists what did.");
         _metrics.Refresh(_record, final: true);
-        await PersistAsync("The script's output", () => UploadLogsAsync(logs), deadline).ConfigureAwait(false);
+        try
+        {
+            await PersistAsync("The script's output", () => UploadLogsAsync(logs, _budget.Token), deadline).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_budget.IsCancellationRequested)
+        {
+            Warning?.Invoke("The script's output since the last heartbeat was not stored: the time a signal leaves ran out.");
+        }
         await PersistAsync("The sealed manifest", () => journal.SealAsync(IsLatest, CancellationToken.None), deadline).ConfigureAwait(false);
-        _record.Status = stopRequested ? GridStatus.Stopped : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
+        // A SIGTERM no one asked for through the store (a time limit, scancel, a node going down) is a failure; Stop-GridRun and Ctrl+C are stops.
+        if (signal == "SIGTERM" && !stopRequested) stopRequested = await StopRequestedAsync().ConfigureAwait(false);
+        _record.Status = signal == "SIGTERM" && !stopRequested ? GridStatus.Failed
+            : stopped || signal is not null ? GridStatus.Stopped
+            : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
         _record.Finished = _catalog.Clock.GetUtcNow();
         _record.Heartbeat = _record.Finished;
         await PersistAsync("The final status", WriteRecordAsync, deadline).ConfigureAwait(false);
@@ -250,8 +386,35 @@ public sealed class CaptureAgent
         }
     }
 
+    /// <summary>
+    /// Sends the script SIGTERM (where there are signals) and waits for it to exit, at most
+    /// min(5 s, a third of the stop budget), noting the processes it has started meanwhile so that
+    /// what is left of them is killed afterwards. Slurm has signalled them all already; a container's
+    /// runtime or kill(1) only this process.
+    /// </summary>
+    private async Task TerminateAsync(Process process, Dictionary<int, ulong> tree)
+    {
+        if (process.HasExited) return;
+        ScriptProcesses.AddDescendants(process.Id, tree);
+        if (!ScriptProcesses.Terminate(process.Id)) return;
+        var wait = Min(TimeSpan.FromSeconds(5), (_options.StopBudget ?? TimeSpan.FromSeconds(15)) / 3);
+        var until = DateTimeOffset.UtcNow + wait;
+        while (DateTimeOffset.UtcNow < until)
+        {
+            await Task.WhenAny(process.WaitForExitAsync(CancellationToken.None), Task.Delay(Min(TimeSpan.FromMilliseconds(250), until - DateTimeOffset.UtcNow))).ConfigureAwait(false);
+            if (process.HasExited) return;
+            ScriptProcesses.AddDescendants(process.Id, tree);
+        }
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
     /// <summary>A write that must happen: tried again with growing pauses until <paramref name="deadline"/>, then its error is thrown.</summary>
-    private async Task PersistAsync(string what, Func<Task> work, DateTimeOffset deadline)
+    private Task PersistAsync(string what, Func<Task> work, DateTimeOffset deadline) => PersistAsync(what, work, () => deadline);
+
+    /// <summary>A write that must happen: tried (once at least) and again with growing pauses until <paramref name="deadline"/> (asked each time), then its error is thrown.</summary>
+    private async Task PersistAsync(string what, Func<Task> work, Func<DateTimeOffset> deadline)
     {
         for (var wait = TimeSpan.FromSeconds(1); ; wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
         {
@@ -260,7 +423,7 @@ public sealed class CaptureAgent
                 await work().ConfigureAwait(false);
                 return;
             }
-            catch (GridException ex) when (IsPassing(ex) && DateTimeOffset.UtcNow + wait < deadline)
+            catch (GridException ex) when (IsPassing(ex) && DateTimeOffset.UtcNow + wait < deadline())
             {
                 Warning?.Invoke($"{what} did not reach the store yet; trying again in {wait.TotalSeconds:0} s: {ex.Message}");
                 await Task.Delay(wait, CancellationToken.None).ConfigureAwait(false);
@@ -483,7 +646,9 @@ public sealed class CaptureAgent
     /// One pass: notice what changed, upload what has settled (everything changed, when final).
     /// A file that changes while it uploads is checked after the upload and sent again later.
     /// </summary>
-    private async Task SyncAsync(bool final)
+    /// <param name="final">The final sync: a full rescan, and no settle time.</param>
+    /// <param name="cut">Cuts off the uploads in flight (a stop, a signal's budget): their files stay pending.</param>
+    private async Task SyncAsync(bool final, CancellationToken cut)
     {
         var now = _catalog.Clock.GetUtcNow();
         var tick = _table.Now;
@@ -553,7 +718,7 @@ public sealed class CaptureAgent
             var uploaded = new System.Collections.Concurrent.ConcurrentBag<int>();
             await Parallel.ForEachAsync(batch, new ParallelOptions { MaxDegreeOfParallelism = TransferOptions.DefaultFilesInFlight }, async (f, _) =>
             {
-                switch (await UploadAsync(f.Path, f.Slot).ConfigureAwait(false))
+                switch (await UploadAsync(f.Path, f.Slot, cut).ConfigureAwait(false))
                 {
                     case UploadOutcome.Done:
                         uploaded.Add(f.Slot);
@@ -635,7 +800,7 @@ public sealed class CaptureAgent
 
     private readonly object _syncGate = new();
 
-    private async Task<UploadOutcome> UploadAsync(string path, int slot)
+    private async Task<UploadOutcome> UploadAsync(string path, int slot, CancellationToken cut)
     {
         var fullPath = FullPathOf(_table[slot].Root, path);
         for (var upload = 0; upload < MaxUploadsPerFilePerPass; upload++)
@@ -644,7 +809,7 @@ public sealed class CaptureAgent
             {
                 var before = new FileInfo(fullPath);
                 if (!before.Exists) return UploadOutcome.Done; // deleted since: what was stored stays stored
-                var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, fullPath, CancellationToken.None).ConfigureAwait(false);
+                var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, fullPath, cut).ConfigureAwait(false);
                 var after = new FileInfo(fullPath);
                 if (!after.Exists || after.Length != before.Length || after.LastWriteTimeUtc != before.LastWriteTimeUtc || entry.Size != before.Length)
                 {
@@ -674,6 +839,10 @@ public sealed class CaptureAgent
                 }
                 return UploadOutcome.Done;
             }
+            catch (OperationCanceledException) when (cut.IsCancellationRequested)
+            {
+                return UploadOutcome.Failed; // cut off by a stop: still pending
+            }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or GridException)
             {
                 // Deleted between the look above and the read (the script removed it): as above, what was stored stays stored.
@@ -691,15 +860,15 @@ public sealed class CaptureAgent
         _record.Heartbeat = _catalog.Clock.GetUtcNow();
         _sync.AgentMemory = Process.GetCurrentProcess().WorkingSet64;
         await WriteRecordAsync().ConfigureAwait(false);
-        await UploadLogsAsync(logs).ConfigureAwait(false);
+        await UploadLogsAsync(logs, CancellationToken.None).ConfigureAwait(false);
     }
 
-    private async Task UploadLogsAsync(string logs)
+    private async Task UploadLogsAsync(string logs, CancellationToken ct)
     {
         foreach (var stream in new[] { "stdout", "stderr" })
         {
             var file = Path.Combine(logs, stream + ".log");
-            if (File.Exists(file)) await _catalog.WriteLogFileAsync(_run, _experiment, stream, file, CancellationToken.None).ConfigureAwait(false);
+            if (File.Exists(file)) await _catalog.WriteLogFileAsync(_run, _experiment, stream, file, ct).ConfigureAwait(false);
         }
     }
 

@@ -28,6 +28,11 @@ public sealed class ExperimentRecord
     public string Experiment { get; set; } = "";
     public GridStatus Status { get; set; }
     public int? ExitCode { get; set; }
+    /// <summary>
+    /// The signal that stopped the agent ("SIGTERM", "SIGINT"), or null (optional, so older readers
+    /// pass it over; absent before 0.4.0). A SIGTERM no stop request asked for ends the experiment Failed.
+    /// </summary>
+    public string? Signal { get; set; }
     public DateTimeOffset Created { get; set; }
     public DateTimeOffset? Started { get; set; }
     public DateTimeOffset? Finished { get; set; }

@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Globalization;
 using System.Management.Automation;
+using System.Runtime.InteropServices;
 using GridArtifacts.Core.Capture;
 using GridArtifacts.Model;
 
@@ -10,6 +11,9 @@ namespace GridArtifacts.Commands;
 /// Runs one experiment in the foreground under the capture agent: every file the command creates or
 /// changes is synced while it runs and once more when it ends; the status is written only after
 /// that. For jobs a cluster scheduler starts. The command's exit code is $LASTEXITCODE afterwards.
+/// SIGTERM and SIGINT to this process stop the experiment rather than the process: the command is
+/// sent SIGTERM, and the final sync, sealed manifest and status are done within the time
+/// GRID_SIGNAL_GRACE (seconds until the scheduler's SIGKILL) leaves.
 /// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "GridExperiment")]
 [OutputType(typeof(GridExperiment))]
@@ -79,24 +83,50 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
             Environment = parameters.ToDictionary(p => "GRID_PARAM_" + p.Key.ToUpperInvariant(), p => p.Value),
             Queued = Queued,
             Tags = tags,
+            StopBudget = StopBudget(),
         };
         var exitCode = 0;
-        RunAndDrain(async (post, ct) =>
+        var agent = new CaptureAgent(catalog, run, experiment, options);
+        // A scheduler's SIGTERM (Slurm, Kubernetes, AWS Batch, before their SIGKILL) and SIGINT stop
+        // the agent, which ends the experiment, instead of ending this process: the runtime's own
+        // exit would lose the final sync, and the experiment would read as Lost.
+        var registrations = new List<PosixSignalRegistration>();
+        void OnSignal(PosixSignalContext context) => context.Cancel = agent.StopBySignal(context.Signal.ToString());
+        foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
         {
-            var agent = new CaptureAgent(catalog, run, experiment, options);
-            agent.Warning += w => post(new WarningMessage(w));
-            exitCode = await agent.RunAsync(ct).ConfigureAwait(false);
-            try
+            try { registrations.Add(PosixSignalRegistration.Create(signal, OnSignal)); }
+            catch (PlatformNotSupportedException) { }
+        }
+        try
+        {
+            RunAndDrain(async (post, ct) =>
             {
-                post(await catalog.GetLabelledExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false));
-            }
-            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
-            {
-                // Removed (Remove-GridRun -Force) right after its final sync: the agent's work is done.
-                post(new WarningMessage($"{GridNames.ExperimentId(run, experiment)} ended and was then removed from the store: {ex.Message}"));
-            }
-        });
+                agent.Warning += w => post(new WarningMessage(w));
+                exitCode = await agent.RunAsync(ct).ConfigureAwait(false);
+                try
+                {
+                    post(await catalog.GetLabelledExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false));
+                }
+                catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
+                {
+                    // Removed (Remove-GridRun -Force) right after its final sync: the agent's work is done.
+                    post(new WarningMessage($"{GridNames.ExperimentId(run, experiment)} ended and was then removed from the store: {ex.Message}"));
+                }
+            }, stopGrace: options.StopBudget + TimeSpan.FromSeconds(2)); // Ctrl+C stops the pipeline too: the end is waited for
+        }
+        finally
+        {
+            foreach (var r in registrations) r.Dispose();
+        }
         SessionState.PSVariable.Set(new PSVariable("global:LASTEXITCODE", exitCode));
+    }
+
+    /// <summary>The time the end may take after a signal, from GRID_SIGNAL_GRACE (a bad value is the default, with a warning).</summary>
+    private TimeSpan StopBudget()
+    {
+        var budget = CaptureOptions.StopBudgetFor(Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable), out var problem);
+        if (problem is not null) WriteWarning(problem);
+        return budget;
     }
 
     internal static Dictionary<string, string> ToDictionary(Hashtable? table)

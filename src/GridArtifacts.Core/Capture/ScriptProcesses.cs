@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace GridArtifacts.Core.Capture;
+
+/// <summary>
+/// Signals to the script's processes when the agent itself was signalled: SIGTERM to the script
+/// first (it may save its state), and afterwards SIGKILL to whatever of its process tree is left,
+/// including children it left behind when it exited (they would hold its output pipes open).
+/// </summary>
+internal static class ScriptProcesses
+{
+    private const int SIGTERM = 15; // the same number on Linux and macOS
+    private const int SIGKILL = 9;
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+    /// <summary>Sends SIGTERM to one process; false where there are no POSIX signals (Windows) or it is gone.</summary>
+    public static bool Terminate(int pid)
+    {
+        if (OperatingSystem.IsWindows()) return false;
+        try { return Kill(pid, SIGTERM) == 0; }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { return false; }
+    }
+
+    /// <summary>
+    /// The processes below <paramref name="pid"/>, each with its start time (so a number the system
+    /// has since given to another process is never signalled). Read from /proc, so Linux only:
+    /// elsewhere none are known and only what <see cref="Process.Kill(bool)"/> finds is killed.
+    /// </summary>
+    public static void AddDescendants(int pid, Dictionary<int, ulong> into)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var children = new Dictionary<int, List<int>>();
+        var started = new Dictionary<int, ulong>();
+        try
+        {
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var p)) continue;
+                if (ReadStat(p) is not { } stat) continue;
+                started[p] = stat.Start;
+                if (!children.TryGetValue(stat.Parent, out var list)) children[stat.Parent] = list = new List<int>();
+                list.Add(p);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
+        var queue = new Queue<int>();
+        queue.Enqueue(pid);
+        while (queue.Count > 0)
+        {
+            if (!children.TryGetValue(queue.Dequeue(), out var list)) continue;
+            foreach (var c in list)
+            {
+                if (c == pid || into.ContainsKey(c)) continue;
+                into[c] = started[c];
+                queue.Enqueue(c);
+            }
+        }
+    }
+
+    /// <summary>SIGKILL to each process of <paramref name="processes"/> still running as the same process (same start time).</summary>
+    public static void KillLeftovers(Dictionary<int, ulong> processes)
+    {
+        if (OperatingSystem.IsWindows()) return;
+        foreach (var (pid, start) in processes)
+        {
+            if (ReadStat(pid) is { } stat && stat.Start == start)
+            {
+                try { Kill(pid, SIGKILL); }
+                catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { return; }
+            }
+        }
+    }
+
+    /// <summary>The parent and start time (clock ticks since boot) of a process, from /proc/&lt;pid&gt;/stat.</summary>
+    private static (int Parent, ulong Start)? ReadStat(int pid)
+    {
+        string text;
+        try { text = File.ReadAllText("/proc/" + pid.ToString(CultureInfo.InvariantCulture) + "/stat"); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return null; }
+        // pid (comm) state ppid ... : the name may hold spaces and parentheses, so fields count from the last ')'.
+        var close = text.LastIndexOf(')');
+        if (close < 0) return null;
+        var fields = text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // fields[0] is the state, [1] the parent, [19] the start time (fields 3, 4 and 22 of proc(5)).
+        if (fields.Length < 20 || fields[0] == "Z") return null;
+        if (!int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var parent)) return null;
+        if (!ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var start)) return null;
+        return (parent, start);
+    }
+}
