@@ -122,7 +122,8 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         $e = Get-GridExperiment "$($run.Name)-exp0" -Store $store
         $e.Status | Should -Be Failed
         $e.Signal | Should -Be SIGTERM
-        (@(squeue -h -t all -j $run.JobId -o '%T') -join ' ') | Should -Match 'TIMEOUT'
+        # Slurm says why it ended, once the task has left COMPLETING.
+        Wait-Until { (@(squeue -h -t all -j $run.JobId -o '%T') -join ' ') -match 'TIMEOUT' } 20 "job $($run.JobId) shown as TIMEOUT"
         Assert-ArtifactsExact $store $run.Name | Out-Null
     }
 
