@@ -229,8 +229,10 @@ public sealed class SignalTests : IDisposable
             $e = Invoke-GridExperiment -Run sig-run -Store '{storeFolder}' -WorkingDirectory '{work}' -- bash -c 'head -c 300000 /dev/urandom > data.bin; echo started > started.txt; sleep 60'
             "after: $LASTEXITCODE $($e.Status) $($e.Signal)"
             """);
-        var psi = new ProcessStartInfo("dotnet") { WorkingDirectory = repo, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { PwshDll(repo), "-NoProfile", "-NonInteractive", "-File", script }) psi.ArgumentList.Add(a);
+        // SIGINT at its default, as a terminal or a scheduler starts a job: a test run started in the
+        // background (a shell's &) has it ignored, which every child keeps. env execs dotnet in place.
+        var psi = new ProcessStartInfo("env") { WorkingDirectory = repo, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "--default-signal=INT,TERM", "dotnet", PwshDll(repo), "-NoProfile", "-NonInteractive", "-File", script }) psi.ArgumentList.Add(a);
         psi.Environment["GRID_SIGNAL_GRACE"] = "10";
         using var child = Process.Start(psi)!;
         var stdout = child.StandardOutput.ReadToEndAsync();
