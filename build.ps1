@@ -6,7 +6,8 @@
     -Task Build  stages an importable module at out/GridArtifacts.
     -Task Test   builds, runs every xunit, Pester and browser test (Pester in a child pwsh against
                  out/; the artifacts page in Debian's Chromium, installed if missing; the Slurm
-                 tests beside them, on a one-node Slurm started here, as root on Linux),
+                 tests, on a one-node Slurm started here as root on Linux, and a few slow Pester
+                 files in a second pwsh beside them),
                  prints one closing line "N passed, N failed, N skipped" and exits non-zero on any failure.
     -Task Demo   builds, then runs examples/demo.ps1 on the local folder store.
     -Task Bench  builds, starts s3rver, runs bench/*.Bench.ps1 against it and the local store beside
@@ -162,26 +163,27 @@ function Stop-TestSlurm {
     if ($script:SlurmStarted) { bash (Join-Path $root 'tests/slurm/Stop-Slurm.sh') | Out-Host; $script:SlurmStarted = $false }
 }
 
-# The Slurm tests in a pwsh of their own, started before the other tests and read after them: they
-# mostly wait for Slurm, so they run beside xunit, Pester and the browser tests.
-function Start-SlurmTests {
+# The side lane (Get-SideLaneTests: the Slurm tests and a few slow Pester files) in a pwsh of its
+# own, started before the other tests and read after them, so it runs beside xunit, Pester and the
+# browser tests.
+function Start-SideLaneTests {
     $pester = (Restore-TestPackages).Pester
-    $result = Join-Path $testResults 'slurm.json'
-    $log = Join-Path $testResults 'slurm.log'
+    $result = Join-Path $testResults 'side-lane.json'
+    $log = Join-Path $testResults 'side-lane.log'
     Remove-Item $result, $log -ErrorAction Ignore
     $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
     $psi.WorkingDirectory = $root
     foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'pwsh', '-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'tests/pester/Invoke-PesterTests.ps1'),
-            '-PesterPath', $pester, '-ModulePath', $moduleOut, '-ResultFile', $result, '-Path', (Join-Path $root 'tests/slurm'))) { $psi.ArgumentList.Add($a) }
+            '-PesterPath', $pester, '-ModulePath', $moduleOut, '-ResultFile', $result, '-Path', ((Get-SideLaneTests) -join [IO.Path]::PathSeparator))) { $psi.ArgumentList.Add($a) }
     [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Result = $result; Log = $log }
 }
 
-function Complete-SlurmTests($lane) {
+function Complete-SideLaneTests($lane) {
     $lane.Process.WaitForExit()
-    Write-Host '== Slurm tests (tests/slurm, run beside the others)'
+    Write-Host "== The side lane, run beside the others: $((Get-SideLaneTests | ForEach-Object { [IO.Path]::GetRelativePath($root, $_) }) -join ', ')"
     if (Test-Path $lane.Log) { Get-Content $lane.Log | Out-Host }
     if (-not (Test-Path $lane.Result)) {
-        Write-Host 'The Slurm tests produced no results.' -ForegroundColor Red
+        Write-Host 'The side lane produced no results.' -ForegroundColor Red
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
     }
     Get-Content -Raw $lane.Result | ConvertFrom-Json
@@ -200,6 +202,12 @@ function Invoke-XunitTests {
     [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted; Skipped = [int]$counters.notExecuted }
 }
 
+# Pester files run beside the main Pester run, with the Slurm tests (tests/slurm), in a pwsh of their
+# own: they mostly wait (for Slurm, for child processes), so both lanes end sooner than one would.
+function Get-SideLaneTests {
+    @('tests/slurm', 'tests/pester/Help.Tests.ps1', 'tests/pester/Capture.Tests.ps1', 'tests/pester/ClusterRecipes.Tests.ps1') | ForEach-Object { Join-Path $root $_ }
+}
+
 function Invoke-PesterTests {
     $packages = Restore-TestPackages
     $pester = $packages.Pester
@@ -210,7 +218,7 @@ function Invoke-PesterTests {
     Push-Location $root
     try {
         dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'tests/pester/Invoke-PesterTests.ps1') `
-            -PesterPath $pester -ModulePath $moduleOut -ResultFile $resultFile | Out-Host
+            -PesterPath $pester -ModulePath $moduleOut -ResultFile $resultFile -ExcludePath ((Get-SideLaneTests | Where-Object { $_ -like '*.ps1' }) -join [IO.Path]::PathSeparator) | Out-Host
     }
     finally { Pop-Location }
     if (-not (Test-Path $resultFile)) {
@@ -284,7 +292,7 @@ switch ($Task) {
         New-Item -ItemType Directory -Force -Path $testResults | Out-Null
         $results = @()
         $server = $null
-        $slurmLane = $null
+        $sideLane = $null
         $saved = @{}
         try {
             Invoke-Build
@@ -302,19 +310,19 @@ switch ($Task) {
             foreach ($k in 'SLURM_CONF', 'GRID_SLURM_DIR') { $saved[$k] = [Environment]::GetEnvironmentVariable($k) }
             $noSlurm = Start-TestSlurm
             if ($noSlurm) { Write-Host "The Slurm tests are skipped: $noSlurm." -ForegroundColor Yellow }
-            $slurmLane = Start-SlurmTests
+            $sideLane = Start-SideLaneTests
             $results += Invoke-XunitTests
             $results += Invoke-PesterTests
             $results += Invoke-BrowserTests
-            $results += Complete-SlurmTests $slurmLane
-            $slurmLane = $null
+            $results += Complete-SideLaneTests $sideLane
+            $sideLane = $null
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red
             $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
         }
         finally {
-            if ($slurmLane -and -not $slurmLane.Process.HasExited) { $slurmLane.Process.Kill($true) }
+            if ($sideLane -and -not $sideLane.Process.HasExited) { $sideLane.Process.Kill($true) }
             Stop-TestSlurm
             Stop-S3Server $server
             foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }

@@ -3,14 +3,19 @@ param(
     [Parameter(Mandatory)] [string] $PesterPath,
     [Parameter(Mandatory)] [string] $ModulePath,
     [Parameter(Mandatory)] [string] $ResultFile,
-    # The folder of test files (tests/pester by default; build.ps1 runs tests/slurm with it too).
-    [string] $Path = $PSScriptRoot
+    # Test files or folders (tests/pester by default), and those of them to leave out, each a list
+    # joined by the path separator (':' here, as in PATH): build.ps1 runs the Slurm tests and a few
+    # slow files in a second pwsh beside this one.
+    [string] $Path = $PSScriptRoot,
+    [string] $ExcludePath = ''
 )
 $ErrorActionPreference = 'Stop'
 Import-Module $PesterPath -Force
 $env:GRID_TEST_MODULE = $ModulePath
 $config = New-PesterConfiguration
-$config.Run.Path = $Path
+$split = { param($list) @($list -split [regex]::Escape([IO.Path]::PathSeparator) | Where-Object { $_ }) }
+$config.Run.Path = & $split $Path
+if ($ExcludePath) { $config.Run.ExcludePath = & $split $ExcludePath }
 $config.Run.PassThru = $true
 $config.Output.Verbosity = 'Normal'
 $result = Invoke-Pester -Configuration $config
