@@ -22,7 +22,9 @@ public sealed class CaptureAgentTests : IDisposable
         ? new GridCatalog(new S3Store(_s3.StoreUri(_s3.NewBucket(), "capture")))
         : new GridCatalog(new FileSystemStore(_temp.Sub("store-" + Guid.NewGuid().ToString("N"))));
 
-    private async Task<(int Exit, GridCatalog Catalog, string Work, List<string> Warnings)> RunScript(string kind, string script, string run = "cap-run", IReadOnlyList<string>? roots = null)
+    /// <param name="beside">Runs beside the agent from its start (watching the store for the script), given the catalog.</param>
+    private async Task<(int Exit, GridCatalog Catalog, string Work, List<string> Warnings)> RunScript(string kind, string script, string run = "cap-run", IReadOnlyList<string>? roots = null,
+        Func<GridCatalog, Task>? beside = null)
     {
         var catalog = Catalog(kind);
         var work = _temp.Sub("work-" + Guid.NewGuid().ToString("N"));
@@ -40,7 +42,9 @@ public sealed class CaptureAgentTests : IDisposable
         });
         var warnings = new List<string>();
         agent.Warning += w => { lock (warnings) warnings.Add(w); };
-        var exit = await agent.RunAsync(default);
+        var running = agent.RunAsync(default);
+        if (beside is not null) await beside(catalog);
+        var exit = await running;
         return (exit, catalog, work, warnings);
     }
 
@@ -52,7 +56,8 @@ public sealed class CaptureAgentTests : IDisposable
         echo deep > checkpoints/deep/a/b/c/d/leaf.txt
         for i in $(seq 1 40); do echo "step $i" > logs/rewritten.txt; sleep 0.01; done
         echo doomed > plots/deleted-later.txt
-        sleep 1.2
+        # Deleted only once the test has seen it in the store (or after 20 s, and the test fails).
+        for i in $(seq 1 200); do [ -e "$STORED" ] && break; sleep 0.1; done
         cp plots/deleted-later.txt "$KEEP"
         rm plots/deleted-later.txt
         echo 'to stdout'; echo 'to stderr' >&2
@@ -97,23 +102,31 @@ public sealed class CaptureAgentTests : IDisposable
     public async Task Exit_0_every_file_written_in_any_folder_is_stored_byte_exact_and_the_status_is_Succeeded(string kind)
     {
         var keep = _temp.Sub("kept-copy.txt");
-        var (exit, catalog, work, warnings) = await RunScript(kind, $"export KEEP='{keep}'\n" + Writes);
+        var seenFlag = _temp.Sub("stored-" + Guid.NewGuid().ToString("N"));
+        var (exit, catalog, work, warnings) = await RunScript(kind, $"export KEEP='{keep}' STORED='{seenFlag}'\n" + Writes, beside: async c =>
+        {
+            for (var deadline = DateTime.UtcNow.AddSeconds(20); DateTime.UtcNow < deadline; await Task.Delay(100))
+            {
+                var seen = await c.GetArtifactsAsync("cap-run", "exp0", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridArtifact>());
+                if (seen.Any(a => a.Path == "plots/deleted-later.txt" && a.Sha256 is not null)) { await File.WriteAllTextAsync(seenFlag, ""); return; }
+            }
+        });
         Assert.Equal(0, exit);
         Assert.Empty(warnings);
-        var stored = await TestStore.StoredHashes(catalog, "cap-run");
+        var hashes = await TestStore.StoredHashes(catalog, "cap-run");
         foreach (var path in new[] { "checkpoints/model.ckpt", "empty.bin", "naïve dir/日本語 ファイル.txt", "checkpoints/deep/a/b/c/d/leaf.txt", "logs/rewritten.txt" })
         {
-            Assert.Equal(TestBytes.Sha256(Path.Combine(work, path)), stored[path]);
+            Assert.Equal(TestBytes.Sha256(Path.Combine(work, path)), hashes[path]);
         }
         // Deleted by the script after it settled: still in the store (sync never deletes).
-        Assert.Equal(TestBytes.Sha256(keep), stored["plots/deleted-later.txt"]);
+        Assert.Equal(TestBytes.Sha256(keep), hashes["plots/deleted-later.txt"]);
         Assert.Equal("step 40\n", File.ReadAllText(Path.Combine(work, "logs/rewritten.txt")));
-        Assert.False(stored.ContainsKey("before.txt"));
+        Assert.False(hashes.ContainsKey("before.txt"));
 
         var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
         Assert.Equal(0, exp.ExitCode);
-        Assert.Equal(stored.Count, exp.ArtifactCount);
+        Assert.Equal(hashes.Count, exp.ArtifactCount);
         Assert.Equal(0, exp.Sync!.FilesPending);
         Assert.True((await catalog.ReadManifestAsync("cap-run", "exp0", default))!.Sealed);
         Assert.Equal("to stdout\n", Encoding.UTF8.GetString((await catalog.Store.TryReadAllBytesAsync(StoreLayout.LogKey("cap-run", "exp0", "stdout"), default))!));
