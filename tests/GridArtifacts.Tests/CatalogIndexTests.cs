@@ -249,6 +249,38 @@ public abstract class CatalogIndexTests : IDisposable
     }
 
     [Fact]
+    public async Task A_segment_the_store_refused_goes_with_the_next_flush_even_when_nothing_was_added_meanwhile()
+    {
+        var store = new RefusingSegments(NewStore()) { Refuse = true };
+        var catalog = new GridCatalog(store);
+        using var journal = new ManifestJournal(catalog, "outage-run", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
+        await journal.StartAsync(_ => { }, default);
+        var latest = new Dictionary<string, int>(StringComparer.Ordinal) { ["a.bin"] = journal.Add(Entry("a.bin", 1)) };
+        bool IsLatest(string path, int entry) => latest.TryGetValue(path, out var n) && n == entry;
+        // An outage: the segment is refused, and the pass after it has no new upload to add.
+        await Assert.ThrowsAsync<GridException>(() => journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
+        await Assert.ThrowsAsync<GridException>(() => journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
+        store.Refuse = false;
+        Assert.True(await journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
+        Assert.Equal(new[] { "a.bin" }, (await catalog.ReadManifestAsync("outage-run", "exp0", default))!.Artifacts.Select(a => a.Path));
+        // Later entries go on in the next segment, and the seal holds both.
+        latest["b.bin"] = journal.Add(Entry("b.bin", 2));
+        Assert.True(await journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
+        await journal.SealAsync(IsLatest, default);
+        Assert.Equal(new[] { "a.bin", "b.bin" }, (await catalog.ReadManifestAsync("outage-run", "exp0", default))!.Artifacts.Select(a => a.Path));
+    }
+
+    /// <summary>A store that refuses manifest segments (503) while <see cref="Refuse"/> is set.</summary>
+    private sealed class RefusingSegments(IObjectStore inner) : DelegatingStore(inner)
+    {
+        public volatile bool Refuse;
+        public override Task<string> PutFileAsync(string key, string localPath, CancellationToken ct) =>
+            Refuse && key.Contains("/manifest/", StringComparison.Ordinal)
+                ? throw new GridException(GridErrorKind.StoreUnavailable, "StoreUnavailable", $"503 SlowDown for '{key}'", key) { IsTransient = true }
+                : Inner.PutFileAsync(key, localPath, ct);
+    }
+
+    [Fact]
     public async Task A_reader_beside_a_journal_that_folds_never_loses_an_entry()
     {
         var store = NewStore();

@@ -102,7 +102,9 @@ internal sealed class ManifestJournal : IDisposable
         lock (_gate)
         {
             if (_openEntries == 0 || _catalog.Clock.GetUtcNow() - _lastWrite < interval) return true;
-            _open!.Dispose();
+            // Closed already when the last flush of this segment failed and nothing was added since:
+            // its file is complete on disk and goes again under the same number.
+            _open?.Dispose();
             _open = null;
             seq = _current;
         }
