@@ -176,6 +176,38 @@ public sealed class SignalTests : IDisposable
         Assert.False(agent.StopBySignal("SIGTERM")); // over: a later signal is the process's own to act on
     }
 
+    [Theory]
+    [InlineData("kill -TERM $$", GridStatus.Failed, "SIGTERM")]
+    [InlineData("echo done > done.txt; exit 0", GridStatus.Succeeded, null)]
+    public async Task A_signal_that_reaches_the_agent_just_after_its_script_died_of_it_is_what_ended_it_but_not_after_a_success(string script, GridStatus status, string? signal)
+    {
+        // A scheduler signals every process of the task: the script may die of it before the agent's
+        // handler runs. Here the signal reaches the agent while its end writes the sealed manifest.
+        var store = new HeldSeal(new FileSystemStore(NewFolder("store")));
+        var catalog = new GridCatalog(store);
+        var agent = new CaptureAgent(catalog, "late-run", "exp0", Bash(NewFolder("work"), "echo out; " + script, TimeSpan.FromSeconds(5)));
+        var running = agent.RunAsync(default);
+        await store.Held.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.True(agent.StopBySignal("SIGTERM"));
+        store.Release.SetResult();
+        await running.WaitAsync(TimeSpan.FromSeconds(20));
+        var exp = await catalog.GetExperimentAsync("late-run", "exp0", default);
+        Assert.Equal((status, signal), (exp.Status, exp.Signal));
+        Assert.True((await catalog.ReadManifestAsync("late-run", "exp0", default))!.Sealed);
+    }
+
+    /// <summary>Holds the upload of the sealed manifest (only the end writes it in so short a run) until released.</summary>
+    private sealed class HeldSeal(IObjectStore inner) : DelegatingStore(inner)
+    {
+        public TaskCompletionSource Held { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public override async Task<string> PutFileAsync(string key, string localPath, CancellationToken ct)
+        {
+            if (key.EndsWith("/manifest.json", StringComparison.Ordinal) && Held.TrySetResult()) await Release.Task.ConfigureAwait(false);
+            return await Inner.PutFileAsync(key, localPath, ct).ConfigureAwait(false);
+        }
+    }
+
     [Fact]
     public async Task Without_a_signal_the_record_has_no_signal_field()
     {

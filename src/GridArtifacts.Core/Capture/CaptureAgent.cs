@@ -356,6 +356,10 @@ public sealed class CaptureAgent
             Warning?.Invoke("The script's output since the last heartbeat was not stored: the time a signal leaves ran out.");
         }
         await PersistAsync("The sealed manifest", () => journal.SealAsync(IsLatest, CancellationToken.None), deadline).ConfigureAwait(false);
+        // A scheduler (or Ctrl+C) signals the script too, which may die of it before this agent's
+        // handler has run: a signal that came during the end of a script that did not succeed is
+        // what ended it. One that comes after a success only shortened the end.
+        if (signal is null && exitCode != 0 && Volatile.Read(ref _signal) is { } late) _record.Signal = signal = late;
         // A SIGTERM no one asked for through the store (a time limit, scancel, a node going down) is a failure; Stop-GridRun and Ctrl+C are stops.
         if (signal == "SIGTERM" && !stopRequested) stopRequested = await StopRequestedAsync().ConfigureAwait(false);
         _record.Status = signal == "SIGTERM" && !stopRequested ? GridStatus.Failed
