@@ -4,14 +4,15 @@
     beside the same array job run by plain sbatch with its outputs copied to S3 by aws cli or rclone.
 .DESCRIPTION
     On the one-node Slurm that build.ps1 -Task Bench starts (tests/slurm/Start-Slurm.sh) and the
-    bench's s3rver. Each figure is the wall time from submit to the last task's end, median of
+    bench's s3rver. Each figure is the wall time from submit to squeue showing none of the job's tasks (looked at every 100 ms), median of
     -Runs, with a sync before each: an array of -Experiments tasks, -ThrottleLimit at once, each
     writing -Megabytes of random bytes and then copying them to the bucket:
       - sbatch alone (nothing copied): the floor, what Slurm and the node cost;
       - sbatch, then `aws s3 cp --recursive` in each task;
       - sbatch, then `rclone copy` in each task;
-      - Start-GridRun -Scheduler Slurm -Wait to an S3 store (pwsh start, capture agent, final sync,
+      - Start-GridRun -Scheduler Slurm to an S3 store (pwsh start, capture agent, final sync,
         sealed manifest, status), at the defaults.
+    Every tool's end is when squeue no longer shows its job (looked at every 100 ms).
     Then the signal budget: a running experiment that has just written -Megabytes more is ended by
     scancel (SIGTERM, then SIGKILL after KillWait); the time from scancel to its final status, and
     whether every file was synced.
@@ -48,8 +49,18 @@ New-Item -ItemType Directory -Path $work | Out-Null
 $bytes = $Megabytes * 1MB
 $killWait = [int]((scontrol show config | Select-String '^KillWait\s*=\s*(\d+)').Matches[0].Groups[1].Value)
 
+# Until squeue no longer shows the job in its default states (pending, running, completing), looked
+# at every 100 ms: the same end for every tool (sbatch --wait polls at seconds apart).
+function Wait-JobGone([string] $JobId) {
+    $deadline = [DateTime]::UtcNow.AddMinutes(10)
+    while (@(squeue -h -j $JobId -o '%i' 2>$null).Count -gt 0) {
+        if ([DateTime]::UtcNow -gt $deadline) { throw "job $JobId did not end within 10 minutes" }
+        Start-Sleep -Milliseconds 100
+    }
+}
+
 # One plain array job, each task writing its file and then running $Copy (bash, with $OUT the
-# task's folder and $T its index); sbatch --wait returns when the last task has ended.
+# task's folder and $T its index).
 function Invoke-PlainArray([string] $Name, [string] $Copy) {
     $dir = Join-Path $work "$Name-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
     New-Item -ItemType Directory -Path $dir | Out-Null
@@ -62,18 +73,23 @@ OUT=$dir/exp`$T
 mkdir -p "`$OUT"
 head -c $bytes /dev/urandom > "`$OUT/model.bin"
 $Copy
+touch "`$OUT/copied"
 "@
     $psi = [Diagnostics.ProcessStartInfo]::new('sbatch')
-    foreach ($a in @('--wait', "--array=0-$($Experiments - 1)%$ThrottleLimit", "--output=$dir/%a.out", "--chdir=$dir", $script)) { $psi.ArgumentList.Add($a) }
+    foreach ($a in @('--parsable', "--array=0-$($Experiments - 1)%$ThrottleLimit", "--output=$dir/%a.out", "--chdir=$dir", $script)) { $psi.ArgumentList.Add($a) }
     foreach ($k in $peer.Env.Keys) { $psi.Environment[$k] = $peer.Env[$k] }
     $psi.Environment.Remove('AWS_CA_BUNDLE') | Out-Null
     $psi.RedirectStandardOutput = $true
     $psi.RedirectStandardError = $true
     $p = [Diagnostics.Process]::Start($psi)
     $err = $p.StandardError.ReadToEndAsync()
-    $p.StandardOutput.ReadToEnd() | Out-Null
+    $job = $p.StandardOutput.ReadToEnd().Trim()
     $p.WaitForExit()
-    if ($p.ExitCode -ne 0) { throw "sbatch --wait for $Name failed ($($p.ExitCode)): $($err.Result) $(Get-Content -Raw (Join-Path $dir '0.out') -ErrorAction Ignore)" }
+    if ($p.ExitCode -ne 0) { throw "sbatch for $Name failed ($($p.ExitCode)): $($err.Result)" }
+    Wait-JobGone $job
+    # set -e: a task marks itself done only once its copy succeeded.
+    $done = @(Get-ChildItem $dir -Recurse -Filter 'copied').Count
+    if ($done -ne $Experiments) { throw "$Name`: $done of $Experiments tasks copied their file: $(Get-Content -Raw (Join-Path $dir '0.out') -ErrorAction Ignore)" }
 }
 
 function Measure-Synced([scriptblock] $Script) {
@@ -97,12 +113,14 @@ try {
     $grid = Measure-Synced {
         $store = "s3://$Bucket/bench-grid-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($Endpoint))"
         $run = Start-GridRun -Command "head -c $bytes /dev/urandom > model.bin # seed {seed}" -Parameter @{ seed = 1..$Experiments } -Store $store -WorkingRoot (Join-Path $work 'grid') `
-            -Scheduler Slurm -ThrottleLimit $ThrottleLimit -Wait
+            -Scheduler Slurm -ThrottleLimit $ThrottleLimit
+        Wait-JobGone $run.JobId
+        $run = Get-GridRun $run.Name -Store $store
         if ($run.Status -ne 'Succeeded' -or $run.ArtifactCount -ne $Experiments -or $run.ArtifactBytes -ne $Experiments * $bytes) {
             throw "The grid sweep ended $($run.Status) with $($run.ArtifactCount) artifact(s), $($run.ArtifactBytes) bytes."
         }
     }
-    $rows['Start-GridRun -Scheduler Slurm -Wait'] = $grid
+    $rows['Start-GridRun -Scheduler Slurm'] = $grid
 
     # The signal budget: scancel of a running experiment right after it wrote $Megabytes more.
     $store = "s3://$Bucket/bench-term-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($Endpoint))"
@@ -124,7 +142,7 @@ try {
 
     $floor = $rows['sbatch alone (no copy)'].Median
     $lines = @(
-        "$Experiments experiments of $Megabytes MB of random bytes each, $ThrottleLimit at once, one node (2 cores, 4 CPUs declared to Slurm 22.05), s3rver on loopback; wall time from submit to the last task's end, median of $Runs with a sync before each, $(Get-Date -Format 'yyyy-MM-dd').",
+        "$Experiments experiments of $Megabytes MB of random bytes each, $ThrottleLimit at once, one node (2 cores, 4 CPUs declared to Slurm 22.05), s3rver on loopback; wall time from submit to squeue showing none of the job's tasks (looked at every 100 ms), median of $Runs with a sync before each, $(Get-Date -Format 'yyyy-MM-dd').",
         '',
         '| tool | median | runs | over sbatch alone |',
         '|---|---:|---|---:|'
