@@ -51,8 +51,11 @@ internal static class ClusterRuns
     {
         var active = experiments.Where(e => e.Status.IsActive()).ToList();
         if (active.Count == 0) return;
-        var labels = await catalog.GetLabelsAsync(active.Select(e => e.Run).Distinct().ToList(), ct).ConfigureAwait(false);
-        foreach (var group in active.Where(e => e.Status == GridStatus.Queued).GroupBy(e => e.Run))
+        // Only queued ones have tasks to cancel: the jobs of their runs alone are looked up.
+        var queued = active.Where(e => e.Status == GridStatus.Queued).ToList();
+        var labels = queued.Count == 0 ? new Dictionary<string, RunLabels>()
+            : await catalog.GetLabelsAsync(queued.Select(e => e.Run).Distinct().ToList(), ct).ConfigureAwait(false);
+        foreach (var group in queued.GroupBy(e => e.Run))
         {
             if (labels[group.Key].Job is not { Scheduler: GridScheduler.Slurm } job) continue;
             // Before the stop requests: a task cancelled now never starts.
