@@ -1,10 +1,11 @@
 # Shared helpers for the benchmarks: timing with medians, peer tools, and the results table.
 
 function Measure-Median {
-    <# Runs $Script $Runs times (after one warm-up) and returns the median and all times in seconds. #>
-    param([scriptblock] $Script, [int] $Runs = 5, [switch] $NoWarmup)
+    <# Runs $Script $Runs times (after one warm-up) and returns the median and all times in seconds; -Sync flushes the disk before each timed run. #>
+    param([scriptblock] $Script, [int] $Runs = 5, [switch] $NoWarmup, [switch] $Sync)
     if (-not $NoWarmup) { & $Script | Out-Null }
     $times = foreach ($i in 1..$Runs) {
+        if ($Sync) { sync }
         $sw = [Diagnostics.Stopwatch]::StartNew()
         & $Script | Out-Null
         $sw.Elapsed.TotalSeconds

@@ -92,25 +92,14 @@ touch "`$OUT/copied"
     if ($done -ne $Experiments) { throw "$Name`: $done of $Experiments tasks copied their file: $(Get-Content -Raw (Join-Path $dir '0.out') -ErrorAction Ignore)" }
 }
 
-function Measure-Synced([scriptblock] $Script) {
-    $times = foreach ($i in 1..$Runs) {
-        sync
-        $sw = [Diagnostics.Stopwatch]::StartNew()
-        & $Script | Out-Null
-        $sw.Elapsed.TotalSeconds
-    }
-    $sorted = @($times | Sort-Object)
-    [pscustomobject]@{ Median = $sorted[[int][math]::Floor($sorted.Count / 2)]; Times = $sorted }
-}
-
 try {
     $aws = "$($peer.Aws) s3 cp --recursive --quiet --endpoint-url $Endpoint `"`$OUT`" s3://$Bucket/bench-aws/`$SLURM_ARRAY_JOB_ID/exp`$T/"
     $rclone = "rclone copy `"`$OUT`" s3rver:$Bucket/bench-rclone/`$SLURM_ARRAY_JOB_ID/exp`$T/"
     $rows = [ordered]@{}
-    $rows['sbatch alone (no copy)'] = Measure-Synced { Invoke-PlainArray 'plain' 'true' }
-    $rows['sbatch + aws s3 cp'] = Measure-Synced { Invoke-PlainArray 'aws' $aws }
-    $rows['sbatch + rclone copy'] = Measure-Synced { Invoke-PlainArray 'rclone' $rclone }
-    $grid = Measure-Synced {
+    $rows['sbatch alone (no copy)'] = Measure-Median { Invoke-PlainArray 'plain' 'true' } -Runs $Runs -NoWarmup -Sync
+    $rows['sbatch + aws s3 cp'] = Measure-Median { Invoke-PlainArray 'aws' $aws } -Runs $Runs -NoWarmup -Sync
+    $rows['sbatch + rclone copy'] = Measure-Median { Invoke-PlainArray 'rclone' $rclone } -Runs $Runs -NoWarmup -Sync
+    $grid = Measure-Median -Runs $Runs -NoWarmup -Sync -Script {
         $store = "s3://$Bucket/bench-grid-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($Endpoint))"
         $run = Start-GridRun -Command "head -c $bytes /dev/urandom > model.bin # seed {seed}" -Parameter @{ seed = 1..$Experiments } -Store $store -WorkingRoot (Join-Path $work 'grid') `
             -Scheduler Slurm -ThrottleLimit $ThrottleLimit
