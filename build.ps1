@@ -198,8 +198,11 @@ function Invoke-XunitTests {
         Write-Host 'xunit produced no results (the test project did not build or run).' -ForegroundColor Red
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
     }
-    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
-    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted; Skipped = [int]$counters.notExecuted }
+    $run = ([xml](Get-Content -Raw $trx)).TestRun
+    $counters = $run.ResultSummary.Counters
+    $failures = @($run.Results.UnitTestResult | Where-Object outcome -NE 'Passed' | Where-Object outcome -NE 'NotExecuted' |
+            ForEach-Object { "$($_.testName): $($_.Output.ErrorInfo.Message)" })
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted; Skipped = [int]$counters.notExecuted; Failures = $failures }
 }
 
 # Pester files run beside the main Pester run, with the Slurm tests (tests/slurm), in a pwsh of their
@@ -248,7 +251,8 @@ function Invoke-BrowserTests {
         Write-Host 'The browser tests did not run to the end.' -ForegroundColor Red
         $failed++
     }
-    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = (& $count 'skipped') }
+    $failures = @($tap | Where-Object { $_ -match '^\s*not ok \d+ - ' } | ForEach-Object { $_.Trim() })
+    [pscustomobject]@{ Passed = $passed; Failed = $failed; Skipped = (& $count 'skipped'); Failures = $failures }
 }
 
 switch ($Task) {
@@ -319,7 +323,7 @@ switch ($Task) {
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red
-            $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+            $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("the test run: $_") }
         }
         finally {
             if ($sideLane -and -not $sideLane.Process.HasExited) { $sideLane.Process.Kill($true) }
@@ -330,6 +334,12 @@ switch ($Task) {
         $passed = ($results | Measure-Object Passed -Sum).Sum
         $failed = ($results | Measure-Object Failed -Sum).Sum
         $skipped = ($results | Measure-Object Skipped -Sum).Sum
+        # What failed, named once more here: the log above may be too long to read whole.
+        $failures = @($results | ForEach-Object { $_.Failures } | Where-Object { $_ })
+        if ($failures) {
+            Write-Host "Failed:" -ForegroundColor Red
+            foreach ($f in $failures) { $line = $f -replace '\s+', ' '; Write-Host "  $($line.Substring(0, [Math]::Min(600, $line.Length)))" -ForegroundColor Red }
+        }
         Write-Host "$passed passed, $failed failed, $skipped skipped"
         if ($failed -gt 0) { exit 1 }
     }

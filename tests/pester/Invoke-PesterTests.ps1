@@ -23,4 +23,8 @@ $result = Invoke-Pester -Configuration $config
     Passed  = $result.PassedCount
     Failed  = $result.FailedCount + $result.FailedBlocksCount + $result.FailedContainersCount
     Skipped = $result.SkippedCount
-} | ConvertTo-Json | Set-Content -Path $ResultFile
+    # Named again by build.ps1 just above its closing line, so a failure shows however long the log.
+    Failures = @(@($result.Failed | ForEach-Object { "$($_.ExpandedPath): $(@($_.ErrorRecord)[0])" }) +
+        @($result.FailedBlocks | ForEach-Object { "$($_.ExpandedPath) (block): $(@($_.ErrorRecord)[0])" }) +
+        @($result.FailedContainers | ForEach-Object { "$($_.Item) (file): $(@($_.ErrorRecord)[0])" }))
+} | ConvertTo-Json -Depth 3 | Set-Content -Path $ResultFile
