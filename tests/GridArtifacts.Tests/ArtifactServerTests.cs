@@ -192,6 +192,34 @@ public abstract class ArtifactServerTests : IDisposable
         Assert.Equal("metrics.json", exp.GetProperty("metricsSource").GetString());
     }
 
+    [Fact]
+    public async Task A_cluster_run_carries_its_job_and_each_experiment_how_it_ended()
+    {
+        var now = DateTimeOffset.UtcNow;
+        await _catalog.WriteRunRecordAsync(new RunRecord { Name = "slurm-run", Created = now }, default);
+        await _catalog.SetRunJobAsync("slurm-run", new RunJob(GridScheduler.Slurm, "linux", "4242"), default);
+        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "slurm-run", Experiment = "exp0", Status = GridStatus.Failed, ExitCode = 143, Signal = "SIGTERM", Created = now, Finished = now }, default);
+        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "slurm-run", Experiment = "exp1", Status = GridStatus.Queued, Created = now }, default);
+        var reason = "Slurm task 4242_1 ended FAILED (exit 127) before its agent started";
+        Assert.True(await _catalog.EndQueuedAsync("slurm-run", "exp1", GridStatus.Failed, reason, 127, default));
+
+        using var runs = await GetJsonAsync("api/runs");
+        var list = runs.RootElement.GetProperty("runs").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!, r => r.Clone());
+        Assert.Equal("Slurm", list["slurm-run"].GetProperty("scheduler").GetString());
+        Assert.Equal("4242", list["slurm-run"].GetProperty("job").GetString());
+        Assert.Equal("linux", list["slurm-run"].GetProperty("cluster").GetString());
+        Assert.False(list["page-run"].TryGetProperty("job", out _), "a Local run has no job");
+
+        using var exps = await GetJsonAsync("api/experiments?run=slurm-run");
+        var byName = exps.RootElement.GetProperty("experiments").EnumerateArray().ToDictionary(e => e.GetProperty("name").GetString()!, e => e.Clone());
+        Assert.Equal("SIGTERM", byName["exp0"].GetProperty("signal").GetString());
+        Assert.Equal(143, byName["exp0"].GetProperty("exitCode").GetInt32());
+        Assert.Equal(JsonValueKind.Null, byName["exp0"].GetProperty("reason").ValueKind);
+        Assert.Equal("Failed", byName["exp1"].GetProperty("status").GetString());
+        Assert.Equal(reason, byName["exp1"].GetProperty("reason").GetString());
+        Assert.Equal(JsonValueKind.Null, byName["exp1"].GetProperty("signal").ValueKind);
+    }
+
     /// <summary>A run of three experiments: a hostile metrics.csv its record names, one its record does not, and none.</summary>
     private async Task SeedChartRunAsync()
     {

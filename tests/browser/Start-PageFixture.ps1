@@ -82,7 +82,13 @@ else {
     $exp1 = Join-Path $work 'exp1'
     $exp2 = Join-Path $work 'exp2'
     $older = Join-Path $work 'older'
-    # The oldest run: a metrics.csv whose column name and cell are markup. The page must show them as text.
+    # The oldest run: its script wrote a file and failed (exit 3). The page shows how it ended.
+    $crashed = Join-Path $work 'crashed'
+    New-Item -ItemType Directory -Force -Path $crashed | Out-Null
+    Invoke-GridExperiment -Run 'crashed-run' -Store $store -WorkingDirectory $crashed -- bash -c 'echo partial > partial.txt; exit 3' | Out-Null
+    $hashes['crashed-run/exp0/partial.txt'] = [Convert]::ToHexString([Security.Cryptography.SHA256]::HashData([Text.Encoding]::UTF8.GetBytes("partial`n"))).ToLowerInvariant()
+    Start-Sleep -Milliseconds 50
+    # Then a metrics.csv whose column name and cell are markup. The page must show them as text.
     $hostile = Join-Path $work 'hostile'
     Write-Artifact $hostile 'hostile-run' 'exp0' 'metrics.csv' ([Text.Encoding]::UTF8.GetBytes(
         "step,<img src=x onerror=fetch('/pwned')>,note`n1,0.5,<script>fetch('/pwned')</script>`n2,0.4,`n3,0.3,`n"))

@@ -128,7 +128,7 @@ for (const kind of ['local', 's3']) {
       const { page } = view;
       await page.waitForSelector('#active-runs tr[data-run="live-run"]');
       const finished = await page.locator('#finished-runs tr').evaluateAll((rows) => rows.map((r) => r.dataset.run));
-      assert.deepEqual(finished, ['vision-sweep', 'older-run', 'hostile-run']);
+      assert.deepEqual(finished, ['vision-sweep', 'older-run', 'hostile-run', 'crashed-run']);
       assert.equal(await page.locator('#finished-runs tr[data-run="vision-sweep"] .status').textContent(), 'Succeeded');
       // A protected run is marked, and only that one.
       assert.equal(await page.locator('#finished-runs tr[data-run="older-run"] .protected').textContent(), 'protected');
@@ -289,6 +289,21 @@ for (const kind of ['local', 's3']) {
       assert.match(policy, /sandbox/);
     });
 
+    test('shows how a failed experiment ended, and keeps what it wrote', async () => {
+      const { page } = view;
+      assert.equal(await page.locator('#finished-runs tr[data-run="crashed-run"] .status.Failed').textContent(), 'Failed');
+      assert.equal(await page.locator('#finished-runs tr[data-run="crashed-run"] .ending').count(), 0, 'a Local run shows no job');
+      await page.click('#finished-runs tr[data-run="crashed-run"]');
+      await page.waitForSelector('#experiments tr[data-exp="exp0"] .status.Failed');
+      assert.equal(await page.locator('#experiments tr[data-exp="exp0"] .ending').textContent(), 'exit 3');
+      await page.check('#experiments input[value="exp0"]');
+      await page.waitForSelector('#artifacts tr[data-path="partial.txt"]');
+      const res = await page.request.get(new URL(`file?${new URLSearchParams({ run: 'crashed-run', exp: 'exp0', path: 'partial.txt' })}`, fixture.baseUrl).href);
+      assert.equal(res.status(), 200);
+      assert.equal(sha256(await res.body()), fixture.hashes['crashed-run/exp0/partial.txt']);
+      await page.uncheck('#experiments input[value="exp0"]');
+    });
+
     test('shows tags, filters the runs by tag, and marks protected runs', async () => {
       const { page } = view;
       const finished = () => page.locator('#finished-runs tr').evaluateAll((rows) => rows.map((r) => r.dataset.run));
@@ -302,7 +317,7 @@ for (const kind of ['local', 's3']) {
       await page.fill('#tag-filter', 'kee');   // the whole tag, as Get-GridRun -Tag reads it
       await page.waitForFunction(() => document.querySelectorAll('#finished-runs tr').length === 0);
       await page.fill('#tag-filter', '');
-      await page.waitForFunction(() => document.querySelectorAll('#finished-runs tr').length === 3);
+      await page.waitForFunction(() => document.querySelectorAll('#finished-runs tr').length === 4);
       // A tag's button sets the filter to it, and does not open the run.
       const before = page.url();
       await page.click('#finished-runs tr[data-run="vision-sweep"] button.tag');
@@ -310,7 +325,7 @@ for (const kind of ['local', 's3']) {
       assert.deepEqual(await finished(), ['vision-sweep']);
       assert.equal(page.url(), before);
       await page.fill('#tag-filter', '');
-      await page.waitForFunction(() => document.querySelectorAll('#finished-runs tr').length === 3);
+      await page.waitForFunction(() => document.querySelectorAll('#finished-runs tr').length === 4);
     });
 
     test('sorts the experiments by parameter and metric, numbers as numbers, missing values last', async () => {

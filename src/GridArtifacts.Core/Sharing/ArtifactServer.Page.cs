@@ -153,6 +153,13 @@ public sealed partial class ArtifactServer
                 w.WriteEndArray();
                 if (r.Command is { } command) w.WriteString("command", command);
                 else w.WriteNull("command");
+                if (r.JobId is { } job)
+                {
+                    // A cluster run: its scheduler's job (and the cluster, where the scheduler names one).
+                    w.WriteString("scheduler", r.Scheduler.ToString());
+                    w.WriteString("job", job);
+                    if (r.Cluster is { } cluster) w.WriteString("cluster", cluster);
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();
@@ -181,6 +188,8 @@ public sealed partial class ArtifactServer
                     status = e.Status.ToString(),
                     active = e.Status.IsActive(),
                     exitCode = e.ExitCode,
+                    signal = e.Signal,
+                    reason = e.Reason,
                     artifacts = e.ArtifactCount,
                     bytes = e.ArtifactBytes,
                     started = e.Started,

@@ -48,6 +48,15 @@ function when(t) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 const status = (s) => el('span', { class: `status ${s}`, text: s });
+// Beside an experiment's status, how it ended: the signal that stopped it, a non-zero exit code, or that its
+// cluster task ended before it started (the scheduler's whole reason is the title).
+function ending(x) {
+  const short = x.signal || (x.exitCode ? `exit ${x.exitCode}` : x.reason ? 'before start' : null);
+  return short ? el('span', { class: 'ending', text: short, title: x.reason }) : null;
+}
+// Beside a cluster run's status, its scheduler's job.
+const job = (r) => (r.job ? el('span', { class: 'ending', text: `${r.scheduler} ${r.job}`,
+  title: `${r.scheduler} job ${r.job}${r.cluster ? ` on cluster ${r.cluster}` : ''}` }) : null);
 const key = (a) => `${a.exp}\u0000${a.path}`;
 const query = (a, extra) => new URLSearchParams({ run: a.run, exp: a.exp, path: a.path, ...extra }).toString();
 
@@ -107,7 +116,7 @@ function renderRuns() {
     onclick: () => selectRun(r.name, []),
     onkeydown: (e) => { if (e.key === 'Enter' && e.target === e.currentTarget) selectRun(r.name, []); },
   }, el('td', {}, r.name, r.protected ? el('span', { class: 'protected', text: 'protected', title: 'Protected: never removed (Unprotect-GridRun to allow it)' }) : null),
-  el('td', {}, status(r.status)), el('td', { class: 'tags' }, ...r.tags.map((t) => tagButton(t))),
+  el('td', {}, status(r.status), job(r)), el('td', { class: 'tags' }, ...r.tags.map((t) => tagButton(t))),
   el('td', { class: 'when', text: when(r.created) }), el('td', { class: 'num', text: r.experiments, title: `${size(r.bytes)} of artifacts` }));
   $('active-runs').replaceChildren(...active.slice(0, limit).map(row));
   $('finished-runs').replaceChildren(...finished.slice(0, limit).map(row));
@@ -201,7 +210,7 @@ function renderExperiments() {
       el('button', { type: 'button', class: 'sort', text: c.label, onclick: () => sortBy(c.key) }))));
   const rows = sortedExperiments().map((x) => el('tr', { dataset: { exp: x.name } },
     el('td', {}, el('input', { type: 'checkbox', value: x.name, 'aria-label': `Select ${x.name}`, checked: state.selectedExps.has(x.name), onchange: onExperimentToggled })),
-    el('td', { text: x.name, title: x.id }), el('td', {}, status(x.status)),
+    el('td', { text: x.name, title: x.id }), el('td', {}, status(x.status), ending(x)),
     el('td', { class: 'tags' }, ...x.tags.map((t) => tagButton(t, x.ownTags.includes(t)))),
     ...params.map((p) => el('td', { class: 'param', text: cell(x, `param:${p}`) ?? '' })),
     ...metrics.map((m) => { const v = cell(x, `metric:${m}`); return el('td', { class: 'num', text: v === undefined ? '' : fmt(v), title: v === undefined ? '' : String(v) }); }),
