@@ -59,6 +59,23 @@ public static class FixtureStores
             .Select(f => (Path.GetRelativePath(store, f).Replace('\\', '/'), f));
     }
 
+    /// <summary>The run a fixture key belongs to: <c>runs/&lt;run&gt;/...</c> or an index key <c>runs/&lt;run&gt;~...</c>.</summary>
+    public static string RunOf(string key) => key[StoreLayout.RunsPrefix.Length..].Split('/', '~')[0];
+
+    /// <summary>The bytes of a run's artifacts, from the fixture's files.</summary>
+    public static long ArtifactBytes(string fixture, string run) => Files(fixture)
+        .Where(f => RunOf(f.Key) == run && f.Key.Split('/') is [_, _, _, "artifacts", ..]).Sum(f => new FileInfo(f.Path).Length);
+
+    public static long ArtifactBytes(int schema, string run) => ArtifactBytes(Named(schema), run);
+
+    /// <summary>Every key under runs/ in a store (objects, not folders).</summary>
+    public static async Task<List<string>> RunKeysAsync(GridCatalog catalog)
+    {
+        var keys = new List<string>();
+        await foreach (var o in catalog.Store.ListAsync(StoreLayout.RunsPrefix, recursive: true, default)) if (!o.IsPrefix) keys.Add(o.Key);
+        return keys;
+    }
+
     /// <summary>The runs in store-v&lt;schema&gt;.expected.json, by name.</summary>
     public static Dictionary<string, ExpectedRun> Expected(int schema)
     {

@@ -26,12 +26,8 @@ public abstract class Schema2StoreTests : IDisposable
 
     private static readonly Dictionary<string, ExpectedRun> Expected = FixtureStores.Expected(2);
 
-    /// <summary>The run a fixture key belongs to: <c>runs/&lt;run&gt;/...</c> or an index key <c>runs/&lt;run&gt;~...</c>.</summary>
-    private static string RunOf(string key) => key[StoreLayout.RunsPrefix.Length..].Split('/', '~')[0];
-
-    /// <summary>The bytes of a run's artifacts, from the fixture's files.</summary>
-    private static long ArtifactBytes(string run) => FixtureStores.Files(2)
-        .Where(f => RunOf(f.Key) == run && f.Key.Split('/') is [_, _, _, "artifacts", ..]).Sum(f => new FileInfo(f.Path).Length);
+    private static string RunOf(string key) => FixtureStores.RunOf(key);
+    private static long ArtifactBytes(string run) => FixtureStores.ArtifactBytes(2, run);
 
     [Fact]
     public async Task Runs_written_by_0_2_0_list_from_their_index_keys_with_their_statuses_and_download_byte_exact()
@@ -136,8 +132,7 @@ public abstract class Schema2StoreTests : IDisposable
 
         // Every other key is there as 0.2.0 wrote it, beside the two labels added; nothing else is.
         var kept = FixtureStores.Files(2).Where(f => !victims.Contains(RunOf(f.Key))).ToList();
-        var keys = new List<string>();
-        await foreach (var o in catalog.Store.ListAsync(StoreLayout.RunsPrefix, recursive: true, default)) if (!o.IsPrefix) keys.Add(o.Key);
+        var keys = await FixtureStores.RunKeysAsync(catalog);
         Assert.Equal(kept.Select(f => f.Key).Append(CatalogIndex.RunTagKey("failed-run", "keep")).Append(CatalogIndex.ProtectedKey("stopped-run")).Order(StringComparer.Ordinal),
             keys.Order(StringComparer.Ordinal));
         foreach (var (key, path) in kept) Assert.Equal(File.ReadAllBytes(path), await catalog.Store.TryReadAllBytesAsync(key, default));

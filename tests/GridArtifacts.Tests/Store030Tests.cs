@@ -28,20 +28,9 @@ public abstract class Store030Tests : IDisposable
     private const string Fixture = "0.3.0";
     private static readonly Dictionary<string, ExpectedRun> Expected = FixtureStores.Expected(Fixture);
 
-    /// <summary>The run a fixture key belongs to: <c>runs/&lt;run&gt;/...</c> or an index key <c>runs/&lt;run&gt;~...</c>.</summary>
-    private static string RunOf(string key) => key[StoreLayout.RunsPrefix.Length..].Split('/', '~')[0];
-
-    /// <summary>The bytes of a run's artifacts, from the fixture's files.</summary>
-    private static long ArtifactBytes(string run) => FixtureStores.Files(Fixture)
-        .Where(f => RunOf(f.Key) == run && f.Key.Split('/') is [_, _, _, "artifacts", ..]).Sum(f => new FileInfo(f.Path).Length);
-
-    /// <summary>Every key under runs/ (objects, not folders).</summary>
-    private static async Task<List<string>> KeysAsync(GridCatalog catalog)
-    {
-        var keys = new List<string>();
-        await foreach (var o in catalog.Store.ListAsync(StoreLayout.RunsPrefix, recursive: true, default)) if (!o.IsPrefix) keys.Add(o.Key);
-        return keys;
-    }
+    private static string RunOf(string key) => FixtureStores.RunOf(key);
+    private static long ArtifactBytes(string run) => FixtureStores.ArtifactBytes(Fixture, run);
+    private static Task<List<string>> KeysAsync(GridCatalog catalog) => FixtureStores.RunKeysAsync(catalog);
 
     [Fact]
     public async Task Runs_written_by_0_3_0_list_with_their_statuses_tags_protection_and_metrics_and_download_byte_exact()
