@@ -785,6 +785,16 @@ public sealed partial class GridCatalog
     /// <summary>Uploads one local file as an artifact and returns its manifest entry (size and SHA-256 of what was sent).</summary>
     public async Task<ManifestEntry> PutArtifactFileAsync(string run, string experiment, string path, string localPath, CancellationToken ct)
     {
+        using var file = LocalFile.Open(localPath);
+        return await PutArtifactFileAsync(run, experiment, path, file, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Stores the open <paramref name="file"/> as artifact <paramref name="path"/>: its bytes as far as
+    /// its length when opened, with the SHA-256 of what was sent.
+    /// </summary>
+    public async Task<ManifestEntry> PutArtifactFileAsync(string run, string experiment, string path, LocalFile file, CancellationToken ct)
+    {
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
         var problem = GridNames.ArtifactPathProblem(path);
@@ -793,11 +803,10 @@ public sealed partial class GridCatalog
             throw new GridException(GridErrorKind.InvalidName, "UnstorableArtifactName",
                 $"The file '{path}' cannot be stored as an artifact: {problem}.", path);
         }
-        var info = new FileInfo(localPath);
         // The hash is of the bytes sent, taken as they were read. A file that changes meanwhile is the
-        // caller's to detect: the agent compares its size and time before and after, and sends it again.
-        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), localPath, ct, info.Length).ConfigureAwait(false);
-        return new ManifestEntry { Path = path, Size = info.Length, Sha256 = sha, Modified = info.LastWriteTimeUtc };
+        // caller's to detect (LocalFile.ChangedSinceOpened): the agent sends it again.
+        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), file, ct).ConfigureAwait(false);
+        return new ManifestEntry { Path = path, Size = file.Length, Sha256 = sha, Modified = file.LastWriteTimeUtc };
     }
 
     /// <summary>
@@ -813,11 +822,16 @@ public sealed partial class GridCatalog
 
     public static async Task<string> HashFileAsync(string path, CancellationToken ct)
     {
+        using var file = LocalFile.Open(path);
+        return await HashFileAsync(file, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The SHA-256 of an open file's bytes, as far as its length when opened.</summary>
+    public static async Task<string> HashFileAsync(LocalFile file, CancellationToken ct)
+    {
         // A read buffer no larger than the file (a megabyte at most): small files cost no large buffers.
-        var length = new FileInfo(path).Length;
-        await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
-            (int)Math.Clamp(length, 4096, 1 << 20), FileOptions.Asynchronous | FileOptions.SequentialScan);
-        var hash = await SHA256.HashDataAsync(fs, ct).ConfigureAwait(false);
+        await using var stream = new BufferedStream(file.OpenRead(), (int)Math.Clamp(file.Length, 4096, 1 << 20));
+        var hash = await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false);
         return Convert.ToHexString(hash).ToLowerInvariant();
     }
 

@@ -274,10 +274,10 @@ public abstract class CatalogIndexTests : IDisposable
     private sealed class RefusingSegments(IObjectStore inner) : DelegatingStore(inner)
     {
         public volatile bool Refuse;
-        public override Task<string> PutFileAsync(string key, string localPath, CancellationToken ct) =>
+        public override Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct) =>
             Refuse && key.Contains("/manifest/", StringComparison.Ordinal)
                 ? throw new GridException(GridErrorKind.StoreUnavailable, "StoreUnavailable", $"503 SlowDown for '{key}'", key) { IsTransient = true }
-                : Inner.PutFileAsync(key, localPath, ct);
+                : Inner.PutFileAsync(key, file, ct);
     }
 
     [Fact]

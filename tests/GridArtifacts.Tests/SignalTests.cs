@@ -73,9 +73,9 @@ public sealed class SignalTests : IDisposable
         private int _attempts;
         public StuckStore(IObjectStore inner, string stuck, bool fail) : base(inner) { _stuck = stuck; _fail = fail; }
         public int Attempts => Volatile.Read(ref _attempts);
-        public override async Task<string> PutFileAsync(string key, string localPath, CancellationToken ct)
+        public override async Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct)
         {
-            if (!key.EndsWith("/artifacts/" + _stuck, StringComparison.Ordinal)) return await Inner.PutFileAsync(key, localPath, ct);
+            if (!key.EndsWith("/artifacts/" + _stuck, StringComparison.Ordinal)) return await Inner.PutFileAsync(key, file, ct);
             Interlocked.Increment(ref _attempts);
             if (_fail) throw new GridException(GridErrorKind.StoreUnavailable, "StoreUnavailable", "The store is away.", key) { IsTransient = true };
             await Task.Delay(TimeSpan.FromMinutes(5), ct);
@@ -201,10 +201,10 @@ public sealed class SignalTests : IDisposable
     {
         public TaskCompletionSource Held { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        public override async Task<string> PutFileAsync(string key, string localPath, CancellationToken ct)
+        public override async Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct)
         {
             if (key.EndsWith("/manifest.json", StringComparison.Ordinal) && Held.TrySetResult()) await Release.Task.ConfigureAwait(false);
-            return await Inner.PutFileAsync(key, localPath, ct).ConfigureAwait(false);
+            return await Inner.PutFileAsync(key, file, ct).ConfigureAwait(false);
         }
     }
 

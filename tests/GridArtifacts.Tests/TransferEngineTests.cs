@@ -348,14 +348,14 @@ internal sealed class CountingPutStore : DelegatingStore
     public CountingPutStore(IObjectStore inner) : base(inner) { }
     public int MaxInFlight => Volatile.Read(ref _max);
     public int Puts => Volatile.Read(ref _puts);
-    public override async Task<string> PutFileAsync(string key, string localPath, CancellationToken ct)
+    public override async Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct)
     {
         var now = Interlocked.Increment(ref _inFlight);
         for (int seen; now > (seen = Volatile.Read(ref _max)) && Interlocked.CompareExchange(ref _max, now, seen) != seen;) { }
         try
         {
             await Task.Delay(15, ct); // long enough for sends to overlap
-            var sha = await Inner.PutFileAsync(key, localPath, ct);
+            var sha = await Inner.PutFileAsync(key, file, ct);
             if (key.Contains("/artifacts/", StringComparison.Ordinal)) Interlocked.Increment(ref _puts);
             return sha;
         }
@@ -470,7 +470,7 @@ internal abstract class DelegatingStore : IObjectStore
     public virtual Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => Inner.TryReadAllBytesAsync(key, ct);
     public virtual Task<Stream> OpenReadAsync(string key, CancellationToken ct) => Inner.OpenReadAsync(key, ct);
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => Inner.PutAsync(key, content, ct);
-    public virtual Task<string> PutFileAsync(string key, string localPath, CancellationToken ct) => Inner.PutFileAsync(key, localPath, ct);
+    public virtual Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct) => Inner.PutFileAsync(key, file, ct);
     public Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);
     public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => Inner.DeleteManyAsync(keys, ct);
     public void Dispose() { }

@@ -18,6 +18,8 @@ public sealed record ImportRequest
     /// <summary>Tags put on the experiment once the import holds it.</summary>
     public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
     public int ThrottleLimit { get; init; } = TransferOptions.DefaultFilesInFlight;
+    /// <summary>What may be read (a folder imported: nothing outside it, no special file); null: the files as named.</summary>
+    public ReadScope? Scope { get; init; }
 }
 
 /// <summary>
@@ -37,11 +39,17 @@ public sealed class ArtifactImporter
 
     /// <summary>
     /// The files under <paramref name="source"/> (a file or a folder), with paths relative to it. The
-    /// module's own folders inside it (<see cref="ModuleFolders"/>) are skipped and named to
-    /// <paramref name="skipped"/>; a source inside the folder store is refused.
+    /// module's own folders inside it (<see cref="ModuleFolders"/>) and links to folders are skipped and
+    /// named to <paramref name="skipped"/>; a source inside the folder store is refused. For a folder,
+    /// <paramref name="scope"/> is what the import may read (<see cref="ImportRequest.Scope"/>): nothing
+    /// outside it, no special file; a file named itself is read as named.
     /// </summary>
-    public static List<(string Path, string LocalPath)> ListFiles(string source, ModuleFolders folders, Action<string> skipped)
+    public static List<(string Path, string LocalPath)> ListFiles(string source, ModuleFolders folders, Action<string> skipped) => ListFiles(source, folders, skipped, out _);
+
+    /// <inheritdoc cref="ListFiles(string, ModuleFolders, Action{string})"/>
+    public static List<(string Path, string LocalPath)> ListFiles(string source, ModuleFolders folders, Action<string> skipped, out ReadScope? scope)
     {
+        scope = null;
         if (folders.IsInStore(source))
         {
             throw new GridException(GridErrorKind.InvalidArgument, "SourceInStore",
@@ -58,6 +66,7 @@ public sealed class ArtifactImporter
             throw new GridException(GridErrorKind.NotFound, "SourceNotFound", $"'{source}' is neither a file nor a folder.", source);
         }
         var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(source));
+        var within = scope = new ReadScope(new[] { root }, folders);
         var walk = new FileSystemEnumerable<(string, string)>(root,
             (ref FileSystemEntry e) =>
             {
@@ -70,6 +79,11 @@ public sealed class ArtifactImporter
             ShouldRecursePredicate = (ref FileSystemEntry e) =>
             {
                 var full = e.ToFullPath();
+                if ((e.Attributes & FileAttributes.ReparsePoint) != 0)
+                {
+                    skipped($"Skipped '{full}': {within.FolderLinkProblem(full)}.");
+                    return false;
+                }
                 if (folders.WhySkipped(full) is not { } why) return true;
                 skipped($"Skipped '{full}': {why}.");
                 return false;
@@ -124,7 +138,8 @@ public sealed class ArtifactImporter
             {
                 try
                 {
-                    entries.Add(await _catalog.PutArtifactFileAsync(run, experiment, f.Path, f.LocalPath, c).ConfigureAwait(false));
+                    using var file = Open(request.Scope, f.LocalPath);
+                    entries.Add(await _catalog.PutArtifactFileAsync(run, experiment, f.Path, file, c).ConfigureAwait(false));
                 }
                 catch (Exception ex) when (ex is GridException or IOException or UnauthorizedAccessException && !c.IsCancellationRequested)
                 {
@@ -146,7 +161,7 @@ public sealed class ArtifactImporter
         sync.BytesSynced = entries.Sum(e => e.Size);
         sync.FilesPending = failed.Count;
         foreach (var path in failed.OrderBy(p => p, StringComparer.Ordinal)) sync.Unstorable.Add($"{path}: not imported (see the error of the import)");
-        record.Metrics = ReadMetrics(request.Files, entries, onWarning ?? (_ => { }));
+        record.Metrics = ReadMetrics(request.Files, entries, request.Scope, onWarning ?? (_ => { }));
         record.Status = failed.IsEmpty ? GridStatus.Succeeded : GridStatus.Failed;
         record.ExitCode = failed.IsEmpty ? 0 : 1;
         record.Finished = record.Heartbeat = _catalog.Clock.GetUtcNow();
@@ -155,7 +170,16 @@ public sealed class ArtifactImporter
     }
 
     /// <summary>The metrics of the files that arrived, read from their local copies (the stored ones are the same bytes).</summary>
-    private static MetricsRecord? ReadMetrics(IReadOnlyList<(string Path, string LocalPath)> files, IEnumerable<ManifestEntry> arrived, Action<string> warning)
+    /// <summary>A file to import, opened as <paramref name="scope"/> allows; one it does not is an error for that file.</summary>
+    private static LocalFile Open(ReadScope? scope, string localPath)
+    {
+        if (scope is null) return LocalFile.Open(localPath);
+        return scope.TryOpen(localPath, out var skipped) ?? throw (skipped is null
+            ? new GridException(GridErrorKind.NotFound, "SourceFileGone", $"'{localPath}' was not imported: it is gone since the folder was listed.", localPath)
+            : new GridException(GridErrorKind.UnsafePath, "SourceFileNotRead", $"'{localPath}' was not imported: {skipped}. The other files are imported.", localPath));
+    }
+
+    private static MetricsRecord? ReadMetrics(IReadOnlyList<(string Path, string LocalPath)> files, IEnumerable<ManifestEntry> arrived, ReadScope? scope, Action<string> warning)
     {
         var local = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (path, localPath) in files)
@@ -165,7 +189,7 @@ public sealed class ArtifactImporter
         if (local.Count == 0) return null;
         try
         {
-            return MetricsReader.Read(arrived.Where(e => local.ContainsKey(e.Path)).Select(e => (e.Path, e.Modified)).ToList(), p => File.OpenRead(local[p]), warning);
+            return MetricsReader.Read(arrived.Where(e => local.ContainsKey(e.Path)).Select(e => (e.Path, e.Modified)).ToList(), p => Open(scope, local[p]).ToStream(), warning);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

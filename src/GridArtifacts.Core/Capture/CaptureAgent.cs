@@ -140,12 +140,18 @@ public sealed class CaptureAgent
         }
         // A root inside another is watched as itself, not a second time under the outer one.
         _folders = new ModuleFolders(catalog.Store, _roots.Select(r => (r.Root, "it is watched as a folder of its own")));
-        _metrics = new MetricsWatch(catalog.Clock, options.HeartbeatInterval, w => Warning?.Invoke(w));
+        _metrics = new MetricsWatch(catalog.Clock, options.HeartbeatInterval, w => Warning?.Invoke(w), OpenMetrics);
     }
 
     private readonly MetricsWatch _metrics;
 
+    /// <summary>A metrics file, read as capture reads any file (<see cref="ReadScope"/>).</summary>
+    private Stream OpenMetrics(string fullPath) =>
+        _scope.TryOpen(fullPath, out var skipped)?.ToStream() ?? throw new IOException($"'{fullPath}' is not read: {skipped ?? "it is gone"}.");
+
     private readonly ModuleFolders _folders;
+    /// <summary>What may be read, once the roots exist: nothing outside them, no special file.</summary>
+    private ReadScope _scope = null!;
     private readonly HashSet<string> _reportedSkipped = new(StringComparer.Ordinal);
 
     /// <summary>Warnings as they happen (an unstorable name, a failed upload); the pipeline thread writes them.</summary>
@@ -213,6 +219,7 @@ public sealed class CaptureAgent
         // A stop is seen at once, not at the next rescan.
         using var wakeOnStop = stopping.Token.Register(Wake);
         foreach (var (root, _) in _roots) Directory.CreateDirectory(root);
+        _scope = new ReadScope(_roots.Select(r => r.Root), _folders);
         // What is there before the script starts is an artifact only once it changes.
         var start = _table.Now;
         Scan(WholeRoots(), start, baseline: true);
@@ -492,10 +499,13 @@ public sealed class CaptureAgent
     private void Scan(IEnumerable<(int Root, string Folder)> folders, uint now, bool baseline)
     {
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        // Every folder walked, by device and inode: none is walked twice in a pass (a bind mount of a
+        // folder into itself, two roots that are one folder).
+        var walked = new HashSet<(ulong, ulong)>();
         foreach (var (r, folder) in folders)
         {
             var (root, prefix) = _roots[r];
-            if (!Directory.Exists(folder)) continue;
+            if (!Directory.Exists(folder) || !FirstVisit(folder, walked)) continue;
             var index = r;
             // Entries name their folder without a trailing separator; what follows the root (and its separator) is the relative folder.
             var trimmed = Path.TrimEndingDirectorySeparator(root);
@@ -509,18 +519,55 @@ public sealed class CaptureAgent
                     long length, ticks;
                     try { length = e.Length; ticks = e.LastWriteTimeUtc.UtcTicks; }
                     catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; } // gone since the folder was listed
+                    // A link is seen by its target's size and time, so a change of the target is noticed
+                    // (where it leads is checked when it is read).
+                    if ((e.Attributes & FileAttributes.ReparsePoint) != 0) TargetSizeAndTime(e.ToFullPath(), ref length, ref ticks);
                     Observe(path, index, length, ticks, now, baseline);
                     return true;
                 }, options)
                 {
                     ShouldIncludePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => !e.IsDirectory,
-                    // The store's own folder, and the module's working and temporary folders, are never artifacts.
-                    ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) => ShouldWalk(e.ToFullPath()),
+                    // A link to a folder is never walked (its target, if captured, is walked as itself);
+                    // the store's own folder, and the module's working and temporary folders, never are.
+                    ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) =>
+                        (e.Attributes & FileAttributes.ReparsePoint) != 0 ? SkipFolderLink(e.ToFullPath())
+                        : ShouldWalk(e.ToFullPath()) && FirstVisit(e.ToFullPath(), walked),
                 };
                 foreach (var _ in files) { }
             }
             catch (DirectoryNotFoundException) { } // removed by the script meanwhile: what was stored stays stored
         }
+    }
+
+    /// <summary>Whether this pass walks <paramref name="folder"/> for the first time (by device and inode, where they can be had).</summary>
+    private bool FirstVisit(string folder, HashSet<(ulong, ulong)> walked)
+    {
+        if (!NativeFiles.Supported || NativeFiles.TryStat(folder, follow: true, out var status) != NativeFiles.Failure.None) return true;
+        if (walked.Add((status.Device, status.Inode))) return true;
+        if (_reportedSkipped.Add(folder)) Warning?.Invoke($"Skipped '{folder}': it is a folder already captured by another path (the same device and inode); no folder is walked twice.");
+        return false;
+    }
+
+    /// <summary>A link to a folder, met in a walk: never followed, said once.</summary>
+    private bool SkipFolderLink(string link)
+    {
+        if (_reportedSkipped.Add(link)) Warning?.Invoke($"Skipped '{link}': {_scope.FolderLinkProblem(link)}.");
+        return false;
+    }
+
+    /// <summary>The size and time of a link's target; the link's own when it leads nowhere (reading it then says why).</summary>
+    private static void TargetSizeAndTime(string link, ref long length, ref long ticks)
+    {
+        if (NativeFiles.Supported)
+        {
+            if (NativeFiles.TryStat(link, follow: true, out var target) == NativeFiles.Failure.None) (length, ticks) = (target.Length, target.LastWriteTicks);
+            return;
+        }
+        try
+        {
+            if (File.ResolveLinkTarget(link, returnFinalTarget: true) is FileInfo { Exists: true } info) (length, ticks) = (info.Length, info.LastWriteTimeUtc.Ticks);
+        }
+        catch (IOException) { }
     }
 
     private char[] _pathBuffer = new char[1024];
@@ -622,19 +669,17 @@ public sealed class CaptureAgent
         {
             if (_folders.WhySkipped(dir) is not null) return;
         }
-        if (Directory.Exists(fullPath))
+        var info = new FileInfo(fullPath);
+        if (info.Attributes is var attributes && (int)attributes == -1) return; // removed since: what was stored stays stored
+        if ((attributes & FileAttributes.Directory) != 0)
         {
-            if (!ShouldWalk(fullPath)) return;
-            Scan(new[] { (root, fullPath) }, now, baseline: false);
+            if ((attributes & FileAttributes.ReparsePoint) != 0) SkipFolderLink(fullPath);
+            else if (ShouldWalk(fullPath)) Scan(new[] { (root, fullPath) }, now, baseline: false);
             return;
         }
-        var info = new FileInfo(fullPath);
-        if (!info.Exists) return; // removed since: what was stored stays stored
         var rel = fullPath[(top.Length + 1)..];
         if (Path.DirectorySeparatorChar != '/') rel = rel.Replace(Path.DirectorySeparatorChar, '/');
-        long length, ticks;
-        try { length = info.Length; ticks = info.LastWriteTimeUtc.Ticks; }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
+        if (!SizeAndTime(fullPath, out var length, out var ticks)) return;
         Observe(_roots[root].Prefix + rel, root, length, ticks, now, baseline: false);
     }
 
@@ -724,7 +769,7 @@ public sealed class CaptureAgent
             {
                 switch (await UploadAsync(f.Path, f.Slot, cut).ConfigureAwait(false))
                 {
-                    case UploadOutcome.Done:
+                    case UploadOutcome.Done or UploadOutcome.Skipped:
                         uploaded.Add(f.Slot);
                         break;
                     case UploadOutcome.Failed:
@@ -751,17 +796,27 @@ public sealed class CaptureAgent
     private void Restat(int i, uint now)
     {
         var s = _table[i];
-        var info = new FileInfo(FullPathOf(s.Root, _table.PathOf(i)));
+        if (!SizeAndTime(FullPathOf(s.Root, _table.PathOf(i)), out var length, out var ticks)) return; // the upload finds it gone
+        if (length == s.Length && ticks == s.Ticks) return;
+        ref var slot = ref _table[i];
+        slot.Length = length;
+        slot.Ticks = ticks;
+        slot.SeenAt = now;
+    }
+
+    /// <summary>A file's size and time (a link's target's); false when it is gone or cannot be looked at.</summary>
+    private static bool SizeAndTime(string fullPath, out long length, out long ticks)
+    {
+        length = ticks = -1;
+        var info = new FileInfo(fullPath);
         try
         {
-            if (!info.Exists) return; // the upload finds it gone
-            if (info.Length == s.Length && info.LastWriteTimeUtc.Ticks == s.Ticks) return;
-            ref var slot = ref _table[i];
-            slot.Length = info.Length;
-            slot.Ticks = info.LastWriteTimeUtc.Ticks;
-            slot.SeenAt = now;
+            if ((int)info.Attributes == -1) return false;
+            (length, ticks) = (info.Length, info.LastWriteTimeUtc.Ticks);
+            if ((info.Attributes & FileAttributes.ReparsePoint) != 0) TargetSizeAndTime(fullPath, ref length, ref ticks);
+            return true;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
     }
 
     /// <summary>A file done with for now (uploaded as it is, gone, or unstorable): off the pending list.</summary>
@@ -794,69 +849,61 @@ public sealed class CaptureAgent
     }
 
     /// <summary>
-    /// Uploads of one file in one pass: a file that changed while it went up is sent once more; a
-    /// failed upload waits for the next pass. Each upload's requests are retried by the one request
-    /// policy (<see cref="Transfer.Retry"/>), so a pass makes at most this many times its attempts.
+    /// One upload of one file in one pass. It is read only if it may be (<see cref="ReadScope"/>), and
+    /// only as far as its length when opened: a file that changed while it went up is recorded as it
+    /// was sent (the manifest always tells what the store holds) and stays pending, so the next pass
+    /// sends it again. A failed upload waits for the next pass; each of its requests is retried by the
+    /// one request policy (<see cref="Transfer.Retry"/>).
     /// </summary>
-    public const int MaxUploadsPerFilePerPass = 2;
-
-    private enum UploadOutcome { Done, Changing, Failed }
+    private enum UploadOutcome { Done, Changing, Failed, Skipped }
 
     private readonly object _syncGate = new();
 
     private async Task<UploadOutcome> UploadAsync(string path, int slot, CancellationToken cut)
     {
         var fullPath = FullPathOf(_table[slot].Root, path);
-        for (var upload = 0; upload < MaxUploadsPerFilePerPass; upload++)
+        try
         {
-            try
+            using var file = _scope.TryOpen(fullPath, out var skipped);
+            if (file is null)
             {
-                var before = new FileInfo(fullPath);
-                if (!before.Exists) return UploadOutcome.Done; // deleted since: what was stored stays stored
-                var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, fullPath, cut).ConfigureAwait(false);
-                var after = new FileInfo(fullPath);
-                if (!after.Exists || after.Length != before.Length || after.LastWriteTimeUtc != before.LastWriteTimeUtc || entry.Size != before.Length)
-                {
-                    // Changed while it went up: never publish a torn file; the next pass sends it again.
-                    lock (_syncGate)
-                    {
-                        _table[slot].Length = after.Exists ? after.Length : -1;
-                        _table[slot].Ticks = after.Exists ? after.LastWriteTimeUtc.Ticks : -1;
-                        _table[slot].SeenAt = _table.Now;
-                    }
-                    continue;
-                }
-                var number = _journal!.Add(entry);
-                _metrics.Noticed(path, fullPath, entry);
-                lock (_syncGate)
-                {
-                    ref var s = ref _table[slot];
-                    if (s.Entry == -1) _sync.FilesSynced++; // new to the manifest (not sent before, by this agent or an earlier one)
-                    _sync.BytesSynced += entry.Size - Math.Max(0, s.SyncedSize);
-                    s.SyncedSize = entry.Size;
-                    s.Entry = number;
-                    _sync.LastFile = path;
-                    _sync.LastSynced = _catalog.Clock.GetUtcNow();
-                    // What went up is what is on disk now: settled until it changes again.
-                    s.Length = before.Length;
-                    s.Ticks = before.LastWriteTimeUtc.Ticks;
-                }
-                return UploadOutcome.Done;
+                if (skipped is null) return UploadOutcome.Done; // deleted since: what was stored stays stored
+                ReportUnstorable(path, skipped);
+                return UploadOutcome.Skipped;
             }
-            catch (OperationCanceledException) when (cut.IsCancellationRequested)
+            var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, file, cut).ConfigureAwait(false);
+            var number = _journal!.Add(entry);
+            _metrics.Noticed(path, fullPath, entry);
+            var changed = file.ChangedSinceOpened(out var length, out var modified);
+            lock (_syncGate)
             {
-                return UploadOutcome.Failed; // cut off by a stop: still pending
+                ref var s = ref _table[slot];
+                if (s.Entry == -1) _sync.FilesSynced++; // new to the manifest (not sent before, by this agent or an earlier one)
+                _sync.BytesSynced += entry.Size - Math.Max(0, s.SyncedSize);
+                s.SyncedSize = entry.Size;
+                s.Entry = number;
+                _sync.LastFile = path;
+                _sync.LastSynced = _catalog.Clock.GetUtcNow();
+                // What went up is what was on disk when it was opened: settled until it changes again.
+                // One that changed meanwhile settles anew from now.
+                s.Length = changed ? length : file.Length;
+                s.Ticks = changed ? modified.Ticks : file.LastWriteTimeUtc.Ticks;
+                if (changed) s.SeenAt = _table.Now;
             }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or GridException)
-            {
-                // Deleted between the look above and the read (the script removed it): as above, what was stored stays stored.
-                if (!File.Exists(fullPath)) return UploadOutcome.Done;
-                // The request policy has already retried what could pass; the next pass tries again.
-                Warning?.Invoke($"'{path}' was not synced yet: {ex.Message}");
-                return UploadOutcome.Failed;
-            }
+            return changed ? UploadOutcome.Changing : UploadOutcome.Done;
         }
-        return UploadOutcome.Changing; // still changing: the next pass sends it
+        catch (OperationCanceledException) when (cut.IsCancellationRequested)
+        {
+            return UploadOutcome.Failed; // cut off by a stop: still pending
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or GridException)
+        {
+            // Deleted between the look above and the read (the script removed it): as above, what was stored stays stored.
+            if (!Path.Exists(fullPath)) return UploadOutcome.Done;
+            // The request policy has already retried what could pass; the next pass tries again.
+            Warning?.Invoke($"'{path}' was not synced yet: {ex.Message}");
+            return UploadOutcome.Failed;
+        }
     }
 
     private async Task HeartbeatAsync(string logs)

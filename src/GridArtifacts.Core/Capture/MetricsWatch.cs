@@ -5,11 +5,11 @@ namespace GridArtifacts.Core.Capture;
 
 /// <summary>
 /// The capture agent's metrics: it hears of each metrics file uploaded and reads the local copy into the
-/// experiment record, which the next heartbeat publishes (live) and the final status seals. A read costs
+/// experiment record (opened by <c>open</c>, which reads only what capture may), which the next heartbeat publishes (live) and the final status seals. A read costs
 /// a pass over the file, so it happens only after a candidate went up, at most once an interval while the
 /// script runs, and always at the end.
 /// </summary>
-internal sealed class MetricsWatch(TimeProvider clock, TimeSpan interval, Action<string> warning)
+internal sealed class MetricsWatch(TimeProvider clock, TimeSpan interval, Action<string> warning, Func<string, Stream> open)
 {
     /// <summary>Each candidate uploaded, by artifact path: its local file and the time the manifest gave it.</summary>
     private readonly Dictionary<string, (string FullPath, DateTimeOffset Modified)> _files = new(StringComparer.Ordinal);
@@ -49,7 +49,7 @@ internal sealed class MetricsWatch(TimeProvider clock, TimeSpan interval, Action
         MetricsRecord? read;
         try
         {
-            read = MetricsReader.Read(files, p => File.OpenRead(local[p]), problems.Add);
+            read = MetricsReader.Read(files, p => open(local[p]), problems.Add);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -36,7 +36,12 @@ public sealed class ModuleFolders
         foreach (var (path, why) in more ?? Array.Empty<(string, string)>()) Add(path, why);
     }
 
-    private void Add(string path, string why) => _excluded.TryAdd(Trim(Path.GetFullPath(path)), why);
+    /// <summary>A folder by the path given and by its real path (links resolved), so a link to it is known for what it is.</summary>
+    private void Add(string path, string why)
+    {
+        _excluded.TryAdd(Trim(Path.GetFullPath(path)), why);
+        if (NativeFiles.RealPath(path) is { } real) _excluded.TryAdd(Trim(real), why);
+    }
 
     private static string Trim(string path) => Path.TrimEndingDirectorySeparator(path);
 

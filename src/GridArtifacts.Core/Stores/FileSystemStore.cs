@@ -311,18 +311,17 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
         return created;
     }
 
-    public async Task<string> PutFileAsync(string key, string localPath, CancellationToken cancellationToken)
+    public async Task<string> PutFileAsync(string key, LocalFile file, CancellationToken cancellationToken)
     {
         string? sha = null;
         await WriteAtomicAsync(key, async tmp =>
         {
-            // Unbuffered streams and one pooled copy buffer no larger than the file: a small file costs
-            // no megabyte buffers (the agent sends a million of them). Hashed as it is copied.
-            await using var src = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
-                1, FileOptions.Asynchronous | FileOptions.SequentialScan);
+            // One pooled copy buffer no larger than the file: a small file costs no megabyte buffers
+            // (the agent sends a million of them). Hashed as it is copied.
+            await using var src = file.OpenRead();
             await using var dst = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            var size = (int)Math.Clamp(src.Length, 4096, CopyBufferSize);
+            var size = (int)Math.Clamp(file.Length, 4096, CopyBufferSize);
             var buffer = ArrayPool<byte>.Shared.Rent(size);
             try
             {

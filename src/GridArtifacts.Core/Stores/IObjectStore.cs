@@ -61,11 +61,11 @@ public interface IObjectStore : IDisposable
     /// <summary>
     /// Writes a local file as an object atomically, streaming it from disk, in one request, and
     /// returns the SHA-256 (lower-case hex) of the bytes it sent, taken as they were read: the file is
-    /// read once for both. Not retried here: the transfer engine sends files
+    /// read once for both, and no further than its length when opened (<see cref="LocalFile"/>). Not retried here: the transfer engine sends files
     /// (<see cref="Transfer.TransferEngine.UploadFileAsync"/>), retries them, and splits large ones
     /// into parts where the store takes parts (<see cref="IMultipartUploads"/>).
     /// </summary>
-    Task<string> PutFileAsync(string key, string localPath, CancellationToken cancellationToken);
+    Task<string> PutFileAsync(string key, LocalFile file, CancellationToken cancellationToken);
 
     /// <summary>Deletes an object; deleting a missing key is not an error.</summary>
     Task DeleteAsync(string key, CancellationToken cancellationToken);
@@ -200,7 +200,7 @@ public interface IMultipartUploads
     /// Sends bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/> of
     /// the file as part <paramref name="partNumber"/> (from 1); returns the part's tag. One attempt: the caller retries.
     /// </summary>
-    Task<string> PutPartAsync(string key, string uploadId, int partNumber, string localPath, long offset, long length, CancellationToken cancellationToken);
+    Task<string> PutPartAsync(string key, string uploadId, int partNumber, LocalFile file, long offset, long length, CancellationToken cancellationToken);
 
     /// <summary>Makes the object of the parts, whose tags are given in part order, and removes the upload's record. One attempt: the caller retries.</summary>
     Task CompleteUploadAsync(string key, string uploadId, IReadOnlyList<string> partTags, CancellationToken cancellationToken);

@@ -241,15 +241,13 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     /// the body twice, once to sign its SHA-256 and once to send it; the first read is hashed for the
     /// caller too (<see cref="HashingStream"/>), so the file is read for no third time.
     /// </summary>
-    public async Task<string> PutFileAsync(string key, string localPath, CancellationToken cancellationToken)
+    public async Task<string> PutFileAsync(string key, LocalFile file, CancellationToken cancellationToken)
     {
-        await using var file = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
-            64 << 10, FileOptions.SequentialScan);
-        using var body = new HashingStream(file);
+        using var body = new HashingStream(new BufferedStream(file.OpenRead(), 64 << 10));
         var request = PutRequest(key, body);
         await Send(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
         // Read out of order (never seen from this SDK): hashed on its own.
-        return body.Sha256 ?? await GridCatalog.HashFileAsync(localPath, cancellationToken).ConfigureAwait(false);
+        return body.Sha256 ?? await GridCatalog.HashFileAsync(file, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -276,16 +274,16 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     }
 
     /// <summary>One part, read straight from the file: exact bytes, its payload signed.</summary>
-    public async Task<string> PutPartAsync(string key, string uploadId, int partNumber, string localPath, long offset, long length, CancellationToken cancellationToken)
+    public async Task<string> PutPartAsync(string key, string uploadId, int partNumber, LocalFile file, long offset, long length, CancellationToken cancellationToken)
     {
+        await using var part = file.OpenRead(offset, length);
         var response = await Send(() => _client.UploadPartAsync(new UploadPartRequest
         {
             BucketName = _location.Bucket,
             Key = FullKey(key),
             UploadId = uploadId,
             PartNumber = partNumber,
-            FilePath = localPath,
-            FilePosition = offset,
+            InputStream = part,
             PartSize = length,
             UseChunkEncoding = false,
         }, cancellationToken), key).ConfigureAwait(false);

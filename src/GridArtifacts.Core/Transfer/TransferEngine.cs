@@ -436,23 +436,30 @@ public sealed class TransferEngine
     /// and a failed multipart upload is aborted. Returns the SHA-256 of what was sent: taken by the
     /// store as it read the file for a single request, and beside the parts for a multipart upload.
     /// </summary>
-    /// <param name="length">The file's length when the caller has already looked; else it is looked up.</param>
-    public async Task<string> UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct, long? length = null)
+    public async Task<string> UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct)
     {
-        length ??= new FileInfo(localPath).Length;
+        using var file = LocalFile.Open(localPath);
+        return await UploadFileAsync(store, key, file, ct).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc cref="UploadFileAsync(IObjectStore, string, string, CancellationToken)"/>
+    /// <remarks>Exactly <see cref="LocalFile.Length"/> bytes of the open file are sent.</remarks>
+    public async Task<string> UploadFileAsync(IObjectStore store, string key, LocalFile file, CancellationToken ct)
+    {
+        var length = file.Length;
         if (length <= _options.RangedThreshold || store is not IMultipartUploads multipart)
         {
             return await RequestAsync(async c =>
             {
-                await _bandwidth.ConsumeAsync(length.Value, c).ConfigureAwait(false);
-                return await store.PutFileAsync(key, localPath, c).ConfigureAwait(false);
+                await _bandwidth.ConsumeAsync(length, c).ConfigureAwait(false);
+                return await store.PutFileAsync(key, file, c).ConfigureAwait(false);
             }, ct).ConfigureAwait(false);
         }
         // Hashing and the parts read the same file at once (the second read comes from the page cache).
-        var hash = GridCatalog.HashFileAsync(localPath, ct);
+        var hash = GridCatalog.HashFileAsync(file, ct);
         try
         {
-            await UploadPartsAsync(multipart, key, localPath, length.Value, ct).ConfigureAwait(false);
+            await UploadPartsAsync(multipart, key, file, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -461,8 +468,9 @@ public sealed class TransferEngine
         return await hash.ConfigureAwait(false);
     }
 
-    private async Task UploadPartsAsync(IMultipartUploads store, string key, string localPath, long length, CancellationToken ct)
+    private async Task UploadPartsAsync(IMultipartUploads store, string key, LocalFile file, CancellationToken ct)
     {
+        var length = file.Length;
         var partSize = Math.Max(Math.Max(_options.PartSize, store.MinPartSize), (length + store.MaxParts - 1) / store.MaxParts);
         var parts = (int)((length + partSize - 1) / partSize);
         var parallel = Math.Clamp(_options.PartsPerFile, 1, parts);
@@ -478,7 +486,7 @@ public sealed class TransferEngine
                 tags[i] = await RequestAsync(async c2 =>
                 {
                     await _bandwidth.ConsumeAsync(size, c2).ConfigureAwait(false);
-                    return await store.PutPartAsync(key, uploadId, i + 1, localPath, offset, size, c2).ConfigureAwait(false);
+                    return await store.PutPartAsync(key, uploadId, i + 1, file, offset, size, c2).ConfigureAwait(false);
                 }, c).ConfigureAwait(false);
             }).ConfigureAwait(false);
             await RequestAsync(async c => { await store.CompleteUploadAsync(key, uploadId, tags, c).ConfigureAwait(false); return true; }, ct).ConfigureAwait(false);

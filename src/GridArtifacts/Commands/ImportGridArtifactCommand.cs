@@ -67,10 +67,11 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
         }
         var catalog = OpenCatalog();
         List<(string Path, string LocalPath)> files;
+        ReadScope? scope;
         try
         {
             // The store's own folder, and the module's working and temporary folders, are never imported.
-            files = ArtifactImporter.ListFiles(source, new ModuleFolders(catalog.Store), WriteWarning);
+            files = ArtifactImporter.ListFiles(source, new ModuleFolders(catalog.Store), WriteWarning, out scope);
         }
         catch (GridException ex)
         {
@@ -89,6 +90,7 @@ public sealed class ImportGridArtifactCommand : GridStoreCmdlet
             Command = Command,
             Tags = tags,
             ThrottleLimit = ThrottleLimit,
+            Scope = scope,
         };
         var done = 0;
         RunAndDrain(async (post, ct) =>

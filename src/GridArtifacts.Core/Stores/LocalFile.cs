@@ -1,0 +1,122 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace GridArtifacts.Core.Stores;
+
+/// <summary>
+/// A local file open for sending: its handle, and its length and time as they were when it was
+/// opened. Whatever sends it reads exactly <see cref="Length"/> bytes by offset (parts may be read
+/// at once), never the path again: a file that grows meanwhile is sent as far as it was, never read
+/// without end, and a link or file swapped in at its path is not what is read.
+/// </summary>
+public sealed class LocalFile : IDisposable
+{
+    public LocalFile(SafeFileHandle handle, string path)
+    {
+        Handle = handle;
+        Path = path;
+        Length = RandomAccess.GetLength(handle);
+        LastWriteTimeUtc = File.GetLastWriteTimeUtc(handle);
+    }
+
+    /// <summary>Opens one of the module's own files (a log, a manifest segment) or a file a user named.</summary>
+    public static LocalFile Open(string path) =>
+        new(File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete), path);
+
+    public SafeFileHandle Handle { get; }
+
+    /// <summary>The path it was opened by, for messages.</summary>
+    public string Path { get; }
+
+    /// <summary>Its length when opened: what is sent.</summary>
+    public long Length { get; }
+
+    public DateTime LastWriteTimeUtc { get; }
+
+    /// <summary>Whether the file has changed since it was opened (its length or time), as the open handle sees it.</summary>
+    public bool ChangedSinceOpened(out long length, out DateTime lastWriteTimeUtc)
+    {
+        length = RandomAccess.GetLength(Handle);
+        lastWriteTimeUtc = File.GetLastWriteTimeUtc(Handle);
+        return length != Length || lastWriteTimeUtc != LastWriteTimeUtc;
+    }
+
+    /// <summary>A seekable stream of bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/> (to <see cref="Length"/> when null).</summary>
+    public Stream OpenRead(long offset = 0, long? length = null) => new Region(this, offset, length ?? Length - offset, owns: false);
+
+    /// <summary>The whole file as a stream that closes the file when it is disposed.</summary>
+    public Stream ToStream() => new Region(this, 0, Length, owns: true);
+
+    public void Dispose() => Handle.Dispose();
+
+    /// <summary>A part of the file, read by offset; one that became shorter meanwhile is an error, never a short body.</summary>
+    private sealed class Region(LocalFile file, long start, long length, bool owns) : Stream
+    {
+        private long _position;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => length;
+
+        public override long Position
+        {
+            get => _position;
+            set => _position = value is >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value));
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var want = (int)Math.Min(buffer.Length, Math.Max(0, length - _position));
+            if (want == 0) return 0;
+            var n = RandomAccess.Read(file.Handle, buffer[..want], start + _position);
+            return Advance(n);
+        }
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var want = (int)Math.Min(buffer.Length, Math.Max(0, length - _position));
+            if (want == 0) return 0;
+            var n = await RandomAccess.ReadAsync(file.Handle, buffer[..want], start + _position, cancellationToken).ConfigureAwait(false);
+            return Advance(n);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        private int Advance(int n)
+        {
+            if (n == 0) throw new IOException($"'{file.Path}' became shorter while it was read; it is sent again once it has settled.");
+            _position += n;
+            return n;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            _ => length + offset,
+        };
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && owns) file.Dispose();
+            base.Dispose(disposing);
+        }
+
+        public override void Flush() { }
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
+
+public static class LocalFileStoreExtensions
+{
+    /// <summary>Writes the file at <paramref name="localPath"/> as an object (<see cref="IObjectStore.PutFileAsync"/>).</summary>
+    public static async Task<string> PutFileAsync(this IObjectStore store, string key, string localPath, CancellationToken cancellationToken)
+    {
+        using var file = LocalFile.Open(localPath);
+        return await store.PutFileAsync(key, file, cancellationToken).ConfigureAwait(false);
+    }
+}
