@@ -32,9 +32,10 @@ public sealed class HostileFolderTests : IDisposable
     private sealed record Outcome(int Exit, GridCatalog Catalog, string Work, List<string> Warnings, GridExperiment Experiment, Dictionary<string, string> Stored);
 
     /// <summary>Runs <paramref name="script"/> under the agent (a minute at most: a hang fails the test) and reads back what it stored.</summary>
-    private async Task<Outcome> Capture(string kind, string script, Dictionary<string, string>? environment = null, IReadOnlyList<string>? roots = null, string? work = null)
+    private async Task<Outcome> Capture(string kind, string script, Dictionary<string, string>? environment = null, IReadOnlyList<string>? roots = null, string? work = null,
+        (GridCatalog, string?)? store = null)
     {
-        var (catalog, storeFolder) = Catalog(kind);
+        var (catalog, storeFolder) = store ?? Catalog(kind);
         work ??= _temp.Sub("work-" + Guid.NewGuid().ToString("N"));
         var env = new Dictionary<string, string>(environment ?? new()) { ["STORE"] = storeFolder ?? "" };
         var agent = new CaptureAgent(catalog, "hostile", "exp0", new CaptureOptions
@@ -213,5 +214,24 @@ public sealed class HostileFolderTests : IDisposable
         Assert.Equal(new[] { "pipe", "secret.txt" }, errors.Select(e => Path.GetFileName((string)e.Target!)).Order(StringComparer.Ordinal).ToArray());
         Assert.All(errors, e => Assert.Equal(GridErrorKind.UnsafePath, e.Kind));
         Assert.Equal(GridStatus.Failed, imported.Status);
+    }
+
+    [Fact]
+    public async Task A_link_to_the_folder_store_is_known_for_the_store_by_import_and_by_capture()
+    {
+        var (catalog, store) = Catalog("fs");
+        await catalog.PutArtifactFileAsync("older", "exp0", "a.txt", _temp.WriteFile("a.txt", TestBytes.Random(100, 1)), default);
+        var link = _temp.Sub("store-link");
+        Directory.CreateSymbolicLink(link, store!);
+
+        var refused = Assert.Throws<GridException>(() => ArtifactImporter.ListFiles(link, new ModuleFolders(catalog.Store), _ => { }));
+        Assert.Equal("SourceInStore", refused.ErrorId);
+        Assert.Throws<GridException>(() => ArtifactImporter.ListFiles(Path.Combine(link, "runs"), new ModuleFolders(catalog.Store), _ => { }));
+
+        // A root that is the store by a link: nothing of the store is read, and the experiment ends.
+        var (exit, _, _, warnings, experiment, stored) = await Capture("fs", "touch \"$ROOT/runs/older/new.txt\"", new() { ["ROOT"] = link }, roots: new[] { link }, store: (catalog, store));
+        Assert.Equal(0, exit);
+        Assert.Empty(stored);
+        Assert.Single(warnings, w => w.StartsWith($"Skipped '{link}': it is the store's own folder", StringComparison.Ordinal));
     }
 }

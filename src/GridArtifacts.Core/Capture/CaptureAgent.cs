@@ -506,6 +506,12 @@ public sealed class CaptureAgent
         {
             var (root, prefix) = _roots[r];
             if (!Directory.Exists(folder) || !FirstVisit(folder, walked)) continue;
+            if (_folders.IsInStore(folder))
+            {
+                // A root that is the store, or inside it, by a link: its records are never artifacts.
+                if (_reportedSkipped.Add(folder)) Warning?.Invoke($"Skipped '{folder}': it is the store's own folder, or inside it (its records are not artifacts).");
+                continue;
+            }
             var index = r;
             // Entries name their folder without a trailing separator; what follows the root (and its separator) is the relative folder.
             var trimmed = Path.TrimEndingDirectorySeparator(root);

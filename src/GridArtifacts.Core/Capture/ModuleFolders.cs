@@ -22,6 +22,8 @@ public sealed class ModuleFolders
     private readonly Dictionary<string, string> _excluded = new(StringComparer.Ordinal);
     private readonly string _temp = Trim(Path.GetTempPath());
     private readonly string? _store;
+    /// <summary>The store's folder with every link resolved (it may be reached through one).</summary>
+    private readonly string? _storeReal;
 
     /// <summary>The module's folders, with the store being written to (when it is a folder) and any <paramref name="more"/>.</summary>
     public ModuleFolders(IObjectStore store, IEnumerable<(string Path, string Why)>? more = null)
@@ -29,6 +31,7 @@ public sealed class ModuleFolders
         if (store is ILocalFolder folder)
         {
             _store = Trim(Path.GetFullPath(folder.Root));
+            _storeReal = NativeFiles.RealPath(_store) is { } real ? Trim(real) : null;
             Add(folder.Root, "it is the store's own folder (its records are not artifacts)");
         }
         Add(Home, "it is the module's own folder (the default store and the experiments' working folders)");
@@ -59,11 +62,18 @@ public sealed class ModuleFolders
         return null;
     }
 
-    /// <summary>Whether <paramref name="path"/> is the folder store being written to, or inside it.</summary>
+    /// <summary>
+    /// Whether <paramref name="path"/> is the folder store being written to, or inside it: by the path
+    /// as given and by its real path, so a link to the store (or into it) is known for what it is.
+    /// </summary>
     public bool IsInStore(string path)
     {
         if (_store is null) return false;
         var full = Trim(Path.GetFullPath(path));
-        return full == _store || full.StartsWith(_store + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        if (IsAtOrUnder(full, _store)) return true;
+        return _storeReal is not null && NativeFiles.RealPath(full) is { } real && IsAtOrUnder(Trim(real), _storeReal);
     }
+
+    private static bool IsAtOrUnder(string path, string folder) =>
+        path == folder || path.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 }

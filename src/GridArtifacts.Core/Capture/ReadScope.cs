@@ -75,6 +75,8 @@ public sealed class ReadScope
             if (IsInside(real, _roots[r].Real) && (root < 0 || _roots[r].Real.Length > _roots[root].Real.Length)) root = r;
         }
         if (root < 0) return "it leads outside the folders captured, and nothing outside them is read";
+        // Wherever the roots are, the store's own records are never read (a root may be a link to the store).
+        if (_excluded.IsInStore(real)) return "it leads into the store's own folder, whose records are not artifacts";
         for (var folder = Path.GetDirectoryName(real); folder is not null && folder.Length > _roots[root].Real.Length; folder = Path.GetDirectoryName(folder))
         {
             if (_excluded.WhySkipped(folder) is { } why) return $"it leads into '{folder}', and {why}";
