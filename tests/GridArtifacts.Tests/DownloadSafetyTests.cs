@@ -213,6 +213,84 @@ public abstract class DownloadSafetyTests : IDisposable
         Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Links_at_the_saves_own_temporary_names_are_refused_and_never_written_through(bool ranged)
+    {
+        var size = ranged ? Large : Small;
+        var data = TestBytes.Random(size, 13);
+        var (store, host) = Imported("own-names", new() { ["a.bin"] = data });
+        var artifact = Assert.Single((await StoreSettings.Open(store).GetArtifactsAsync("own-names", "exp0", default)).Items);
+        var outside = Temp.Sub("outside");
+        var victim = Temp.WriteFile("outside/victim.bin", TestBytes.Random(size, 14));
+        var before = TestBytes.Sha256(victim);
+
+        // The save's folder for temporary files is a link: refused, nothing lands where it points.
+        var dest = Temp.Sub("dest");
+        Directory.CreateDirectory(dest);
+        Directory.CreateSymbolicLink(Path.Combine(dest, TransferEngine.PartialFolder), outside);
+        var refused = await Save(store, host, "own-names", dest, ranged);
+        Assert.Equal(new[] { "LinkedFolder" }, refused.Errors);
+        Assert.False(File.Exists(Local(dest, "own-names", "a.bin")));
+        Assert.Equal(new[] { "victim.bin" }, Tree(outside));
+
+        // A link at the very name of the artifact's temporary file: refused, its target unchanged, the link kept.
+        var dest2 = Temp.Sub("dest2");
+        var part = TransferEngine.PartPathOf(new SaveItem(artifact, Local(dest2, "own-names", "a.bin")) { Root = dest2 });
+        Directory.CreateDirectory(Path.GetDirectoryName(part)!);
+        File.CreateSymbolicLink(part, victim);
+        var linked = await Save(store, host, "own-names", dest2, ranged);
+        Assert.Equal(new[] { "LinkedPartFile" }, linked.Errors);
+        Assert.False(File.Exists(Local(dest2, "own-names", "a.bin")));
+        Assert.Equal(before, TestBytes.Sha256(victim));
+        Assert.Equal(victim, new FileInfo(part).LinkTarget);
+
+        // Once the link is gone, the save goes through and leaves no folder of its own behind.
+        File.Delete(part);
+        Assert.Empty((await Save(store, host, "own-names", dest2, ranged)).Errors);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(Local(dest2, "own-names", "a.bin")));
+        Assert.False(Directory.Exists(Path.Combine(dest2, TransferEngine.PartialFolder)));
+    }
+
+    [Fact]
+    public async Task An_interrupted_ranged_download_of_a_long_name_resumes_from_the_saves_own_folder()
+    {
+        var name = new string('r', LongestFileName - 4) + ".bin";
+        var data = TestBytes.Random(Large, 15);
+        var (store, _) = Imported("resumed", new() { [name] = data });
+        var catalog = StoreSettings.Open(store);
+        var artifact = Assert.Single((await catalog.GetArtifactsAsync("resumed", "exp0", default)).Items);
+        var dest = Temp.Sub("dest");
+        var item = new SaveItem(artifact, Local(dest, "resumed", name)) { Root = dest };
+        var progress = () => new TransferProgress(1, artifact.Size);
+
+        // A store that goes away after two ranges: the part file and its state stay in the save's folder, and nowhere else.
+        var errors = new List<GridException>();
+        var failing = new GridCatalog(new FailingAfterStore(catalog.Store, reads: 2));
+        await _ranged.DownloadAsync(new[] { item }, _ => failing, false, 1, progress(), _ => { }, errors.Add, default);
+        Assert.Single(errors);
+        Assert.False(File.Exists(item.LocalPath));
+        Assert.True(File.Exists(TransferEngine.PartPathOf(item)));
+        Assert.StartsWith(Path.Combine(dest, TransferEngine.PartialFolder), TransferEngine.StatePathOf(item));
+        int recorded;
+        using (var state = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(TransferEngine.StatePathOf(item))))
+        {
+            recorded = state.RootElement.GetProperty("done").GetArrayLength(); // the second read may be cut short with the others
+        }
+        Assert.InRange(recorded, 1, 2);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.GetDirectoryName(item.LocalPath)!));
+
+        // The next call reads only the ranges missing (of five), and ends byte-exact with nothing of its own left.
+        var counting = new FailingAfterStore(catalog.Store, reads: int.MaxValue);
+        var saved = new List<GridSaveResult>();
+        await _ranged.DownloadAsync(new[] { item }, _ => new GridCatalog(counting), false, 1, progress(), saved.Add, e => throw e, default);
+        Assert.Equal(GridSaveAction.Downloaded, Assert.Single(saved).Action);
+        Assert.Equal(5 - recorded, counting.Reads);
+        Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(item.LocalPath));
+        Assert.False(Directory.Exists(Path.Combine(dest, TransferEngine.PartialFolder)));
+    }
+
     /// <summary>The longest file name the store holds: 255 bytes, as a file system allows.</summary>
     protected virtual int LongestFileName => 255;
 
