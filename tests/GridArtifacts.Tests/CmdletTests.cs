@@ -2,6 +2,7 @@ using System.Collections.ObjectModel;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
 using GridArtifacts.Commands;
+using GridArtifacts.Core.Transfer;
 using GridArtifacts.Model;
 using Xunit;
 
@@ -71,6 +72,7 @@ public sealed class CmdletTests : IDisposable
         Assert.NotEqual(TestBytes.Sha256(Path.Combine(dest, "older-run", "exp0", "metrics.csv")),
                         TestBytes.Sha256(Path.Combine(dest, "older-run", "exp1", "metrics.csv")));
         Assert.Empty(Directory.EnumerateFiles(dest, "*.part", SearchOption.AllDirectories));
+        Assert.False(Directory.Exists(Path.Combine(dest, TransferEngine.PartialFolder)));
 
         var again = Run("Save-GridArtifact older-run -Destination $args[0] -PassThru", dest);
         Assert.Equal(6, again.Count);

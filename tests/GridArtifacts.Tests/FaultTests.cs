@@ -201,6 +201,7 @@ public sealed class FaultTests : IDisposable
             Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(_temp.Sub("dest", artifact.Path)));
         }
         Assert.Empty(Directory.EnumerateFiles(_temp.Sub("dest"), "*.part*"));
+        Assert.False(Directory.Exists(_temp.Sub("dest", TransferEngine.PartialFolder)));
         // 3,000,000 bytes in 256 KiB ranges is 12 ranges, plus 3 whole objects; each object's first read fails once.
         var requests = _proxy.PerPath.Where(p => p.Key.Contains("/artifacts/")).Sum(p => p.Value);
         Assert.Equal(12 + 3 + 4, requests);
@@ -219,7 +220,7 @@ public sealed class FaultTests : IDisposable
         Assert.Single(result.Done);
         Assert.Equal(Retry.MaxAttempts, _proxy.PerPath.Single(p => p.Key.EndsWith("/" + doomed.Path)).Value);
         Assert.False(File.Exists(_temp.Sub("dest", doomed.Path)));
-        Assert.False(File.Exists(_temp.Sub("dest", doomed.Path) + TransferEngine.PartSuffix));
+        Assert.False(File.Exists(TransferEngine.PartPathOf(new SaveItem(doomed, _temp.Sub("dest", doomed.Path)))));
     }
 
     [Fact]

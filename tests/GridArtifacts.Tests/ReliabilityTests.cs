@@ -396,6 +396,7 @@ public sealed class ReliabilityTests : IDisposable
         _output.WriteLine($"two saves of {items.Count} files: {downloaded} downloads, {both.Sum(b => b.Done.Count(r => r.Action == GridSaveAction.Skipped))} skipped because the other call had saved them");
         foreach (var f in Directory.EnumerateFiles(src)) Assert.Equal(TestBytes.Sha256(f), TestBytes.Sha256(Path.Combine(dest, Path.GetFileName(f))));
         Assert.Empty(Directory.EnumerateFiles(dest, "*.part*"));
+        Assert.False(Directory.Exists(Path.Combine(dest, TransferEngine.PartialFolder)));
         Assert.Equal(items.Count, Directory.EnumerateFiles(dest).Count());
     }
 

@@ -82,7 +82,7 @@ public class TransferEngineTests : IDisposable
         Assert.Empty(first.Errors);
         Assert.Equal(GridSaveAction.Downloaded, Assert.Single(first.Done).Action);
         Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(target));
-        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+        Assert.False(File.Exists(TransferEngine.PartPathOf(new SaveItem(artifact, target))));
 
         var again = await Save(false, new SaveItem(artifact, target));
         Assert.Equal(GridSaveAction.Skipped, Assert.Single(again.Done).Action);
@@ -109,7 +109,7 @@ public class TransferEngineTests : IDisposable
         Assert.Equal(GridErrorKind.IntegrityFailure, error.Kind);
         Assert.Equal("HashMismatch", error.ErrorId);
         Assert.False(File.Exists(target));
-        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+        Assert.False(File.Exists(TransferEngine.PartPathOf(new SaveItem(artifact, target))));
     }
 
     [Fact]
@@ -121,7 +121,7 @@ public class TransferEngineTests : IDisposable
         var result = await Save(false, new SaveItem(artifact, target));
         Assert.Equal("ObjectChanged", Assert.Single(result.Errors).ErrorId);
         Assert.False(File.Exists(target));
-        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+        Assert.False(File.Exists(TransferEngine.PartPathOf(new SaveItem(artifact, target))));
     }
 
     [Fact]
@@ -147,8 +147,8 @@ public class TransferEngineTests : IDisposable
         var result = await Save(false, new SaveItem(artifact, target));
         Assert.Empty(result.Errors);
         Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(target));
-        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
-        Assert.False(File.Exists(target + TransferEngine.StateSuffix));
+        Assert.False(File.Exists(TransferEngine.PartPathOf(new SaveItem(artifact, target))));
+        Assert.False(File.Exists(TransferEngine.StatePathOf(new SaveItem(artifact, target))));
     }
 
     [Fact]
@@ -162,10 +162,10 @@ public class TransferEngineTests : IDisposable
         var first = await SaveWith(failing, false, default, new SaveItem(artifact, target));
         Assert.Single(first.Errors);
         Assert.False(File.Exists(target));
-        Assert.True(File.Exists(target + TransferEngine.PartSuffix));
-        Assert.True(File.Exists(target + TransferEngine.StateSuffix));
+        Assert.True(File.Exists(TransferEngine.PartPathOf(new SaveItem(artifact, target))));
+        Assert.True(File.Exists(TransferEngine.StatePathOf(new SaveItem(artifact, target))));
         // Ranges finished before the failure are recorded (ranges still in flight when it came are not).
-        using var state = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(target + TransferEngine.StateSuffix));
+        using var state = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(TransferEngine.StatePathOf(new SaveItem(artifact, target))));
         var recorded = state.RootElement.GetProperty("done").GetArrayLength();
         Assert.InRange(recorded, 1, 4);
 
@@ -175,7 +175,7 @@ public class TransferEngineTests : IDisposable
         Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(target));
         var parts = (3_000_000 + (256 << 10) - 1) / (256 << 10);
         Assert.Equal(parts - recorded, counting.Reads);
-        Assert.False(File.Exists(target + TransferEngine.StateSuffix));
+        Assert.False(File.Exists(TransferEngine.StatePathOf(new SaveItem(artifact, target))));
     }
 
     [Fact]
@@ -195,7 +195,7 @@ public class TransferEngineTests : IDisposable
         var result = await SaveWith(new GridCatalog(replacing), false, default, new SaveItem(artifact, target));
         Assert.Equal("ObjectChanged", Assert.Single(result.Errors).ErrorId);
         Assert.False(File.Exists(target));
-        Assert.False(File.Exists(target + TransferEngine.PartSuffix));
+        Assert.False(File.Exists(TransferEngine.PartPathOf(new SaveItem(artifact, target))));
     }
 
     [Fact]
@@ -208,7 +208,7 @@ public class TransferEngineTests : IDisposable
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => SaveWith(new GridCatalog(slow), false, cts.Token, artifacts.ToArray()));
         foreach (var item in artifacts)
         {
-            Assert.False(File.Exists(item.LocalPath + TransferEngine.PartSuffix));
+            Assert.False(File.Exists(TransferEngine.PartPathOf(item)));
             if (File.Exists(item.LocalPath)) Assert.Equal(item.Artifact.Sha256, TestBytes.Sha256(item.LocalPath));
         }
     }

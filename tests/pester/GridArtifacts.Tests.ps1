@@ -159,7 +159,7 @@ Describe 'Saving' {
             $local = Join-Path $dest $a.Run $a.Experiment $a.Path
             Get-Sha256 $local | Should -Be $a.Sha256
         }
-        Get-ChildItem $dest -Recurse -Filter '*.part' | Should -BeNullOrEmpty
+        Get-ChildItem $dest -Recurse -Force -Filter '*.part' | Should -BeNullOrEmpty
     }
 
     It 'outputs nothing without -PassThru and skips identical files' {

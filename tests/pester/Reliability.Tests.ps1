@@ -45,7 +45,8 @@ Describe 'Save-GridArtifact killed mid-download' {
     It 'is resumed by the next call from the ranges already on disk, and ends byte-exact' -Skip:$IsWindows {
         $hashes = New-Run -Run 'killed-save' -Sizes @{ 'model.ckpt' = 48MB } -Seed 5
         $dest = Join-Path $TestDrive 'killed-dest'
-        $part = Join-Path $dest 'killed-save/exp0/model.ckpt.part'
+        # The part file and its state are in the destination's own folder, named by a hash of the path.
+        $partial = Join-Path $dest '.grid-partial'
         # 8 MB/s: the 48 MB (three 16 MiB ranges) would take six seconds; it is killed once a range is recorded.
         $child = Start-ChildPwsh "Set-GridTransferOption -BandwidthLimit 8MB; Save-GridArtifact killed-save -Destination '$dest'" @{ GRID_STORE = $env:GRID_STORE }
         $deadline = (Get-Date).AddSeconds(60)
@@ -53,22 +54,25 @@ Describe 'Save-GridArtifact killed mid-download' {
         while ($done -lt 1) {
             if ((Get-Date) -gt $deadline -or $child.HasExited) { throw "No range was recorded before the kill (exited: $($child.HasExited)) $($child.StandardError.ReadToEnd())" }
             Start-Sleep -Milliseconds 100
-            try { $done = @((Get-Content -Raw "$part.json" -ErrorAction Stop | ConvertFrom-Json).done).Count } catch { $done = 0 }
+            $state = Get-ChildItem -Force $partial -Filter '*.part.json' -ErrorAction Ignore | Select-Object -First 1
+            try { $done = @((Get-Content -Raw $state.FullName -ErrorAction Stop | ConvertFrom-Json).done).Count } catch { $done = 0 }
         }
         $child.Kill($true) # SIGKILL
         $child.WaitForExit()
         $child.ExitCode | Should -Be 137
+        $part = $state.FullName -replace '\.json$', ''
         $part | Should -Exist
-        "$part.json" | Should -Exist
-        (Join-Path $dest 'killed-save/exp0/model.ckpt') | Should -Not -Exist   # nothing at the final path
-        $recorded = @((Get-Content -Raw "$part.json" | ConvertFrom-Json).done).Count
+        $state.FullName | Should -Exist
+        @(Get-ChildItem -Force (Join-Path $dest 'killed-save/exp0')).Count | Should -Be 0   # nothing at the final path, nothing beside it
+        $recorded = @((Get-Content -Raw $state.FullName | ConvertFrom-Json).done).Count
         $recorded | Should -BeGreaterThan 0
         $recorded | Should -BeLessThan 3
 
         $saved = Save-GridArtifact killed-save -Destination $dest -PassThru
         $saved.Action | Should -Be 'Downloaded'
         Get-Sha256 $saved.LocalPath | Should -Be $hashes['model.ckpt']
-        @(Get-ChildItem $dest -Recurse -Filter '*.part*').Count | Should -Be 0
+        @(Get-ChildItem $dest -Recurse -Force -Filter '*.part*').Count | Should -Be 0
+        $partial | Should -Not -Exist
         Write-Host "killed after $recorded of 3 ranges were recorded; the next call read the other $(3 - $recorded) and ended byte-exact"
     }
 }
@@ -125,7 +129,8 @@ Describe 'Two Save-GridArtifact processes into one destination' {
         $outputs = foreach ($c in $children) { $o = $c.StandardOutput.ReadToEnd(); $c.WaitForExit(); $c.ExitCode | Should -Be 0; $o }
         foreach ($o in $outputs) { $o | Should -Match 'errors:0' }
         foreach ($name in $sizes.Keys) { Get-Sha256 (Join-Path $dest "twice-run/exp0/$name") | Should -Be $hashes[$name] }
-        @(Get-ChildItem $dest -Recurse -Filter '*.part*').Count | Should -Be 0
+        @(Get-ChildItem $dest -Recurse -Force -Filter '*.part*').Count | Should -Be 0
+        Join-Path $dest '.grid-partial' | Should -Not -Exist
         Write-Host ("two processes: " + (($outputs -replace '\s+', ' ') -join ' | '))
     }
 }

@@ -56,7 +56,7 @@ public sealed class RunCopier
                     skipped++;
                     continue;
                 }
-                todo.Add(new SaveItem(a, GridNames.LocalPathFor(tempFolder, run, exp, a.Path)));
+                todo.Add(new SaveItem(a, GridNames.LocalPathFor(tempFolder, run, exp, a.Path)) { Root = tempFolder });
             }
             var progress = new TransferProgress(todo.Count, todo.Sum(t => t.Artifact.Size));
             var downloaded = new List<GridSaveResult>();

@@ -1,6 +1,8 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
@@ -9,7 +11,15 @@ using Microsoft.Win32.SafeHandles;
 namespace GridArtifacts.Core.Transfer;
 
 /// <summary>One artifact and where it goes.</summary>
-public sealed record SaveItem(GridArtifact Artifact, string LocalPath);
+public sealed record SaveItem(GridArtifact Artifact, string LocalPath)
+{
+    /// <summary>
+    /// The destination folder <see cref="LocalPath"/> was planned under. The save makes the folders
+    /// below it and follows none that is a link, and keeps its temporary files in its
+    /// <see cref="TransferEngine.PartialFolder"/>. Null: the path's own folder.
+    /// </summary>
+    public string? Root { get; init; }
+}
 
 /// <summary>Running totals of one batch, safe to read from another thread while it goes.</summary>
 public sealed class TransferProgress
@@ -40,14 +50,18 @@ public sealed class TransferProgress
 /// (requests in flight, bandwidth, memory for large files) hold across concurrent calls; each call
 /// caps its own files in flight with its throttle limit.
 ///
-/// A download goes to <c>&lt;name&gt;.part</c> and is renamed into place only after its size and SHA-256
-/// match the store's record, so a failed or cancelled artifact never leaves a file at its final path.
-/// Large objects are read as parallel ranged reads written at their offsets, every range pinned to
-/// the version the first one saw; a <c>.part.json</c> beside the part file lets an interrupted
-/// download resume. Files already there with the recorded content are skipped.
+/// A download goes to a part file in the destination's own <c>.grid-partial</c> folder, named by a
+/// hash of its path (never beside the artifact, where that name may be another artifact or the
+/// user's file), and is renamed into place only after its size and SHA-256 match the store's record,
+/// so a failed or cancelled artifact never leaves a file at its final path. Large objects are read as
+/// parallel ranged reads written at their offsets, every range pinned to the version the first one
+/// saw; a <c>.part.json</c> beside the part file lets an interrupted download resume. Files already
+/// there with the recorded content are skipped. No link below the destination is followed
+/// (docs/reliability.md, "Hostile destinations").
 /// </summary>
 public sealed class TransferEngine
 {
+    public const string PartialFolder = ".grid-partial";
     public const string PartSuffix = ".part";
     public const string StateSuffix = ".part.json";
 
@@ -99,34 +113,42 @@ public sealed class TransferEngine
     {
         // Large files first, so they overlap with the many small ones instead of trailing at the end.
         var ordered = items.OrderByDescending(i => i.Artifact.Size).ToList();
-        await Parallel.ForEachAsync(ordered,
-            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, throttleLimit), CancellationToken = ct },
-            async (item, c) =>
-            {
-                GridSaveAction? action = null;
-                try
+        var folders = new SaveFolders();
+        try
+        {
+            await Parallel.ForEachAsync(ordered,
+                new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, throttleLimit), CancellationToken = ct },
+                async (item, c) =>
                 {
-                    var result = await SaveOneAsync(item, openStore(item.Artifact.Store).Store, force, progress, c).ConfigureAwait(false);
-                    action = result.Action;
-                    onDone(result);
-                }
-                catch (GridException ex)
-                {
-                    onError(ex);
-                }
-                catch (IOException ex)
-                {
-                    onError(LocalWriteError(item, ex));
-                }
-                catch (UnauthorizedAccessException ex)
-                {
-                    onError(new GridException(GridErrorKind.AccessDenied, "SaveAccessDenied", $"Could not write '{item.LocalPath}': {ex.Message}", item.Artifact, ex));
-                }
-                finally
-                {
-                    progress.FileDone(action);
-                }
-            }).ConfigureAwait(false);
+                    GridSaveAction? action = null;
+                    try
+                    {
+                        var result = await SaveOneAsync(item, openStore(item.Artifact.Store).Store, force, folders, progress, c).ConfigureAwait(false);
+                        action = result.Action;
+                        onDone(result);
+                    }
+                    catch (GridException ex)
+                    {
+                        onError(ex);
+                    }
+                    catch (IOException ex)
+                    {
+                        onError(LocalWriteError(item, ex));
+                    }
+                    catch (UnauthorizedAccessException ex)
+                    {
+                        onError(new GridException(GridErrorKind.AccessDenied, "SaveAccessDenied", $"Could not write '{item.LocalPath}': {ex.Message}", item.Artifact, ex));
+                    }
+                    finally
+                    {
+                        progress.FileDone(action);
+                    }
+                }).ConfigureAwait(false);
+        }
+        finally
+        {
+            folders.RemoveEmptyPartialFolders();
+        }
     }
 
     /// <summary>What a batch would do: files to fetch with their bytes, and files already up to date.</summary>
@@ -148,7 +170,8 @@ public sealed class TransferEngine
         for (var attempt = 0; ; attempt++)
         {
             var info = new FileInfo(item.LocalPath);
-            if (a.Sha256 is null || !info.Exists || info.Length != a.Size) return false;
+            // A link is never a saved file, whatever it points to: the save replaces it (the link, not its target).
+            if (a.Sha256 is null || !info.Exists || IsLink(info) || info.Length != a.Size) return false;
             try
             {
                 return await GridCatalog.HashFileAsync(item.LocalPath, ct).ConfigureAwait(false) == a.Sha256;
@@ -169,34 +192,36 @@ public sealed class TransferEngine
     /// <summary>How many times a destination held by another call is waited for (50 ms each) before the lock is reported.</summary>
     private const int LockedDestinationPolls = 200;
 
-    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, TransferProgress progress, CancellationToken ct)
+    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, SaveFolders folders, TransferProgress progress, CancellationToken ct)
     {
         var artifact = item.Artifact;
-        var existed = File.Exists(item.LocalPath);
+        var root = RootOf(item);
+        folders.Prepare(item, root); // before any look at the file: a linked folder on the way is refused, never read through
+        var existed = new FileInfo(item.LocalPath).Exists; // a link too, even one to nothing
         if (existed && !force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
 
-        var folder = Path.GetDirectoryName(item.LocalPath)!;
-        var part = item.LocalPath + PartSuffix;
+        var part = PartPathOf(item, root);
         var ranged = artifact.Size > _options.RangedThreshold;
         // One writer per destination file, across calls and processes: whoever holds the part file's
         // exclusive lock. Another call saving the same file is waited for, and what it saved is kept.
-        var resumable = ranged && File.Exists(part);
-        SafeFileHandle? handle;
-        while ((handle = TryOpenPartIn(folder, part, ranged ? artifact.Size : 0, asynchronous: ranged)) is null)
+        (SafeFileHandle Handle, bool Created)? opened;
+        while ((opened = OpenPart(item, root, part, folders, ranged ? artifact.Size : 0, asynchronous: ranged)) is null)
         {
             await Task.Delay(PartLockPoll, ct).ConfigureAwait(false);
             if (!force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
-            resumable = ranged;
         }
+        var (handle, created) = opened.Value;
+        var statePath = part + ".json";
         var key = StoreLayout.ArtifactKey(artifact.Run, artifact.Experiment, artifact.Path);
         var keep = false;
+        var moved = false;
         try
         {
             string sha;
             if (ranged)
             {
                 keep = true; // an interrupted ranged download resumes from its .part and .part.json
-                sha = await DownloadRangedAsync(store, key, artifact, handle, part, resumable, progress, ct).ConfigureAwait(false);
+                sha = await DownloadRangedAsync(store, key, artifact, handle, statePath, resumable: !created, progress, ct).ConfigureAwait(false);
             }
             else
             {
@@ -209,10 +234,15 @@ public sealed class TransferEngine
                     $"'{artifact}' arrived with SHA-256 {sha} but the store recorded {artifact.Sha256}; nothing was written to '{item.LocalPath}'.", artifact);
             }
             File.SetLastWriteTimeUtc(handle, artifact.LastModified.UtcDateTime); // through the handle: no path lookup
+            keep = false;
+            if (ranged) File.Delete(statePath);
+            // The artifact's own path is the one name a save replaces. A link there is removed first, so
+            // the file takes its place and nothing is written where it pointed (a move to another file
+            // system copies, and a copy would open the link).
+            if (IsLink(new FileInfo(item.LocalPath))) File.Delete(item.LocalPath);
             // Renamed while still locked, so no other call starts on this part file in between.
             File.Move(part, item.LocalPath, overwrite: true);
-            if (ranged) File.Delete(part + ".json");
-            keep = false;
+            moved = true;
             return new GridSaveResult(artifact, item.LocalPath, existed ? GridSaveAction.Overwritten : GridSaveAction.Downloaded) { Sha256 = sha };
         }
         catch (GridException ex) when (ex.Kind is GridErrorKind.IntegrityFailure or GridErrorKind.NotFound)
@@ -227,10 +257,11 @@ public sealed class TransferEngine
         }
         finally
         {
-            if (!keep && File.Exists(part))
+            // Removed while still locked, and never after the rename: by then the name may be another call's part file.
+            if (!keep && !moved)
             {
                 File.Delete(part);
-                File.Delete(part + ".json");
+                File.Delete(statePath);
             }
             handle.Dispose();
         }
@@ -245,54 +276,178 @@ public sealed class TransferEngine
         return new GridSaveResult(item.Artifact, item.LocalPath, GridSaveAction.Skipped) { Sha256 = item.Artifact.Sha256 };
     }
 
-    /// <summary>
-    /// As <see cref="TryOpenPart"/>, making the destination folder when it is not there yet: one
-    /// failed open per new folder, instead of a look at the folder for every file.
-    /// </summary>
-    private static SafeFileHandle? TryOpenPartIn(string folder, string part, long preallocate, bool asynchronous)
+    /// <summary>The destination folder an item was planned under: its <see cref="SaveItem.Root"/> when the path lies below it, else the path's own folder.</summary>
+    private static string RootOf(SaveItem item)
     {
-        // A preallocated part file would take a missing folder for a full disk: its folder is made first.
-        if (preallocate > 0) Directory.CreateDirectory(folder);
-        try { return TryOpenPart(part, preallocate, asynchronous); }
-        // ENOENT: .NET says DirectoryNotFound when the folder is missing as it looks, and FileNotFound
-        // when another download made the folder between the open and the look. Opening or creating,
-        // both mean the folder was not there at the open.
-        catch (IOException ex) when (ex is DirectoryNotFoundException or FileNotFoundException)
-        {
-            Directory.CreateDirectory(folder);
-            return TryOpenPart(part, preallocate, asynchronous);
-        }
+        var folder = Path.GetDirectoryName(item.LocalPath)!;
+        if (item.Root is null) return folder;
+        var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(item.Root));
+        var relative = Path.GetRelativePath(root, folder);
+        return relative == ".." || relative.StartsWith(".." + Path.DirectorySeparatorChar, StringComparison.Ordinal) || Path.IsPathRooted(relative) ? folder : root;
+    }
+
+    /// <summary>
+    /// An item's part file: <c>&lt;root&gt;/.grid-partial/&lt;hash&gt;.part</c>, named by the SHA-256 of the item's path
+    /// below its root (case-folded where file names are), so each destination file has one part file,
+    /// whatever its name's length, that no artifact or file of the user's can be.
+    /// </summary>
+    internal static string PartPathOf(SaveItem item) => PartPathOf(item, RootOf(item));
+
+    /// <summary>Where a ranged download of an item records its finished ranges: beside its part file.</summary>
+    internal static string StatePathOf(SaveItem item) => PartPathOf(item) + ".json";
+
+    private static string PartPathOf(SaveItem item, string root)
+    {
+        var relative = Path.GetRelativePath(root, item.LocalPath);
+        if (!OperatingSystem.IsLinux()) relative = relative.ToUpperInvariant();
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(relative));
+        return Path.Combine(root, PartialFolder, Convert.ToHexString(hash, 0, 16).ToLowerInvariant() + PartSuffix);
     }
 
     /// <summary>
     /// The part file, opened for this call alone (an exclusive lock, which other processes see too),
-    /// or null while another call holds it. A new part file for a ranged download is preallocated,
-    /// so a disk too small fails at once.
+    /// or null while another call holds it; and whether this call created it. A new part file is
+    /// created exclusively (O_CREAT|O_EXCL, which opens nothing through a link at its name) and, for a
+    /// ranged download, preallocated, so a disk too small fails at once. One that an earlier call
+    /// left is opened only when it is not a link: a ranged download resumes from it.
     /// </summary>
-    private static SafeFileHandle? TryOpenPart(string part, long preallocate, bool asynchronous)
+    private static (SafeFileHandle Handle, bool Created)? OpenPart(SaveItem item, string root, string part, SaveFolders folders, long preallocate, bool asynchronous)
     {
         // Windows: FileShare.Delete still keeps every other opener out, and lets the file be renamed while open.
         var share = OperatingSystem.IsWindows() ? FileShare.Delete : FileShare.None;
-        try
+        // A whole object is written as it arrives, a buffer at a time, from the task that reads it:
+        // a synchronous handle writes in place, where an asynchronous one would send every write
+        // through the thread pool.
+        var options = asynchronous ? FileOptions.Asynchronous : FileOptions.None;
+        folders.PreparePartial(item, root, again: false);
+        for (var attempt = 1; ; attempt++)
         {
-            if (preallocate > 0 && !File.Exists(part))
+            try
             {
-                try { return File.OpenHandle(part, FileMode.CreateNew, FileAccess.ReadWrite, share, FileOptions.Asynchronous, preallocate); }
-                catch (IOException) when (File.Exists(part)) { /* another call created it first: open it below */ }
-                catch (IOException ex) when (!FileSystemStore.IsDiskFull(ex) && FreeSpace(part) is { } free && free < preallocate)
+                return (File.OpenHandle(part, FileMode.CreateNew, FileAccess.ReadWrite, share, options, preallocate), true);
+            }
+            catch (IOException ex) when (IsLockedByAnother(ex))
+            {
+                return null;
+            }
+            catch (IOException ex) when ((ex is DirectoryNotFoundException or FileNotFoundException) && attempt < OpenAttempts)
+            {
+                // Another call ended and removed the folder, empty, in between: make it again.
+                folders.PreparePartial(item, root, again: true);
+                continue;
+            }
+            catch (IOException ex) when (!FileSystemStore.IsDiskFull(ex) && new FileInfo(part).Exists)
+            {
+                // There already: left by an earlier call, or another call's now. Opened below.
+            }
+            catch (IOException ex) when (preallocate > 0 && !FileSystemStore.IsDiskFull(ex) && FreeSpace(part) is { } free && free < preallocate)
+            {
+                // .NET reports a failed preallocation without its errno: say what it was, so it reads as a full disk.
+                throw new IOException(ex.Message, 28 /* ENOSPC */);
+            }
+            if (IsLink(new FileInfo(part)))
+            {
+                throw new GridException(GridErrorKind.UnsafePath, "LinkedPartFile",
+                    $"'{item.Artifact}' was not saved: its temporary file '{part}' is a link, and a save writes through no link. Nothing was written through it; remove it and save again.", item.Artifact);
+            }
+            try
+            {
+                return (File.OpenHandle(part, FileMode.Open, FileAccess.ReadWrite, share, options), false);
+            }
+            catch (IOException ex) when (IsLockedByAnother(ex))
+            {
+                return null;
+            }
+            catch (FileNotFoundException) when (attempt < OpenAttempts)
+            {
+                // Renamed into place by the call that held it: create it anew.
+            }
+        }
+    }
+
+    /// <summary>How many times a part file that comes and goes under other calls is tried before the error stands.</summary>
+    private const int OpenAttempts = 5;
+
+    private static bool IsLink(FileSystemInfo info) =>
+        (info.Attributes & FileAttributes.ReparsePoint) != 0 && info.LinkTarget is not null;
+
+    private static GridException LinkedFolder(SaveItem item, string folder) =>
+        new(GridErrorKind.UnsafePath, "LinkedFolder",
+            $"'{item.Artifact}' was not saved: '{folder}' is a link, and a save follows no link below its destination. Nothing was written through it; " +
+            "remove the link, or save to another -Destination.", item.Artifact);
+
+    /// <summary>
+    /// The folders one call has checked below its destinations, so each is looked at once per call
+    /// rather than once per file: each is made by the call or found a real folder, and a link there
+    /// is refused, never followed. Also the destinations' .grid-partial folders the call used, which
+    /// it removes at its end when they are empty.
+    /// </summary>
+    private sealed class SaveFolders
+    {
+        private readonly ConcurrentDictionary<string, bool> _checked = new(OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase);
+        private readonly ConcurrentDictionary<string, bool> _partial = new(OperatingSystem.IsLinux() ? StringComparer.Ordinal : StringComparer.OrdinalIgnoreCase);
+
+        /// <summary>Makes or checks each folder from the root (the caller's, which may itself be a link) down to the item's.</summary>
+        public void Prepare(SaveItem item, string root)
+        {
+            var folder = Path.GetDirectoryName(item.LocalPath)!;
+            if (_checked.ContainsKey(folder)) return;
+            Directory.CreateDirectory(root);
+            var relative = Path.GetRelativePath(root, folder);
+            if (relative != ".")
+            {
+                var current = root;
+                foreach (var name in relative.Split(Path.DirectorySeparatorChar))
                 {
-                    // .NET reports a failed preallocation without its errno: say what it was, so it reads as a full disk.
-                    throw new IOException(ex.Message, 28 /* ENOSPC */);
+                    current = Path.Combine(current, name);
+                    if (_checked.ContainsKey(current)) continue;
+                    CheckFolder(item, current);
+                    _checked.TryAdd(current, true);
                 }
             }
-            // A whole object is written as it arrives, a buffer at a time, from the task that reads it:
-            // a synchronous handle writes in place, where an asynchronous one would send every write
-            // through the thread pool.
-            return File.OpenHandle(part, FileMode.OpenOrCreate, FileAccess.ReadWrite, share, asynchronous ? FileOptions.Asynchronous : FileOptions.None);
+            _checked.TryAdd(folder, true);
         }
-        catch (IOException ex) when (IsLockedByAnother(ex))
+
+        /// <summary>Makes or checks the root's .grid-partial folder: once per call, or <paramref name="again"/> after another call removed it.</summary>
+        public void PreparePartial(SaveItem item, string root, bool again)
         {
-            return null;
+            var partial = Path.Combine(root, PartialFolder);
+            if (!again && _partial.ContainsKey(partial)) return;
+            Directory.CreateDirectory(root);
+            CheckFolder(item, partial);
+            _partial.TryAdd(partial, true);
+        }
+
+        /// <summary>Removes the .grid-partial folders this call used that are empty; the state of unfinished downloads stays.</summary>
+        public void RemoveEmptyPartialFolders()
+        {
+            foreach (var partial in _partial.Keys)
+            {
+                try
+                {
+                    if ((File.GetAttributes(partial) & FileAttributes.ReparsePoint) == 0) Directory.Delete(partial, recursive: false);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    // Not empty (a download to resume, or another call's now), or gone already.
+                }
+            }
+        }
+
+        private static void CheckFolder(SaveItem item, string path)
+        {
+            FileAttributes attributes;
+            try
+            {
+                attributes = File.GetAttributes(path); // the entry itself: a link is not followed
+            }
+            catch (IOException ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+            {
+                Directory.CreateDirectory(path); // one folder: the one above it is checked
+                attributes = File.GetAttributes(path);
+            }
+            if ((attributes & FileAttributes.ReparsePoint) != 0) throw LinkedFolder(item, path);
+            if ((attributes & FileAttributes.Directory) == 0) throw new IOException($"'{path}' is a file where the save needs a folder.");
         }
     }
 
@@ -520,12 +675,11 @@ public sealed class TransferEngine
     /// fixes the version; every other read is conditional on it. Finished ranges are recorded so
     /// that a later call resumes instead of starting again.
     /// </summary>
-    private async Task<string> DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle handle, string part, bool resumable, TransferProgress progress, CancellationToken ct)
+    private async Task<string> DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle handle, string statePath, bool resumable, TransferProgress progress, CancellationToken ct)
     {
         var size = artifact.Size;
         var partSize = _options.PartSize;
         var parts = (int)((size + partSize - 1) / partSize);
-        var statePath = part + ".json";
         // Resume only from a part file of the right length with its state beside it.
         var state = resumable && RandomAccess.GetLength(handle) == size ? ReadState(statePath, size, partSize) : null;
         state ??= new RangedState { Size = size, PartSize = partSize };
@@ -634,6 +788,7 @@ public sealed class TransferEngine
     {
         try
         {
+            if (IsLink(new FileInfo(path))) return null; // not one this engine wrote
             var s = JsonSerializer.Deserialize<RangedState>(File.ReadAllBytes(path), RecordJson.Options);
             return s is not null && s.Size == size && s.PartSize == partSize ? s : null;
         }
@@ -645,8 +800,13 @@ public sealed class TransferEngine
 
     private static void WriteState(string path, RangedState state)
     {
+        // Written anew (never through whatever is at its name) and renamed over the last state.
         var tmp = path + ".tmp";
-        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(state, RecordJson.Options));
+        File.Delete(tmp);
+        using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+        {
+            file.Write(JsonSerializer.SerializeToUtf8Bytes(state, RecordJson.Options));
+        }
         File.Move(tmp, path, overwrite: true);
     }
 

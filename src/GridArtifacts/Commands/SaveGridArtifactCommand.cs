@@ -101,7 +101,7 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
         {
             try
             {
-                items.Add(new SaveItem(a, GridNames.LocalPathFor(root, a.Run, a.Experiment, a.Path)));
+                items.Add(new SaveItem(a, GridNames.LocalPathFor(root, a.Run, a.Experiment, a.Path)) { Root = root });
             }
             catch (GridException ex)
             {
