@@ -63,7 +63,8 @@ public sealed class TransferEngine
 {
     public const string PartialFolder = ".grid-partial";
     public const string PartSuffix = ".part";
-    public const string StateSuffix = ".part.json";
+    /// <summary>Added to a part file's name for its resume state.</summary>
+    private const string StateExtension = ".json";
 
     public static TransferEngine Shared { get; } = new(new TransferOptions());
 
@@ -211,7 +212,7 @@ public sealed class TransferEngine
             if (!force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
         }
         var (handle, created) = opened.Value;
-        var statePath = part + ".json";
+        var statePath = part + StateExtension;
         var key = StoreLayout.ArtifactKey(artifact.Run, artifact.Experiment, artifact.Path);
         var keep = false;
         var moved = false;
@@ -294,7 +295,7 @@ public sealed class TransferEngine
     internal static string PartPathOf(SaveItem item) => PartPathOf(item, RootOf(item));
 
     /// <summary>Where a ranged download of an item records its finished ranges: beside its part file.</summary>
-    internal static string StatePathOf(SaveItem item) => PartPathOf(item) + ".json";
+    internal static string StatePathOf(SaveItem item) => PartPathOf(item) + StateExtension;
 
     private static string PartPathOf(SaveItem item, string root)
     {
