@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace GridArtifacts;
 
-/// <summary>Opens an address in the user's browser: $BROWSER when set, else the platform's opener.</summary>
+/// <summary>
+/// Opens an address in the user's browser: $BROWSER when set, else the platform's opener. The address
+/// is on the opener's command line, which every local user can read: it must carry no secret.
+/// </summary>
 internal static class BrowserLauncher
 {
     public static bool TryOpen(Uri url, out string? why)

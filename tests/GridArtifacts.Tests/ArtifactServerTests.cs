@@ -19,6 +19,8 @@ public abstract class ArtifactServerTests : IDisposable
     private readonly IObjectStore _store;
     private readonly GridCatalog _catalog;
     private readonly ArtifactServer _server;
+    /// <summary>$BROWSER is the process's: one test at a time sets it.</summary>
+    private static readonly SemaphoreSlim BrowserGate = new(1, 1);
     private readonly HttpClient _anonymous = new(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false });
     private readonly byte[] _model = TestBytes.Random(1_234_567, 11);
     private readonly byte[] _svg = "<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>"u8.ToArray();
@@ -55,7 +57,9 @@ public abstract class ArtifactServerTests : IDisposable
         Temp.Dispose();
     }
 
-    private Uri At(string relative) => new(_server.BaseUrl, relative);
+    protected ArtifactServer Server => _server;
+
+    protected Uri At(string relative) => new(_server.BaseUrl, relative);
 
     private string Token => _server.PageUrl.Query["?token=".Length..];
 
@@ -66,7 +70,7 @@ public abstract class ArtifactServerTests : IDisposable
         return request;
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpMethod method, string relative, bool withCookie = true, Action<HttpRequestMessage>? edit = null)
+    protected async Task<HttpResponseMessage> SendAsync(HttpMethod method, string relative, bool withCookie = true, Action<HttpRequestMessage>? edit = null)
     {
         var request = Request(method, relative, withCookie);
         edit?.Invoke(request);
@@ -459,6 +463,224 @@ public abstract class ArtifactServerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_link_longer_than_seven_days_is_refused_with_InvalidExpiry_before_anything_is_signed()
+    {
+        var ex = await Assert.ThrowsAsync<GridException>(() => ArtifactLinks.CreateAsync(_store, "page-run", "exp0", "ckpt/model weights.pt", TimeSpan.FromDays(7).Add(TimeSpan.FromSeconds(1)), _ => { }));
+        Assert.Equal("InvalidExpiry", ex.ErrorId);
+        Assert.Equal(GridErrorKind.InvalidArgument, ex.Kind);
+
+        using var host = new ModuleHost(_store.Location);
+        foreach (var expiry in new[] { "([TimeSpan]::FromDays(7).Add([TimeSpan]::FromSeconds(1)))", "([TimeSpan]::FromDays(365))", "([TimeSpan]::MaxValue)" })
+        {
+            var (output, errors) = host.Invoke($"New-GridArtifactLink page-run -Expiry {expiry}", Array.Empty<object>(), terminatingAsError: true);
+            Assert.Empty(output);
+            Assert.StartsWith("InvalidExpiry", Assert.Single(errors).FullyQualifiedErrorId);
+        }
+
+        // Seven days is the bound, not past it: such a link is made, and fetches the exact bytes.
+        var links = host.Run("New-GridArtifactLink page-run -Path 'ckpt/*' -Expiry ([TimeSpan]::FromDays(7))");
+        var link = Assert.IsType<GridArtifactLink>(Assert.Single(links).BaseObject);
+        Assert.InRange(link.ExpiresAt, DateTimeOffset.UtcNow.AddDays(7).AddMinutes(-1), DateTimeOffset.UtcNow.AddDays(7).AddSeconds(2));
+        using var plain = new HttpClient();
+        Assert.Equal(TestBytes.Sha256(_model), TestBytes.Sha256(await plain.GetByteArrayAsync(link.Url)));
+    }
+
+    [Theory]
+    [InlineData("bytes=99999999999999999999-")]
+    [InlineData("bytes=9223372036854775807-")]
+    [InlineData("bytes=1234567-")]
+    public async Task A_range_that_starts_past_the_end_or_past_any_number_is_416(string range)
+    {
+        using var res = await SendAsync(HttpMethod.Get, "file?run=page-run&exp=exp0&path=ckpt%2Fmodel%20weights.pt", edit: r => r.Headers.TryAddWithoutValidation("Range", range));
+        Assert.Equal(HttpStatusCode.RequestedRangeNotSatisfiable, res.StatusCode);
+        Assert.Equal($"bytes */{_model.Length}", res.Content.Headers.GetValues("Content-Range").Single());
+        Assert.Empty(await res.Content.ReadAsByteArrayAsync());
+    }
+
+    [Theory]
+    [InlineData("bytes=0-99999999999999999999")]
+    [InlineData("bytes=-99999999999999999999")]
+    [InlineData("bytes=0-")]
+    public async Task A_range_that_ends_past_any_number_is_the_whole_artifact(string range)
+    {
+        using var res = await SendAsync(HttpMethod.Get, "file?run=page-run&exp=exp0&path=ckpt%2Fmodel%20weights.pt", edit: r => r.Headers.TryAddWithoutValidation("Range", range));
+        Assert.Equal(HttpStatusCode.PartialContent, res.StatusCode);
+        Assert.Equal($"bytes 0-{_model.Length - 1}/{_model.Length}", res.Content.Headers.GetValues("Content-Range").Single());
+        Assert.Equal(TestBytes.Sha256(_model), TestBytes.Sha256(await res.Content.ReadAsByteArrayAsync()));
+    }
+
+    [Fact]
+    public async Task Localhost_is_answered_as_127_0_0_1_is_and_other_names_are_not()
+    {
+        foreach (var host in new[] { $"127.0.0.1:{_server.Port}", $"localhost:{_server.Port}" })
+        {
+            using var res = await SendAsync(HttpMethod.Get, "api/runs", edit: r => r.Headers.Host = host);
+            Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+            Assert.Contains("page-run", await res.Content.ReadAsStringAsync());
+            // The page's POSTs come from that origin then.
+            using var link = await SendAsync(HttpMethod.Post, "api/link?run=page-run&exp=exp0&path=plots%2Fevil.svg", edit: r =>
+            {
+                r.Headers.Host = host;
+                r.Headers.Add("Origin", "http://" + host);
+            });
+            Assert.Equal(HttpStatusCode.OK, link.StatusCode);
+        }
+        foreach (var host in new[] { $"localhost.example:{_server.Port}", $"127.0.0.2:{_server.Port}", $"localhost:{_server.Port + 1}" })
+        {
+            using var res = await SendAsync(HttpMethod.Get, "api/runs", edit: r => r.Headers.Host = host);
+            Assert.NotEqual(HttpStatusCode.OK, res.StatusCode);
+            Assert.DoesNotContain("page-run", await res.Content.ReadAsStringAsync());
+        }
+    }
+
+    [Fact]
+    public async Task A_zip_of_many_items_holds_each_artifact_once_in_the_order_first_asked()
+    {
+        var manifest = new ManifestRecord { Run = "page-run", Experiment = "exp2", Sealed = true };
+        var expected = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i < 100; i++)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes($"artifact {i}\n");
+            var path = $"many/f-{i:d3}.txt";
+            manifest.Artifacts.Add(await _catalog.PutArtifactFileAsync("page-run", "exp2", path, Temp.WriteFile("many/" + path, bytes), default));
+            expected[path] = TestBytes.Sha256(bytes);
+        }
+        await _catalog.WriteManifestAsync(manifest, default);
+        // 20,000 items: each of the 100 artifacts 200 times, in a shuffled order.
+        var random = new Random(3);
+        var asked = Enumerable.Range(0, 20_000).Select(i => $"many/f-{i % 100:d3}.txt").OrderBy(_ => random.Next()).ToList();
+        var firstOrder = asked.Distinct(StringComparer.Ordinal).Select(p => "page-run/exp2/" + p).ToList();
+        using var res = await SendAsync(HttpMethod.Post, "zip", edit: r =>
+        {
+            r.Headers.Add("Origin", _server.BaseUrl.GetLeftPart(UriPartial.Authority));
+            r.Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["items"] = JsonSerializer.Serialize(asked.Select(p => new[] { "page-run", "exp2", p })) });
+        });
+        Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+        using var zip = new ZipArchive(new MemoryStream(await res.Content.ReadAsByteArrayAsync()));
+        Assert.Equal(firstOrder, zip.Entries.Select(e => e.FullName));
+        foreach (var e in zip.Entries)
+        {
+            using var s = e.Open();
+            using var ms = new MemoryStream();
+            s.CopyTo(ms);
+            Assert.Equal(expected[e.FullName["page-run/exp2/".Length..]], TestBytes.Sha256(ms.ToArray()));
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_zip_request_larger_than_the_bound_is_413_and_one_at_the_bound_is_served(bool withLength)
+    {
+        var items = "items=" + Uri.EscapeDataString(JsonSerializer.Serialize(new[] { new[] { "page-run", "exp0", "plots/evil.svg" } })) + "&pad=";
+        HttpContent Body(int size)
+        {
+            var bytes = new byte[size];
+            System.Text.Encoding.ASCII.GetBytes(items).CopyTo(bytes, 0);
+            bytes.AsSpan(items.Length).Fill((byte)'x');
+            // Without a length, the body comes chunked and is counted as it is read.
+            HttpContent content = withLength ? new ByteArrayContent(bytes) : new StreamContent(new NoLengthStream(bytes));
+            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-www-form-urlencoded");
+            return content;
+        }
+        var origin = _server.BaseUrl.GetLeftPart(UriPartial.Authority);
+        if (withLength)
+        {
+            // Refused on its Content-Length, before the body is read (so a client still sending it sees the
+            // connection close): the request alone, with no body after it, gets its answer.
+            using var tcp = new System.Net.Sockets.TcpClient();
+            await tcp.ConnectAsync(IPAddress.Loopback, _server.Port);
+            var stream = tcp.GetStream();
+            await stream.WriteAsync(System.Text.Encoding.ASCII.GetBytes(
+                $"POST /zip HTTP/1.1\r\nHost: {_server.BaseUrl.Authority}\r\nOrigin: {origin}\r\nCookie: grid_token_{_server.Port}={Token}\r\n" +
+                $"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {ArtifactServer.MaxZipRequestBytes + 1}\r\n\r\n"));
+            using var reader = new StreamReader(stream, System.Text.Encoding.ASCII);
+            // (A server that waits for the body never answers: fail then, rather than hang.)
+            Assert.StartsWith("HTTP/1.1 413 ", await reader.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)));
+        }
+        else
+        {
+            using var refused = await SendAsync(HttpMethod.Post, "zip", edit: r => { r.Headers.Add("Origin", origin); r.Content = Body(ArtifactServer.MaxZipRequestBytes + 1); });
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, refused.StatusCode);
+        }
+
+        using var served = await SendAsync(HttpMethod.Post, "zip", edit: r => { r.Headers.Add("Origin", origin); r.Content = Body(ArtifactServer.MaxZipRequestBytes); });
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        using var zip = new ZipArchive(new MemoryStream(await served.Content.ReadAsByteArrayAsync()));
+        Assert.Equal("page-run/exp0/plots/evil.svg", Assert.Single(zip.Entries).FullName);
+    }
+
+    /// <summary>A stream that does not say its length, so HttpClient sends it chunked.</summary>
+    private sealed class NoLengthStream(byte[] bytes) : MemoryStream(bytes)
+    {
+        public override bool CanSeek => false;
+    }
+
+    [Fact]
+    public async Task Show_GridArtifact_gives_the_browser_no_token_only_a_private_file_whose_code_works_once()
+    {
+        if (OperatingSystem.IsWindows()) return; // a shell script stands in for the browser
+        var argv = Temp.Sub("argv.txt");
+        var browser = Temp.WriteFile("browser.sh", System.Text.Encoding.UTF8.GetBytes(
+            $"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > '{argv}.tmp' && mv '{argv}.tmp' '{argv}'\n"));
+        File.SetUnixFileMode(browser, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        string[] args;
+        await BrowserGate.WaitAsync();
+        try
+        {
+            Environment.SetEnvironmentVariable("BROWSER", browser);
+            using var host = new ModuleHost(_store.Location);
+            host.Run("Show-GridArtifact page-run -Experiment exp0 -InformationAction Ignore");
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (!File.Exists(argv) && DateTime.UtcNow < deadline) await Task.Delay(50);
+            args = File.ReadAllLines(argv);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("BROWSER", null);
+            BrowserGate.Release();
+        }
+
+        // What every local user can read (/proc/PID/cmdline): no token, only where a file is.
+        Assert.False(args.Any(a => a.Contains(Token, StringComparison.Ordinal)), "the access token is on the browser's command line");
+        var entry = new Uri(Assert.Single(args));
+        Assert.True(entry.IsFile, entry.ToString());
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(entry.LocalPath));
+        var html = await File.ReadAllTextAsync(entry.LocalPath);
+        Assert.False(html.Contains(Token, StringComparison.Ordinal), "the entry file holds the access token");
+        var target = WebUtility.HtmlDecode(System.Text.RegularExpressions.Regex.Match(html, "url=([^\"]+)\"").Groups[1].Value);
+        Assert.StartsWith(_server.BaseUrl + "?code=", target);
+        Assert.EndsWith("#run=page-run&exp=exp0", target);
+
+        // The code, once, for the cookie; the file goes with it.
+        using var first = await _anonymous.GetAsync(target);
+        Assert.Equal(HttpStatusCode.SeeOther, first.StatusCode);
+        Assert.Equal("/", first.Headers.Location!.OriginalString);
+        var cookie = Assert.Single(first.Headers.GetValues("Set-Cookie"));
+        Assert.Contains($"grid_token_{_server.Port}={Token}", cookie);
+        Assert.Contains("HttpOnly", cookie);
+        Assert.False(File.Exists(entry.LocalPath));
+        using var second = await _anonymous.GetAsync(target);
+        Assert.Equal(HttpStatusCode.Unauthorized, second.StatusCode);
+        Assert.Empty(second.Headers.Where(h => h.Key == "Set-Cookie"));
+    }
+
+    [Fact]
+    public async Task An_entry_code_expires_unused_and_its_file_goes()
+    {
+        _server.EntryLifetime = TimeSpan.FromSeconds(1);
+        var entry = _server.WriteEntryFile("");
+        var target = System.Text.RegularExpressions.Regex.Match(await File.ReadAllTextAsync(entry), "url=([^\"]+)\"").Groups[1].Value;
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        using var late = await _anonymous.GetAsync(target);
+        Assert.Equal(HttpStatusCode.Unauthorized, late.StatusCode);
+        Assert.False(late.Headers.Contains("Set-Cookie"));
+        Assert.False(File.Exists(entry));
+        using var forged = await _anonymous.GetAsync(At("?code=" + new string('A', 43)));
+        Assert.Equal(HttpStatusCode.Unauthorized, forged.StatusCode);
+    }
+
+    [Fact]
     public async Task Text_previews_are_the_first_64_KiB_as_plain_text()
     {
         using var res = await SendAsync(HttpMethod.Get, "file?run=page-run&exp=exp0&path=ckpt%2Fmodel%20weights.pt&mode=preview");
@@ -471,6 +693,35 @@ public abstract class ArtifactServerTests : IDisposable
 public sealed class FileSystemArtifactServerTests : ArtifactServerTests
 {
     public FileSystemArtifactServerTests() : base(temp => new FileSystemStore(temp.Sub("store"))) { }
+
+    /// <summary>A link to ckpt/model weights.pt expiring at <paramref name="expires"/>, signed with the store's own secret.</summary>
+    private Uri Forge(DateTimeOffset expires)
+    {
+        var secret = File.ReadAllBytes(Temp.Sub("store", ".link-secret"));
+        var e = expires.ToUnixTimeSeconds();
+        var sig = Convert.ToHexString(System.Security.Cryptography.HMACSHA256.HashData(secret,
+            System.Text.Encoding.UTF8.GetBytes($"v1\npage-run\nexp0\nckpt/model weights.pt\n{e}"))).ToLowerInvariant();
+        return At($"a/page-run/exp0/{Uri.EscapeDataString("ckpt/model weights.pt")}?e={e}&s={sig}");
+    }
+
+    [Fact]
+    public async Task A_correctly_signed_link_that_ends_past_seven_days_from_now_is_refused()
+    {
+        using var plain = new HttpClient();
+        // Signed as the server signs: an hour, and seven days, are served.
+        foreach (var fine in new[] { DateTimeOffset.UtcNow.AddHours(1), DateTimeOffset.UtcNow.Add(ArtifactLinks.MaxLifetime) })
+        {
+            using var ok = await plain.GetAsync(Forge(fine));
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        // One made by an older version, or by whoever holds the secret, that would outlive the bound.
+        foreach (var far in new[] { DateTimeOffset.UtcNow.AddYears(5), DateTimeOffset.UtcNow.AddDays(8) })
+        {
+            using var res = await plain.GetAsync(Forge(far));
+            Assert.Equal(HttpStatusCode.Forbidden, res.StatusCode);
+            Assert.Empty(await res.Content.ReadAsByteArrayAsync());
+        }
+    }
 }
 
 [Collection(S3Collection.Name)]

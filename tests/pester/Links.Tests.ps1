@@ -61,8 +61,10 @@ Describe 'New-GridArtifactLink' {
         $verbose | Should -Not -Match $sig
     }
 
-    It 'refuses S3 links beyond seven days' {
-        { New-GridArtifactLink link-run -Store $S3 -Expiry ([TimeSpan]::FromDays(8)) -ErrorAction Stop } | Should -Throw -ErrorId 'LinkLifetimeOutOfRange*'
+    It 'refuses links beyond seven days, on either store, before signing (<Kind>)' -ForEach @(@{ Kind = 'local' }, @{ Kind = 's3' }) {
+        $store = if ($Kind -eq 'local') { $Local } else { $S3 }
+        { New-GridArtifactLink link-run -Store $store -Expiry ([TimeSpan]::FromDays(8)) -ErrorAction Stop } | Should -Throw -ErrorId 'InvalidExpiry*'
+        (New-GridArtifactLink link-run -Store $store -Expiry ([TimeSpan]::FromDays(7))).ExpiresAt | Should -BeGreaterThan ([DateTimeOffset]::UtcNow.AddDays(6.99))
     }
 
     It 'serves ranges of a local link' {

@@ -12,10 +12,10 @@ BeforeAll {
     foreach ($store in $Local, $S3) {
         Import-GridArtifact -Path $src -Run page-run -Experiment exp1 -Store $store | Out-Null
     }
-    # A stand-in browser that records the address it was asked to open.
+    # A stand-in browser that records its command line (what every local user can read), one argument a line.
     $script:Opened = Join-Path $TestDrive 'opened.txt'
     $script:FakeBrowser = Join-Path $TestDrive 'browser.sh'
-    Set-Content -Path $FakeBrowser -Value "#!/bin/sh`nprintf '%s' `"`$1`" > '$Opened'"
+    Set-Content -Path $FakeBrowser -Value "#!/bin/sh`nfor a in `"`$@`"; do printf '%s\n' `"`$a`"; done > '$Opened.tmp' && mv '$Opened.tmp' '$Opened'"
     if (-not $IsWindows) { chmod +x $FakeBrowser }
 
     function Get-Page([uri] $Url, [string] $Path = '') {
@@ -55,18 +55,28 @@ Describe 'Start-GridArtifactServer' {
 }
 
 Describe 'Show-GridArtifact' {
-    It 'opens the page at a run and experiment in the browser' {
+    It 'opens the page at a run and experiment in the browser, with no token on its command line' -Skip:$IsWindows {
         $env:BROWSER = $FakeBrowser
         try { $info = Show-GridArtifact page-run-exp1 -Store $Local 6>&1 }
         finally { Remove-Item Env:BROWSER }
         $info | Should -HaveCount 1
         "$info" | Should -Match '^Artifacts page: http://127\.0\.0\.1:\d+/\?token=\S+#run=page-run&exp=exp1$'
+        $token = [regex]::Match("$info", 'token=([^#]+)').Groups[1].Value
         $deadline = [DateTime]::UtcNow.AddSeconds(10)
         while (-not (Test-Path $Opened) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 100 }
-        $url = Get-Content -Raw $Opened
-        "$info" | Should -BeExactly "Artifacts page: $url"
+        $argv = @(Get-Content $Opened)
+        $argv | Should -HaveCount 1
+        $argv[0].Contains($token) | Should -BeFalse -Because 'a command line is readable by every local user'
+        # The browser is given a file only this user can read, holding a one-time code.
+        $file = ([uri]$argv[0]).LocalPath
+        [IO.File]::GetUnixFileMode($file) | Should -Be ([IO.UnixFileMode]'UserRead, UserWrite')
+        $html = Get-Content -Raw $file
+        $html.Contains($token) | Should -BeFalse
+        $url = [Net.WebUtility]::HtmlDecode([regex]::Match($html, 'url=([^"]+)"').Groups[1].Value)
+        $url | Should -Match '^http://127\.0\.0\.1:\d+/\?code=[A-Za-z0-9_-]{43}#run=page-run&exp=exp1$'
         (Get-Page ([uri]$url) 'api/experiments?run=page-run').Content | ConvertFrom-Json |
             ForEach-Object { $_.experiments.id } | Should -Be 'page-run-exp1'
+        (Invoke-WebRequest -Uri $url -SkipHttpErrorCheck -MaximumRedirection 0).StatusCode | Should -Be 401 -Because 'the code works once'
     }
 
     It 'takes runs from the pipeline, and with -NoBrowser only says where the page is' {

@@ -12,12 +12,25 @@ public static class ArtifactLinks
 {
     public static readonly TimeSpan DefaultLifetime = TimeSpan.FromHours(24);
 
+    /// <summary>
+    /// The longest a link lives, on either store: seven days, as long as an S3 presigned URL can.
+    /// A folder store's server refuses any link that expires later than this from now.
+    /// </summary>
+    public static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(7);
+
+    /// <summary>Refuses (InvalidExpiry) a lifetime that is not positive or is longer than <see cref="MaxLifetime"/>.</summary>
+    public static void CheckLifetime(TimeSpan lifetime)
+    {
+        if (lifetime <= TimeSpan.Zero || lifetime > MaxLifetime)
+        {
+            throw new GridException(GridErrorKind.InvalidArgument, "InvalidExpiry",
+                $"A link lives more than 0 seconds and at most 7 days (the longest an S3 presigned URL lives), on every store; {lifetime} was asked for.", lifetime);
+        }
+    }
+
     public static async Task<(Uri Url, DateTimeOffset ExpiresAt)> CreateAsync(IObjectStore store, string run, string experiment, string path, TimeSpan lifetime, Action<string> warn)
     {
-        if (lifetime <= TimeSpan.Zero)
-        {
-            throw new GridException(GridErrorKind.InvalidArgument, "InvalidExpiry", $"A link's expiry must be positive; {lifetime} was asked for.", lifetime);
-        }
+        CheckLifetime(lifetime);
         var key = StoreLayout.ArtifactKey(run, experiment, path);
         switch (store)
         {

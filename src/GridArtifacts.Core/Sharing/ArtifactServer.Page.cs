@@ -16,6 +16,12 @@ public sealed partial class ArtifactServer
     /// <summary>How much of a text artifact the page previews.</summary>
     public const int PreviewBytes = 64 * 1024;
 
+    /// <summary>
+    /// The most a zip request's body may hold: the selection of a run of some 100,000 artifacts.
+    /// Larger gets 413.
+    /// </summary>
+    public const int MaxZipRequestBytes = 32 * 1024 * 1024;
+
     /// <summary>Points per metric the chart gets: more than its 640 units of width can show.</summary>
     public const int ChartPoints = 2000;
 
@@ -36,6 +42,21 @@ public sealed partial class ArtifactServer
     {
         var req = ctx.Request;
         var res = ctx.Response;
+        if (req.QueryString["code"] is { } code && req.HttpMethod == "GET" && path == "/")
+        {
+            if (!RedeemEntryCode(code))
+            {
+                res.StatusCode = 401;
+                await WriteTextAsync(res, "text/plain; charset=utf-8",
+                    "This entry address has been used or has expired. Run Show-GridArtifact again, or open the address it printed.").ConfigureAwait(false);
+                return;
+            }
+            // A browser opened on an entry file: the code, once, for the cookie (and out of the address bar).
+            res.Headers.Add("Set-Cookie", $"{CookieName}={Encoding.ASCII.GetString(_token)}; Path=/; HttpOnly; SameSite=Strict");
+            res.StatusCode = 303;
+            res.RedirectLocation = "/";
+            return;
+        }
         var fromQuery = req.QueryString["token"];
         if (!Authorized(fromQuery ?? req.Cookies[CookieName]?.Value))
         {
@@ -97,6 +118,69 @@ public sealed partial class ArtifactServer
                 res.StatusCode = 404;
                 return;
         }
+    }
+
+    /// <summary>How long an entry code opens the page: time for a browser to start, and no more.</summary>
+    public static readonly TimeSpan DefaultEntryLifetime = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long this server's entry codes live (tests shorten it).</summary>
+    internal TimeSpan EntryLifetime { get; set; } = DefaultEntryLifetime;
+
+    // One-time codes not yet used, with when they expire and the entry file that holds each.
+    private readonly ConcurrentDictionary<string, (DateTimeOffset Expires, string File)> _entryCodes = new(StringComparer.Ordinal);
+
+    /// <summary>The folder of entry files: the user's own configuration folder.</summary>
+    public static string EntryFolder => Path.Combine(StoreSettings.ConfigFolder, "page");
+
+    /// <summary>
+    /// Writes a page that sends a browser to this server once, and returns its path: a browser is opened
+    /// on it, so its command line (which every local user can read, as /proc/PID/cmdline) holds no
+    /// secret. Only this user can read the file (mode 0600, in a 0700 folder), and what it holds is not
+    /// the access token but a one-time code, which the server trades for the token's cookie once,
+    /// within <see cref="EntryLifetime"/>; the file goes when the code is used, expires or the server stops.
+    /// </summary>
+    /// <param name="fragment">Where the page opens (<c>#run=...</c>), or empty.</param>
+    public string WriteEntryFile(string fragment)
+    {
+        SweepEntryCodes();
+        var folder = EntryFolder;
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(folder);
+        else Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var code = Base64Url(RandomNumberGenerator.GetBytes(32));
+        var file = Path.Combine(folder, $"page-{Port.ToString(System.Globalization.CultureInfo.InvariantCulture)}-{Guid.NewGuid():N}.html");
+        var target = System.Net.WebUtility.HtmlEncode(new Uri(BaseUrl, "?code=" + code) + fragment);
+        var html = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">" +
+            $"<meta http-equiv=\"refresh\" content=\"0;url={target}\"><title>Artifacts</title></head>\n" +
+            $"<body><p>Opening <a href=\"{target}\">the artifacts page</a>.</p></body></html>\n";
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var stream = new FileStream(file, options)) stream.Write(Encoding.UTF8.GetBytes(html));
+        _entryCodes[code] = (DateTimeOffset.UtcNow + EntryLifetime, file);
+        return file;
+    }
+
+    /// <summary>True once for a code that has not expired; the code and its file are gone after.</summary>
+    private bool RedeemEntryCode(string code)
+    {
+        SweepEntryCodes();
+        if (!_entryCodes.TryRemove(code, out var entry)) return false;
+        TryDelete(entry.File);
+        return entry.Expires >= DateTimeOffset.UtcNow;
+    }
+
+    private void SweepEntryCodes(bool all = false)
+    {
+        var now = DateTimeOffset.UtcNow;
+        foreach (var (code, entry) in _entryCodes)
+        {
+            if ((all || entry.Expires < now) && _entryCodes.TryRemove(code, out _)) TryDelete(entry.File);
+        }
+    }
+
+    private static void TryDelete(string file)
+    {
+        try { File.Delete(file); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
     }
 
     private bool Authorized(string? given) =>
@@ -283,16 +367,21 @@ public sealed partial class ArtifactServer
     private async Task ServeZipAsync(HttpListenerContext ctx)
     {
         var res = ctx.Response;
-        string body;
-        using (var reader = new StreamReader(ctx.Request.InputStream, Encoding.UTF8)) body = await reader.ReadToEndAsync().ConfigureAwait(false);
+        if (await ReadBodyAsync(ctx.Request, MaxZipRequestBytes).ConfigureAwait(false) is not { } body)
+        {
+            res.StatusCode = 413;
+            return;
+        }
+        // Each artifact once, in the order first asked for.
         var items = new List<(string Run, string Experiment, string Path)>();
+        var seen = new HashSet<(string Run, string Experiment, string Path)>();
         try
         {
             var form = System.Web.HttpUtility.ParseQueryString(body);
             foreach (var raw in JsonSerializer.Deserialize<string[][]>(form["items"] ?? "[]") ?? Array.Empty<string[]>())
             {
                 if (raw.Length != 3 || ArtifactFromQuery(raw[0], raw[1], raw[2]) is not { } a) { res.StatusCode = 400; return; }
-                if (!items.Contains(a)) items.Add(a);
+                if (seen.Add(a)) items.Add(a);
             }
         }
         catch (JsonException) { res.StatusCode = 400; return; }
@@ -314,6 +403,21 @@ public sealed partial class ArtifactServer
                 await source.CopyToAsync(target).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>A request's body as UTF-8, or null when it is longer than <paramref name="limit"/> bytes (nothing past that is kept).</summary>
+    private static async Task<string?> ReadBodyAsync(HttpListenerRequest req, int limit)
+    {
+        if (req.ContentLength64 > limit) return null;
+        using var body = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        int n;
+        while ((n = await req.InputStream.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+        {
+            if (body.Length + n > limit) return null;
+            body.Write(buffer, 0, n);
+        }
+        return Encoding.UTF8.GetString(body.GetBuffer(), 0, (int)body.Length);
     }
 
     private static async Task WithStoreErrorsAsync(HttpListenerResponse res, Func<Task<object>> body)

@@ -12,10 +12,11 @@ namespace GridArtifacts.Core.Sharing;
 /// One store's HTTP server in this process, on 127.0.0.1 by default. It serves two things:
 /// <list type="bullet">
 /// <item>the artifacts page at <c>/</c> and its API, for any store, only to whoever holds the server's
-/// random access token (given in the page URL once, then kept in an HttpOnly, SameSite=Strict cookie);</item>
+/// random access token (given in the page URL once, or traded for a one-time code from an entry file,
+/// then kept in an HttpOnly, SameSite=Strict cookie);</item>
 /// <item>a folder store's expiring links at <c>/a/</c>, signed with HMAC-SHA256 over the artifact and
 /// its expiry with a per-store secret (created once, readable only by its owner). An expired,
-/// altered or foreign link gets 403 and no data; Range requests work. S3 stores need no such
+/// altered or foreign link, or one ending more than 7 days ahead, gets 403 and no data; Range requests work. S3 stores need no such
 /// route: their links are presigned by S3.</item>
 /// </list>
 /// Every request is checked for a Host this server answers to (no DNS rebinding), and nothing
@@ -24,6 +25,8 @@ namespace GridArtifacts.Core.Sharing;
 public sealed partial class ArtifactServer : IDisposable
 {
     private const string SecretFile = ".link-secret";
+    /// <summary>How far a link's signer's clock may run ahead of this server's.</summary>
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
     private static readonly ConcurrentDictionary<string, ArtifactServer> Running = new(StringComparer.Ordinal);
     private readonly HttpListener _listener = new();
     private readonly GridCatalog _catalog;
@@ -49,6 +52,13 @@ public sealed partial class ArtifactServer : IDisposable
             $"[::1]:{Port}",
         };
         _listener.Prefixes.Add(wildcard ? $"http://*:{Port}/" : BaseUrl.ToString());
+        // HttpListener answers only the host names of its prefixes (others get its own 404), so
+        // "localhost" needs one too. It listens where the name resolves first, so the prefix is added
+        // only where that is the address already listened on: it must open nothing new.
+        if (!wildcard && IPAddress.TryParse(address, out var ip) && IPAddress.IsLoopback(ip) && ResolvesFirstTo("localhost", ip))
+        {
+            _listener.Prefixes.Add($"http://localhost:{Port}/");
+        }
         _listener.Start();
         _ = Task.Run(LoopAsync);
     }
@@ -182,7 +192,11 @@ public sealed partial class ArtifactServer : IDisposable
         var expected = Mac(run, experiment, path, expires);
         // Compare in constant time whatever else is wrong, so timing says nothing about the signature.
         var signed = CryptographicOperations.FixedTimeEquals(expected, given);
-        if (!valid || !signed || DateTimeOffset.UtcNow.ToUnixTimeSeconds() > expires)
+        // A link says only when it ends, not when it was signed: one that ends further ahead than any
+        // link may live (one signed by an older version, or forged with the secret) is refused.
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var latest = now + (long)(ArtifactLinks.MaxLifetime + ClockSkew).TotalSeconds;
+        if (!valid || !signed || now > expires || expires > latest)
         {
             res.StatusCode = 403;
             return;
@@ -217,13 +231,15 @@ public sealed partial class ArtifactServer : IDisposable
             }
             if (range is not null)
             {
-                var m = System.Text.RegularExpressions.Regex.Match(range, @"^bytes=(\d*)-(\d*)$");
+                var m = System.Text.RegularExpressions.Regex.Match(range, @"^bytes=([0-9]*)-([0-9]*)$");
                 if (!m.Success || (m.Groups[1].Length == 0 && m.Groups[2].Length == 0)) { res.StatusCode = 416; return; }
-                if (m.Groups[1].Length == 0) { from = Math.Max(0, size - long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture)); }
+                // Numbers past what a long holds are past any object's end: a first byte there cannot be
+                // served (416); a last byte or a suffix that long means "to the end" (RFC 9110, 14.1.2).
+                if (m.Groups[1].Length == 0) { from = Math.Max(0, size - ParseOrMax(m.Groups[2].Value)); }
                 else
                 {
-                    from = long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
-                    if (m.Groups[2].Length > 0) to = Math.Min(to, long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture));
+                    from = ParseOrMax(m.Groups[1].Value);
+                    if (m.Groups[2].Length > 0) to = Math.Min(to, ParseOrMax(m.Groups[2].Value));
                 }
                 if (from >= size || from > to) { res.StatusCode = 416; res.Headers["Content-Range"] = $"bytes */{size}"; return; }
                 res.StatusCode = 206;
@@ -246,6 +262,16 @@ public sealed partial class ArtifactServer : IDisposable
         await read.Body.CopyToAsync(res.OutputStream).ConfigureAwait(false);
     }
 
+    private static bool ResolvesFirstTo(string name, IPAddress ip)
+    {
+        try { return Dns.GetHostAddresses(name) is [var first, ..] && first.Equals(ip); }
+        catch (System.Net.Sockets.SocketException) { return false; }
+    }
+
+    /// <summary>Digits as a long; long.MaxValue when there are too many.</summary>
+    private static long ParseOrMax(string digits) =>
+        long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : long.MaxValue;
+
     private static bool IsWildcard(string address) =>
         address is "*" or "+" || (IPAddress.TryParse(address, out var ip) && (ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any)));
 
@@ -263,6 +289,7 @@ public sealed partial class ArtifactServer : IDisposable
 
     public void Dispose()
     {
+        SweepEntryCodes(all: true);
         try { _listener.Stop(); _listener.Close(); } catch (ObjectDisposedException) { }
     }
 }

@@ -35,16 +35,15 @@ public sealed class NewGridArtifactLinkCommand : GridStoreCmdlet
     [SupportsWildcards]
     public string[]? Path { get; set; }
 
-    /// <summary>How long the link works; 24 hours by default (at most 7 days on S3).</summary>
+    /// <summary>How long the link works; 24 hours by default, at most 7 days on either store.</summary>
     [Parameter]
     public TimeSpan Expiry { get; set; } = TimeSpan.FromHours(24);
 
     protected override void ProcessRecord()
     {
-        if (Expiry <= TimeSpan.Zero || Expiry > TimeSpan.FromDays(365))
-        {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentOutOfRangeException(nameof(Expiry), "-Expiry must be positive and at most 365 days (7 days on S3)."), "InvalidExpiry", ErrorCategory.InvalidArgument, Expiry));
-        }
+        // Before anything is listed or signed, and the same on both stores.
+        try { ArtifactLinks.CheckLifetime(Expiry); }
+        catch (Model.GridException ex) { ThrowTerminatingError(ToErrorRecord(ex)); }
         var artifacts = new List<GridArtifact>();
         if (ParameterSetName == InputObjectSet)
         {
@@ -155,12 +154,30 @@ public sealed class ShowGridArtifactCommand : GridStoreCmdlet
         }
         var fragment = run is null ? "" : "#run=" + Uri.EscapeDataString(run) + (experiments.Length > 0 ? "&exp=" + Uri.EscapeDataString(string.Join(",", experiments)) : "");
         var page = new Uri(info.PageUrl + fragment);
+        // The address with the token goes to this user's own host only, never onto a command line.
         WriteInformation(new HostInformationMessage { Message = $"Artifacts page: {page}" }, new[] { "PSHOST" });
-        if (!NoBrowser && !BrowserLauncher.TryOpen(page, out var why))
+        if (!NoBrowser && !OpenBrowser(info.Store, fragment, out var why))
         {
             WriteWarning($"Could not open a browser ({why}); open the address above.");
         }
         if (PassThru) WriteObject(new GridArtifactServerInfo(info.Store, info.Url, page));
+    }
+
+    /// <summary>
+    /// Opens the browser on an entry file that only this user can read, holding a one-time code: a
+    /// browser's command line is readable by every local user, so the token never goes there.
+    /// </summary>
+    private static bool OpenBrowser(string store, string fragment, out string? why)
+    {
+        if (ArtifactServer.For(store) is not { } server) { why = "the server has stopped"; return false; }
+        string entry;
+        try { entry = server.WriteEntryFile(fragment); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            why = ex.Message;
+            return false;
+        }
+        return BrowserLauncher.TryOpen(new Uri(entry), out why);
     }
 }
 
