@@ -234,4 +234,113 @@ public sealed class HostileFolderTests : IDisposable
         Assert.Empty(stored);
         Assert.Single(warnings, w => w.StartsWith($"Skipped '{link}': it is the store's own folder", StringComparison.Ordinal));
     }
+
+    private static bool IsRoot => Environment.UserName == "root";
+
+    private static void Run(string command)
+    {
+        using var p = System.Diagnostics.Process.Start("bash", new[] { "-c", command })!;
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"'{command}' failed with {p.ExitCode}");
+    }
+
+    /// <summary>Bind mounts need root: as anyone else these two tests check nothing (CI runs them as root).</summary>
+    [Fact]
+    public async Task The_store_bind_mounted_into_the_folder_is_known_by_device_and_inode_and_never_read()
+    {
+        if (!IsRoot) return;
+        var (catalog, store) = Catalog("fs");
+        await catalog.PutArtifactFileAsync("older", "exp0", "a.txt", _temp.WriteFile("a.txt", TestBytes.Random(100, 1)), default);
+        var work = Directory.CreateDirectory(_temp.Sub("work-" + Guid.NewGuid().ToString("N"))).FullName;
+        var mount = Directory.CreateDirectory(Path.Combine(work, "st")).FullName;
+        Run($"mount --bind '{store}' '{mount}'");
+        try
+        {
+            var (exit, _, _, warnings, experiment, stored) = await Capture("fs", "echo mine > mine.txt; touch st/runs/older/touched", work: work, store: (catalog, store));
+            Assert.Equal(0, exit);
+            Assert.Equal(new[] { "mine.txt" }, stored.Keys.ToArray());
+            Assert.Contains("bind mount", Assert.Single(warnings, w => Names(w, work, "st")));
+            var imported = ArtifactImporter.ListFiles(work, new ModuleFolders(catalog.Store), warnings.Add);
+            Assert.DoesNotContain(imported, f => f.Path.StartsWith("st/", StringComparison.Ordinal));
+        }
+        finally { Run($"umount '{mount}'"); }
+    }
+
+    [Fact]
+    public async Task A_folder_bind_mounted_into_itself_is_walked_once_and_the_agent_lives()
+    {
+        if (!IsRoot) return;
+        var work = Directory.CreateDirectory(_temp.Sub("work-" + Guid.NewGuid().ToString("N"))).FullName;
+        var self = Directory.CreateDirectory(Path.Combine(work, "self")).FullName;
+        Run($"mount --bind '{work}' '{self}'");
+        try
+        {
+            var (exit, _, _, warnings, experiment, stored) = await Capture("fs", "mkdir -p sub; echo a > sub/a.txt; echo b > b.txt; sleep 1; echo c > sub/c.txt", work: work);
+            Assert.Equal(0, exit);
+            Assert.Equal(GridStatus.Succeeded, experiment.Status);
+            Assert.Equal(new[] { "b.txt", "sub/a.txt", "sub/c.txt" }, stored.Keys.Order(StringComparer.Ordinal).ToArray());
+            Assert.Single(warnings, w => Names(w, work, "self"));
+            var files = ArtifactImporter.ListFiles(work, new ModuleFolders(new FileSystemStore(_temp.Sub("other-store"))), warnings.Add);
+            Assert.Equal(files.Count, files.Select(f => f.Path.Replace("self/", "")).Distinct().Count());
+        }
+        finally { Run($"umount '{self}'"); }
+    }
+
+    [Fact]
+    public async Task A_tree_deeper_than_any_artifact_path_neither_stops_the_start_nor_the_agent()
+    {
+        var work = Directory.CreateDirectory(_temp.Sub("work-" + Guid.NewGuid().ToString("N"))).FullName;
+        // 1,100 levels of 5 characters: past PATH_MAX, made before the start and by the script.
+        const string deep = "for i in $(seq 1 1100); do mkdir d1234 && cd d1234; done; echo x > deep.txt";
+        Run($"cd '{work}' && mkdir before && cd before && {deep}");
+        var (exit, _, _, warnings, experiment, stored) = await Capture("fs", $"(mkdir during && cd during && {deep}); echo fine > fine.txt", work: work);
+        Assert.Equal(0, exit);
+        Assert.Equal(GridStatus.Succeeded, experiment.Status);
+        Assert.Equal(new[] { "fine.txt" }, stored.Keys.ToArray());
+        Assert.Contains(warnings, w => w.Contains("/during/d1234/") && w.Contains("longer than an artifact's may be"));
+    }
+
+    [Fact]
+    public async Task A_link_that_leads_nowhere_is_said_and_one_that_comes_to_lead_somewhere_arrives()
+    {
+        var (exit, _, _, warnings, experiment, stored) = await Capture("fs", """
+            ln -s missing.txt nowhere
+            ln -s later.txt soon
+            for i in $(seq 1 100); do grep -q "'soon'" "$WARNINGS" 2>/dev/null && break; sleep 0.1; done
+            echo arrived > later.txt
+            """, new() { ["WARNINGS"] = _temp.Sub("no-such-file") });
+        Assert.Equal(0, exit);
+        Assert.Equal(new[] { "later.txt", "soon" }, stored.Keys.Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(stored["later.txt"], stored["soon"]);
+        Assert.Contains("leads nowhere", Assert.Single(experiment.Sync!.Unstorable, u => u.StartsWith("nowhere:", StringComparison.Ordinal)));
+        Assert.DoesNotContain(experiment.Sync!.Unstorable, u => u.StartsWith("soon:", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_record_names_at_most_a_thousand_files_not_stored_and_counts_the_rest()
+    {
+        var (exit, _, _, warnings, experiment, stored) = await Capture("fs", "for i in $(seq 1 1050); do mkfifo p$i; done; echo ok > ok.txt");
+        Assert.Equal(0, exit);
+        Assert.Equal(new[] { "ok.txt" }, stored.Keys.ToArray());
+        Assert.Equal(CaptureAgent.MaxUnstorableListed + 1, experiment.Sync!.Unstorable.Count);
+        Assert.Equal("... and 50 more, named in the agent's warnings", experiment.Sync.Unstorable[^1]);
+        Assert.Equal(1050, warnings.Count(w => w.Contains("FIFO")));
+    }
+
+    [Fact]
+    public async Task A_target_whose_real_path_is_not_UTF8_never_passes_for_a_folder_whose_name_is()
+    {
+        // The root's name holds U+FFFD (a legal character); a sibling's holds the byte 0xFF, which a
+        // lossy decoding would read as U+FFFD too.
+        var work = Directory.CreateDirectory(_temp.Sub("w\uFFFD-" + Guid.NewGuid().ToString("N"))).FullName;
+        var (exit, _, _, warnings, _, stored) = await Capture("fs", """
+            sibling="$(dirname "$PWD")/$(basename "$PWD" | sed 's/\xEF\xBF\xBD/\xFF/')"
+            mkdir "$sibling"; echo TOPSECRET > "$sibling/secret.txt"
+            ln -s "$sibling/secret.txt" coll.lnk
+            echo ok > ok.txt
+            """, work: work);
+        Assert.Equal(0, exit);
+        Assert.Equal(new[] { "ok.txt" }, stored.Keys.ToArray());
+        Assert.Contains("not valid UTF-8", Assert.Single(warnings, w => Names(w, work, "coll.lnk")));
+    }
 }

@@ -67,6 +67,8 @@ public sealed class ArtifactImporter
         }
         var root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(source));
         var within = scope = new ReadScope(new[] { root }, folders);
+        var walked = new WalkedFolders();
+        walked.FirstVisit(root);
         var walk = new FileSystemEnumerable<(string, string)>(root,
             (ref FileSystemEntry e) =>
             {
@@ -84,8 +86,13 @@ public sealed class ArtifactImporter
                     skipped($"Skipped '{full}': {within.FolderLinkProblem(full)}.");
                     return false;
                 }
-                if (folders.WhySkipped(full) is not { } why) return true;
-                skipped($"Skipped '{full}': {why}.");
+                if (folders.WhySkipped(full) is { } why)
+                {
+                    skipped($"Skipped '{full}': {why}.");
+                    return false;
+                }
+                if (walked.FirstVisit(full)) return true;
+                skipped($"Skipped '{full}': it is a folder already imported by another path (the same device and inode); no folder is read twice.");
                 return false;
             },
         };

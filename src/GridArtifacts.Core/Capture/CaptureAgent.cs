@@ -275,8 +275,10 @@ public sealed class CaptureAgent
         // Tags go on only once the claim holds: a refused agent tags nothing.
         if (_options.Tags.Count > 0)
             await PersistAsync("The experiment's tags", () => _catalog.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), Until(DateTimeOffset.UtcNow + _options.FinalSyncPatience)).ConfigureAwait(false);
-        using var watchers = new WatcherSet(_roots.Select(r => r.Root), OnChanged, OnOverflow);
-        _watching = watchers.Complete;
+        // A folder met twice before the start (a bind mount of a folder into itself) would send the
+        // change notifications' own walk round without end: then every pass is a full rescan instead.
+        using var watchers = new WatcherSet(_folderMetTwice ? Array.Empty<string>() : _roots.Select(r => r.Root), OnChanged, OnOverflow);
+        _watching = watchers.Complete && !_folderMetTwice;
         var stopped = false;
         var stopRequested = false;
         int exitCode;
@@ -350,6 +352,8 @@ public sealed class CaptureAgent
             try { await Task.Delay(pause, _budget.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { break; } // a signal's budget ran out
             await SyncAsync(final: true, _budget.Token).ConfigureAwait(false);
+            // Still alive while it waits: the experiment never reads as Lost.
+            await TryAsync("The heartbeat", () => HeartbeatAsync(logs)).ConfigureAwait(false);
         }
         if (_sync.FilesPending > 0 && BudgetEnds is not null)
             Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store before the time a {signal ?? "signal"} leaves ran out; the sealed manifest lists what did.");
@@ -501,7 +505,7 @@ public sealed class CaptureAgent
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
         // Every folder walked, by device and inode: none is walked twice in a pass (a bind mount of a
         // folder into itself, two roots that are one folder).
-        var walked = new HashSet<(ulong, ulong)>();
+        var walked = new WalkedFolders();
         foreach (var (r, folder) in folders)
         {
             var (root, prefix) = _roots[r];
@@ -537,20 +541,36 @@ public sealed class CaptureAgent
                     // the store's own folder, and the module's working and temporary folders, never are.
                     ShouldRecursePredicate = (ref System.IO.Enumeration.FileSystemEntry e) =>
                         (e.Attributes & FileAttributes.ReparsePoint) != 0 ? SkipFolderLink(e.ToFullPath())
+                        : prefix.Length + e.Directory.Length - skip + 1 + e.FileName.Length > GridNames.MaxArtifactPathBytes ? SkipTooDeep(e.ToFullPath())
                         : ShouldWalk(e.ToFullPath()) && FirstVisit(e.ToFullPath(), walked),
                 };
                 foreach (var _ in files) { }
             }
             catch (DirectoryNotFoundException) { } // removed by the script meanwhile: what was stored stays stored
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // What the walk found before it stands; the next pass walks again.
+                if (_reportedSkipped.Add("walk:" + folder)) Warning?.Invoke($"'{folder}' could not be walked to its end: {ex.Message}");
+            }
         }
     }
 
+    /// <summary>Set once a walk has met a folder a second time (by device and inode).</summary>
+    private bool _folderMetTwice;
+
     /// <summary>Whether this pass walks <paramref name="folder"/> for the first time (by device and inode, where they can be had).</summary>
-    private bool FirstVisit(string folder, HashSet<(ulong, ulong)> walked)
+    private bool FirstVisit(string folder, WalkedFolders walked)
     {
-        if (!NativeFiles.Supported || NativeFiles.TryStat(folder, follow: true, out var status) != NativeFiles.Failure.None) return true;
-        if (walked.Add((status.Device, status.Inode))) return true;
+        if (walked.FirstVisit(folder)) return true;
+        _folderMetTwice = true;
         if (_reportedSkipped.Add(folder)) Warning?.Invoke($"Skipped '{folder}': it is a folder already captured by another path (the same device and inode); no folder is walked twice.");
+        return false;
+    }
+
+    /// <summary>A folder whose path is already longer than any artifact's may be: nothing in it could be stored.</summary>
+    private bool SkipTooDeep(string folder)
+    {
+        if (_reportedSkipped.Add(folder)) Warning?.Invoke($"Skipped '{folder}': its path is longer than an artifact's may be ({GridNames.MaxArtifactPathBytes} bytes), so nothing in it can be stored.");
         return false;
     }
 
@@ -599,7 +619,8 @@ public sealed class CaptureAgent
 
     private bool ShouldWalk(string folder)
     {
-        if (_folders.WhySkipped(folder) is not { } why) return true;
+        if (_folders.WhySkipped(folder, out var otherPath) is not { } why) return true;
+        if (otherPath) _folderMetTwice = true;
         if (_reportedSkipped.Add(folder)) Warning?.Invoke($"Skipped '{folder}': {why}.");
         return false;
     }
@@ -650,11 +671,36 @@ public sealed class CaptureAgent
     /// <summary><see cref="FileTable.Slot.Entry"/> of a file whose latest entry an earlier agent wrote.</summary>
     private const int EarlierEntry = -2;
 
+    /// <summary>The most files <see cref="GridSyncState.Unstorable"/> names (the record is rewritten every heartbeat); a last line counts the rest.</summary>
+    public const int MaxUnstorableListed = 1000;
+
+    private int _unstorableUnlisted;
+
+    /// <summary>A file not stored, and why: said once in a warning and listed in the record (from any upload worker).</summary>
     private void ReportUnstorable(string path, string problem)
     {
-        if (!_reportedUnstorable.Add(path)) return;
-        _sync.Unstorable.Add($"{path}: {problem}");
+        lock (_syncGate)
+        {
+            if (!_reportedUnstorable.Add(path)) return;
+            if (_sync.Unstorable.Count < MaxUnstorableListed) _sync.Unstorable.Add($"{path}: {problem}");
+            else
+            {
+                if (_unstorableUnlisted++ > 0) _sync.Unstorable.RemoveAt(_sync.Unstorable.Count - 1);
+                _sync.Unstorable.Add($"... and {_unstorableUnlisted} more, named in the agent's warnings");
+            }
+        }
         Warning?.Invoke($"'{path}' cannot be stored as an artifact: {problem}.");
+    }
+
+    /// <summary>A file reported earlier that has since gone up (a link that now leads somewhere, a FIFO replaced by a file).</summary>
+    private void Unreport(string path)
+    {
+        lock (_syncGate)
+        {
+            if (!_reportedUnstorable.Remove(path)) return;
+            var prefix = path + ": ";
+            _sync.Unstorable.RemoveAll(u => u.StartsWith(prefix, StringComparison.Ordinal));
+        }
     }
 
     /// <summary>A path a change notification named: the file itself, or every file of a folder that appeared.</summary>
@@ -675,8 +721,9 @@ public sealed class CaptureAgent
         {
             if (_folders.WhySkipped(dir) is not null) return;
         }
-        var info = new FileInfo(fullPath);
-        if (info.Attributes is var attributes && (int)attributes == -1) return; // removed since: what was stored stays stored
+        FileAttributes attributes;
+        try { attributes = File.GetAttributes(fullPath); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; } // removed since (what was stored stays stored), or not ours to look at
         if ((attributes & FileAttributes.Directory) != 0)
         {
             if ((attributes & FileAttributes.ReparsePoint) != 0) SkipFolderLink(fullPath);
@@ -878,6 +925,7 @@ public sealed class CaptureAgent
                 return UploadOutcome.Skipped;
             }
             var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, file, cut).ConfigureAwait(false);
+            Unreport(path);
             var number = _journal!.Add(entry);
             _metrics.Noticed(path, fullPath, entry);
             var changed = file.ChangedSinceOpened(out var length, out var modified);

@@ -20,6 +20,8 @@ public sealed class ModuleFolders
     public static readonly string[] TempPrefixes = { "grid-logs-", "grid-copy-" };
 
     private readonly Dictionary<string, string> _excluded = new(StringComparer.Ordinal);
+    /// <summary>The same folders by device and inode, where they can be had: a bind mount reaches one by any path.</summary>
+    private readonly Dictionary<(ulong Device, ulong Inode), string> _identities = new();
     private readonly string _temp = Trim(Path.GetTempPath());
     private readonly string? _store;
     /// <summary>The store's folder with every link resolved (it may be reached through one).</summary>
@@ -39,18 +41,28 @@ public sealed class ModuleFolders
         foreach (var (path, why) in more ?? Array.Empty<(string, string)>()) Add(path, why);
     }
 
-    /// <summary>A folder by the path given and by its real path (links resolved), so a link to it is known for what it is.</summary>
+    /// <summary>
+    /// A folder by the path given, by its real path (links resolved) and by its device and inode, so a
+    /// link to it or a bind mount of it is known for what it is.
+    /// </summary>
     private void Add(string path, string why)
     {
         _excluded.TryAdd(Trim(Path.GetFullPath(path)), why);
         if (NativeFiles.RealPath(path) is { } real) _excluded.TryAdd(Trim(real), why);
+        if (NativeFiles.Supported && NativeFiles.TryStat(path, follow: true, out var status) == NativeFiles.Failure.None && status.IsDirectory)
+            _identities.TryAdd((status.Device, status.Inode), why);
     }
 
     private static string Trim(string path) => Path.TrimEndingDirectorySeparator(path);
 
     /// <summary>Why a folder met inside a tree is skipped, or null when it is walked.</summary>
-    public string? WhySkipped(string folder)
+    public string? WhySkipped(string folder) => WhySkipped(folder, out _);
+
+    /// <inheritdoc cref="WhySkipped(string)"/>
+    /// <param name="otherPath">Set when it is one of these folders reached by another path (a bind mount).</param>
+    public string? WhySkipped(string folder, out bool otherPath)
     {
+        otherPath = false;
         var full = Trim(folder);
         if (_excluded.TryGetValue(full, out var why)) return why;
         var parent = Path.GetDirectoryName(full);
@@ -58,6 +70,12 @@ public sealed class ModuleFolders
         {
             var name = Path.GetFileName(full);
             if (TempPrefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal))) return "it is one of the module's temporary folders";
+        }
+        if (_identities.Count > 0 && NativeFiles.TryStat(full, follow: false, out var status) == NativeFiles.Failure.None && status.IsDirectory
+            && _identities.TryGetValue((status.Device, status.Inode), out why))
+        {
+            otherPath = true;
+            return why + ", reached here by another path (a bind mount)";
         }
         return null;
     }

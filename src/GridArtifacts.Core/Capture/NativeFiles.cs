@@ -24,7 +24,10 @@ internal static class NativeFiles
     private const int AT_SYMLINK_NOFOLLOW = 0x100;
     private const int AT_EMPTY_PATH = 0x1000;
     private const uint STATX_BASIC_STATS = 0x7ff;
-    private const int ENOENT = 2, ENOTDIR = 20, ELOOP = 40;
+    private const int EPERM = 1, ENOENT = 2, EACCES = 13, ENOTDIR = 20, ELOOP = 40;
+
+    /// <summary>Paths as the kernel gives them, decoded strictly: bytes that are not UTF-8 never pass for a name that is.</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     [DllImport("libc", SetLastError = true, EntryPoint = "open")]
     private static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
@@ -58,12 +61,13 @@ internal static class NativeFiles
     }
 
     /// <summary>Why a path could not be looked at.</summary>
-    public enum Failure { None, Gone, Loop, Other }
+    public enum Failure { None, Gone, Loop, Denied, Other }
 
     private static Failure FailureOf(int errno) => errno switch
     {
         ENOENT or ENOTDIR => Failure.Gone,
         ELOOP => Failure.Loop,
+        EACCES or EPERM => Failure.Denied,
         _ => Failure.Other,
     };
 
@@ -130,7 +134,7 @@ internal static class NativeFiles
             {
                 var errno = Marshal.GetLastPInvokeError();
                 failure = FailureOf(errno);
-                if (failure == Failure.Other) throw new UnauthorizedAccessException($"'{path}' could not be opened (error {errno}).");
+                if (failure == Failure.Other) throw new IOException($"'{path}' could not be opened (error {errno}).");
                 return null;
             }
             return new SafeFileHandle(fd, ownsHandle: true);
@@ -149,7 +153,11 @@ internal static class NativeFiles
             var buffer = new byte[size];
             var n = ReadLink(path, buffer, size);
             if (n < 0) return null;
-            if (n < size) return Encoding.UTF8.GetString(buffer, 0, (int)n);
+            if (n < size)
+            {
+                try { return StrictUtf8.GetString(buffer, 0, (int)n); }
+                catch (DecoderFallbackException) { return null; }
+            }
         }
         return null;
     }
@@ -175,4 +183,14 @@ internal static class NativeFiles
         try { return ReadLinkText("/proc/self/fd/" + at.ToString(System.Globalization.CultureInfo.InvariantCulture)); }
         finally { Close(at); }
     }
+}
+
+/// <summary>The folders one walk has entered, by device and inode (where they can be had): none is entered twice.</summary>
+internal sealed class WalkedFolders
+{
+    private readonly HashSet<(ulong, ulong)> _seen = new();
+
+    /// <summary>True the first time <paramref name="folder"/> (by its identity) is met; true too where identities cannot be had.</summary>
+    public bool FirstVisit(string folder) =>
+        !NativeFiles.Supported || NativeFiles.TryStat(folder, follow: true, out var status) != NativeFiles.Failure.None || _seen.Add((status.Device, status.Inode));
 }

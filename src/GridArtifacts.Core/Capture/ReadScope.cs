@@ -45,11 +45,15 @@ public sealed class ReadScope
             if (handle is not null) return new LocalFile(handle, path);
             skipped = failure switch
             {
+                NativeFiles.Failure.Gone when IsLink(path) => "it is a link that leads nowhere (its target does not exist)",
                 NativeFiles.Failure.Gone => null,
                 NativeFiles.Failure.Loop => "it is a link that leads round in a loop; not followed",
-                NativeFiles.Failure.Other => throw new UnauthorizedAccessException($"'{path}' could not be looked at."),
-                _ => !status.IsRegularFile ? $"it is {status.Kind}{Via(path, real)}: only regular files are read, and this one is never opened"
-                    : $"{Describe(path, real)}: {WhyNotRead(real!)}",
+                // Not a passing failure: said once, and tried again only once the file changes.
+                NativeFiles.Failure.Denied => "it cannot be read (permission denied)",
+                NativeFiles.Failure.Other => throw new IOException($"'{path}' could not be looked at."),
+                _ when !status.IsRegularFile => $"it is {status.Kind}{Via(path, real)}: only regular files are read, and this one is never opened",
+                _ when real is null => "its real path is not valid UTF-8, so where it leads cannot be checked; it is not read",
+                _ => $"{Describe(path, real)}: {WhyNotRead(real)}",
             };
             return null;
         }
@@ -98,6 +102,12 @@ public sealed class ReadScope
             return $"it is a link to '{real}', a folder that holds it (a loop); not followed";
         if (WhyNotRead(real) is { } why) return $"it is a link to '{real}': {why}";
         return $"it is a link to '{real}', whose files are captured under their own paths; not followed";
+    }
+
+    private static bool IsLink(string path)
+    {
+        try { return new FileInfo(path).LinkTarget is not null; }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return false; }
     }
 
     private static bool IsInside(string path, string folder) =>
