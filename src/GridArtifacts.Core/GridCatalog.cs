@@ -218,8 +218,9 @@ public sealed partial class GridCatalog
         {
             try
             {
-                var manifest = await ReadManifestAsync(run, experiment, ct).ConfigureAwait(false);
-                if (manifest is not null) summary = (manifest.Artifacts.Count, manifest.Artifacts.Sum(a => a.Size));
+                var (count, bytes) = (0, 0L);
+                var manifest = await VisitManifestAsync(run, experiment, () => (count, bytes) = (0, 0), e => { count++; bytes += e.Size; }, ct).ConfigureAwait(false);
+                if (manifest is not null) summary = (count, bytes);
             }
             catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord) { /* reported by Get-GridArtifact */ }
         }
@@ -286,12 +287,23 @@ public sealed partial class GridCatalog
         return new ReadResult<GridExperiment>(read.Items.Where(i => i is not null).Select(i => i!).ToList(), read.Errors);
     }
 
-    /// <summary>The script's output an agent kept (<c>stdout</c> or <c>stderr</c>), or null when there is none.</summary>
-    public Task<byte[]?> ReadLogAsync(string run, string experiment, string stream, CancellationToken ct)
+    /// <summary>The script's output an agent kept (<c>stdout</c> or <c>stderr</c>), or null when there is none. A log is not a record: it has no size bound.</summary>
+    public async Task<byte[]?> ReadLogAsync(string run, string experiment, string stream, CancellationToken ct)
     {
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
-        return Store.TryReadAllBytesAsync(StoreLayout.LogKey(run, experiment, stream), ct);
+        var key = StoreLayout.LogKey(run, experiment, stream);
+        // The request and its body are one unit: a body cut short is read again whole.
+        return await Retry.RunAsync(async c =>
+        {
+            if (await TryOpenAsync(key, c).ConfigureAwait(false) is not { } body) return null;
+            await using (body.ConfigureAwait(false))
+            {
+                using var ms = new MemoryStream();
+                await body.CopyToAsync(ms, c).ConfigureAwait(false);
+                return (byte[]?)ms.ToArray();
+            }
+        }, ct).ConfigureAwait(false);
     }
 
     /// <summary>Keeps the script's output (<c>stdout</c> or <c>stderr</c>) with the experiment: its writer's call.</summary>
@@ -303,21 +315,55 @@ public sealed partial class GridCatalog
         Engine.UploadFileAsync(Store, StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), localPath, ct);
 
     /// <summary>
-    /// An experiment's manifest: the sealed one, or, while it runs, the last compacted manifest with
-    /// the segments written after it merged in (a later entry for a path replaces an earlier one).
-    /// Segments are numbered without gaps from the compacted manifest on; a gap means a compaction
-    /// went on while this read, so it reads again, and never returns part of a manifest.
+    /// An experiment's manifest, with every entry held (<see cref="VisitManifestAsync"/> holds none of a
+    /// sealed one): the sealed one, or, while it runs, the last compacted manifest with the segments
+    /// written after it merged in. Null when it has none.
     /// </summary>
     public async Task<ManifestRecord?> ReadManifestAsync(string run, string experiment, CancellationToken ct)
+    {
+        var entries = new List<ManifestEntry>();
+        var manifest = await VisitManifestAsync(run, experiment, entries.Clear, entries.Add, ct).ConfigureAwait(false);
+        if (manifest is not null) manifest.Artifacts = entries;
+        return manifest;
+    }
+
+    /// <summary>
+    /// An experiment's manifest, entry by entry: each path once, with its latest entry, to
+    /// <paramref name="visit"/>; returns the manifest's fields (its Artifacts empty), or null when it
+    /// has none. Manifests are streams, never records: a sealed one goes to <paramref name="visit"/> as
+    /// it is read, so its size costs no memory; while the experiment runs, the last compacted manifest
+    /// and the segments written after it are merged first (a later entry for a path replaces an
+    /// earlier one). Segments are numbered without gaps from the compacted manifest on; a gap means a
+    /// compaction went on while this read, so it reads again, and never returns part of a manifest.
+    /// Each attempt starts with <paramref name="restart"/>: what an attempt before it visited is to be dropped.
+    /// </summary>
+    public async Task<ManifestRecord?> VisitManifestAsync(string run, string experiment, Action restart, Action<ManifestEntry> visit, CancellationToken ct)
     {
         var key = StoreLayout.ManifestKey(run, experiment);
         for (var attempt = 1; ; attempt++)
         {
+            restart();
             var segmentsTask = ListManifestSegmentsAsync(run, experiment, ct);
-            var bytes = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
-            var manifest = bytes is null ? null : RecordJson.Deserialize<ManifestRecord>(bytes, Location, key);
+            // Entries of a running experiment's manifest wait here for its segments; a sealed one's go on.
+            var merged = new Dictionary<string, ManifestEntry>(StringComparer.Ordinal);
+            ManifestReader.Body? body;
+            try
+            {
+                body = await ReadManifestBodyAsync(key, (fields, e) => { if (fields.Sealed) visit(e); else merged[e.Path] = e; }, headerOnly: false, ct).ConfigureAwait(false);
+            }
+            catch (GridException ex) when (ex.IsTransient && attempt < Retry.MaxAttempts)
+            {
+                // A body cut short: the manifest is read again from its start, by the next attempt.
+                try { await segmentsTask.ConfigureAwait(false); } catch (GridException) { }
+                continue;
+            }
+            var manifest = body?.Header;
             var listed = await segmentsTask.ConfigureAwait(false);
-            if (manifest is { Sealed: true }) return manifest;
+            if (manifest is { Sealed: true })
+            {
+                foreach (var e in merged.Values) visit(e); // a manifest that said it was sealed only after its entries
+                return manifest;
+            }
             var from = (manifest?.Through ?? -1) + 1;
             var segments = listed.Where(x => x.Sequence >= from).ToList();
             if (segments.Count == 0)
@@ -326,34 +372,82 @@ public sealed partial class GridCatalog
                 // the listing (a fold writes manifest.json, then deletes the segments it took in, so a
                 // listing after a fold this read missed can hold none). Read it again: the same bytes
                 // mean the listing came before any later fold.
-                var again = await Store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false);
-                if (bytes is null ? again is null : again is not null && bytes.AsSpan().SequenceEqual(again)) return manifest;
-                if (attempt < 5) continue;
-                return again is null ? null : RecordJson.Deserialize<ManifestRecord>(again, Location, key);
+                var again = await HashManifestAsync(key, ct).ConfigureAwait(false);
+                if ((body is null ? again is null : again is not null && body.Value.Sha256.AsSpan().SequenceEqual(again)) || attempt >= Retry.MaxAttempts)
+                {
+                    foreach (var e in merged.Values) visit(e);
+                    return manifest;
+                }
+                continue;
             }
             // The listing may predate a compaction that this read of manifest.json already saw, or
             // follow one it did not: either way the numbers do not join up, and it is read again.
             var joined = segments.Select((x, i) => x.Sequence == from + i).All(b => b);
-            var bodies = joined ? await ReadManyAsync(segments, (x, c) => Store.TryReadAllBytesAsync(x.Key, c), ct).ConfigureAwait(false) : null;
+            var bodies = joined ? await ReadManyAsync(segments, (x, c) => TryReadSegmentAsync(x.Key, c), ct).ConfigureAwait(false) : null;
+            if (bodies?.Errors.FirstOrDefault(e => e.Kind == GridErrorKind.DamagedRecord) is { } damaged) throw damaged;
             if (bodies is null || bodies.Items.Count != segments.Count || bodies.Errors.Count > 0)
             {
-                if (attempt < 5) continue;
-                if (bodies?.Errors.Count > 0) throw bodies.Errors[0];
+                if (attempt < Retry.MaxAttempts) continue;
+                if (bodies is { Errors.Count: > 0 }) throw bodies.Errors[0];
                 var missing = from + segments.Select((x, i) => (x.Sequence, i)).First(p => p.Sequence != from + p.i).i;
                 throw new GridException(GridErrorKind.DamagedRecord, "DamagedRecord",
                     $"The manifest of {GridNames.ExperimentId(run, experiment)} in store '{Location}' is damaged: its segment {missing:x8} is missing. The artifacts are still listed, without hashes.", key);
             }
-            var merged = new Dictionary<string, ManifestEntry>(StringComparer.Ordinal);
-            foreach (var a in manifest?.Artifacts ?? new()) merged[a.Path] = a;
-            for (var i = 0; i < segments.Count; i++)
+            foreach (var entries in bodies.Items)
             {
-                foreach (var entry in ParseSegment(bodies.Items[i]!, segments[i].Key)) merged[entry.Path] = entry;
+                foreach (var entry in entries!) merged[entry.Path] = entry;
             }
+            foreach (var e in merged.Values) visit(e);
             return new ManifestRecord
             {
                 Run = run, Experiment = experiment, Sealed = false, Through = segments[^1].Sequence,
-                Updated = manifest?.Updated ?? default, Artifacts = merged.Values.ToList(),
+                Updated = manifest?.Updated ?? default,
             };
+        }
+    }
+
+    /// <summary>manifest.json read as a stream (<see cref="ManifestReader"/>), or null when there is none.</summary>
+    private async Task<ManifestReader.Body?> ReadManifestBodyAsync(string key, Action<ManifestRecord, ManifestEntry>? entry, bool headerOnly, CancellationToken ct)
+    {
+        if (await TryOpenAsync(key, ct).ConfigureAwait(false) is not { } body) return null;
+        await using (body.ConfigureAwait(false))
+        {
+            return await ManifestReader.ReadAsync(body, Location, key, entry, headerOnly, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The SHA-256 of manifest.json as it is now, or null when there is none.</summary>
+    private async Task<byte[]?> HashManifestAsync(string key, CancellationToken ct)
+    {
+        if (await TryOpenAsync(key, ct).ConfigureAwait(false) is not { } body) return null;
+        await using (body.ConfigureAwait(false))
+        {
+            return await ManifestReader.HashAsync(body, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The entries of one segment (one per line), or null when it is gone.</summary>
+    private async Task<List<ManifestEntry>?> TryReadSegmentAsync(string key, CancellationToken ct)
+    {
+        if (await TryOpenAsync(key, ct).ConfigureAwait(false) is not { } body) return null;
+        await using (body.ConfigureAwait(false))
+        {
+            var entries = new List<ManifestEntry>();
+            await ManifestReader.ReadSegmentAsync(body, Location, key, entries.Add, ct).ConfigureAwait(false);
+            return entries;
+        }
+    }
+
+    /// <summary>An object opened for streaming, or null when there is none.</summary>
+    private async Task<Stream?> TryOpenAsync(string key, CancellationToken ct)
+    {
+        try
+        {
+            return await Store.OpenReadAsync(key, ct).ConfigureAwait(false);
+        }
+        catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
+        {
+            return null;
         }
     }
 
@@ -367,23 +461,6 @@ public sealed partial class GridCatalog
         }
         segments.Sort();
         return segments;
-    }
-
-    /// <summary>The entries of one segment: one JSON object per line.</summary>
-    public IEnumerable<ManifestEntry> ParseSegment(byte[] body, string key)
-    {
-        var text = System.Text.Encoding.UTF8.GetString(body);
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.Length == 0) continue;
-            ManifestEntry? entry;
-            try { entry = System.Text.Json.JsonSerializer.Deserialize<ManifestEntry>(line, RecordJson.Compact); }
-            catch (System.Text.Json.JsonException ex)
-            {
-                throw new GridException(GridErrorKind.DamagedRecord, "DamagedRecord", $"The record '{key}' in store '{Location}' is damaged: a line is not valid JSON ({ex.Message}). The other records are still read.", key, ex);
-            }
-            if (entry is not null) yield return entry;
-        }
     }
 
     /// <summary>One segment of a running experiment's manifest, from the file its writer journals it in: its writer's call.</summary>
@@ -403,8 +480,9 @@ public sealed partial class GridCatalog
     {
         var segments = await ListManifestSegmentsAsync(run, experiment, ct).ConfigureAwait(false);
         var next = segments.Count == 0 ? 0 : segments[^1].Sequence + 1;
-        var bytes = await Store.TryReadAllBytesAsync(StoreLayout.ManifestKey(run, experiment), ct).ConfigureAwait(false);
-        if (bytes is not null && RecordJson.Deserialize<ManifestRecord>(bytes, Location, StoreLayout.ManifestKey(run, experiment)).Through is { } through) next = Math.Max(next, through + 1);
+        // Only its fields: a manifest written here has them before its entries, which are not read.
+        var manifest = await ReadManifestBodyAsync(StoreLayout.ManifestKey(run, experiment), null, headerOnly: true, ct).ConfigureAwait(false);
+        if (manifest?.Header.Through is { } through) next = Math.Max(next, through + 1);
         return next;
     }
 
@@ -417,7 +495,8 @@ public sealed partial class GridCatalog
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
         var errors = new List<GridException>();
-        var manifestTask = ReadManifestAsync(run, experiment, ct);
+        var recorded = new Dictionary<string, ManifestEntry>(StringComparer.Ordinal);
+        var manifestTask = VisitManifestAsync(run, experiment, recorded.Clear, e => recorded[e.Path] = e, ct);
         var prefix = StoreLayout.ArtifactsPrefix(run, experiment);
         var entries = new List<ObjectEntry>();
         await foreach (var e in Store.ListAsync(prefix, recursive: true, ct).ConfigureAwait(false))
@@ -430,15 +509,17 @@ public sealed partial class GridCatalog
             await GetExperimentAsync(run, experiment, ct).ConfigureAwait(false);
         }
         Dictionary<string, ManifestEntry>? hashes = null;
+        var sealedManifest = false;
         try
         {
             var manifest = await manifestTask.ConfigureAwait(false);
-            hashes = manifest?.Artifacts.ToDictionary(a => a.Path, StringComparer.Ordinal);
-            if (manifest is { Sealed: true })
+            hashes = manifest is null ? null : recorded;
+            sealedManifest = manifest is { Sealed: true };
+            if (sealedManifest)
             {
                 // A sealed manifest is the experiment's final word: what it lists must be in the store.
                 var stored = new HashSet<string>(entries.Select(e => e.Key[prefix.Length..]), StringComparer.Ordinal);
-                foreach (var missing in manifest.Artifacts.Where(a => !stored.Contains(a.Path)))
+                foreach (var missing in recorded.Values.Where(a => !stored.Contains(a.Path)))
                 {
                     errors.Add(new GridException(GridErrorKind.NotFound, "ArtifactMissing",
                         $"{GridNames.ExperimentId(run, experiment)}: its manifest lists '{missing.Path}' ({missing.Size} bytes) but store '{Location}' does not have it.",
@@ -455,7 +536,11 @@ public sealed partial class GridCatalog
         {
             var path = e.Key[prefix.Length..];
             string? sha = null;
-            if (hashes is not null && hashes.TryGetValue(path, out var m) && m.Size == e.Size) sha = m.Sha256;
+            // A sealed manifest's hash stands whatever the object's size: an object of another size
+            // was replaced since, and its download fails the hash (HashMismatch). While an experiment
+            // runs, a file may have been sent again after its last segment: its hash is known only
+            // when the sizes agree.
+            if (hashes is not null && hashes.TryGetValue(path, out var m) && (sealedManifest || m.Size == e.Size)) sha = m.Sha256;
             items.Add(new GridArtifact(run, experiment, path, Location) { Size = e.Size, LastModified = e.LastModified, Sha256 = sha });
         }
         return new ReadResult<GridArtifact>(items, errors);
@@ -782,6 +867,33 @@ public sealed partial class GridCatalog
         return Store.PutAsync(StoreLayout.ManifestKey(manifest.Run, manifest.Experiment), RecordJson.Serialize(manifest), ct);
     }
 
+    /// <summary>
+    /// Why <paramref name="path"/> cannot be stored as an artifact of the experiment in this store, or
+    /// null when it can: the names' rules (<see cref="GridNames.ArtifactPathProblem"/>), then the
+    /// store's limits on a key (<see cref="IObjectStore.MaxKeyBytes"/>) and on each name in it
+    /// (<see cref="IObjectStore.MaxKeyPartBytes"/>). Asked before a file is sent, so a file the store
+    /// would refuse is reported by name and not sent.
+    /// </summary>
+    public string? ArtifactPathProblem(string run, string experiment, string path)
+    {
+        if (GridNames.ArtifactPathProblem(path) is { } problem) return problem;
+        var key = StoreLayout.ArtifactKey(run, experiment, path);
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(key);
+        if (bytes > Store.MaxKeyBytes)
+        {
+            return $"its key in store '{Location}' ('{StoreLayout.ArtifactsPrefix(run, experiment)}' and the path) would be {bytes} UTF-8 bytes, more than the {Store.MaxKeyBytes} the store holds; shorten the path";
+        }
+        foreach (var name in path.Split('/'))
+        {
+            var length = System.Text.Encoding.UTF8.GetByteCount(name);
+            if (length > Store.MaxKeyPartBytes)
+            {
+                return $"its name '{name}' is {length} UTF-8 bytes, more than the {Store.MaxKeyPartBytes} a file or folder name may have in store '{Location}'; shorten it";
+            }
+        }
+        return null;
+    }
+
     /// <summary>Uploads one local file as an artifact and returns its manifest entry (size and SHA-256 of what was sent).</summary>
     public async Task<ManifestEntry> PutArtifactFileAsync(string run, string experiment, string path, string localPath, CancellationToken ct)
     {
@@ -797,7 +909,7 @@ public sealed partial class GridCatalog
     {
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
-        var problem = GridNames.ArtifactPathProblem(path);
+        var problem = ArtifactPathProblem(run, experiment, path);
         if (problem is not null)
         {
             throw new GridException(GridErrorKind.InvalidName, "UnstorableArtifactName",

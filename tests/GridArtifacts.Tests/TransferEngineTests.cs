@@ -469,6 +469,8 @@ internal abstract class DelegatingStore : IObjectStore
     public virtual IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken ct) => Inner.ListAsync(prefix, recursive, ct);
     public virtual Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken ct) => Inner.TryReadAllBytesAsync(key, ct);
     public virtual Task<Stream> OpenReadAsync(string key, CancellationToken ct) => Inner.OpenReadAsync(key, ct);
+    public int MaxKeyBytes => Inner.MaxKeyBytes;
+    public int MaxKeyPartBytes => Inner.MaxKeyPartBytes;
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => Inner.PutAsync(key, content, ct);
     public virtual Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct) => Inner.PutFileAsync(key, file, ct);
     public Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);

@@ -808,7 +808,7 @@ public sealed class CaptureAgent
                 var s = _table[i];
                 if (!final && FileTable.Elapsed(s.SeenAt, tick) < _options.SettleTime) { pending++; pendingBytes += s.Length; continue; }
                 var path = _table.PathOf(i);
-                if (GridNames.ArtifactPathProblem(path) is { } problem)
+                if (_catalog.ArtifactPathProblem(_run, _experiment, path) is { } problem)
                 {
                     ReportUnstorable(path, problem);
                     Settle(i);

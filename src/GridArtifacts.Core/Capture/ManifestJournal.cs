@@ -60,15 +60,28 @@ internal sealed class ManifestJournal : IDisposable
     public async Task StartAsync(Action<ManifestEntry> earlier, CancellationToken ct)
     {
         _first = _current = await _catalog.NextManifestSegmentAsync(_run, _experiment, ct).ConfigureAwait(false);
-        var left = _first > 0 ? await _catalog.ReadManifestAsync(_run, _experiment, ct).ConfigureAwait(false) : null;
-        if (left is { Artifacts.Count: > 0 })
+        if (_first == 0) return;
+        // What the earlier agent left goes to a local file as it is read (a manifest of a million
+        // entries is not held), then to the caller from that file.
+        var file = Path.Combine(_folder, "earlier.jsonl");
+        var entries = 0;
+        StreamWriter? w = null;
+        try
         {
-            _base = Path.Combine(_folder, "earlier.jsonl");
-            await using (var w = new StreamWriter(_base))
-            {
-                foreach (var e in left.Artifacts) await w.WriteLineAsync(JsonSerializer.Serialize(e, RecordJson.Compact)).ConfigureAwait(false);
-            }
-            foreach (var e in left.Artifacts) earlier(e);
+            await _catalog.VisitManifestAsync(_run, _experiment,
+                () => { w?.Dispose(); w = new StreamWriter(file, append: false); entries = 0; },
+                e => { w!.WriteLine(JsonSerializer.Serialize(e, RecordJson.Compact)); entries++; }, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            w?.Dispose();
+        }
+        if (entries == 0) return;
+        _base = file;
+        using var reader = new StreamReader(file);
+        while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+        {
+            if (line.Length > 0) earlier(JsonSerializer.Deserialize<ManifestEntry>(line, RecordJson.Compact)!);
         }
     }
 

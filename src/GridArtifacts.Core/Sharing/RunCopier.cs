@@ -50,6 +50,13 @@ public sealed class RunCopier
             var todo = new List<SaveItem>();
             foreach (var a in artifacts.Items)
             {
+                // A path the target cannot hold (a key too long for it) is refused by name before it is fetched.
+                if (_target.ArtifactPathProblem(run, exp, a.Path) is { } problem)
+                {
+                    onError(new GridException(GridErrorKind.InvalidName, "UnstorableArtifactName",
+                        $"'{a}' was not copied to '{_target.Location}': {problem}.", a.Path));
+                    continue;
+                }
                 if (a.Sha256 is not null && have.TryGetValue(a.Path, out var h) && h.Sha256 == a.Sha256 && present.Contains(a.Path))
                 {
                     manifest.Artifacts.Add(h);

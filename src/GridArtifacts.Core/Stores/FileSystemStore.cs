@@ -240,15 +240,30 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
 
     public async Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken cancellationToken)
     {
+        FileStream fs;
         try
         {
-            return await File.ReadAllBytesAsync(PathOf(key), cancellationToken).ConfigureAwait(false);
+            fs = new FileStream(PathOf(key), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1, FileOptions.Asynchronous);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
             return null;
         }
+        await using (fs.ConfigureAwait(false))
+        {
+            return await RecordJson.ReadBoundedAsync(fs, fs.Length, Location, key, cancellationToken).ConfigureAwait(false);
+        }
     }
+
+    /// <summary>
+    /// The longest key, in UTF-8 bytes: what the file system allows of a whole path (4,096 bytes on
+    /// Linux, 1,024 on macOS, with its terminating zero) less the root's own path.
+    /// </summary>
+    public int MaxKeyBytes => (OperatingSystem.IsMacOS() ? 1024 : OperatingSystem.IsWindows() ? 32767 : 4096) - 1
+        - System.Text.Encoding.UTF8.GetByteCount(Path.TrimEndingDirectorySeparator(_root)) - 1;
+
+    /// <summary>A file or folder name: 255 bytes on the file systems Linux and macOS use (255 UTF-16 units on Windows, never more bytes than that).</summary>
+    public int MaxKeyPartBytes => 255;
 
     public Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
     {

@@ -42,8 +42,22 @@ public interface IObjectStore : IDisposable
     /// </summary>
     IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, CancellationToken cancellationToken);
 
-    /// <summary>The whole object, or null when there is none. For records, not for artifacts.</summary>
+    /// <summary>
+    /// A record, whole, or null when there is none. Never more than <see cref="StoreLayout.MaxRecordBytes"/>
+    /// is read or held: a longer object is a DamagedRecord <see cref="GridException"/> naming its key
+    /// (<see cref="RecordJson.ReadBoundedAsync"/>). Not for artifacts, logs or manifests: those are streamed.
+    /// </summary>
     Task<byte[]?> TryReadAllBytesAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The longest key this store holds, in UTF-8 bytes, as keys are given here (relative to the
+    /// store's root): S3 allows 1,024 for the whole key, so less the store's own prefix; a folder, what
+    /// its file system allows of a path, less the root's. <see cref="GridCatalog.ArtifactPathProblem"/> asks it.
+    /// </summary>
+    int MaxKeyBytes { get; }
+
+    /// <summary>The longest part of a key between two slashes, in UTF-8 bytes: a folder's file-name limit; in S3 the key's own.</summary>
+    int MaxKeyPartBytes { get; }
 
     /// <summary>Opens an object for reading; a missing key is a NotFound <see cref="GridException"/>.</summary>
     Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken);

@@ -151,6 +151,36 @@ public static class RecordJson
         return value;
     }
 
-    private static GridException Damaged(string store, string key, string why, Exception? inner) =>
+    internal static GridException Damaged(string store, string key, string why, Exception? inner) =>
         new(GridErrorKind.DamagedRecord, "DamagedRecord", $"The record '{key}' in store '{store}' is damaged: {why}. The other records are still read.", key, inner);
+
+    /// <summary>A record longer than <see cref="StoreLayout.MaxRecordBytes"/>: damaged, whatever it holds.</summary>
+    public static GridException TooLarge(string store, string key, long? length) =>
+        Damaged(store, key, (length is { } n ? $"it is {n:N0} bytes" : "it is longer") +
+            $", more than the {StoreLayout.MaxRecordBytes >> 20} MiB a record may have, so it was not read", null);
+
+    /// <summary>
+    /// A record's body, read to its end but never past <see cref="StoreLayout.MaxRecordBytes"/>: the
+    /// buffer grows with what arrives, not with the length the store declares, so a record claiming
+    /// (or holding) gigabytes costs at most the bound. Too long is <see cref="TooLarge"/>.
+    /// </summary>
+    public static async Task<byte[]> ReadBoundedAsync(Stream body, long? declaredLength, string store, string key, CancellationToken ct)
+    {
+        if (declaredLength > StoreLayout.MaxRecordBytes) throw TooLarge(store, key, declaredLength);
+        var buffer = new byte[(int)Math.Clamp(declaredLength ?? 4096, 256, StoreLayout.MaxRecordBytes) + 1];
+        var filled = 0;
+        while (true)
+        {
+            if (filled == buffer.Length)
+            {
+                if (buffer.Length > StoreLayout.MaxRecordBytes) throw TooLarge(store, key, null);
+                Array.Resize(ref buffer, Math.Min(buffer.Length * 2, StoreLayout.MaxRecordBytes + 1));
+            }
+            var n = await body.ReadAsync(buffer.AsMemory(filled), ct).ConfigureAwait(false);
+            if (n == 0) break;
+            filled += n;
+        }
+        if (filled > StoreLayout.MaxRecordBytes) throw TooLarge(store, key, null);
+        return filled == buffer.Length ? buffer : buffer[..filled];
+    }
 }

@@ -75,6 +75,12 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
 
     private string FullKey(string key) => _location.KeyPrefix + key;
 
+    /// <summary>S3's (and Ceph's) 1,024 bytes for a whole key, less this store's key prefix.</summary>
+    public int MaxKeyBytes => 1024 - System.Text.Encoding.UTF8.GetByteCount(_location.KeyPrefix);
+
+    /// <summary>S3 has no limit on a part of a key but the key's own.</summary>
+    public int MaxKeyPartBytes => MaxKeyBytes;
+
     public async IAsyncEnumerable<ObjectEntry> ListAsync(string prefix, bool recursive, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var request = new ListObjectsV2Request
@@ -122,9 +128,8 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
             {
                 using var response = await Send(() => _client.GetObjectAsync(_location.Bucket, FullKey(key), ct), key).ConfigureAwait(false);
                 using var body = new ResponseStream(response, this, key);
-                using var ms = new MemoryStream();
-                await body.CopyToAsync(ms, ct).ConfigureAwait(false);
-                return ms.ToArray();
+                // A record longer than the bound is refused on its declared length, before its body is read.
+                return await RecordJson.ReadBoundedAsync(body, response.ContentLength >= 0 ? response.ContentLength : null, Display, key, ct).ConfigureAwait(false);
             }, cancellationToken).ConfigureAwait(false);
         }
         catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")

@@ -11,6 +11,14 @@ public static class StoreLayout
     /// Schema-1 records (0.1.0) are read as they are; 0.1.0 refuses records of schema 2.
     /// </summary>
     public const int SchemaVersion = 2;
+
+    /// <summary>
+    /// The most bytes a record read whole may have (run.json, experiment.json, a claim, a stop request,
+    /// an upload's journal record): 4 MiB, a thousand times what the module writes. A larger object is
+    /// a damaged record, found without reading more than this. Manifests and their segments are read
+    /// as streams, entry by entry, and have no such bound (docs/store-layout.md).
+    /// </summary>
+    public const int MaxRecordBytes = 4 << 20;
     public const string RunsPrefix = "runs/";
     public const string RunRecordName = "run.json";
     public const string ExperimentRecordName = "experiment.json";
