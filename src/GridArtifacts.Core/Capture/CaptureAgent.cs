@@ -715,8 +715,10 @@ public sealed class CaptureAgent
                 && (root < 0 || folder.Length > _roots[root].Root.Length)) root = r;
         }
         if (root < 0) return;
-        // Never inside a folder a rescan skips (the store's own, the module's).
         var top = Path.TrimEndingDirectorySeparator(_roots[root].Root);
+        // Deeper than any artifact path may be: nothing there can be stored (a full rescan names the folder).
+        if (_roots[root].Prefix.Length + fullPath.Length - top.Length - 1 > GridNames.MaxArtifactPathBytes) return;
+        // Never inside a folder a rescan skips (the store's own, the module's).
         for (var dir = Path.GetDirectoryName(fullPath); dir is not null && dir.Length > top.Length; dir = Path.GetDirectoryName(dir))
         {
             if (_folders.WhySkipped(dir) is not null) return;

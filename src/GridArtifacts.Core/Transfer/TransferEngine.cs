@@ -359,9 +359,11 @@ public sealed class TransferEngine
             {
                 return null;
             }
-            catch (FileNotFoundException) when (attempt < OpenAttempts)
+            catch (IOException ex) when ((ex is FileNotFoundException or DirectoryNotFoundException) && attempt < OpenAttempts)
             {
-                // Renamed into place by the call that held it: create it anew.
+                // Renamed into place by the call that held it (which may then have removed the empty
+                // folder): create it anew.
+                folders.PreparePartial(item, root, again: true);
             }
         }
     }
