@@ -47,7 +47,7 @@ public sealed class FaultTests : IDisposable
         // files are saved at 16 in flight with the window fixed and with it adaptive.
         var (catalog, items) = await SeedAsync(Enumerable.Repeat(24_000, 160).ToArray());
         _proxy.ThrottleAbove = 4;
-        async Task<(int Throttled, int Errors, int Window)> Save(bool adaptive)
+        async Task<(int Throttled, int Errors, int Window, string Why)> Save(bool adaptive)
         {
             var engine = new TransferEngine(new TransferOptions { MaxConcurrency = 16, AdaptiveConcurrency = adaptive });
             var dest = _temp.Sub("throttled-" + adaptive);
@@ -62,12 +62,12 @@ public sealed class FaultTests : IDisposable
                 if (File.Exists(path)) Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(path));
             }
             if (adaptive) Assert.True(engine.ConcurrencyDecreases > 0);
-            return (_proxy.Log.Count(l => l.Fault == Fault.SlowDown503) - before, errors.Count, engine.ConcurrencyWindow);
+            return (_proxy.Log.Count(l => l.Fault == Fault.SlowDown503) - before, errors.Count, engine.ConcurrencyWindow, string.Join(" | ", errors.Select(e => $"{e.ErrorId}: {e.Message}")));
         }
         var fixedWindow = await Save(adaptive: false);
         var adaptive = await Save(adaptive: true);
         _output.WriteLine($"503s answered: {fixedWindow.Throttled} at a fixed 16 ({fixedWindow.Errors} files failed), {adaptive.Throttled} adaptive ({adaptive.Errors} failed, window {adaptive.Window} at the end)");
-        Assert.Equal(0, adaptive.Errors); // every file arrived, byte-exact (checked above)
+        Assert.True(adaptive.Errors == 0, $"{adaptive.Errors} file(s) failed: {adaptive.Why}"); // every file arrived, byte-exact (checked above)
         Assert.True(adaptive.Throttled < fixedWindow.Throttled, $"{adaptive.Throttled} throttled requests adaptive, {fixedWindow.Throttled} fixed");
         Assert.InRange(adaptive.Window, 1, 16);
     }
