@@ -92,6 +92,10 @@ public sealed class ModuleFolders
         return _storeReal is not null && NativeFiles.RealPath(full) is { } real && IsAtOrUnder(Trim(real), _storeReal);
     }
 
+    /// <summary>Whether <paramref name="realPath"/>, a path with every link already resolved, is the folder store or inside it.</summary>
+    public bool IsRealPathInStore(string realPath) =>
+        _store is not null && (IsAtOrUnder(Trim(realPath), _store) || (_storeReal is not null && IsAtOrUnder(Trim(realPath), _storeReal)));
+
     private static bool IsAtOrUnder(string path, string folder) =>
         path == folder || path.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 }

@@ -71,6 +71,25 @@ internal static class NativeFiles
         _ => Failure.Other,
     };
 
+    /// <summary>The length and last write time of an open file, in one call.</summary>
+    public static (long Length, DateTime LastWriteTimeUtc) SizeAndTime(SafeFileHandle handle)
+    {
+        var buffer = new byte[256];
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            if (Statx((int)handle.DangerousGetHandle(), "", AT_EMPTY_PATH, STATX_BASIC_STATS, buffer) != 0)
+                throw new IOException($"The file could not be looked at (error {Marshal.GetLastPInvokeError()}).");
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+        var status = Read(buffer);
+        return (status.Length, new DateTime(status.LastWriteTicks, DateTimeKind.Utc));
+    }
+
     /// <summary>The status of <paramref name="path"/>, the link itself when <paramref name="follow"/> is false.</summary>
     public static Failure TryStat(string path, bool follow, out Status status)
     {

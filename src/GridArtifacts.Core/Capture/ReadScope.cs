@@ -42,7 +42,11 @@ public sealed class ReadScope
         if (NativeFiles.Supported)
         {
             var handle = NativeFiles.TryOpenRegular(path, real => WhyNotRead(real) is null, out var status, out var real, out var failure);
-            if (handle is not null) return new LocalFile(handle, path);
+            if (handle is not null)
+            {
+                // Its length and time as looked at through the descriptor it was opened from: the same file.
+                return new LocalFile(handle, path, status.Length, new DateTime(status.LastWriteTicks, DateTimeKind.Utc)) { ChangedSince = NativeFiles.SizeAndTime };
+            }
             skipped = failure switch
             {
                 NativeFiles.Failure.Gone when IsLink(path) => "it is a link that leads nowhere (its target does not exist)",
@@ -80,7 +84,7 @@ public sealed class ReadScope
         }
         if (root < 0) return "it leads outside the folders captured, and nothing outside them is read";
         // Wherever the roots are, the store's own records are never read (a root may be a link to the store).
-        if (_excluded.IsInStore(real)) return "it leads into the store's own folder, whose records are not artifacts";
+        if (_excluded.IsRealPathInStore(real)) return "it leads into the store's own folder, whose records are not artifacts";
         for (var folder = Path.GetDirectoryName(real); folder is not null && folder.Length > _roots[root].Real.Length; folder = Path.GetDirectoryName(folder))
         {
             if (_excluded.WhySkipped(folder) is { } why) return $"it leads into '{folder}', and {why}";

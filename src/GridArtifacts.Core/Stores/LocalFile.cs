@@ -11,11 +11,17 @@ namespace GridArtifacts.Core.Stores;
 public sealed class LocalFile : IDisposable
 {
     public LocalFile(SafeFileHandle handle, string path)
+        : this(handle, path, RandomAccess.GetLength(handle), File.GetLastWriteTimeUtc(handle))
+    {
+    }
+
+    /// <summary>A file whose length and time the caller read from the open handle already.</summary>
+    public LocalFile(SafeFileHandle handle, string path, long length, DateTime lastWriteTimeUtc)
     {
         Handle = handle;
         Path = path;
-        Length = RandomAccess.GetLength(handle);
-        LastWriteTimeUtc = File.GetLastWriteTimeUtc(handle);
+        Length = length;
+        LastWriteTimeUtc = lastWriteTimeUtc;
     }
 
     /// <summary>Opens one of the module's own files (a log, a manifest segment) or a file a user named.</summary>
@@ -35,10 +41,12 @@ public sealed class LocalFile : IDisposable
     /// <summary>Whether the file has changed since it was opened (its length or time), as the open handle sees it.</summary>
     public bool ChangedSinceOpened(out long length, out DateTime lastWriteTimeUtc)
     {
-        length = RandomAccess.GetLength(Handle);
-        lastWriteTimeUtc = File.GetLastWriteTimeUtc(Handle);
+        (length, lastWriteTimeUtc) = ChangedSince is { } look ? look(Handle) : (RandomAccess.GetLength(Handle), File.GetLastWriteTimeUtc(Handle));
         return length != Length || lastWriteTimeUtc != LastWriteTimeUtc;
     }
+
+    /// <summary>How the length and time of an open file are read again in one call, where the system offers one (set by the opener).</summary>
+    public Func<SafeFileHandle, (long, DateTime)>? ChangedSince { get; init; }
 
     /// <summary>A seekable stream of bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/> (to <see cref="Length"/> when null).</summary>
     public Stream OpenRead(long offset = 0, long? length = null) => new Region(this, offset, length ?? Length - offset, owns: false);
