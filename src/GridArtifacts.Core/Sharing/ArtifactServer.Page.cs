@@ -155,7 +155,7 @@ public sealed partial class ArtifactServer
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         using (var stream = new FileStream(file, options)) stream.Write(Encoding.UTF8.GetBytes(html));
-        _entryCodes[code] = (DateTimeOffset.UtcNow + EntryLifetime, file);
+        _entryCodes[code] = (_catalog.Clock.GetUtcNow() + EntryLifetime, file);
         return file;
     }
 
@@ -165,12 +165,12 @@ public sealed partial class ArtifactServer
         SweepEntryCodes();
         if (!_entryCodes.TryRemove(code, out var entry)) return false;
         TryDelete(entry.File);
-        return entry.Expires >= DateTimeOffset.UtcNow;
+        return entry.Expires >= _catalog.Clock.GetUtcNow();
     }
 
     private void SweepEntryCodes(bool all = false)
     {
-        var now = DateTimeOffset.UtcNow;
+        var now = _catalog.Clock.GetUtcNow();
         foreach (var (code, entry) in _entryCodes)
         {
             if ((all || entry.Expires < now) && _entryCodes.TryRemove(code, out _)) TryDelete(entry.File);

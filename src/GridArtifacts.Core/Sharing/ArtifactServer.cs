@@ -103,7 +103,7 @@ public sealed partial class ArtifactServer : IDisposable
     public (Uri Url, DateTimeOffset ExpiresAt) Sign(string run, string experiment, string path, TimeSpan lifetime)
     {
         if (_secret is null) throw new InvalidOperationException("Only a folder store's server signs links.");
-        var expires = DateTimeOffset.UtcNow.Add(lifetime);
+        var expires = _catalog.Clock.GetUtcNow().Add(lifetime);
         var e = expires.ToUnixTimeSeconds();
         var sig = Convert.ToHexString(Mac(run, experiment, path, e)).ToLowerInvariant();
         var url = new Uri(BaseUrl, $"a/{run}/{experiment}/{Uri.EscapeDataString(path)}?e={e}&s={sig}");
@@ -194,7 +194,7 @@ public sealed partial class ArtifactServer : IDisposable
         var signed = CryptographicOperations.FixedTimeEquals(expected, given);
         // A link says only when it ends, not when it was signed: one that ends further ahead than any
         // link may live (one signed by an older version, or forged with the secret) is refused.
-        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var now = _catalog.Clock.GetUtcNow().ToUnixTimeSeconds();
         var latest = now + (long)(ArtifactLinks.MaxLifetime + ClockSkew).TotalSeconds;
         if (!valid || !signed || now > expires || expires > latest)
         {
