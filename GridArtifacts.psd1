@@ -20,6 +20,7 @@
         'Add-GridTag'
         'Remove-GridTag'
         'Unprotect-GridRun'
+        'Remove-GridWorkingDirectory'
         'Set-GridStore'
         'Get-GridRun'
         'Get-GridExperiment'

@@ -249,6 +249,7 @@ public sealed partial class GridCatalog
             Metrics = record.Metrics is { Problem: null, Values: { } values } ? WithoutCase(values) : GridExperiment.NoMetrics,
             MetricsSource = record.Metrics?.Source,
             Reason = record.Reason,
+            WorkingDirectory = record.WorkingDirectory,
         };
 
     /// <summary>Metrics by name without case; of names that differ only in case (a record edited by hand), the first.</summary>

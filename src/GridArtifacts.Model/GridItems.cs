@@ -96,6 +96,11 @@ public sealed class GridExperiment : GridItem
     public string? MetricsSource { get; init; }
     /// <summary>Why it ended without its agent, when it did (its cluster task ended before the agent started), or null.</summary>
     public string? Reason { get; init; }
+    /// <summary>
+    /// The folder its script ran in (on the host that ran it) while it is there, or null: Start-GridRun
+    /// removes its folders after a final sync that stored every file, and keeps the others (see Sync.Unstorable).
+    /// </summary>
+    public string? WorkingDirectory { get; init; }
 
     /// <summary>The (shared, empty) metrics of an experiment that has none.</summary>
     public static readonly IReadOnlyDictionary<string, double> NoMetrics = new Dictionary<string, double>(StringComparer.OrdinalIgnoreCase);

@@ -90,7 +90,7 @@ Describe 'A killed agent' {
     It 'reads as Lost once its heartbeat is stale' -Skip:$IsWindows {
         $run = Start-GridRun -Command 'sleep 60' -WorkingRoot $Work
         $null = Wait-Run $run.Name 'Running'
-        $plan = Join-Path $Work $run.Name 'plan.json'
+        $plan = Join-Path (Get-RunFolder $Work $run.Name) plan.json
         # The agent (the run's detached pwsh) dies without a word; its script is left behind and ended here too.
         $agents = @(Get-Process | Where-Object { $_.CommandLine -like "*$plan*" })
         $agents.Count | Should -BeGreaterThan 0
@@ -117,5 +117,102 @@ Describe 'Invoke-GridExperiment' {
         $exp.Status | Should -Be 'Failed'
         $exp.ExitCode | Should -Be 4
         (Read-Artifact (Get-GridArtifact scheduled-job-exp3 -Path out/r.txt)).Trim() | Should -Be 'result'
+        # The user's own folder is never removed, and the record says where the command ran.
+        Join-Path $here out/r.txt | Should -Exist
+        $exp.WorkingDirectory | Should -Be $here
+    }
+
+    It '-RemoveWorkingDirectory needs -WorkingDirectory: the current location is never removed' {
+        { Invoke-GridExperiment -Run refused-remove -RemoveWorkingDirectory -- true } | Should -Throw -ErrorId 'RemoveNeedsWorkingDirectory*'
+        Get-GridRun refused-remove -ErrorAction Ignore | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Working folders' {
+    BeforeAll {
+        $script:Root = Join-Path $TestDrive 'folders'
+        $script:StoreA = Join-Path $TestDrive 'store-a'
+        $script:StoreB = Join-Path $TestDrive 'store-b'
+        # What the script finds in its folder when it starts, and a checkpoint of its own (as Lightning writes them).
+        $script:Look = 'find . -mindepth 1 ! -name seen.txt > seen.txt; mkdir -p checkpoints; echo {tag} > checkpoints/last.ckpt'
+        function Get-Seen([string] $Id, [string] $Store) {
+            $saved = Get-GridArtifact $Id -Path seen.txt -Store $Store | Save-GridArtifact -Destination (Join-Path $TestDrive "seen-$([guid]::NewGuid())") -PassThru
+            @(Get-Content -LiteralPath $saved.LocalPath)
+        }
+        # A run folder as releases before 0.4.2 left it: <root>/<run>, never removed.
+        $old = Join-Path $Root 'lightning-sweep'
+        New-Item -ItemType Directory -Force -Path "$old/exp0/checkpoints", "$old/exp0/lightning_logs/version_0" | Out-Null
+        Set-Content "$old/exp0/checkpoints/last.ckpt" 'an earlier run'
+        Set-Content "$old/exp0/lightning_logs/version_0/metrics.csv" "epoch,loss`n0,1"
+        Set-Content "$old/plan.json" (@{ Run = 'lightning-sweep'; Store = (Join-Path $TestDrive 'store-old'); Experiments = @() } | ConvertTo-Json)
+    }
+
+    It 'starts every run in a new, empty folder: beside an earlier release''s, in another store, and after a removal' {
+        $first = Start-GridRun -Name lightning-sweep -Command $Look.Replace('{tag}', 'first') -Store $StoreA -WorkingRoot $Root -KeepWorkingDirectory -Wait -WarningVariable warned
+        $first.Status | Should -Be Succeeded
+        Get-Seen lightning-sweep-exp0 $StoreA | Should -BeNullOrEmpty
+        # The earlier release's folder is said once, with how to remove it.
+        ($warned -join "`n") | Should -Match "holds 1 run folder\(s\) that earlier releases left.*Remove-GridWorkingDirectory"
+        $kept = (Get-GridExperiment lightning-sweep-exp0 -Store $StoreA).WorkingDirectory
+        Join-Path $kept checkpoints/last.ckpt | Should -Exist
+
+        # The same name in another store, while the first one's folder is kept: nothing of it is seen.
+        $second = Start-GridRun -Name lightning-sweep -Command $Look.Replace('{tag}', 'second') -Store $StoreB -WorkingRoot $Root -Wait
+        $second.Status | Should -Be Succeeded
+        Get-Seen lightning-sweep-exp0 $StoreB | Should -BeNullOrEmpty
+        # After a removal, the name again.
+        Remove-GridRun lightning-sweep -Store $StoreB -Confirm:$false
+        $third = Start-GridRun -Name lightning-sweep -Command $Look.Replace('{tag}', 'third') -Store $StoreB -WorkingRoot $Root -Wait
+        Get-Seen lightning-sweep-exp0 $StoreB | Should -BeNullOrEmpty
+        # Once its last experiment has ended, a run's own folder (plan.json, log) goes too: only the kept one is left.
+        $deadline = (Get-Date).AddSeconds(15)
+        while (@(Get-RunFolder $Root lightning-sweep).Count -gt 1 -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 200 }
+        Get-RunFolder $Root lightning-sweep | Should -Be (Split-Path -Parent $kept)
+        # The kept folder and the earlier release's are untouched.
+        Get-Content (Join-Path $kept checkpoints/last.ckpt) | Should -Be 'first'
+        Get-Content (Join-Path $Root lightning-sweep/exp0/checkpoints/last.ckpt) | Should -Be 'an earlier run'
+    }
+
+    It 'removes a folder once every file in it is stored, never through a link, and keeps one whose files did not all go, saying where' -Skip:$IsWindows {
+        $outside = Join-Path $TestDrive 'outside'
+        New-Item -ItemType Directory -Force -Path $outside | Out-Null
+        Set-Content (Join-Path $outside 'best.ckpt') 'the best checkpoint'
+        $before = (Get-FileHash (Join-Path $outside 'best.ckpt')).Hash
+        # exp0 stores everything (its link leads into a captured folder, so it arrives as its target); exp1 leaves a FIFO, which is never stored.
+        $command = "echo {k} > out.txt; ln -s '$outside/best.ckpt' last.ckpt; if [ {k} = fifo ]; then mkfifo pipe; fi"
+        $run = Start-GridRun -Name folder-ends -Command $command -Parameter @{ k = 'stored', 'fifo' } -ArtifactPath $outside -Store $StoreA -WorkingRoot $Root -Wait -WarningVariable warned
+        $e = Get-GridExperiment folder-ends -Store $StoreA
+        $e.Status | Should -Be @('Succeeded', 'Succeeded')
+        $e[0].WorkingDirectory | Should -BeNullOrEmpty
+        $e[1].WorkingDirectory | Should -Be (Join-Path (Get-RunFolder $Root folder-ends) exp1)
+        Join-Path (Get-RunFolder $Root folder-ends) exp0 | Should -Not -Exist
+        Join-Path $e[1].WorkingDirectory pipe | Should -Exist
+        ($warned -join "`n") | Should -Match ([regex]::Escape("Kept the working folder of folder-ends-exp1, '$($e[1].WorkingDirectory)'"))
+        # The link's target is untouched, and what was stored is byte-exact.
+        (Get-FileHash (Join-Path $outside 'best.ckpt')).Hash | Should -Be $before
+        $saved = Get-GridArtifact folder-ends-exp0 -Path last.ckpt -Store $StoreA | Save-GridArtifact -Destination (Join-Path $TestDrive 'ends') -PassThru
+        (Get-FileHash $saved.LocalPath).Hash | Should -Be $before
+    }
+
+    It 'Remove-GridWorkingDirectory removes the folders of ended runs; a running one stays, and one with unstored files needs -Force' -Skip:$IsWindows {
+        $busy = Start-GridRun -Name still-going -Command 'echo x > x.txt; sleep 60' -WorkingRoot $Root
+        $null = Wait-Run still-going 'Running'
+        $before = @(Get-ChildItem -LiteralPath $Root -Directory).Name | Sort-Object
+        Remove-GridWorkingDirectory -WorkingRoot $Root -WhatIf
+        @(Get-ChildItem -LiteralPath $Root -Directory).Name | Sort-Object | Should -Be $before
+
+        Remove-GridWorkingDirectory -WorkingRoot $Root -Confirm:$false -WarningVariable warned
+        $left = @(Get-ChildItem -LiteralPath $Root -Directory).Name | Sort-Object
+        # Gone: the folder kept by -KeepWorkingDirectory, and the earlier release's (its store has no such run).
+        $left | Where-Object { $_ -like 'lightning-sweep*' } | Should -BeNullOrEmpty
+        # Left: the running one, and the one holding a FIFO, each with a warning that says why.
+        $left | Where-Object { $_ -like 'still-going.*' } | Should -HaveCount 1
+        $left | Where-Object { $_ -like 'folder-ends.*' } | Should -HaveCount 1
+        ($warned -join "`n") | Should -Match 'still-going-exp0 is Running'
+        ($warned -join "`n") | Should -Match 'not every file of folder-ends-exp1 is in the store.*-Force'
+
+        Remove-GridWorkingDirectory folder-* -WorkingRoot $Root -Force -Confirm:$false
+        @(Get-ChildItem -LiteralPath $Root -Directory).Name | Should -Be @($left | Where-Object { $_ -like 'still-going.*' })
+        Stop-GridRun still-going -Confirm:$false
     }
 }

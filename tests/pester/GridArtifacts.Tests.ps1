@@ -35,7 +35,7 @@ AfterAll {
 Describe 'The module' {
     It 'exports exactly the documented commands' {
         $commands = (Get-Command -Module GridArtifacts).Name | Sort-Object
-        $commands | Should -Be @('Add-GridTag', 'Compare-GridExperiment', 'Copy-GridRun', 'Get-GridArtifact', 'Get-GridExperiment', 'Get-GridLog', 'Get-GridRun', 'Get-GridStore', 'Get-GridTransferOption', 'grid', 'Import-GridArtifact', 'Invoke-GridExperiment', 'Measure-GridStore', 'New-GridArtifactLink', 'Protect-GridRun', 'Remove-GridExperiment', 'Remove-GridRun', 'Remove-GridTag', 'Save-GridArtifact', 'Set-GridStore', 'Set-GridTransferOption', 'Show-GridArtifact', 'Start-GridArtifactServer', 'Start-GridRun', 'Stop-GridArtifactServer', 'Stop-GridRun', 'Unprotect-GridRun')
+        $commands | Should -Be @('Add-GridTag', 'Compare-GridExperiment', 'Copy-GridRun', 'Get-GridArtifact', 'Get-GridExperiment', 'Get-GridLog', 'Get-GridRun', 'Get-GridStore', 'Get-GridTransferOption', 'grid', 'Import-GridArtifact', 'Invoke-GridExperiment', 'Measure-GridStore', 'New-GridArtifactLink', 'Protect-GridRun', 'Remove-GridExperiment', 'Remove-GridRun', 'Remove-GridTag', 'Remove-GridWorkingDirectory', 'Save-GridArtifact', 'Set-GridStore', 'Set-GridTransferOption', 'Show-GridArtifact', 'Start-GridArtifactServer', 'Start-GridRun', 'Stop-GridArtifactServer', 'Stop-GridRun', 'Unprotect-GridRun')
     }
 
     It 'loads its engine in its own load context and the model in the default one' {

@@ -77,17 +77,18 @@ Describe 'Remove-GridRun and Remove-GridExperiment' {
         Remove-GridRun queued-run -Force -Confirm:$false
         Get-GridRun queued-run -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         # The supervisor goes on to the queued ones once exp0 has stopped; wait until it has gone through them.
-        $plan = Join-Path $work 'queued-run/plan.json'
+        $folder = Get-RunFolder $work queued-run
+        $plan = Join-Path $folder plan.json
         $deadline = (Get-Date).AddSeconds(90)
         while ((Get-Process | Where-Object { $_.CommandLine -and $_.CommandLine.Contains($plan) }) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 250 }
         Get-Process | Where-Object { $_.CommandLine -and $_.CommandLine.Contains($plan) } | Should -BeNullOrEmpty
         # It went on to the queued ones after exp0 (one experiment's end never ends the supervisor), and each ran nothing.
-        $log = Get-Content -Raw (Join-Path $work 'queued-run/supervisor.log')
+        $log = Get-Content -Raw (Join-Path $folder supervisor.log)
         foreach ($e in 'exp1', 'exp2') { $log | Should -Match "queued-run-${e}: Experiment(Exists|Removed)" }
         Get-GridRun queued-run -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         Join-Path $env:GRID_STORE 'runs/queued-run' | Should -Not -Exist
-        Join-Path $work 'queued-run/exp1/ran.txt' | Should -Not -Exist
-        Join-Path $work 'queued-run/exp2/ran.txt' | Should -Not -Exist
+        Join-Path $folder exp1/ran.txt | Should -Not -Exist
+        Join-Path $folder exp2/ran.txt | Should -Not -Exist
         (Get-GridArtifact keep-run).Count | Should -Be 4
     }
 

@@ -27,3 +27,8 @@ function Assert-S3Server {
 function New-TestS3Store([string] $Name) {
     "s3://$($env:GRID_TEST_S3_BUCKET)/$Name-$([guid]::NewGuid().ToString('N'))?endpoint=$([uri]::EscapeDataString($env:GRID_TEST_S3_ENDPOINT))"
 }
+
+# The folder Start-GridRun made for a run under a working root (<run>.<random>), or nothing once it is removed.
+function Get-RunFolder([string] $WorkingRoot, [string] $Run) {
+    Get-ChildItem -LiteralPath $WorkingRoot -Directory -ErrorAction Ignore | Where-Object Name -Like "$Run.*" | ForEach-Object FullName
+}

@@ -36,15 +36,24 @@ Start-Sleep -Seconds $Sleep
     # What squeue still shows of a job in its default states (pending, running, completing).
     function Get-Queued([string] $JobId) { @(squeue -h -j $JobId -o '%i %T' 2>$null) }
 
-    # Every artifact of a run downloaded and compared, by SHA-256, with the file its script wrote.
+    # Every artifact of a run downloaded and compared, by SHA-256, with the file its script wrote:
+    # in its kept folder (-KeepWorkingDirectory), else model.bin as its seed makes it again.
     function Assert-ArtifactsExact([string] $Store, [string] $Run, [string[]] $Paths = @('model.bin', 'slurm.txt')) {
         $dest = Join-Path $TestDrive "saved-$Run"
         $saved = @(Save-GridArtifact -Run $Run -Store $Store -Destination $dest -PassThru)
         $saved.Count | Should -BeGreaterThan 0
+        $folder = Get-RunFolder $Work $Run
         foreach ($s in $saved) {
             $s.Artifact.Path | Should -BeIn $Paths
-            $original = Join-Path $Work "$Run/$($s.Artifact.Experiment)/$($s.Artifact.Path)"
-            (Get-FileHash -LiteralPath $s.LocalPath -Algorithm SHA256).Hash | Should -Be (Get-FileHash -LiteralPath $original -Algorithm SHA256).Hash
+            $hash = (Get-FileHash -LiteralPath $s.LocalPath -Algorithm SHA256).Hash
+            $original = if ($folder) { Join-Path $folder "$($s.Artifact.Experiment)/$($s.Artifact.Path)" }
+            if ($original -and (Test-Path -LiteralPath $original)) { $hash | Should -Be (Get-FileHash -LiteralPath $original -Algorithm SHA256).Hash }
+            elseif ($s.Artifact.Path -eq 'model.bin') {
+                $data = [byte[]]::new(1048576)
+                [Random]::new([int](Get-GridExperiment $s.Artifact.ExperimentId -Store $Store).Parameters['Seed']).NextBytes($data)
+                $hash | Should -Be ([Convert]::ToHexString([Security.Cryptography.SHA256]::HashData($data)))
+            }
+            else { (Get-Content -LiteralPath $s.LocalPath) | Should -Match "^\d+ \d+ \d+ $($s.Artifact.Experiment)$" }
         }
         $saved
     }
@@ -53,7 +62,7 @@ Start-Sleep -Seconds $Sleep
 Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
     It 'runs a 3-experiment sweep as one array job: Succeeded, byte-exact, each script sees its SLURM_JOB_ID' {
         $store = New-TestS3Store 'slurm-sweep'
-        $run = Start-GridRun -FilePath $Script -Parameter @{ Seed = 1, 2, 3 } -Store $store -WorkingRoot $Work -Scheduler Slurm -ThrottleLimit 3 -Wait
+        $run = Start-GridRun -FilePath $Script -Parameter @{ Seed = 1, 2, 3 } -Store $store -WorkingRoot $Work -Scheduler Slurm -ThrottleLimit 3 -Wait -KeepWorkingDirectory
         $run.Status | Should -Be Succeeded
         $run.Scheduler | Should -Be Slurm
         $run.JobId | Should -Match '^\d+$'
@@ -63,7 +72,7 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         $experiments = @(Get-GridExperiment $run.Name -Store $store)
         $experiments.Status | Should -Be @('Succeeded', 'Succeeded', 'Succeeded')
         $seen = foreach ($e in $experiments) {
-            $job, $array, $task, $exp = (Get-Content -LiteralPath (Join-Path $Work "$($run.Name)/$($e.Experiment)/slurm.txt")).Split(' ')
+            $job, $array, $task, $exp = (Get-Content -LiteralPath (Join-Path (Get-RunFolder $Work $run.Name) "$($e.Experiment)/slurm.txt")).Split(' ')
             $array | Should -Be $run.JobId
             $task | Should -Be $e.Index
             $exp | Should -Be $e.Experiment
@@ -75,8 +84,9 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         $saved = Assert-ArtifactsExact $store $run.Name
         $saved.Count | Should -Be 6
         # The job script is beside the plan, and each task wrote its own output there.
-        Test-Path (Join-Path $Work "$($run.Name)/slurm.sh") | Should -BeTrue
-        (Get-ChildItem (Join-Path $Work "$($run.Name)/slurm") -Filter '*.out').Name | Sort-Object | Should -Be @('0.out', '1.out', '2.out')
+        $e.WorkingDirectory | Should -Be (Join-Path (Get-RunFolder $Work $run.Name) $e.Experiment)
+        Test-Path (Join-Path (Get-RunFolder $Work $run.Name) slurm.sh) | Should -BeTrue
+        (Get-ChildItem (Join-Path (Get-RunFolder $Work $run.Name) slurm) -Filter '*.out').Name | Sort-Object | Should -Be @('0.out', '1.out', '2.out')
     }
 
     It 'stops a %1 sweep midway: the running one through its agent, the pending ones by scancel, all Stopped, nothing left in squeue' {
@@ -95,7 +105,7 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         (Get-GridExperiment "$($run.Name)-exp0" -Store $store).Signal | Should -BeNullOrEmpty
         $saved = Assert-ArtifactsExact $store $run.Name
         $saved.Artifact.Experiment | Sort-Object -Unique | Should -Be 'exp0'
-        Test-Path (Join-Path $Work "$($run.Name)/exp1") | Should -BeFalse
+        @(Get-RunFolder $Work $run.Name | Where-Object { Test-Path (Join-Path $_ exp1) }) | Should -BeNullOrEmpty
     }
 
     It 'keeps the artifacts of a task Slurm ends with SIGTERM (scancel), within KillWait: Failed, Signal SIGTERM' {
@@ -111,6 +121,9 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         $e.Signal | Should -Be SIGTERM
         $e.Sync.FilesPending | Should -Be 0
         Assert-ArtifactsExact $store $run.Name | Out-Null
+        # Every file is in the store: its folder is gone, and the record says so.
+        $e.WorkingDirectory | Should -BeNullOrEmpty
+        @(Get-RunFolder $Work $run.Name | Where-Object { Test-Path (Join-Path $_ exp0) }) | Should -BeNullOrEmpty
         Wait-Until { (Get-Queued $run.JobId).Count -eq 0 } 15 "job $($run.JobId) gone from squeue"
     }
 
@@ -140,7 +153,7 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         # Said once: the next reader finds them ended.
         (Get-GridRun $run.Name -Store $store -WarningVariable again).Status | Should -Be Failed
         $again.Count | Should -Be 0
-        Get-Content -Raw (Join-Path $Work "$($run.Name)/slurm/0.out") | Should -Match 'nonexistent/pwsh'
+        Get-Content -Raw (Join-Path (Get-RunFolder $Work $run.Name) slurm/0.out) | Should -Match 'nonexistent/pwsh'
     }
 
     It 'Remove-GridRun -Force cancels the pending tasks and removes the run' {
@@ -150,7 +163,7 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         Remove-GridRun $run.Name -Store $store -Force -Confirm:$false
         { Get-GridRun $run.Name -Store $store -ErrorAction Stop } | Should -Throw -ErrorId 'RunNotFound*'
         Wait-Until { (Get-Queued $run.JobId).Count -eq 0 } 15 "job $($run.JobId) gone from squeue"
-        Test-Path (Join-Path $Work "$($run.Name)/exp1") | Should -BeFalse
+        @(Get-RunFolder $Work $run.Name | Where-Object { Test-Path (Join-Path $_ exp1) }) | Should -BeNullOrEmpty
     }
 
     It 'refuses a job sbatch refuses, and ends its experiments Stopped' {

@@ -52,6 +52,12 @@ public sealed record CaptureOptions
     /// Null: only <see cref="FinalSyncPatience"/> bounds it. See <see cref="StopBudgetFor"/>.
     /// </summary>
     public TimeSpan? StopBudget { get; init; }
+    /// <summary>
+    /// Removes the working folder at the end when the final sync stored every file in it (the folders
+    /// Start-GridRun makes); it is kept, with a warning that says where and why, when anything in it
+    /// did not reach the store. The record names the folder until it is removed.
+    /// </summary>
+    public bool RemoveWorkingDirectory { get; init; }
 
     /// <summary>The environment variable with the seconds between a scheduler's SIGTERM and its SIGKILL (Slurm's KillWait).</summary>
     public const string SignalGraceVariable = "GRID_SIGNAL_GRACE";
@@ -243,6 +249,7 @@ public sealed class CaptureAgent
             r.Signal = null; // a Lost agent's, if it was signalled in its end
             r.Command = command;
             r.Sync = _sync;
+            r.WorkingDirectory = _roots[0].Root;
             return r;
         }, takeQueued: true, mustExist: _options.Queued, CancellationToken.None, _options.ClaimSettle).ConfigureAwait(false);
 
@@ -264,6 +271,7 @@ public sealed class CaptureAgent
             // Stopped while it waited in the queue: it never starts.
             _record.Status = GridStatus.Stopped;
             _record.Finished = _record.Heartbeat = _catalog.Clock.GetUtcNow();
+            if (_options.RemoveWorkingDirectory) RemoveWorkingDirectory(); // nothing ran in it
             await WriteRecordAsync().ConfigureAwait(false);
             return -1;
         }
@@ -376,11 +384,35 @@ public sealed class CaptureAgent
         _record.Status = signal == "SIGTERM" && !stopRequested ? GridStatus.Failed
             : stopped || signal is not null ? GridStatus.Stopped
             : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
+        // Every file stored: the folder goes before the final status, so an ended experiment's folder is gone.
+        if (_options.RemoveWorkingDirectory)
+        {
+            watchers.Dispose();
+            if (WhyKept() is { } why) Warning?.Invoke($"Kept the working folder '{_roots[0].Root}': {why}.");
+            else RemoveWorkingDirectory();
+        }
         _record.Finished = _catalog.Clock.GetUtcNow();
         _record.Heartbeat = _record.Finished;
         await PersistAsync("The final status", WriteRecordAsync, deadline).ConfigureAwait(false);
         try { Directory.Delete(logs, recursive: true); } catch (IOException) { }
         return exitCode;
+    }
+
+    /// <summary>Why the working folder must stay after the final sync (something in it is not in the store), or null.</summary>
+    private string? WhyKept()
+    {
+        var why = new List<string>();
+        if (_sync.FilesPending > 0) why.Add($"{_sync.FilesPending} file(s) did not reach the store");
+        if (_sync.Unstorable.Count > 0) why.Add($"{_reportedUnstorable.Count} file(s) could not be stored (Sync.Unstorable names them)");
+        if (_reportedSkipped.Count > 0) why.Add($"{_reportedSkipped.Count} folder(s) were skipped");
+        return why.Count == 0 ? null : string.Join("; ", why);
+    }
+
+    /// <summary>Removes the working folder; the record stops naming it once it is gone.</summary>
+    private void RemoveWorkingDirectory()
+    {
+        if (WorkingFolders.Remove(_roots[0].Root) is { } problem) Warning?.Invoke($"The working folder '{_roots[0].Root}' was not removed: {problem}");
+        else _record.WorkingDirectory = null;
     }
 
     /// <summary>Failures that pass: the store is away for now (outage, busy, disk full), not a wrong name or a refusal.</summary>

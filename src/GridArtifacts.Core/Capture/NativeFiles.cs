@@ -38,6 +38,20 @@ internal static class NativeFiles
     [DllImport("libc", SetLastError = true, EntryPoint = "statx")]
     private static extern int Statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, byte[] buffer);
 
+    [DllImport("libc", SetLastError = true, EntryPoint = "mkdir")]
+    private static extern int MkDir([MarshalAs(UnmanagedType.LPUTF8Str)] string path, uint mode);
+
+    private const int EEXIST = 17;
+
+    /// <summary>Makes a folder (mode 0777 less the umask, as .NET does); false when something of that name is there already.</summary>
+    public static bool MakeDirectory(string path)
+    {
+        if (MkDir(path, 0x1ff) == 0) return true;
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == EEXIST) return false;
+        throw new IOException($"Could not make the folder '{path}' (error {errno}).");
+    }
+
     [DllImport("libc", SetLastError = true, EntryPoint = "readlink")]
     private static extern nint ReadLink([MarshalAs(UnmanagedType.LPUTF8Str)] string path, byte[] buffer, nint size);
 

@@ -53,6 +53,12 @@ public sealed class ExperimentRecord
     public MetricsRecord? Metrics { get; set; }
     /// <summary>Why it ended without an agent (its cluster task ended before the agent started), or null (optional: absent before 0.4.0).</summary>
     public string? Reason { get; set; }
+    /// <summary>
+    /// The folder its script ran in, on its agent's host, while that folder is there: null once the
+    /// agent has removed it (Start-GridRun's folders, after a final sync that stored every file)
+    /// (optional: absent before 0.4.2).
+    /// </summary>
+    public string? WorkingDirectory { get; set; }
     /// <summary>The index key of this record as last written or read (not stored).</summary>
     [JsonIgnore]
     public string? IndexKey { get; set; }

@@ -38,6 +38,13 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
     [Parameter]
     public string? WorkingDirectory { get; set; }
 
+    /// <summary>
+    /// Removes -WorkingDirectory at the end when the final sync stored every file in it (as Start-GridRun
+    /// does with the folders it makes); otherwise keeps it and says where and why. Needs -WorkingDirectory.
+    /// </summary>
+    [Parameter]
+    public SwitchParameter RemoveWorkingDirectory { get; set; }
+
     /// <summary>More folders whose new and changed files are artifacts.</summary>
     [Parameter]
     public string[]? ArtifactPath { get; set; }
@@ -71,6 +78,12 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
             ThrowTerminatingError(ToErrorRecord(ex));
             return;
         }
+        if (RemoveWorkingDirectory && WorkingDirectory is null)
+        {
+            // The current location is the user's own folder: it is never removed.
+            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-RemoveWorkingDirectory removes the folder -WorkingDirectory names: give one (the current location is never removed)."),
+                "RemoveNeedsWorkingDirectory", ErrorCategory.InvalidArgument, null));
+        }
         var catalog = OpenCatalog();
         var parameters = ToDictionary(Parameter);
         var options = new CaptureOptions
@@ -84,6 +97,7 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
             Queued = Queued,
             Tags = tags,
             StopBudget = StopBudget(),
+            RemoveWorkingDirectory = RemoveWorkingDirectory,
         };
         var exitCode = 0;
         var agent = new CaptureAgent(catalog, run, experiment, options);

@@ -13,8 +13,10 @@ namespace GridArtifacts.Commands;
 
 /// <summary>
 /// Starts a script as one experiment, or as a sweep when -Parameter holds lists (each combination
-/// once: exp0, exp1, ...). Every experiment runs in a folder of its own under its capture agent.
-/// Returns the run at once; the run goes on after this session closes. -Wait waits with progress.
+/// once: exp0, exp1, ...). Every experiment runs in a new, empty folder of its own under its capture
+/// agent, removed after a final sync that stored every file in it (kept with -KeepWorkingDirectory,
+/// or when a file did not reach the store). Returns the run at once; the run goes on after this
+/// session closes. -Wait waits with progress.
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "GridRun", DefaultParameterSetName = FileSet, SupportsShouldProcess = true)]
 [OutputType(typeof(GridRun))]
@@ -51,9 +53,13 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     [Parameter]
     public string[]? ArtifactPath { get; set; }
 
-    /// <summary>Where the experiments' working folders are made (&lt;root&gt;/&lt;run&gt;/&lt;exp&gt;); ~/.grid/work by default.</summary>
+    /// <summary>Where the experiments' working folders are made (&lt;root&gt;/&lt;run&gt;.&lt;random&gt;/&lt;exp&gt;, new for each run); ~/.grid/work by default.</summary>
     [Parameter]
     public string? WorkingRoot { get; set; }
+
+    /// <summary>Keeps each experiment's working folder after its final sync (Get-GridExperiment's WorkingDirectory names it); by default it is removed once every file in it is stored.</summary>
+    [Parameter]
+    public SwitchParameter KeepWorkingDirectory { get; set; }
 
     /// <summary>Tags on the run (Get-GridRun -Tag finds it; retention's -ExcludeTag keeps it).</summary>
     [Parameter]
@@ -108,26 +114,30 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             run = named ?? await catalog.CreateRunWithNewNameAsync(Record, ct, tags).ConfigureAwait(false);
             await catalog.QueueExperimentsAsync(run, sweep.Select((p, i) => (p, string.Join(' ', commands[i]))).ToList(), now, ct).ConfigureAwait(false);
         });
+        ReportEarlierFolders(workRoot);
+        // A folder no run used before: a script that resumes from ./checkpoints finds only its own.
+        var runFolder = WorkingFolders.CreateRunFolder(workRoot, run);
         var experiments = sweep.Select((p, i) => new
         {
             Experiment = GridNames.ExperimentName(i),
-            WorkingDirectory = Path.Combine(workRoot, run, GridNames.ExperimentName(i)),
+            WorkingDirectory = Path.Combine(runFolder, GridNames.ExperimentName(i)),
             Parameters = p,
             Command = commands[i],
         }).ToList();
 
-        Directory.CreateDirectory(Path.Combine(workRoot, run));
-        var planPath = Path.Combine(workRoot, run, "plan.json");
+        var planPath = Path.Combine(runFolder, WorkingFolders.PlanFile);
         File.WriteAllText(planPath, JsonSerializer.Serialize(new
         {
             Run = run,
             Store = store.Location,
             ThrottleLimit,
             ArtifactPath = (ArtifactPath ?? Array.Empty<string>()).Select(ResolvePath).ToArray(),
+            KeepWorkingDirectory = KeepWorkingDirectory.IsPresent,
             Experiments = experiments,
         }));
-        if (Scheduler == GridScheduler.Slurm) Submit(catalog, run, sweep.Count, Path.Combine(workRoot, run), planPath);
-        else StartDetached(planPath, Path.Combine(workRoot, run, "supervisor.log"));
+        WriteVerbose($"The experiments of {run} work in '{runFolder}'.");
+        if (Scheduler == GridScheduler.Slurm) Submit(catalog, run, sweep.Count, runFolder, planPath);
+        else StartDetached(planPath, Path.Combine(runFolder, "supervisor.log"));
 
         if (!Wait)
         {
@@ -155,8 +165,39 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             var r = current;
             return r is null ? null : new ProgressRecord(3, $"Run {run}", $"{r.Status}, {r.ExperimentCount} experiment(s)");
         });
+        ReportKeptFolders(catalog, run);
         WriteObject(current);
     }
+
+    /// <summary>Says where each experiment's folder is when it was kept (asked for, or a file in it is not in the store).</summary>
+    private void ReportKeptFolders(GridCatalog catalog, string run)
+    {
+        IReadOnlyList<GridExperiment> ended = Array.Empty<GridExperiment>();
+        RunAndDrain(async (post, ct) => ended = (await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false)).Items);
+        foreach (var e in ended.Where(e => e.WorkingDirectory is not null))
+        {
+            if (KeepWorkingDirectory) WriteVerbose($"{e.Id} worked in '{e.WorkingDirectory}' (kept).");
+            else WriteWarning($"Kept the working folder of {e.Id}, '{e.WorkingDirectory}': not every file in it is in the store (see its Sync). " +
+                $"Remove-GridWorkingDirectory -Run {run} -Force removes it.");
+        }
+    }
+
+    /// <summary>
+    /// Says (once per work root in a session) that releases before 0.4.2 left run folders there, which
+    /// nothing uses again and nothing removed, and how to remove them.
+    /// </summary>
+    private void ReportEarlierFolders(string workRoot)
+    {
+        lock (ReportedRoots) { if (!ReportedRoots.Add(workRoot)) return; }
+        List<string> earlier;
+        try { earlier = WorkingFolders.EarlierLayoutFolders(workRoot); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
+        if (earlier.Count == 0) return;
+        WriteWarning($"'{workRoot}' holds {earlier.Count} run folder(s) that earlier releases left (such as '{Path.GetFileName(earlier[0])}'); no run uses them again. " +
+            $"Remove-GridWorkingDirectory -WorkingRoot '{workRoot}' -WhatIf lists what it would remove: the folders of runs that have ended.");
+    }
+
+    private static readonly HashSet<string> ReportedRoots = new(StringComparer.Ordinal);
 
     /// <summary>-SchedulerArgument only with a scheduler that takes it, and never the options the module sets itself.</summary>
     private void CheckScheduler()

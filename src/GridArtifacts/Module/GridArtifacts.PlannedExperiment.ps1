@@ -14,6 +14,22 @@ if ($Index -lt 0 -or $Index -ge @($plan.Experiments).Count) {
     exit 1
 }
 $e = @($plan.Experiments)[$Index]
+$keep = [bool]$plan.KeepWorkingDirectory
+
+# The run's folder (plan, job script, logs) goes once every experiment of the run has ended and
+# every experiment folder is gone; a log with something in it keeps it (Remove-GridWorkingDirectory
+# removes it later). Whichever experiment ends last does it; two at once are harmless.
+function Remove-RunFolder {
+    $runFolder = Split-Path -Parent $PlanPath
+    if (Get-ChildItem -LiteralPath $runFolder -Directory -Filter 'exp*' -ErrorAction Ignore) { return }
+    $logs = @(Get-ChildItem -LiteralPath $runFolder -Recurse -File -Include '*.log', '*.out' -ErrorAction Ignore)
+    if ($logs | Where-Object Length -gt 0) { return }
+    $run = Get-GridRun -Name $plan.Run -Store $plan.Store -ErrorAction Ignore
+    if (-not $run -or $run.Status -in 'Queued', 'Running', 'Syncing') { return }
+    # Links in it are removed as links: nothing outside it is touched.
+    try { [IO.Directory]::Delete($runFolder, $true) } catch [IO.IOException] { }
+}
+
 try {
     Import-Module (Join-Path $PSScriptRoot 'GridArtifacts.psd1')
     $parameters = @{}
@@ -23,8 +39,11 @@ try {
     $warnings = if ($Quiet) { 'SilentlyContinue' } else { 'Continue' }
     # -Queued: an experiment removed or stopped while it waited runs nothing and creates nothing.
     $null = Invoke-GridExperiment -Run $plan.Run -Experiment $e.Experiment -Store $plan.Store -WorkingDirectory $e.WorkingDirectory `
-        -ArtifactPath $roots -Parameter $parameters -Queued -Command $e.Command -WarningAction $warnings -ErrorAction Stop
-    exit $LASTEXITCODE
+        -ArtifactPath $roots -Parameter $parameters -Queued -Command $e.Command -WarningAction $warnings -ErrorAction Stop `
+        -RemoveWorkingDirectory:(-not $keep)
+    $code = $LASTEXITCODE
+    if (-not $keep) { Remove-RunFolder }
+    exit $code
 }
 catch {
     # Refused (stopped or removed while it waited), or a store error: said, and nothing else is touched.

@@ -1,0 +1,144 @@
+using System.Management.Automation;
+using System.Text.Json;
+using GridArtifacts.Core;
+using GridArtifacts.Core.Capture;
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Commands;
+
+/// <summary>
+/// Removes the working folders Start-GridRun left under a work root (~/.grid/work by default): those
+/// kept with -KeepWorkingDirectory, those kept because a file in them did not reach the store (only
+/// with -Force), and those releases before 0.4.2 left behind. A folder is removed only once every
+/// experiment of its run has ended (its plan.json names the run and its store, which is asked); one
+/// whose store cannot be asked is left, with a warning. Links inside are removed as links.
+/// </summary>
+[Cmdlet(VerbsCommon.Remove, "GridWorkingDirectory", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+[OutputType(typeof(void))]
+public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
+{
+    /// <summary>Only the folders of these runs (wildcards); every run's by default.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name")]
+    [ArgumentCompleter(typeof(RunNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    [SupportsWildcards]
+    public string[]? Run { get; set; }
+
+    /// <summary>The folder Start-GridRun made them in (its -WorkingRoot); ~/.grid/work by default.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? WorkingRoot { get; set; }
+
+    /// <summary>Also removes folders holding files that are not in the store (the store refused them, or they cannot be stored).</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    private readonly Dictionary<string, GridCatalog?> _catalogs = new(StringComparer.Ordinal);
+
+    private readonly List<WildcardPattern> _patterns = new();
+    private bool _everyRun;
+
+    /// <summary>Gathers the runs named (piped runs included); the root is read once, at the end.</summary>
+    protected override void ProcessRecord()
+    {
+        if (Run is null) _everyRun = true;
+        else _patterns.AddRange(Run.Select(r => new WildcardPattern(r, WildcardOptions.IgnoreCase)));
+    }
+
+    protected override void EndProcessing()
+    {
+        try { RemoveFolders(); }
+        finally { base.EndProcessing(); }
+    }
+
+    private void RemoveFolders()
+    {
+        var root = ResolvePath(WorkingRoot ?? ModuleFolders.DefaultWorkRoot);
+        if (!Directory.Exists(root))
+        {
+            WriteVerbose($"'{root}' does not exist: there is nothing to remove.");
+            return;
+        }
+        foreach (var folder in new DirectoryInfo(root).EnumerateDirectories().OrderBy(d => d.Name, StringComparer.Ordinal))
+        {
+            if (WorkingFolders.RunOf(folder.Name) is not { } run || !(_everyRun || _patterns.Any(p => p.IsMatch(run)))) continue;
+            if ((folder.Attributes & FileAttributes.ReparsePoint) != 0) continue;
+            Consider(folder.FullName);
+        }
+    }
+
+    /// <summary>Removes one run's folder when its run has ended (and, without -Force, every file in it is stored).</summary>
+    private void Consider(string folder)
+    {
+        var plan = ReadPlan(folder);
+        if (plan is null)
+        {
+            WriteVerbose($"Left '{folder}': it has no readable {WorkingFolders.PlanFile}, so it is not a folder Start-GridRun made.");
+            return;
+        }
+        var catalog = CatalogOf(plan.Value.Store);
+        if (catalog is null)
+        {
+            WriteWarning($"Left '{folder}': its store '{plan.Value.Store}' could not be opened, so whether run {plan.Value.Run} has ended is not known.");
+            return;
+        }
+        IReadOnlyList<GridExperiment>? experiments = null;
+        string? problem = null;
+        RunAndDrain(async (post, ct) =>
+        {
+            try { experiments = (await catalog.GetExperimentsAsync(plan.Value.Run, ct).ConfigureAwait(false)).Items; }
+            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound) { experiments = Array.Empty<GridExperiment>(); } // removed from the store
+            catch (GridException ex) { problem = ex.Message; }
+        });
+        if (experiments is null)
+        {
+            WriteWarning($"Left '{folder}': run {plan.Value.Run} could not be read from '{plan.Value.Store}': {problem}");
+            return;
+        }
+        if (experiments.FirstOrDefault(e => e.Status.IsActive()) is { } active)
+        {
+            WriteWarning($"Left '{folder}': {active.Id} is {active.Status}; its folder is removed once it has ended.");
+            return;
+        }
+        var unstored = experiments.Where(e => e.Sync is { } s && (s.FilesPending > 0 || s.Unstorable.Count > 0)).ToList();
+        if (unstored.Count > 0 && !Force)
+        {
+            WriteWarning($"Left '{folder}': not every file of {string.Join(", ", unstored.Select(e => e.Id))} is in the store (see Sync on Get-GridExperiment). -Force removes it anyway.");
+            return;
+        }
+        if (!ShouldProcess(folder, $"Remove the working folder of run {plan.Value.Run}")) return;
+        if (WorkingFolders.Remove(folder) is { } why)
+            WriteError(new ErrorRecord(new IOException($"'{folder}' was not removed (in part or at all): {why}"), "WorkingFolderNotRemoved", ErrorCategory.WriteError, folder));
+        else
+            WriteVerbose($"Removed '{folder}'.");
+    }
+
+    /// <summary>The run and store a run folder's plan names, or null.</summary>
+    private static (string Run, string Store)? ReadPlan(string folder)
+    {
+        try
+        {
+            using var stream = File.OpenRead(Path.Combine(folder, WorkingFolders.PlanFile));
+            if (stream.Length > StoreLayout.MaxRecordBytes) return null;
+            using var doc = JsonDocument.Parse(stream);
+            var run = doc.RootElement.GetProperty("Run").GetString();
+            var store = doc.RootElement.GetProperty("Store").GetString();
+            return GridNames.IsValidRunName(run) && !string.IsNullOrEmpty(store) ? (run!, store!) : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
+    private GridCatalog? CatalogOf(string location)
+    {
+        if (_catalogs.TryGetValue(location, out var known)) return known;
+        GridCatalog? catalog = null;
+        try { catalog = StoreSettings.Open(location); }
+        catch (GridException ex) { WriteVerbose($"The store '{location}' could not be opened: {ex.Message}"); }
+        return _catalogs[location] = catalog;
+    }
+}
