@@ -510,6 +510,50 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Equal(1, exp.Sync!.FilesPending);
     }
 
+    // ---- the working folder's end ---------------------------------------------------------------------
+
+    [Fact]
+    public async Task A_working_folder_is_removed_only_once_every_file_in_it_is_in_the_store()
+    {
+        var bucket = _s3.NewBucket();
+        using var proxy = new FaultProxy(_s3.Endpoint);
+        var refuse = true;
+        proxy.Decide = (method, path, _) => refuse && method == "PUT" && path.Contains("stuck.txt") ? Fault.SlowDown503 : Fault.None;
+        var catalog = new GridCatalog(new S3Store(ViaProxy(bucket, "ends", proxy)));
+        const string Script = "head -c 300000 /dev/urandom > model.bin; echo stuck > stuck.txt; ln -s model.bin last.bin";
+
+        // The store refuses one file to the end: the folder stays, named in the record and a warning.
+        var kept = NewWork();
+        var agent = new CaptureAgent(catalog, "ends-run", "exp0", Bash(kept, Script) with { FinalSyncPatience = TimeSpan.Zero, RemoveWorkingDirectory = true });
+        var warnings = new ConcurrentBag<string>();
+        agent.Warning += warnings.Add;
+        Assert.Equal(0, await agent.RunAsync(default));
+        Assert.True(File.Exists(Path.Combine(kept, "stuck.txt")));
+        var exp0 = await catalog.GetExperimentAsync("ends-run", "exp0", default);
+        Assert.Equal(Path.GetFullPath(kept), exp0.WorkingDirectory);
+        Assert.Contains(warnings, w => w.StartsWith($"Kept the working folder '{Path.GetFullPath(kept)}': 1 file(s) did not reach the store", StringComparison.Ordinal));
+
+        // Every file stored: the folder is gone before the status says the experiment ended, and what
+        // was stored is what the script wrote (the link arrives as its target, which was not followed out).
+        refuse = false;
+        var removed = NewWork();
+        var sums = removed + ".sha256";
+        var written = new Dictionary<string, string>();
+        var second = new CaptureAgent(catalog, "ends-run", "exp1", Bash(removed, Script + $"; sha256sum model.bin stuck.txt > '{sums}'") with { RemoveWorkingDirectory = true });
+        Assert.Equal(0, await second.RunAsync(default));
+        Assert.False(Directory.Exists(removed));
+        foreach (var line in File.ReadAllLines(sums))
+        {
+            var parts = line.Split("  ");
+            written[parts[1]] = parts[0].ToLowerInvariant();
+        }
+        written["last.bin"] = written["model.bin"];
+        var exp1 = await catalog.GetExperimentAsync("ends-run", "exp1", default);
+        Assert.Equal(GridStatus.Succeeded, exp1.Status);
+        Assert.Null(exp1.WorkingDirectory);
+        Assert.Equal(written.OrderBy(k => k.Key, StringComparer.Ordinal), (await TestStore.StoredHashes(catalog, "ends-run", "exp1")).Select(k => KeyValuePair.Create(k.Key, k.Value.ToLowerInvariant())).OrderBy(k => k.Key, StringComparer.Ordinal));
+    }
+
     // ---- what is never an artifact ----------------------------------------------------------------
 
     [Theory]
