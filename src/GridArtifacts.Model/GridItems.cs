@@ -102,6 +102,40 @@ public sealed class GridExperiment : GridItem
     /// </summary>
     public string? WorkingDirectory { get; init; }
 
+    /// <summary>
+    /// The parameters whose values differ among the experiments of its run that Get-GridExperiment
+    /// listed with it, by name: what tells one experiment of a sweep from another (a parameter that
+    /// some of them lack counts). Null when it was not listed with others of its run.
+    /// </summary>
+    public IReadOnlyList<string>? VaryingParameters { get; private set; }
+
+    /// <summary>
+    /// The metrics its table shows, in order, of those it has: the ones named by Get-GridExperiment
+    /// -Metric, else val_loss (what the artifacts page charts first) and then the rest by name, without
+    /// the <see cref="MetricCounters"/>.
+    /// </summary>
+    public IReadOnlyList<string> KeyMetrics => _keyMetrics ??= Metrics.Keys
+        .Where(k => !MetricCounters.Contains(k))
+        .OrderBy(k => k.Equals("val_loss", StringComparison.OrdinalIgnoreCase) ? 0 : 1)
+        .ThenBy(k => k, StringComparer.OrdinalIgnoreCase).ToArray();
+
+    private IReadOnlyList<string>? _keyMetrics;
+
+    /// <summary>Metrics that count progress (as Lightning's metrics.csv has them), not measure it: left out of <see cref="KeyMetrics"/>.</summary>
+    public static readonly IReadOnlySet<string> MetricCounters = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "epoch", "step" };
+
+    /// <summary>
+    /// A copy to show with the experiments of its run listed with it: <paramref name="varyingParameters"/>
+    /// as its <see cref="VaryingParameters"/>, and <paramref name="keyMetrics"/> (when not null) as its <see cref="KeyMetrics"/>.
+    /// </summary>
+    public GridExperiment ShownWith(IReadOnlyList<string>? varyingParameters, IReadOnlyList<string>? keyMetrics)
+    {
+        var copy = (GridExperiment)MemberwiseClone();
+        copy.VaryingParameters = varyingParameters;
+        if (keyMetrics is not null) copy._keyMetrics = keyMetrics;
+        return copy;
+    }
+
     /// <summary>The (shared, empty) metrics of an experiment that has none.</summary>
     public static readonly IReadOnlyDictionary<string, double> NoMetrics = new Dictionary<string, double>(StringComparer.OrdinalIgnoreCase);
 

@@ -74,7 +74,7 @@ Describe 'Compare-GridExperiment (<Kind> store)' -ForEach @(
     It 'shows a table with the size and a short hash of each side' {
         $text = Compare-GridExperiment sweep-exp0 sweep-exp1 -Store $Store | Out-String -Width 200
         $text | Should -Match 'Compared: sweep-exp0 with sweep-exp1'
-        $text | Should -Match 'Kind\s+Experiment\s+Name\s+SideIndicator\s+Reference\s+Difference'
+        $text | Should -Match 'Kind\s+Name\s+Side\s+Reference\s+Difference'
         $sha = (Get-GridArtifact sweep-exp1 model.bin -Store $Store).Sha256.Substring(0, 8)
         $text | Should -Match "Artifact\s+model\.bin\s+<>\s+1000 B [0-9a-f]{8}…\s+1000 B $sha…"
         $text | Should -Match 'Parameter\s+lr\s+<>\s+0\.1\s+0\.01'

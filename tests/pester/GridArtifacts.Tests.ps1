@@ -55,7 +55,7 @@ Describe 'The module' {
 
     It 'formats runs, experiments and artifacts as tables with readable sizes' {
         $text = Get-GridArtifact first-run-exp0 | Out-String -Width 200
-        $text | Should -Match 'Experiment\s+Path\s+Size\s+LastModified\s+Sha256'
+        $text | Should -Match 'Experiment\s+Path\s+Size\s+LastModified'
         $text | Should -Match 'first-run-exp0\s+metrics.csv\s+\d+(\.\d)? KiB'
         (Get-GridRun | Out-String -Width 200) | Should -Match 'Name\s+Status\s+Experiments'
         (Get-GridExperiment first-run | Out-String -Width 200) | Should -Match 'first-run-exp1\s+Succeeded'

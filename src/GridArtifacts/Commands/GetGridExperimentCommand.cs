@@ -35,6 +35,13 @@ public sealed class GetGridExperimentCommand : GridStoreCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Tag { get; set; }
 
+    /// <summary>The metrics the table shows, in this order (wildcards match by name); it filters nothing.</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ArgumentCompleter(typeof(MetricNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string[]? Metric { get; set; }
+
     protected override void ProcessRecord()
     {
         var catalog = OpenCatalog();
@@ -51,6 +58,9 @@ public sealed class GetGridExperimentCommand : GridStoreCmdlet
             var stranded = result.Items.Where(e => e.Status == GridStatus.Queued && labels[e.Run].Job is not null)
                 .GroupBy(e => e.Run).Select(g => (g.Key, labels[g.Key].Job!, (IReadOnlyList<string>)g.Select(e => e.Experiment).ToList())).ToList();
             var changed = await ClusterRuns.EndStrandedAsync(catalog, stranded, post, ct).ConfigureAwait(false);
+            // What tells a sweep's experiments apart is decided over all of them read, before any filter.
+            var varying = result.Items.GroupBy(e => e.Run, StringComparer.Ordinal).Where(g => g.Count() > 1)
+                .ToDictionary(g => g.Key, g => VaryingParameters(g.ToList()), StringComparer.Ordinal);
             foreach (var read in result.Items)
             {
                 var exp = read.Status == GridStatus.Queued && changed.Contains(read.Run)
@@ -58,8 +68,31 @@ public sealed class GetGridExperimentCommand : GridStoreCmdlet
                     : read;
                 if (Status is { Length: > 0 } && !Status.Contains(exp.Status)) continue;
                 if (!tagged(exp.Tags)) continue;
-                post(exp);
+                post(exp.ShownWith(varying.GetValueOrDefault(exp.Run), KeyMetrics(exp)));
             }
         });
+    }
+
+    /// <summary>The parameter names whose values are not the same in all of <paramref name="experiments"/> (missing counts as a value), by name.</summary>
+    internal static IReadOnlyList<string> VaryingParameters(IReadOnlyList<GridExperiment> experiments) =>
+        experiments.SelectMany(e => e.Parameters.Keys).Distinct(StringComparer.Ordinal)
+            .Where(k => experiments.Select(e => e.Parameters.TryGetValue(k, out var v) ? v : null).Distinct(StringComparer.Ordinal).Skip(1).Any())
+            .OrderBy(k => k, StringComparer.Ordinal).ToArray();
+
+    /// <summary>The metrics of <paramref name="exp"/> that -Metric names, in its order; null without -Metric.</summary>
+    private IReadOnlyList<string>? KeyMetrics(GridExperiment exp)
+    {
+        if (Metric is not { Length: > 0 }) return null;
+        var names = exp.Metrics.Keys.OrderBy(k => k, StringComparer.OrdinalIgnoreCase).ToList();
+        var shown = new List<string>();
+        foreach (var m in Metric)
+        {
+            var match = Targets.Matcher(new[] { m });
+            foreach (var n in names)
+            {
+                if (match(n) && !shown.Contains(n, StringComparer.OrdinalIgnoreCase)) shown.Add(n);
+            }
+        }
+        return shown;
     }
 }
