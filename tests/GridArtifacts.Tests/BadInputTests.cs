@@ -161,6 +161,29 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Theory]
+    [InlineData("Get-GridRun my-run-exp1")]
+    [InlineData("Remove-GridRun my-run-exp1 -Confirm:$false")]
+    [InlineData("Protect-GridRun my-run-exp1")]
+    public void An_experiment_id_where_a_run_name_goes_is_called_an_experiment_id_with_the_command_that_shows_it(string command)
+    {
+        var src = _temp.Sub("src-expid");
+        _temp.WriteFile("src-expid/m.txt", "m"u8.ToArray());
+        Run("Import-GridArtifact -Path $args[0] -Run my-run -Experiment exp1 | Out-Null", src);
+        var (output, errors) = RunWithErrors(command);
+        Assert.Empty(output);
+        var error = Assert.Single(errors);
+        Assert.StartsWith("InvalidRunName", error.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+        Assert.Contains("'my-run-exp1' is an experiment id", error.Exception.Message);
+        Assert.Contains("Get-GridExperiment my-run-exp1", error.Exception.Message);
+        Assert.DoesNotContain("not a valid run name", error.Exception.Message);
+        // What the message says to run shows it; nothing was removed or protected.
+        var shown = (GridExperiment)Assert.Single(Run("Get-GridExperiment my-run-exp1"));
+        Assert.Equal("exp1", shown.Experiment);
+        Assert.False(shown.Protected);
+    }
+
+    [Theory]
     [InlineData("Invoke-GridExperiment -Run 'Bad_Name' -- true", "InvalidRunName")]
     [InlineData("Invoke-GridExperiment -Run ('r' * 64) -- true", "InvalidRunName")]
     [InlineData("Invoke-GridExperiment -Run 'ends-exp3' -- true", "InvalidRunName")]
