@@ -161,6 +161,29 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Theory]
+    [InlineData("param([double] $lr = 0.01, [int] $epochs = 3)\n'x' > out.txt", "@{ lr = 0.1; batch = 32, 64 }", "-batch", "it takes -lr, -epochs")]
+    [InlineData("'no param block' > out.txt", "@{ batch = 32, 64 }", "-batch", "it takes no named parameters")]
+    [InlineData("[CmdletBinding()]\nparam([Alias('learning')] [double] $lr)\n$lr > out.txt", "@{ learning = 0.1; batch = 32, 64; seed = 1 }", "-batch, -seed", "it takes -lr")]
+    public void A_ps1_script_given_parameters_it_does_not_take_is_refused_naming_them_before_anything_is_created(string script, string parameters, string unknown, string takes)
+    {
+        var path = Path.Combine(Directory.CreateDirectory(_temp.Sub("scripts")).FullName, Guid.NewGuid().ToString("N") + ".ps1");
+        File.WriteAllText(path, script);
+        var work = Path.Combine(_temp.Path, "work-unknown");
+        var (output, errors) = RunWithErrors($"Start-GridRun -FilePath $args[0] -Parameter {parameters} -WorkingRoot $args[1] -Name unknown-params", path, work);
+        Assert.Empty(output);
+        var error = Assert.Single(errors);
+        Assert.StartsWith("UnknownScriptParameter", error.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+        Assert.Contains($"has no parameter {unknown}:", error.Exception.Message);
+        Assert.Contains(takes, error.Exception.Message);
+        Assert.Contains("Nothing was started", error.Exception.Message);
+        // Nothing in the store, and no working folder.
+        Assert.Empty(Run("Get-GridRun"));
+        Assert.Empty(FilesUnder(_temp.Sub("store")));
+        Assert.False(Directory.Exists(work));
+    }
+
+    [Theory]
     [InlineData("Get-GridRun my-run-exp1")]
     [InlineData("Remove-GridRun my-run-exp1 -Confirm:$false")]
     [InlineData("Protect-GridRun my-run-exp1")]
