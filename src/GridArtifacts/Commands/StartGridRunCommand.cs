@@ -156,6 +156,37 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             return r is null ? null : new ProgressRecord(3, $"Run {run}", $"{r.Status}, {r.ExperimentCount} experiment(s)");
         });
         WriteObject(current);
+        if (current.Status != GridStatus.Succeeded) ReportUnsucceeded(catalog, run);
+    }
+
+    /// <summary>
+    /// After -Wait, one non-terminating error per experiment that failed or was lost (so $? is false
+    /// and -ErrorAction Stop throws), saying how it ended and where its output is. A Stopped
+    /// experiment was stopped on request (Stop-GridRun, Ctrl+C, a scheduler's cancel or time
+    /// limit): a warning, not an error.
+    /// </summary>
+    private void ReportUnsucceeded(GridCatalog catalog, string run)
+    {
+        RunAndDrain(async (post, ct) =>
+        {
+            var read = await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false);
+            foreach (var e in read.Errors) post(e);
+            foreach (var e in read.Items.OrderBy(e => e.Index))
+            {
+                if (e.Status == GridStatus.Succeeded) continue;
+                var how = e.Signal is not null ? $" by {e.Signal}" : e.ExitCode is { } code ? $" with exit code {code}" : "";
+                var why = e.Reason is null ? "" : $" ({e.Reason})";
+                if (e.Status == GridStatus.Stopped)
+                {
+                    post(new WarningMessage($"{e.Id} was Stopped{how}{why}; what it wrote is synced."));
+                    continue;
+                }
+                var status = e.Status == GridStatus.Lost ? "is Lost: its agent stopped writing a heartbeat" : e.Status.ToString();
+                post(new ErrorRecord(new InvalidOperationException(
+                        $"{e.Id} {status}{how}{why}. What it printed: Get-GridLog {e.Id} -Stream StandardError (and Get-GridLog {e.Id} for its output)."),
+                    "ExperimentFailed", ErrorCategory.InvalidResult, e));
+            }
+        });
     }
 
     /// <summary>-SchedulerArgument only with a scheduler that takes it, and never the options the module sets itself.</summary>
