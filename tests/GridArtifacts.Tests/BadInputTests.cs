@@ -160,6 +160,46 @@ public sealed class BadInputTests : IDisposable
         Assert.Contains("manifest.json", Assert.Single(errors).Exception.Message);
     }
 
+    [Fact]
+    public void Set_GridStore_tries_an_S3_store_and_refuses_one_it_cannot_use_unless_Force_saves_it_with_a_warning()
+    {
+        var savedConfig = Environment.GetEnvironmentVariable("GRID_CONFIG_HOME");
+        var config = _temp.Sub("config-s3");
+        var file = Path.Combine(config, "config.json");
+        Environment.SetEnvironmentVariable("GRID_CONFIG_HOME", config);
+        try
+        {
+            var missing = _s3.StoreUri("no-such-" + Guid.NewGuid().ToString("N")[..12], "ml");
+            var (_, errors) = RunWithErrors("Set-GridStore $args[0]", missing);
+            var error = Assert.Single(errors);
+            Assert.StartsWith("BucketNotFound", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.ObjectNotFound, error.CategoryInfo.Category);
+            Assert.Contains("does not exist", error.Exception.Message);
+            Assert.Contains("-Force", error.Exception.Message);
+            Assert.False(File.Exists(file));
+
+            // -Force saves it anyway, and says it could not be used.
+            var (warned, forcedErrors) = RunWithErrors("Set-GridStore $args[0] -Force 3>&1", missing);
+            Assert.Empty(forcedErrors);
+            var warning = Assert.IsType<WarningRecord>(Assert.Single(warned));
+            Assert.Contains("could not be used", warning.Message);
+            Assert.Contains("does not exist", warning.Message);
+            Assert.Equal(missing.TrimEnd('/'), SavedStore(file));
+
+            // A bucket that is there is saved without a word.
+            var good = _s3.StoreUri(_s3.NewBucket(), "ml");
+            Assert.Empty(Run("Set-GridStore $args[0] 3>&1", good));
+            Assert.Equal(good.TrimEnd('/'), SavedStore(file));
+        }
+        finally { Environment.SetEnvironmentVariable("GRID_CONFIG_HOME", savedConfig); }
+    }
+
+    private static string? SavedStore(string file)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(file));
+        return doc.RootElement.GetProperty("store").GetString();
+    }
+
     [Theory]
     [InlineData("param([double] $lr = 0.01, [int] $epochs = 3)\n'x' > out.txt", "@{ lr = 0.1; batch = 32, 64 }", "-batch", "it takes -lr, -epochs")]
     [InlineData("'no param block' > out.txt", "@{ batch = 32, 64 }", "-batch", "it takes no named parameters")]
