@@ -200,6 +200,28 @@ public sealed class BadInputTests : IDisposable
         return doc.RootElement.GetProperty("store").GetString();
     }
 
+    [Fact]
+    public void Save_into_a_destination_that_is_a_file_is_one_error_naming_it_and_nothing_is_written()
+    {
+        var src = _temp.Sub("src-many");
+        for (var i = 0; i < 40; i++) _temp.WriteFile($"src-many/d{i % 4}/f{i}.txt", System.Text.Encoding.UTF8.GetBytes($"file {i}"));
+        Run("Import-GridArtifact -Path $args[0] -Run many-run | Out-Null", src);
+        var dest = Path.Combine(_temp.Path, "dest-is-a-file");
+        File.WriteAllText(dest, "keep");
+        foreach (var target in new[] { dest, Path.Combine(dest, "below") })
+        {
+            var (output, errors) = RunWithErrors("Save-GridArtifact many-run -Destination $args[0] -PassThru", target);
+            Assert.Empty(output);
+            var error = Assert.Single(errors);
+            Assert.StartsWith("DestinationNotFolder", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.WriteError, error.CategoryInfo.Category);
+            Assert.Contains($"'{target}'", error.Exception.Message);
+            Assert.Contains($"'{dest}' is a file", error.Exception.Message);
+        }
+        Assert.Equal("keep", File.ReadAllText(dest));
+        Assert.Equal(new[] { dest }, FilesUnder(_temp.Path).Where(f => !f.StartsWith(src + Path.DirectorySeparatorChar) && !f.StartsWith(_temp.Sub("store") + Path.DirectorySeparatorChar)));
+    }
+
     [Theory]
     [InlineData("param([double] $lr = 0.01, [int] $epochs = 3)\n'x' > out.txt", "@{ lr = 0.1; batch = 32, 64 }", "-batch", "it takes -lr, -epochs")]
     [InlineData("'no param block' > out.txt", "@{ batch = 32, 64 }", "-batch", "it takes no named parameters")]
