@@ -136,6 +136,30 @@ public abstract class GridCmdlet : PSCmdlet
         return new ErrorRecord(ex, ex.ErrorId, category, ex.Target);
     }
 
+    /// <summary>
+    /// ShouldProcess, for a change that asks first (ConfirmImpact High). A session that cannot ask
+    /// (pwsh -NonInteractive, a host without prompts) makes PowerShell fail with its stock "Read and
+    /// Prompt functionality is not available"; that becomes a terminating ConfirmationNotPossible
+    /// error saying how to go on without asking. Nothing of <paramref name="target"/> has changed then.
+    /// </summary>
+    protected bool ShouldProcessOrExplain(string target, string action)
+    {
+        try
+        {
+            return ShouldProcess(target, action);
+        }
+        catch (Exception ex) when (ex is PSInvalidOperationException or System.Management.Automation.Host.HostException or NotImplementedException)
+        {
+            // Only the prompt throws here: ShouldProcess itself neither reads nor writes anything else.
+            var command = MyInvocation.MyCommand.Name;
+            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(
+                    $"{command} asks before it changes '{target}' ({action}), and this session cannot ask (pwsh -NonInteractive, or a host without prompts); nothing was changed. " +
+                    $"Add -Confirm:$false to {command} to go ahead without asking, or -WhatIf to see what it would do.", ex),
+                "ConfirmationNotPossible", ErrorCategory.InvalidOperation, target));
+            return false; // not reached
+        }
+    }
+
     /// <summary>Writes a non-terminating error for one item.</summary>
     protected void WriteGridError(GridException ex) => WriteError(ToErrorRecord(ex));
 

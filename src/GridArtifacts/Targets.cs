@@ -96,8 +96,18 @@ internal static class Targets
         return pairs.Distinct().ToList();
     }
 
-    private static GridException InvalidRun(string name) =>
-        new(GridErrorKind.InvalidName, "InvalidRunName",
-            $"'{name}' is not a valid run name. Runs are named with lower-case letters, digits and hyphens (for example adorable-mouse-123); " +
-            "'run-expN' names one experiment.", name);
+    private static GridException InvalidRun(string name)
+    {
+        // A valid run name followed by -expN follows the letters-digits-hyphens rule; it is refused because it names an experiment.
+        var (run, experiment) = GridNames.SplitTarget(name);
+        if (experiment is not null && GridNames.IsValidRunName(run) && GridNames.IsValidExperimentName(experiment))
+        {
+            return new(GridErrorKind.InvalidName, "InvalidRunName",
+                $"'{name}' is an experiment id ({experiment} of the run {run}), not a run name. Get-GridExperiment {name} shows that experiment; " +
+                $"Get-GridRun {run} shows its run.", name);
+        }
+        return new(GridErrorKind.InvalidName, "InvalidRunName",
+            $"'{name}' is not a valid run name. Runs are named with lower-case letters, digits and hyphens (for example adorable-mouse-123), " +
+            "and a name ending in -expN names an experiment.", name);
+    }
 }

@@ -160,6 +160,114 @@ public sealed class BadInputTests : IDisposable
         Assert.Contains("manifest.json", Assert.Single(errors).Exception.Message);
     }
 
+    [Fact]
+    public void Set_GridStore_tries_an_S3_store_and_refuses_one_it_cannot_use_unless_Force_saves_it_with_a_warning()
+    {
+        var savedConfig = Environment.GetEnvironmentVariable("GRID_CONFIG_HOME");
+        var config = _temp.Sub("config-s3");
+        var file = Path.Combine(config, "config.json");
+        Environment.SetEnvironmentVariable("GRID_CONFIG_HOME", config);
+        try
+        {
+            var missing = _s3.StoreUri("no-such-" + Guid.NewGuid().ToString("N")[..12], "ml");
+            var (_, errors) = RunWithErrors("Set-GridStore $args[0]", missing);
+            var error = Assert.Single(errors);
+            Assert.StartsWith("BucketNotFound", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.ObjectNotFound, error.CategoryInfo.Category);
+            Assert.Contains("does not exist", error.Exception.Message);
+            Assert.Contains("-Force", error.Exception.Message);
+            Assert.False(File.Exists(file));
+
+            // -Force saves it anyway, and says it could not be used.
+            var (warned, forcedErrors) = RunWithErrors("Set-GridStore $args[0] -Force 3>&1", missing);
+            Assert.Empty(forcedErrors);
+            var warning = Assert.IsType<WarningRecord>(Assert.Single(warned));
+            Assert.Contains("could not be used", warning.Message);
+            Assert.Contains("does not exist", warning.Message);
+            Assert.Equal(missing.TrimEnd('/'), SavedStore(file));
+
+            // A bucket that is there is saved without a word.
+            var good = _s3.StoreUri(_s3.NewBucket(), "ml");
+            Assert.Empty(Run("Set-GridStore $args[0] 3>&1", good));
+            Assert.Equal(good.TrimEnd('/'), SavedStore(file));
+        }
+        finally { Environment.SetEnvironmentVariable("GRID_CONFIG_HOME", savedConfig); }
+    }
+
+    private static string? SavedStore(string file)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(file));
+        return doc.RootElement.GetProperty("store").GetString();
+    }
+
+    [Fact]
+    public void Save_into_a_destination_that_is_a_file_is_one_error_naming_it_and_nothing_is_written()
+    {
+        var src = _temp.Sub("src-many");
+        for (var i = 0; i < 40; i++) _temp.WriteFile($"src-many/d{i % 4}/f{i}.txt", System.Text.Encoding.UTF8.GetBytes($"file {i}"));
+        Run("Import-GridArtifact -Path $args[0] -Run many-run | Out-Null", src);
+        var dest = Path.Combine(_temp.Path, "dest-is-a-file");
+        File.WriteAllText(dest, "keep");
+        foreach (var target in new[] { dest, Path.Combine(dest, "below") })
+        {
+            var (output, errors) = RunWithErrors("Save-GridArtifact many-run -Destination $args[0] -PassThru", target);
+            Assert.Empty(output);
+            var error = Assert.Single(errors);
+            Assert.StartsWith("DestinationNotFolder", error.FullyQualifiedErrorId);
+            Assert.Equal(ErrorCategory.WriteError, error.CategoryInfo.Category);
+            Assert.Contains($"'{target}'", error.Exception.Message);
+            Assert.Contains($"'{dest}' is a file", error.Exception.Message);
+        }
+        Assert.Equal("keep", File.ReadAllText(dest));
+        Assert.Equal(new[] { dest }, FilesUnder(_temp.Path).Where(f => !f.StartsWith(src + Path.DirectorySeparatorChar) && !f.StartsWith(_temp.Sub("store") + Path.DirectorySeparatorChar)));
+    }
+
+    [Theory]
+    [InlineData("param([double] $lr = 0.01, [int] $epochs = 3)\n'x' > out.txt", "@{ lr = 0.1; batch = 32, 64 }", "-batch", "it takes -lr, -epochs")]
+    [InlineData("'no param block' > out.txt", "@{ batch = 32, 64 }", "-batch", "it takes no named parameters")]
+    [InlineData("[CmdletBinding()]\nparam([Alias('learning')] [double] $lr)\n$lr > out.txt", "@{ learning = 0.1; batch = 32, 64; seed = 1 }", "-batch, -seed", "it takes -lr")]
+    public void A_ps1_script_given_parameters_it_does_not_take_is_refused_naming_them_before_anything_is_created(string script, string parameters, string unknown, string takes)
+    {
+        var path = Path.Combine(Directory.CreateDirectory(_temp.Sub("scripts")).FullName, Guid.NewGuid().ToString("N") + ".ps1");
+        File.WriteAllText(path, script);
+        var work = Path.Combine(_temp.Path, "work-unknown");
+        var (output, errors) = RunWithErrors($"Start-GridRun -FilePath $args[0] -Parameter {parameters} -WorkingRoot $args[1] -Name unknown-params", path, work);
+        Assert.Empty(output);
+        var error = Assert.Single(errors);
+        Assert.StartsWith("UnknownScriptParameter", error.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+        Assert.Contains($"has no parameter {unknown}:", error.Exception.Message);
+        Assert.Contains(takes, error.Exception.Message);
+        Assert.Contains("Nothing was started", error.Exception.Message);
+        // Nothing in the store, and no working folder.
+        Assert.Empty(Run("Get-GridRun"));
+        Assert.Empty(FilesUnder(_temp.Sub("store")));
+        Assert.False(Directory.Exists(work));
+    }
+
+    [Theory]
+    [InlineData("Get-GridRun my-run-exp1")]
+    [InlineData("Remove-GridRun my-run-exp1 -Confirm:$false")]
+    [InlineData("Protect-GridRun my-run-exp1")]
+    public void An_experiment_id_where_a_run_name_goes_is_called_an_experiment_id_with_the_command_that_shows_it(string command)
+    {
+        var src = _temp.Sub("src-expid");
+        _temp.WriteFile("src-expid/m.txt", "m"u8.ToArray());
+        Run("Import-GridArtifact -Path $args[0] -Run my-run -Experiment exp1 | Out-Null", src);
+        var (output, errors) = RunWithErrors(command);
+        Assert.Empty(output);
+        var error = Assert.Single(errors);
+        Assert.StartsWith("InvalidRunName", error.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.InvalidArgument, error.CategoryInfo.Category);
+        Assert.Contains("'my-run-exp1' is an experiment id", error.Exception.Message);
+        Assert.Contains("Get-GridExperiment my-run-exp1", error.Exception.Message);
+        Assert.DoesNotContain("not a valid run name", error.Exception.Message);
+        // What the message says to run shows it; nothing was removed or protected.
+        var shown = (GridExperiment)Assert.Single(Run("Get-GridExperiment my-run-exp1"));
+        Assert.Equal("exp1", shown.Experiment);
+        Assert.False(shown.Protected);
+    }
+
     [Theory]
     [InlineData("Invoke-GridExperiment -Run 'Bad_Name' -- true", "InvalidRunName")]
     [InlineData("Invoke-GridExperiment -Run ('r' * 64) -- true", "InvalidRunName")]

@@ -43,6 +43,20 @@ Describe 'Start-GridRun' {
         @($seen | Sort-Object -Unique).Count | Should -Be 4
     }
 
+    It 'with -Wait, writes one error per experiment that did not succeed and still returns the run' {
+        $run = Start-GridRun -Command 'echo "no data for {code}" >&2; exit {code}' -Parameter @{ code = 0, 3 } -WorkingRoot $Work -Wait -ErrorVariable err -ErrorAction SilentlyContinue
+        $succeeded = $?
+        $succeeded | Should -BeFalse
+        $run.Status | Should -Be 'Failed'
+        $err.Count | Should -Be 1
+        $id = "$($run.Name)-exp1"
+        $err[0].FullyQualifiedErrorId | Should -Be 'ExperimentFailed,GridArtifacts.Commands.StartGridRunCommand'
+        $err[0].TargetObject.Id | Should -Be $id
+        $err[0].Exception.Message | Should -BeLike "$id Failed with exit code 3*Get-GridLog $id -Stream StandardError*"
+        # The next step it names shows why.
+        Get-GridLog $id -Stream StandardError | Should -Be 'no data for 3'
+    }
+
     It 'returns at once, queues beyond -ThrottleLimit, and finishes without the caller' {
         $run = Start-GridRun -Command 'sleep 2; echo done > done.txt' -Parameter @{ i = 1, 2 } -ThrottleLimit 1 -WorkingRoot $Work
         $run.Status | Should -BeIn @('Queued', 'Running')

@@ -77,43 +77,72 @@ Describe 'Save-GridArtifact killed mid-download' {
     }
 }
 
-Describe 'A full disk during a download' {
+Describe 'A full or read-only destination' {
     BeforeAll {
-        $script:Full = Join-Path $TestDrive 'full'
-        New-Item -ItemType Directory -Path $Full | Out-Null
-        $script:Mounted = $false
-        $script:MountProblem = $null
-        if ($IsLinux) {
-            $out = & mount -t tmpfs -o size=8m tmpfs $Full 2>&1
-            if ($LASTEXITCODE -eq 0) { $script:Mounted = $true } else { $script:MountProblem = "mount -t tmpfs failed ($out); this needs root or CAP_SYS_ADMIN" }
+        $script:Mounts = @()
+        $script:MountProblem = if ($IsLinux) { $null } else { 'a small tmpfs is mounted only on Linux' }
+        # Small file systems of their own: 8 MiB, 64 KiB (16 pages: a file of any size takes one) and a read-only one.
+        foreach ($m in @(@{ Name = 'full'; Options = 'size=8m' }, @{ Name = 'small'; Options = 'size=64k' }, @{ Name = 'read-only'; Options = 'ro,size=64k' })) {
+            $path = Join-Path $TestDrive $m.Name
+            New-Item -ItemType Directory -Path $path | Out-Null
+            Set-Variable -Scope Script -Name ($m.Name -replace '-', '') -Value $path
+            if ($MountProblem) { continue }
+            $out = & mount -t tmpfs -o $m.Options tmpfs $path 2>&1
+            if ($LASTEXITCODE -eq 0) { $script:Mounts += $path } else { $script:MountProblem = "mount -t tmpfs failed ($out); this needs root or CAP_SYS_ADMIN" }
         }
-        else { $script:MountProblem = 'a small tmpfs is mounted only on Linux' }
     }
     AfterAll {
-        if ($Mounted) { & umount $Full }
+        foreach ($m in $Mounts) { & umount $m }
     }
 
-    It 'is a DestinationDiskFull WriteError per file, leaves no part file, and damages nothing already there' {
-        if (-not $Mounted) { Set-ItResult -Skipped -Because $MountProblem; return }
-        $hashes = New-Run -Run 'full-run' -Sizes @{ 'small.txt' = 100KB; 'mid.bin' = 12MB; 'big.bin' = 40MB } -Seed 9
-        $keep = Join-Path $Full 'keep.bin'
+    It 'refuses artifacts that cannot fit with one DestinationDiskFull error, before anything is written, and damages nothing there' {
+        if ($MountProblem) { Set-ItResult -Skipped -Because $MountProblem; return }
+        $null = New-Run -Run 'full-run' -Sizes @{ 'small.txt' = 100KB; 'mid.bin' = 12MB; 'big.bin' = 40MB } -Seed 9
+        $keep = Join-Path $full 'keep.bin'
         $bytes = [byte[]]::new(1MB); [Random]::new(3).NextBytes($bytes); [IO.File]::WriteAllBytes($keep, $bytes)
         $keepHash = Get-Sha256 $keep
-        # One at a time, largest first: the 40 MB ranged file cannot even be preallocated, the 12 MB one fills the disk, the small one fits.
-        $saved = Save-GridArtifact full-run -Destination $Full -ThrottleLimit 1 -PassThru -ErrorVariable err -ErrorAction SilentlyContinue
-        $err | ForEach-Object { Write-Host "$($_.FullyQualifiedErrorId): $($_.Exception.Message) [HResult $($_.Exception.InnerException.HResult)]" }
-        $err.Count | Should -Be 2
-        foreach ($e in $err) {
-            $e.FullyQualifiedErrorId | Should -BeLike 'DestinationDiskFull,*'
-            $e.CategoryInfo.Category | Should -Be 'WriteError'
-            $e.Exception.Message | Should -BeLike '*disk is full*'
-        }
-        ($err.TargetObject.Path | Sort-Object) | Should -Be @('big.bin', 'mid.bin')
-        $saved.Path | Should -Be 'small.txt'
-        Get-Sha256 (Join-Path $Full 'full-run/exp0/small.txt') | Should -Be $hashes['small.txt']
+        $err = @(try { Save-GridArtifact full-run -Destination $full -PassThru -ErrorVariable all -ErrorAction SilentlyContinue } catch { $_ })
+        $err.Count | Should -Be 1
+        @($all).Count | Should -Be 1
+        $err[0].FullyQualifiedErrorId | Should -BeLike 'DestinationDiskFull,*'
+        $err[0].CategoryInfo.Category | Should -Be 'WriteError'
+        $err[0].Exception.Message | Should -BeLike "*'$full'*free*"
         Get-Sha256 $keep | Should -Be $keepHash
-        @(Get-ChildItem $Full -Recurse -File).Name | Sort-Object | Should -Be @('keep.bin', 'small.txt')
-        Write-Host "8 MiB disk: 2 of 3 files refused (DestinationDiskFull), 0 part files left, keep.bin unchanged"
+        @(Get-ChildItem $full -Recurse -Force -File).Name | Should -Be @('keep.bin')
+        Write-Host "8 MiB disk, 52 MiB to save: $($err[0].Exception.Message)"
+    }
+
+    It 'stops at the first file that finds the disk full: one error, and every file saved before it is whole' {
+        if ($MountProblem) { Set-ItResult -Skipped -Because $MountProblem; return }
+        $sizes = @{}
+        foreach ($i in 1..100) { $sizes["f$i.txt"] = 100 }
+        $hashes = New-Run -Run 'fills-run' -Sizes $sizes -Seed 5
+        $stopped = $null
+        try { Save-GridArtifact fills-run -Destination $small -PassThru -OutVariable saved -ErrorVariable all -ErrorAction SilentlyContinue | Out-Null } catch { $stopped = $_ }
+        $stopped.FullyQualifiedErrorId | Should -BeLike 'DestinationDiskFull,*'
+        $stopped.Exception.Message | Should -BeLike "*'$small'*"
+        @($all).Count | Should -Be 1
+        @($saved).Count | Should -BeGreaterThan 0
+        @($saved).Count | Should -BeLessThan 100
+        foreach ($s in $saved) { Get-Sha256 $s.LocalPath | Should -Be $hashes[$s.Artifact.Path] }
+        # What is on the disk is exactly what was saved: no part file, nothing half-written.
+        @(Get-ChildItem $small -Recurse -Force -File).FullName | Sort-Object | Should -Be @($saved.LocalPath | Sort-Object)
+        Write-Host "64 KiB disk, 100 files: $(@($saved).Count) saved, then $($stopped.Exception.Message)"
+    }
+
+    It 'refuses a read-only destination with one DestinationNotWritable error naming it and why' {
+        if ($MountProblem) { Set-ItResult -Skipped -Because $MountProblem; return }
+        $sizes = @{}
+        foreach ($i in 1..30) { $sizes["r$i.txt"] = 100 }
+        $null = New-Run -Run 'ro-run' -Sizes $sizes -Seed 6
+        foreach ($dest in $readonly, (Join-Path $readonly 'below')) {
+            $err = @(try { Save-GridArtifact ro-run -Destination $dest -ErrorVariable all -ErrorAction SilentlyContinue } catch { $_ })
+            $err.Count | Should -Be 1
+            @($all).Count | Should -Be 1
+            $err[0].FullyQualifiedErrorId | Should -BeLike 'DestinationNotWritable,*'
+            $err[0].CategoryInfo.Category | Should -Be 'WriteError'
+            $err[0].Exception.Message | Should -BeLike "*'$dest'*Read-only file system*"
+        }
     }
 }
 

@@ -34,6 +34,25 @@ Describe 'Remove-GridRun and Remove-GridExperiment' {
         Get-Hashes | Should -Be $before
     }
 
+    It 'in a session that cannot ask, says to add -Confirm:$false and removes nothing' {
+        $before = Get-Hashes
+        # Invoke-ChildPwsh runs pwsh -NonInteractive, as scheduled jobs and CI do.
+        $said = Invoke-ChildPwsh "`$env:GRID_STORE = '$env:GRID_STORE'; Import-Module '$ModulePath'
+            foreach (`$c in { Remove-GridRun gone-run }, { Remove-GridExperiment gone-run-exp1 }) {
+                try { & `$c; 'no error' } catch { `$_.FullyQualifiedErrorId; `$_.Exception.Message }
+            }"
+        $said | Should -Not -Contain 'no error'
+        @($said | Where-Object { $_ -like 'ConfirmationNotPossible,*' }) | Should -Be @(
+            'ConfirmationNotPossible,GridArtifacts.Commands.RemoveGridRunCommand', 'ConfirmationNotPossible,GridArtifacts.Commands.RemoveGridExperimentCommand')
+        $messages = @($said | Where-Object { $_ -like '*cannot ask*' })
+        $messages.Count | Should -Be 2
+        $messages | ForEach-Object { $_ | Should -BeLike '*-Confirm:$false*' }
+        $messages[0] | Should -BeLike "*'gone-run'*"
+        $messages[1] | Should -BeLike "*'gone-run-exp1'*"
+        ($said -join "`n") | Should -Not -Match 'Read and Prompt functionality'
+        Get-Hashes | Should -Be $before
+    }
+
     It 'removes exactly the run asked for; every other run stays byte-exact' {
         $keep = Get-Hashes | Where-Object { $_ -like 'keep-run-*' }
         Remove-GridRun gone-run -Confirm:$false -InformationVariable info

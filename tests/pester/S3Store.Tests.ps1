@@ -95,6 +95,21 @@ Describe 'The S3 store' {
         $out[1] | Should -Be 'PermissionDenied'
     }
 
+    It 'says how to set a region when none is set' {
+        $none = Join-Path $TestDrive 'no-such-aws-file'
+        $out = Invoke-ChildPwsh "Import-Module '$ModulePath'; try { Get-GridRun -Store 's3://$Bucket/$Prefix' } catch { `$_.FullyQualifiedErrorId; `$_.CategoryInfo.Category.ToString(); `$_.Exception.Message }" @{
+            AWS_REGION = $null; AWS_DEFAULT_REGION = $null; AWS_PROFILE = $null; AWS_CONFIG_FILE = $none; AWS_SHARED_CREDENTIALS_FILE = $none
+            AWS_EC2_METADATA_DISABLED = 'true'; AWS_ENDPOINT_URL = $null; AWS_ENDPOINT_URL_S3 = $null
+        }
+        $out[0] | Should -BeLike 'RegionNotSet,*'
+        $out[1] | Should -Be 'InvalidArgument'
+        $out[2] | Should -BeLike "*s3://$Bucket/$Prefix*no AWS region*"
+        $out[2] | Should -BeLike '*AWS_REGION*'
+        $out[2] | Should -BeLike "*s3://$Bucket/$Prefix`?region=*"
+        $out[2] | Should -BeLike '*profile*'
+        ($out -join "`n") | Should -Not -Match 'No RegionEndpoint'
+    }
+
     It 'never prints the secret, even with -Verbose and -Debug' {
         $secret = 'Sup3rSecretValueThatMustNeverPrint0123456789'
         $out = Invoke-ChildPwsh "Import-Module '$ModulePath'; `$DebugPreference = 'Continue'; Get-GridRun -Store '$Store' -Verbose -Debug *>&1 | Out-String -Width 400; `$Error | Format-List * -Force | Out-String -Width 400" @{

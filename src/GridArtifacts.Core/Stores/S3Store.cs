@@ -56,16 +56,38 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         }
 
         var credentials = explicitCredentials;
+        var profileRegion = false;
         if (_location.Profile is not null)
         {
-            if (!new CredentialProfileStoreChain().TryGetAWSCredentials(_location.Profile, out credentials))
+            var profiles = new CredentialProfileStoreChain();
+            if (!profiles.TryGetAWSCredentials(_location.Profile, out credentials))
             {
                 throw new GridException(GridErrorKind.AccessDenied, "ProfileNotFound",
                     $"Store '{Display}': no AWS profile named '{_location.Profile}' in the shared config or credentials files.", Display);
             }
+            // The profile named in the address brings its region too, as it does for the AWS tools.
+            if (_location.Endpoint is null && _location.Region is null && profiles.TryGetProfile(_location.Profile, out var profile) && profile.Region is not null)
+            {
+                config.RegionEndpoint = profile.Region;
+                profileRegion = true;
+            }
         }
+        // A region given here means a client that cannot be made is about something else. (The config
+        // is not asked: its getter answers from the SDK's own fallback, the lookup that fails.)
+        var regionGiven = _location.Endpoint is not null || _location.Region is not null || profileRegion;
         _credentials = credentials;
-        _client = credentials is null ? new AmazonS3Client(config) : new AmazonS3Client(credentials, config);
+        try
+        {
+            _client = credentials is null ? new AmazonS3Client(config) : new AmazonS3Client(credentials, config);
+        }
+        catch (AmazonClientException ex) when (!regionGiven)
+        {
+            // The SDK found no region anywhere (environment, profile, instance metadata) and says so in its own words.
+            throw new GridException(GridErrorKind.InvalidArgument, "RegionNotSet",
+                $"Store '{Display}': no AWS region is set, so the bucket cannot be found. Add it to the address ({Display}?region=eu-west-1), " +
+                "set AWS_REGION (or AWS_DEFAULT_REGION), or use a profile with a region (AWS_PROFILE, or ?profile=name in the address). " +
+                "An S3-compatible server is named with ?endpoint=https://host:port.", Display, ex);
+        }
     }
 
     public string Location { get; }

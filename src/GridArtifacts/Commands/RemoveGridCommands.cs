@@ -121,7 +121,7 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
             return;
         }
         var what = $"Remove {(experiment is null ? $"run with {experiments.Count} experiment(s)" : "experiment")}, {files} artifact(s), {SizeText.Format(bytes)}";
-        var confirmed = ShouldProcess(id, what);
+        var confirmed = ShouldProcessOrExplain(id, what);
         if (!confirmed && !WhatIfMode) return;
         var removal = new GridRemoval { Id = id, Run = run, Experiment = experiment, Experiments = experiments.Count, Artifacts = files, Bytes = stored, WhatIf = !confirmed };
         if (!confirmed)

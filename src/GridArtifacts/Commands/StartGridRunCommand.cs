@@ -167,6 +167,37 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         });
         ReportKeptFolders(catalog, run);
         WriteObject(current);
+        if (current.Status != GridStatus.Succeeded) ReportUnsucceeded(catalog, run);
+    }
+
+    /// <summary>
+    /// After -Wait, one non-terminating error per experiment that failed or was lost (so $? is false
+    /// and -ErrorAction Stop throws), saying how it ended and where its output is. A Stopped
+    /// experiment was stopped on request (Stop-GridRun, Ctrl+C, a scheduler's cancel or time
+    /// limit): a warning, not an error.
+    /// </summary>
+    private void ReportUnsucceeded(GridCatalog catalog, string run)
+    {
+        RunAndDrain(async (post, ct) =>
+        {
+            var read = await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false);
+            foreach (var e in read.Errors) post(e);
+            foreach (var e in read.Items.OrderBy(e => e.Index))
+            {
+                if (e.Status == GridStatus.Succeeded) continue;
+                var how = e.Signal is not null ? $" by {e.Signal}" : e.ExitCode is { } code ? $" with exit code {code}" : "";
+                var why = e.Reason is null ? "" : $" ({e.Reason})";
+                if (e.Status == GridStatus.Stopped)
+                {
+                    post(new WarningMessage($"{e.Id} was Stopped{how}{why}; what it wrote is synced."));
+                    continue;
+                }
+                var status = e.Status == GridStatus.Lost ? "is Lost: its agent stopped writing a heartbeat" : e.Status.ToString();
+                post(new ErrorRecord(new InvalidOperationException(
+                        $"{e.Id} {status}{how}{why}. What it printed: Get-GridLog {e.Id} -Stream StandardError (and Get-GridLog {e.Id} for its output)."),
+                    "ExperimentFailed", ErrorCategory.InvalidResult, e));
+            }
+        });
     }
 
     /// <summary>Says where each experiment's folder is when it was kept (asked for, or a file in it is not in the store).</summary>
@@ -294,10 +325,93 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         var ext = Path.GetExtension(script).ToLowerInvariant();
         if (ext == ".ps1")
         {
+            CheckScriptTakes(script, p.Keys);
             return RunnerPwsh().Concat(new[] { "-NoProfile", "-NonInteractive", "-File", script }).Concat(p.SelectMany(kv => new[] { "-" + kv.Key, kv.Value })).ToArray();
         }
         var head = ext == ".py" ? new[] { "python3", script } : new[] { script };
         return head.Concat(p.SelectMany(kv => new[] { "--" + kv.Key, kv.Value })).ToArray();
+    }
+
+    /// <summary>The parameters the .ps1 script takes (null: any name), read once per call.</summary>
+    private ScriptParameters? _takes;
+
+    /// <summary>
+    /// Refuses (terminating, before anything is created) -Parameter names the .ps1 script does not
+    /// take: pwsh -File would fail each experiment on them, or, with no param block, pass them to
+    /// $args unnoticed, and a sweep over such a name makes experiments that differ in nothing.
+    /// </summary>
+    private void CheckScriptTakes(string script, IEnumerable<string> names)
+    {
+        _takes ??= ScriptParameters.Read(script);
+        var unknown = names.Where(n => !_takes.Takes(n)).ToList();
+        if (unknown.Count == 0) return;
+        var list = string.Join(", ", unknown.Select(n => "-" + n));
+        var takes = _takes.Names.Count == 0
+            ? "it takes no named parameters (it has no param block and does not read $args)"
+            : $"it takes {string.Join(", ", _takes.Names.Select(n => "-" + n))}";
+        ThrowTerminatingError(new ErrorRecord(new GridException(GridErrorKind.InvalidArgument, "UnknownScriptParameter",
+                $"The script '{script}' has no parameter {list}: {takes}. Nothing was started. Add {(unknown.Count == 1 ? "it" : "them")} to the script's param block, or leave {(unknown.Count == 1 ? "it" : "them")} out of -Parameter."),
+            "UnknownScriptParameter", ErrorCategory.InvalidArgument, unknown.ToArray()));
+    }
+
+    /// <summary>What a .ps1 script's param block accepts, as pwsh -File binds -name value.</summary>
+    private sealed class ScriptParameters
+    {
+        private readonly HashSet<string> _names = new(StringComparer.OrdinalIgnoreCase);
+        private bool _any;
+
+        /// <summary>The declared names, in the order of the param block.</summary>
+        public List<string> Names { get; } = new();
+
+        public static ScriptParameters Read(string script)
+        {
+            var result = new ScriptParameters();
+            var ast = System.Management.Automation.Language.Parser.ParseFile(script, out _, out var errors);
+            // A script pwsh cannot parse fails on its own, with pwsh's own message; nothing is refused for it here.
+            if (errors.Length > 0) { result._any = true; return result; }
+            // -name value that no parameter binds lands in $args (in a script that is not advanced): a script that reads $args takes it.
+            var readsArgs = ast.Find(a => a is System.Management.Automation.Language.VariableExpressionAst v
+                && v.VariablePath.UserPath.Equals("args", StringComparison.OrdinalIgnoreCase), searchNestedScriptBlocks: false) is not null;
+            var block = ast.ParamBlock;
+            if (block is null)
+            {
+                result._any = readsArgs;
+                return result;
+            }
+            foreach (var parameter in block.Parameters)
+            {
+                var name = parameter.Name.VariablePath.UserPath;
+                result.Names.Add(name);
+                result._names.Add(name);
+                foreach (var attribute in parameter.Attributes.OfType<System.Management.Automation.Language.AttributeAst>())
+                {
+                    var type = attribute.TypeName.FullName;
+                    if (type.Equals("Alias", StringComparison.OrdinalIgnoreCase) || type.Equals("System.Management.Automation.AliasAttribute", StringComparison.OrdinalIgnoreCase))
+                    {
+                        foreach (var alias in attribute.PositionalArguments.OfType<System.Management.Automation.Language.StringConstantExpressionAst>()) result._names.Add(alias.Value);
+                    }
+                    // A parameter that takes the remaining arguments takes any -name value.
+                    if (attribute.NamedArguments.Any(n => n.ArgumentName.Equals("ValueFromRemainingArguments", StringComparison.OrdinalIgnoreCase)
+                            && (n.ExpressionOmitted || n.Argument is System.Management.Automation.Language.VariableExpressionAst { VariablePath.UserPath: "true" })))
+                    {
+                        result._any = true;
+                    }
+                }
+            }
+            // [CmdletBinding()] or [Parameter()] makes an advanced script: the common parameters bind too.
+            var advanced = block.Attributes.Any(a => a.TypeName.Name.Equals("CmdletBinding", StringComparison.OrdinalIgnoreCase))
+                || block.Parameters.Any(p => p.Attributes.Any(a => a.TypeName.Name.Equals("Parameter", StringComparison.OrdinalIgnoreCase)));
+            if (advanced) result._names.UnionWith(Cmdlet.CommonParameters);
+            else result._any |= readsArgs;
+            return result;
+        }
+
+        /// <summary>True for a declared name or alias, or a prefix of exactly one (pwsh binds -ep to -epochs).</summary>
+        public bool Takes(string name)
+        {
+            if (_any || _names.Contains(name)) return true;
+            return name.Length > 0 && _names.Count(n => n.StartsWith(name, StringComparison.OrdinalIgnoreCase)) == 1;
+        }
     }
 
     /// <summary>pwsh where the experiments run: on a cluster's nodes $env:GRID_PWSH when set, else this PowerShell (the same path on every node).</summary>
