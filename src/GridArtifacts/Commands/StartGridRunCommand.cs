@@ -165,9 +165,16 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             var r = current;
             return r is null ? null : new ProgressRecord(3, $"Run {run}", $"{r.Status}, {r.ExperimentCount} experiment(s)");
         });
-        ReportKeptFolders(catalog, run);
+        IReadOnlyList<GridExperiment> ended = Array.Empty<GridExperiment>();
+        RunAndDrain(async (post, ct) =>
+        {
+            var read = await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false);
+            foreach (var e in read.Errors) post(e);
+            ended = read.Items;
+        });
+        ReportKeptFolders(ended, run);
         WriteObject(current);
-        if (current.Status != GridStatus.Succeeded) ReportUnsucceeded(catalog, run);
+        ReportUnsucceeded(ended);
     }
 
     /// <summary>
@@ -176,35 +183,28 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     /// experiment was stopped on request (Stop-GridRun, Ctrl+C, a scheduler's cancel or time
     /// limit): a warning, not an error.
     /// </summary>
-    private void ReportUnsucceeded(GridCatalog catalog, string run)
+    private void ReportUnsucceeded(IReadOnlyList<GridExperiment> ended)
     {
-        RunAndDrain(async (post, ct) =>
+        foreach (var e in ended.OrderBy(e => e.Index))
         {
-            var read = await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false);
-            foreach (var e in read.Errors) post(e);
-            foreach (var e in read.Items.OrderBy(e => e.Index))
+            if (e.Status == GridStatus.Succeeded) continue;
+            var how = e.Signal is not null ? $" by {e.Signal}" : e.ExitCode is { } code ? $" with exit code {code}" : "";
+            var why = e.Reason is null ? "" : $" ({e.Reason})";
+            if (e.Status == GridStatus.Stopped)
             {
-                if (e.Status == GridStatus.Succeeded) continue;
-                var how = e.Signal is not null ? $" by {e.Signal}" : e.ExitCode is { } code ? $" with exit code {code}" : "";
-                var why = e.Reason is null ? "" : $" ({e.Reason})";
-                if (e.Status == GridStatus.Stopped)
-                {
-                    post(new WarningMessage($"{e.Id} was Stopped{how}{why}; what it wrote is synced."));
-                    continue;
-                }
-                var status = e.Status == GridStatus.Lost ? "is Lost: its agent stopped writing a heartbeat" : e.Status.ToString();
-                post(new ErrorRecord(new InvalidOperationException(
-                        $"{e.Id} {status}{how}{why}. What it printed: Get-GridLog {e.Id} -Stream StandardError (and Get-GridLog {e.Id} for its output)."),
-                    "ExperimentFailed", ErrorCategory.InvalidResult, e));
+                WriteWarning($"{e.Id} was Stopped{how}{why}; what it wrote is synced.");
+                continue;
             }
-        });
+            var status = e.Status == GridStatus.Lost ? "is Lost: its agent stopped writing a heartbeat" : e.Status.ToString();
+            WriteError(new ErrorRecord(new InvalidOperationException(
+                    $"{e.Id} {status}{how}{why}. What it printed: Get-GridLog {e.Id} -Stream StandardError (and Get-GridLog {e.Id} for its output)."),
+                "ExperimentFailed", ErrorCategory.InvalidResult, e));
+        }
     }
 
     /// <summary>Says where each experiment's folder is when it was kept (asked for, or a file in it is not in the store).</summary>
-    private void ReportKeptFolders(GridCatalog catalog, string run)
+    private void ReportKeptFolders(IReadOnlyList<GridExperiment> ended, string run)
     {
-        IReadOnlyList<GridExperiment> ended = Array.Empty<GridExperiment>();
-        RunAndDrain(async (post, ct) => ended = (await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false)).Items);
         foreach (var e in ended.Where(e => e.WorkingDirectory is not null))
         {
             if (KeepWorkingDirectory) WriteVerbose($"{e.Id} worked in '{e.WorkingDirectory}' (kept).");
