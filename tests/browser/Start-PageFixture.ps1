@@ -129,6 +129,8 @@ else {
             & $row '{0},{1},,{2:0.###}' $epoch (20 * $epoch + 19) (0.2 + $e.Scale * [math]::Pow(0.5, $epoch))
         }
         Write-Artifact $e.Root 'vision-sweep' $e.Name 'lightning_logs/version_0/metrics.csv' ([Text.Encoding]::UTF8.GetBytes(($lines -join "`n") + "`n"))
+        # Beside it, as Lightning writes them, the hyperparameters: a short text file.
+        Write-Artifact $e.Root 'vision-sweep' $e.Name 'lightning_logs/version_0/hparams.yaml' ([Text.Encoding]::UTF8.GetBytes("model: resnet18`nscale: $($e.Scale)`n"))
     }
     # batch: 8 < 16 < 128 as numbers, but "128" < "16" < "8" as text. exp2 has no lr: it sorts last either way.
     Import-GridArtifact -Path $exp0 -Run 'vision-sweep' -Experiment exp0 -Store $store -Parameter @{ lr = 0.1; batch = 8 } | Out-Null

@@ -4,6 +4,7 @@
 //   GRID_TEST_MODULE_PATH   the staged module (out/GridArtifacts)
 //   GRID_TEST_S3_ENDPOINT   the S3-compatible server build.ps1 started (the s3 suite needs it)
 //   GRID_TEST_SCREENSHOTS   a folder for screenshots of the page (optional)
+//   GRID_TEST_DOCS          a folder for the pictures in docs/artifacts-page.md, from the local fixture (optional)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -94,6 +95,66 @@ async function openPage(browser, fixture) {
 
 const artifactRow = (page, exp, path) => page.locator(`#artifacts tr[data-exp="${exp}"][data-path="${path}"]`);
 
+/** Opens vision-sweep (by a click, if it is not open) with just these experiments ticked, and waits for their artifacts. */
+async function openSweep(page, exps) {
+  if (await page.locator('#finished-runs tr.selected[data-run="vision-sweep"]').count() === 0) await page.click('#finished-runs tr[data-run="vision-sweep"]');
+  await page.waitForSelector('#experiments input[value="exp2"]');
+  for (const exp of ['exp0', 'exp1', 'exp2']) await page.setChecked(`#experiments input[value="${exp}"]`, exps.includes(exp));
+  await page.waitForFunction((want) => [...new Set([...document.querySelectorAll('#artifacts tr')].map((r) => r.dataset.exp))].sort().join() === want, exps.join());
+}
+
+/** Measures the page until two readings 150 ms apart agree (a resize redraws the chart a moment later). */
+async function settled(page, measure, arg) {
+  let last;
+  for (let i = 0; i < 40; i++) {
+    const now = await page.evaluate(measure, arg);
+    if (last !== undefined && JSON.stringify(now) === JSON.stringify(last)) return now;
+    last = now;
+    await page.waitForTimeout(150);
+  }
+  return last;
+}
+
+/** Polls what the page shows until it is what is wanted (or 10 s pass), then compares. */
+async function expectShown(page, measure, want, message) {
+  let got;
+  for (const started = Date.now(); Date.now() - started < 10000; await page.waitForTimeout(100)) {
+    got = await page.evaluate(measure);
+    if (JSON.stringify(got) === JSON.stringify(want)) break;
+  }
+  assert.deepEqual(got, want, message);
+}
+
+/** Tick values are evenly spaced by 1, 2 or 5 times a power of ten, each a multiple of that step. */
+function assertNiceTicks(values, axis) {
+  assert.ok(values.length >= 3 && values.length <= 11, `${axis} ticks: ${values}`);
+  const step = values[1] - values[0];
+  const power = 10 ** Math.floor(Math.log10(step));
+  assert.ok([1, 2, 5, 10].some((m) => Math.abs(step / power - m) < 1e-6), `${axis} tick step ${step}: ${values}`);
+  for (let i = 1; i < values.length; i++) assert.ok(Math.abs(values[i] - values[i - 1] - step) < step * 1e-6, `${axis} ticks evenly spaced: ${values}`);
+  for (const v of values) assert.ok(Math.abs(v / step - Math.round(v / step)) < 1e-6, `${axis} tick ${v} a multiple of ${step}`);
+}
+
+/** The lines a name cell renders as: its characters grouped by the line box they sit on. */
+function renderedLines(cell) {
+  const lines = [];
+  let top = null;
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.data.length; i++) {
+      const length = node.data.codePointAt(i) > 0xffff ? 2 : 1;
+      const range = document.createRange();
+      range.setStart(node, i);
+      range.setEnd(node, i + length);
+      const rect = range.getBoundingClientRect();
+      if (top === null || rect.top > top + rect.height / 2) { lines.push(''); top = rect.top; }
+      lines[lines.length - 1] += node.data.slice(i, i + length);
+      i += length - 1;
+    }
+  }
+  return lines;
+}
+
 for (const kind of ['local', 's3']) {
   describe(`the artifacts page (${kind} store)`, { skip: kind === 's3' && !process.env.GRID_TEST_S3_ENDPOINT && 'no S3 test server' }, () => {
     let fixture;
@@ -146,7 +207,7 @@ for (const kind of ['local', 's3']) {
       assert.deepEqual(paths.sort(), Object.keys(fixture.hashes).filter((k) => k.startsWith('vision-sweep/exp0/')).map((k) => k.slice('vision-sweep/'.length)).sort());
       await page.check('#experiments input[value="exp1"]');
       await page.waitForSelector('#artifacts tr[data-exp="exp1"]');
-      assert.equal(await page.locator('#artifacts tr').count(), 10);
+      assert.equal(await page.locator('#artifacts tr').count(), 12);
       assert.match(page.url(), /#run=vision-sweep&exp=exp0%2Cexp1$/);
     });
 
@@ -154,11 +215,24 @@ for (const kind of ['local', 's3']) {
       const { page } = view;
       await page.fill('#artifact-filter', '*.png');
       await page.waitForFunction(() => document.querySelectorAll('#artifacts tr').length === 2);
-      assert.equal(await page.textContent('#artifact-count'), '2 of 10 artifacts');
+      assert.equal(await page.textContent('#artifact-count'), '2 of 12 artifacts');
       await page.fill('#artifact-filter', 'MODEL');
       await page.waitForFunction(() => document.querySelectorAll('#artifacts tr').length === 2);
       await page.fill('#artifact-filter', '');
-      await page.waitForFunction(() => document.querySelectorAll('#artifacts tr').length === 10);
+      await page.waitForFunction(() => document.querySelectorAll('#artifacts tr').length === 12);
+    });
+
+    test('writes sizes in KiB, MiB and GiB, as the cmdlets do', async () => {
+      const { page } = view;
+      await openSweep(page, ['exp0', 'exp1']);
+      const sizeOf = (exp, path) => artifactRow(page, exp, path).locator('td.num').textContent();
+      assert.equal(await sizeOf('exp0', 'checkpoints/model.ckpt'), '3 MiB'); // 3 MiB + 17 bytes
+      assert.equal(await sizeOf('exp1', 'checkpoints/model.ckpt'), '195.3 KiB'); // 200,000 bytes
+      const sizes = await page.evaluate(() => [...document.querySelectorAll('#artifacts td.num, #experiments td.num')].map((td) => td.textContent)
+        .concat([...document.querySelectorAll('[title]')].map((e) => e.title)).filter((t) => /\d\s*[KMGTP]i?B\b/.test(t)));
+      assert.ok(sizes.length >= 5, `sizes found: ${sizes}`);
+      for (const t of sizes) assert.match(t, /(^|\s)\d+(\.\d)? (KiB|MiB|GiB|TiB)\b/, `a size as the cmdlets write it: ${t}`);
+      assert.doesNotMatch(await page.innerText('body'), /\d ?[KMGT]B\b/);
     });
 
     test('downloads one artifact, byte-exact', async () => {
@@ -262,7 +336,25 @@ for (const kind of ['local', 's3']) {
       assert.ok(text.startsWith('epoch 1 <b>done</b>\nepoch 2'), 'markup in a log is shown as text');
       assert.equal(text.split('\n').length, 200);
       assert.equal(await page.locator('#preview-body b').count(), 0);
+      const shown = await page.innerText('#preview-body');
       await page.click('#preview-close');
+      assert.match(shown, /\nFirst 200 lines of 6\.\d KiB\.$/);
+    });
+
+    test('previews a short text file as exactly its text, with nothing after it', async () => {
+      const { page } = view;
+      const path = 'lightning_logs/version_0/hparams.yaml';
+      await openSweep(page, ['exp0', 'exp1']);
+      const res = await page.request.get(new URL(`file?${new URLSearchParams({ run: 'vision-sweep', exp: 'exp1', path })}`, fixture.baseUrl).href);
+      const bytes = await res.body();
+      assert.equal(sha256(bytes), fixture.hashes[`vision-sweep/exp1/${path}`]);
+      await artifactRow(page, 'exp1', path).locator('button.preview').click();
+      await page.waitForSelector('#preview-body pre');
+      const [shown, title] = [await page.innerText('#preview-body'), await page.textContent('#preview-title')];
+      await page.click('#preview-close');
+      // What the panel shows, all of it: the file's lines and nothing else.
+      assert.equal(shown.trimEnd(), bytes.toString('utf8').trimEnd());
+      assert.equal(title, `exp1/${path}`);
     });
 
     test('never runs a script carried by an SVG or HTML artifact', async () => {
@@ -357,6 +449,9 @@ for (const kind of ['local', 's3']) {
 
     test('charts a metrics.csv column over the steps for the selected experiments', async () => {
       const { page } = view;
+      await page.waitForSelector('#experiments input[value="exp2"]');
+      assert.equal(await page.locator('#experiments input:checked').count(), 0);
+      assert.equal(await page.isHidden('#chart-column'), true, 'no empty metric list before an experiment is chosen');
       await page.check('#experiments input[value="exp0"]');
       await page.check('#experiments input[value="exp1"]');
       const lines = () => page.locator('#chart polyline.series').evaluateAll((ps) => ps.map((p) => ({ exp: p.dataset.exp, colour: p.classList[1], points: p.points.numberOfItems })));
@@ -364,17 +459,26 @@ for (const kind of ['local', 's3']) {
       assert.equal(await page.inputValue('#chart-column'), 'val_loss');
       assert.deepEqual(await page.locator('#chart-column option').allTextContents(), ['epoch', 'train_loss', 'val_loss']);
       assert.deepEqual(await lines(), [{ exp: 'exp0', colour: 's0', points: 4 }, { exp: 'exp1', colour: 's1', points: 4 }]);
-      assert.deepEqual(await page.locator('#chart .legend text').allTextContents(), ['exp0', 'exp1']);
+      assert.equal(await page.isVisible('#chart-column'), true);
+      // Each line is named by its experiment and the parameters that differ between the charted ones.
+      assert.deepEqual(await page.locator('#chart .legend text').allTextContents(), ['exp0 batch=8 lr=0.1', 'exp1 batch=16 lr=0.01']);
       assert.deepEqual(await page.locator('#chart .legend title').allTextContents(), ['lightning_logs/version_0/metrics.csv', 'lightning_logs/version_0/metrics.csv']);
-      assert.equal(await page.locator('#chart .tick.x').count(), 5);
-      assert.equal(await page.locator('#chart .tick.y').count(), 5);
-      assert.equal(await page.textContent('#chart .axis-label'), 'step');
+      const ticks = async (axis) => (await page.locator(`#chart .tick.${axis}`).allTextContents()).map(Number);
+      assertNiceTicks(await ticks('x'), 'x');
+      const y = await ticks('y');
+      assertNiceTicks(y, 'y');
+      assert.ok(y[0] <= 0.275 && y.at(-1) >= 1, `the y ticks span val_loss from 0.275 to 1: ${y}`);
+      assert.equal(await page.textContent('#chart .axis-label.x'), 'step');
+      assert.equal(await page.textContent('#chart .axis-label.y'), 'val_loss');
       await page.selectOption('#chart-column', 'train_loss');
       await page.waitForFunction(() => document.querySelector('#chart polyline.series')?.points.numberOfItems === 8);
       assert.deepEqual((await lines()).map((l) => l.points), [8, 8]);
+      assert.equal(await page.textContent('#chart .axis-label.y'), 'train_loss');
+      assertNiceTicks(await ticks('y'), 'y');
       await page.check('#experiments input[value="exp2"]');
       await page.waitForFunction(() => document.querySelectorAll('#chart polyline.series').length === 3);
       assert.equal(await page.inputValue('#chart-column'), 'train_loss', 'the chosen column stays');
+      assert.deepEqual(await page.locator('#chart .legend text').allTextContents(), ['exp0 batch=8 lr=0.1', 'exp1 batch=16 lr=0.01', 'exp2 batch=128']);
       await page.uncheck('#experiments input[value="exp2"]');
       await page.waitForFunction(() => document.querySelectorAll('#chart polyline.series').length === 2);
       await page.selectOption('#chart-column', 'val_loss');
@@ -385,6 +489,58 @@ for (const kind of ['local', 's3']) {
         await page.screenshot({ path: join(shots, `artifacts-page-chart-${kind}.png`) });
       }
     });
+
+    for (const width of [900, 1400]) {
+      test(`reads at ${width} px: no panel overflows, names break only after a slash, the chart's text is readable`, async () => {
+        const { page } = view;
+        await openSweep(page, ['exp0', 'exp1']);
+        await page.setViewportSize({ width, height: 900 });
+        const layout = await settled(page, () => ({
+          // Panels and the page itself never scroll sideways. The experiments table would scroll inside its own
+          // wrapper (.scroll) if a run had more columns than fit; this run's all fit, so no wrapper scrolls either.
+          overflowing: [document.documentElement, ...document.querySelectorAll('main > section, main .scroll')]
+            .filter((e) => e.scrollWidth > e.clientWidth).map((e) => `${e.id || e.className || e.tagName} ${e.scrollWidth} > ${e.clientWidth}`),
+          headsCut: (() => {
+            const pane = document.getElementById('experiments-pane').getBoundingClientRect();
+            return [...document.querySelectorAll('#experiments-table th')].filter((th) => th.getBoundingClientRect().right > pane.right + 0.5).map((th) => th.textContent);
+          })(),
+          chartOutside: (() => {
+            const pane = document.getElementById('chart-pane').getBoundingClientRect();
+            const chart = document.getElementById('chart').getBoundingClientRect();
+            return chart.width > 0 && chart.right <= pane.right + 0.5 ? null : [chart.width, chart.right, pane.right];
+          })(),
+          // Each text's font size as drawn: its CSS size times the scale the SVG's viewBox gives it.
+          chartText: [...document.querySelectorAll('#chart text')].map((t) => {
+            const m = t.getScreenCTM();
+            return { text: t.textContent, px: Math.round(parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b) * 10) / 10 };
+          }),
+        }));
+        assert.ok(layout.chartText.length > 10, 'the chart has its text');
+        // An expression, not a function: the page's policy allows no code made from text in it.
+        const names = await page.evaluate(`[...document.querySelectorAll('#artifacts td.name')]
+          .map((td) => ({ path: td.closest('tr').dataset.path, lines: (${renderedLines})(td) }))`);
+        assert.equal(names.length, 12);
+        for (const { path, lines } of names) assert.equal(lines.join(''), path);
+        // Everything that is wrong at once, not just the first thing.
+        assert.deepEqual({
+          overflowing: layout.overflowing,
+          headsCut: layout.headsCut,
+          chartOutside: layout.chartOutside,
+          smallChartText: layout.chartText.filter((t) => t.px < 11),
+          // A name breaks only after a slash (so hparams.yaml stays whole), and never one character a line.
+          badBreaks: names.filter(({ lines }) => lines.slice(0, -1).some((l) => !l.endsWith('/')) || lines.some((l) => l.length < 2)),
+        }, { overflowing: [], headsCut: [], chartOutside: null, smallChartText: [], badBreaks: [] });
+        assert.ok(names.some((n) => n.lines.at(-1).endsWith('hparams.yaml')), 'hparams.yaml on one line');
+        if (process.env.GRID_TEST_DOCS && kind === 'local') {
+          // The pictures in docs/artifacts-page.md, from this fixture.
+          await page.evaluate(() => { document.getElementById('toast').hidden = true; window.scrollTo(0, 0); });
+          await page.screenshot(width === 900
+            ? { path: join(process.env.GRID_TEST_DOCS, 'artifacts-page-900.png'), fullPage: true }
+            : { path: join(process.env.GRID_TEST_DOCS, 'artifacts-page.png') });
+        }
+        await page.setViewportSize({ width: 1400, height: 900 });
+      });
+    }
 
     test('shows a hostile metrics.csv as text: its markup never becomes elements and never runs', async () => {
       const { page, alarms } = view;
@@ -401,6 +557,39 @@ for (const kind of ['local', 's3']) {
       await page.waitForTimeout(500);
       assert.deepEqual(alarms.dialogs, [], 'no script showed a dialog');
       assert.deepEqual(alarms.pwned, [], 'no script made a request');
+    });
+
+    test('follows the address in an open page: a new hash, back and forward', async () => {
+      const { page } = view;
+      await page.evaluate(() => { window.samePage = true; });
+      const shown = () => ({
+        run: document.querySelector('tr.run.selected')?.dataset.run,
+        ticked: [...document.querySelectorAll('#experiments input:checked')].map((i) => i.value),
+        listed: [...new Set([...document.querySelectorAll('#artifacts a.download')].map((a) => {
+          const q = new URL(a.href).searchParams;
+          return `${q.get('run')}/${q.get('exp')}`;
+        }))],
+      });
+      const go = (hash) => page.evaluate((h) => { location.hash = h; }, hash);
+      await go('#run=older-run&exp=exp0');
+      await expectShown(page, shown, { run: 'older-run', ticked: ['exp0'], listed: ['older-run/exp0'] }, 'a new run in the hash');
+      await go('#run=vision-sweep&exp=exp1');
+      await expectShown(page, shown, { run: 'vision-sweep', ticked: ['exp1'], listed: ['vision-sweep/exp1'] }, 'another run and experiment');
+      await go('#run=vision-sweep&exp=exp0,exp2');
+      await expectShown(page, shown, { run: 'vision-sweep', ticked: ['exp0', 'exp2'], listed: ['vision-sweep/exp0', 'vision-sweep/exp2'] }, 'other experiments of the same run');
+      await page.waitForFunction(() => document.querySelectorAll('#chart .legend text').length === 2);
+      await page.evaluate(() => history.back());
+      await expectShown(page, shown, { run: 'vision-sweep', ticked: ['exp1'], listed: ['vision-sweep/exp1'] }, 'back');
+      await page.evaluate(() => history.back());
+      await expectShown(page, shown, { run: 'older-run', ticked: ['exp0'], listed: ['older-run/exp0'] }, 'back again');
+      await page.evaluate(() => history.forward());
+      await expectShown(page, shown, { run: 'vision-sweep', ticked: ['exp1'], listed: ['vision-sweep/exp1'] }, 'forward');
+      // A run opened by a click is a step in the history too: back returns to the one before.
+      await page.click('#finished-runs tr[data-run="crashed-run"]');
+      await expectShown(page, shown, { run: 'crashed-run', ticked: ['exp0'], listed: ['crashed-run/exp0'] }, 'a click');
+      await page.evaluate(() => history.back());
+      await expectShown(page, shown, { run: 'vision-sweep', ticked: ['exp1'], listed: ['vision-sweep/exp1'] }, 'back from a click');
+      assert.equal(await page.evaluate(() => window.samePage), true, 'no reload');
     });
 
     test('follows an active run until it finishes, without a reload', async () => {

@@ -34,11 +34,12 @@ async function api(url, options = {}) {
   return body;
 }
 
+// Sizes as the cmdlets write them (SizeText): 1,024-based, one decimal at most, 3 MiB, 195.3 KiB.
 function size(n) {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return (i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)) + ' ' + units[i];
+  return (i === 0 ? n : Math.round(n * 10) / 10) + ' ' + units[i];
 }
 
 const pad = (n) => String(n).padStart(2, '0');
@@ -78,11 +79,43 @@ function readHash() {
   return { run: p.get('run'), exps: (p.get('exp') || '').split(',').filter(Boolean) };
 }
 
-function writeHash() {
+function hashOf(run, exps) {
   const p = new URLSearchParams();
-  if (state.run) p.set('run', state.run);
-  if (state.selectedExps.size) p.set('exp', [...state.selectedExps].join(','));
-  history.replaceState(null, '', '#' + p.toString());
+  if (run) p.set('run', run);
+  if (exps.length) p.set('exp', exps.join(','));
+  return '#' + p.toString();
+}
+
+// A run opened by a click is a new step in the history (back returns to the run before); ticking
+// experiments only rewrites the current step.
+function writeHash(push) {
+  const hash = hashOf(state.run, [...state.selectedExps]);
+  if (hash === location.hash) return;
+  if (push) history.pushState(null, '', hash); else history.replaceState(null, '', hash);
+}
+
+// The address changed under the page (typed, a bookmark, back or forward): show what it names.
+function followHash() {
+  const { run, exps } = readHash();
+  if (hashOf(run, exps) === hashOf(state.run, [...state.selectedExps])) return;
+  if (!run) { clearRun(); return; }
+  if (run !== state.run) { selectRun(run, exps); return; }
+  state.selectedExps = new Set(exps);
+  selectionChanged();
+}
+
+function clearRun() {
+  state.run = null;
+  state.selectedExps = new Set();
+  state.experiments = [];
+  state.artifacts = [];
+  state.selected.clear();
+  renderRuns();
+  renderExperiments();
+  $('experiments-hint').textContent = 'Choose a run.';
+  $('experiments-hint').hidden = false;
+  drawChart();
+  renderArtifacts();
 }
 
 // ---- runs --------------------------------------------------------------------------------------
@@ -113,8 +146,8 @@ function renderRuns() {
   const limit = state.runLimit;
   const row = (r) => el('tr', {
     class: 'run' + (r.name === state.run ? ' selected' : '') + (r.protected ? ' protected' : ''), dataset: { run: r.name }, tabindex: '0', title: r.command || '',
-    onclick: () => selectRun(r.name, []),
-    onkeydown: (e) => { if (e.key === 'Enter' && e.target === e.currentTarget) selectRun(r.name, []); },
+    onclick: () => selectRun(r.name, [], true),
+    onkeydown: (e) => { if (e.key === 'Enter' && e.target === e.currentTarget) selectRun(r.name, [], true); },
   }, el('td', {}, r.name, r.protected ? el('span', { class: 'protected', text: 'protected', title: 'Protected: never removed (Unprotect-GridRun to allow it)' }) : null),
   el('td', {}, status(r.status), job(r)), el('td', { class: 'tags' }, ...r.tags.map((t) => tagButton(t))),
   el('td', { class: 'when', text: when(r.created) }), el('td', { class: 'num', text: r.experiments, title: `${size(r.bytes)} of artifacts` }));
@@ -125,9 +158,11 @@ function renderRuns() {
   $('more-runs').hidden = active.length <= limit && finished.length <= limit;
 }
 
-async function selectRun(name, exps) {
+async function selectRun(name, exps, push) {
+  const another = name !== state.run;
   state.run = name;
   state.selectedExps = new Set(exps);
+  writeHash(push && another);
   state.experiments = [];
   state.artifacts = [];
   state.selected.clear();
@@ -237,7 +272,8 @@ function onExperimentToggled(e) {
 // ---- chart: a metrics.csv column over the steps, one line per selected experiment ---------------
 
 const SVG = 'http://www.w3.org/2000/svg';
-const CHART = { width: 640, height: 320, left: 56, right: 132, top: 14, bottom: 36, ticks: 5, colours: 8 };
+// Sizes in CSS pixels: the plot's height follows the width within these bounds; margins around it.
+const CHART = { minWidth: 280, minPlot: 180, maxPlot: 300, top: 36, right: 20, bottom: 52, colours: 8 };
 
 function svg(tag, attrs, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -259,6 +295,41 @@ function metricsOf(run, exp) {
   return state.metrics.get(k);
 }
 
+// Round steps for an axis: 1, 2 or 5 times a power of ten, about `count` of them over the span.
+function niceStep(span, count) {
+  const raw = span / Math.max(1, count);
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / power;
+  return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * power;
+}
+
+// Tick values from lo to hi, a step apart, each a whole multiple of it (computed as one, so no 0.30000000000000004).
+// At most 50: values too large for their spread to be told apart (1e17 and 1e17 + 1) get no endless loop.
+function ticksOf(lo, hi, step) {
+  const values = [];
+  if (!(step > 0 && Number.isFinite(step))) return values;
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9 && values.length < 50; k++) values.push(k * step);
+  return values;
+}
+
+// A tick's label: as many decimals as the step has, the same for every tick of the axis.
+function tickText(value, step) {
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  return decimals <= 8 && Math.abs(value) < 1e15 ? value.toFixed(decimals) : String(Number(value.toPrecision(6)));
+}
+
+// Each line's name: its experiment and the parameters that differ between the charted experiments (exp1 lr=0.01).
+function lineNames(exps) {
+  const records = exps.map((name) => state.experiments.find((x) => x.name === name));
+  const text = (v) => (v === undefined ? undefined : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
+  const varying = union(records.map((x) => x?.parameters))
+    .filter((p) => new Set(records.map((x) => text(own(x?.parameters, p)) ?? '\u0000')).size > 1);
+  return records.map((x, i) => [exps[i], ...varying.filter((p) => own(x?.parameters, p) !== undefined)
+    .map((p) => `${p}=${text(own(x.parameters, p))}`)].join(' '));
+}
+
+const chartWidth = () => Math.max(CHART.minWidth, Math.round($('chart').getBoundingClientRect().width));
+
 async function drawChart() {
   const generation = drawChart.generation = (drawChart.generation || 0) + 1;
   const run = state.run;
@@ -272,7 +343,7 @@ async function drawChart() {
   }
   const column = columns.includes(state.chartColumn) ? state.chartColumn : columns.includes('val_loss') ? 'val_loss' : columns[0];
   select.value = column ?? '';
-  select.disabled = columns.length === 0;
+  select.hidden = columns.length === 0; // nothing to choose: no empty list
   const chart = $('chart');
   const notes = data.flatMap((d, i) => (d.error || d.problem ? [`${exps[i]}: ${d.error || d.problem}`] : d.source ? [] : [`${exps[i]}: no metrics.csv`]));
   $('chart-hint').textContent = !exps.length ? 'Select experiments to chart the metrics.csv they wrote.'
@@ -281,8 +352,9 @@ async function drawChart() {
   chart.toggleAttribute('hidden', !column);
   if (!column) { chart.replaceChildren(); return; }
 
+  const names = lineNames(exps);
   const lines = data.map((d, i) => ({
-    exp: exps[i], source: d.source, colour: `s${i % CHART.colours}`,
+    exp: exps[i], name: names[i], source: d.source, colour: `s${i % CHART.colours}`,
     points: (own(d.series, column) || []).filter((p) => Number.isFinite(p[0]) && Number.isFinite(p[1])),
   }));
   const all = lines.flatMap((l) => l.points);
@@ -294,42 +366,76 @@ async function drawChart() {
     if (lo === hi) [lo, hi] = [lo - 0.5, hi + 0.5];
     return [lo, hi];
   };
+
+  // Drawn in the chart's own CSS pixels (the viewBox is its size on screen), so its text is the size the style
+  // sheet says at any width; a resize draws it again.
+  const width = chartWidth();
+  const plotHeight = Math.round(Math.min(CHART.maxPlot, Math.max(CHART.minPlot, width * 0.36)));
   const [x0, x1] = range(all.map((p) => p[0]));
-  const [y0, y1] = range(all.map((p) => p[1]));
-  const { width, height, left, right, top, bottom, ticks } = CHART;
-  const sx = (x) => left + ((x - x0) / (x1 - x0)) * (width - left - right);
-  const sy = (y) => height - bottom - ((y - y0) / (y1 - y0)) * (height - top - bottom);
+  const [d0, d1] = range(all.map((p) => p[1]));
+  const yStep = niceStep(d1 - d0, Math.max(3, Math.round(plotHeight / 55)));
+  const [y0, y1] = [Math.floor(d0 / yStep + 1e-9) * yStep, Math.ceil(d1 / yStep - 1e-9) * yStep]; // the axis ends on ticks
+  const yTicks = ticksOf(y0, y1, yStep);
   const xName = [...new Set(data.filter((d) => d.source).map((d) => d.x || 'row'))].join(' / ') || 'step';
 
-  const axes = svg('g', { class: 'axes' },
-    svg('line', { class: 'axis', x1: left, y1: height - bottom, x2: width - right, y2: height - bottom }),
-    svg('line', { class: 'axis', x1: left, y1: top, x2: left, y2: height - bottom }));
-  for (let i = 0; i < ticks; i++) {
-    const xv = x0 + ((x1 - x0) * i) / (ticks - 1), yv = y0 + ((y1 - y0) * i) / (ticks - 1);
-    axes.append(
-      svg('line', { class: 'grid', x1: sx(xv), y1: top, x2: sx(xv), y2: height - bottom }),
-      label({ class: 'tick x', x: sx(xv), y: height - bottom + 14 }, fmt(xv, 3)),
-      svg('line', { class: 'grid', x1: left, y1: sy(yv), x2: width - right, y2: sy(yv) }),
-      label({ class: 'tick y', x: left - 6, y: sy(yv) + 4 }, fmt(yv, 3)));
+  // Text is measured where it is drawn: the margins and the legend's rows follow from its widths.
+  const yLabels = yTicks.map((v) => label({ class: 'tick y' }, tickText(v, yStep)));
+  const legendItems = lines.map((l) => label({}, l.name));
+  chart.setAttribute('viewBox', `0 0 ${width} ${plotHeight}`);
+  chart.replaceChildren(...yLabels, ...legendItems);
+  const textWidth = (t) => t.getComputedTextLength();
+  const left = Math.ceil(Math.max(0, ...yLabels.map(textWidth))) + 10;
+  const { top, right, bottom } = CHART;
+  const plotRight = width - right;
+  const xStep = niceStep(x1 - x0, Math.max(2, Math.round((plotRight - left) / 100)));
+  const xTicks = ticksOf(x0, x1, xStep);
+  const sx = (x) => left + ((x - x0) / (x1 - x0)) * (plotRight - left);
+  const sy = (y) => top + plotHeight - ((y - y0) / (y1 - y0)) * plotHeight;
+
+  const axes = svg('g', { class: 'axes' });
+  for (const [i, v] of yTicks.entries()) {
+    yLabels[i].setAttribute('x', left - 6);
+    yLabels[i].setAttribute('y', sy(v) + 4);
+    axes.append(svg('line', { class: 'grid', x1: left, y1: sy(v), x2: plotRight, y2: sy(v) }), yLabels[i]);
   }
-  axes.append(label({ class: 'axis-label', x: (left + width - right) / 2, y: height - 4 }, xName));
+  for (const v of xTicks) {
+    axes.append(svg('line', { class: 'grid', x1: sx(v), y1: top, x2: sx(v), y2: top + plotHeight }),
+      label({ class: 'tick x', x: sx(v), y: top + plotHeight + 16 }, tickText(v, xStep)));
+  }
+  axes.append(
+    svg('line', { class: 'axis', x1: left, y1: top + plotHeight, x2: plotRight, y2: top + plotHeight }),
+    svg('line', { class: 'axis', x1: left, y1: top, x2: left, y2: top + plotHeight }),
+    label({ class: 'axis-label x', x: (left + plotRight) / 2, y: top + plotHeight + 34 }, xName),
+    label({ class: 'axis-label y', x: 0, y: top - 10 }, column));
 
   const series = lines.filter((l) => l.points.length)
     .map((l) => svg('polyline', { class: `series ${l.colour}`, 'data-exp': l.exp, points: l.points.map((p) => `${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join(' ') }));
-  const legend = svg('g', { class: 'legend' }, ...lines.map((l, i) => {
-    const y = top + 6 + i * 16;
+
+  // The legend under the plot, its items in rows as wide as the chart.
+  const legend = svg('g', { class: 'legend' });
+  let x = left, row = 0;
+  lines.forEach((l, i) => {
+    const item = 28 + textWidth(legendItems[i]);
+    if (x > left && x + item > plotRight) { x = left; row++; }
+    const y = top + plotHeight + bottom + row * 20;
+    legendItems[i].setAttribute('x', x + 28);
+    legendItems[i].setAttribute('y', y + 4);
     const title = svgText('title', {}, l.points.length ? l.source : `${l.source || 'no metrics.csv'}: no values of ${column}`);
-    return svg('g', { class: 'legend-item' + (l.points.length ? '' : ' missing') }, title,
-      svg('line', { class: `series ${l.colour}`, x1: width - right + 10, y1: y, x2: width - right + 28, y2: y }),
-      label({ x: width - right + 34, y: y + 4 }, l.exp));
-  }));
+    legend.append(svg('g', { class: 'legend-item' + (l.points.length ? '' : ' missing') }, title,
+      svg('line', { class: `series ${l.colour}`, x1: x, y1: y, x2: x + 20, y2: y }), legendItems[i]));
+    x += item + 20;
+  });
+  const height = top + plotHeight + bottom + (row + 1) * 20;
+  chart.setAttribute('viewBox', `0 0 ${width} ${height}`);
   chart.replaceChildren(axes, ...series, legend);
+  drawChart.width = width;
 }
 
 // ---- artifacts ---------------------------------------------------------------------------------
 
 async function loadArtifacts() {
-  writeHash();
+  writeHash(false);
+  const generation = loadArtifacts.generation = (loadArtifacts.generation || 0) + 1;
   const run = state.run;
   const exps = state.experiments.map((x) => x.name).filter((n) => state.selectedExps.has(n));
   $('artifact-count').textContent = exps.length ? 'Loading…' : '';
@@ -343,7 +449,7 @@ async function loadArtifacts() {
       }
       return state.cache.get(cacheKey);
     }));
-    if (state.run !== run) return;
+    if (state.run !== run || generation !== loadArtifacts.generation) return; // a later selection lists instead
     state.artifacts = lists.flat();
     const present = new Set(state.artifacts.map(key));
     for (const k of [...state.selected]) if (!present.has(k)) state.selected.delete(k);
@@ -400,13 +506,20 @@ function artifactRow(a) {
     })),
     el('td', { class: 'thumb' }, thumb),
     el('td', { text: a.exp }),
-    el('td', { class: 'name', text: name, title: a.sha256 ? `SHA-256 ${a.sha256}` : '' }),
+    el('td', { class: 'name', title: a.sha256 ? `SHA-256 ${a.sha256}` : '' }, ...nameParts(name)),
     el('td', { class: 'num', text: size(a.size) }),
     el('td', { class: 'when', text: when(a.modified) }),
     el('td', { class: 'actions' },
       previewable ? el('button', { type: 'button', class: 'preview', text: 'Preview', onclick: () => preview(a) }) : null,
       el('a', { class: 'button download', href: '/file?' + query(a, { mode: 'download' }), download: name.split('/').pop(), text: 'Download' }),
       el('button', { type: 'button', class: 'copy-link', text: 'Copy link', title: 'Copy a link that works for 24 hours', onclick: () => copyLink(a) })));
+}
+
+// A path as lines break it: after a slash only ("lightning_logs/" "version_0/" "hparams.yaml"), each part kept
+// whole (white-space: nowrap), with a <wbr> between them.
+function nameParts(path) {
+  const parts = path.split(/(?<=\/)/);
+  return parts.flatMap((p, i) => (i ? [el('wbr'), el('span', { text: p })] : [el('span', { text: p })]));
 }
 
 function updateSelection() {
@@ -459,8 +572,10 @@ async function preview(a) {
     } else {
       const lines = text.split('\n');
       const more = lines.length > PREVIEW_LINES || cut;
-      body.replaceChildren(el('pre', { text: lines.slice(0, PREVIEW_LINES).join('\n') }),
-        more ? el('p', { class: 'empty', text: `First ${Math.min(lines.length, PREVIEW_LINES)} lines of ${size(total)}.` }) : null);
+      // replaceChildren would write a null as the text "null": only what is there goes in.
+      const shown = [el('pre', { text: lines.slice(0, PREVIEW_LINES).join('\n') })];
+      if (more) shown.push(el('p', { class: 'empty', text: `First ${Math.min(lines.length, PREVIEW_LINES)} lines of ${size(total)}.` }));
+      body.replaceChildren(...shown);
     }
   } catch (e) {
     body.replaceChildren(el('p', { class: 'error', text: e.message }));
@@ -527,6 +642,11 @@ function debounce(fn, ms) {
 document.addEventListener('DOMContentLoaded', async () => {
   for (const id of ['run-filter', 'tag-filter']) $(id).addEventListener('input', debounce(() => { state.runLimit = PAGE; renderRuns(); }, 120));
   $('chart-column').addEventListener('change', (e) => { state.chartColumn = e.target.value; drawChart(); });
+  // Back, forward and a new address in the bar: both events can come for one step; followHash acts once.
+  window.addEventListener('hashchange', followHash);
+  window.addEventListener('popstate', followHash);
+  // The chart is drawn at its width on screen: draw it again when that changes (not when only its height does).
+  new ResizeObserver(debounce(() => { if (!$('chart').hidden && chartWidth() !== drawChart.width) drawChart(); }, 60)).observe($('chart-pane'));
   $('artifact-filter').addEventListener('input', debounce(() => { state.artifactLimit = PAGE; renderArtifacts(); }, 120));
   $('more-runs').addEventListener('click', () => { state.runLimit += PAGE; renderRuns(); });
   $('more-artifacts').addEventListener('click', () => { state.artifactLimit += PAGE; renderArtifacts(); });
