@@ -193,7 +193,7 @@ Describe 'Working folders' {
         Set-Content (Join-Path $outside 'best.ckpt') 'the best checkpoint'
         $before = (Get-FileHash (Join-Path $outside 'best.ckpt')).Hash
         # exp0 stores everything (its link leads into a captured folder, so it arrives as its target); exp1 leaves a FIFO, which is never stored.
-        $command = "echo {k} > out.txt; ln -s '$outside/best.ckpt' last.ckpt; if [ {k} = fifo ]; then mkfifo pipe; fi"
+        $command = "echo {k} > out.txt; ln -s '$outside/best.ckpt' last.ckpt; if [ {k} = fifo ]; then mkfifo pipe; ln -s '$outside' outside-folder; fi"
         $run = Start-GridRun -Name folder-ends -Command $command -Parameter @{ k = 'stored', 'fifo' } -ArtifactPath $outside -Store $StoreA -WorkingRoot $Root -Wait -WarningVariable warned
         $e = Get-GridExperiment folder-ends -Store $StoreA
         $e.Status | Should -Be @('Succeeded', 'Succeeded')
@@ -227,6 +227,8 @@ Describe 'Working folders' {
 
         Remove-GridWorkingDirectory folder-* -WorkingRoot $Root -Force -Confirm:$false
         @(Get-ChildItem -LiteralPath $Root -Directory).Name | Should -Be @($left | Where-Object { $_ -like 'still-going.*' })
+        # The kept folder held a link to a folder outside: removed as a link, its target untouched.
+        Join-Path $TestDrive 'outside/best.ckpt' | Should -Exist
         Stop-GridRun still-going -Confirm:$false
     }
 }
