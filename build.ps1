@@ -163,6 +163,54 @@ function Stop-TestSlurm {
     if ($script:SlurmStarted) { bash (Join-Path $root 'tests/slurm/Stop-Slurm.sh') | Out-Host; $script:SlurmStarted = $false }
 }
 
+# Ceph's RADOS Gateway for the RGW lane (tests/s3/Start-Rgw.sh: Debian's ceph-mon, ceph-osd, radosgw
+# and ceph-common, installed if missing), on Linux as root unless GRID_TEST_RGW is 0, in a state folder
+# of this run's own. Started in the background while the module builds; Complete-TestRgw waits for it.
+function Start-TestRgw {
+    $why = if (-not $IsLinux) { 'it needs Linux' } elseif ((id -u) -ne '0') { 'it needs root (the daemons and their state folder)' } elseif ($env:GRID_TEST_RGW -eq '0') { 'GRID_TEST_RGW is 0' }
+    if ($why) { return [pscustomobject]@{ Skip = $why; Process = $null } }
+    $dir = Join-Path ([IO.Path]::GetTempPath()) "grid-rgw-$([guid]::NewGuid().ToString('N').Substring(0, 8))"
+    $exports = Join-Path $testResults 'rgw.env'
+    $log = Join-Path $testResults 'rgw-start.log'
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
+    foreach ($a in @('-c', 'exec bash "$0" > "$1" 2> "$2"', (Join-Path $root 'tests/s3/Start-Rgw.sh'), $exports, $log)) { $psi.ArgumentList.Add($a) }
+    $psi.Environment['GRID_RGW_DIR'] = $dir
+    $script:RgwDir = $dir
+    [pscustomobject]@{ Skip = $null; Process = [System.Diagnostics.Process]::Start($psi); Exports = $exports; Log = $log }
+}
+
+# The RGW endpoint once tests/s3/Start-Rgw.sh has ended; a start that fails is an error.
+function Complete-TestRgw($rgw) {
+    $rgw.Process.WaitForExit()
+    if ($rgw.Process.ExitCode -ne 0) {
+        if (Test-Path $rgw.Log) { Get-Content $rgw.Log | Out-Host }
+        throw "tests/s3/Start-Rgw.sh failed (exit code $($rgw.Process.ExitCode))."
+    }
+    $line = Get-Content $rgw.Exports | Where-Object { $_ -match "^export GRID_TEST_RGW_ENDPOINT='?(.*?)'?$" } | Select-Object -First 1
+    if (-not $line) { throw 'tests/s3/Start-Rgw.sh gave no endpoint.' }
+    $Matches[1]
+}
+
+# Stops the RGW that Start-TestRgw started (and nothing else).
+function Stop-TestRgw {
+    if ($script:RgwDir) { $env:GRID_RGW_DIR = $script:RgwDir; bash (Join-Path $root 'tests/s3/Stop-Rgw.sh') | Out-Host; Remove-Item Env:GRID_RGW_DIR; $script:RgwDir = $null }
+}
+
+# The RGW lane (tests/s3/Invoke-RgwLane.ps1: the S3 suites again, on RGW) in a pwsh of its own,
+# started once the main xunit run has built and run, beside the Pester and browser tests.
+function Start-RgwLane([string] $Endpoint) {
+    $packages = Restore-TestPackages
+    $env:GRID_TEST_OLD_AWSSDK_CORE = $packages.OldAwsCore # S3Store.Tests.ps1's dependency isolation
+    $result = Join-Path $testResults 'rgw-lane.json'
+    $log = Join-Path $testResults 'rgw-lane.log'
+    Remove-Item $result, $log -ErrorAction Ignore
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
+    $psi.WorkingDirectory = $root
+    foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'pwsh', '-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'tests/s3/Invoke-RgwLane.ps1'),
+            '-Endpoint', $Endpoint, '-ModulePath', $moduleOut, '-PesterPath', $packages.Pester, '-ResultFile', $result, '-Configuration', $Configuration)) { $psi.ArgumentList.Add($a) }
+    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Result = $result; Log = $log; Name = 'The RGW lane (the S3 suites on Ceph''s RADOS Gateway)' }
+}
+
 # The side lane (Get-SideLaneTests: the Slurm tests and a few slow Pester files) in a pwsh of its
 # own, started before the other tests and read after them, so it runs beside xunit, Pester and the
 # browser tests.
@@ -175,15 +223,16 @@ function Start-SideLaneTests {
     $psi.WorkingDirectory = $root
     foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'pwsh', '-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'tests/pester/Invoke-PesterTests.ps1'),
             '-PesterPath', $pester, '-ModulePath', $moduleOut, '-ResultFile', $result, '-Path', ((Get-SideLaneTests) -join [IO.Path]::PathSeparator))) { $psi.ArgumentList.Add($a) }
-    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Result = $result; Log = $log }
+    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Result = $result; Log = $log
+        Name = "The side lane, run beside the others: $((Get-SideLaneTests | ForEach-Object { [IO.Path]::GetRelativePath($root, $_) }) -join ', ')" }
 }
 
 function Complete-SideLaneTests($lane) {
     $lane.Process.WaitForExit()
-    Write-Host "== The side lane, run beside the others: $((Get-SideLaneTests | ForEach-Object { [IO.Path]::GetRelativePath($root, $_) }) -join ', ')"
+    Write-Host "== $($lane.Name)"
     if (Test-Path $lane.Log) { Get-Content $lane.Log | Out-Host }
     if (-not (Test-Path $lane.Result)) {
-        Write-Host 'The side lane produced no results.' -ForegroundColor Red
+        Write-Host "$($lane.Name): no results." -ForegroundColor Red
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
     }
     Get-Content -Raw $lane.Result | ConvertFrom-Json
@@ -297,8 +346,10 @@ switch ($Task) {
         $results = @()
         $server = $null
         $sideLane = $null
+        $rgwLane = $null
         $saved = @{}
         try {
+            $rgw = Start-TestRgw
             Invoke-Build
             Invoke-Package
             $server = Start-S3Server -Bucket 'grid-pester'
@@ -316,17 +367,22 @@ switch ($Task) {
             if ($noSlurm) { Write-Host "The Slurm tests are skipped: $noSlurm." -ForegroundColor Yellow }
             $sideLane = Start-SideLaneTests
             $results += Invoke-XunitTests
+            if ($rgw.Skip) { Write-Host "The RGW lane is skipped: $($rgw.Skip)." -ForegroundColor Yellow }
+            else { $rgwLane = Start-RgwLane (Complete-TestRgw $rgw) }
             $results += Invoke-PesterTests
             $results += Invoke-BrowserTests
             $results += Complete-SideLaneTests $sideLane
             $sideLane = $null
+            if ($rgwLane) { $results += Complete-SideLaneTests $rgwLane; $rgwLane = $null }
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red
             $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("the test run: $_") }
         }
         finally {
-            if ($sideLane -and -not $sideLane.Process.HasExited) { $sideLane.Process.Kill($true) }
+            foreach ($lane in $sideLane, $rgwLane) { if ($lane -and -not $lane.Process.HasExited) { $lane.Process.Kill($true) } }
+            if ($rgw -and $rgw.Process -and -not $rgw.Process.HasExited) { $rgw.Process.WaitForExit() }
+            Stop-TestRgw
             Stop-TestSlurm
             Stop-S3Server $server
             foreach ($k in $saved.Keys) { [Environment]::SetEnvironmentVariable($k, $saved[$k]) }

@@ -7,7 +7,9 @@ param(
     # joined by the path separator (':' here, as in PATH): build.ps1 runs the Slurm tests and a few
     # slow files in a second pwsh beside this one.
     [string] $Path = $PSScriptRoot,
-    [string] $ExcludePath = ''
+    [string] $ExcludePath = '',
+    # Only the tests whose full name (Describe and It, joined by '.') matches this wildcard.
+    [string] $FullNameFilter = ''
 )
 $ErrorActionPreference = 'Stop'
 Import-Module $PesterPath -Force
@@ -16,6 +18,7 @@ $config = New-PesterConfiguration
 $split = { param($list) @($list -split [regex]::Escape([IO.Path]::PathSeparator) | Where-Object { $_ }) }
 $config.Run.Path = & $split $Path
 if ($ExcludePath) { $config.Run.ExcludePath = & $split $ExcludePath }
+if ($FullNameFilter) { $config.Filter.FullName = $FullNameFilter }
 $config.Run.PassThru = $true
 $config.Output.Verbosity = 'Normal'
 $result = Invoke-Pester -Configuration $config
