@@ -88,4 +88,32 @@ public sealed class WorkingFolderTests : IDisposable
         var warning = Assert.IsType<WarningRecord>(Assert.Single(output).BaseObject);
         Assert.Contains("could not be read", warning.Message);
     }
+    [Theory]
+    [InlineData("fs")]
+    [InlineData("s3")]
+    public void A_folder_whose_store_holds_no_runs_at_all_is_left_without_Force_not_taken_for_a_removed_run(string kind)
+    {
+        // The store as the plan names it is not there now: a folder store on a disk not mounted, a bucket of another endpoint.
+        var store = kind == "s3" ? _s3.StoreUri("no-such-" + Guid.NewGuid().ToString("N")[..12], "ml") : _temp.Sub("unmounted-" + Guid.NewGuid().ToString("N")[..8]);
+        var root = _temp.Sub("work-gone-" + kind);
+        var work = RunFolder(root, "away-run", store);
+        Directory.CreateDirectory(work);
+        File.WriteAllText(Path.Combine(work, "model.ckpt"), "not in any store");
+
+        var (output, errors) = _host.Invoke("Remove-GridWorkingDirectory -WorkingRoot $args[0] -Confirm:$false 3>&1", new object[] { root });
+        Assert.Empty(errors);
+        Assert.Equal("not in any store", File.ReadAllText(Path.Combine(work, "model.ckpt")));
+        var warning = Assert.IsType<WarningRecord>(Assert.Single(output).BaseObject);
+        Assert.Contains("holds no runs", warning.Message);
+        Assert.Contains("-Force", warning.Message);
+
+        // -Force removes it; and a store that holds other runs (this one was removed) needs no -Force.
+        _host.Run("Remove-GridWorkingDirectory -WorkingRoot $args[0] -Force -Confirm:$false", root);
+        Assert.Empty(Directory.EnumerateDirectories(root));
+        var other = Store(kind);
+        _host.Run("Invoke-GridExperiment -Run other-run -Store $args[0] -WorkingDirectory $args[1] -- bash -c 'echo ok > ok.txt' | Out-Null", other, _temp.Sub("other-" + kind));
+        RunFolder(root, "removed-run", other);
+        _host.Run("Remove-GridWorkingDirectory -WorkingRoot $args[0] -Confirm:$false", root);
+        Assert.Empty(Directory.EnumerateDirectories(root));
+    }
 }

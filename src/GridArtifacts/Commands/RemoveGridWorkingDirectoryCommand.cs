@@ -86,6 +86,7 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
         }
         IReadOnlyList<GridExperiment>? experiments = null;
         string? problem = null;
+        var storeEmpty = false;
         RunAndDrain(async (post, ct) =>
         {
             try
@@ -95,9 +96,30 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
                 if (read.Errors.Count > 0) problem = string.Join(" ", read.Errors.Select(e => e.Message));
                 else experiments = read.Items;
             }
-            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound) { experiments = Array.Empty<GridExperiment>(); } // removed from the store
+            catch (GridException ex) when (ex.ErrorId == "RunNotFound")
+            {
+                // Removed from the store, if the store is there at all: one that holds no run (a folder
+                // on a disk not mounted, a bucket of another endpoint) says nothing of this run.
+                await foreach (var _ in catalog.Store.ListAsync(StoreLayout.RunsPrefix, recursive: false, ct).ConfigureAwait(false))
+                {
+                    experiments = Array.Empty<GridExperiment>();
+                    break;
+                }
+                storeEmpty = experiments is null;
+            }
+            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound) { storeEmpty = true; problem = ex.Message; } // no such bucket
             catch (GridException ex) { problem = ex.Message; }
         });
+        if (storeEmpty)
+        {
+            if (!Force)
+            {
+                WriteWarning($"Left '{folder}': its store '{plan.Value.Store}' holds no runs at all ({problem ?? "nothing is there"}), so whether run {plan.Value.Run} has ended, " +
+                    "and whether its files are stored, is not known (a folder not mounted, or another store?). -Force removes it anyway.");
+                return;
+            }
+            experiments = Array.Empty<GridExperiment>();
+        }
         if (experiments is null)
         {
             WriteWarning($"Left '{folder}': run {plan.Value.Run} could not be read from '{plan.Value.Store}': {problem}");
