@@ -176,6 +176,48 @@ public sealed class CaptureAgentTests : IDisposable
     }
 
     [Fact]
+    public async Task RemoveWorkingDirectory_keeps_a_folder_holding_files_that_were_there_before_the_start_and_never_stored()
+    {
+        var catalog = Catalog("fs");
+        // A folder of the user's, with data in it before the script starts: unchanged, it is not an artifact.
+        var work = _temp.Sub("work-data-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(work, "data"));
+        var data = new byte[100_000];
+        Random.Shared.NextBytes(data);
+        File.WriteAllBytes(Path.Combine(work, "data", "train.csv"), data);
+        var agent = new CaptureAgent(catalog, "data-run", "exp0", new CaptureOptions
+        {
+            FileName = "bash",
+            Arguments = new[] { "-c", "wc -c data/train.csv > out.txt" },
+            WorkingDirectory = work,
+            RemoveWorkingDirectory = true,
+        });
+        var warnings = new List<string>();
+        agent.Warning += w => { lock (warnings) warnings.Add(w); };
+        Assert.Equal(0, await agent.RunAsync(default));
+        Assert.Equal(new[] { "out.txt" }, (await TestStore.StoredHashes(catalog, "data-run")).Keys);
+        Assert.Equal(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data)),
+            Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(work, "data", "train.csv")))));
+        Assert.Equal(work, (await catalog.GetExperimentAsync("data-run", "exp0", default)).WorkingDirectory);
+        Assert.Contains(warnings, w => w.StartsWith($"Kept the working folder '{work}'", StringComparison.Ordinal) && w.Contains("before the script started"));
+
+        // A file that was there before and that the script removed keeps nothing: the folder goes.
+        var emptied = _temp.Sub("work-emptied-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(emptied);
+        File.WriteAllText(Path.Combine(emptied, "scratch.tmp"), "scratch");
+        var second = new CaptureAgent(catalog, "data-run", "exp1", new CaptureOptions
+        {
+            FileName = "bash",
+            Arguments = new[] { "-c", "rm scratch.tmp; echo done > out.txt" },
+            WorkingDirectory = emptied,
+            RemoveWorkingDirectory = true,
+        });
+        Assert.Equal(0, await second.RunAsync(default));
+        Assert.False(Directory.Exists(emptied));
+        Assert.Null((await catalog.GetExperimentAsync("data-run", "exp1", default)).WorkingDirectory);
+    }
+
+    [Fact]
     public async Task A_stop_request_stops_the_script_after_a_final_sync()
     {
         var catalog = Catalog("fs");

@@ -217,15 +217,17 @@ Describe 'Working folders' {
 
         Remove-GridWorkingDirectory -WorkingRoot $Root -Confirm:$false -WarningVariable warned
         $left = @(Get-ChildItem -LiteralPath $Root -Directory).Name | Sort-Object
-        # Gone: the folder kept by -KeepWorkingDirectory, and the earlier release's (its store has no such run).
-        $left | Where-Object { $_ -like 'lightning-sweep*' } | Should -BeNullOrEmpty
+        # Gone: the folder kept by -KeepWorkingDirectory. Left: the earlier release's, whose store holds no runs at all (it needs -Force).
+        $left | Where-Object { $_ -like 'lightning-sweep.*' } | Should -BeNullOrEmpty
+        $left | Should -Contain 'lightning-sweep'
+        ($warned -join "`n") | Should -Match 'holds no runs at all.*-Force'
         # Left: the running one, and the one holding a FIFO, each with a warning that says why.
         $left | Where-Object { $_ -like 'still-going.*' } | Should -HaveCount 1
         $left | Where-Object { $_ -like 'folder-ends.*' } | Should -HaveCount 1
         ($warned -join "`n") | Should -Match 'still-going-exp0 is Running'
         ($warned -join "`n") | Should -Match 'not every file of folder-ends-exp1 is in the store.*-Force'
 
-        Remove-GridWorkingDirectory folder-* -WorkingRoot $Root -Force -Confirm:$false
+        Remove-GridWorkingDirectory folder-*, lightning-sweep -WorkingRoot $Root -Force -Confirm:$false
         @(Get-ChildItem -LiteralPath $Root -Directory).Name | Should -Be @($left | Where-Object { $_ -like 'still-going.*' })
         # The kept folder held a link to a folder outside: removed as a link, its target untouched.
         Join-Path $TestDrive 'outside/best.ckpt' | Should -Exist

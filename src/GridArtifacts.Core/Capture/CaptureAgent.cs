@@ -405,7 +405,30 @@ public sealed class CaptureAgent
         if (_sync.FilesPending > 0) why.Add($"{_sync.FilesPending} file(s) did not reach the store");
         if (_sync.Unstorable.Count > 0) why.Add($"{_reportedUnstorable.Count} file(s) could not be stored (Sync.Unstorable names them)");
         if (_reportedSkipped.Count > 0) why.Add($"{_reportedSkipped.Count} folder(s) were skipped");
+        if (UnsentEarlierFiles() is > 0 and var earlier) why.Add($"{earlier} file(s) were there before the script started and, unchanged, are not artifacts");
         return why.Count == 0 ? null : string.Join("; ", why);
+    }
+
+    /// <summary>
+    /// Files in the working folder that were there before the script started, never changed, and so
+    /// never stored (a folder of the user's, given to Invoke-GridExperiment): removing them would lose them.
+    /// </summary>
+    private int UnsentEarlierFiles()
+    {
+        var top = Path.TrimEndingDirectorySeparator(_roots[0].Root) + Path.DirectorySeparatorChar;
+        var count = 0;
+        for (var i = 0; i < _table.Count; i++)
+        {
+            ref var s = ref _table[i];
+            // Pending ones, and ones that cannot be stored, are counted as such.
+            if (s.Entry != -1 || (s.Flags & FileTable.SlotFlags.Dirty) != 0) continue;
+            var path = _table.PathOf(i);
+            if (_reportedUnstorable.Contains(path)) continue;
+            var full = FullPathOf(s.Root, path);
+            // Still there (File.Exists is true of a link that leads nowhere too), and inside the folder that would be removed.
+            if (full.StartsWith(top, StringComparison.Ordinal) && File.Exists(full)) count++;
+        }
+        return count;
     }
 
     /// <summary>Removes the working folder; the record stops naming it once it is gone.</summary>

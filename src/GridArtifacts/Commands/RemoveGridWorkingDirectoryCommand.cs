@@ -86,12 +86,40 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
         }
         IReadOnlyList<GridExperiment>? experiments = null;
         string? problem = null;
+        var storeEmpty = false;
         RunAndDrain(async (post, ct) =>
         {
-            try { experiments = (await catalog.GetExperimentsAsync(plan.Value.Run, ct).ConfigureAwait(false)).Items; }
-            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound) { experiments = Array.Empty<GridExperiment>(); } // removed from the store
+            try
+            {
+                var read = await catalog.GetExperimentsAsync(plan.Value.Run, ct).ConfigureAwait(false);
+                // An experiment whose record cannot be read may be running in the folder: nothing is judged without it.
+                if (read.Errors.Count > 0) problem = string.Join(" ", read.Errors.Select(e => e.Message));
+                else experiments = read.Items;
+            }
+            catch (GridException ex) when (ex.ErrorId == "RunNotFound")
+            {
+                // Removed from the store, if the store is there at all: one that holds no run (a folder
+                // on a disk not mounted, a bucket of another endpoint) says nothing of this run.
+                await foreach (var _ in catalog.Store.ListAsync(StoreLayout.RunsPrefix, recursive: false, ct).ConfigureAwait(false))
+                {
+                    experiments = Array.Empty<GridExperiment>();
+                    break;
+                }
+                storeEmpty = experiments is null;
+            }
+            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound) { storeEmpty = true; problem = ex.Message; } // no such bucket
             catch (GridException ex) { problem = ex.Message; }
         });
+        if (storeEmpty)
+        {
+            if (!Force)
+            {
+                WriteWarning($"Left '{folder}': its store '{plan.Value.Store}' holds no runs at all ({problem ?? "nothing is there"}), so whether run {plan.Value.Run} has ended, " +
+                    "and whether its files are stored, is not known (a folder not mounted, or another store?). -Force removes it anyway.");
+                return;
+            }
+            experiments = Array.Empty<GridExperiment>();
+        }
         if (experiments is null)
         {
             WriteWarning($"Left '{folder}': run {plan.Value.Run} could not be read from '{plan.Value.Store}': {problem}");
@@ -102,10 +130,15 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
             WriteWarning($"Left '{folder}': {active.Id} is {active.Status}; its folder is removed once it has ended.");
             return;
         }
-        var unstored = experiments.Where(e => e.Sync is { } s && (s.FilesPending > 0 || s.Unstorable.Count > 0)).ToList();
+        // Not all in the store: what the final sync left pending or could not store; a folder its agent
+        // kept (a skipped folder, files there before the start; its record still names it) unless the
+        // run asked to keep every folder; and a Lost experiment, whose agent ended before its final sync.
+        var unstored = experiments.Where(e => e.Sync is { } s && (s.FilesPending > 0 || s.Unstorable.Count > 0)
+            || e.Status == GridStatus.Lost
+            || (!plan.Value.Keep && e.WorkingDirectory is not null)).ToList();
         if (unstored.Count > 0 && !Force)
         {
-            WriteWarning($"Left '{folder}': not every file of {string.Join(", ", unstored.Select(e => e.Id))} is in the store (see Sync on Get-GridExperiment). -Force removes it anyway.");
+            WriteWarning($"Left '{folder}': not every file of {string.Join(", ", unstored.Select(e => e.Id))} is in the store (its agent kept the folder and said why, or ended before its final sync; see Sync on Get-GridExperiment). -Force removes it anyway.");
             return;
         }
         if (!ShouldProcess(folder, $"Remove the working folder of run {plan.Value.Run}")) return;
@@ -115,8 +148,8 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
             WriteVerbose($"Removed '{folder}'.");
     }
 
-    /// <summary>The run and store a run folder's plan names, or null.</summary>
-    private static (string Run, string Store)? ReadPlan(string folder)
+    /// <summary>The run and store a run folder's plan names, and whether it asked to keep every folder (-KeepWorkingDirectory), or null.</summary>
+    private static (string Run, string Store, bool Keep)? ReadPlan(string folder)
     {
         try
         {
@@ -125,7 +158,9 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
             using var doc = JsonDocument.Parse(stream);
             var run = doc.RootElement.GetProperty("Run").GetString();
             var store = doc.RootElement.GetProperty("Store").GetString();
-            return GridNames.IsValidRunName(run) && !string.IsNullOrEmpty(store) ? (run!, store!) : null;
+            // Absent from the plans of releases before 0.4.2, which kept every folder.
+            var keep = doc.RootElement.TryGetProperty("KeepWorkingDirectory", out var k) && k.ValueKind == JsonValueKind.True;
+            return GridNames.IsValidRunName(run) && !string.IsNullOrEmpty(store) ? (run!, store!, keep) : null;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
         {
