@@ -246,6 +246,19 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Theory]
+    [InlineData("[CmdletBinding()]\nparam([double] $lr)", "ea", true)]            // a common parameter's alias
+    [InlineData("[CmdletBinding()]\nparam([double] $lr)", "ErrorAction", true)]
+    [InlineData("[CmdletBinding()]\nparam([double] $lr)\ndynamicparam { }", "batch", true)] // dynamic: known only when it runs
+    [InlineData("param([double] $lr)", "ea", false)]                                 // not advanced: no common parameters
+    [InlineData("[CmdletBinding()]\nparam([double] $lr)", "batch", false)]
+    public void The_ps1_check_takes_what_pwsh_binds(string script, string name, bool takes)
+    {
+        var path = Path.Combine(Directory.CreateDirectory(_temp.Sub("scripts")).FullName, Guid.NewGuid().ToString("N") + ".ps1");
+        File.WriteAllText(path, script);
+        Assert.Equal(takes, GridArtifacts.Commands.StartGridRunCommand.ScriptParameters.Read(path).Takes(name));
+    }
+
+    [Theory]
     [InlineData("Get-GridRun my-run-exp1")]
     [InlineData("Remove-GridRun my-run-exp1 -Confirm:$false")]
     [InlineData("Protect-GridRun my-run-exp1")]

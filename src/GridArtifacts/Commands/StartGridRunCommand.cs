@@ -355,7 +355,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     }
 
     /// <summary>What a .ps1 script's param block accepts, as pwsh -File binds -name value.</summary>
-    private sealed class ScriptParameters
+    internal sealed class ScriptParameters
     {
         private readonly HashSet<string> _names = new(StringComparer.OrdinalIgnoreCase);
         private bool _any;
@@ -373,6 +373,8 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             var readsArgs = ast.Find(a => a is System.Management.Automation.Language.VariableExpressionAst v
                 && v.VariablePath.UserPath.Equals("args", StringComparison.OrdinalIgnoreCase), searchNestedScriptBlocks: false) is not null;
             var block = ast.ParamBlock;
+            // Parameters a dynamicparam block adds are known only when it runs: any name may be one.
+            if (ast.DynamicParamBlock is not null) { result._any = true; return result; }
             if (block is null)
             {
                 result._any = readsArgs;
@@ -401,10 +403,18 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             // [CmdletBinding()] or [Parameter()] makes an advanced script: the common parameters bind too.
             var advanced = block.Attributes.Any(a => a.TypeName.Name.Equals("CmdletBinding", StringComparison.OrdinalIgnoreCase))
                 || block.Parameters.Any(p => p.Attributes.Any(a => a.TypeName.Name.Equals("Parameter", StringComparison.OrdinalIgnoreCase)));
-            if (advanced) result._names.UnionWith(Cmdlet.CommonParameters);
+            if (advanced)
+            {
+                result._names.UnionWith(Cmdlet.CommonParameters);
+                result._names.UnionWith(CommonAliases);
+            }
             else result._any |= readsArgs;
             return result;
         }
+
+        /// <summary>The common parameters' aliases (-ea, -wa, -vb, ...), as PowerShell declares them.</summary>
+        private static readonly string[] CommonAliases = typeof(System.Management.Automation.Internal.CommonParameters).GetProperties()
+            .SelectMany(p => p.GetCustomAttributes(typeof(AliasAttribute), false).Cast<AliasAttribute>().SelectMany(a => a.AliasNames)).ToArray();
 
         /// <summary>True for a declared name or alias, or a prefix of exactly one (pwsh binds -ep to -epochs).</summary>
         public bool Takes(string name)
