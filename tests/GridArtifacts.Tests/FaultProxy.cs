@@ -14,21 +14,27 @@ public enum Fault
 }
 
 /// <summary>
-/// A fault-injecting HTTP proxy on loopback between the S3 client and s3rver. Each request is
-/// forwarded unless <see cref="Decide"/> names a fault for it: an error status, a connection reset
-/// before any answer, a body cut short mid-way, or a body that stalls.
+/// A fault-injecting HTTP proxy on loopback between the S3 client and the S3 server (s3rver, or a
+/// real one such as Ceph's RADOS Gateway). Each request is forwarded unless <see cref="Decide"/> names
+/// a fault for it: an error status, a connection reset before any answer, a body cut short mid-way,
+/// or a body that stalls. Forwarded requests keep every header the client signed, Host included, so
+/// a server that checks SigV4 signatures accepts them; the one request the proxy makes itself (the
+/// existence check of <see cref="HonourIfNoneMatch"/>) is signed with the test keys.
 /// </summary>
 public sealed class FaultProxy : IDisposable
 {
     private readonly HttpListener _listener = new();
     private readonly HttpClient _upstream = new(new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = DecompressionMethods.None });
     private readonly Uri _target;
+    private readonly Lazy<Amazon.S3.AmazonS3Client> _signed;
     private readonly CancellationTokenSource _stop = new();
     private int _requests;
 
     public FaultProxy(string target)
     {
         _target = new Uri(target);
+        _signed = new(() => new Amazon.S3.AmazonS3Client(new Amazon.Runtime.BasicAWSCredentials(S3ServerFixture.AccessKey, S3ServerFixture.SecretKey),
+            new Amazon.S3.AmazonS3Config { ServiceURL = target, ForcePathStyle = true, AuthenticationRegion = "us-east-1", MaxErrorRetry = 0 }));
         var port = TestNet.FreePort();
         Endpoint = $"http://127.0.0.1:{port}";
         _listener.Prefixes.Add(Endpoint + "/");
@@ -130,8 +136,7 @@ public sealed class FaultProxy : IDisposable
             {
                 if (keyLock is not null)
                 {
-                    using var head = await _upstream.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri(_target, pathAndQuery.Split('?')[0])));
-                    if (head.IsSuccessStatusCode)
+                    if (await ExistsAsync(pathAndQuery.Split('?')[0]))
                     {
                         Interlocked.Increment(ref _refusals);
                         var refusal = System.Text.Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>");
@@ -160,6 +165,21 @@ public sealed class FaultProxy : IDisposable
         }
     }
 
+    /// <summary>Whether the object at a path-style path (/bucket/key) exists, asked with a signed HEAD.</summary>
+    private async Task<bool> ExistsAsync(string path)
+    {
+        var slash = path.IndexOf('/', 1);
+        try
+        {
+            await _signed.Value.GetObjectMetadataAsync(Uri.UnescapeDataString(path[1..slash]), Uri.UnescapeDataString(path[(slash + 1)..]));
+            return true;
+        }
+        catch (Amazon.S3.AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+    }
+
     private async Task ForwardAsync(HttpListenerRequest req, HttpListenerResponse res, string pathAndQuery, Fault fault)
     {
         {
@@ -169,8 +189,10 @@ public sealed class FaultProxy : IDisposable
             if (body.Length > 0 || req.HttpMethod is "PUT" or "POST") forward.Content = new ByteArrayContent(body.ToArray());
             foreach (var name in req.Headers.AllKeys)
             {
-                if (name is null || name.Equals("Host", StringComparison.OrdinalIgnoreCase) || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) continue;
+                if (name is null || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) continue;
                 var value = req.Headers[name]!;
+                // The client signed the Host it sent (the proxy's address): the server checks the signature against it.
+                if (name.Equals("Host", StringComparison.OrdinalIgnoreCase)) { forward.Headers.Host = value; continue; }
                 if (!forward.Headers.TryAddWithoutValidation(name, value)) forward.Content?.Headers.TryAddWithoutValidation(name, value);
             }
             using var answer = await _upstream.SendAsync(forward, HttpCompletionOption.ResponseHeadersRead);
@@ -216,5 +238,6 @@ public sealed class FaultProxy : IDisposable
         _stop.Cancel();
         _listener.Close();
         _upstream.Dispose();
+        if (_signed.IsValueCreated) _signed.Value.Dispose();
     }
 }
