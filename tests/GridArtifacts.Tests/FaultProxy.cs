@@ -7,6 +7,8 @@ namespace GridArtifacts.Tests;
 public enum Fault
 {
     None, Status500, SlowDown503, Status403, Reset, Truncate, Stall,
+    /// <summary>405 MethodNotAllowed, what s3rver 3.7.1 answers to AbortMultipartUpload.</summary>
+    MethodNotAllowed,
     /// <summary>The request is held, never forwarded nor answered, until the proxy is disposed.</summary>
     Hang,
     /// <summary>Answered 204 No Content without forwarding (what AWS answers to a successful abort).</summary>
@@ -59,9 +61,13 @@ public sealed class FaultProxy : IDisposable
     /// </summary>
     public bool HonourIfNoneMatch { get; set; }
 
-    /// <summary>Conditional PUTs answered 412 by <see cref="HonourIfNoneMatch"/>.</summary>
+    /// <summary>PUTs with <c>If-None-Match</c> answered 412, by the server or by <see cref="HonourIfNoneMatch"/>.</summary>
     public int ConditionalRefusals => Volatile.Read(ref _refusals);
     private int _refusals;
+
+    /// <summary>Of <see cref="ConditionalRefusals"/>, those the proxy answered itself (<see cref="HonourIfNoneMatch"/>).</summary>
+    public int EmulatedRefusals => Volatile.Read(ref _emulated);
+    private int _emulated;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _keyLocks = new();
 
     /// <summary>
@@ -111,10 +117,12 @@ public sealed class FaultProxy : IDisposable
                 case Fault.Status500:
                 case Fault.SlowDown503:
                 case Fault.Status403:
+                case Fault.MethodNotAllowed:
                     var (status, code) = fault switch
                     {
                         Fault.Status500 => (500, "InternalError"),
                         Fault.SlowDown503 => (503, "SlowDown"),
+                        Fault.MethodNotAllowed => (405, "MethodNotAllowed"),
                         _ => (403, "AccessDenied"),
                     };
                     var xml = System.Text.Encoding.UTF8.GetBytes($"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>");
@@ -139,6 +147,7 @@ public sealed class FaultProxy : IDisposable
                     if (await ExistsAsync(pathAndQuery.Split('?')[0]))
                     {
                         Interlocked.Increment(ref _refusals);
+                        Interlocked.Increment(ref _emulated);
                         var refusal = System.Text.Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>");
                         res.StatusCode = 412;
                         res.ContentType = "application/xml";
@@ -197,6 +206,7 @@ public sealed class FaultProxy : IDisposable
             }
             using var answer = await _upstream.SendAsync(forward, HttpCompletionOption.ResponseHeadersRead);
             var bytes = await answer.Content.ReadAsByteArrayAsync();
+            if (answer.StatusCode == HttpStatusCode.PreconditionFailed && req.HttpMethod == "PUT" && req.Headers["If-None-Match"] is not null) Interlocked.Increment(ref _refusals);
             res.StatusCode = (int)answer.StatusCode;
             foreach (var h in answer.Headers.Concat(answer.Content.Headers))
             {
