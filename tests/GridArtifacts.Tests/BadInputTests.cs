@@ -51,12 +51,22 @@ public sealed class BadInputTests : IDisposable
         const string prefix = "hostile/";
         var store = _s3.StoreUri(bucket, "hostile");
         var artifacts = $"{prefix}runs/evil-run/exp0/artifacts/";
+        string longest;
         await Put(bucket, prefix + "runs/evil-run/run.json", "{\"schema\":1,\"name\":\"evil-run\"}");
         await Put(bucket, prefix + "runs/evil-run/exp0/experiment.json", "{\"schema\":1,\"run\":\"evil-run\",\"experiment\":\"exp0\",\"status\":\"Succeeded\"}");
         var good = new Dictionary<string, string> { ["ok.txt"] = "fine", ["a..b"] = "dots inside a name are fine", ["v1..v2/x..y.bin"] = "so are these", ["a/b"] = "under a" };
         // s3rver keeps keys as files, so it cannot hold keys with '..' or empty segments as written
         // ('../<dest>-evil/x', '/../x', '//../x', '/etc/x'): those are in CmdletTests and NamesTests. These it holds.
-        var bad = new[] { "C:/evil", "a\\..\\..\\..\\dest-evil\\x", "tab\there", string.Join('/', Enumerable.Repeat(new string('n', 200), 5)) /* 1,004 bytes */ };
+        // The longest key S3 holds (1,024 bytes with the store's prefix, as the store knows: MaxKeyBytes),
+        // whose path is longer than the names allow (900 bytes): another writer can put it, no reader saves it.
+        using (var probe = new S3Store(store))
+        {
+            var room = probe.MaxKeyBytes - System.Text.Encoding.UTF8.GetByteCount(StoreLayout.ArtifactsPrefix("evil-run", "exp0"));
+            Assert.Equal(1024, System.Text.Encoding.UTF8.GetByteCount(prefix) + probe.MaxKeyBytes);
+            longest = string.Join('/', Enumerable.Repeat(new string('n', 200), 4)) + "/" + new string('n', room - 805);
+        }
+        Assert.True(System.Text.Encoding.UTF8.GetByteCount(longest) > GridNames.MaxArtifactPathBytes);
+        var bad = new[] { "C:/evil", "a\\..\\..\\..\\dest-evil\\x", "tab\there", longest };
         foreach (var (path, text) in good) await Put(bucket, artifacts + path, text);
         foreach (var path in bad) await Put(bucket, artifacts + path, "evil");
         await Put(bucket, artifacts + "a", "a file named like the folder a/");
