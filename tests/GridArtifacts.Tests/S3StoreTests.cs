@@ -67,6 +67,27 @@ public sealed class S3StoreContractTests : StoreContractTests
         Assert.Equal(6, engine.RequestsMade);
     }
 
+    /// <summary>
+    /// Listings ask for URL-encoded keys (so XML can carry any key) and decode only what the server
+    /// says it encoded: keys holding '%', '+', spaces and non-ASCII text list exactly as written, on a
+    /// server that encodes (Ceph's RADOS Gateway) and one that ignores the request (s3rver).
+    /// </summary>
+    [Fact]
+    public async Task Listings_ask_for_url_encoded_keys_and_give_every_key_back_exactly()
+    {
+        using var proxy = new FaultProxy(_s3.Endpoint);
+        var location = _s3.StoreUri(_bucket, "enc/" + Guid.NewGuid().ToString("N"));
+        var store = new S3Store(location);
+        var viaProxy = new S3Store(location.Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(proxy.Endpoint)));
+        var keys = new[] { "runs/a/pct%41x.txt", "runs/a/plus+x.txt", "runs/a/sp ace.txt", "runs/a/\u00e9t\u00e9/\u6587\u4ef6.txt", "runs/a%2Fb/x.txt" };
+        foreach (var k in keys) await store.PutAsync(k, new byte[] { 1 }, default);
+        var listed = await viaProxy.ListAsync("runs/", recursive: true, default).Select(e => e.Key).ToListAsync();
+        Assert.Equal(keys.Order(StringComparer.Ordinal), listed);
+        var folders = await viaProxy.ListAsync("runs/", recursive: false, default).Select(e => e.Key).ToListAsync();
+        Assert.Equal(new[] { "runs/a%2Fb/", "runs/a/" }, folders);
+        Assert.All(proxy.Log.Where(l => l.Method == "GET"), l => Assert.Contains("encoding-type=url", l.PathAndQuery));
+    }
+
     [Fact]
     public async Task Stores_sharing_a_bucket_never_see_each_others_keys()
     {
