@@ -7,6 +7,8 @@ namespace GridArtifacts.Tests;
 public enum Fault
 {
     None, Status500, SlowDown503, Status403, Reset, Truncate, Stall,
+    /// <summary>405 MethodNotAllowed, what s3rver 3.7.1 answers to AbortMultipartUpload.</summary>
+    MethodNotAllowed,
     /// <summary>The request is held, never forwarded nor answered, until the proxy is disposed.</summary>
     Hang,
     /// <summary>Answered 204 No Content without forwarding (what AWS answers to a successful abort).</summary>
@@ -14,21 +16,27 @@ public enum Fault
 }
 
 /// <summary>
-/// A fault-injecting HTTP proxy on loopback between the S3 client and s3rver. Each request is
-/// forwarded unless <see cref="Decide"/> names a fault for it: an error status, a connection reset
-/// before any answer, a body cut short mid-way, or a body that stalls.
+/// A fault-injecting HTTP proxy on loopback between the S3 client and the S3 server (s3rver, or a
+/// real one such as Ceph's RADOS Gateway). Each request is forwarded unless <see cref="Decide"/> names
+/// a fault for it: an error status, a connection reset before any answer, a body cut short mid-way,
+/// or a body that stalls. Forwarded requests keep every header the client signed, Host included, so
+/// a server that checks SigV4 signatures accepts them; the one request the proxy makes itself (the
+/// existence check of <see cref="HonourIfNoneMatch"/>) is signed with the test keys.
 /// </summary>
 public sealed class FaultProxy : IDisposable
 {
     private readonly HttpListener _listener = new();
     private readonly HttpClient _upstream = new(new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = DecompressionMethods.None });
     private readonly Uri _target;
+    private readonly Lazy<Amazon.S3.AmazonS3Client> _signed;
     private readonly CancellationTokenSource _stop = new();
     private int _requests;
 
     public FaultProxy(string target)
     {
         _target = new Uri(target);
+        _signed = new(() => new Amazon.S3.AmazonS3Client(new Amazon.Runtime.BasicAWSCredentials(S3ServerFixture.AccessKey, S3ServerFixture.SecretKey),
+            new Amazon.S3.AmazonS3Config { ServiceURL = target, ForcePathStyle = true, AuthenticationRegion = "us-east-1", MaxErrorRetry = 0 }));
         var port = TestNet.FreePort();
         Endpoint = $"http://127.0.0.1:{port}";
         _listener.Prefixes.Add(Endpoint + "/");
@@ -53,9 +61,13 @@ public sealed class FaultProxy : IDisposable
     /// </summary>
     public bool HonourIfNoneMatch { get; set; }
 
-    /// <summary>Conditional PUTs answered 412 by <see cref="HonourIfNoneMatch"/>.</summary>
+    /// <summary>PUTs with <c>If-None-Match</c> answered 412, by the server or by <see cref="HonourIfNoneMatch"/>.</summary>
     public int ConditionalRefusals => Volatile.Read(ref _refusals);
     private int _refusals;
+
+    /// <summary>Of <see cref="ConditionalRefusals"/>, those the proxy answered itself (<see cref="HonourIfNoneMatch"/>).</summary>
+    public int EmulatedRefusals => Volatile.Read(ref _emulated);
+    private int _emulated;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _keyLocks = new();
 
     /// <summary>
@@ -105,10 +117,12 @@ public sealed class FaultProxy : IDisposable
                 case Fault.Status500:
                 case Fault.SlowDown503:
                 case Fault.Status403:
+                case Fault.MethodNotAllowed:
                     var (status, code) = fault switch
                     {
                         Fault.Status500 => (500, "InternalError"),
                         Fault.SlowDown503 => (503, "SlowDown"),
+                        Fault.MethodNotAllowed => (405, "MethodNotAllowed"),
                         _ => (403, "AccessDenied"),
                     };
                     var xml = System.Text.Encoding.UTF8.GetBytes($"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected</Message></Error>");
@@ -130,10 +144,10 @@ public sealed class FaultProxy : IDisposable
             {
                 if (keyLock is not null)
                 {
-                    using var head = await _upstream.SendAsync(new HttpRequestMessage(HttpMethod.Head, new Uri(_target, pathAndQuery.Split('?')[0])));
-                    if (head.IsSuccessStatusCode)
+                    if (await ExistsAsync(pathAndQuery.Split('?')[0]))
                     {
                         Interlocked.Increment(ref _refusals);
+                        Interlocked.Increment(ref _emulated);
                         var refusal = System.Text.Encoding.UTF8.GetBytes("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>");
                         res.StatusCode = 412;
                         res.ContentType = "application/xml";
@@ -160,6 +174,21 @@ public sealed class FaultProxy : IDisposable
         }
     }
 
+    /// <summary>Whether the object at a path-style path (/bucket/key) exists, asked with a signed HEAD.</summary>
+    private async Task<bool> ExistsAsync(string path)
+    {
+        var slash = path.IndexOf('/', 1);
+        try
+        {
+            await _signed.Value.GetObjectMetadataAsync(Uri.UnescapeDataString(path[1..slash]), Uri.UnescapeDataString(path[(slash + 1)..]));
+            return true;
+        }
+        catch (Amazon.S3.AmazonS3Exception ex) when (ex.StatusCode == HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+    }
+
     private async Task ForwardAsync(HttpListenerRequest req, HttpListenerResponse res, string pathAndQuery, Fault fault)
     {
         {
@@ -169,12 +198,15 @@ public sealed class FaultProxy : IDisposable
             if (body.Length > 0 || req.HttpMethod is "PUT" or "POST") forward.Content = new ByteArrayContent(body.ToArray());
             foreach (var name in req.Headers.AllKeys)
             {
-                if (name is null || name.Equals("Host", StringComparison.OrdinalIgnoreCase) || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) continue;
+                if (name is null || name.Equals("Content-Length", StringComparison.OrdinalIgnoreCase)) continue;
                 var value = req.Headers[name]!;
+                // The client signed the Host it sent (the proxy's address): the server checks the signature against it.
+                if (name.Equals("Host", StringComparison.OrdinalIgnoreCase)) { forward.Headers.Host = value; continue; }
                 if (!forward.Headers.TryAddWithoutValidation(name, value)) forward.Content?.Headers.TryAddWithoutValidation(name, value);
             }
             using var answer = await _upstream.SendAsync(forward, HttpCompletionOption.ResponseHeadersRead);
             var bytes = await answer.Content.ReadAsByteArrayAsync();
+            if (answer.StatusCode == HttpStatusCode.PreconditionFailed && req.HttpMethod == "PUT" && req.Headers["If-None-Match"] is not null) Interlocked.Increment(ref _refusals);
             res.StatusCode = (int)answer.StatusCode;
             foreach (var h in answer.Headers.Concat(answer.Content.Headers))
             {
@@ -216,5 +248,6 @@ public sealed class FaultProxy : IDisposable
         _stop.Cancel();
         _listener.Close();
         _upstream.Dispose();
+        if (_signed.IsValueCreated) _signed.Value.Dispose();
     }
 }

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Amazon.S3;
+using Amazon.S3.Model;
 using GridArtifacts.Core;
 using GridArtifacts.Core.Capture;
 using GridArtifacts.Core.Stores;
@@ -347,21 +349,44 @@ public sealed class S3OneWriterTests : OneWriterTests
     protected override GridCatalog NewCatalog() =>
         new(new S3Store(_s3.StoreUri(_bucket, "one-writer/" + Guid.NewGuid().ToString("N")))) { ClaimSettle = TimeSpan.FromMilliseconds(300) };
 
-    [Fact]
-    public async Task S3rver_ignores_If_None_Match_so_creation_claims_and_reads_back()
+    /// <summary>What the server does with a PUT of an existing key under <c>If-None-Match: *</c>, asked with the test's own client.</summary>
+    private async Task<bool> ServerRefusesConditionalOverwrite()
     {
+        var key = "direct/" + Guid.NewGuid().ToString("N");
+        await _s3.Client.PutObjectAsync(new PutObjectRequest { BucketName = _bucket, Key = key, ContentBody = "old", UseChunkEncoding = false });
+        try
+        {
+            await _s3.Client.PutObjectAsync(new PutObjectRequest { BucketName = _bucket, Key = key, ContentBody = "new", UseChunkEncoding = false, IfNoneMatch = "*" });
+            return false; // ignored: replaced (s3rver 3.7.1)
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode == System.Net.HttpStatusCode.PreconditionFailed)
+        {
+            return true; // refused, as AWS S3 and Ceph's RADOS Gateway do
+        }
+    }
+
+    [Fact]
+    public async Task The_store_finds_what_the_server_does_with_If_None_Match_and_creation_follows_it()
+    {
+        var honours = await ServerRefusesConditionalOverwrite();
         var store = (S3Store)NewCatalog().Store;
-        Assert.False(await store.CreatesExclusivelyAsync(default));
-        // What the probe found, seen directly: the conditional PUT of a key that exists replaces it.
+        Assert.Equal(honours, await store.CreatesExclusivelyAsync(default));
+        // The conditional PUT of a key that exists: refused and kept where the server honours the
+        // condition, replaced where it ignores it (then creation claims and reads back instead).
         await store.PutAsync("k", "old"u8.ToArray(), default);
-        Assert.True(await store.TryCreateAsync("k", "new"u8.ToArray(), default));
-        Assert.Equal("new"u8.ToArray(), await store.TryReadAllBytesAsync("k", default));
+        Assert.Equal(!honours, await store.TryCreateAsync("k", "new"u8.ToArray(), default));
+        Assert.Equal(honours ? "old"u8.ToArray() : "new"u8.ToArray(), await store.TryReadAllBytesAsync("k", default));
+        Assert.True(await store.TryCreateAsync("fresh", "first"u8.ToArray(), default));
+        Assert.Equal("first"u8.ToArray(), await store.TryReadAllBytesAsync("fresh", default));
     }
 
     [Fact]
     public async Task Where_the_server_honours_If_None_Match_creation_is_conditional_and_exactly_one_of_eight_wins()
     {
-        using var proxy = new FaultProxy(_s3.Endpoint) { HonourIfNoneMatch = true };
+        // A server that honours the condition (RADOS Gateway, AWS) answers it itself; for one that
+        // ignores it (s3rver), the proxy answers as AWS does. Either way the proxy counts the 412s.
+        var serverHonours = await new S3Store(_s3.StoreUri(_bucket, "direct")).CreatesExclusivelyAsync(default);
+        using var proxy = new FaultProxy(_s3.Endpoint) { HonourIfNoneMatch = !serverHonours };
         var location = _s3.StoreUri(_bucket, "conditional/" + Guid.NewGuid().ToString("N")).Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(proxy.Endpoint));
         // A settle time far longer than the test: were the fallback used, the test would take minutes.
         var catalog = new GridCatalog(new S3Store(location)) { ClaimSettle = TimeSpan.FromMinutes(5) };
@@ -374,7 +399,8 @@ public sealed class S3OneWriterTests : OneWriterTests
         var won = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(1, won.Count(w => w));
         Assert.Equal(records[Array.IndexOf(won, true)].Claim, (await catalog.ReadRunRecordAsync("contested", default)).Claim);
-        Assert.True(proxy.ConditionalRefusals >= 7); // the probe's refusal, and each loser's
+        Assert.True(proxy.ConditionalRefusals >= 7, $"{proxy.ConditionalRefusals} conditional PUTs refused"); // the probe's refusal, and each loser's
+        if (serverHonours) Assert.Equal(0, proxy.EmulatedRefusals); // every refusal was the server's own
         var ex = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "contested" }, default));
         Assert.Equal("RunExists", ex.ErrorId);
     }

@@ -448,10 +448,12 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Equal(GridStatus.Running, (await ReadRecord(direct, "killed-run")).Status); // what the dead agent left
 
         // The next agent of the experiment (once the dead one's heartbeat is stale) aborts the recorded upload.
-        // s3rver 3.7.1 does not implement AbortMultipartUpload (it answers 405), so the proxy answers the
-        // abort as AWS does (204) and records that it was asked for exactly this upload.
+        // A server that aborts (RADOS Gateway, AWS) is asked; s3rver 3.7.1 does not implement
+        // AbortMultipartUpload (it answers 405), so there the proxy answers the abort as AWS does (204).
+        // The proxy records that it was asked for exactly this upload either way.
         await Task.Delay(2500);
-        proxy.Decide = (method, path, _) => method == "DELETE" && path.Contains("uploadId=") ? Fault.NoContent : Fault.None;
+        var fakeAbort = !_s3.AbortsUploads;
+        proxy.Decide = (method, path, _) => fakeAbort && method == "DELETE" && path.Contains("uploadId=") ? Fault.NoContent : Fault.None;
         var next = new GridCatalog(new S3Store(store), lostAfter: TimeSpan.FromSeconds(2));
         var agent = new CaptureAgent(next, "killed-run", "exp0", Bash(NewWork(), "echo again > again.txt"));
         var warnings = new List<string>();
@@ -462,15 +464,51 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Contains(warnings, w => w.Contains("Aborted 1 unfinished upload"));
         Assert.Empty(await direct.Store.ListAsync(StoreLayout.UploadsPrefix("killed-run", "exp0"), true, default).ToListAsync());
         Assert.DoesNotContain((await direct.GetArtifactsAsync("killed-run", "exp0", default)).Items, a => a.Path == "big.bin");
+        if (!fakeAbort)
+        {
+            // The server itself no longer has the upload: its parts are gone.
+            var uploads = await _s3.Client.ListMultipartUploadsAsync(bucket);
+            Assert.DoesNotContain(uploads.MultipartUploads ?? new(), u => u.UploadId == record.UploadId);
+        }
         _output.WriteLine($"killed mid-upload: upload {record.UploadId} recorded, no object visible, aborted by the next agent with {aborts.Count} request");
+    }
+
+    [Fact]
+    public async Task An_upload_recorded_in_the_store_is_aborted_by_the_sweep_where_the_server_aborts_and_kept_where_it_does_not()
+    {
+        // Straight to the server: what the sweep does follows what the server does (fixture's AbortsUploads).
+        var bucket = _s3.NewBucket();
+        var store = new S3Store(_s3.StoreUri(bucket, "sweep"));
+        var key = StoreLayout.ArtifactKey("sweep-run", "exp0", "big.bin");
+        var init = await _s3.Client.InitiateMultipartUploadAsync(bucket, "sweep/" + key);
+        var journalKey = StoreLayout.UploadJournalKey(key, init.UploadId);
+        await store.PutAsync(journalKey, RecordJson.Serialize(new UploadJournalRecord { Key = key, UploadId = init.UploadId, Started = DateTimeOffset.UtcNow }), default);
+        var sweep = await new GridCatalog(store).AbortAbandonedUploadsAsync("sweep-run", "exp0", default);
+        if (_s3.AbortsUploads)
+        {
+            var uploads = (await _s3.Client.ListMultipartUploadsAsync(bucket)).MultipartUploads ?? new();
+            Assert.Equal(new[] { init.UploadId }, sweep.Aborted);
+            Assert.Empty(sweep.NotAborted);
+            Assert.Null(await store.TryReadAllBytesAsync(journalKey, default));
+            Assert.DoesNotContain(uploads, u => u.UploadId == init.UploadId);
+        }
+        else
+        {
+            Assert.Empty(sweep.Aborted);
+            Assert.Equal("UploadNotAborted", Assert.Single(sweep.NotAborted).ErrorId);
+            Assert.NotNull(await store.TryReadAllBytesAsync(journalKey, default));
+        }
     }
 
     [Fact]
     public async Task An_upload_the_server_will_not_abort_keeps_its_record_and_says_why()
     {
-        // Straight to s3rver, which answers 405 to AbortMultipartUpload: the record stays for a later try.
+        // s3rver answers 405 to AbortMultipartUpload; a server that aborts is made to answer so by the proxy.
+        // The record stays for a later try.
         var bucket = _s3.NewBucket();
-        var store = new S3Store(_s3.StoreUri(bucket, "noabort"));
+        using var proxy = new FaultProxy(_s3.Endpoint);
+        proxy.Decide = (method, path, _) => method == "DELETE" && path.Contains("uploadId=") ? Fault.MethodNotAllowed : Fault.None;
+        var store = new S3Store(_s3.AbortsUploads ? ViaProxy(bucket, "noabort", proxy) : _s3.StoreUri(bucket, "noabort"));
         var key = StoreLayout.ArtifactKey("noabort-run", "exp0", "big.bin");
         var init = await _s3.Client.InitiateMultipartUploadAsync(bucket, "noabort/" + key);
         var journalKey = StoreLayout.UploadJournalKey(key, init.UploadId);

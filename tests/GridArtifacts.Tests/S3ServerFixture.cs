@@ -33,6 +33,7 @@ public sealed class S3ServerFixture : IDisposable
             (_server, _dataDir, endpoint) = Start();
         }
         Endpoint = endpoint.TrimEnd('/');
+        _abortsUploads = new Lazy<bool>(AskAbortsUploads);
         Client = new AmazonS3Client(new BasicAWSCredentials(AccessKey, SecretKey), new AmazonS3Config
         {
             ServiceURL = Endpoint, ForcePathStyle = true, AuthenticationRegion = "us-east-1",
@@ -51,6 +52,28 @@ public sealed class S3ServerFixture : IDisposable
         var name = "grid-" + Guid.NewGuid().ToString("N")[..20];
         Client.PutBucketAsync(name).GetAwaiter().GetResult();
         return name;
+    }
+
+    /// <summary>
+    /// Whether this server aborts a multipart upload when asked (AWS and Ceph's RADOS Gateway do;
+    /// s3rver 3.7.1 answers 405 Method Not Allowed), found once by starting an upload and aborting it.
+    /// </summary>
+    public bool AbortsUploads => _abortsUploads.Value;
+    private readonly Lazy<bool> _abortsUploads;
+
+    private bool AskAbortsUploads()
+    {
+        var bucket = NewBucket();
+        var init = Client.InitiateMultipartUploadAsync(bucket, "probe").GetAwaiter().GetResult();
+        try
+        {
+            Client.AbortMultipartUploadAsync(bucket, "probe", init.UploadId).GetAwaiter().GetResult();
+            return true;
+        }
+        catch (AmazonS3Exception ex) when (ex.StatusCode is HttpStatusCode.MethodNotAllowed or HttpStatusCode.NotImplemented)
+        {
+            return false;
+        }
     }
 
     public string StoreUri(string bucket, string prefix = "") =>

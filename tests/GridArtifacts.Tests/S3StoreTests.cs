@@ -67,6 +67,27 @@ public sealed class S3StoreContractTests : StoreContractTests
         Assert.Equal(6, engine.RequestsMade);
     }
 
+    /// <summary>
+    /// Listings ask for URL-encoded keys (so XML can carry any key) and decode only what the server
+    /// says it encoded: keys holding '%', '+', spaces and non-ASCII text list exactly as written, on a
+    /// server that encodes (Ceph's RADOS Gateway) and one that ignores the request (s3rver).
+    /// </summary>
+    [Fact]
+    public async Task Listings_ask_for_url_encoded_keys_and_give_every_key_back_exactly()
+    {
+        using var proxy = new FaultProxy(_s3.Endpoint);
+        var location = _s3.StoreUri(_bucket, "enc/" + Guid.NewGuid().ToString("N"));
+        var store = new S3Store(location);
+        var viaProxy = new S3Store(location.Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(proxy.Endpoint)));
+        var keys = new[] { "runs/a/pct%41x.txt", "runs/a/plus+x.txt", "runs/a/sp ace.txt", "runs/a/\u00e9t\u00e9/\u6587\u4ef6.txt", "runs/a%2Fb/x.txt" };
+        foreach (var k in keys) await store.PutAsync(k, new byte[] { 1 }, default);
+        var listed = await viaProxy.ListAsync("runs/", recursive: true, default).Select(e => e.Key).ToListAsync();
+        Assert.Equal(keys.Order(StringComparer.Ordinal), listed);
+        var folders = await viaProxy.ListAsync("runs/", recursive: false, default).Select(e => e.Key).ToListAsync();
+        Assert.Equal(new[] { "runs/a%2Fb/", "runs/a/" }, folders);
+        Assert.All(proxy.Log.Where(l => l.Method == "GET"), l => Assert.Contains("encoding-type=url", l.PathAndQuery));
+    }
+
     [Fact]
     public async Task Stores_sharing_a_bucket_never_see_each_others_keys()
     {
@@ -144,23 +165,36 @@ public sealed class S3StoreErrorTests
     }
 
     /// <summary>
-    /// Why the store sets what it sets: with the SDK's default request settings, this server keeps
-    /// the aws-chunked, signed body as the object's content. A hash comparison is what catches it;
-    /// the store's own round trips (the contract suite) stay exact.
+    /// Why the store sets what it sets: with the SDK's default request settings (an aws-chunked body
+    /// with a trailing checksum), a server either keeps the chunk framing as the object's content
+    /// (s3rver: a hash comparison is what catches it) or refuses the PUT (Ceph's RADOS Gateway: 400
+    /// XAmzContentSHA256Mismatch). The store's own PUT stores exactly the bytes sent on either.
     /// </summary>
     [Fact]
-    public async Task Default_sdk_upload_settings_store_other_bytes_on_this_server_and_a_hash_check_catches_it()
+    public async Task Default_sdk_upload_settings_store_other_bytes_or_are_refused_and_the_store_puts_exact_bytes()
     {
         var bucket = _s3.NewBucket();
         using var defaults = new AmazonS3Client(new BasicAWSCredentials(S3ServerFixture.AccessKey, S3ServerFixture.SecretKey),
-            new AmazonS3Config { ServiceURL = _s3.Endpoint, ForcePathStyle = true, AuthenticationRegion = "us-east-1" });
-        var data = TestBytes.Random(5_000_000, 5);
-        await defaults.PutObjectAsync(new PutObjectRequest { BucketName = bucket, Key = "k", InputStream = new MemoryStream(data) });
-        using var back = await _s3.Client.GetObjectAsync(bucket, "k");
-        using var ms = new MemoryStream();
-        await back.ResponseStream.CopyToAsync(ms);
-        Assert.NotEqual(TestBytes.Sha256(data), TestBytes.Sha256(ms.ToArray()));
-        Assert.True(ms.Length > data.Length, $"{ms.Length} bytes came back"); // the chunk framing was stored too
+            new AmazonS3Config { ServiceURL = _s3.Endpoint, ForcePathStyle = true, AuthenticationRegion = "us-east-1", MaxErrorRetry = 0 });
+        var data = TestBytes.Random(1_000_000, 5);
+        AmazonS3Exception? refused = null;
+        try { await defaults.PutObjectAsync(new PutObjectRequest { BucketName = bucket, Key = "k", InputStream = new MemoryStream(data) }); }
+        catch (AmazonS3Exception ex) { refused = ex; }
+        if (refused is null)
+        {
+            using var back = await _s3.Client.GetObjectAsync(bucket, "k");
+            using var ms = new MemoryStream();
+            await back.ResponseStream.CopyToAsync(ms);
+            Assert.NotEqual(TestBytes.Sha256(data), TestBytes.Sha256(ms.ToArray()));
+            Assert.True(ms.Length > data.Length, $"{ms.Length} bytes came back"); // the chunk framing was stored too
+        }
+        else
+        {
+            Assert.Equal(System.Net.HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal("XAmzContentSHA256Mismatch", refused.ErrorCode);
+            var missing = await Assert.ThrowsAsync<AmazonS3Exception>(() => _s3.Client.GetObjectMetadataAsync(bucket, "k"));
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode); // nothing was stored
+        }
 
         using var store = new S3Store(_s3.StoreUri(bucket));
         await store.PutAsync("k2", data, default);

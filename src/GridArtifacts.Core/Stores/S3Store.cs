@@ -111,6 +111,9 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
             Prefix = FullKey(prefix),
             Delimiter = recursive ? null : "/",
             MaxKeys = 1000,
+            // XML 1.0 cannot carry most control characters: asked for, keys come URL-encoded (AWS, Ceph);
+            // a server that does not encode them (s3rver) says nothing and sends them as they are.
+            Encoding = EncodingType.Url,
         };
         var strip = _location.KeyPrefix.Length;
         // A listing is in strictly increasing key order. Some servers (s3rver) repeat a common prefix
@@ -120,13 +123,16 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         {
             var response = await Call(() => _client.ListObjectsV2Async(request, cancellationToken), prefix).ConfigureAwait(false);
             var page = new List<ObjectEntry>();
+            // The SDK leaves encoded keys as the server sent them. AWS writes a space as '+', Ceph as %20.
+            var encoded = response.Encoding == EncodingType.Url;
+            string Decode(string key) => encoded ? System.Web.HttpUtility.UrlDecode(key) : key;
             foreach (var o in response.S3Objects ?? new List<S3Object>())
             {
-                page.Add(new ObjectEntry(o.Key[strip..], o.Size ?? 0, o.LastModified is { } lm ? new DateTimeOffset(lm.ToUniversalTime()) : DateTimeOffset.MinValue));
+                page.Add(new ObjectEntry(Decode(o.Key)[strip..], o.Size ?? 0, o.LastModified is { } lm ? new DateTimeOffset(lm.ToUniversalTime()) : DateTimeOffset.MinValue));
             }
             foreach (var p in response.CommonPrefixes ?? new List<string>())
             {
-                page.Add(new ObjectEntry(p[strip..], 0, DateTimeOffset.MinValue, IsPrefix: true));
+                page.Add(new ObjectEntry(Decode(p)[strip..], 0, DateTimeOffset.MinValue, IsPrefix: true));
             }
             page.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
             foreach (var e in page)
