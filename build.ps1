@@ -322,7 +322,17 @@ switch ($Task) {
         if (-not (Test-Path /usr/bin/aws)) { $missing += 'awscli' }
         if ($missing) { Invoke-Native 'apt-get install' { apt-get install -y @missing } }
         $server = $null
+        $rgw = $null
         try {
+            $benches = @(Get-ChildItem (Join-Path $root 'bench') -Filter '*.Bench.ps1' | Sort-Object Name | Where-Object { -not $BenchFilter -or $_.Name -like $BenchFilter })
+            # Benchmarks that declare -RgwEndpoint also measure on Ceph's RADOS Gateway: one is started
+            # for them (tests/s3/Start-Rgw.sh, in the background) and stopped at the end.
+            $rgwEndpoint = $null
+            if (@($benches | Where-Object { (Get-Command $_.FullName).Parameters.ContainsKey('RgwEndpoint') })) {
+                New-Item -ItemType Directory -Force -Path $testResults | Out-Null
+                $rgw = Start-TestRgw
+                if ($rgw.Skip) { Write-Host "No RGW for the benchmarks: $($rgw.Skip); they measure without it." -ForegroundColor Yellow }
+            }
             # Cluster.Bench.ps1 measures on a one-node Slurm (as root on Linux; it says so when there is none).
             if (-not $BenchFilter -or 'Cluster.Bench.ps1' -like $BenchFilter) {
                 $noSlurm = Start-TestSlurm
@@ -330,13 +340,19 @@ switch ($Task) {
             }
             $server = Start-S3Server -Bucket 'grid-bench'
             $env:GRID_BENCH_S3_DATA = $server.Data # Transfer.Bench.ps1 removes its uploads from it between runs
-            foreach ($bench in Get-ChildItem (Join-Path $root 'bench') -Filter '*.Bench.ps1' | Sort-Object Name) {
-                if ($BenchFilter -and $bench.Name -notlike $BenchFilter) { continue }
+            foreach ($bench in $benches) {
                 Write-Host "== $($bench.Name)"
-                Invoke-Native $bench.Name { dotnet pwsh -NoProfile -NonInteractive -File $bench.FullName -ModulePath $moduleOut -Endpoint $server.Endpoint -Bucket 'grid-bench' }
+                $benchArgs = @('-ModulePath', $moduleOut, '-Endpoint', $server.Endpoint, '-Bucket', 'grid-bench')
+                if ($rgw -and -not $rgw.Skip -and (Get-Command $bench.FullName).Parameters.ContainsKey('RgwEndpoint')) {
+                    if (-not $rgwEndpoint) { $rgwEndpoint = Complete-TestRgw $rgw }
+                    $benchArgs += '-RgwEndpoint', $rgwEndpoint
+                }
+                Invoke-Native $bench.Name { dotnet pwsh -NoProfile -NonInteractive -File $bench.FullName @benchArgs }
             }
         }
         finally {
+            if ($rgw -and $rgw.Process -and -not $rgw.Process.HasExited) { $rgw.Process.WaitForExit() }
+            Stop-TestRgw
             Stop-TestSlurm
             Stop-S3Server $server
         }

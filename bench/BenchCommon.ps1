@@ -50,12 +50,14 @@ $env:AWS_ACCESS_KEY_ID = 'S3RVER'
 $env:AWS_SECRET_ACCESS_KEY = 'S3RVER'
 $env:AWS_REGION = 'us-east-1'
 
-# How the peer tools reach s3rver: aws cli (Debian's, not a user-local copy) and rclone through a remote named s3rver.
-function Get-PeerSetup([string] $Endpoint) {
+# How the peer tools reach s3rver: aws cli (Debian's, not a user-local copy) and rclone through a remote named s3rver
+# (-Remote and -Provider name another, e.g. rgw with rclone's Ceph provider; the test identity is the same).
+function Get-PeerSetup([string] $Endpoint, [string] $Remote = 's3rver', [string] $Provider = 'Other') {
+    $r = "RCLONE_CONFIG_$($Remote.ToUpperInvariant())"
     [pscustomobject]@{
         Aws = if (Test-Path /usr/bin/aws) { '/usr/bin/aws' } else { 'aws' }
         Env = @{ AWS_ACCESS_KEY_ID = 'S3RVER'; AWS_SECRET_ACCESS_KEY = 'S3RVER'; AWS_DEFAULT_REGION = 'us-east-1'
-            RCLONE_CONFIG_S3RVER_TYPE = 's3'; RCLONE_CONFIG_S3RVER_PROVIDER = 'Other'; RCLONE_CONFIG_S3RVER_ENDPOINT = $Endpoint
-            RCLONE_CONFIG_S3RVER_ACCESS_KEY_ID = 'S3RVER'; RCLONE_CONFIG_S3RVER_SECRET_ACCESS_KEY = 'S3RVER'; RCLONE_CONFIG_S3RVER_FORCE_PATH_STYLE = 'true' }
+            "${r}_TYPE" = 's3'; "${r}_PROVIDER" = $Provider; "${r}_ENDPOINT" = $Endpoint
+            "${r}_ACCESS_KEY_ID" = 'S3RVER'; "${r}_SECRET_ACCESS_KEY" = 'S3RVER'; "${r}_FORCE_PATH_STYLE" = 'true' }
     }
 }
