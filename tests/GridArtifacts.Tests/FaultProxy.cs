@@ -78,6 +78,9 @@ public sealed class FaultProxy : IDisposable
 
     private int _inFlight;
 
+    /// <summary>Requests that came with an <c>Expect</c> header: method, path with query, and the header.</summary>
+    public ConcurrentQueue<(string Method, string PathAndQuery, string Expect)> Expecting { get; } = new();
+
     /// <summary>Every request as it came: method, path with query, and the fault it got.</summary>
     public ConcurrentQueue<(string Method, string PathAndQuery, Fault Fault)> Log { get; } = new();
 
@@ -102,6 +105,7 @@ public sealed class FaultProxy : IDisposable
         var inFlight = Interlocked.Increment(ref _inFlight);
         var fault = ThrottleAbove is { } most && inFlight > most ? Fault.SlowDown503 : Decide(req.HttpMethod, pathAndQuery, n);
         Log.Enqueue((req.HttpMethod, pathAndQuery, fault));
+        if (req.Headers["Expect"] is { } expect) Expecting.Enqueue((req.HttpMethod, pathAndQuery, expect));
         try
         {
             switch (fault)
