@@ -352,7 +352,7 @@ switch ($Task) {
         }
         finally {
             if ($rgw -and $rgw.Process -and -not $rgw.Process.HasExited) { $rgw.Process.WaitForExit() }
-            Stop-TestRgw
+            if ($rgw -and -not $rgw.Skip) { Stop-TestRgw }   # a skipped start set no state folder
             Stop-TestSlurm
             Stop-S3Server $server
         }

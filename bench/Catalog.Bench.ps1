@@ -154,7 +154,23 @@ $pageScript = {
     finally { Stop-GridArtifactServer -Store $Store }
 }
 
-foreach ($name in 'seed', 'list', 'page') { Set-Content (Join-Path $work "$name.ps1") (Get-Variable "${name}Script" -ValueOnly).ToString() }
+# Removes every key of the store with its own listing and DeleteObjects (1,000 keys a request).
+$removeScript = {
+    param([string] $ModulePath, [string] $Store)
+    $ErrorActionPreference = 'Stop'
+    Import-Module $ModulePath
+    $null = Get-GridStore
+    $core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'GridArtifacts.Core' } | Select-Object -First 1
+    $objects = $core.GetType('GridArtifacts.Core.Stores.StoreSettings', $true)::Open($Store).Store
+    $none = [Threading.CancellationToken]::None
+    $keys = [Collections.Generic.List[string]]::new()
+    $listing = $objects.ListAsync('', $true, $none).GetAsyncEnumerator($none)
+    while ($listing.MoveNextAsync().AsTask().GetAwaiter().GetResult()) { $keys.Add($listing.Current.Key) }
+    $null = $objects.DeleteManyAsync($keys, $none).GetAwaiter().GetResult()
+    "REMOVED $($keys.Count)"
+}
+
+foreach ($name in 'seed', 'list', 'page', 'remove') { Set-Content (Join-Path $work "$name.ps1") (Get-Variable "${name}Script" -ValueOnly).ToString() }
 
 function Invoke-Fresh {
     <# Runs one of the scripts above in a fresh pwsh and returns its output (-Stream: shows it as it comes), failing loudly. #>
@@ -324,7 +340,7 @@ try {
 
     $names = "median and requests: GridArtifacts $(Get-BuildName $builds[0].Path)" + $(if ($builds.Count -gt 1) { "; 0.1.0 columns: GridArtifacts $(Get-BuildName $builds[1].Path)" } else { '; no 0.1.0 build in this run' })
     $seedText = ($seeding.Keys | ForEach-Object { '{0}: {1:0} s' -f $_, $seeding[$_] }) -join '; '
-    $how = "Measured $(Get-Date -Format 'yyyy-MM-dd'), medians of $Runs rounds, $names. Each figure is one call in a fresh pwsh (-NoProfile): the process imports the module and a Stopwatch times only the call, Get-GridRun -Store, or, after Start-GridArtifactServer -Store and the token-for-cookie request, the page's first GET of api/runs (what the browser waits for before it lists anything). Each call's count of runs (and of Succeeded runs with 4 experiments) is checked. rclone ($((rclone version | Select-Object -First 1) -replace '^rclone ', '')) is timed as a whole process, start-up included, listing the store's runs/ keys with its defaults (`lsf -R`, a remote from RCLONE_CONFIG_* variables, path-style). The rounds are interleaved (Get-GridRun, the page, rclone, then again), each after a ``sync``, all over one seed of each store. Requests are every HTTP request the process made to the server, counted by bench/count-proxy.mjs, a Node reverse proxy on loopback through which the S3 stores are addressed in every timed run (it adds its own hop to each request); the local store makes none. Each build seeded its own stores with its own code (GridCatalog.WriteRunRecordAsync and WriteExperimentRecordAsync, 64 at a time): $seedText."
+    $how = "Measured $(Get-Date -Format 'yyyy-MM-dd'), medians of $Runs rounds, $names. Each figure is one call in a fresh pwsh (-NoProfile): the process imports the module and a Stopwatch times only the call, Get-GridRun -Store, or, after Start-GridArtifactServer -Store and the token-for-cookie request, the page's first GET of api/runs (what the browser waits for before it lists anything). Each call's count of runs (and of Succeeded runs with 4 experiments) is checked. rclone ($((rclone version | Select-Object -First 1) -replace '^rclone ', '')) is timed as a whole process, start-up included, listing the store's runs/ keys with its defaults (``lsf -R``, a remote from RCLONE_CONFIG_* variables, path-style). The rounds are interleaved (Get-GridRun, the page, rclone, then again), each after a ``sync``, all over one seed of each store. Requests are every HTTP request the process made to the server, counted by bench/count-proxy.mjs, a Node reverse proxy on loopback through which the S3 stores are addressed in every timed run (it adds its own hop to each request); the local store makes none. Each build seeded its own stores with its own code (GridCatalog.WriteRunRecordAsync and WriteExperimentRecordAsync, 64 at a time): $seedText."
     foreach ($section in $sections.Keys) {
         $title, $server = if ($section -eq 'RGW') { "Catalog at scale on Ceph's RADOS Gateway (issue 2/5)", "Ceph's RADOS Gateway ($(Get-RgwVersion); tests/s3/Start-Rgw.sh: one memstore OSD, beast frontend, on this machine). " } else { 'Catalog at scale (issue 2/5)', '' }
         $body = (@($sections[$section]) + @('', "$server$how")) -join "`n"
@@ -334,13 +350,12 @@ try {
 }
 finally {
     foreach ($proxy in $proxies.Values) { if (-not $proxy.Process.HasExited) { $proxy.Process.Kill(); $proxy.Process.WaitForExit(5000) | Out-Null } }
-    # The RGW stores go: its OSD keeps them in RAM.
-    if ($seeded.Count) {
-        $aws = Get-PeerSetup $RgwEndpoint
-        foreach ($store in $seeded) {
-            try { $null = Invoke-Peer $aws.Aws @('--endpoint-url', $RgwEndpoint, 's3', 'rm', '--recursive', '--quiet', "s3://$Bucket/$($store.Prefix)/") $aws.Env }
-            catch { Write-Warning "Could not remove s3://$Bucket/$($store.Prefix)/ from RGW: $_" }
-        }
+    # The RGW stores go: its OSD keeps them in RAM. (DeleteObjects: `aws s3 rm --recursive` sends
+    # one DELETE a key, 100,000 for the 10,000-run store.)
+    foreach ($store in $seeded) {
+        Write-Host "Removing s3://$Bucket/$($store.Prefix)/ from RGW..."
+        try { Invoke-Fresh 'remove' @{ ModulePath = $builds[0].Path; Store = $store.Direct } -Stream }
+        catch { Write-Warning "Could not remove s3://$Bucket/$($store.Prefix)/ from RGW: $_" }
     }
     if ($madeBucket) {
         try { $null = Invoke-Peer $aws.Aws @('--endpoint-url', $RgwEndpoint, 's3', 'rb', "s3://$Bucket") $aws.Env }
