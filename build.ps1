@@ -193,7 +193,8 @@ function Complete-TestRgw($rgw) {
 
 # Stops the RGW that Start-TestRgw started (and nothing else).
 function Stop-TestRgw {
-    if ($script:RgwDir) { $env:GRID_RGW_DIR = $script:RgwDir; bash (Join-Path $root 'tests/s3/Stop-Rgw.sh') | Out-Host; Remove-Item Env:GRID_RGW_DIR; $script:RgwDir = $null }
+    # Set only by a start that ran (a skipped one set nothing: StrictMode would refuse the unset variable).
+    if (Get-Variable -Name RgwDir -Scope Script -ValueOnly -ErrorAction Ignore) { $env:GRID_RGW_DIR = $script:RgwDir; bash (Join-Path $root 'tests/s3/Stop-Rgw.sh') | Out-Host; Remove-Item Env:GRID_RGW_DIR; $script:RgwDir = $null }
 }
 
 # The RGW lane (tests/s3/Invoke-RgwLane.ps1: the S3 suites again, on RGW) in a pwsh of its own,
