@@ -149,6 +149,11 @@ Describe 'Working folders' {
         $script:StoreB = Join-Path $TestDrive 'store-b'
         # What the script finds in its folder when it starts, and a checkpoint of its own (as Lightning writes them).
         $script:Look = 'find . -mindepth 1 ! -name seen.txt > seen.txt; mkdir -p checkpoints; echo {tag} > checkpoints/last.ckpt'
+        # Until at most $Count run folders of lightning-sweep are left, a minute at most.
+        function Wait-RunFolders([int] $Count) {
+            $deadline = (Get-Date).AddSeconds(60)
+            while (@(Get-RunFolder $Root lightning-sweep).Count -gt $Count -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 250 }
+        }
         function Get-Seen([string] $Id, [string] $Store) {
             $saved = Get-GridArtifact $Id -Path seen.txt -Store $Store | Save-GridArtifact -Destination (Join-Path $TestDrive "seen-$([guid]::NewGuid())") -PassThru
             @(Get-Content -LiteralPath $saved.LocalPath)
@@ -174,13 +179,15 @@ Describe 'Working folders' {
         $second = Start-GridRun -Name lightning-sweep -Command $Look.Replace('{tag}', 'second') -Store $StoreB -WorkingRoot $Root -Wait
         $second.Status | Should -Be Succeeded
         Get-Seen lightning-sweep-exp0 $StoreB | Should -BeNullOrEmpty
+        # Its run folder goes once its last experiment has ended (waited for, so the removal below
+        # does not race the supervisor's last look at the run).
+        Wait-RunFolders 1
         # After a removal, the name again.
         Remove-GridRun lightning-sweep -Store $StoreB -Confirm:$false
         $third = Start-GridRun -Name lightning-sweep -Command $Look.Replace('{tag}', 'third') -Store $StoreB -WorkingRoot $Root -Wait
         Get-Seen lightning-sweep-exp0 $StoreB | Should -BeNullOrEmpty
         # Once its last experiment has ended, a run's own folder (plan.json, log) goes too: only the kept one is left.
-        $deadline = (Get-Date).AddSeconds(60)
-        while (@(Get-RunFolder $Root lightning-sweep).Count -gt 1 -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 250 }
+        Wait-RunFolders 1
         $left = @(Get-RunFolder $Root lightning-sweep | Where-Object { $_ -ne (Split-Path -Parent $kept) })
         # What is in a folder that stayed, and its log: a log with something in it keeps the folder by design.
         $why = $left | ForEach-Object { Get-ChildItem -LiteralPath $_ -Recurse -Force | ForEach-Object { "$($_.FullName) ($($_.Length) B)" }; Get-Content -Raw -LiteralPath (Join-Path $_ supervisor.log) -ErrorAction Ignore }
