@@ -24,10 +24,10 @@ function Remove-RunFolder {
     if (Get-ChildItem -LiteralPath $runFolder -Directory -Filter 'exp*' -ErrorAction Ignore) { return }
     $logs = @(Get-ChildItem -LiteralPath $runFolder -Recurse -File -Include '*.log', '*.out' -ErrorAction Ignore)
     if ($logs | Where-Object Length -gt 0) { return }
-    # A run removed meanwhile (Remove-GridRun right after -Wait returned) has nothing left to run here.
-    try { $run = Get-GridRun -Name $plan.Run -Store $plan.Store -ErrorAction Stop }
-    catch { if ($_.FullyQualifiedErrorId -notlike 'RunNotFound*') { return } ; $run = $null }
-    if ($run -and $run.Status -in 'Queued', 'Running', 'Syncing') { return }
+    # A run that cannot be read, or was removed meanwhile, keeps its folder: its queued experiments
+    # (not started yet, so no folder of theirs) still read plan.json. Remove-GridWorkingDirectory removes it later.
+    $run = Get-GridRun -Name $plan.Run -Store $plan.Store -ErrorAction Ignore
+    if (-not $run -or $run.Status -in 'Queued', 'Running', 'Syncing') { return }
     # Links in it are removed as links: nothing outside it is touched.
     try { [IO.Directory]::Delete($runFolder, $true) } catch [IO.IOException] { }
 }
