@@ -602,6 +602,13 @@ public sealed partial class GridCatalog
         return true;
     }
 
+    /// <summary>Whether the store holds any run at all (one listing request, stopped at its first name).</summary>
+    public async Task<bool> HoldsAnyRunAsync(CancellationToken ct)
+    {
+        await foreach (var _ in Store.ListAsync(StoreLayout.RunsPrefix, recursive: false, ct).ConfigureAwait(false)) return true;
+        return false;
+    }
+
     /// <summary>Creates a run's record if no run has its name: false when the name is taken (nothing of that run is changed).</summary>
     /// <param name="tags">The run's tags (checked by <see cref="GridNames.CheckTags"/>), written before its index key, so the run lists with them from the first.</param>
     public async Task<bool> TryCreateRunAsync(RunRecord record, CancellationToken ct, TimeSpan? settle = null, IReadOnlyList<string>? tags = null)

@@ -100,12 +100,8 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
             {
                 // Removed from the store, if the store is there at all: one that holds no run (a folder
                 // on a disk not mounted, a bucket of another endpoint) says nothing of this run.
-                await foreach (var _ in catalog.Store.ListAsync(StoreLayout.RunsPrefix, recursive: false, ct).ConfigureAwait(false))
-                {
-                    experiments = Array.Empty<GridExperiment>();
-                    break;
-                }
-                storeEmpty = experiments is null;
+                if (await catalog.HoldsAnyRunAsync(ct).ConfigureAwait(false)) experiments = Array.Empty<GridExperiment>();
+                else storeEmpty = true;
             }
             catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound) { storeEmpty = true; problem = ex.Message; } // no such bucket
             catch (GridException ex) { problem = ex.Message; }
