@@ -32,6 +32,27 @@ function Invoke-Peer {
     $stdout.Result
 }
 
+function Invoke-TimedStep {
+    <# One measurement in a fresh pwsh: imports $Module, sets the default -Store, then times $Body only (in-session seconds). The step's script is written under $Work. #>
+    param([string] $Module, [string] $Store, [string] $Body, [string] $Work)
+    $script = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$Module'
+`$PSDefaultParameterValues['*-Grid*:Store'] = '$Store'
+`$sw = [Diagnostics.Stopwatch]::StartNew()
+$Body
+'ELAPSED ' + `$sw.Elapsed.TotalSeconds.ToString([Globalization.CultureInfo]::InvariantCulture)
+"@
+    $file = Join-Path $Work "step-$([guid]::NewGuid().ToString('N')).ps1"
+    Set-Content -Path $file -Value $script
+    $out = & dotnet pwsh -NoProfile -NonInteractive -File $file 2>&1 | ForEach-Object { "$_" }
+    $line = $out | Where-Object { $_ -like 'ELAPSED *' } | Select-Object -Last 1
+    if (-not $line) { throw "The step failed: $($out -join "`n")" }
+    [double]::Parse($line.Substring(8), [Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Get-MedianOf([double[]] $t) { $s = @($t | Sort-Object); if ($s.Count % 2) { $s[[int][math]::Floor($s.Count / 2)] } else { ($s[$s.Count / 2 - 1] + $s[$s.Count / 2]) / 2 } }
+
 function Format-Seconds([double] $s) { '{0:0.000} s' -f $s }
 
 function Write-ResultsSection {

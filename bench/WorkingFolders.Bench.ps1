@@ -31,25 +31,8 @@ foreach ($i in 0..1999) { $rnd.NextBytes($buffer); [IO.File]::WriteAllBytes((Joi
 $stores = [ordered]@{ folder = $null; s3rver = "s3://$Bucket/folders?endpoint=$([uri]::EscapeDataString($Endpoint))" }
 $peer = Get-PeerSetup $Endpoint
 
-# One measurement in a fresh pwsh: imports the module, then times the block only (in-session time).
-function Invoke-Timed([string] $Store, [string] $Body) {
-    $script = @"
-`$ErrorActionPreference = 'Stop'
-Import-Module '$module'
-`$PSDefaultParameterValues['*-Grid*:Store'] = '$Store'
-`$sw = [Diagnostics.Stopwatch]::StartNew()
-$Body
-'ELAPSED ' + `$sw.Elapsed.TotalSeconds.ToString([Globalization.CultureInfo]::InvariantCulture)
-"@
-    $file = Join-Path $work "step-$([guid]::NewGuid().ToString('N')).ps1"
-    Set-Content -Path $file -Value $script
-    $out = & dotnet pwsh -NoProfile -NonInteractive -File $file 2>&1 | ForEach-Object { "$_" }
-    $line = $out | Where-Object { $_ -like 'ELAPSED *' } | Select-Object -Last 1
-    if (-not $line) { throw "The step failed: $($out -join "`n")" }
-    [double]::Parse($line.Substring(8), [Globalization.CultureInfo]::InvariantCulture)
-}
-
-function Get-Median([double[]] $t) { $s = @($t | Sort-Object); if ($s.Count % 2) { $s[[int][math]::Floor($s.Count / 2)] } else { ($s[$s.Count / 2 - 1] + $s[$s.Count / 2]) / 2 } }
+function Invoke-Timed([string] $Store, [string] $Body) { Invoke-TimedStep $module $Store $Body $work }
+function Get-Median([double[]] $t) { Get-MedianOf $t }
 $times = @{}
 function Add-Time([string] $Key, [double] $Seconds) { if (-not $times[$Key]) { $times[$Key] = [Collections.Generic.List[double]]::new() }; $times[$Key].Add($Seconds) }
 
