@@ -525,13 +525,22 @@ public abstract class ArtifactServerTests : IDisposable
             });
             Assert.Equal(HttpStatusCode.OK, link.StatusCode);
         }
-        // Another name or address on this port. (A Host of localhost with another port was answered OK
-        // now and then while the folder and S3 page servers of these tests ran at once in this process:
-        // left out until the cause is known.)
-        foreach (var host in new[] { $"localhost.example:{_server.Port}", $"127.0.0.2:{_server.Port}" })
+        // Another name or address on this port, or localhost on another port: each on a connection of
+        // its own, as a rebinding page's first request comes. (.NET's HttpListener answers a name it
+        // has no prefix for with its own 404, then writes a bare "200 OK, Connection: close" on that
+        // connection, which a client that reuses it reads as the answer to its next request. That
+        // answer holds nothing, and never reaches this server: the second check below.)
+        foreach (var host in new[] { $"localhost.example:{_server.Port}", $"127.0.0.2:{_server.Port}", $"localhost:{_server.Port + 1}" })
+        {
+            using var res = await SendAsync(HttpMethod.Get, "api/runs", edit: r => { r.Headers.Host = host; r.Headers.ConnectionClose = true; });
+            Assert.True(res.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.MisdirectedRequest, $"Host {host} was answered {res.StatusCode}");
+            Assert.DoesNotContain("page-run", await res.Content.ReadAsStringAsync());
+        }
+        // On one kept connection, whatever the client reads after such a 404 carries nothing of the store.
+        foreach (var host in new[] { $"localhost.example:{_server.Port}", $"127.0.0.2:{_server.Port}", $"localhost:{_server.Port + 1}", $"localhost.example:{_server.Port}" })
         {
             using var res = await SendAsync(HttpMethod.Get, "api/runs", edit: r => r.Headers.Host = host);
-            Assert.True(res.StatusCode != HttpStatusCode.OK, $"Host {host} was answered {res.StatusCode}");
+            Assert.True(res.StatusCode != HttpStatusCode.OK || res.Content.Headers.ContentLength is null or 0, $"Host {host} was served {res.StatusCode}");
             Assert.DoesNotContain("page-run", await res.Content.ReadAsStringAsync());
         }
     }

@@ -12,7 +12,9 @@ namespace GridArtifacts.Tests;
 /// <summary>
 /// SIGTERM and SIGINT to the agent: the script is sent SIGTERM, the end (final sync, logs, sealed
 /// manifest, status) is done within the stop budget, and the status says who stopped it.
+/// They time the agent against its budget, so they run alone (<see cref="TimedAlone"/>).
 /// </summary>
+[Collection(TimedAlone.Name)]
 public sealed class SignalTests : IDisposable
 {
     private readonly TempDir _temp = new();
@@ -297,4 +299,15 @@ public sealed class SignalTests : IDisposable
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "data.bin")), stored["data.bin"]);
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "started.txt")), stored["started.txt"]);
     }
+}
+
+/// <summary>
+/// Tests that time the agent against a budget of seconds run after the others, one at a time: in a
+/// process where a hundred other tests block pool threads, a timer's callback can come seconds late,
+/// which measures the test process rather than the agent (which runs in a process of its own).
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TimedAlone
+{
+    public const string Name = "timed, alone";
 }
