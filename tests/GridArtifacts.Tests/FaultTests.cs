@@ -210,18 +210,20 @@ public sealed class FaultTests : IDisposable
         Assert.Equal(12 + 3 + 4, requests);
     }
 
-    [Fact]
-    public async Task A_fault_that_never_clears_fails_after_a_known_number_of_attempts_and_leaves_nothing()
+    [Theory]
+    [InlineData(Fault.Status500, "500", Retry.MaxAttempts)]
+    [InlineData(Fault.SlowDown503, "503", Retry.MaxThrottledAttempts)] // a busy server is given more (about 20 s of backoff)
+    public async Task A_fault_that_never_clears_fails_after_a_known_number_of_attempts_and_leaves_nothing(Fault fault, string status, int attempts)
     {
         var (catalog, items) = await SeedAsync(50_000, 60_000);
         var doomed = items[0].Artifact;
-        _proxy.Decide = (method, path, _) => IsArtifactGet(method, path) && path.Contains(doomed.Path) ? Fault.SlowDown503 : Fault.None;
+        _proxy.Decide = (method, path, _) => IsArtifactGet(method, path) && path.Contains(doomed.Path) ? fault : Fault.None;
         var result = await Download(catalog, items.Select(i => i.Artifact));
         var error = Assert.Single(result.Errors);
         Assert.Equal("StoreBusy", error.ErrorId);
-        Assert.Contains("503", error.Message);
+        Assert.Contains(status, error.Message);
         Assert.Single(result.Done);
-        Assert.Equal(Retry.MaxAttempts, _proxy.PerPath.Single(p => p.Key.EndsWith("/" + doomed.Path)).Value);
+        Assert.Equal(attempts, _proxy.PerPath.Single(p => p.Key.EndsWith("/" + doomed.Path)).Value);
         Assert.False(File.Exists(_temp.Sub("dest", doomed.Path)));
         Assert.False(File.Exists(TransferEngine.PartPathOf(new SaveItem(doomed, _temp.Sub("dest", doomed.Path)))));
     }
