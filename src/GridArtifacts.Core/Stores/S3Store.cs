@@ -26,6 +26,11 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     private readonly AmazonS3Client _client;
     private readonly AWSCredentials? _credentials;
     private readonly S3StoreUri _location;
+    /// <summary>Direct GETs (made on first use), or null where the SDK keeps them.</summary>
+    private readonly Lazy<S3DirectGet?> _direct;
+
+    /// <summary>Set to 1, every GET goes through the SDK (a way round a server the direct GETs do not suit).</summary>
+    public const string SdkGetsVariable = "GRID_S3_SDK_GETS";
 
     public S3Store(string location) : this(location, null) { }
 
@@ -90,9 +95,15 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 "set AWS_REGION (or AWS_DEFAULT_REGION), or use a profile with a region (AWS_PROFILE, or ?profile=name in the address). " +
                 "An S3-compatible server is named with ?endpoint=https://host:port.", Display, ex);
         }
+        var http = _location.Endpoint?.Scheme == Uri.UriSchemeHttp;
+        _direct = new Lazy<S3DirectGet?>(() => Environment.GetEnvironmentVariable(SdkGetsVariable) == "1" ? null
+            : S3DirectGet.TryCreate(_client, _credentials, config, NoExpectContinueHttpClientFactory.Instance, _location.Bucket, _location.KeyPrefix, http));
     }
 
     public string Location { get; }
+
+    /// <summary>Whether this store's GETs are sent directly (<see cref="S3DirectGet"/>), not through the SDK.</summary>
+    internal bool GetsDirectly => _direct.Value is not null;
 
     /// <summary>The location without options, as errors show it.</summary>
     public string Display => _location.Display;
@@ -156,10 +167,9 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
             // objects in place, one torn by a concurrent PUT) is read again whole.
             return await Retry.RunAsync(async ct =>
             {
-                using var response = await Send(() => _client.GetObjectAsync(_location.Bucket, FullKey(key), ct), key).ConfigureAwait(false);
-                using var body = new ResponseStream(response, this, key);
+                using var read = await GetAsync(key, 0, 0, null, ct).ConfigureAwait(false);
                 // A record longer than the bound is refused on its declared length, before its body is read.
-                return await RecordJson.ReadBoundedAsync(body, response.ContentLength >= 0 ? response.ContentLength : null, Display, key, ct).ConfigureAwait(false);
+                return await RecordJson.ReadBoundedAsync(read.Body, read.Body.Length >= 0 ? read.Body.Length : null, Display, key, ct).ConfigureAwait(false);
             }, cancellationToken).ConfigureAwait(false);
         }
         catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
@@ -170,29 +180,54 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
 
     public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
     {
-        var response = await Call(() => _client.GetObjectAsync(_location.Bucket, FullKey(key), cancellationToken), key).ConfigureAwait(false);
-        return new ResponseStream(response, this, key);
+        var read = await Retry.RunAsync(async _ => await GetAsync(key, 0, 0, null, cancellationToken).ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
+        return read.Body;
     }
 
     public async Task<ObjectRead> ReadRangeAsync(string key, long offset, long length, string? ifVersion, CancellationToken cancellationToken)
     {
-        var request = new GetObjectRequest { BucketName = _location.Bucket, Key = FullKey(key), EtagToMatch = ifVersion };
-        if (length > 0) request.ByteRange = new ByteRange(offset, offset + length - 1);
-        else if (offset > 0) request.ByteRange = new ByteRange($"bytes={offset}-");
-        GetObjectResponse response;
         try
         {
-            response = await Send(() => _client.GetObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
+            return await GetAsync(key, offset, length, ifVersion, cancellationToken).ConfigureAwait(false);
         }
         catch (GridException ex) when (ex.ErrorId == "PreconditionFailed")
         {
             throw new GridException(GridErrorKind.IntegrityFailure, "ObjectChanged",
                 $"'{key}' in store '{Display}' changed while it was being read; run the command again to get the new version.", key, ex);
         }
-        var total = response.ContentLength;
-        var range = response.ContentRange; // "bytes a-b/total"
+    }
+
+    /// <summary>
+    /// One GET attempt, whole or a range (length 0: to the end), only while the ETag is
+    /// <paramref name="ifMatch"/> when one is given: sent directly (<see cref="S3DirectGet"/>) where
+    /// the store can, through the SDK elsewhere. The read's length is the object's whole length.
+    /// </summary>
+    private async Task<ObjectRead> GetAsync(string key, long offset, long length, string? ifMatch, CancellationToken ct)
+    {
+        if (_direct.Value is { } direct)
+        {
+            var response = await Send(() => direct.GetAsync(key, offset, length, ifMatch, ct), key).ConfigureAwait(false);
+            try
+            {
+                var headers = response.Content.Headers;
+                var bodyLength = headers.ContentLength ?? -1;
+                var stream = await Send(() => response.Content.ReadAsStreamAsync(ct), key).ConfigureAwait(false);
+                return new ObjectRead(new ResponseStream(response, stream, bodyLength, this, key), headers.ContentRange?.Length ?? bodyLength, response.Headers.ETag?.ToString() ?? "");
+            }
+            catch
+            {
+                response.Dispose();
+                throw;
+            }
+        }
+        var request = new GetObjectRequest { BucketName = _location.Bucket, Key = FullKey(key), EtagToMatch = ifMatch };
+        if (length > 0) request.ByteRange = new ByteRange(offset, offset + length - 1);
+        else if (offset > 0) request.ByteRange = new ByteRange($"bytes={offset}-");
+        var sdk = await Send(() => _client.GetObjectAsync(request, ct), key).ConfigureAwait(false);
+        var total = sdk.ContentLength;
+        var range = sdk.ContentRange; // "bytes a-b/total"
         if (!string.IsNullOrEmpty(range) && range.LastIndexOf('/') is var slash and > 0 && long.TryParse(range.AsSpan(slash + 1), out var t)) total = t;
-        return new ObjectRead(new ResponseStream(response, this, key), total, response.ETag ?? "");
+        return new ObjectRead(new ResponseStream(sdk, sdk.ResponseStream, sdk.ContentLength, this, key), total, sdk.ETag ?? "");
     }
 
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
@@ -608,23 +643,25 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     /// </summary>
     private sealed class ResponseStream : Stream
     {
-        private readonly GetObjectResponse _response;
+        private readonly IDisposable _response;
         private readonly Stream _inner;
+        private readonly long _length;
         private readonly S3Store _store;
         private readonly string _key;
         private CancellationTokenSource? _stall;
         private CancellationToken _stallFor;
-        public ResponseStream(GetObjectResponse response, S3Store store, string key)
+        public ResponseStream(IDisposable response, Stream inner, long length, S3Store store, string key)
         {
             _response = response;
-            _inner = response.ResponseStream;
+            _inner = inner;
+            _length = length;
             _store = store;
             _key = key;
         }
         public override bool CanRead => true;
         public override bool CanSeek => false;
         public override bool CanWrite => false;
-        public override long Length => _response.ContentLength;
+        public override long Length => _length;
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
         public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
