@@ -73,6 +73,7 @@ public sealed class S3DirectGetTests
         await store.PutAsync("changes.bin", Encoding.UTF8.GetBytes("first"), default);
         string version;
         using (var read = await store.ReadRangeAsync("changes.bin", 0, 0, null, default)) version = read.Version;
+        Assert.Matches("^\"[0-9a-f]{32}\"$", version); // a single PUT's ETag: the MD5 a whole read is checked against
         await store.PutAsync("changes.bin", Encoding.UTF8.GetBytes("second, longer"), default);
         // A server that honours conditional requests (RGW, AWS) answers 412, which is ObjectChanged;
         // s3rver ignores If-Match (and If-None-Match on PUT, which the store probes) and sends the new bytes.

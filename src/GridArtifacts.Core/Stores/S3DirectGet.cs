@@ -11,7 +11,7 @@ using Amazon.S3.Model;
 namespace GridArtifacts.Core.Stores;
 
 /// <summary>
-/// GETs of objects, signed here (AWS Signature Version 4) and sent on the store's HTTP client, not
+/// GETs of artifacts, signed here (AWS Signature Version 4) and sent on the store's HTTP client, not
 /// through the SDK's request pipeline, which costs about 0.6 ms of CPU a request more (2,000 GETs of
 /// 64 KiB at 16 in flight on Ceph's RADOS Gateway: 2.0 s of CPU through the SDK, 0.8 s here; see
 /// docs/transfer-engine.md). The SDK still decides where a key lives and how requests are signed:
