@@ -162,6 +162,21 @@ public sealed class S3StoreErrorTests
     }
 
     [Fact]
+    public void An_ETag_the_SDK_cannot_read_is_a_transient_MalformedResponse_not_an_untyped_error()
+    {
+        // What the SDK throws for an ETag that is not hex (s3rver answered one while it replaced an
+        // object, and a Slurm test met the bare ArgumentOutOfRangeException 'hex').
+        var thrown = Assert.Throws<ArgumentOutOfRangeException>(() => Amazon.Util.AWSSDKUtils.HexStringToBytes(""));
+        Assert.Equal("hex", thrown.ParamName);
+        using var store = new S3Store(_s3.StoreUri(_s3.NewBucket()));
+        var error = store.Translate(thrown, "runs/r/exp0/experiment.json");
+        Assert.NotNull(error);
+        Assert.Equal("MalformedResponse", error!.ErrorId);
+        Assert.True(error.IsTransient);
+        Assert.Null(store.Translate(new ArgumentOutOfRangeException("ours"), "k")); // not the SDK's: not dressed as a store error
+    }
+
+    [Fact]
     public async Task Unknown_credentials_are_InvalidCredentials_and_no_secret_is_in_the_message()
     {
         // s3rver checks the access key id but not SigV4 signatures, so the key id is what is wrong here.

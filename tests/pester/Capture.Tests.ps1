@@ -109,7 +109,12 @@ Describe 'A killed agent' {
         $agents = @(Get-Process | Where-Object { $_.CommandLine -like "*$plan*" })
         $agents.Count | Should -BeGreaterThan 0
         $agents | ForEach-Object { & kill -9 $_.Id }
-        Get-Process | Where-Object { $_.CommandLine -like '*sleep 60*' } | ForEach-Object { & kill -9 $_.Id }
+        # Only this run's script: the agent gives it GRID_RUN=<run> (any other 'sleep 60' on the machine is not ours).
+        $marker = "GRID_RUN=$($run.Name)"
+        $scripts = @(Get-ChildItem /proc -Directory | Where-Object Name -Match '^\d+$' | Where-Object {
+                try { [IO.File]::ReadAllText("$($_.FullName)/environ").Split([char]0) -contains $marker } catch { $false } })
+        $scripts.Count | Should -BeGreaterThan 0
+        $scripts | ForEach-Object { & kill -9 $_.Name }
         Start-Sleep -Seconds 3
         $status = Invoke-ChildPwsh "Import-Module '$ModulePath'; (Get-GridRun $($run.Name)).Status.ToString()" @{ GRID_LOST_AFTER_SECONDS = '2' }
         $status | Should -Be 'Lost'

@@ -293,6 +293,8 @@ public sealed class CaptureAgent
         try
         {
             using var process = Start(logs, out var pumps);
+            // Its start time, read while it is surely running: a number the system later gives another process is never walked.
+            var script = ScriptProcesses.Identify(process.Id);
             var lastBeat = DateTimeOffset.MinValue;
             // The script's processes a signal's stop has seen (with their start times), killed at the end even if the script left them behind.
             var tree = new Dictionary<int, ulong>();
@@ -301,7 +303,7 @@ public sealed class CaptureAgent
                 if (stopping.IsCancellationRequested || (stopRequested = await StopRequestedAsync().ConfigureAwait(false)))
                 {
                     stopped = true;
-                    if (Volatile.Read(ref _signal) is not null) await TerminateAsync(process, tree).ConfigureAwait(false);
+                    if (Volatile.Read(ref _signal) is not null) await TerminateAsync(process, script, tree).ConfigureAwait(false);
                     try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
                     break;
                 }
@@ -462,10 +464,10 @@ public sealed class CaptureAgent
     /// what is left of them is killed afterwards. Slurm has signalled them all already; a container's
     /// runtime or kill(1) only this process.
     /// </summary>
-    private async Task TerminateAsync(Process process, Dictionary<int, ulong> tree)
+    private async Task TerminateAsync(Process process, (int Pid, ulong Start)? script, Dictionary<int, ulong> tree)
     {
         if (process.HasExited) return;
-        ScriptProcesses.AddDescendants(process.Id, tree);
+        ScriptProcesses.AddDescendants(script, tree);
         if (!ScriptProcesses.Terminate(process.Id)) return;
         var wait = Min(TimeSpan.FromSeconds(5), (_options.StopBudget ?? TimeSpan.FromSeconds(15)) / 3);
         var until = DateTimeOffset.UtcNow + wait;
@@ -473,7 +475,7 @@ public sealed class CaptureAgent
         {
             await Task.WhenAny(process.WaitForExitAsync(CancellationToken.None), Task.Delay(Min(TimeSpan.FromMilliseconds(250), until - DateTimeOffset.UtcNow))).ConfigureAwait(false);
             if (process.HasExited) return;
-            ScriptProcesses.AddDescendants(process.Id, tree);
+            ScriptProcesses.AddDescendants(script, tree);
         }
     }
 

@@ -25,14 +25,21 @@ internal static class ScriptProcesses
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { return false; }
     }
 
+    /// <summary>A running process and its start time (Linux), or null where /proc does not say.</summary>
+    public static (int Pid, ulong Start)? Identify(int pid) => ReadStat(pid) is { } stat ? (pid, stat.Start) : null;
+
     /// <summary>
-    /// The processes below <paramref name="pid"/>, each with its start time (so a number the system
-    /// has since given to another process is never signalled). Read from /proc, so Linux only:
-    /// elsewhere none are known and only what <see cref="Process.Kill(bool)"/> finds is killed.
+    /// The processes below <paramref name="root"/>, each with its start time (so a number the system
+    /// has since given to another process is never signalled). The root must still be the process
+    /// identified (the same start time) before and after the walk, and a descendant cannot have
+    /// started before it: once the script has exited, its number may belong to a process of anyone's,
+    /// whose children are not the script's. Read from /proc, so Linux only: elsewhere none are known
+    /// and only what <see cref="Process.Kill(bool)"/> finds is killed.
     /// </summary>
-    public static void AddDescendants(int pid, Dictionary<int, ulong> into)
+    public static void AddDescendants((int Pid, ulong Start)? root, Dictionary<int, ulong> into)
     {
-        if (!OperatingSystem.IsLinux()) return;
+        if (!OperatingSystem.IsLinux() || root is not var (pid, rootStart)) return;
+        if (ReadStat(pid)?.Start != rootStart) return;
         var children = new Dictionary<int, List<int>>();
         var started = new Dictionary<int, ulong>();
         try
@@ -47,6 +54,7 @@ internal static class ScriptProcesses
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
+        if (ReadStat(pid)?.Start != rootStart) return; // it ended during the walk: what was read may be another's
         var queue = new Queue<int>();
         queue.Enqueue(pid);
         while (queue.Count > 0)
@@ -54,7 +62,7 @@ internal static class ScriptProcesses
             if (!children.TryGetValue(queue.Dequeue(), out var list)) continue;
             foreach (var c in list)
             {
-                if (c == pid || into.ContainsKey(c)) continue;
+                if (c == pid || into.ContainsKey(c) || started[c] < rootStart) continue;
                 into[c] = started[c];
                 queue.Enqueue(c);
             }

@@ -616,7 +616,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 // XML 1.0 cannot carry most control characters, and a listing that holds a key with one cannot be parsed.
                 return new GridException(GridErrorKind.DamagedRecord, "UnreadableListing",
                     $"Store '{store}': the server's answer for '{key}' is not readable XML ({xml.Message}). A key holding a control character, which XML cannot carry, is the usual cause: rename or remove that object.", store, ex);
-            case ArgumentException when ex.Source == "AWSSDK.Core":
+            case ArgumentException when IsFromSdk(ex):
                 // The SDK could not parse what came back (seen from servers answering mid-replacement).
                 return new GridException(GridErrorKind.StoreUnavailable, "MalformedResponse",
                     $"Store '{store}': the server sent a response for '{key}' that could not be read.", store, ex) { IsTransient = true };
@@ -629,6 +629,14 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     }
 
     private string EndpointText => _location.Endpoint?.GetLeftPart(UriPartial.Authority) ?? "the AWS S3 endpoint";
+
+    /// <summary>
+    /// An exception the SDK threw (its source, or the method that threw: one of its own helpers may
+    /// be inlined into another of its assemblies), such as the ArgumentOutOfRangeException ('hex')
+    /// AWSSDKUtils.HexStringToBytes throws for an ETag that is not hex (s3rver, mid-replacement).
+    /// </summary>
+    private static bool IsFromSdk(Exception ex) =>
+        ex.Source is "AWSSDK.Core" or "AWSSDK.S3" || ex.TargetSite?.DeclaringType?.FullName?.StartsWith("Amazon.", StringComparison.Ordinal) == true;
 
     private static bool IsCredentialProblem(AmazonClientException ex) =>
         ex.Message.Contains("credentials", StringComparison.OrdinalIgnoreCase) && ex.InnerException is not HttpRequestException;
