@@ -67,7 +67,7 @@ internal sealed class S3DirectGet
                 BucketName = bucket,
                 Key = keyPrefix + ProbeKey,
                 Verb = HttpVerb.GET,
-                Expires = DateTime.UtcNow.AddMinutes(5),
+                Expires = Amazon.Util.AWSSDKUtils.CorrectedUtcNow.AddMinutes(5),
                 Protocol = http ? Protocol.HTTP : Protocol.HTTPS,
             });
             var probe = new Uri(url, RawPath);
@@ -110,7 +110,7 @@ internal sealed class S3DirectGet
     private async Task SignAsync(HttpRequestMessage request, string path)
     {
         var credentials = await _credentials.GetCredentialsAsync().ConfigureAwait(false);
-        var now = DateTime.UtcNow;
+        var now = Amazon.Util.AWSSDKUtils.CorrectedUtcNow; // the SDK's clock, as its own requests are signed
         var amzDate = now.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
         var date = amzDate[..8];
         var signing = _signingKey;
