@@ -1,4 +1,6 @@
 using System.Security.Cryptography;
+using System.Text.Json;
+using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Core.Capture;
@@ -77,6 +79,26 @@ public static class WorkingFolders
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return ex.Message;
+        }
+    }
+
+    /// <summary>The run and store a run folder's plan names, and whether it asked to keep every folder (-KeepWorkingDirectory), or null.</summary>
+    public static (string Run, string Store, bool Keep)? ReadPlan(string folder)
+    {
+        try
+        {
+            using var stream = File.OpenRead(Path.Combine(folder, WorkingFolders.PlanFile));
+            if (stream.Length > StoreLayout.MaxRecordBytes) return null;
+            using var doc = JsonDocument.Parse(stream);
+            var run = doc.RootElement.GetProperty("Run").GetString();
+            var store = doc.RootElement.GetProperty("Store").GetString();
+            // Absent from the plans of releases before 0.4.2, which kept every folder.
+            var keep = doc.RootElement.TryGetProperty("KeepWorkingDirectory", out var k) && k.ValueKind == JsonValueKind.True;
+            return GridNames.IsValidRunName(run) && !string.IsNullOrEmpty(store) ? (run!, store!, keep) : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return null;
         }
     }
 }

@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using System.Text.Json;
 using GridArtifacts.Core;
 using GridArtifacts.Core.Capture;
 using GridArtifacts.Core.Stores;
@@ -72,7 +71,7 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
     /// <summary>Removes one run's folder when its run has ended (and, without -Force, every file in it is stored).</summary>
     private void Consider(string folder)
     {
-        var plan = ReadPlan(folder);
+        var plan = WorkingFolders.ReadPlan(folder);
         if (plan is null)
         {
             WriteVerbose($"Left '{folder}': it has no readable {WorkingFolders.PlanFile}, so it is not a folder Start-GridRun made.");
@@ -142,26 +141,6 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
             WriteError(new ErrorRecord(new IOException($"'{folder}' was not removed (in part or at all): {why}"), "WorkingFolderNotRemoved", ErrorCategory.WriteError, folder));
         else
             WriteVerbose($"Removed '{folder}'.");
-    }
-
-    /// <summary>The run and store a run folder's plan names, and whether it asked to keep every folder (-KeepWorkingDirectory), or null.</summary>
-    private static (string Run, string Store, bool Keep)? ReadPlan(string folder)
-    {
-        try
-        {
-            using var stream = File.OpenRead(Path.Combine(folder, WorkingFolders.PlanFile));
-            if (stream.Length > StoreLayout.MaxRecordBytes) return null;
-            using var doc = JsonDocument.Parse(stream);
-            var run = doc.RootElement.GetProperty("Run").GetString();
-            var store = doc.RootElement.GetProperty("Store").GetString();
-            // Absent from the plans of releases before 0.4.2, which kept every folder.
-            var keep = doc.RootElement.TryGetProperty("KeepWorkingDirectory", out var k) && k.ValueKind == JsonValueKind.True;
-            return GridNames.IsValidRunName(run) && !string.IsNullOrEmpty(store) ? (run!, store!, keep) : null;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            return null;
-        }
     }
 
     private GridCatalog? CatalogOf(string location)
