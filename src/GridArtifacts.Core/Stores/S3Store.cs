@@ -48,8 +48,8 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
             MaxConnectionsPerServer = 64,
             // Retries are ours (Transfer/Retry.cs), so the number of attempts is known and they never multiply.
             MaxErrorRetry = 0,
-            // No PUT waits for "100 Continue" (see NoExpectContinueHttpClientFactory).
-            HttpClientFactory = NoExpectContinueHttpClientFactory.Instance,
+            // No PUT waits for "100 Continue" (see S3HttpClientFactory).
+            HttpClientFactory = S3HttpClientFactory.Instance,
         };
         if (_location.Endpoint is not null)
         {
@@ -97,7 +97,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         }
         var http = _location.Endpoint?.Scheme == Uri.UriSchemeHttp;
         _direct = new Lazy<S3DirectGet?>(() => Environment.GetEnvironmentVariable(SdkGetsVariable) == "1" ? null
-            : S3DirectGet.TryCreate(_client, _credentials, config, NoExpectContinueHttpClientFactory.Instance, _location.Bucket, _location.KeyPrefix, http));
+            : S3DirectGet.TryCreate(_client, _credentials, config, S3HttpClientFactory.Instance, _location.Bucket, _location.KeyPrefix, http));
     }
 
     public string Location { get; }
@@ -216,7 +216,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 var headers = response.Content.Headers;
                 var bodyLength = headers.ContentLength ?? -1;
                 var stream = await Send(() => response.Content.ReadAsStreamAsync(ct), key).ConfigureAwait(false);
-                return new ObjectRead(new ResponseStream(response, stream, bodyLength, this, key), headers.ContentRange?.Length ?? bodyLength, response.Headers.ETag?.ToString() ?? "");
+                return new ObjectRead(new S3ResponseStream(response, stream, bodyLength, this, key), headers.ContentRange?.Length ?? bodyLength, response.Headers.ETag?.ToString() ?? "");
             }
             catch
             {
@@ -231,7 +231,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         var total = sdk.ContentLength;
         var range = sdk.ContentRange; // "bytes a-b/total"
         if (!string.IsNullOrEmpty(range) && range.LastIndexOf('/') is var slash and > 0 && long.TryParse(range.AsSpan(slash + 1), out var t)) total = t;
-        return new ObjectRead(new ResponseStream(sdk, sdk.ResponseStream, sdk.ContentLength, this, key), total, sdk.ETag ?? "");
+        return new ObjectRead(new S3ResponseStream(sdk, sdk.ResponseStream, sdk.ContentLength, this, key), total, sdk.ETag ?? "");
     }
 
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
@@ -648,121 +648,6 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     }
 
     public void Dispose() => _client.Dispose();
-
-    /// <summary>
-    /// The body of a GET; disposing it releases the response and its connection. A read that fails
-    /// (reset, cut short) or stalls longer than <see cref="ReadStallTimeout"/> is a transient GridException.
-    /// </summary>
-    private sealed class ResponseStream : Stream
-    {
-        private readonly IDisposable _response;
-        private readonly Stream _inner;
-        private readonly long _length;
-        private readonly S3Store _store;
-        private readonly string _key;
-        private CancellationTokenSource? _stall;
-        private CancellationToken _stallFor;
-        public ResponseStream(IDisposable response, Stream inner, long length, S3Store store, string key)
-        {
-            _response = response;
-            _inner = inner;
-            _length = length;
-            _store = store;
-            _key = key;
-        }
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => _length;
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            // One stall timer per body, reset for each read (a 1 GiB body is tens of thousands of reads).
-            if (_stall is null || _stallFor != cancellationToken || !_stall.TryReset())
-            {
-                _stall?.Dispose();
-                _stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                _stallFor = cancellationToken;
-            }
-            _stall.CancelAfter(ReadStallTimeout);
-            try
-            {
-                return await _inner.ReadAsync(buffer, _stall.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new GridException(GridErrorKind.StoreUnavailable, "ReadStalled",
-                    $"Store '{_store.Display}': no data for '{_key}' in {ReadStallTimeout.TotalSeconds:0} s.", _key) { IsTransient = true };
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException && _store.Translate(ex, _key) is { } error)
-            {
-                throw error;
-            }
-        }
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                _response.Dispose();
-                _stall?.Dispose();
-            }
-            base.Dispose(disposing);
-        }
-    }
-
-    /// <summary>
-    /// The SDK's HTTP client, less <c>Expect: 100-continue</c>, which the SDK puts on every PUT of an
-    /// object or a part. .NET sends the body anyway when no answer came within a second; a server
-    /// that answered early (an error, before reading the body) and keeps the connection without
-    /// reading past that body (Ceph's RADOS Gateway) then takes the body for the next request, and
-    /// the request after it on the connection gets that answer. Without the header, a server that
-    /// refuses a PUT early reads past its body or closes the connection. The cost: a refused PUT
-    /// sends its body (one part at most) for nothing.
-    /// </summary>
-    private sealed class NoExpectContinueHttpClientFactory : HttpClientFactory
-    {
-        public static readonly NoExpectContinueHttpClientFactory Instance = new();
-
-        public override HttpClient CreateHttpClient(IClientConfig clientConfig)
-        {
-            // As the SDK makes its own (HttpRequestMessageFactory): no redirects followed, no decompression, its proxy and limits.
-            var handler = new SocketsHttpHandler
-            {
-                AllowAutoRedirect = clientConfig.AllowAutoRedirect,
-                AutomaticDecompression = DecompressionMethods.None,
-            };
-            if (clientConfig.MaxConnectionsPerServer is { } most) handler.MaxConnectionsPerServer = most;
-            if (clientConfig.ConnectTimeout is { } connect) handler.ConnectTimeout = connect;
-            if (clientConfig.GetWebProxy() is { } proxy)
-            {
-                if (clientConfig.ProxyCredentials is not null) proxy.Credentials = clientConfig.ProxyCredentials;
-                handler.Proxy = proxy;
-            }
-            var client = new HttpClient(new NoExpectContinue(handler));
-            if (clientConfig.Timeout is { } timeout) client.Timeout = timeout;
-            return client;
-        }
-
-        /// <summary>Shared by every store with the same settings, as the SDK shares its own clients (one connection pool).</summary>
-        public override string GetConfigUniqueString(IClientConfig clientConfig) => string.Join('|', "GridArtifacts.NoExpectContinue",
-            clientConfig.AllowAutoRedirect, clientConfig.MaxConnectionsPerServer, clientConfig.ConnectTimeout, clientConfig.Timeout,
-            clientConfig.GetWebProxy()?.GetProxy(new Uri("https://s3.amazonaws.com/")));
-
-        private sealed class NoExpectContinue(HttpMessageHandler inner) : DelegatingHandler(inner)
-        {
-            protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-            {
-                request.Headers.ExpectContinue = false;
-                return base.SendAsync(request, cancellationToken);
-            }
-        }
-    }
 
     /// <summary>How long a download may wait for its next bytes before the attempt counts as failed.</summary>
     public static TimeSpan ReadStallTimeout { get; set; } = TimeSpan.FromSeconds(30);
