@@ -44,6 +44,9 @@ public sealed class S3ServerFixture : IDisposable
 
     public string Endpoint { get; }
 
+    /// <summary>Whether the server is the s3rver this fixture started (not one named by <see cref="EndpointVariable"/>, such as the RGW lane's).</summary>
+    public bool IsS3rver => _server is not null;
+
     /// <summary>For test set-up only (creating buckets); the code under test makes its own client.</summary>
     public AmazonS3Client Client { get; }
 

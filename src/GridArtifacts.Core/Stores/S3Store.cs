@@ -27,10 +27,19 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     private readonly AWSCredentials? _credentials;
     private readonly S3StoreUri _location;
     /// <summary>Direct GETs (made on first use), or null where the SDK keeps them.</summary>
-    private readonly Lazy<S3DirectGet?> _direct;
+    private readonly Lazy<S3Direct?> _direct;
 
     /// <summary>Set to 1, every GET goes through the SDK (a way round a server the direct GETs do not suit).</summary>
     public const string SdkGetsVariable = "GRID_S3_SDK_GETS";
+
+    /// <summary>Set to 1, every PUT goes through the SDK (a way round a server the direct PUTs do not suit).</summary>
+    public const string SdkPutsVariable = "GRID_S3_SDK_PUTS";
+
+    private readonly bool _sdkGets = Environment.GetEnvironmentVariable(SdkGetsVariable) == "1";
+    private bool _sdkPuts = Environment.GetEnvironmentVariable(SdkPutsVariable) == "1";
+
+    /// <summary>Bodies up to this size are read into memory once, hashed and sent from there; larger ones are read twice (hashed, then sent).</summary>
+    private const int BufferedPutBytes = 1 << 20;
 
     public S3Store(string location) : this(location, null) { }
 
@@ -96,14 +105,23 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 "An S3-compatible server is named with ?endpoint=https://host:port.", Display, ex);
         }
         var http = _location.Endpoint?.Scheme == Uri.UriSchemeHttp;
-        _direct = new Lazy<S3DirectGet?>(() => Environment.GetEnvironmentVariable(SdkGetsVariable) == "1" ? null
-            : S3DirectGet.TryCreate(_client, _credentials, config, S3HttpClientFactory.Instance, _location.Bucket, _location.KeyPrefix, http));
+        _direct = new Lazy<S3Direct?>(() => _sdkGets && _sdkPuts ? null
+            : S3Direct.TryCreate(_client, _credentials, config, S3HttpClientFactory.Instance, _location.Bucket, _location.KeyPrefix, http));
     }
 
     public string Location { get; }
 
-    /// <summary>Whether this store's GETs are sent directly (<see cref="S3DirectGet"/>), not through the SDK.</summary>
-    internal bool GetsDirectly => _direct.Value is not null;
+    /// <summary>Whether this store's GETs of artifacts are sent directly (<see cref="S3Direct"/>), not through the SDK.</summary>
+    internal bool GetsDirectly => !_sdkGets && _direct.Value is not null;
+
+    /// <summary>Whether this store's PUTs of artifacts (whole and parts) are sent directly (<see cref="S3Direct"/>), not through the SDK.</summary>
+    internal bool PutsDirectly => !_sdkPuts && _direct.Value is not null;
+
+    /// <summary>For tests: this store's PUTs through the SDK, as <see cref="SdkPutsVariable"/> does for a process.</summary>
+    internal void PutThroughSdk() => _sdkPuts = true;
+
+    /// <summary>For tests: the store's own signed requests, where it has them.</summary>
+    internal S3Direct? Direct => _direct.Value;
 
     /// <summary>The location without options, as errors show it.</summary>
     public string Display => _location.Display;
@@ -200,7 +218,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     /// <summary>
     /// One GET attempt, whole or a range (length 0: to the end), only while the ETag is
     /// <paramref name="ifMatch"/> when one is given. The read's length is the object's whole length.
-    /// Artifacts' bytes (<paramref name="direct"/>) are sent directly (<see cref="S3DirectGet"/>)
+    /// Artifacts' bytes (<paramref name="direct"/>) are sent directly (<see cref="S3Direct"/>)
     /// where the store can: every byte of them is checked against the manifest's SHA-256. Records
     /// and manifests go through the SDK, which checks a whole object's body against its MD5 ETag:
     /// read directly, about one s3rver record in 150 read while the agent rewrote it came back torn
@@ -208,7 +226,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     /// </summary>
     private async Task<ObjectRead> GetAsync(string key, long offset, long length, string? ifMatch, bool direct, CancellationToken ct)
     {
-        if (direct && _direct.Value is { } directGet)
+        if (direct && GetsDirectly && _direct.Value is { } directGet)
         {
             var response = await Send(() => directGet.GetAsync(key, offset, length, ifMatch, ct), key).ConfigureAwait(false);
             try
@@ -311,17 +329,62 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     }
 
     /// <summary>
-    /// One PUT streamed from the file (the engine sends large files in parts instead). The SDK reads
-    /// the body twice, once to sign its SHA-256 and once to send it; the first read is hashed for the
+    /// One PUT of the file (the engine sends large files in parts instead); returns the SHA-256 of
+    /// what was sent. Sent directly (<see cref="S3Direct"/>), a file of up to a megabyte is read once
+    /// into a pooled buffer, hashed and sent from it; a larger one is hashed, then sent from the file
+    /// (the second read comes from the page cache), its SHA-256 signed. Through the SDK, which reads
+    /// the body twice, once to sign its SHA-256 and once to send it, the first read is hashed for the
     /// caller too (<see cref="HashingStream"/>), so the file is read for no third time.
     /// </summary>
     public async Task<string> PutFileAsync(string key, LocalFile file, CancellationToken cancellationToken)
     {
+        if (PutsDirectly && _direct.Value is { } direct)
+        {
+            return await PutDirectlyAsync(direct, key, file, 0, file.Length, uploadId: null, 0, cancellationToken).ConfigureAwait(false);
+        }
         using var body = new HashingStream(new BufferedStream(file.OpenRead(), 64 << 10));
         var request = PutRequest(key, body);
         await Send(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
         // Read out of order (never seen from this SDK): hashed on its own.
         return body.Sha256 ?? await GridCatalog.HashFileAsync(file, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A direct PUT of bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/>
+    /// of the file, whole object or part: returns their SHA-256 for a whole object, the ETag for a part.
+    /// </summary>
+    private async Task<string> PutDirectlyAsync(S3Direct direct, string key, LocalFile file, long offset, long length, string? uploadId, int partNumber, CancellationToken ct)
+    {
+        if (length <= BufferedPutBytes)
+        {
+            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Max(length, 1));
+            try
+            {
+                for (var read = 0; read < length;)
+                {
+                    var n = await RandomAccess.ReadAsync(file.Handle, buffer.AsMemory(read, (int)length - read), offset + read, ct).ConfigureAwait(false);
+                    if (n == 0) throw new IOException($"'{file.Path}' became shorter while it was read; it is sent again once it has settled.");
+                    read += n;
+                }
+                var sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(buffer.AsSpan(0, (int)length))).ToLowerInvariant();
+                using var content = new ByteArrayContent(buffer, 0, (int)length);
+                var tag = await Send(() => direct.PutAsync(key, content, sha, uploadId, partNumber, ct), key).ConfigureAwait(false);
+                return uploadId is null ? sha : tag;
+            }
+            finally
+            {
+                // The request has its answer: a server answers a PUT once it has read the body, and an early refusal ends the connection.
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+        string hash;
+        await using (var region = new BufferedStream(file.OpenRead(offset, length), 1 << 20))
+        {
+            hash = Convert.ToHexString(await System.Security.Cryptography.SHA256.HashDataAsync(region, ct).ConfigureAwait(false)).ToLowerInvariant();
+        }
+        using var body = new StreamContent(file.OpenRead(offset, length), 64 << 10);
+        var etag = await Send(() => direct.PutAsync(key, body, hash, uploadId, partNumber, ct), key).ConfigureAwait(false);
+        return uploadId is null ? hash : etag;
     }
 
     /// <summary>
@@ -347,9 +410,13 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         return init.UploadId;
     }
 
-    /// <summary>One part, read straight from the file: exact bytes, its payload signed.</summary>
+    /// <summary>One part, read straight from the file: exact bytes, its payload signed (directly, <see cref="PutDirectlyAsync"/>, where the store can).</summary>
     public async Task<string> PutPartAsync(string key, string uploadId, int partNumber, LocalFile file, long offset, long length, CancellationToken cancellationToken)
     {
+        if (PutsDirectly && _direct.Value is { } direct)
+        {
+            return await PutDirectlyAsync(direct, key, file, offset, length, uploadId, partNumber, cancellationToken).ConfigureAwait(false);
+        }
         await using var part = file.OpenRead(offset, length);
         var response = await Send(() => _client.UploadPartAsync(new UploadPartRequest
         {
