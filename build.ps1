@@ -331,6 +331,9 @@ switch ($Task) {
             $rgwEndpoint = $null
             if (@($benches | Where-Object { (Get-Command $_.FullName).Parameters.ContainsKey('RgwEndpoint') })) {
                 New-Item -ItemType Directory -Force -Path $testResults | Out-Null
+                # Room for Transfer.Bench.ps1's largest set twice over (2 x 1 GiB, stored and uploaded), freed as soon as removed.
+                if (-not $env:GRID_RGW_MEMORY) { $env:GRID_RGW_MEMORY = [string](6GB) }
+                $env:GRID_RGW_FAST_GC = '1'
                 $rgw = Start-TestRgw
                 if ($rgw.Skip) { Write-Host "No RGW for the benchmarks: $($rgw.Skip); they measure without it." -ForegroundColor Yellow }
             }

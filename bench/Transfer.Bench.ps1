@@ -1,8 +1,9 @@
 <#
 .SYNOPSIS
-    Transfer benchmark (issue 3/5): downloads, uploads and the capture agent's final sync of
-    (a) 2,000 x 64 KiB, (b) 200 x 4 MiB, (c) 2 x 1 GiB and (d) 10,000 x 4 KiB on s3rver, at the
-    defaults, against aws s3 cp --recursive and rclone copy --transfers 16 in the same run.
+    Transfer benchmark (issues 3/5 and 4/6): downloads, uploads and the capture agent's final sync
+    of (a) 2,000 x 64 KiB, (b) 200 x 4 MiB, (c) 2 x 1 GiB and (d) 10,000 x 4 KiB on s3rver and on
+    Ceph's RADOS Gateway (-RgwEndpoint), at the defaults, against aws s3 cp --recursive and rclone
+    copy --transfers 16 on the same server in the same run.
     Ours is timed in-session (around the command) and as a whole process (pwsh start-up and the
     module import included, as a scheduled job pays). CPU per 1,000 files is each process's CPU
     minus that of a process that only lists the same files. Medians of -Runs, a sync before each.
@@ -11,6 +12,9 @@ param(
     [Parameter(Mandatory)] [string] $ModulePath,
     [Parameter(Mandatory)] [string] $Endpoint,
     [Parameter(Mandatory)] [string] $Bucket,
+    # Ceph's RADOS Gateway (build.ps1 -Task Bench starts one): the same sets on a real S3 server.
+    [string] $RgwEndpoint,
+    [ValidateSet('s3rver', 'RGW')] [string[]] $Servers = @('RGW', 's3rver'),
     [string] $ResultsPath = (Join-Path $PSScriptRoot 'results.md'),
     [int] $Runs = 5,
     [ValidateSet('a', 'b', 'c', 'd')] [string[]] $Sets = @('a', 'b', 'c', 'd'),
@@ -19,16 +23,10 @@ param(
 )
 $ErrorActionPreference = 'Stop'
 . (Join-Path $PSScriptRoot 'BenchCommon.ps1')
-if (-not $ServerData -or -not (Test-Path (Join-Path $ServerData $Bucket))) { throw "s3rver's data folder is needed (-ServerData or GRID_BENCH_S3_DATA) to remove uploads between runs." }
+if ('RGW' -in $Servers -and -not $RgwEndpoint) { Write-Host 'No -RgwEndpoint: the RGW rows are skipped.' -ForegroundColor Yellow; $Servers = @($Servers | Where-Object { $_ -ne 'RGW' }) }
+if ('s3rver' -in $Servers -and (-not $ServerData -or -not (Test-Path (Join-Path $ServerData $Bucket)))) { throw "s3rver's data folder is needed (-ServerData or GRID_BENCH_S3_DATA) to remove uploads between runs." }
 
 $work = Join-Path ([IO.Path]::GetTempPath()) "grid-bench-xfer-$([guid]::NewGuid().ToString('N'))"
-$peers = Get-PeerSetup $Endpoint
-$aws = $peers.Aws
-$peerEnv = $peers.Env
-$endpointArg = [uri]::EscapeDataString($Endpoint)
-$s3dl = "s3://$Bucket/dl?endpoint=$endpointArg"
-$s3up = "s3://$Bucket/up?endpoint=$endpointArg"
-$uploaded = Join-Path (Join-Path $ServerData $Bucket) 'up'
 $allSets = @(
     @{ Name = 'a'; Label = '(a) 2,000 x 64 KiB'; Count = 2000; Size = 64KB }
     @{ Name = 'b'; Label = '(b) 200 x 4 MiB'; Count = 200; Size = 4MB }
@@ -102,8 +100,6 @@ function New-Set([string] $Dir, [hashtable] $Set) {
     }
 }
 
-$tables = [ordered]@{ Download = [Collections.Generic.List[string]]::new(); Upload = [Collections.Generic.List[string]]::new(); Capture = [Collections.Generic.List[string]]::new() }
-$limits = [Collections.Generic.List[string]]::new()
 
 function Add-Rows([string] $Direction, [hashtable] $Set, [Collections.Specialized.OrderedDictionary] $M, [hashtable] $Baseline) {
     $ours = $M[0].Median
@@ -120,16 +116,39 @@ function Write-Results {
     $body = "### Download`n`n$head`n$($tables.Download -join "`n")`n`n### Upload`n`n$head`n$($tables.Upload -join "`n")`n`n" +
         "### Capture: the agent's final sync`n`n| set | tool | median | runs (s) | peak RSS |`n|---|---|---:|---|---:|`n$($tables.Capture -join "`n")`n`n" +
         "### The server's own limit, in the same run`n`n| set | how | rate | what that allows | ours as a share of it |`n|---|---|---:|---:|---:|`n$($limits -join "`n")`n`n" +
-        "Measured $(Get-Date -Format 'yyyy-MM-dd') on s3rver, at the defaults, medians of $Runs runs, each after a sync, downloads into an empty folder and uploads to an empty prefix. " +
+        "Measured $(Get-Date -Format 'yyyy-MM-dd') on $ServerName, at the defaults, medians of $Runs runs, each after a sync, downloads into an empty folder and uploads to an empty prefix. " +
         "Ours: 'median' is the command itself in a fresh pwsh (in-session), 'whole process' adds pwsh start-up, the module import and the listing, as a scheduled job pays. " +
         "Peers are whole processes under /usr/bin/time: both columns are the same figure. CPU per 1,000 files: the process's user and system CPU minus that of a process that only lists the same files (ours: Get-GridArtifact, or Get-ChildItem for uploads; rclone: lsf), per 1,000 files. " +
         "Peak RSS: the process's high-water mark; 'above idle' subtracts ours with the module loaded and the store listed. Capture: Invoke-GridExperiment whose script copies the set into its folder and exits; the time from the script's exit to the final status (every file synced, the manifest sealed)."
-    Write-ResultsSection -Path $ResultsPath -Title 'Transfers (issue 3/5: both directions, at the defaults)' -Body $body
+    Write-ResultsSection -Path $ResultsPath -Title "Transfers on $ServerName (issue 4/6: both directions, at the defaults)" -Body $body
 }
 
 try {
     Push-Location $PSScriptRoot/..
     Import-Module $ModulePath
+    foreach ($ServerName in $Servers) {
+    $tables = [ordered]@{ Download = [Collections.Generic.List[string]]::new(); Upload = [Collections.Generic.List[string]]::new(); Capture = [Collections.Generic.List[string]]::new() }
+    $limits = [Collections.Generic.List[string]]::new()
+    $isRgw = $ServerName -eq 'RGW'
+    $Endpoint = if ($isRgw) { $RgwEndpoint } else { $Endpoint }
+    $remote = if ($isRgw) { 'rgw' } else { 's3rver' }
+    $peers = if ($isRgw) { Get-PeerSetup $Endpoint 'rgw' 'Ceph' } else { Get-PeerSetup $Endpoint }
+    $aws = $peers.Aws
+    $peerEnv = $peers.Env
+    $endpointArg = [uri]::EscapeDataString($Endpoint)
+    $s3dl = "s3://$Bucket/dl?endpoint=$endpointArg"
+    $s3up = "s3://$Bucket/up?endpoint=$endpointArg"
+    if ($isRgw) {
+        try { $null = Invoke-Peer $aws @('--endpoint-url', $Endpoint, 's3api', 'head-bucket', '--bucket', $Bucket) $peerEnv }
+        catch { $null = Invoke-Peer $aws @('--endpoint-url', $Endpoint, 's3', 'mb', "s3://$Bucket") $peerEnv }
+        # RGW's memstore holds every byte in RAM: uploads are removed through S3 between runs (its
+        # garbage collector frees a large object's tail soon after: tests/s3/Start-Rgw.sh).
+        $clearUploads = { try { $null = Invoke-Peer 'rclone' @('purge', "rgw:$Bucket/up") $peerEnv } catch { if ("$_" -notmatch 'not found|directory not found') { throw } } }
+    }
+    else {
+        $uploaded = Join-Path (Join-Path $ServerData $Bucket) 'up'
+    }
+    & $clearUploads
     foreach ($set in $allSets | Where-Object { $_.Name -in $Sets }) {
         $src = Join-Path $work "src-$($set.Name)"
         $run = "bench-$($set.Name)"
@@ -140,17 +159,16 @@ try {
         $dlPrefix = "$Bucket/dl/runs/$run/exp0/artifacts"
         $dest = Join-Path $work 'dest'
         $clearDest = { Remove-Item -Recurse -Force $dest -ErrorAction Ignore }
-        $clearUploads = { Remove-Item -Recurse -Force $uploaded -ErrorAction Ignore }
 
         Write-Host "Downloads of $($set.Label)..."
         $list = "`$null = Get-GridArtifact $run-exp0 -Store '$s3dl'"
         $m = [ordered]@{}
         $m['Save-GridArtifact'] = Measure-Runs { Measure-Ours $list "Get-GridArtifact $run-exp0 -Store '$s3dl' | Save-GridArtifact -Destination '$dest'" } $clearDest
         $m['aws s3 cp --recursive'] = Measure-Runs { Measure-Tool $aws @('s3', 'cp', '--recursive', '--only-show-errors', '--endpoint-url', $Endpoint, "s3://$dlPrefix/", $dest) $peerEnv } $clearDest
-        $m['rclone copy --transfers 16'] = Measure-Runs { Measure-Tool 'rclone' @('copy', '--transfers', '16', "s3rver:$dlPrefix", $dest) $peerEnv } $clearDest
+        $m['rclone copy --transfers 16'] = Measure-Runs { Measure-Tool 'rclone' @('copy', '--transfers', '16', "${remote}:$dlPrefix", $dest) $peerEnv } $clearDest
         $baseline = @{
             'Save-GridArtifact'          = (Measure-Runs { Measure-Ours $list "Get-GridArtifact $run-exp0 -Store '$s3dl' | Out-Null" } {} 3).Cpu
-            'rclone copy --transfers 16' = (Measure-Runs { Measure-Tool 'rclone' @('lsf', "s3rver:$dlPrefix") $peerEnv } {} 3).Cpu
+            'rclone copy --transfers 16' = (Measure-Runs { Measure-Tool 'rclone' @('lsf', "${remote}:$dlPrefix") $peerEnv } {} 3).Cpu
         }
         Add-Rows 'Download' $set $m $baseline
         $downloadSeconds = $m['Save-GridArtifact'].Median
@@ -159,7 +177,7 @@ try {
         $m = [ordered]@{}
         $m['Import-GridArtifact'] = Measure-Runs { param($i) Measure-Ours "`$null = Get-GridRun -Store '$s3up' -ErrorAction Ignore" "`$null = Import-GridArtifact -Path '$src' -Run 'up-$($set.Name)-$i' -Store '$s3up'" } $clearUploads
         $m['aws s3 cp --recursive'] = Measure-Runs { Measure-Tool $aws @('s3', 'cp', '--recursive', '--only-show-errors', '--endpoint-url', $Endpoint, $src, "s3://$Bucket/up/aws/") $peerEnv } $clearUploads
-        $m['rclone copy --transfers 16'] = Measure-Runs { Measure-Tool 'rclone' @('copy', '--transfers', '16', $src, "s3rver:$Bucket/up/rclone") $peerEnv } $clearUploads
+        $m['rclone copy --transfers 16'] = Measure-Runs { Measure-Tool 'rclone' @('copy', '--transfers', '16', $src, "${remote}:$Bucket/up/rclone") $peerEnv } $clearUploads
         $baseline = @{
             'Import-GridArtifact'        = (Measure-Runs { Measure-Ours "`$null = Get-GridRun -Store '$s3up' -ErrorAction Ignore" "Get-ChildItem -Recurse -File '$src' | Out-Null" } {} 3).Cpu
             'rclone copy --transfers 16' = (Measure-Runs { Measure-Tool 'rclone' @('lsf', $src) $peerEnv } {} 3).Cpu
@@ -202,9 +220,12 @@ Set-Content '$finished' `$e.Finished.ToUnixTimeMilliseconds()
             $limits.Add("| $($set.Label) | curl of one presigned 1 GiB object to disk | $(Format-Seconds $curl.Median) per GiB | $(Format-Seconds $limitSeconds) for the set, one after another | $('{0:0%}' -f ($limitSeconds / $downloadSeconds)) of the download |")
         }
         Remove-Item -Recurse -Force $src -ErrorAction Ignore
+        # RGW keeps the set in RAM: the next set gets the room.
+        if ($isRgw) { Remove-GridRun $run -Store $s3dl -Force -Confirm:$false }
         Write-Results # after each set, so a long run that stops keeps what it measured
     }
-    Get-Content -Raw $ResultsPath | Select-String -Pattern '(?ms)^## Transfers.*' | ForEach-Object { Write-Host $_.Matches[0].Value }
+    }
+    Get-Content -Raw $ResultsPath | Select-String -Pattern '(?ms)^## Transfers on.*?(?=^## Transfers:|\z)' | ForEach-Object { Write-Host $_.Matches[0].Value }
 }
 finally {
     Pop-Location
