@@ -331,9 +331,9 @@ switch ($Task) {
             $rgwEndpoint = $null
             if (@($benches | Where-Object { (Get-Command $_.FullName).Parameters.ContainsKey('RgwEndpoint') })) {
                 New-Item -ItemType Directory -Force -Path $testResults | Out-Null
-                # Room for Transfer.Bench.ps1's largest set twice over (2 x 1 GiB, stored and uploaded), freed as soon as removed.
-                if (-not $env:GRID_RGW_MEMORY) { $env:GRID_RGW_MEMORY = [string](6GB) }
-                $env:GRID_RGW_FAST_GC = '1'
+                # Room for Transfer.Bench.ps1's largest set twice over (2 x 1 GiB, stored and uploaded);
+                # it has removed uploads collected at once (radosgw-admin gc process, GRID_BENCH_RGW_CONF).
+                if (-not $env:GRID_RGW_MEMORY) { $env:GRID_RGW_MEMORY = [string](8GB) }
                 $rgw = Start-TestRgw
                 if ($rgw.Skip) { Write-Host "No RGW for the benchmarks: $($rgw.Skip); they measure without it." -ForegroundColor Yellow }
             }
@@ -348,7 +348,7 @@ switch ($Task) {
                 Write-Host "== $($bench.Name)"
                 $benchArgs = @('-ModulePath', $moduleOut, '-Endpoint', $server.Endpoint, '-Bucket', 'grid-bench')
                 if ($rgw -and -not $rgw.Skip -and (Get-Command $bench.FullName).Parameters.ContainsKey('RgwEndpoint')) {
-                    if (-not $rgwEndpoint) { $rgwEndpoint = Complete-TestRgw $rgw }
+                    if (-not $rgwEndpoint) { $rgwEndpoint = Complete-TestRgw $rgw; $env:GRID_BENCH_RGW_CONF = Join-Path $script:RgwDir 'ceph.conf' }
                     $benchArgs += '-RgwEndpoint', $rgwEndpoint
                 }
                 Invoke-Native $bench.Name { dotnet pwsh -NoProfile -NonInteractive -File $bench.FullName @benchArgs }

@@ -19,7 +19,9 @@ param(
     [int] $Runs = 5,
     [ValidateSet('a', 'b', 'c', 'd')] [string[]] $Sets = @('a', 'b', 'c', 'd'),
     # s3rver's data folder (build.ps1 -Task Bench passes it in GRID_BENCH_S3_DATA): uploads are removed from it between runs.
-    [string] $ServerData = $env:GRID_BENCH_S3_DATA
+    [string] $ServerData = $env:GRID_BENCH_S3_DATA,
+    # RGW's ceph.conf (build.ps1 -Task Bench passes it in GRID_BENCH_RGW_CONF): removed uploads are collected at once.
+    [string] $RgwConf = $env:GRID_BENCH_RGW_CONF
 )
 $ErrorActionPreference = 'Stop'
 . (Join-Path $PSScriptRoot 'BenchCommon.ps1')
@@ -141,9 +143,10 @@ try {
     if ($isRgw) {
         try { $null = Invoke-Peer $aws @('--endpoint-url', $Endpoint, 's3api', 'head-bucket', '--bucket', $Bucket) $peerEnv }
         catch { $null = Invoke-Peer $aws @('--endpoint-url', $Endpoint, 's3', 'mb', "s3://$Bucket") $peerEnv }
-        # RGW's memstore holds every byte in RAM: uploads are removed through S3 between runs (its
-        # garbage collector frees a large object's tail soon after: tests/s3/Start-Rgw.sh).
-        $clearUploads = { try { $null = Invoke-Peer 'rclone' @('purge', "rgw:$Bucket/up") $peerEnv } catch { if ("$_" -notmatch 'not found|directory not found') { throw } } }
+        # RGW's memstore holds every byte in RAM: uploads are removed through S3 between runs, and the
+        # tails of large objects (which RGW frees in the background, two hours later) collected at once.
+        $collect = { if ($RgwConf) { $null = Invoke-Peer 'radosgw-admin' @('-c', $RgwConf, 'gc', 'process', '--include-all') } }
+        $clearUploads = { try { $null = Invoke-Peer 'rclone' @('purge', "rgw:$Bucket/up") $peerEnv } catch { if ("$_" -notmatch 'not found|directory not found') { throw } }; & $collect }
     }
     else {
         $uploaded = Join-Path (Join-Path $ServerData $Bucket) 'up'
@@ -221,7 +224,7 @@ Set-Content '$finished' `$e.Finished.ToUnixTimeMilliseconds()
         }
         Remove-Item -Recurse -Force $src -ErrorAction Ignore
         # RGW keeps the set in RAM: the next set gets the room.
-        if ($isRgw) { Remove-GridRun $run -Store $s3dl -Force -Confirm:$false }
+        if ($isRgw) { Remove-GridRun $run -Store $s3dl -Force -Confirm:$false; & $collect }
         Write-Results # after each set, so a long run that stops keeps what it measured
     }
     }

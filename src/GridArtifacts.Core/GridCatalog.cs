@@ -940,21 +940,6 @@ public sealed partial class GridCatalog
             ? await uploads.AbortAbandonedUploadsAsync(StoreLayout.UploadsPrefix(run, experiment), ct).ConfigureAwait(false)
             : UploadSweep.None;
 
-    public static async Task<string> HashFileAsync(string path, CancellationToken ct)
-    {
-        using var file = LocalFile.Open(path);
-        return await HashFileAsync(file, ct).ConfigureAwait(false);
-    }
-
-    /// <summary>The SHA-256 of an open file's bytes, as far as its length when opened.</summary>
-    public static async Task<string> HashFileAsync(LocalFile file, CancellationToken ct)
-    {
-        // A read buffer no larger than the file (a megabyte at most): small files cost no large buffers.
-        await using var stream = new BufferedStream(file.OpenRead(), (int)Math.Clamp(file.Length, 4096, 1 << 20));
-        var hash = await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false);
-        return Convert.ToHexString(hash).ToLowerInvariant();
-    }
-
     // ---- removal: the only place anything is deleted ---------------------------------------------
 
     /// <summary>What a removal took (or would take).</summary>

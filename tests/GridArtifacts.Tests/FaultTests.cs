@@ -149,6 +149,31 @@ public sealed class FaultTests : IDisposable
         if (!fakeAbort) Assert.Empty((await _s3.Client.ListMultipartUploadsAsync(_bucket)).MultipartUploads ?? new()); // the server dropped the parts
     }
 
+    [Fact]
+    public async Task A_PUT_without_an_answer_in_time_is_tried_again_and_arrives_byte_exact()
+    {
+        // The first PUT of each file is held and never answered: the client's time-out (2 s here) is
+        // a transient failure, tried again like a reset, whichever way the PUT is sent.
+        var hung = new ConcurrentDictionary<string, int>();
+        _proxy.Decide = (method, path, _) => method == "PUT" && path.Contains("/timeout/") && hung.AddOrUpdate(path.Split('?')[0], 1, (_, v) => v + 1) == 1 ? Fault.Hang : Fault.None;
+        foreach (var (name, length, sdk) in new[] { ("direct", 200_000, false), ("larger", 1_300_000, false), ("sdk", 200_000, true) })
+        {
+            var data = TestBytes.Random(length, length + name.Length);
+            var file = _temp.WriteFile(name + ".bin", data);
+            using var store = new S3Store(ViaProxyUri(), null, requestTimeout: TimeSpan.FromSeconds(2));
+            if (sdk) store.PutThroughSdk();
+            Assert.Equal(!sdk, store.PutsDirectly);
+            var sent = await _engine.UploadFileAsync(store, $"timeout/{name}.bin", file, default);
+            Assert.Equal(TestBytes.Sha256(data), sent);
+            using var direct = new S3Store(_s3.StoreUri(_bucket, _prefix));
+            using var back = await direct.ReadRangeAsync($"timeout/{name}.bin", 0, 0, null, default);
+            using var copy = new MemoryStream();
+            await back.Body.CopyToAsync(copy);
+            Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(copy.ToArray()));
+            Assert.Equal(2, hung[$"/{_bucket}/{_prefix}/timeout/{name}.bin"]);
+        }
+    }
+
     private string ViaProxyUri() => _s3.StoreUri(_bucket, _prefix).Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(_proxy.Endpoint));
 
     /// <summary>Uploads straight to s3rver, then lists through the proxy; returns artifacts and their source bytes.</summary>

@@ -171,5 +171,8 @@ public sealed class S3DirectTests
         var refused = await Assert.ThrowsAsync<AmazonS3Exception>(() => direct.PutAsync("torn.bin", body, TestBytes.Sha256(hashed), null, 0, default));
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, refused.StatusCode);
         Assert.Null(await store.TryReadAllBytesAsync("torn.bin", default));
+        // A file that changed between its hash and its send: tried again, it is read and hashed afresh.
+        var error = store.Translate(refused, "torn.bin");
+        Assert.True(error is { ErrorId: "BodyChanged", IsTransient: true }, $"{refused.ErrorCode} became {error?.ErrorId}");
     }
 }

@@ -15,17 +15,11 @@
 #   GRID_RGW_DIR        the state folder (default ${TMPDIR:-/tmp}/grid-rgw)
 #   GRID_RGW_PORT       radosgw's port (default: a free one)
 #   GRID_RGW_MEMORY     bytes the memstore OSD may hold (default 2 GiB)
-#   GRID_RGW_FAST_GC    1: removed objects' tails are freed within seconds (see below)
 #   GRID_RGW_TIMEOUT    seconds to wait for each daemon (default 90)
 set -euo pipefail
 
 DIR="${GRID_RGW_DIR:-${TMPDIR:-/tmp}/grid-rgw}"
 MEMORY="${GRID_RGW_MEMORY:-2147483648}"
-# GRID_RGW_FAST_GC=1 (the benchmarks): a removed object's tail (a multipart upload's parts, a large
-# object's stripes) is freed within seconds, not after the default two hours, since the memstore
-# holds it in RAM until then. Not for tests: a reader of the old version may lose its tail.
-GC_SETTINGS=""
-if [ "${GRID_RGW_FAST_GC:-0}" = "1" ]; then GC_SETTINGS=$'rgw gc obj min wait = 0\nrgw gc processor period = 5'; fi
 TIMEOUT="${GRID_RGW_TIMEOUT:-90}"
 # The test identity the S3 tests use (it is s3rver's fixed pair, not a secret).
 KEY=S3RVER
@@ -110,7 +104,6 @@ keyring = $DIR/rgw/keyring
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 rgw data = $DIR/rgw
 rgw dns name = 127.0.0.1
-$GC_SETTINGS
 EOF
 
 # --- Monitor -------------------------------------------------------------------------------------

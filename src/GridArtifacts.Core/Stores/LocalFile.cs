@@ -56,6 +56,22 @@ public sealed class LocalFile : IDisposable
 
     public void Dispose() => Handle.Dispose();
 
+    /// <summary>The SHA-256 of the file's bytes as far as its length when opened, lowercase hex.</summary>
+    public async Task<string> Sha256Async(CancellationToken ct)
+    {
+        // A read buffer no larger than the file (a megabyte at most): small files cost no large buffers.
+        await using var stream = new BufferedStream(OpenRead(), (int)Math.Clamp(Length, 4096, 1 << 20));
+        var hash = await System.Security.Cryptography.SHA256.HashDataAsync(stream, ct).ConfigureAwait(false);
+        return Convert.ToHexString(hash).ToLowerInvariant();
+    }
+
+    /// <summary>The SHA-256 of the file at <paramref name="path"/>, lowercase hex.</summary>
+    public static async Task<string> Sha256Async(string path, CancellationToken ct)
+    {
+        using var file = Open(path);
+        return await file.Sha256Async(ct).ConfigureAwait(false);
+    }
+
     /// <summary>A part of the file, read by offset; one that became shorter meanwhile is an error, never a short body.</summary>
     private sealed class Region(LocalFile file, long start, long length, bool owns) : Stream
     {
@@ -95,7 +111,7 @@ public sealed class LocalFile : IDisposable
 
         private int Advance(int n)
         {
-            if (n == 0) throw new IOException($"'{file.Path}' became shorter while it was read; it is sent again once it has settled.");
+            if (n == 0) throw new FileShrankException(file.Path);
             _position += n;
             return n;
         }
@@ -118,6 +134,10 @@ public sealed class LocalFile : IDisposable
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
+
+/// <summary>A file that became shorter while it was read to be sent: it is sent again once it has settled.</summary>
+public sealed class FileShrankException(string path)
+    : IOException($"'{path}' became shorter while it was read; it is sent again once it has settled.");
 
 public static class LocalFileStoreExtensions
 {

@@ -57,7 +57,7 @@ internal sealed class S3Direct
     /// The direct GETs of a bucket, or null where the SDK must keep them: no credentials (or anonymous
     /// ones), or an address the SDK would not sign with SigV4 as a path that ends with the key.
     /// </summary>
-    public static S3Direct? TryCreate(AmazonS3Client client, AWSCredentials? credentials, IClientConfig config, HttpClientFactory factory,
+    public static S3Direct? TryCreate(AmazonS3Client client, AWSCredentials? credentials, IClientConfig config, S3HttpClientFactory factory,
         string bucket, string keyPrefix, bool http)
     {
         try
@@ -78,12 +78,14 @@ internal sealed class S3Direct
             var path = probe.AbsolutePath;
             var keyPath = EncodePath(keyPrefix + ProbeKey);
             if (!path.EndsWith(keyPath, StringComparison.Ordinal)) return null;
-            var httpClient = Clients.GetOrAdd(factory.GetConfigUniqueString(config), _ => factory.CreateHttpClient(config));
+            var httpClient = Clients.GetOrAdd(factory.GetConfigUniqueString(config), _ => factory.CreateDirectClient(config));
             return new S3Direct(httpClient, credentials, probe, path[..^keyPath.Length], region, keyPrefix);
         }
-        catch (Exception ex) when (ex is AmazonClientException or InvalidOperationException or ArgumentException or UriFormatException)
+        catch (Exception ex) when (ex is not (OutOfMemoryException or StackOverflowException))
         {
-            return null; // the SDK's own requests say what is wrong, in its words
+            // No address or credentials now (a metadata service that did not answer, a bad profile):
+            // the SDK's own requests carry on, and say what is wrong in their words.
+            return null;
         }
     }
 
@@ -101,7 +103,7 @@ internal sealed class S3Direct
         else if (offset > 0) request.Headers.Range = new RangeHeaderValue(offset, null);
         if (ifMatch is not null) request.Headers.TryAddWithoutValidation("If-Match", ifMatch);
         await SignAsync(request, path, "", EmptyPayload).ConfigureAwait(false);
-        var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        var response = await SendAsync(request, ct).ConfigureAwait(false);
         if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.PartialContent) return response;
         using (response)
         {
@@ -123,12 +125,49 @@ internal sealed class S3Direct
         // a name without one is bytes (application/octet-stream), where the SDK would say text/plain.
         if (uploadId is null) body.Headers.ContentType = new MediaTypeHeaderValue(Amazon.S3.Util.AmazonS3Util.MimeTypeFromExtension(Path.GetExtension(key)));
         await SignAsync(request, path, query, sha256).ConfigureAwait(false);
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-        if (response.StatusCode == HttpStatusCode.OK)
+        HttpResponseMessage response;
+        try
         {
-            return response.Headers.TryGetValues("ETag", out var tags) ? tags.First() : "";
+            response = await SendAsync(request, ct).ConfigureAwait(false);
         }
-        throw await ErrorOfAsync(response, ct).ConfigureAwait(false);
+        catch (HttpRequestException ex) when (FileShrank(ex) is { } shrank)
+        {
+            throw shrank; // the file, not the network: its caller sends it again once it has settled
+        }
+        using (response)
+        {
+            if (response.StatusCode != HttpStatusCode.OK) throw await ErrorOfAsync(response, ct).ConfigureAwait(false);
+            if (response.Headers.TryGetValues("ETag", out var tags) && tags.FirstOrDefault() is { Length: > 0 } tag) return tag;
+            if (uploadId is null) return "";
+            // A part without its ETag cannot be named in the completion: asked again, as an answer cut short.
+            throw new AmazonS3Exception("The server accepted a part but sent no ETag for it.", ErrorType.Receiver, "MissingETag", null, HttpStatusCode.BadGateway);
+        }
+    }
+
+    /// <summary>
+    /// Sends a request and returns once its headers are in. The client's own time-out (which .NET
+    /// reports as a cancellation) is a <see cref="TimeoutException"/> here, as the SDK reports it, so
+    /// the store sees a transient failure and the request is tried again; only <paramref name="ct"/> cancels.
+    /// </summary>
+    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+    {
+        try
+        {
+            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException ex) when (!ct.IsCancellationRequested)
+        {
+            throw new TimeoutException($"No answer within {_http.Timeout.TotalSeconds:0} s.", ex);
+        }
+    }
+
+    private static FileShrankException? FileShrank(Exception ex)
+    {
+        for (Exception? e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is FileShrankException shrank) return shrank;
+        }
+        return null;
     }
 
     private async Task SignAsync(HttpRequestMessage request, string path, string query, string payload)
@@ -181,7 +220,8 @@ internal sealed class S3Direct
                 requestId = xml.Element("RequestId")?.Value;
             }
         }
-        catch (Exception ex) when (ex is System.Xml.XmlException or HttpRequestException or IOException)
+        catch (Exception ex) when (ex is System.Xml.XmlException or HttpRequestException or IOException
+            || (ex is OperationCanceledException && !ct.IsCancellationRequested))
         {
             // No readable error body (a HEAD-like answer, a proxy's page): the status alone says it.
         }
@@ -197,6 +237,10 @@ internal sealed class S3Direct
 
     private static async Task<string> ReadPrefixAsync(HttpResponseMessage response, CancellationToken ct)
     {
+        // An error's body that stops coming is not waited for longer than a stalled download.
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stall.CancelAfter(S3Store.ReadStallTimeout);
+        ct = stall.Token;
         await using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         var buffer = new byte[MaxErrorBody];
         var read = 0;

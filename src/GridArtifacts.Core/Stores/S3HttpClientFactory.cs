@@ -17,12 +17,21 @@ internal sealed class S3HttpClientFactory : HttpClientFactory
 {
     public static readonly S3HttpClientFactory Instance = new();
 
-    public override HttpClient CreateHttpClient(IClientConfig clientConfig)
+    public override HttpClient CreateHttpClient(IClientConfig clientConfig) => Create(clientConfig, clientConfig.AllowAutoRedirect);
+
+    /// <summary>
+    /// The client of the store's own signed requests (<see cref="S3Direct"/>): the same, but never
+    /// following a redirect, which would send the body again under a signature made for another
+    /// address; a 3xx is an answer, and says what is wrong.
+    /// </summary>
+    public HttpClient CreateDirectClient(IClientConfig clientConfig) => Create(clientConfig, allowRedirects: false);
+
+    private static HttpClient Create(IClientConfig clientConfig, bool allowRedirects)
     {
-        // As the SDK makes its own (HttpRequestMessageFactory): no redirects followed, no decompression, its proxy and limits.
+        // As the SDK makes its own (HttpRequestMessageFactory): no decompression, its proxy and limits.
         var handler = new SocketsHttpHandler
         {
-            AllowAutoRedirect = clientConfig.AllowAutoRedirect,
+            AllowAutoRedirect = allowRedirects,
             AutomaticDecompression = DecompressionMethods.None,
         };
         if (clientConfig.MaxConnectionsPerServer is { } most) handler.MaxConnectionsPerServer = most;

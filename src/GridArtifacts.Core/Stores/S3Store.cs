@@ -38,13 +38,10 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     private readonly bool _sdkGets = Environment.GetEnvironmentVariable(SdkGetsVariable) == "1";
     private bool _sdkPuts = Environment.GetEnvironmentVariable(SdkPutsVariable) == "1";
 
-    /// <summary>Bodies up to this size are read into memory once, hashed and sent from there; larger ones are read twice (hashed, then sent).</summary>
-    private const int BufferedPutBytes = 1 << 20;
-
     public S3Store(string location) : this(location, null) { }
 
-    /// <summary>For tests: explicit credentials instead of the SDK's chain.</summary>
-    internal S3Store(string location, AWSCredentials? explicitCredentials)
+    /// <summary>For tests: explicit credentials instead of the SDK's chain, and a shorter time for a request's answer than five minutes.</summary>
+    internal S3Store(string location, AWSCredentials? explicitCredentials, TimeSpan? requestTimeout = null)
     {
         Location = location;
         _location = S3StoreUri.Parse(location);
@@ -53,7 +50,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
             // Exact bytes on every S3-compatible server: checksums only where an operation requires one.
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
-            Timeout = TimeSpan.FromMinutes(5),
+            Timeout = requestTimeout ?? TimeSpan.FromMinutes(5),
             MaxConnectionsPerServer = 64,
             // Retries are ours (Transfer/Retry.cs), so the number of attempts is known and they never multiply.
             MaxErrorRetry = 0,
@@ -330,9 +327,8 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
 
     /// <summary>
     /// One PUT of the file (the engine sends large files in parts instead); returns the SHA-256 of
-    /// what was sent. Sent directly (<see cref="S3Direct"/>), a file of up to a megabyte is read once
-    /// into a pooled buffer, hashed and sent from it; a larger one is hashed, then sent from the file
-    /// (the second read comes from the page cache), its SHA-256 signed. Through the SDK, which reads
+    /// what was sent. Sent directly (<see cref="S3Direct"/>), its body is read as <see cref="S3PutBody"/>
+    /// says, its SHA-256 signed. Through the SDK, which reads
     /// the body twice, once to sign its SHA-256 and once to send it, the first read is hashed for the
     /// caller too (<see cref="HashingStream"/>), so the file is read for no third time.
     /// </summary>
@@ -346,7 +342,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         var request = PutRequest(key, body);
         await Send(() => _client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
         // Read out of order (never seen from this SDK): hashed on its own.
-        return body.Sha256 ?? await GridCatalog.HashFileAsync(file, cancellationToken).ConfigureAwait(false);
+        return body.Sha256 ?? await file.Sha256Async(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -355,36 +351,9 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     /// </summary>
     private async Task<string> PutDirectlyAsync(S3Direct direct, string key, LocalFile file, long offset, long length, string? uploadId, int partNumber, CancellationToken ct)
     {
-        if (length <= BufferedPutBytes)
-        {
-            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Max(length, 1));
-            try
-            {
-                for (var read = 0; read < length;)
-                {
-                    var n = await RandomAccess.ReadAsync(file.Handle, buffer.AsMemory(read, (int)length - read), offset + read, ct).ConfigureAwait(false);
-                    if (n == 0) throw new IOException($"'{file.Path}' became shorter while it was read; it is sent again once it has settled.");
-                    read += n;
-                }
-                var sha = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(buffer.AsSpan(0, (int)length))).ToLowerInvariant();
-                using var content = new ByteArrayContent(buffer, 0, (int)length);
-                var tag = await Send(() => direct.PutAsync(key, content, sha, uploadId, partNumber, ct), key).ConfigureAwait(false);
-                return uploadId is null ? sha : tag;
-            }
-            finally
-            {
-                // The request has its answer: a server answers a PUT once it has read the body, and an early refusal ends the connection.
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-            }
-        }
-        string hash;
-        await using (var region = new BufferedStream(file.OpenRead(offset, length), 1 << 20))
-        {
-            hash = Convert.ToHexString(await System.Security.Cryptography.SHA256.HashDataAsync(region, ct).ConfigureAwait(false)).ToLowerInvariant();
-        }
-        using var body = new StreamContent(file.OpenRead(offset, length), 64 << 10);
-        var etag = await Send(() => direct.PutAsync(key, body, hash, uploadId, partNumber, ct), key).ConfigureAwait(false);
-        return uploadId is null ? hash : etag;
+        using var body = await S3PutBody.ReadAsync(file, offset, length, ct).ConfigureAwait(false);
+        var tag = await Send(() => direct.PutAsync(key, body.Content, body.Sha256, uploadId, partNumber, ct), key).ConfigureAwait(false);
+        return uploadId is null ? body.Sha256 : tag;
     }
 
     /// <summary>
@@ -657,6 +626,13 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 {
                     return new GridException(GridErrorKind.AccessDenied, "AccessDenied",
                         $"Store '{store}': access denied to '{key}'. The identity the credential chain found lacks permission on this bucket or prefix.", store, ex);
+                }
+                if (code is "XAmzContentSHA256Mismatch" or "BadDigest")
+                {
+                    // The body was not the bytes hashed: a file changed between its hash and its send.
+                    // Tried again, it is read and hashed afresh.
+                    return new GridException(GridErrorKind.StoreUnavailable, "BodyChanged",
+                        $"Store '{store}': the server refused '{key}' because its bytes were not the ones hashed ({code}); the file changed while it was sent.", key, ex) { IsTransient = true };
                 }
                 if (s3.StatusCode == HttpStatusCode.PreconditionFailed)
                 {

@@ -175,7 +175,7 @@ public sealed class TransferEngine
             if (a.Sha256 is null || !info.Exists || IsLink(info) || info.Length != a.Size) return false;
             try
             {
-                return await GridCatalog.HashFileAsync(item.LocalPath, ct).ConfigureAwait(false) == a.Sha256;
+                return await LocalFile.Sha256Async(item.LocalPath, ct).ConfigureAwait(false) == a.Sha256;
             }
             catch (IOException ex) when (IsLockedByAnother(ex) && attempt < LockedDestinationPolls)
             {
@@ -614,7 +614,7 @@ public sealed class TransferEngine
             }, ct).ConfigureAwait(false);
         }
         // Hashing and the parts read the same file at once (the second read comes from the page cache).
-        var hash = GridCatalog.HashFileAsync(file, ct);
+        var hash = file.Sha256Async(ct);
         try
         {
             await UploadPartsAsync(multipart, key, file, ct).ConfigureAwait(false);
