@@ -150,6 +150,7 @@ try {
     }
     else {
         $uploaded = Join-Path (Join-Path $ServerData $Bucket) 'up'
+        $clearUploads = { Remove-Item -Recurse -Force $uploaded -ErrorAction Ignore }
     }
     & $clearUploads
     foreach ($set in $allSets | Where-Object { $_.Name -in $Sets }) {
