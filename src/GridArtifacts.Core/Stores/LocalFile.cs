@@ -57,12 +57,31 @@ public sealed class LocalFile : IDisposable
     public void Dispose() => Handle.Dispose();
 
     /// <summary>The SHA-256 of the file's bytes as far as its length when opened, lowercase hex.</summary>
-    public async Task<string> Sha256Async(CancellationToken ct)
+    public Task<string> Sha256Async(CancellationToken ct) => Sha256Async(0, Length, ct);
+
+    /// <summary>
+    /// The SHA-256 of bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/>,
+    /// lowercase hex, read by offset through a pooled buffer no larger than they are (a megabyte at most).
+    /// </summary>
+    public async Task<string> Sha256Async(long offset, long length, CancellationToken ct)
     {
-        // A read buffer no larger than the file (a megabyte at most): small files cost no large buffers.
-        await using var stream = new BufferedStream(OpenRead(), (int)Math.Clamp(Length, 4096, 1 << 20));
-        var hash = await System.Security.Cryptography.SHA256.HashDataAsync(stream, ct).ConfigureAwait(false);
-        return Convert.ToHexString(hash).ToLowerInvariant();
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Clamp(length, 4096, 1 << 20));
+        try
+        {
+            using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+            for (long done = 0; done < length;)
+            {
+                var n = await RandomAccess.ReadAsync(Handle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - done)), offset + done, ct).ConfigureAwait(false);
+                if (n == 0) throw new FileShrankException(Path);
+                hash.AppendData(buffer, 0, n);
+                done += n;
+            }
+            return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     /// <summary>The SHA-256 of the file at <paramref name="path"/>, lowercase hex.</summary>

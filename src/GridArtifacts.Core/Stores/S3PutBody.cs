@@ -52,26 +52,9 @@ internal sealed class S3PutBody : IDisposable
                 throw;
             }
         }
-        // Hashed a pooled megabyte at a time (no new buffer per part), then streamed from the file.
-        var chunk = ArrayPool<byte>.Shared.Rent(BufferedBytes);
-        try
-        {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            for (long done = 0; done < length;)
-            {
-                var want = (int)Math.Min(chunk.Length, length - done);
-                var n = await RandomAccess.ReadAsync(file.Handle, chunk.AsMemory(0, want), offset + done, ct).ConfigureAwait(false);
-                if (n == 0) throw new FileShrankException(file.Path);
-                hash.AppendData(chunk, 0, n);
-                done += n;
-            }
-            var sha = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
-            return new S3PutBody(new StreamContent(file.OpenRead(offset, length), 64 << 10), sha, null);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(chunk);
-        }
+        // Hashed a pooled megabyte at a time, then streamed from the file.
+        var hash = await file.Sha256Async(offset, length, ct).ConfigureAwait(false);
+        return new S3PutBody(new StreamContent(file.OpenRead(offset, length), 64 << 10), hash, null);
     }
 
     public void Dispose()
