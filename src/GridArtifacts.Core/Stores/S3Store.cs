@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Amazon;
 using Amazon.Runtime;
@@ -28,6 +27,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     private readonly S3StoreUri _location;
     /// <summary>Direct GETs (made on first use), or null where the SDK keeps them.</summary>
     private readonly Lazy<S3Direct?> _direct;
+    private readonly S3Errors _errors;
 
     /// <summary>Set to 1, every GET goes through the SDK (a way round a server the direct GETs do not suit).</summary>
     public const string SdkGetsVariable = "GRID_S3_SDK_GETS";
@@ -101,6 +101,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 "set AWS_REGION (or AWS_DEFAULT_REGION), or use a profile with a region (AWS_PROFILE, or ?profile=name in the address). " +
                 "An S3-compatible server is named with ?endpoint=https://host:port.", Display, ex);
         }
+        _errors = new S3Errors(Display, _location.Bucket, _location.Endpoint?.GetLeftPart(UriPartial.Authority) ?? "the AWS S3 endpoint");
         var http = _location.Endpoint?.Scheme == Uri.UriSchemeHttp;
         _direct = new Lazy<S3Direct?>(() => _sdkGets && _sdkPuts ? null
             : S3Direct.TryCreate(_client, _credentials, config, S3HttpClientFactory.Instance, _location.Bucket, _location.KeyPrefix, http));
@@ -594,101 +595,10 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         }
     }
 
-    internal GridException? Translate(Exception ex, string key)
-    {
-        var store = Display;
-        switch (ex)
-        {
-            case OperationCanceledException:
-                return null;
-            case AmazonS3Exception s3:
-                var code = s3.ErrorCode ?? "";
-                if (code == "NoSuchKey" || (s3.StatusCode == HttpStatusCode.NotFound && code != "NoSuchBucket"))
-                {
-                    return new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{store}'.", key, ex);
-                }
-                if (code == "NoSuchBucket")
-                {
-                    return new GridException(GridErrorKind.NotFound, "BucketNotFound",
-                        $"Store '{store}': the bucket '{_location.Bucket}' does not exist. Check the name, or create the bucket first.", store, ex);
-                }
-                if (code is "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "ExpiredToken" or "InvalidToken" or "TokenRefreshRequired")
-                {
-                    return new GridException(GridErrorKind.AccessDenied, "InvalidCredentials",
-                        $"Store '{store}': the server rejected the credentials ({code}). Check the access key, secret and session token the AWS credential chain found (environment, profile, SSO or role).", store, ex);
-                }
-                if (code is "AuthorizationHeaderMalformed" or "PermanentRedirect" or "IllegalLocationConstraintException" || s3.StatusCode == HttpStatusCode.MovedPermanently)
-                {
-                    return new GridException(GridErrorKind.InvalidArgument, "WrongRegion",
-                        $"Store '{store}': the bucket is in another region than the one asked for. Add ?region=<the bucket's region> to the store URI or set AWS_REGION.", store, ex);
-                }
-                if (code == "AccessDenied" || s3.StatusCode == HttpStatusCode.Forbidden)
-                {
-                    return new GridException(GridErrorKind.AccessDenied, "AccessDenied",
-                        $"Store '{store}': access denied to '{key}'. The identity the credential chain found lacks permission on this bucket or prefix.", store, ex);
-                }
-                if (code is "XAmzContentSHA256Mismatch" or "BadDigest")
-                {
-                    // The body was not the bytes hashed: a file changed between its hash and its send.
-                    // Tried again, it is read and hashed afresh.
-                    return new GridException(GridErrorKind.StoreUnavailable, "BodyChanged",
-                        $"Store '{store}': the server refused '{key}' because its bytes were not the ones hashed ({code}); the file changed while it was sent.", key, ex) { IsTransient = true };
-                }
-                if (s3.StatusCode == HttpStatusCode.PreconditionFailed)
-                {
-                    return new GridException(GridErrorKind.IntegrityFailure, "PreconditionFailed", $"'{key}' in store '{store}' is not the version asked for.", key, ex);
-                }
-                var transient = (int)s3.StatusCode >= 500 || code is "SlowDown" or "RequestTimeout" or "InternalError" || s3.StatusCode == HttpStatusCode.TooManyRequests;
-                return new GridException(GridErrorKind.StoreUnavailable, transient ? "StoreBusy" : "StoreRequestFailed",
-                    $"Store '{store}': the server answered {(int)s3.StatusCode} {code} for '{key}'.", store, ex)
-                {
-                    IsTransient = transient,
-                    IsThrottling = code is "SlowDown" || s3.StatusCode is HttpStatusCode.ServiceUnavailable or HttpStatusCode.TooManyRequests,
-                };
-            case AmazonClientException client when IsCredentialProblem(client):
-                return new GridException(GridErrorKind.AccessDenied, "NoCredentials",
-                    $"Store '{store}': no AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile (AWS_PROFILE or ?profile= in the store URI), or run where a role is available.", store, ex);
-            case HttpRequestException { HttpRequestError: HttpRequestError.ConnectionError or HttpRequestError.NameResolutionError } or SocketException:
-                return new GridException(GridErrorKind.StoreUnavailable, "EndpointUnreachable",
-                    $"Store '{store}': the server at {EndpointText} could not be reached ({Innermost(ex).Message}). Check the endpoint and the network.", store, ex)
-                {
-                    IsTransient = true,
-                    IsThrottling = Innermost(ex) is SocketException { SocketErrorCode: SocketError.ConnectionRefused },
-                };
-            case System.Xml.XmlException xml:
-                // XML 1.0 cannot carry most control characters, and a listing that holds a key with one cannot be parsed.
-                return new GridException(GridErrorKind.DamagedRecord, "UnreadableListing",
-                    $"Store '{store}': the server's answer for '{key}' is not readable XML ({xml.Message}). A key holding a control character, which XML cannot carry, is the usual cause: rename or remove that object.", store, ex);
-            case ArgumentException when IsFromSdk(ex):
-                // The SDK could not parse what came back (seen from servers answering mid-replacement).
-                return new GridException(GridErrorKind.StoreUnavailable, "MalformedResponse",
-                    $"Store '{store}': the server sent a response for '{key}' that could not be read.", store, ex) { IsTransient = true };
-            case HttpRequestException or IOException or TimeoutException or AmazonServiceException or AmazonClientException:
-                return new GridException(GridErrorKind.StoreUnavailable, "ConnectionFailed",
-                    $"Store '{store}': the connection to {EndpointText} failed during '{key}' ({Innermost(ex).Message}).", store, ex) { IsTransient = true };
-            default:
-                return null;
-        }
-    }
+    /// <summary>What an exception from a request means for a user (<see cref="S3Errors"/>), or null when it is not the store's to say.</summary>
+    internal GridException? Translate(Exception ex, string key) => _errors.Translate(ex, key);
 
-    private string EndpointText => _location.Endpoint?.GetLeftPart(UriPartial.Authority) ?? "the AWS S3 endpoint";
-
-    /// <summary>
-    /// An exception the SDK threw (its source, or the method that threw: one of its own helpers may
-    /// be inlined into another of its assemblies), such as the ArgumentOutOfRangeException ('hex')
-    /// AWSSDKUtils.HexStringToBytes throws for an ETag that is not hex (s3rver, mid-replacement).
-    /// </summary>
-    private static bool IsFromSdk(Exception ex) =>
-        ex.Source is "AWSSDK.Core" or "AWSSDK.S3" || ex.TargetSite?.DeclaringType?.FullName?.StartsWith("Amazon.", StringComparison.Ordinal) == true;
-
-    private static bool IsCredentialProblem(AmazonClientException ex) =>
-        ex.Message.Contains("credentials", StringComparison.OrdinalIgnoreCase) && ex.InnerException is not HttpRequestException;
-
-    private static Exception Innermost(Exception ex)
-    {
-        while (ex.InnerException is not null) ex = ex.InnerException;
-        return ex;
-    }
+    private string EndpointText => _errors.EndpointText;
 
     public void Dispose() => _client.Dispose();
 
