@@ -250,4 +250,44 @@ public sealed class CaptureAgentTests : IDisposable
         Assert.Equal("ArtifactMissing", error.ErrorId);
         Assert.Contains("b.txt", error.Message);
     }
+
+    [Fact]
+    public async Task A_file_that_went_up_is_in_the_manifest_while_another_of_its_pass_is_still_going()
+    {
+        // Both files are written at once, so one pass usually takes both; stuck.bin's upload then
+        // holds until the agent is stopped. a.bin, up already, must be listed meanwhile.
+        var stuck = new StuckStore(new FileSystemStore(_temp.Sub("store-" + Guid.NewGuid().ToString("N"))), "stuck.bin", fail: false);
+        var catalog = new GridCatalog(stuck);
+        var work = _temp.Sub("work-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(work);
+        var agent = new CaptureAgent(catalog, "slow-run", "exp0", new CaptureOptions
+        {
+            FileName = "bash",
+            Arguments = new[] { "-c", "head -c 70000 /dev/urandom > a.bin; head -c 90000 /dev/urandom > stuck.bin; sleep 60" },
+            WorkingDirectory = work,
+            SettleTime = TimeSpan.FromMilliseconds(300),
+            RescanInterval = TimeSpan.FromMilliseconds(200),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(500),
+            ClaimSettle = TimeSpan.FromMilliseconds(200),
+            StopBudget = TimeSpan.FromSeconds(2),
+        });
+        var running = agent.RunAsync(default);
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        ManifestRecord? manifest;
+        while ((manifest = await catalog.ReadManifestAsync("slow-run", "exp0", default))?.Artifacts.Any(a => a.Path == "a.bin") != true)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"a.bin was not in the manifest within 15 s ({stuck.Attempts} attempt(s) at stuck.bin)");
+            await Task.Delay(50);
+        }
+        Assert.False(manifest!.Sealed);
+        Assert.DoesNotContain(manifest.Artifacts, a => a.Path == "stuck.bin");
+        Assert.Equal(TestBytes.Sha256(Path.Combine(work, "a.bin")), (await TestStore.StoredHashes(catalog, "slow-run"))["a.bin"]);
+
+        Assert.True(agent.StopBySignal("SIGTERM"));
+        await running.WaitAsync(TimeSpan.FromSeconds(30));
+        var sealedManifest = (await catalog.ReadManifestAsync("slow-run", "exp0", default))!;
+        Assert.True(sealedManifest.Sealed);
+        Assert.Equal(new[] { "a.bin" }, sealedManifest.Artifacts.Select(a => a.Path));
+        Assert.True(stuck.Attempts > 0);
+    }
 }

@@ -261,13 +261,82 @@ public abstract class CatalogIndexTests : IDisposable
         await Assert.ThrowsAsync<GridException>(() => journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
         await Assert.ThrowsAsync<GridException>(() => journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
         store.Refuse = false;
-        Assert.True(await journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
+        await journal.FlushAsync(TimeSpan.Zero, IsLatest, default);
         Assert.Equal(new[] { "a.bin" }, (await catalog.ReadManifestAsync("outage-run", "exp0", default))!.Artifacts.Select(a => a.Path));
         // Later entries go on in the next segment, and the seal holds both.
         latest["b.bin"] = journal.Add(Entry("b.bin", 2));
-        Assert.True(await journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
+        await journal.FlushAsync(TimeSpan.Zero, IsLatest, default);
         await journal.SealAsync(IsLatest, default);
         Assert.Equal(new[] { "a.bin", "b.bin" }, (await catalog.ReadManifestAsync("outage-run", "exp0", default))!.Artifacts.Select(a => a.Path));
+    }
+
+    [Fact]
+    public async Task During_an_outage_the_entries_of_many_passes_pile_into_one_segment_not_one_each()
+    {
+        var store = new RefusingSegments(NewStore()) { Refuse = true };
+        var catalog = new GridCatalog(store);
+        using var journal = new ManifestJournal(catalog, "long-outage", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
+        await journal.StartAsync(_ => { }, default);
+        var latest = new Dictionary<string, int>(StringComparer.Ordinal);
+        bool IsLatest(string path, int entry) => latest.TryGetValue(path, out var n) && n == entry;
+        for (var pass = 0; pass < 20; pass++)
+        {
+            latest[$"f{pass:00}.bin"] = journal.Add(Entry($"f{pass:00}.bin", pass));
+            await Assert.ThrowsAsync<GridException>(() => journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
+        }
+        store.Refuse = false;
+        await journal.FlushAsync(TimeSpan.Zero, IsLatest, default); // the segment closed first
+        await journal.FlushAsync(TimeSpan.Zero, IsLatest, default); // the one the other 19 went to
+        var segments = new List<string>();
+        await foreach (var e in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("long-outage", "exp0"), false, default)) segments.Add(e.Key);
+        Assert.Equal(new[] { StoreLayout.ManifestSegmentKey("long-outage", "exp0", 0), StoreLayout.ManifestSegmentKey("long-outage", "exp0", 1) }, segments);
+        Assert.Equal(latest.Keys.Order(StringComparer.Ordinal), (await catalog.ReadManifestAsync("long-outage", "exp0", default))!.Artifacts.Select(a => a.Path));
+    }
+
+    [Fact]
+    public async Task An_entry_added_while_a_segment_is_on_its_way_goes_in_the_next_one_and_is_never_lost()
+    {
+        var store = new HeldSegments(NewStore());
+        var catalog = new GridCatalog(store);
+        using var journal = new ManifestJournal(catalog, "beside-run", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
+        await journal.StartAsync(_ => { }, default);
+        var latest = new Dictionary<string, int>(StringComparer.Ordinal) { ["a.bin"] = journal.Add(Entry("a.bin", 1)) };
+        bool IsLatest(string path, int entry) { lock (latest) return latest.TryGetValue(path, out var n) && n == entry; }
+        var flushing = journal.FlushAsync(TimeSpan.Zero, IsLatest, default);
+        await store.Arrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        lock (latest) latest["b.bin"] = journal.Add(Entry("b.bin", 2));
+        // A second flush waits for the first; it is not a second writer of the same segment.
+        var second = journal.FlushAsync(TimeSpan.Zero, IsLatest, default);
+        await Task.Delay(200);
+        Assert.False(second.IsCompleted);
+        store.Release.SetResult();
+        await flushing;
+        await second;
+        var stored = new List<string>();
+        await foreach (var e in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("beside-run", "exp0"), false, default)) stored.Add(e.Key);
+        Assert.Equal(2, stored.Count);
+        Assert.Equal(new[] { "a.bin", "b.bin" }, (await catalog.ReadManifestAsync("beside-run", "exp0", default))!.Artifacts.Select(a => a.Path).Order(StringComparer.Ordinal));
+        await journal.SealAsync(IsLatest, default);
+        var sealedManifest = (await catalog.ReadManifestAsync("beside-run", "exp0", default))!;
+        Assert.True(sealedManifest.Sealed);
+        Assert.Equal(new[] { "a.bin", "b.bin" }, sealedManifest.Artifacts.Select(a => a.Path).Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>A store that holds the first manifest segment's write until released.</summary>
+    private sealed class HeldSegments(IObjectStore inner) : DelegatingStore(inner)
+    {
+        public readonly TaskCompletionSource Arrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource Release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _held;
+        public override async Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct)
+        {
+            if (key.Contains("/manifest/", StringComparison.Ordinal) && Interlocked.Exchange(ref _held, 1) == 0)
+            {
+                Arrived.SetResult();
+                await Release.Task.WaitAsync(ct);
+            }
+            return await Inner.PutFileAsync(key, file, ct);
+        }
     }
 
     /// <summary>A store that refuses manifest segments (503) while <see cref="Refuse"/> is set.</summary>

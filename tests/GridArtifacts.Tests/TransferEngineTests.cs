@@ -478,6 +478,24 @@ internal abstract class DelegatingStore : IObjectStore
     public void Dispose() { }
 }
 
+/// <summary>A real store whose artifact uploads of one file hang (until cut off) or fail, as an outage does.</summary>
+internal sealed class StuckStore : DelegatingStore
+{
+    private readonly string _stuck;
+    private readonly bool _fail;
+    private int _attempts;
+    public StuckStore(IObjectStore inner, string stuck, bool fail) : base(inner) { _stuck = stuck; _fail = fail; }
+    public int Attempts => Volatile.Read(ref _attempts);
+    public override async Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct)
+    {
+        if (!key.EndsWith("/artifacts/" + _stuck, StringComparison.Ordinal)) return await Inner.PutFileAsync(key, file, ct);
+        Interlocked.Increment(ref _attempts);
+        if (_fail) throw new GridException(GridErrorKind.StoreUnavailable, "StoreUnavailable", "The store is away.", key) { IsTransient = true };
+        await Task.Delay(TimeSpan.FromMinutes(5), ct);
+        throw new InvalidOperationException("not reached");
+    }
+}
+
 /// <summary>A clock that moves only when told.</summary>
 public sealed class ManualClock : TimeProvider
 {

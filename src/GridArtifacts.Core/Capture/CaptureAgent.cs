@@ -850,6 +850,33 @@ public sealed class CaptureAgent
             }
         }
 
+        // A slow upload (a large checkpoint, a store that answers late) does not hold back the manifest
+        // of the files that went up beside it: their entries go to the store on the journal's cadence.
+        using var passDone = new CancellationTokenSource();
+        var flusher = !final && _journal is { } open ? FlushWhileUploadingAsync(open, passDone.Token) : Task.CompletedTask;
+        try
+        {
+            (_sync.FilesPending, _sync.BytesPending) = await UploadSettledAsync(tick, final, cut).ConfigureAwait(false);
+        }
+        finally
+        {
+            passDone.Cancel();
+            await flusher.ConfigureAwait(false);
+        }
+        // What this pass uploaded goes to the store as one segment of the manifest (the final sync
+        // leaves it to the sealed manifest written right after).
+        if (!final && _journal is { } journal)
+        {
+            await TryAsync("The manifest", () => journal.FlushAsync(journal.SuggestedInterval, IsLatest, CancellationToken.None)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Uploads the pending files that have settled (all of them, when final); returns how many files,
+    /// and bytes, are still pending (settling, or failed this pass).
+    /// </summary>
+    private async Task<(int Files, long Bytes)> UploadSettledAsync(uint tick, bool final, CancellationToken cut)
+    {
         long pendingBytes = 0;
         var pending = 0;
         var failed = 0;
@@ -892,14 +919,16 @@ public sealed class CaptureAgent
             }).ConfigureAwait(false);
             foreach (var i in uploaded) Settle(i);
         }
-        pending += failed;
-        pendingBytes += failedBytes;
-        _sync.FilesPending = pending;
-        _sync.BytesPending = pendingBytes;
-        // What this pass uploaded goes to the store as one segment of the manifest (the final sync
-        // leaves it to the sealed manifest written right after).
-        if (!final && _journal is { } journal)
+        return (pending + failed, pendingBytes + failedBytes);
+    }
+
+    /// <summary>Sends the manifest's entries on the journal's cadence until the pass's uploads are done.</summary>
+    private async Task FlushWhileUploadingAsync(ManifestJournal journal, CancellationToken passDone)
+    {
+        while (true)
         {
+            try { await Task.Delay(journal.SuggestedInterval, passDone).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
             await TryAsync("The manifest", () => journal.FlushAsync(journal.SuggestedInterval, IsLatest, CancellationToken.None)).ConfigureAwait(false);
         }
     }

@@ -22,9 +22,16 @@ internal sealed class ManifestJournal : IDisposable
     private int _openEntries;
     /// <summary>Entries added so far: each is the next line of the segments, in order, so its number says where it is.</summary>
     private int _entries;
-    /// <summary>The first segment this agent writes, and the one open now (written once it goes to the store).</summary>
+    /// <summary>
+    /// The first segment this agent writes, the first not yet in the store, and the one entries go to
+    /// now. At most one closed segment waits unsent (<c>_unsent == _current - 1</c>): while it does, the
+    /// open one is not closed, so an outage piles entries into one segment rather than one per pass.
+    /// </summary>
     private long _first;
+    private long _unsent;
     private long _current;
+    /// <summary>One flush or seal at a time; entries are added meanwhile, to the open segment.</summary>
+    private readonly SemaphoreSlim _flushing = new(1, 1);
     /// <summary>What an earlier agent of the experiment left (its merged manifest), folded in first.</summary>
     private string? _base;
     private long _storedSinceFold;
@@ -49,9 +56,6 @@ internal sealed class ManifestJournal : IDisposable
     /// </summary>
     public TimeSpan SuggestedInterval => TimeSpan.FromSeconds(Math.Clamp(_foldedBytes / (4.0 * (1 << 20)), 1, 30));
 
-    /// <summary>The segment number the next entries go to.</summary>
-    public long Current { get { lock (_gate) return _current; } }
-
     /// <summary>
     /// Numbers this agent's segments after any already stored, and keeps what an earlier agent of the
     /// experiment recorded (it was lost and this one took over), so the sealed manifest has it too.
@@ -59,7 +63,7 @@ internal sealed class ManifestJournal : IDisposable
     /// <param name="earlier">Told each entry an earlier agent recorded, once.</param>
     public async Task StartAsync(Action<ManifestEntry> earlier, CancellationToken ct)
     {
-        _first = _current = await _catalog.NextManifestSegmentAsync(_run, _experiment, ct).ConfigureAwait(false);
+        _first = _unsent = _current = await _catalog.NextManifestSegmentAsync(_run, _experiment, ct).ConfigureAwait(false);
         if (_first == 0) return;
         // What the earlier agent left goes to a local file as it is read (a manifest of a million
         // entries is not held), then to the caller from that file.
@@ -105,53 +109,75 @@ internal sealed class ManifestJournal : IDisposable
     }
 
     /// <summary>
-    /// Sends the open segment to the store when it has entries and <paramref name="interval"/> has
-    /// passed since the last; false when the store did not take it (it stays open and goes with the
-    /// next pass, under the same number, so segments never have gaps). Folds when enough piled up.
+    /// Closes the open segment when it has entries and <paramref name="interval"/> has passed since the
+    /// last write, and sends what is closed to the store, in order (a segment the store did not take goes
+    /// again first, under its number, so segments never have gaps). Entries added while this runs go to
+    /// the next segment. Folds when enough piled up. A store that is away throws; what is closed waits.
     /// </summary>
-    public async Task<bool> FlushAsync(TimeSpan interval, Func<string, int, bool> isLatest, CancellationToken ct)
+    public async Task FlushAsync(TimeSpan interval, Func<string, int, bool> isLatest, CancellationToken ct)
     {
-        long seq;
-        lock (_gate)
+        await _flushing.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
-            if (_openEntries == 0 || _catalog.Clock.GetUtcNow() - _lastWrite < interval) return true;
-            // Closed already when the last flush of this segment failed and nothing was added since:
-            // its file is complete on disk and goes again under the same number.
-            _open?.Dispose();
-            _open = null;
-            seq = _current;
+            long through;
+            lock (_gate)
+            {
+                if (_openEntries > 0 && _unsent == _current && _catalog.Clock.GetUtcNow() - _lastWrite >= interval)
+                {
+                    _open?.Dispose();
+                    _open = null;
+                    _openEntries = 0;
+                    _current++;
+                }
+                through = _current - 1;
+            }
+            // Only a flush moves _unsent, and flushes take turns.
+            if (_unsent > through) return;
+            for (var seq = _unsent; seq <= through; seq++)
+            {
+                await _catalog.WriteManifestSegmentAsync(_run, _experiment, seq, SegmentFile(seq), ct).ConfigureAwait(false);
+                lock (_gate)
+                {
+                    _unsent = seq + 1;
+                    _lastWrite = _catalog.Clock.GetUtcNow();
+                }
+                _storedSinceFold++;
+                _bytesSinceFold += new FileInfo(SegmentFile(seq)).Length;
+            }
+            // Fold when many segments piled up, or when they outweigh what was folded: a reader then reads
+            // a bounded number of segments, and folding costs at most about twice what was uploaded.
+            if (_storedSinceFold >= MaxSegmentsBeforeFold || (_storedSinceFold >= 8 && _bytesSinceFold >= Math.Max(1 << 20, _foldedBytes)))
+            {
+                _foldedBytes = await FoldAsync(through, sealedAtEnd: false, isLatest, ct).ConfigureAwait(false);
+                _storedSinceFold = 0;
+                _bytesSinceFold = 0;
+            }
         }
-        await _catalog.WriteManifestSegmentAsync(_run, _experiment, seq, SegmentFile(seq), ct).ConfigureAwait(false);
-        lock (_gate)
+        finally
         {
-            _current = seq + 1;
-            _openEntries = 0;
-            _lastWrite = _catalog.Clock.GetUtcNow();
-            _storedSinceFold++;
-            _bytesSinceFold += new FileInfo(SegmentFile(seq)).Length;
+            _flushing.Release();
         }
-        // Fold when many segments piled up, or when they outweigh what was folded: a reader then reads
-        // a bounded number of segments, and folding costs at most about twice what was uploaded.
-        if (_storedSinceFold >= MaxSegmentsBeforeFold || (_storedSinceFold >= 8 && _bytesSinceFold >= Math.Max(1 << 20, _foldedBytes)))
-        {
-            _foldedBytes = await FoldAsync(seq, sealedAtEnd: false, isLatest, ct).ConfigureAwait(false);
-            _storedSinceFold = 0;
-            _bytesSinceFold = 0;
-        }
-        return true;
     }
 
     /// <summary>Writes the sealed manifest: every file's latest entry, then the segments are removed.</summary>
     public async Task SealAsync(Func<string, int, bool> isLatest, CancellationToken ct)
     {
-        long last;
-        lock (_gate)
+        await _flushing.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
-            _open?.Dispose();
-            _open = null;
-            last = _current;
+            long last;
+            lock (_gate)
+            {
+                _open?.Dispose();
+                _open = null;
+                last = _current;
+            }
+            await FoldAsync(last, sealedAtEnd: true, isLatest, ct).ConfigureAwait(false);
         }
-        await FoldAsync(last, sealedAtEnd: true, isLatest, ct).ConfigureAwait(false);
+        finally
+        {
+            _flushing.Release();
+        }
     }
 
     /// <summary>
@@ -202,5 +228,6 @@ internal sealed class ManifestJournal : IDisposable
     public void Dispose()
     {
         lock (_gate) { _open?.Dispose(); _open = null; }
+        _flushing.Dispose();
     }
 }
