@@ -308,21 +308,17 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
     public async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
         // 409 ConditionalRequestConflict: another conditional write of the key was in flight; asked again, it is then 412 or done.
-        for (var attempt = 1; ; attempt++)
+        try
         {
-            try
+            return await Retry.OnCollisionAsync(async c =>
             {
-                await PutBytesAsync(key, content, ifNoneMatch: "*", cancellationToken).ConfigureAwait(false);
+                await PutBytesAsync(key, content, ifNoneMatch: "*", c).ConfigureAwait(false);
                 return true;
-            }
-            catch (GridException ex) when (ex.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
-            {
-                return false;
-            }
-            catch (GridException ex) when (ex.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.Conflict } && attempt < Retry.MaxAttempts)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(100 * attempt), cancellationToken).ConfigureAwait(false);
-            }
+            }, ex => ex is GridException { InnerException: AmazonS3Exception { StatusCode: HttpStatusCode.Conflict } }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (GridException ex) when (ex.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
+        {
+            return false;
         }
     }
 

@@ -47,6 +47,50 @@ public static class Retry
         })
         .Build();
 
+    /// <summary>
+    /// A write that must happen (an experiment's status, its sealed manifest): tried once at least,
+    /// then again after 1 s, 2 s, 4 s, ... up to 30 s apart while <paramref name="passing"/> says its
+    /// failure may pass (the store is away for now) and the next try would still come before
+    /// <paramref name="deadline"/> (asked each time: a signal's budget may shorten it). Then the last
+    /// failure is thrown. <paramref name="onRetry"/> is told each failure and the pause before the next try.
+    /// </summary>
+    public static ValueTask UntilAsync(Func<CancellationToken, ValueTask> work, Func<Exception, bool> passing, Func<DateTimeOffset> deadline,
+        Action<Exception, TimeSpan> onRetry, CancellationToken ct) =>
+        new ResiliencePipelineBuilder()
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is { } e && passing(e)
+                    && DateTimeOffset.UtcNow + PersistPause(args.AttemptNumber) < deadline()),
+                MaxRetryAttempts = int.MaxValue,
+                DelayGenerator = args => new ValueTask<TimeSpan?>(PersistPause(args.AttemptNumber)),
+                OnRetry = args =>
+                {
+                    onRetry(args.Outcome.Exception!, args.RetryDelay);
+                    return default;
+                },
+            })
+            .Build()
+            .ExecuteAsync(work, ct);
+
+    /// <summary>The pause after failed try <paramref name="attempt"/> (0 first) of <see cref="UntilAsync"/>: 1 s, doubling, at most 30 s.</summary>
+    private static TimeSpan PersistPause(int attempt) => TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(attempt, 5))));
+
+    /// <summary>
+    /// A request tried again at once when <paramref name="again"/> says its failure was a collision with
+    /// another writer (a 409 of a conditional write): after 100 ms, 200 ms, ..., <see cref="MaxAttempts"/> in all.
+    /// </summary>
+    public static ValueTask<T> OnCollisionAsync<T>(Func<CancellationToken, ValueTask<T>> work, Func<Exception, bool> again, CancellationToken ct) =>
+        new ResiliencePipelineBuilder()
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is { } e && again(e)),
+                MaxRetryAttempts = MaxAttempts - 1,
+                BackoffType = DelayBackoffType.Linear,
+                Delay = TimeSpan.FromMilliseconds(100),
+            })
+            .Build()
+            .ExecuteAsync(work, ct);
+
     public static ValueTask<T> RunAsync<T>(Func<CancellationToken, ValueTask<T>> work, CancellationToken ct) =>
         Pipeline.ExecuteAsync(work, ct);
 
