@@ -1,0 +1,129 @@
+using System.Diagnostics;
+
+namespace GridArtifacts.Core.Capture;
+
+/// <summary>
+/// The agent's script: its process, started in the working folder with GRID_RUN and GRID_EXPERIMENT
+/// set, its output and errors going to stdout.log and stderr.log as they come; and its end, when a
+/// signal stops the agent: SIGTERM first, a few seconds to exit, then its whole tree is killed, with
+/// the processes it started meanwhile, even those it left behind.
+/// </summary>
+internal sealed class ScriptRunner : IDisposable
+{
+    private readonly Process _process;
+    private readonly Task[] _pumps;
+    private readonly TimeSpan? _stopBudget;
+    /// <summary>The script, by its number and start time: a number the system later gives another process is never walked.</summary>
+    private readonly (int Pid, ulong Start)? _script;
+    /// <summary>The script's processes a signal's stop has seen (with their start times), killed at the end even if the script left them behind.</summary>
+    private readonly Dictionary<int, ulong> _tree = new();
+
+    private ScriptRunner(Process process, Task[] pumps, TimeSpan? stopBudget)
+    {
+        _process = process;
+        _pumps = pumps;
+        _stopBudget = stopBudget;
+        // Its start time, read while it is surely running.
+        _script = ScriptProcesses.Identify(process.Id);
+    }
+
+    /// <summary>Starts the script; a program that cannot be started throws <see cref="System.ComponentModel.Win32Exception"/>.</summary>
+    public static ScriptRunner Start(CaptureOptions options, string workingDirectory, string run, string experiment, string logs)
+    {
+        var psi = new ProcessStartInfo(options.FileName)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in options.Arguments) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in options.Environment) psi.Environment[k] = v;
+        psi.Environment["GRID_RUN"] = run;
+        psi.Environment["GRID_EXPERIMENT"] = experiment;
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("The process did not start.");
+        var pumps = new[]
+        {
+            Pump(process.StandardOutput.BaseStream, Path.Combine(logs, "stdout.log")),
+            Pump(process.StandardError.BaseStream, Path.Combine(logs, "stderr.log")),
+        };
+        return new ScriptRunner(process, pumps, options.StopBudget);
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>The exit code as the system reports it (on Unix 128 + n when signal n ended it).</summary>
+    public int ExitCode => _process.ExitCode;
+
+    public Task WaitForExitAsync() => _process.WaitForExitAsync(CancellationToken.None);
+
+    /// <summary>
+    /// Sends the script SIGTERM (where there are signals) and waits for it to exit, at most
+    /// min(5 s, a third of the stop budget), noting the processes it has started meanwhile so that
+    /// what is left of them is killed afterwards. Slurm has signalled them all already; a container's
+    /// runtime or kill(1) only this process.
+    /// </summary>
+    public async Task TerminateAsync()
+    {
+        if (_process.HasExited) return;
+        ScriptProcesses.AddDescendants(_script, _tree);
+        if (!ScriptProcesses.Terminate(_process.Id)) return;
+        var wait = Min(TimeSpan.FromSeconds(5), (_stopBudget ?? TimeSpan.FromSeconds(15)) / 3);
+        var until = DateTimeOffset.UtcNow + wait;
+        while (DateTimeOffset.UtcNow < until)
+        {
+            await Task.WhenAny(_process.WaitForExitAsync(CancellationToken.None), Task.Delay(Min(TimeSpan.FromMilliseconds(250), until - DateTimeOffset.UtcNow))).ConfigureAwait(false);
+            if (_process.HasExited) return;
+            ScriptProcesses.AddDescendants(_script, _tree);
+        }
+    }
+
+    /// <summary>Kills the script's process tree (nothing, once it has exited).</summary>
+    public void Kill()
+    {
+        try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+    }
+
+    /// <summary>Kills what is left of the processes a signal's stop has seen.</summary>
+    public void KillLeftovers() => ScriptProcesses.KillLeftovers(_tree);
+
+    /// <summary>
+    /// Waits until the script's output is all in its log files; with <paramref name="until"/>, no
+    /// longer than that (a process the script started elsewhere, in another session, may hold its
+    /// output open), and false when that time ran out.
+    /// </summary>
+    public async Task<bool> OutputDoneAsync(DateTimeOffset? until)
+    {
+        if (until is not { } ends)
+        {
+            await Task.WhenAll(_pumps).ConfigureAwait(false);
+            return true;
+        }
+        try
+        {
+            await Task.WhenAll(_pumps).WaitAsync(Max(ends - DateTimeOffset.UtcNow, TimeSpan.Zero)).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose() => _process.Dispose();
+
+    private static async Task Pump(Stream from, string file)
+    {
+        await using var to = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete, 4096, FileOptions.Asynchronous);
+        var buffer = new byte[8192];
+        int n;
+        while ((n = await from.ReadAsync(buffer).ConfigureAwait(false)) > 0)
+        {
+            await to.WriteAsync(buffer.AsMemory(0, n)).ConfigureAwait(false);
+            await to.FlushAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+}
