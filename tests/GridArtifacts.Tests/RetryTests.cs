@@ -22,7 +22,7 @@ public sealed class RetryTests
         {
             if (++attempts < 3) throw Away();
             return default;
-        }, ex => ex is GridException { IsTransient: true }, () => DateTimeOffset.UtcNow.AddMinutes(1), (_, pause) => pauses.Add(pause), default);
+        }, ex => ex is GridException { IsTransient: true }, () => DateTimeOffset.UtcNow.AddMinutes(1), (_, pause) => pauses.Add(pause), TimeProvider.System, default);
         Assert.Equal(3, attempts);
         Assert.Equal(new[] { TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2) }, pauses);
     }
@@ -37,7 +37,7 @@ public sealed class RetryTests
         {
             attempts++;
             throw Away();
-        }, ex => ex is GridException { IsTransient: true }, () => deadline, (_, _) => { }, default));
+        }, ex => ex is GridException { IsTransient: true }, () => deadline, (_, _) => { }, TimeProvider.System, default));
         // Tried at once and after 1 s; the next pause (2 s) would end after the deadline.
         Assert.Equal(2, attempts);
         Assert.Equal("StoreUnavailable", error.ErrorId);
@@ -52,7 +52,7 @@ public sealed class RetryTests
         {
             attempts++;
             throw new GridException(GridErrorKind.AccessDenied, "AccessDenied", "No.", "k");
-        }, ex => ex is GridException { IsTransient: true }, () => DateTimeOffset.UtcNow.AddMinutes(1), (_, _) => { }, default));
+        }, ex => ex is GridException { IsTransient: true }, () => DateTimeOffset.UtcNow.AddMinutes(1), (_, _) => { }, TimeProvider.System, default));
         Assert.Equal(1, attempts);
         Assert.Equal("AccessDenied", error.ErrorId);
     }

@@ -322,7 +322,7 @@ public sealed class CaptureAgent
     private async Task PersistAsync(string what, Func<Task> work, Func<DateTimeOffset> deadline) =>
         await Transfer.Retry.UntilAsync(async _ => await work().ConfigureAwait(false), ex => ex is GridException g && IsPassing(g), deadline,
             (ex, pause) => Warning?.Invoke($"{what} did not reach the store yet; trying again in {pause.TotalSeconds:0} s: {ex.Message}"),
-            CancellationToken.None).ConfigureAwait(false);
+            TimeProvider.System, CancellationToken.None).ConfigureAwait(false);
 
     private async Task<bool> StopRequestedAsync()
     {

@@ -54,13 +54,14 @@ public static class Retry
     /// <paramref name="deadline"/> (asked each time: a signal's budget may shorten it). Then the last
     /// failure is thrown. <paramref name="onRetry"/> is told each failure and the pause before the next try.
     /// </summary>
+    /// <param name="clock">The clock <paramref name="deadline"/> is read on, and the pauses are timed by.</param>
     public static ValueTask UntilAsync(Func<CancellationToken, ValueTask> work, Func<Exception, bool> passing, Func<DateTimeOffset> deadline,
-        Action<Exception, TimeSpan> onRetry, CancellationToken ct) =>
-        new ResiliencePipelineBuilder()
+        Action<Exception, TimeSpan> onRetry, TimeProvider clock, CancellationToken ct) =>
+        new ResiliencePipelineBuilder { TimeProvider = clock }
             .AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is { } e && passing(e)
-                    && DateTimeOffset.UtcNow + PersistPause(args.AttemptNumber) < deadline()),
+                    && clock.GetUtcNow() + PersistPause(args.AttemptNumber) < deadline()),
                 MaxRetryAttempts = int.MaxValue,
                 DelayGenerator = args => new ValueTask<TimeSpan?>(PersistPause(args.AttemptNumber)),
                 OnRetry = args =>
