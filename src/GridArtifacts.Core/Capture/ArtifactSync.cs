@@ -192,7 +192,7 @@ internal sealed class ArtifactSync
     {
         while (true)
         {
-            try { await Task.Delay(journal.SuggestedInterval, passDone).ConfigureAwait(false); }
+            try { await Task.Delay(journal.SuggestedInterval, _catalog.Clock, passDone).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
             await _tryAsync("The manifest", () => journal.FlushAsync(journal.SuggestedInterval, IsLatest, CancellationToken.None)).ConfigureAwait(false);
         }

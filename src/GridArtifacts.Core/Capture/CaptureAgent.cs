@@ -20,6 +20,7 @@ public sealed class CaptureAgent
     private readonly string _run;
     private readonly string _experiment;
     private readonly CaptureOptions _options;
+    private readonly TimeProvider _clock;
     private static readonly TimeSpan MinPassInterval = TimeSpan.FromMilliseconds(100);
     private readonly GridSyncState _sync = new();
     private ExperimentRecord _record = new();
@@ -36,7 +37,10 @@ public sealed class CaptureAgent
         _run = GridNames.CheckRunName(run);
         _experiment = GridNames.CheckExperimentName(experiment);
         _options = options;
-        _watch = new FolderWatch(options.WorkingDirectory, options.ArtifactRoots, catalog.Store, options.FullRescanInterval,
+        // Every time the agent and its parts read or wait on is the catalog's clock.
+        _clock = catalog.Clock;
+        _budget = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _clock);
+        _watch = new FolderWatch(options.WorkingDirectory, options.ArtifactRoots, catalog.Store, options.FullRescanInterval, _clock,
             // Called by scans, which start once the constructor is done.
             w => Warning?.Invoke(w), (path, problem) => _artifacts!.ReportUnstorable(path, problem), Wake);
         _metrics = new MetricsWatch(catalog.Clock, options.HeartbeatInterval, w => Warning?.Invoke(w), OpenMetrics);
@@ -62,7 +66,7 @@ public sealed class CaptureAgent
     /// <summary>Cancelled by <see cref="StopBySignal"/>: stops the agent as its caller's token does.</summary>
     private readonly CancellationTokenSource _signalled = new();
     /// <summary>Cancelled when the stop budget of a signal runs out: what is still uploading then is cut off.</summary>
-    private readonly CancellationTokenSource _budget = new();
+    private readonly CancellationTokenSource _budget;
     /// <summary>When the stop budget of a signal runs out (UTC ticks), or 0.</summary>
     private long _budgetEnds;
 
@@ -86,7 +90,7 @@ public sealed class CaptureAgent
         if (Interlocked.CompareExchange(ref _signal, signal, null) is not null) return true;
         if (_options.StopBudget is { } budget)
         {
-            Interlocked.Exchange(ref _budgetEnds, (DateTimeOffset.UtcNow + budget).UtcTicks);
+            Interlocked.Exchange(ref _budgetEnds, (_clock.GetUtcNow() + budget).UtcTicks);
             _budget.CancelAfter(Min(budget, TimeSpan.FromDays(20)));
         }
         _signalled.Cancel();
@@ -170,17 +174,17 @@ public sealed class CaptureAgent
         var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(logs);
         using var journal = _artifacts.OpenJournal(Path.Combine(logs, "manifest"));
-        await PersistAsync("The manifest's start", () => journal.StartAsync(_artifacts.KeepEarlier, CancellationToken.None), Until(DateTimeOffset.UtcNow + _options.FinalSyncPatience)).ConfigureAwait(false);
+        await PersistAsync("The manifest's start", () => journal.StartAsync(_artifacts.KeepEarlier, CancellationToken.None), Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
         // Tags go on only once the claim holds: a refused agent tags nothing.
         if (_options.Tags.Count > 0)
-            await PersistAsync("The experiment's tags", () => _catalog.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), Until(DateTimeOffset.UtcNow + _options.FinalSyncPatience)).ConfigureAwait(false);
+            await PersistAsync("The experiment's tags", () => _catalog.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
         using var watching = _watch.Watch();
         var stopped = false;
         var stopRequested = false;
         int exitCode;
         try
         {
-            using var script = ScriptRunner.Start(_options, _watch.WorkingDirectory, _run, _experiment, logs);
+            using var script = ScriptRunner.Start(_options, _watch.WorkingDirectory, _run, _experiment, logs, _clock);
             var lastBeat = DateTimeOffset.MinValue;
             while (!script.HasExited)
             {
@@ -203,7 +207,7 @@ public sealed class CaptureAgent
                 // Until the script exits, a change is noticed, or the rescan interval passes.
                 await Task.WhenAny(script.WaitForExitAsync(), _wake.WaitAsync(_options.RescanInterval)).ConfigureAwait(false);
                 // Let a burst of changes gather into one pass rather than a rescan per file written.
-                await Task.WhenAny(script.WaitForExitAsync(), Task.Delay(MinPassInterval)).ConfigureAwait(false);
+                await Task.WhenAny(script.WaitForExitAsync(), Task.Delay(MinPassInterval, _clock)).ConfigureAwait(false);
             }
             await script.WaitForExitAsync().ConfigureAwait(false);
             script.KillLeftovers();
@@ -226,17 +230,17 @@ public sealed class CaptureAgent
         // is away is waited for (up to FinalSyncPatience, or what a signal's stop budget leaves), so
         // an outage at the end loses nothing that time allows; the sealed manifest and the status are
         // written (tried once at least) even when the time ran out with files pending.
-        var deadline = Until(DateTimeOffset.UtcNow + _options.FinalSyncPatience);
+        var deadline = Until(_clock.GetUtcNow() + _options.FinalSyncPatience);
         _record.Status = GridStatus.Syncing;
         _record.ExitCode = exitCode;
         _record.Signal = signal;
         await PersistAsync("The Syncing status", WriteRecordAsync, deadline).ConfigureAwait(false);
         await _artifacts.SyncAsync(final: true, _budget.Token).ConfigureAwait(false);
-        for (var wait = TimeSpan.FromSeconds(1); _sync.FilesPending > 0 && DateTimeOffset.UtcNow < deadline(); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
+        for (var wait = TimeSpan.FromSeconds(1); _sync.FilesPending > 0 && _clock.GetUtcNow() < deadline(); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
         {
-            var pause = Min(wait, deadline() - DateTimeOffset.UtcNow);
+            var pause = Min(wait, deadline() - _clock.GetUtcNow());
             Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store in the final sync; trying again in {pause.TotalSeconds:0.#} s.");
-            try { await Task.Delay(pause, _budget.Token).ConfigureAwait(false); }
+            try { await Task.Delay(pause, _clock, _budget.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { break; } // a signal's budget ran out
             await _artifacts.SyncAsync(final: true, _budget.Token).ConfigureAwait(false);
             // Still alive while it waits: the experiment never reads as Lost.
@@ -322,7 +326,7 @@ public sealed class CaptureAgent
     private async Task PersistAsync(string what, Func<Task> work, Func<DateTimeOffset> deadline) =>
         await Transfer.Retry.UntilAsync(async _ => await work().ConfigureAwait(false), ex => ex is GridException g && IsPassing(g), deadline,
             (ex, pause) => Warning?.Invoke($"{what} did not reach the store yet; trying again in {pause.TotalSeconds:0} s: {ex.Message}"),
-            TimeProvider.System, CancellationToken.None).ConfigureAwait(false);
+            _clock, CancellationToken.None).ConfigureAwait(false);
 
     private async Task<bool> StopRequestedAsync()
     {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
@@ -16,6 +15,7 @@ internal sealed class FolderWatch
     private readonly List<(string Root, string Prefix)> _roots = new();
     private readonly ModuleFolders _folders;
     private readonly TimeSpan _fullRescanInterval;
+    private readonly TimeProvider _clock;
     private readonly Action<string> _warn;
     private readonly Action<string, string> _unstorable;
     private readonly Action _wake;
@@ -33,7 +33,8 @@ internal sealed class FolderWatch
     /// <param name="warn">Told each folder skipped (once) and each walk cut short.</param>
     /// <param name="unstorable">Told a file that cannot be stored, and why.</param>
     /// <param name="wake">Called on each change notification, so the agent's loop passes sooner.</param>
-    public FolderWatch(string workingDirectory, IEnumerable<string> artifactRoots, IObjectStore store, TimeSpan fullRescanInterval,
+    /// <param name="clock">Times the full rescans.</param>
+    public FolderWatch(string workingDirectory, IEnumerable<string> artifactRoots, IObjectStore store, TimeSpan fullRescanInterval, TimeProvider clock,
         Action<string> warn, Action<string, string> unstorable, Action wake)
     {
         _roots.Add((Path.GetFullPath(workingDirectory), ""));
@@ -45,6 +46,7 @@ internal sealed class FolderWatch
         // A root inside another is watched as itself, not a second time under the outer one.
         _folders = new ModuleFolders(store, _roots.Select(r => (r.Root, "it is watched as a folder of its own")));
         _fullRescanInterval = fullRescanInterval;
+        _clock = clock;
         _warn = warn;
         _unstorable = unstorable;
         _wake = wake;
@@ -105,18 +107,19 @@ internal sealed class FolderWatch
         // length: a burst of writes costs at most a tenth of the time in rescans, and what it missed
         // is found by that pass (or the final one).
         if (overflowed) _fullPassRequested = true;
-        var fullDue = DateTimeOffset.UtcNow >= _nextFullPass
-            || (_fullPassRequested && DateTimeOffset.UtcNow >= _lastFullPass + TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(2).Ticks, _lastFullPassTook.Ticks * 10)));
+        var now = _clock.GetUtcNow();
+        var fullDue = now >= _nextFullPass
+            || (_fullPassRequested && now >= _lastFullPass + TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(2).Ticks, _lastFullPassTook.Ticks * 10)));
         if (final || !_watching || fullDue)
         {
             // Every file of every root: at the end, after a notification queue overflowed, where
             // notifications cannot be had, and now and then for what no notification told of.
-            var watch = Stopwatch.StartNew();
+            var started = _clock.GetTimestamp();
             Scan(WholeRoots(), tick, baseline: false);
-            var spacing = TimeSpan.FromTicks(Math.Max(_fullRescanInterval.Ticks, watch.Elapsed.Ticks * 20));
-            _nextFullPass = DateTimeOffset.UtcNow + spacing;
-            _lastFullPass = DateTimeOffset.UtcNow;
-            _lastFullPassTook = watch.Elapsed;
+            var took = _clock.GetElapsedTime(started);
+            _lastFullPass = _clock.GetUtcNow();
+            _nextFullPass = _lastFullPass + TimeSpan.FromTicks(Math.Max(_fullRescanInterval.Ticks, took.Ticks * 20));
+            _lastFullPassTook = took;
             _fullPassRequested = false;
         }
         else

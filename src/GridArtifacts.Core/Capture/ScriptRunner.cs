@@ -13,13 +13,15 @@ internal sealed class ScriptRunner : IDisposable
     private readonly Process _process;
     private readonly Task[] _pumps;
     private readonly TimeSpan? _stopBudget;
+    private readonly TimeProvider _clock;
     /// <summary>The script, by its number and start time: a number the system later gives another process is never walked.</summary>
     private readonly (int Pid, ulong Start)? _script;
     /// <summary>The script's processes a signal's stop has seen (with their start times), killed at the end even if the script left them behind.</summary>
     private readonly Dictionary<int, ulong> _tree = new();
 
-    private ScriptRunner(Process process, Task[] pumps, TimeSpan? stopBudget)
+    private ScriptRunner(Process process, Task[] pumps, TimeSpan? stopBudget, TimeProvider clock)
     {
+        _clock = clock;
         _process = process;
         _pumps = pumps;
         _stopBudget = stopBudget;
@@ -28,7 +30,8 @@ internal sealed class ScriptRunner : IDisposable
     }
 
     /// <summary>Starts the script; a program that cannot be started throws <see cref="System.ComponentModel.Win32Exception"/>.</summary>
-    public static ScriptRunner Start(CaptureOptions options, string workingDirectory, string run, string experiment, string logs)
+    /// <param name="clock">Times the wait for the script after SIGTERM, and the wait for its output.</param>
+    public static ScriptRunner Start(CaptureOptions options, string workingDirectory, string run, string experiment, string logs, TimeProvider clock)
     {
         var psi = new ProcessStartInfo(options.FileName)
         {
@@ -47,7 +50,7 @@ internal sealed class ScriptRunner : IDisposable
             Pump(process.StandardOutput.BaseStream, Path.Combine(logs, "stdout.log")),
             Pump(process.StandardError.BaseStream, Path.Combine(logs, "stderr.log")),
         };
-        return new ScriptRunner(process, pumps, options.StopBudget);
+        return new ScriptRunner(process, pumps, options.StopBudget, clock);
     }
 
     public bool HasExited => _process.HasExited;
@@ -69,10 +72,10 @@ internal sealed class ScriptRunner : IDisposable
         ScriptProcesses.AddDescendants(_script, _tree);
         if (!ScriptProcesses.Terminate(_process.Id)) return;
         var wait = Min(TimeSpan.FromSeconds(5), (_stopBudget ?? TimeSpan.FromSeconds(15)) / 3);
-        var until = DateTimeOffset.UtcNow + wait;
-        while (DateTimeOffset.UtcNow < until)
+        var until = _clock.GetUtcNow() + wait;
+        while (_clock.GetUtcNow() < until)
         {
-            await Task.WhenAny(_process.WaitForExitAsync(CancellationToken.None), Task.Delay(Min(TimeSpan.FromMilliseconds(250), until - DateTimeOffset.UtcNow))).ConfigureAwait(false);
+            await Task.WhenAny(_process.WaitForExitAsync(CancellationToken.None), Task.Delay(Min(TimeSpan.FromMilliseconds(250), until - _clock.GetUtcNow()), _clock)).ConfigureAwait(false);
             if (_process.HasExited) return;
             ScriptProcesses.AddDescendants(_script, _tree);
         }
@@ -101,7 +104,7 @@ internal sealed class ScriptRunner : IDisposable
         }
         try
         {
-            await Task.WhenAll(_pumps).WaitAsync(Max(ends - DateTimeOffset.UtcNow, TimeSpan.Zero)).ConfigureAwait(false);
+            await Task.WhenAll(_pumps).WaitAsync(Max(ends - _clock.GetUtcNow(), TimeSpan.Zero), _clock).ConfigureAwait(false);
             return true;
         }
         catch (TimeoutException)
