@@ -22,8 +22,8 @@ public static class StoreMeasurer
         var at = catalog.Clock.GetUtcNow();
         ObjectSizes? sizes = exact ? new ObjectSizes() : null;
         var listed = sizes is null
-            ? await catalog.ListRunsAsync(ct, withArtifactSummary: true).ConfigureAwait(false)
-            : await catalog.ListRunsWithObjectsAsync(sizes.Add, ct).ConfigureAwait(false);
+            ? await catalog.Runs.ListRunsAsync(ct, withArtifactSummary: true).ConfigureAwait(false)
+            : await catalog.Runs.ListRunsWithObjectsAsync(sizes.Add, ct).ConfigureAwait(false);
         var runs = listed.Items.Where(include).Select(run => Measure(run, sizes))
             .OrderByDescending(m => m.Bytes).ThenBy(m => m.Run, StringComparer.Ordinal).ToList();
         var total = new GridStoreMeasure

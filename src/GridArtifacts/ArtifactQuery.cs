@@ -51,7 +51,7 @@ internal sealed class ArtifactQuery
     public async Task<List<GridArtifact>> ListAsync(GridCatalog catalog, Action<object> post, CancellationToken ct)
     {
         var pairs = await Targets.ResolveExperimentsAsync(catalog, Runs, Experiments, post, ct).ConfigureAwait(false);
-        var listed = await GridCatalog.ReadManyAsync(pairs, (p, c) => catalog.GetArtifactsAsync(p.Run, p.Experiment, c), ct).ConfigureAwait(false);
+        var listed = await ReadMany.AllAsync(pairs, (p, c) => catalog.Artifacts.GetArtifactsAsync(p.Run, p.Experiment, c), ct).ConfigureAwait(false);
         foreach (var e in listed.Errors) post(e);
 
         var include = Targets.Matcher(Paths);

@@ -87,7 +87,7 @@ internal static class Completion
             var run = GridNames.SplitTarget(p).Run;
             if (WildcardPattern.ContainsWildcardCharacters(run))
             {
-                all ??= await catalog.ListRunNamesAsync(ct).ConfigureAwait(false);
+                all ??= await catalog.Runs.ListRunNamesAsync(ct).ConfigureAwait(false);
                 var pattern = WildcardPattern.Get(run, Options);
                 runs.AddRange(all.Where(pattern.IsMatch));
             }
@@ -108,7 +108,7 @@ public sealed class RunNameCompleter : IArgumentCompleter
     {
         // Only the keys of runs that start with what is typed are listed (run names are lower case).
         var typed = wordToComplete.Trim('\'', '"').ToLowerInvariant();
-        var names = Completion.Ask(fakeBoundParameters, async (catalog, ct) => await catalog.ListRunNamesAsync(ct, typed).ConfigureAwait(false));
+        var names = Completion.Ask(fakeBoundParameters, async (catalog, ct) => await catalog.Runs.ListRunNamesAsync(ct, typed).ConfigureAwait(false));
         if (names is null) return Array.Empty<CompletionResult>();
         var pattern = Completion.Prefix(wordToComplete);
         return Completion.Results(names.Where(pattern.IsMatch), "Run {0}").ToList();
@@ -130,13 +130,13 @@ public sealed class RunOrExperimentCompleter : IArgumentCompleter
         {
             // "my-run-e" may name my-run's experiments: list the runs that share the word's start up to its first hyphen.
             var lower = word.ToLowerInvariant();
-            var runs = await catalog.ListRunNamesAsync(ct, lower.Contains('-') ? lower[..lower.IndexOf('-')] : lower).ConfigureAwait(false);
+            var runs = await catalog.Runs.ListRunNamesAsync(ct, lower.Contains('-') ? lower[..lower.IndexOf('-')] : lower).ConfigureAwait(false);
             var result = runs.Where(pattern.IsMatch).Select(r => (Name: r, Tip: "Run {0}")).ToList();
             // "my-run-e" may be the start of my-run's experiment ids (run names hold hyphens too,
             // so every run whose name and a hyphen begin the word is asked).
             foreach (var run in runs.Where(r => word.StartsWith(r + "-", StringComparison.OrdinalIgnoreCase)).Take(4))
             {
-                var experiments = await catalog.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
+                var experiments = await catalog.Runs.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
                 result.AddRange(experiments.Select(e => GridNames.ExperimentId(run, e)).Where(pattern.IsMatch).Select(id => (Name: id, Tip: "Experiment {0}")));
             }
             return result;
@@ -164,7 +164,7 @@ public sealed class ExperimentNameCompleter : IArgumentCompleter
             var all = new List<string>();
             foreach (var run in await Completion.RunsNamedAsync(catalog, targets, ct).ConfigureAwait(false))
             {
-                all.AddRange(await catalog.ListExperimentNamesAsync(run, ct).ConfigureAwait(false));
+                all.AddRange(await catalog.Runs.ListExperimentNamesAsync(run, ct).ConfigureAwait(false));
             }
             return all;
         });
@@ -194,7 +194,7 @@ public sealed class TagCompleter : IArgumentCompleter
             if (targets.Count > 0)
             {
                 var runs = await Completion.RunsNamedAsync(catalog, targets, ct).ConfigureAwait(false);
-                var labels = await catalog.GetLabelsAsync(runs, ct).ConfigureAwait(false);
+                var labels = await catalog.Runs.GetLabelsAsync(runs, ct).ConfigureAwait(false);
                 return labels.Values.SelectMany(l => l.AllTags).ToList();
             }
             // A large store takes longer than completion waits: the listing goes on, and the next Tab has it.
@@ -211,7 +211,7 @@ public sealed class TagCompleter : IArgumentCompleter
     private static async Task<List<string>> AllTagsAsync(GridCatalog catalog)
     {
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        var labelled = await catalog.ListLabelsAsync(cts.Token).ConfigureAwait(false);
+        var labelled = await catalog.Runs.ListLabelsAsync(cts.Token).ConfigureAwait(false);
         return labelled.SelectMany(l => l.Labels.AllTags).Distinct(StringComparer.Ordinal).ToList();
     }
 }
@@ -228,7 +228,7 @@ public sealed class MetricNameCompleter : IArgumentCompleter
         {
             var all = new List<string>();
             foreach (var run in (await Completion.RunsNamedAsync(catalog, targets, ct).ConfigureAwait(false)).Take(4))
-                all.AddRange((await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false)).Items.SelectMany(e => e.Metrics.Keys));
+                all.AddRange((await catalog.Runs.GetExperimentsAsync(run, ct).ConfigureAwait(false)).Items.SelectMany(e => e.Metrics.Keys));
             return all;
         });
         if (names is null) return Array.Empty<CompletionResult>();

@@ -39,7 +39,7 @@ internal static class Targets
         {
             if (IsWildcard(p))
             {
-                all ??= await catalog.ListRunNamesAsync(ct).ConfigureAwait(false);
+                all ??= await catalog.Runs.ListRunNamesAsync(ct).ConfigureAwait(false);
                 var pattern = WildcardPattern.Get(p, Options);
                 result.AddRange(all.Where(pattern.IsMatch));
             }
@@ -81,8 +81,8 @@ internal static class Targets
                 IReadOnlyList<string> names;
                 try
                 {
-                    names = await catalog.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
-                    if (names.Count == 0 && !IsWildcard(runPart)) await catalog.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+                    names = await catalog.Runs.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
+                    if (names.Count == 0 && !IsWildcard(runPart)) await catalog.Runs.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
                 }
                 catch (GridException ex)
                 {

@@ -36,17 +36,17 @@ public abstract class ArtifactServerTests : IDisposable
     private async Task SeedAsync(GridCatalog catalog)
     {
         var created = DateTimeOffset.UtcNow.AddMinutes(-5);
-        await catalog.WriteRunRecordAsync(new RunRecord { Name = "page-run", Created = created }, default);
-        await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+        await catalog.Writer.WriteRunRecordAsync(new RunRecord { Name = "page-run", Created = created }, default);
+        await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord
         {
             Run = "page-run", Experiment = "exp0", Status = GridStatus.Succeeded, Created = created, Started = created, Finished = created.AddMinutes(1),
         }, default);
         var manifest = new ManifestRecord { Run = "page-run", Experiment = "exp0" };
         foreach (var (path, bytes) in new[] { ("ckpt/model weights.pt", _model), ("plots/evil.svg", _svg), ("page.html", "<script>alert(1)</script>"u8.ToArray()) })
         {
-            manifest.Artifacts.Add(await catalog.PutArtifactFileAsync("page-run", "exp0", path, Temp.WriteFile(path, bytes), default));
+            manifest.Artifacts.Add(await catalog.Artifacts.PutArtifactFileAsync("page-run", "exp0", path, Temp.WriteFile(path, bytes), default));
         }
-        await catalog.WriteManifestAsync(manifest, default);
+        await catalog.Manifests.WriteManifestAsync(manifest, default);
     }
 
     public void Dispose()
@@ -146,9 +146,9 @@ public abstract class ArtifactServerTests : IDisposable
         }
         Assert.Equal("Succeeded", (await Runs())["page-run"]);
         var now = DateTimeOffset.UtcNow;
-        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "page-run", Experiment = "exp0", Status = GridStatus.Failed, Created = now, Finished = now }, default);
-        await _catalog.WriteRunRecordAsync(new RunRecord { Name = "later-run", Created = now }, default);
-        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "later-run", Experiment = "exp0", Status = GridStatus.Running, Created = now, Heartbeat = now }, default);
+        await _catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "page-run", Experiment = "exp0", Status = GridStatus.Failed, Created = now, Finished = now }, default);
+        await _catalog.Writer.WriteRunRecordAsync(new RunRecord { Name = "later-run", Created = now }, default);
+        await _catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "later-run", Experiment = "exp0", Status = GridStatus.Running, Created = now, Heartbeat = now }, default);
 
         // The list comes from the store's index each time: a change shows on the next load, from any writer.
         var second = await Runs();
@@ -156,7 +156,7 @@ public abstract class ArtifactServerTests : IDisposable
         Assert.Equal("Running", second["later-run"]);
         Assert.Equal("Failed", (await Runs("?fresh=1"))["page-run"]);
 
-        await _catalog.RemoveRunAsync("page-run", default);
+        await _catalog.Remover.RemoveRunAsync("page-run", default);
         Assert.Equal(new[] { "later-run" }, (await Runs()).Keys);
     }
 
@@ -170,15 +170,15 @@ public abstract class ArtifactServerTests : IDisposable
     [Fact]
     public async Task Runs_and_experiments_carry_tags_protection_bytes_and_metrics()
     {
-        await _catalog.AddTagsAsync("page-run", null, new[] { "keep" }, default);
-        await _catalog.AddTagsAsync("page-run", "exp0", new[] { "best" }, default);
-        await _catalog.ProtectAsync("page-run", default);
-        var record = (await _catalog.ReadExperimentRecordAsync("page-run", "exp0", default))!;
+        await _catalog.Writer.AddTagsAsync("page-run", null, new[] { "keep" }, default);
+        await _catalog.Writer.AddTagsAsync("page-run", "exp0", new[] { "best" }, default);
+        await _catalog.Remover.ProtectAsync("page-run", default);
+        var record = (await _catalog.Runs.ReadExperimentRecordAsync("page-run", "exp0", default))!;
         record.Metrics = new MetricsRecord { Source = "metrics.json", Rows = 1, Values = new() { ["val_loss"] = 0.25, ["acc"] = 0.9 } };
         // The writer's figures, which the run's index keys carry (as an import or the agent writes them).
         var bytes = _model.Length + _svg.Length + "<script>alert(1)</script>".Length;
         record.Sync = new GridSyncState { FilesSynced = 3, BytesSynced = bytes };
-        await _catalog.WriteExperimentRecordAsync(record, default);
+        await _catalog.Writer.WriteExperimentRecordAsync(record, default);
 
         using var runs = await GetJsonAsync("api/runs");
         var run = Assert.Single(runs.RootElement.GetProperty("runs").EnumerateArray());
@@ -200,12 +200,12 @@ public abstract class ArtifactServerTests : IDisposable
     public async Task A_cluster_run_carries_its_job_and_each_experiment_how_it_ended()
     {
         var now = DateTimeOffset.UtcNow;
-        await _catalog.WriteRunRecordAsync(new RunRecord { Name = "slurm-run", Created = now }, default);
-        await _catalog.SetRunJobAsync("slurm-run", new RunJob(GridScheduler.Slurm, "linux", "4242"), default);
-        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "slurm-run", Experiment = "exp0", Status = GridStatus.Failed, ExitCode = 143, Signal = "SIGTERM", Created = now, Finished = now }, default);
-        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "slurm-run", Experiment = "exp1", Status = GridStatus.Queued, Created = now }, default);
+        await _catalog.Writer.WriteRunRecordAsync(new RunRecord { Name = "slurm-run", Created = now }, default);
+        await _catalog.Writer.SetRunJobAsync("slurm-run", new RunJob(GridScheduler.Slurm, "linux", "4242"), default);
+        await _catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "slurm-run", Experiment = "exp0", Status = GridStatus.Failed, ExitCode = 143, Signal = "SIGTERM", Created = now, Finished = now }, default);
+        await _catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "slurm-run", Experiment = "exp1", Status = GridStatus.Queued, Created = now }, default);
         var reason = "Slurm task 4242_1 ended FAILED (exit 127) before its agent started";
-        Assert.True(await _catalog.EndQueuedAsync("slurm-run", "exp1", GridStatus.Failed, reason, 127, default));
+        Assert.True(await _catalog.Claims.EndQueuedAsync("slurm-run", "exp1", GridStatus.Failed, reason, 127, default));
 
         using var runs = await GetJsonAsync("api/runs");
         var list = runs.RootElement.GetProperty("runs").EnumerateArray().ToDictionary(r => r.GetProperty("name").GetString()!, r => r.Clone());
@@ -227,7 +227,7 @@ public abstract class ArtifactServerTests : IDisposable
     /// <summary>A run of three experiments: a hostile metrics.csv its record names, one its record does not, and none.</summary>
     private async Task SeedChartRunAsync()
     {
-        await _catalog.WriteRunRecordAsync(new RunRecord { Name = "chart-run", Created = DateTimeOffset.UtcNow }, default);
+        await _catalog.Writer.WriteRunRecordAsync(new RunRecord { Name = "chart-run", Created = DateTimeOffset.UtcNow }, default);
         const string hostile = "lightning_logs/version_0/metrics.csv";
         var files = new (string Experiment, string Path, string Text, MetricsRecord? Metrics)[]
         {
@@ -244,11 +244,11 @@ public abstract class ArtifactServerTests : IDisposable
             var manifest = new ManifestRecord { Run = "chart-run", Experiment = group.Key, Sealed = true };
             foreach (var f in group)
             {
-                manifest.Artifacts.Add(await _catalog.PutArtifactFileAsync("chart-run", group.Key, f.Path,
+                manifest.Artifacts.Add(await _catalog.Artifacts.PutArtifactFileAsync("chart-run", group.Key, f.Path,
                     Temp.WriteFile($"chart/{group.Key}/{f.Path}", System.Text.Encoding.UTF8.GetBytes(f.Text)), default));
             }
-            await _catalog.WriteManifestAsync(manifest, default);
-            await _catalog.WriteExperimentRecordAsync(new ExperimentRecord
+            await _catalog.Manifests.WriteManifestAsync(manifest, default);
+            await _catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord
             {
                 Run = "chart-run", Experiment = group.Key, Status = GridStatus.Succeeded, Metrics = group.First().Metrics,
             }, default);
@@ -388,11 +388,11 @@ public abstract class ArtifactServerTests : IDisposable
         foreach (var name in names)
         {
             var bytes = System.Text.Encoding.UTF8.GetBytes("bytes of " + name);
-            manifest.Artifacts.Add(await _catalog.PutArtifactFileAsync("page-run", "exp1", name, Temp.WriteFile("u/" + Guid.NewGuid().ToString("N"), bytes), default));
+            manifest.Artifacts.Add(await _catalog.Artifacts.PutArtifactFileAsync("page-run", "exp1", name, Temp.WriteFile("u/" + Guid.NewGuid().ToString("N"), bytes), default));
             expected[name] = TestBytes.Sha256(bytes);
         }
-        await _catalog.WriteManifestAsync(manifest, default);
-        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "page-run", Experiment = "exp1", Status = GridStatus.Succeeded }, default);
+        await _catalog.Manifests.WriteManifestAsync(manifest, default);
+        await _catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "page-run", Experiment = "exp1", Status = GridStatus.Succeeded }, default);
 
         using var list = JsonDocument.Parse(await (await SendAsync(HttpMethod.Get, "api/artifacts?run=page-run&exp=exp1")).Content.ReadAsStringAsync());
         Assert.Equal(expected, list.RootElement.GetProperty("artifacts").EnumerateArray()
@@ -554,10 +554,10 @@ public abstract class ArtifactServerTests : IDisposable
         {
             var bytes = System.Text.Encoding.UTF8.GetBytes($"artifact {i}\n");
             var path = $"many/f-{i:d3}.txt";
-            manifest.Artifacts.Add(await _catalog.PutArtifactFileAsync("page-run", "exp2", path, Temp.WriteFile("many/" + path, bytes), default));
+            manifest.Artifacts.Add(await _catalog.Artifacts.PutArtifactFileAsync("page-run", "exp2", path, Temp.WriteFile("many/" + path, bytes), default));
             expected[path] = TestBytes.Sha256(bytes);
         }
-        await _catalog.WriteManifestAsync(manifest, default);
+        await _catalog.Manifests.WriteManifestAsync(manifest, default);
         // 20,000 items: each of the 100 artifacts 200 times, in a shuffled order.
         var random = new Random(3);
         var asked = Enumerable.Range(0, 20_000).Select(i => $"many/f-{i % 100:d3}.txt").OrderBy(_ => random.Next()).ToList();

@@ -86,7 +86,7 @@ public sealed class CaptureAgentTests : IDisposable
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (!running.IsCompleted && DateTime.UtcNow < deadline)
         {
-            var seen = (await catalog.GetArtifactsAsync("note-run", "exp0", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridArtifact>())).Where(a => a.Sha256 is not null).Select(a => a.Path).ToHashSet();
+            var seen = (await catalog.Artifacts.GetArtifactsAsync("note-run", "exp0", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridArtifact>())).Where(a => a.Sha256 is not null).Select(a => a.Path).ToHashSet();
             if (seen.Contains("late/a/b/deep.bin") && seen.Contains("top.txt")) { File.WriteAllText(done, ""); break; }
             await Task.Delay(100);
         }
@@ -107,7 +107,7 @@ public sealed class CaptureAgentTests : IDisposable
         {
             for (var deadline = DateTime.UtcNow.AddSeconds(20); DateTime.UtcNow < deadline; await Task.Delay(100))
             {
-                var seen = await c.GetArtifactsAsync("cap-run", "exp0", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridArtifact>());
+                var seen = await c.Artifacts.GetArtifactsAsync("cap-run", "exp0", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridArtifact>());
                 if (seen.Any(a => a.Path == "plots/deleted-later.txt" && a.Sha256 is not null)) { await File.WriteAllTextAsync(seenFlag, ""); return; }
             }
         });
@@ -123,12 +123,12 @@ public sealed class CaptureAgentTests : IDisposable
         Assert.Equal("step 40\n", File.ReadAllText(Path.Combine(work, "logs/rewritten.txt")));
         Assert.False(hashes.ContainsKey("before.txt"));
 
-        var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("cap-run", "exp0", default);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
         Assert.Equal(0, exp.ExitCode);
         Assert.Equal(hashes.Count, exp.ArtifactCount);
         Assert.Equal(0, exp.Sync!.FilesPending);
-        Assert.True((await catalog.ReadManifestAsync("cap-run", "exp0", default))!.Sealed);
+        Assert.True((await catalog.Manifests.ReadManifestAsync("cap-run", "exp0", default))!.Sealed);
         Assert.Equal("to stdout\n", Encoding.UTF8.GetString((await catalog.Store.TryReadAllBytesAsync(StoreLayout.LogKey("cap-run", "exp0", "stdout"), default))!));
         Assert.Equal("to stderr\n", Encoding.UTF8.GetString((await catalog.Store.TryReadAllBytesAsync(StoreLayout.LogKey("cap-run", "exp0", "stderr"), default))!));
     }
@@ -145,7 +145,7 @@ public sealed class CaptureAgentTests : IDisposable
         var stored = await TestStore.StoredHashes(catalog, "cap-run");
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "out/partial.bin")), stored["out/partial.bin"]);
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "last.txt")), stored["last.txt"]);
-        var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("cap-run", "exp0", default);
         Assert.Equal(GridStatus.Failed, exp.Status);
         Assert.Equal(code, exp.ExitCode);
     }
@@ -157,11 +157,11 @@ public sealed class CaptureAgentTests : IDisposable
         Directory.CreateDirectory(extra);
         var (exit, catalog, _, _) = await RunScript("fs", $"mkdir many; cd many; seq 1 10000 | xargs -n 500 touch; for i in $(seq 1 10000 | sed -n '1~97p'); do echo $i > $i; done; cd ..; echo x > '{extra}/outside.txt'", roots: new[] { extra });
         Assert.Equal(0, exit);
-        var artifacts = (await catalog.GetArtifactsAsync("cap-run", "exp0", default)).Items;
+        var artifacts = (await catalog.Artifacts.GetArtifactsAsync("cap-run", "exp0", default)).Items;
         Assert.Equal(10_001, artifacts.Count);
         Assert.Contains(artifacts, a => a.Path == "extra-root/outside.txt");
         Assert.All(artifacts, a => Assert.NotNull(a.Sha256));
-        Assert.Equal(10_001, (await catalog.GetExperimentAsync("cap-run", "exp0", default)).ArtifactCount);
+        Assert.Equal(10_001, (await catalog.Runs.GetExperimentAsync("cap-run", "exp0", default)).ArtifactCount);
     }
 
     [Fact]
@@ -170,7 +170,7 @@ public sealed class CaptureAgentTests : IDisposable
         var (exit, catalog, _, warnings) = await RunScript("fs", @"echo bad > 'back\slash.txt'; echo good > good.txt");
         Assert.Equal(0, exit);
         Assert.Contains(warnings, w => w.Contains(@"back\slash.txt") || w.Contains(@"back\slash.txt"));
-        var exp = await catalog.GetExperimentAsync("cap-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("cap-run", "exp0", default);
         Assert.Contains(exp.Sync!.Unstorable, u => u.StartsWith(@"back\slash.txt"));
         Assert.True((await TestStore.StoredHashes(catalog, "cap-run")).ContainsKey("good.txt"));
     }
@@ -198,7 +198,7 @@ public sealed class CaptureAgentTests : IDisposable
         Assert.Equal(new[] { "out.txt" }, (await TestStore.StoredHashes(catalog, "data-run")).Keys);
         Assert.Equal(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(data)),
             Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(work, "data", "train.csv")))));
-        Assert.Equal(work, (await catalog.GetExperimentAsync("data-run", "exp0", default)).WorkingDirectory);
+        Assert.Equal(work, (await catalog.Runs.GetExperimentAsync("data-run", "exp0", default)).WorkingDirectory);
         Assert.Contains(warnings, w => w.StartsWith($"Kept the working folder '{work}'", StringComparison.Ordinal) && w.Contains("before the script started"));
 
         // A file that was there before and that the script removed keeps nothing: the folder goes.
@@ -214,7 +214,7 @@ public sealed class CaptureAgentTests : IDisposable
         });
         Assert.Equal(0, await second.RunAsync(default));
         Assert.False(Directory.Exists(emptied));
-        Assert.Null((await catalog.GetExperimentAsync("data-run", "exp1", default)).WorkingDirectory);
+        Assert.Null((await catalog.Runs.GetExperimentAsync("data-run", "exp1", default)).WorkingDirectory);
     }
 
     [Fact]
@@ -234,7 +234,7 @@ public sealed class CaptureAgentTests : IDisposable
         while (!File.Exists(Path.Combine(work, "started.txt"))) await Task.Delay(50);
         await catalog.Store.PutAsync(StoreLayout.StopRequestKey("stop-run", "exp0"), new byte[] { 1 }, default);
         await running.WaitAsync(TimeSpan.FromSeconds(30));
-        var exp = await catalog.GetExperimentAsync("stop-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("stop-run", "exp0", default);
         Assert.Equal(GridStatus.Stopped, exp.Status);
         Assert.True((await TestStore.StoredHashes(catalog, "stop-run")).ContainsKey("started.txt"));
     }
@@ -244,7 +244,7 @@ public sealed class CaptureAgentTests : IDisposable
     {
         var (_, catalog, _, _) = await RunScript("fs", "echo a > a.txt; echo b > b.txt");
         await catalog.Store.DeleteAsync(StoreLayout.ArtifactKey("cap-run", "exp0", "b.txt"), default);
-        var listed = await catalog.GetArtifactsAsync("cap-run", "exp0", default);
+        var listed = await catalog.Artifacts.GetArtifactsAsync("cap-run", "exp0", default);
         Assert.Equal("a.txt", Assert.Single(listed.Items).Path);
         var error = Assert.Single(listed.Errors);
         Assert.Equal("ArtifactMissing", error.ErrorId);
@@ -274,7 +274,7 @@ public sealed class CaptureAgentTests : IDisposable
         var running = agent.RunAsync(default);
         var deadline = DateTime.UtcNow.AddSeconds(15);
         ManifestRecord? manifest;
-        while ((manifest = await catalog.ReadManifestAsync("slow-run", "exp0", default))?.Artifacts.Any(a => a.Path == "a.bin") != true)
+        while ((manifest = await catalog.Manifests.ReadManifestAsync("slow-run", "exp0", default))?.Artifacts.Any(a => a.Path == "a.bin") != true)
         {
             Assert.True(DateTime.UtcNow < deadline, $"a.bin was not in the manifest within 15 s ({stuck.Attempts} attempt(s) at stuck.bin)");
             await Task.Delay(50);
@@ -285,7 +285,7 @@ public sealed class CaptureAgentTests : IDisposable
 
         Assert.True(agent.StopBySignal("SIGTERM"));
         await running.WaitAsync(TimeSpan.FromSeconds(30));
-        var sealedManifest = (await catalog.ReadManifestAsync("slow-run", "exp0", default))!;
+        var sealedManifest = (await catalog.Manifests.ReadManifestAsync("slow-run", "exp0", default))!;
         Assert.True(sealedManifest.Sealed);
         Assert.Equal(new[] { "a.bin" }, sealedManifest.Artifacts.Select(a => a.Path));
         Assert.True(stuck.Attempts > 0);

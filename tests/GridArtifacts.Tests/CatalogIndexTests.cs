@@ -39,17 +39,17 @@ public abstract class CatalogIndexTests : IDisposable
         await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (run, ct) =>
         {
             var i = int.Parse(run[6..]);
-            await catalog.TryCreateRunAsync(new RunRecord { Name = run, Created = T0.AddSeconds(i), Command = $"python train.py --seed {i}", Parameters = { ["seed"] = i.ToString() } }, ct, TimeSpan.Zero);
-            await catalog.WriteExperimentRecordAsync(Exp(run, "exp0", GridStatus.Succeeded, T0, files: i), ct);
-            await catalog.WriteExperimentRecordAsync(Exp(run, "exp1", i % 3 == 0 ? GridStatus.Failed : GridStatus.Succeeded, T0), ct);
+            await catalog.Writer.TryCreateRunAsync(new RunRecord { Name = run, Created = T0.AddSeconds(i), Command = $"python train.py --seed {i}", Parameters = { ["seed"] = i.ToString() } }, ct, TimeSpan.Zero);
+            await catalog.Writer.WriteExperimentRecordAsync(Exp(run, "exp0", GridStatus.Succeeded, T0, files: i), ct);
+            await catalog.Writer.WriteExperimentRecordAsync(Exp(run, "exp1", i % 3 == 0 ? GridStatus.Failed : GridStatus.Succeeded, T0), ct);
             // Labels are index keys too: they list with the runs.
-            if (i % 5 == 0) await catalog.AddTagsAsync(run, null, new[] { "keep", $"seed-{i}" }, ct);
-            if (i % 7 == 0) await catalog.AddTagsAsync(run, "exp1", new[] { "best" }, ct);
-            if (i % 11 == 0) await catalog.ProtectAsync(run, ct);
+            if (i % 5 == 0) await catalog.Writer.AddTagsAsync(run, null, new[] { "keep", $"seed-{i}" }, ct);
+            if (i % 7 == 0) await catalog.Writer.AddTagsAsync(run, "exp1", new[] { "best" }, ct);
+            if (i % 11 == 0) await catalog.Remover.ProtectAsync(run, ct);
         });
 
         counting.Reset();
-        var listed = await catalog.ListRunsAsync(default);
+        var listed = await catalog.Runs.ListRunsAsync(default);
         Assert.Empty(listed.Errors);
         Assert.Equal(1, counting.Lists);
         Assert.Equal(0, counting.Reads);
@@ -74,7 +74,7 @@ public abstract class CatalogIndexTests : IDisposable
 
         // The experiments of one run: one listing, then their records (the artifact figures come from the keys).
         counting.Reset();
-        var exps = await catalog.GetExperimentsAsync("paged-0007", default);
+        var exps = await catalog.Runs.GetExperimentsAsync("paged-0007", default);
         Assert.Equal(1, counting.Lists);
         Assert.Equal(2, counting.Reads);
         Assert.Equal(7, exps.Items[0].ArtifactCount);
@@ -84,7 +84,7 @@ public abstract class CatalogIndexTests : IDisposable
         Assert.Empty(exps.Items[0].Tags);
 
         // A run tagged, with an experiment tagged and the run protected: the experiments carry both.
-        exps = await catalog.GetExperimentsAsync("paged-0385", default);
+        exps = await catalog.Runs.GetExperimentsAsync("paged-0385", default);
         Assert.Equal(new[] { "keep", "seed-385" }, exps.Items[0].Tags);
         Assert.Empty(exps.Items[0].OwnTags);
         Assert.Equal(new[] { "best", "keep", "seed-385" }, exps.Items[1].Tags);
@@ -99,23 +99,23 @@ public abstract class CatalogIndexTests : IDisposable
         var writer = new GridCatalog(store);
         var reader = new GridCatalog(store);
         var now = DateTimeOffset.UtcNow;
-        await writer.CreateRunAsync(new RunRecord { Name = "fresh-run", Created = now }, default);
+        await writer.Writer.CreateRunAsync(new RunRecord { Name = "fresh-run", Created = now }, default);
         var record = Exp("fresh-run", "exp0", GridStatus.Running, now);
-        await writer.WriteExperimentRecordAsync(record, default);
-        Assert.Equal(GridStatus.Running, Assert.Single((await reader.ListRunsAsync(default)).Items).Status);
+        await writer.Writer.WriteExperimentRecordAsync(record, default);
+        Assert.Equal(GridStatus.Running, Assert.Single((await reader.Runs.ListRunsAsync(default)).Items).Status);
         for (var beat = 1; beat <= 3; beat++)
         {
             record.Heartbeat = now.AddSeconds(beat);
-            await writer.WriteExperimentRecordAsync(record, default);
+            await writer.Writer.WriteExperimentRecordAsync(record, default);
         }
         record.Status = GridStatus.Succeeded;
         record.Finished = now.AddSeconds(5);
         record.ExitCode = 0;
-        await writer.WriteExperimentRecordAsync(record, default);
-        var run = Assert.Single((await reader.ListRunsAsync(default)).Items);
+        await writer.Writer.WriteExperimentRecordAsync(record, default);
+        var run = Assert.Single((await reader.Runs.ListRunsAsync(default)).Items);
         Assert.Equal(GridStatus.Succeeded, run.Status);
         Assert.Equal(now.AddSeconds(5), run.Finished);
-        Assert.Equal(GridStatus.Succeeded, (await reader.GetRunAsync("fresh-run", default)).Status);
+        Assert.Equal(GridStatus.Succeeded, (await reader.Runs.GetRunAsync("fresh-run", default)).Status);
         // One index key per experiment is left after its writes.
         var keys = new List<string>();
         await foreach (var e in store.ListAsync(CatalogIndex.ExperimentIndexPrefix("fresh-run", "exp0"), false, default)) keys.Add(e.Key);
@@ -126,10 +126,10 @@ public abstract class CatalogIndexTests : IDisposable
     public async Task A_heartbeat_older_than_the_threshold_lists_as_Lost_and_not_a_moment_before()
     {
         var store = NewStore();
-        await new GridCatalog(store).CreateRunAsync(new RunRecord { Name = "beat-run", Created = T0 }, default);
-        await new GridCatalog(store).WriteExperimentRecordAsync(Exp("beat-run", "exp0", GridStatus.Running, T0), default);
+        await new GridCatalog(store).Writer.CreateRunAsync(new RunRecord { Name = "beat-run", Created = T0 }, default);
+        await new GridCatalog(store).Writer.WriteExperimentRecordAsync(Exp("beat-run", "exp0", GridStatus.Running, T0), default);
         var lostAfter = TimeSpan.FromMinutes(2);
-        GridStatus At(TimeSpan later) => Assert.Single(new GridCatalog(store, lostAfter, new FixedClock(T0 + later)).ListRunsAsync(default).GetAwaiter().GetResult().Items).Status;
+        GridStatus At(TimeSpan later) => Assert.Single(new GridCatalog(store, lostAfter, new FixedClock(T0 + later)).Runs.ListRunsAsync(default).GetAwaiter().GetResult().Items).Status;
         Assert.Equal(GridStatus.Running, At(lostAfter));
         Assert.Equal(GridStatus.Lost, At(lostAfter + TimeSpan.FromSeconds(1)));
     }
@@ -139,22 +139,22 @@ public abstract class CatalogIndexTests : IDisposable
     {
         var store = NewStore();
         var catalog = new GridCatalog(store, clock: new FixedClock(T0));
-        await catalog.CreateRunAsync(new RunRecord { Name = "crash-run", Created = T0 }, default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "crash-run", Created = T0 }, default);
         var done = Exp("crash-run", "exp0", GridStatus.Succeeded, T0);
-        await catalog.WriteExperimentRecordAsync(done, default);
-        await catalog.WriteExperimentRecordAsync(done, default);
+        await catalog.Writer.WriteExperimentRecordAsync(done, default);
+        await catalog.Writer.WriteExperimentRecordAsync(done, default);
         // A writer that died between writing its new key (sequence 1) and deleting the old one (0).
         await store.PutAsync(CatalogIndex.ExperimentKey(Exp("crash-run", "exp0", GridStatus.Running, T0), 0), ReadOnlyMemory<byte>.Empty, default);
-        Assert.Equal(GridStatus.Succeeded, Assert.Single((await catalog.ListRunsAsync(default)).Items).Status);
+        Assert.Equal(GridStatus.Succeeded, Assert.Single((await catalog.Runs.ListRunsAsync(default)).Items).Status);
         // The next writer reads the record, which names its key: that one goes, by name, with no listing.
-        var next = (await catalog.ReadExperimentRecordAsync("crash-run", "exp0", default))!;
+        var next = (await catalog.Runs.ReadExperimentRecordAsync("crash-run", "exp0", default))!;
         Assert.Equal(CatalogIndex.ExperimentKey(next, 1), next.IndexKey);
-        await catalog.WriteExperimentRecordAsync(next, default);
+        await catalog.Writer.WriteExperimentRecordAsync(next, default);
         var keys = new List<long>();
         await foreach (var e in store.ListAsync(CatalogIndex.ExperimentIndexPrefix("crash-run", "exp0"), false, default)) keys.Add(((CatalogIndex.ExperimentEntry)CatalogIndex.Parse(e.Key)!).Sequence);
         Assert.Equal(new long[] { 0, 2 }, keys.Order());
-        Assert.Equal(GridStatus.Succeeded, Assert.Single((await catalog.ListRunsAsync(default)).Items).Status);
-        await catalog.RemoveExperimentAsync("crash-run", "exp0", default);
+        Assert.Equal(GridStatus.Succeeded, Assert.Single((await catalog.Runs.ListRunsAsync(default)).Items).Status);
+        await catalog.Remover.RemoveExperimentAsync("crash-run", "exp0", default);
         await foreach (var e in store.ListAsync(CatalogIndex.ExperimentIndexPrefix("crash-run", "exp0"), false, default)) Assert.Fail($"{e.Key} outlived the removal");
     }
 
@@ -164,10 +164,10 @@ public abstract class CatalogIndexTests : IDisposable
         var counting = new CountingStore(NewStore());
         var catalog = new GridCatalog(counting);
         var command = "python train.py " + string.Concat(Enumerable.Repeat("--λ 0.5 ", 60)) + "🚀";
-        await catalog.CreateRunAsync(new RunRecord { Name = "long-run", Created = T0, Command = command, Parameters = { ["note"] = "día/夜" } }, default);
-        await catalog.CreateRunAsync(new RunRecord { Name = "short-run", Created = T0, Command = "python a.py", Parameters = { ["note"] = "día/夜" } }, default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "long-run", Created = T0, Command = command, Parameters = { ["note"] = "día/夜" } }, default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "short-run", Created = T0, Command = "python a.py", Parameters = { ["note"] = "día/夜" } }, default);
         counting.Reset();
-        var runs = (await catalog.ListRunsAsync(default)).Items.ToDictionary(r => r.Name);
+        var runs = (await catalog.Runs.ListRunsAsync(default)).Items.ToDictionary(r => r.Name);
         Assert.Equal(command, runs["long-run"].Command);
         Assert.Equal("día/夜", runs["long-run"].Parameters["note"]);
         Assert.Equal("python a.py", runs["short-run"].Command);
@@ -180,15 +180,15 @@ public abstract class CatalogIndexTests : IDisposable
     {
         var store = NewStore();
         var catalog = new GridCatalog(store);
-        await catalog.CreateRunAsync(new RunRecord { Name = "gone-run", Created = T0 }, default);
-        await catalog.WriteExperimentRecordAsync(Exp("gone-run", "exp0", GridStatus.Succeeded, T0), default);
-        await catalog.CreateRunAsync(new RunRecord { Name = "gone-run-2", Created = T0 }, default); // its keys share the first name's start
-        await catalog.RemoveRunAsync("gone-run", default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "gone-run", Created = T0 }, default);
+        await catalog.Writer.WriteExperimentRecordAsync(Exp("gone-run", "exp0", GridStatus.Succeeded, T0), default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "gone-run-2", Created = T0 }, default); // its keys share the first name's start
+        await catalog.Remover.RemoveRunAsync("gone-run", default);
         var left = new List<string>();
         await foreach (var e in store.ListAsync("runs/", true, default)) left.Add(e.Key);
         Assert.DoesNotContain(left, k => k.StartsWith("runs/gone-run/", StringComparison.Ordinal) || k.StartsWith("runs/gone-run~", StringComparison.Ordinal));
-        Assert.Equal("gone-run-2", Assert.Single((await catalog.ListRunsAsync(default)).Items).Name);
-        Assert.Equal("RunNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.GetRunAsync("gone-run", default))).ErrorId);
+        Assert.Equal("gone-run-2", Assert.Single((await catalog.Runs.ListRunsAsync(default)).Items).Name);
+        Assert.Equal("RunNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.Runs.GetRunAsync("gone-run", default))).ErrorId);
     }
 
     [Fact]
@@ -196,9 +196,9 @@ public abstract class CatalogIndexTests : IDisposable
     {
         var store = NewStore();
         var catalog = new GridCatalog(store);
-        await catalog.CreateRunAsync(new RunRecord { Name = "new-run", Created = T0 }, default);
-        await catalog.WriteExperimentRecordAsync(Exp("new-run", "exp0", GridStatus.Succeeded, T0), default);
-        await catalog.WriteManifestAsync(new ManifestRecord { Run = "new-run", Experiment = "exp0", Sealed = true }, default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "new-run", Created = T0 }, default);
+        await catalog.Writer.WriteExperimentRecordAsync(Exp("new-run", "exp0", GridStatus.Succeeded, T0), default);
+        await catalog.Manifests.WriteManifestAsync(new ManifestRecord { Run = "new-run", Experiment = "exp0", Sealed = true }, default);
         foreach (var key in new[] { StoreLayout.RunRecordKey("new-run"), StoreLayout.ExperimentRecordKey("new-run", "exp0"), StoreLayout.ManifestKey("new-run", "exp0") })
         {
             using var doc = System.Text.Json.JsonDocument.Parse((await store.TryReadAllBytesAsync(key, default))!);
@@ -223,27 +223,27 @@ public abstract class CatalogIndexTests : IDisposable
     {
         var store = NewStore();
         var catalog = new GridCatalog(store);
-        await catalog.WriteManifestSegmentAsync("seg-run", "exp0", 0, Segment(Entry("a.txt", 1), Entry("b.txt", 2)), default);
-        await catalog.WriteManifestSegmentAsync("seg-run", "exp0", 1, Segment(Entry("a.txt", 3), Entry("c/d.txt", 4)), default);
-        var m = (await catalog.ReadManifestAsync("seg-run", "exp0", default))!;
+        await catalog.Manifests.WriteManifestSegmentAsync("seg-run", "exp0", 0, Segment(Entry("a.txt", 1), Entry("b.txt", 2)), default);
+        await catalog.Manifests.WriteManifestSegmentAsync("seg-run", "exp0", 1, Segment(Entry("a.txt", 3), Entry("c/d.txt", 4)), default);
+        var m = (await catalog.Manifests.ReadManifestAsync("seg-run", "exp0", default))!;
         Assert.False(m.Sealed);
         Assert.Equal(new[] { ("a.txt", 3L), ("b.txt", 2L), ("c/d.txt", 4L) }, m.Artifacts.Select(a => (a.Path, a.Size)).OrderBy(x => x.Path));
-        Assert.Equal(2, await catalog.NextManifestSegmentAsync("seg-run", "exp0", default));
+        Assert.Equal(2, await catalog.Manifests.NextManifestSegmentAsync("seg-run", "exp0", default));
 
         // Folded through segment 1, then segment 2 beside it.
         var folded = Path.Combine(Directory.CreateDirectory(Temp.Sub("folded")).FullName, "manifest.json");
         File.WriteAllBytes(folded, RecordJson.Serialize(new ManifestRecord { Run = "seg-run", Experiment = "exp0", Through = 1, Artifacts = m.Artifacts }));
-        await catalog.WriteCompactedManifestAsync("seg-run", "exp0", folded, 1, default);
-        await catalog.WriteManifestSegmentAsync("seg-run", "exp0", 2, Segment(Entry("e.txt", 5)), default);
-        m = (await catalog.ReadManifestAsync("seg-run", "exp0", default))!;
+        await catalog.Manifests.WriteCompactedManifestAsync("seg-run", "exp0", folded, 1, default);
+        await catalog.Manifests.WriteManifestSegmentAsync("seg-run", "exp0", 2, Segment(Entry("e.txt", 5)), default);
+        m = (await catalog.Manifests.ReadManifestAsync("seg-run", "exp0", default))!;
         Assert.Equal(new[] { "a.txt", "b.txt", "c/d.txt", "e.txt" }, m.Artifacts.Select(a => a.Path).OrderBy(p => p, StringComparer.Ordinal));
         var segments = new List<string>();
         await foreach (var e in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("seg-run", "exp0"), false, default)) segments.Add(e.Key);
         Assert.Equal(new[] { StoreLayout.ManifestSegmentKey("seg-run", "exp0", 2) }, segments);
 
         // A segment missing between the folded manifest and a later one: never merged as if whole.
-        await catalog.WriteManifestSegmentAsync("seg-run", "exp0", 4, Segment(Entry("f.txt", 6)), default);
-        var error = await Assert.ThrowsAsync<GridException>(() => catalog.ReadManifestAsync("seg-run", "exp0", default));
+        await catalog.Manifests.WriteManifestSegmentAsync("seg-run", "exp0", 4, Segment(Entry("f.txt", 6)), default);
+        var error = await Assert.ThrowsAsync<GridException>(() => catalog.Manifests.ReadManifestAsync("seg-run", "exp0", default));
         Assert.Equal(GridErrorKind.DamagedRecord, error.Kind);
         Assert.Contains("00000003", error.Message);
     }
@@ -262,12 +262,12 @@ public abstract class CatalogIndexTests : IDisposable
         await Assert.ThrowsAsync<GridException>(() => journal.FlushAsync(TimeSpan.Zero, IsLatest, default));
         store.Refuse = false;
         await journal.FlushAsync(TimeSpan.Zero, IsLatest, default);
-        Assert.Equal(new[] { "a.bin" }, (await catalog.ReadManifestAsync("outage-run", "exp0", default))!.Artifacts.Select(a => a.Path));
+        Assert.Equal(new[] { "a.bin" }, (await catalog.Manifests.ReadManifestAsync("outage-run", "exp0", default))!.Artifacts.Select(a => a.Path));
         // Later entries go on in the next segment, and the seal holds both.
         latest["b.bin"] = journal.Add(Entry("b.bin", 2));
         await journal.FlushAsync(TimeSpan.Zero, IsLatest, default);
         await journal.SealAsync(IsLatest, default);
-        Assert.Equal(new[] { "a.bin", "b.bin" }, (await catalog.ReadManifestAsync("outage-run", "exp0", default))!.Artifacts.Select(a => a.Path));
+        Assert.Equal(new[] { "a.bin", "b.bin" }, (await catalog.Manifests.ReadManifestAsync("outage-run", "exp0", default))!.Artifacts.Select(a => a.Path));
     }
 
     [Fact]
@@ -290,7 +290,7 @@ public abstract class CatalogIndexTests : IDisposable
         var segments = new List<string>();
         await foreach (var e in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("long-outage", "exp0"), false, default)) segments.Add(e.Key);
         Assert.Equal(new[] { StoreLayout.ManifestSegmentKey("long-outage", "exp0", 0), StoreLayout.ManifestSegmentKey("long-outage", "exp0", 1) }, segments);
-        Assert.Equal(latest.Keys.Order(StringComparer.Ordinal), (await catalog.ReadManifestAsync("long-outage", "exp0", default))!.Artifacts.Select(a => a.Path));
+        Assert.Equal(latest.Keys.Order(StringComparer.Ordinal), (await catalog.Manifests.ReadManifestAsync("long-outage", "exp0", default))!.Artifacts.Select(a => a.Path));
     }
 
     [Fact]
@@ -315,9 +315,9 @@ public abstract class CatalogIndexTests : IDisposable
         var stored = new List<string>();
         await foreach (var e in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("beside-run", "exp0"), false, default)) stored.Add(e.Key);
         Assert.Equal(2, stored.Count);
-        Assert.Equal(new[] { "a.bin", "b.bin" }, (await catalog.ReadManifestAsync("beside-run", "exp0", default))!.Artifacts.Select(a => a.Path).Order(StringComparer.Ordinal));
+        Assert.Equal(new[] { "a.bin", "b.bin" }, (await catalog.Manifests.ReadManifestAsync("beside-run", "exp0", default))!.Artifacts.Select(a => a.Path).Order(StringComparer.Ordinal));
         await journal.SealAsync(IsLatest, default);
-        var sealedManifest = (await catalog.ReadManifestAsync("beside-run", "exp0", default))!;
+        var sealedManifest = (await catalog.Manifests.ReadManifestAsync("beside-run", "exp0", default))!;
         Assert.True(sealedManifest.Sealed);
         Assert.Equal(new[] { "a.bin", "b.bin" }, sealedManifest.Artifacts.Select(a => a.Path).Order(StringComparer.Ordinal));
     }
@@ -367,7 +367,7 @@ public abstract class CatalogIndexTests : IDisposable
             while (!stop.IsCancellationRequested)
             {
                 var floor = Volatile.Read(ref seen);
-                var m = await catalog.ReadManifestAsync("fold-run", "exp0", default);
+                var m = await catalog.Manifests.ReadManifestAsync("fold-run", "exp0", default);
                 var count = m?.Artifacts.Select(a => a.Path).Distinct().Count() ?? 0;
                 Assert.True(count >= floor, $"a read returned {count} entries after {floor} were stored");
                 reads++;
@@ -395,7 +395,7 @@ public abstract class CatalogIndexTests : IDisposable
         await foreach (var _ in store.ListAsync(StoreLayout.ManifestSegmentsPrefix("fold-run", "exp0"), false, default)) segments++;
         Assert.True(segments < ManifestJournal.MaxSegmentsBeforeFold, $"{segments} segments were left unfolded");
         await journal.SealAsync(IsLatest, default);
-        var sealedManifest = (await catalog.ReadManifestAsync("fold-run", "exp0", default))!;
+        var sealedManifest = (await catalog.Manifests.ReadManifestAsync("fold-run", "exp0", default))!;
         Assert.True(sealedManifest.Sealed);
         Assert.Equal(latest.Keys.OrderBy(k => k, StringComparer.Ordinal), sealedManifest.Artifacts.Select(a => a.Path).OrderBy(k => k, StringComparer.Ordinal));
         Assert.All(sealedManifest.Artifacts, a => Assert.Equal(sizes[a.Path], a.Size)); // each path's latest entry, once

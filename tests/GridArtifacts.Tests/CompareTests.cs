@@ -38,9 +38,9 @@ public abstract class CompareTests : IDisposable
             Files = ArtifactImporter.ListFiles(src, new ModuleFolders(catalog.Store), _ => { }),
         }, e => throw e, _ => { }, default);
         if (metrics is null) return;
-        var record = (await catalog.ReadExperimentRecordAsync(run, experiment, default))!;
+        var record = (await catalog.Runs.ReadExperimentRecordAsync(run, experiment, default))!;
         record.Metrics = new MetricsRecord { Source = "metrics.csv", Rows = 3, Values = metrics };
-        await catalog.WriteExperimentRecordAsync(record, default);
+        await catalog.Writer.WriteExperimentRecordAsync(record, default);
     }
 
     private static async Task<(List<string> Rows, ComparisonResult Result, IReadOnlyList<GridException> Errors)> Compare(

@@ -89,7 +89,7 @@ public sealed class FaultTests : IDisposable
             var sent = new ConcurrentDictionary<string, string>();
             await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (f, c) =>
             {
-                try { sent[f.Path] = (await catalog.PutArtifactFileAsync(run, "exp0", f.Path, _temp.Sub("up-src", f.Path), c)).Sha256!; }
+                try { sent[f.Path] = (await catalog.Artifacts.PutArtifactFileAsync(run, "exp0", f.Path, _temp.Sub("up-src", f.Path), c)).Sha256!; }
                 catch (GridException) { Interlocked.Increment(ref errors); }
             });
             foreach (var f in files.Where(f => sent.ContainsKey(f.Path)))
@@ -187,12 +187,12 @@ public sealed class FaultTests : IDisposable
             var bytes = TestBytes.Random(sizes[i], i + 100);
             var path = $"f{i}.bin";
             data[path] = bytes;
-            manifest.Artifacts.Add(await direct.PutArtifactFileAsync("faulty", "exp0", path, _temp.WriteFile("src/" + path, bytes), default));
+            manifest.Artifacts.Add(await direct.Artifacts.PutArtifactFileAsync("faulty", "exp0", path, _temp.WriteFile("src/" + path, bytes), default));
         }
-        await direct.WriteManifestAsync(manifest, default);
-        await direct.WriteExperimentRecordAsync(new ExperimentRecord { Run = "faulty", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
+        await direct.Manifests.WriteManifestAsync(manifest, default);
+        await direct.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "faulty", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
         var viaProxy = new GridCatalog(new S3Store(ViaProxyUri()));
-        var listed = await viaProxy.GetArtifactsAsync("faulty", "exp0", default);
+        var listed = await viaProxy.Artifacts.GetArtifactsAsync("faulty", "exp0", default);
         return (viaProxy, listed.Items.Select(a => (a, data[a.Path])).ToList());
     }
 

@@ -157,7 +157,7 @@ public static class FixtureStores
     /// </summary>
     public static async Task<Dictionary<string, string>> SavedHashes(GridCatalog catalog, string run, string exp, string dest)
     {
-        var listed = await catalog.GetArtifactsAsync(run, exp, default);
+        var listed = await catalog.Artifacts.GetArtifactsAsync(run, exp, default);
         Assert.Empty(listed.Errors);
         var items = listed.Items.Select(a => new SaveItem(a, GridNames.LocalPathFor(dest, run, exp, a.Path))).ToList();
         var errors = new List<GridException>();

@@ -53,7 +53,7 @@ public sealed class HostileFolderTests : IDisposable
         var warnings = new List<string>();
         agent.Warning += w => { lock (warnings) warnings.Add(w); };
         var exit = await agent.RunAsync(default).WaitAsync(TimeSpan.FromSeconds(60));
-        var experiment = await catalog.GetExperimentAsync("hostile", "exp0", default);
+        var experiment = await catalog.Runs.GetExperimentAsync("hostile", "exp0", default);
         return new Outcome(exit, catalog, work, warnings, experiment, await TestStore.StoredHashes(catalog, "hostile"));
     }
 
@@ -179,7 +179,7 @@ public sealed class HostileFolderTests : IDisposable
         var first = File.ReadAllBytes(path);
         using var file = LocalFile.Open(path);
         await using (var more = new FileStream(path, FileMode.Append)) more.Write(TestBytes.Random(50_000, 8));
-        var entry = await catalog.PutArtifactFileAsync("grow", "exp0", "growing.log", file, default);
+        var entry = await catalog.Artifacts.PutArtifactFileAsync("grow", "exp0", "growing.log", file, default);
         Assert.Equal(first.Length, entry.Size);
         Assert.Equal(TestBytes.Sha256(first), entry.Sha256);
         Assert.True(file.ChangedSinceOpened(out var now, out _));
@@ -220,7 +220,7 @@ public sealed class HostileFolderTests : IDisposable
     public async Task A_link_to_the_folder_store_is_known_for_the_store_by_import_and_by_capture()
     {
         var (catalog, store) = Catalog("fs");
-        await catalog.PutArtifactFileAsync("older", "exp0", "a.txt", _temp.WriteFile("a.txt", TestBytes.Random(100, 1)), default);
+        await catalog.Artifacts.PutArtifactFileAsync("older", "exp0", "a.txt", _temp.WriteFile("a.txt", TestBytes.Random(100, 1)), default);
         var link = _temp.Sub("store-link");
         Directory.CreateSymbolicLink(link, store!);
 
@@ -250,7 +250,7 @@ public sealed class HostileFolderTests : IDisposable
     {
         if (!IsRoot) return;
         var (catalog, store) = Catalog("fs");
-        await catalog.PutArtifactFileAsync("older", "exp0", "a.txt", _temp.WriteFile("a.txt", TestBytes.Random(100, 1)), default);
+        await catalog.Artifacts.PutArtifactFileAsync("older", "exp0", "a.txt", _temp.WriteFile("a.txt", TestBytes.Random(100, 1)), default);
         var work = Directory.CreateDirectory(_temp.Sub("work-" + Guid.NewGuid().ToString("N"))).FullName;
         var mount = Directory.CreateDirectory(Path.Combine(work, "st")).FullName;
         Run($"mount --bind '{store}' '{mount}'");

@@ -21,10 +21,10 @@ public abstract class LabelsTests : IDisposable
     private static async Task<GridCatalog> SeedAsync(IObjectStore store, string run, int experiments, IReadOnlyList<string>? tags = null)
     {
         var catalog = new GridCatalog(store);
-        Assert.True(await catalog.TryCreateRunAsync(new RunRecord { Name = run, Created = T0 }, default, TimeSpan.Zero, tags));
+        Assert.True(await catalog.Writer.TryCreateRunAsync(new RunRecord { Name = run, Created = T0 }, default, TimeSpan.Zero, tags));
         for (var i = 0; i < experiments; i++)
         {
-            await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+            await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord
             {
                 Run = run, Experiment = GridNames.ExperimentName(i), Status = GridStatus.Succeeded, Created = T0, Started = T0, Finished = T0.AddMinutes(1),
             }, default);
@@ -33,7 +33,7 @@ public abstract class LabelsTests : IDisposable
     }
 
     private static async Task<GridRun> ListedAsync(GridCatalog catalog, string run) =>
-        (await catalog.ListRunsAsync(default)).Items.Single(r => r.Name == run);
+        (await catalog.Runs.ListRunsAsync(default)).Items.Single(r => r.Name == run);
 
     [Fact]
     public async Task Tags_round_trip_on_runs_and_experiments_with_the_union_rule()
@@ -41,30 +41,30 @@ public abstract class LabelsTests : IDisposable
         var catalog = await SeedAsync(NewStore(), "tagged", 2, new[] { "sweep" });
         Assert.Equal(new[] { "sweep" }, (await ListedAsync(catalog, "tagged")).Tags);
 
-        Assert.Equal(new[] { "keep", "lr-0.1" }, await catalog.AddTagsAsync("tagged", null, GridNames.CheckTags(new[] { "Keep", "lr-0.1", "keep" }), default));
-        Assert.Equal(new[] { "best" }, await catalog.AddTagsAsync("tagged", "exp1", new[] { "best" }, default));
-        Assert.Empty(await catalog.AddTagsAsync("tagged", null, new[] { "keep" }, default)); // already there: nothing written
+        Assert.Equal(new[] { "keep", "lr-0.1" }, await catalog.Writer.AddTagsAsync("tagged", null, GridNames.CheckTags(new[] { "Keep", "lr-0.1", "keep" }), default));
+        Assert.Equal(new[] { "best" }, await catalog.Writer.AddTagsAsync("tagged", "exp1", new[] { "best" }, default));
+        Assert.Empty(await catalog.Writer.AddTagsAsync("tagged", null, new[] { "keep" }, default)); // already there: nothing written
 
         var listed = await ListedAsync(catalog, "tagged");
-        var read = await catalog.GetRunAsync("tagged", default);
+        var read = await catalog.Runs.GetRunAsync("tagged", default);
         Assert.Equal(new[] { "best", "keep", "lr-0.1", "sweep" }, listed.Tags);
         Assert.Equal(listed.Tags, read.Tags);
-        var exps = (await catalog.GetExperimentsAsync("tagged", default)).Items;
+        var exps = (await catalog.Runs.GetExperimentsAsync("tagged", default)).Items;
         Assert.Equal(new[] { "keep", "lr-0.1", "sweep" }, exps[0].Tags);
         Assert.Empty(exps[0].OwnTags);
         Assert.Equal(new[] { "best", "keep", "lr-0.1", "sweep" }, exps[1].Tags);
         Assert.Equal(new[] { "best" }, exps[1].OwnTags);
 
         // From an experiment, only its own tag goes; from the run, the tag goes from its experiments too.
-        Assert.Empty(await catalog.RemoveTagsAsync("tagged", "exp0", new[] { "keep" }, default));
-        Assert.Equal(new[] { "keep", "lr-0.1", "sweep" }, (await catalog.GetExperimentsAsync("tagged", default)).Items[0].Tags);
-        await catalog.AddTagsAsync("tagged", "exp0", new[] { "keep" }, default);
-        Assert.Equal(new[] { "keep" }, await catalog.RemoveTagsAsync("tagged", null, new[] { "keep", "absent" }, default));
+        Assert.Empty(await catalog.Writer.RemoveTagsAsync("tagged", "exp0", new[] { "keep" }, default));
+        Assert.Equal(new[] { "keep", "lr-0.1", "sweep" }, (await catalog.Runs.GetExperimentsAsync("tagged", default)).Items[0].Tags);
+        await catalog.Writer.AddTagsAsync("tagged", "exp0", new[] { "keep" }, default);
+        Assert.Equal(new[] { "keep" }, await catalog.Writer.RemoveTagsAsync("tagged", null, new[] { "keep", "absent" }, default));
         listed = await ListedAsync(catalog, "tagged");
         Assert.Equal(new[] { "best", "lr-0.1", "sweep" }, listed.Tags);
-        exps = (await catalog.GetExperimentsAsync("tagged", default)).Items;
+        exps = (await catalog.Runs.GetExperimentsAsync("tagged", default)).Items;
         Assert.Empty(exps[0].OwnTags);
-        Assert.Equal(new[] { "best" }, await catalog.RemoveTagsAsync("tagged", "exp1", new[] { "best" }, default));
+        Assert.Equal(new[] { "best" }, await catalog.Writer.RemoveTagsAsync("tagged", "exp1", new[] { "best" }, default));
         Assert.Equal(new[] { "lr-0.1", "sweep" }, (await ListedAsync(catalog, "tagged")).Tags);
     }
 
@@ -74,8 +74,8 @@ public abstract class LabelsTests : IDisposable
         var store = NewStore();
         await SeedAsync(store, "busy", 1);
         // 16 sessions, each its own catalog, each adding its own tag, and 16 more adding the same one.
-        await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(() => new GridCatalog(store).AddTagsAsync("busy", null, new[] { $"t{i:D2}" }, default))));
-        await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(() => new GridCatalog(store).AddTagsAsync("busy", "exp0", new[] { "same" }, default))));
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(i => Task.Run(() => new GridCatalog(store).Writer.AddTagsAsync("busy", null, new[] { $"t{i:D2}" }, default))));
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(() => new GridCatalog(store).Writer.AddTagsAsync("busy", "exp0", new[] { "same" }, default))));
         var run = await ListedAsync(new GridCatalog(store), "busy");
         Assert.Equal(Enumerable.Range(0, 16).Select(i => $"t{i:D2}").Append("same").OrderBy(t => t, StringComparer.Ordinal), run.Tags);
         var keys = new List<string>();
@@ -89,14 +89,14 @@ public abstract class LabelsTests : IDisposable
         var catalog = await SeedAsync(NewStore(), "strict", 1);
         foreach (var bad in new[] { "a.", "a:b", "*", "a~b", "", "é", new string('a', 65) })
         {
-            var ex = await Assert.ThrowsAsync<GridException>(() => catalog.AddTagsAsync("strict", null, new[] { "fine", bad }, default));
+            var ex = await Assert.ThrowsAsync<GridException>(() => catalog.Writer.AddTagsAsync("strict", null, new[] { "fine", bad }, default));
             Assert.Equal("InvalidTag", ex.ErrorId);
         }
-        Assert.Equal("RunNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.AddTagsAsync("nobody", null, new[] { "x" }, default))).ErrorId);
-        Assert.Equal("ExperimentNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.AddTagsAsync("strict", "exp5", new[] { "x" }, default))).ErrorId);
+        Assert.Equal("RunNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.Writer.AddTagsAsync("nobody", null, new[] { "x" }, default))).ErrorId);
+        Assert.Equal("ExperimentNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.Writer.AddTagsAsync("strict", "exp5", new[] { "x" }, default))).ErrorId);
 
-        await catalog.AddTagsAsync("strict", null, Enumerable.Range(0, 60).Select(i => $"t{i}"), default);
-        var many = await Assert.ThrowsAsync<GridException>(() => catalog.AddTagsAsync("strict", null, Enumerable.Range(100, 5).Select(i => $"t{i}"), default));
+        await catalog.Writer.AddTagsAsync("strict", null, Enumerable.Range(0, 60).Select(i => $"t{i}"), default);
+        var many = await Assert.ThrowsAsync<GridException>(() => catalog.Writer.AddTagsAsync("strict", null, Enumerable.Range(100, 5).Select(i => $"t{i}"), default));
         Assert.Equal("TooManyTags", many.ErrorId);
         Assert.Equal(Enumerable.Range(0, 60).Select(i => $"t{i}").OrderBy(t => t, StringComparer.Ordinal), (await ListedAsync(catalog, "strict")).Tags);
     }
@@ -106,8 +106,8 @@ public abstract class LabelsTests : IDisposable
     {
         var store = NewStore();
         var catalog = await SeedAsync(store, "leaving", 2, new[] { "keep" });
-        await catalog.AddTagsAsync("leaving", "exp1", new[] { "best" }, default);
-        await catalog.RemoveRunAsync("leaving", default);
+        await catalog.Writer.AddTagsAsync("leaving", "exp1", new[] { "best" }, default);
+        await catalog.Remover.RemoveRunAsync("leaving", default);
         var left = new List<string>();
         await foreach (var e in store.ListAsync(StoreLayout.RunsPrefix, recursive: true, default)) left.Add(e.Key);
         Assert.Empty(left);
@@ -115,22 +115,22 @@ public abstract class LabelsTests : IDisposable
         // A tag key with no run beside it (a removal cut short, or written by hand) makes no run.
         await store.PutAsync(CatalogIndex.RunTagKey("ghost", "keep"), ReadOnlyMemory<byte>.Empty, default);
         await store.PutAsync(CatalogIndex.ExperimentTagKey("ghost", "exp0", "best"), ReadOnlyMemory<byte>.Empty, default);
-        Assert.Empty((await catalog.ListRunsAsync(default)).Items);
-        Assert.Equal("RunNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.GetRunAsync("ghost", default))).ErrorId);
+        Assert.Empty((await catalog.Runs.ListRunsAsync(default)).Items);
+        Assert.Equal("RunNotFound", (await Assert.ThrowsAsync<GridException>(() => catalog.Runs.GetRunAsync("ghost", default))).ErrorId);
     }
 
     [Fact]
     public async Task Copy_brings_the_tags_but_not_the_protection()
     {
         var source = await SeedAsync(NewStore(), "copied", 2, new[] { "keep" });
-        await source.AddTagsAsync("copied", "exp1", new[] { "best" }, default);
-        await source.ProtectAsync("copied", default);
+        await source.Writer.AddTagsAsync("copied", "exp1", new[] { "best" }, default);
+        await source.Remover.ProtectAsync("copied", default);
         var target = new GridCatalog(NewStore());
         await new Core.Sharing.RunCopier(source, target).CopyAsync("copied", Temp.Sub("copy"), ex => throw ex, default);
         var run = await ListedAsync(target, "copied");
         Assert.Equal(new[] { "best", "keep" }, run.Tags);
         Assert.False(run.Protected);
-        Assert.Equal(new[] { "best" }, (await target.GetExperimentsAsync("copied", default)).Items[1].OwnTags);
+        Assert.Equal(new[] { "best" }, (await target.Runs.GetExperimentsAsync("copied", default)).Items[1].OwnTags);
     }
 }
 

@@ -54,10 +54,10 @@ public abstract class MeasureTests : IDisposable
             var imported = await new ArtifactImporter(catalog).ImportAsync(new ImportRequest { Run = run, Experiment = exp, Files = files, Tags = tags }, e => throw e, _ => { }, default);
             Assert.Equal(GridStatus.Succeeded, imported.Status);
         }
-        await catalog.ProtectAsync("beta", default);
-        await catalog.CreateRunAsync(new RunRecord { Name = "empty-run", Created = T0 }, default);
-        await catalog.CreateRunAsync(new RunRecord { Name = "queued-run", Created = T0 }, default);
-        await catalog.QueueExperimentsAsync("queued-run", new[] { (new Dictionary<string, string>(), "python train.py") }, T0, default);
+        await catalog.Remover.ProtectAsync("beta", default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "empty-run", Created = T0 }, default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "queued-run", Created = T0 }, default);
+        await catalog.Writer.QueueExperimentsAsync("queued-run", new[] { (new Dictionary<string, string>(), "python train.py") }, T0, default);
     }
 
     private static void AssertRuns(IEnumerable<GridRunMeasure> measured, string location, bool exact)

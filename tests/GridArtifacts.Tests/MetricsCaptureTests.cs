@@ -67,7 +67,7 @@ public abstract class MetricsCaptureTests : IDisposable
         {
             try
             {
-                var exp = await catalog.GetExperimentAsync("live-run", "exp0", default);
+                var exp = await catalog.Runs.GetExperimentAsync("live-run", "exp0", default);
                 if (exp.Metrics.ContainsKey("val_loss")) { live = exp; break; }
             }
             catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound) { } // not created yet
@@ -80,10 +80,10 @@ public abstract class MetricsCaptureTests : IDisposable
 
         Assert.Equal(0, await running);
         Assert.Empty(warnings);
-        var final = await NewCatalogOn(catalog).GetExperimentAsync("live-run", "exp0", default);
+        var final = await NewCatalogOn(catalog).Runs.GetExperimentAsync("live-run", "exp0", default);
         Assert.Equal(GridStatus.Succeeded, final.Status);
         HasMetrics(final, "lightning_logs/version_1/metrics.csv", ("epoch", 0), ("step", 15), ("train_loss", 0.1), ("val_loss", 0.2));
-        var record = (await catalog.ReadExperimentRecordAsync("live-run", "exp0", default))!;
+        var record = (await catalog.Runs.ReadExperimentRecordAsync("live-run", "exp0", default))!;
         Assert.Equal(3, record.Metrics!.Rows);
         Assert.Null(record.Metrics.Problem);
         var stored = await TestStore.StoredHashes(catalog, "live-run");
@@ -110,13 +110,13 @@ public abstract class MetricsCaptureTests : IDisposable
 
         var warning = Assert.Single(warnings);
         Assert.Contains("'lightning_logs/version_0/metrics.csv' gives no metrics: line 3: a quoted field is not closed", warning);
-        var exp = await catalog.GetExperimentAsync("bad-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("bad-run", "exp0", default);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
         Assert.Empty(exp.Metrics);
         Assert.Equal("lightning_logs/version_0/metrics.csv", exp.MetricsSource);
-        Assert.Contains("not closed", (await catalog.ReadExperimentRecordAsync("bad-run", "exp0", default))!.Metrics!.Problem);
+        Assert.Contains("not closed", (await catalog.Runs.ReadExperimentRecordAsync("bad-run", "exp0", default))!.Metrics!.Problem);
         Assert.Equal(TestStore.LocalHashes(work), await TestStore.StoredHashes(catalog, "bad-run"));
-        Assert.True((await catalog.ReadManifestAsync("bad-run", "exp0", default))!.Sealed);
+        Assert.True((await catalog.Manifests.ReadManifestAsync("bad-run", "exp0", default))!.Sealed);
     }
 
     [Fact]
@@ -124,17 +124,17 @@ public abstract class MetricsCaptureTests : IDisposable
     {
         var catalog = NewCatalog();
         var old = DateTimeOffset.UtcNow.AddHours(-1);
-        await catalog.TryCreateRunAsync(new RunRecord { Name = "lost-run", Created = old }, default, TimeSpan.Zero);
-        await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+        await catalog.Writer.TryCreateRunAsync(new RunRecord { Name = "lost-run", Created = old }, default, TimeSpan.Zero);
+        await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord
         {
             Run = "lost-run", Experiment = "exp0", Status = GridStatus.Running, Created = old, Started = old, Heartbeat = old, Agent = "agent-gone",
             Metrics = new MetricsRecord { Source = "metrics.json", Rows = 1, Values = { ["val_loss"] = 0.75 } },
         }, default);
-        Assert.Equal(GridStatus.Lost, (await catalog.GetExperimentAsync("lost-run", "exp0", default)).Status);
+        Assert.Equal(GridStatus.Lost, (await catalog.Runs.GetExperimentAsync("lost-run", "exp0", default)).Status);
 
         var agent = Agent(catalog, "lost-run", Temp.Sub("work-lost"), "echo resumed > resumed.txt");
         Assert.Equal(0, await agent.RunAsync(default));
-        var exp = await catalog.GetExperimentAsync("lost-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("lost-run", "exp0", default);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
         HasMetrics(exp, "metrics.json", ("val_loss", 0.75));
     }
@@ -175,7 +175,7 @@ public abstract class MetricsCaptureTests : IDisposable
         Assert.Empty(warnings);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
         HasMetrics(exp, "lightning_logs/version_1/metrics.csv", ("epoch", 1), ("step", 19), ("train_loss", 0.5), ("val_loss", 0.6));
-        HasMetrics(await NewCatalogOn(catalog).GetExperimentAsync("import-csv-run", "exp0", default),
+        HasMetrics(await NewCatalogOn(catalog).Runs.GetExperimentAsync("import-csv-run", "exp0", default),
             "lightning_logs/version_1/metrics.csv", ("epoch", 1), ("step", 19), ("train_loss", 0.5), ("val_loss", 0.6));
         Assert.Equal(TestStore.LocalHashes(folder), await TestStore.StoredHashes(catalog, "import-csv-run"));
     }

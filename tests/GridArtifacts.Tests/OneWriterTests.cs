@@ -46,9 +46,9 @@ public abstract class OneWriterTests : IDisposable
             if (e.IsPrefix) continue;
             result[e.Key] = TestBytes.Sha256((await catalog.Store.TryReadAllBytesAsync(e.Key, default))!);
         }
-        foreach (var exp in await catalog.ListExperimentNamesAsync(run, default))
+        foreach (var exp in await catalog.Runs.ListExperimentNamesAsync(run, default))
         {
-            foreach (var a in (await catalog.GetArtifactsAsync(run, exp, default)).Items) result["sha256 of " + a.Path] = a.Sha256 ?? "none";
+            foreach (var a in (await catalog.Artifacts.GetArtifactsAsync(run, exp, default)).Items) result["sha256 of " + a.Path] = a.Sha256 ?? "none";
         }
         return result;
     }
@@ -59,18 +59,18 @@ public abstract class OneWriterTests : IDisposable
         var catalog = NewCatalog();
         await Import(catalog, "taken", "exp0", Folder("first", 6, 1));
         var before = await Snapshot(catalog, "taken");
-        Assert.Equal(6, (await catalog.GetExperimentAsync("taken", "exp0", default)).ArtifactCount);
+        Assert.Equal(6, (await catalog.Runs.GetExperimentAsync("taken", "exp0", default)).ArtifactCount);
 
-        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "taken", Created = DateTimeOffset.UtcNow }, default));
+        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.Writer.CreateRunAsync(new RunRecord { Name = "taken", Created = DateTimeOffset.UtcNow }, default));
         Assert.Equal("RunExists", ex.ErrorId);
         Assert.Equal(GridErrorKind.AlreadyExists, ex.Kind);
         Assert.Contains("'taken'", ex.Message);
         Assert.Contains("-Name", ex.Message);
 
         Assert.Equal(before, await Snapshot(catalog, "taken"));
-        var exp = await catalog.GetExperimentAsync("taken", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("taken", "exp0", default);
         Assert.Equal(6, exp.ArtifactCount);
-        Assert.All((await catalog.GetArtifactsAsync("taken", "exp0", default)).Items, a => Assert.NotNull(a.Sha256));
+        Assert.All((await catalog.Artifacts.GetArtifactsAsync("taken", "exp0", default)).Items, a => Assert.NotNull(a.Sha256));
     }
 
     [Fact]
@@ -79,12 +79,12 @@ public abstract class OneWriterTests : IDisposable
         var catalog = NewCatalog();
         using var start = new ManualResetEventSlim();
         var records = Enumerable.Range(0, 8).Select(i => new RunRecord { Name = "contested", Created = DateTimeOffset.UtcNow, Command = $"creator {i}" }).ToArray();
-        var tasks = records.Select(r => Task.Run(async () => { start.Wait(); return await catalog.TryCreateRunAsync(r, default); })).ToArray();
+        var tasks = records.Select(r => Task.Run(async () => { start.Wait(); return await catalog.Writer.TryCreateRunAsync(r, default); })).ToArray();
         start.Set();
         var won = await Task.WhenAll(tasks);
         Assert.Equal(1, won.Count(w => w));
         var winner = records[Array.IndexOf(won, true)];
-        var stored = await catalog.ReadRunRecordAsync("contested", default);
+        var stored = await catalog.Runs.ReadRunRecordAsync("contested", default);
         Assert.Equal(winner.Claim, stored.Claim);
         Assert.Equal(winner.Command, stored.Command);
     }
@@ -106,7 +106,7 @@ public abstract class OneWriterTests : IDisposable
         // What is stored is the winner's files, byte-exact, and none of the other's.
         var expected = Directory.EnumerateFiles(won.Folder, "*", SearchOption.AllDirectories)
             .ToDictionary(f => Path.GetRelativePath(won.Folder, f).Replace('\\', '/'), TestBytes.Sha256);
-        var stored = (await catalog.GetArtifactsAsync("race-import", "exp0", default)).Items.ToDictionary(a => a.Path, a => a.Sha256!);
+        var stored = (await catalog.Artifacts.GetArtifactsAsync("race-import", "exp0", default)).Items.ToDictionary(a => a.Path, a => a.Sha256!);
         Assert.Equal(expected, stored);
     }
 
@@ -152,11 +152,11 @@ public abstract class OneWriterTests : IDisposable
         var imported = await Import(catalog, "growing", "exp1", Folder("third", 3, 60));
         Assert.Equal(3, imported.ArtifactCount);
 
-        var run = await catalog.GetRunAsync("growing", default);
+        var run = await catalog.Runs.GetRunAsync("growing", default);
         Assert.Equal(new[] { "exp0", "exp1", "exp7" }, run.Experiments);
         Assert.Equal(GridStatus.Succeeded, run.Status);
         Assert.Equal(runRecord, await catalog.Store.TryReadAllBytesAsync(StoreLayout.RunRecordKey("growing"), default));
-        var seven = Assert.Single((await catalog.GetArtifactsAsync("growing", "exp7", default)).Items);
+        var seven = Assert.Single((await catalog.Artifacts.GetArtifactsAsync("growing", "exp7", default)).Items);
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "seven.txt")), seven.Sha256);
     }
 
@@ -177,12 +177,12 @@ public abstract class OneWriterTests : IDisposable
         Assert.Contains("dangling.bin", error.Message);
         Assert.Equal(GridStatus.Failed, exp.Status);
         Assert.Equal(3, exp.ArtifactCount);
-        var manifest = await catalog.ReadManifestAsync("partly", "exp0", default);
+        var manifest = await catalog.Manifests.ReadManifestAsync("partly", "exp0", default);
         Assert.True(manifest!.Sealed);
         var expected = Directory.EnumerateFiles(folder, "f*.bin", SearchOption.AllDirectories)
             .ToDictionary(f => Path.GetRelativePath(folder, f).Replace('\\', '/'), TestBytes.Sha256);
         Assert.Equal(expected, manifest.Artifacts.ToDictionary(a => a.Path, a => a.Sha256));
-        Assert.Equal(expected, (await catalog.GetArtifactsAsync("partly", "exp0", default)).Items.ToDictionary(a => a.Path, a => a.Sha256!));
+        Assert.Equal(expected, (await catalog.Artifacts.GetArtifactsAsync("partly", "exp0", default)).Items.ToDictionary(a => a.Path, a => a.Sha256!));
     }
 
     [Fact]
@@ -190,13 +190,13 @@ public abstract class OneWriterTests : IDisposable
     {
         var catalog = NewCatalog();
         var now = DateTimeOffset.UtcNow;
-        await catalog.CreateRunAsync(new RunRecord { Name = "queued", Created = now }, default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "queued", Created = now }, default);
         foreach (var exp in new[] { "exp0", "exp1" })
         {
-            await catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "queued", Experiment = exp, Status = GridStatus.Queued, Created = now }, default);
+            await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "queued", Experiment = exp, Status = GridStatus.Queued, Created = now }, default);
         }
-        Assert.True(await catalog.StopQueuedAsync("queued", "exp0", default));
-        Assert.Equal(GridStatus.Stopped, (await catalog.GetExperimentAsync("queued", "exp0", default)).Status);
+        Assert.True(await catalog.Claims.StopQueuedAsync("queued", "exp0", default));
+        Assert.Equal(GridStatus.Stopped, (await catalog.Runs.GetExperimentAsync("queued", "exp0", default)).Status);
 
         CaptureAgent Agent(string exp, string work) => new(catalog, "queued", exp, new CaptureOptions
         {
@@ -207,12 +207,12 @@ public abstract class OneWriterTests : IDisposable
         Assert.Equal("ExperimentExists", stopped.ErrorId);
         Assert.False(File.Exists(Path.Combine(work0, "ran.txt")));
 
-        await catalog.RemoveRunAsync("queued", default);
+        await catalog.Remover.RemoveRunAsync("queued", default);
         var work1 = Temp.Sub("q1");
         var removed = await Assert.ThrowsAsync<GridException>(() => Agent("exp1", work1).RunAsync(default));
         Assert.Equal("ExperimentRemoved", removed.ErrorId);
         Assert.False(File.Exists(Path.Combine(work1, "ran.txt")));
-        Assert.Empty(await catalog.ListRunNamesAsync(default)); // nothing of the run came back
+        Assert.Empty(await catalog.Runs.ListRunNamesAsync(default)); // nothing of the run came back
         await foreach (var e in catalog.Store.ListAsync(StoreLayout.RunPrefix("queued"), recursive: true, default)) Assert.Fail($"'{e.Key}' came back");
     }
 
@@ -221,25 +221,25 @@ public abstract class OneWriterTests : IDisposable
     {
         var catalog = NewCatalog();
         var now = DateTimeOffset.UtcNow;
-        await catalog.CreateRunAsync(new RunRecord { Name = "cluster", Created = now }, default);
-        await catalog.QueueExperimentsAsync("cluster", Enumerable.Range(0, 3).Select(_ => (new Dictionary<string, string>(), "train")).ToList(), now, default);
-        await catalog.SetRunJobAsync("cluster", new RunJob(GridScheduler.Slurm, "grid", "42"), default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "cluster", Created = now }, default);
+        await catalog.Writer.QueueExperimentsAsync("cluster", Enumerable.Range(0, 3).Select(_ => (new Dictionary<string, string>(), "train")).ToList(), now, default);
+        await catalog.Writer.SetRunJobAsync("cluster", new RunJob(GridScheduler.Slurm, "grid", "42"), default);
         // The job shows on the run, read alone or listed, and on its labels.
-        var run = await catalog.GetRunAsync("cluster", default);
+        var run = await catalog.Runs.GetRunAsync("cluster", default);
         Assert.Equal((GridScheduler.Slurm, "42", "grid"), (run.Scheduler, run.JobId, run.Cluster));
         Assert.Equal(new[] { "exp0", "exp1", "exp2" }, run.QueuedExperiments);
-        Assert.Equal("42", Assert.Single((await catalog.ListRunsAsync(default)).Items).JobId);
-        Assert.Equal(new RunJob(GridScheduler.Slurm, "grid", "42"), (await catalog.GetLabelsAsync(new[] { "cluster" }, default))["cluster"].Job);
+        Assert.Equal("42", Assert.Single((await catalog.Runs.ListRunsAsync(default)).Items).JobId);
+        Assert.Equal(new RunJob(GridScheduler.Slurm, "grid", "42"), (await catalog.Runs.GetLabelsAsync(new[] { "cluster" }, default))["cluster"].Job);
 
         const string why = "Slurm task 42_0 ended FAILED (exit 127) before its agent started";
-        Assert.True(await catalog.EndQueuedAsync("cluster", "exp0", GridStatus.Failed, why, 127, default));
-        var ended = await catalog.GetExperimentAsync("cluster", "exp0", default);
+        Assert.True(await catalog.Claims.EndQueuedAsync("cluster", "exp0", GridStatus.Failed, why, 127, default));
+        var ended = await catalog.Runs.GetExperimentAsync("cluster", "exp0", default);
         Assert.Equal((GridStatus.Failed, 127, why), (ended.Status, ended.ExitCode!.Value, ended.Reason));
         Assert.NotNull(ended.Finished);
-        Assert.Equal(new[] { "exp1", "exp2" }, (await catalog.GetRunAsync("cluster", default)).QueuedExperiments);
+        Assert.Equal(new[] { "exp1", "exp2" }, (await catalog.Runs.GetRunAsync("cluster", default)).QueuedExperiments);
         // Not queued any more: a second reader ending it changes nothing.
-        Assert.False(await catalog.EndQueuedAsync("cluster", "exp0", GridStatus.Stopped, "again", null, default));
-        Assert.Equal(why, (await catalog.GetExperimentAsync("cluster", "exp0", default)).Reason);
+        Assert.False(await catalog.Claims.EndQueuedAsync("cluster", "exp0", GridStatus.Stopped, "again", null, default));
+        Assert.Equal(why, (await catalog.Runs.GetExperimentAsync("cluster", "exp0", default)).Reason);
 
         // An agent and a reader that ends it, at the same moment: exactly one of them holds it. On the
         // folder store only: s3rver replaces an object in place, so two PUTs of one key at once can
@@ -255,10 +255,10 @@ public abstract class OneWriterTests : IDisposable
                 FileName = "bash", Arguments = new[] { "-c", "echo ran > ran.txt" }, WorkingDirectory = work, Queued = true, ClaimSettle = TimeSpan.FromMilliseconds(300),
             });
             var ran = Task.Run(() => agent.RunAsync(default));
-            var end = Task.Run(() => catalog.EndQueuedAsync("cluster", exp, GridStatus.Failed, "ended by the reader", null, default));
+            var end = Task.Run(() => catalog.Claims.EndQueuedAsync("cluster", exp, GridStatus.Failed, "ended by the reader", null, default));
             var endedIt = await end;
             try { await ran; } catch (GridException ex) when (ex.ErrorId is "ExperimentExists" or "ExperimentAlreadyRunning") { }
-            var after = await catalog.GetExperimentAsync("cluster", exp, default);
+            var after = await catalog.Runs.GetExperimentAsync("cluster", exp, default);
             if (endedIt)
             {
                 Assert.Equal((GridStatus.Failed, "ended by the reader"), (after.Status, after.Reason));
@@ -273,7 +273,7 @@ public abstract class OneWriterTests : IDisposable
         }
 
         // The job's key goes with the run.
-        await catalog.RemoveRunAsync("cluster", default);
+        await catalog.Remover.RemoveRunAsync("cluster", default);
         await foreach (var e in catalog.Store.ListAsync(CatalogIndex.RunIndexPrefix("cluster"), recursive: true, default)) Assert.Fail($"'{e.Key}' is left");
     }
 }
@@ -308,7 +308,7 @@ public sealed class FolderOneWriterTests : OneWriterTests
             var tasks = Enumerable.Range(0, 8).Select(i => Task.Run(async () =>
             {
                 start.Wait();
-                return await catalog.TryCreateRunAsync(new RunRecord { Name = "contested", Command = $"creator {i}" }, default);
+                return await catalog.Writer.TryCreateRunAsync(new RunRecord { Name = "contested", Command = $"creator {i}" }, default);
             })).ToArray();
             start.Set();
             var won = await Task.WhenAll(tasks);
@@ -394,14 +394,14 @@ public sealed class S3OneWriterTests : OneWriterTests
 
         using var start = new ManualResetEventSlim();
         var records = Enumerable.Range(0, 8).Select(i => new RunRecord { Name = "contested", Created = DateTimeOffset.UtcNow, Command = $"creator {i}" }).ToArray();
-        var tasks = records.Select(r => Task.Run(async () => { start.Wait(); return await catalog.TryCreateRunAsync(r, default); })).ToArray();
+        var tasks = records.Select(r => Task.Run(async () => { start.Wait(); return await catalog.Writer.TryCreateRunAsync(r, default); })).ToArray();
         start.Set();
         var won = await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(1, won.Count(w => w));
-        Assert.Equal(records[Array.IndexOf(won, true)].Claim, (await catalog.ReadRunRecordAsync("contested", default)).Claim);
+        Assert.Equal(records[Array.IndexOf(won, true)].Claim, (await catalog.Runs.ReadRunRecordAsync("contested", default)).Claim);
         Assert.True(proxy.ConditionalRefusals >= 7, $"{proxy.ConditionalRefusals} conditional PUTs refused"); // the probe's refusal, and each loser's
         if (serverHonours) Assert.Equal(0, proxy.EmulatedRefusals); // every refusal was the server's own
-        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "contested" }, default));
+        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.Writer.CreateRunAsync(new RunRecord { Name = "contested" }, default));
         Assert.Equal("RunExists", ex.ErrorId);
     }
 }

@@ -67,7 +67,7 @@ public sealed class ReliabilityTests : IDisposable
         var first = new CaptureAgent(catalog, "busy-run", "exp0", Bash(work, $"echo one > one.txt; for i in $(seq 1 1200); do [ -e '{release}' ] && break; sleep 0.05; done"));
         var running = first.RunAsync(default);
         var deadline = DateTime.UtcNow.AddSeconds(50);
-        while ((await catalog.GetExperimentsAsync("busy-run", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridExperiment>())).FirstOrDefault()?.Status != GridStatus.Running)
+        while ((await catalog.Runs.GetExperimentsAsync("busy-run", default).ContinueWith(t => t.IsCompletedSuccessfully ? t.Result.Items : Array.Empty<GridExperiment>())).FirstOrDefault()?.Status != GridStatus.Running)
         {
             Assert.True(DateTime.UtcNow < deadline, "the first agent never reported Running");
             await Task.Delay(100);
@@ -87,7 +87,7 @@ public sealed class ReliabilityTests : IDisposable
 
         File.WriteAllText(release, "");
         Assert.Equal(0, await running);
-        var exp = await catalog.GetExperimentAsync("busy-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("busy-run", "exp0", default);
         Assert.Equal(GridStatus.Succeeded, exp.Status);
         Assert.Equal(new[] { "one.txt" }, (await TestStore.StoredHashes(catalog, "busy-run")).Keys);
     }
@@ -109,7 +109,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Equal("ExperimentAlreadyRunning", Assert.Single(results, r => r.Error is not null).Error!.ErrorId);
         var ran = works.Count(w => Directory.EnumerateFiles(w, "ran-*").Any());
         Assert.Equal(1, ran);
-        Assert.Equal(GridStatus.Succeeded, (await catalog.GetExperimentAsync("race-run", "exp0", default)).Status);
+        Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetExperimentAsync("race-run", "exp0", default)).Status);
     }
 
     [Fact]
@@ -117,15 +117,15 @@ public sealed class ReliabilityTests : IDisposable
     {
         var catalog = Catalog("fs", lostAfter: TimeSpan.FromSeconds(1));
         // What a killed agent leaves: Running, held by an agent that will never beat again.
-        await catalog.WriteRunRecordAsync(new RunRecord { Name = "taken-run", Created = DateTimeOffset.UtcNow }, default);
-        await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+        await catalog.Writer.WriteRunRecordAsync(new RunRecord { Name = "taken-run", Created = DateTimeOffset.UtcNow }, default);
+        await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord
         {
             Run = "taken-run", Experiment = "exp0", Status = GridStatus.Running, Agent = "elsewhere/1/dead",
             Heartbeat = DateTimeOffset.UtcNow.AddSeconds(-5),
         }, default);
         var exit = await new CaptureAgent(catalog, "taken-run", "exp0", Bash(NewWork(), "echo again > again.txt")).RunAsync(default);
         Assert.Equal(0, exit);
-        Assert.Equal(GridStatus.Succeeded, (await catalog.GetExperimentAsync("taken-run", "exp0", default)).Status);
+        Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetExperimentAsync("taken-run", "exp0", default)).Status);
         Assert.NotEqual("elsewhere/1/dead", (await ReadRecord(catalog, "taken-run")).Agent);
     }
 
@@ -157,8 +157,8 @@ public sealed class ReliabilityTests : IDisposable
             if (reads >= 30 || stopped.Elapsed > TimeSpan.FromMinutes(2)) File.WriteAllText(Path.Combine(work, "..", "stop-" + kind), "");
             try
             {
-                var exp = await reader.GetExperimentAsync("busy-reader", "exp0", default);
-                var listed = await reader.GetArtifactsAsync("busy-reader", "exp0", default);
+                var exp = await reader.Runs.GetExperimentAsync("busy-reader", "exp0", default);
+                var listed = await reader.Artifacts.GetArtifactsAsync("busy-reader", "exp0", default);
                 damaged += listed.Errors.Count(e => e.Kind == GridErrorKind.DamagedRecord);
                 seenArtifacts = Math.Max(seenArtifacts, listed.Items.Count);
                 Assert.True(exp.ArtifactCount <= Directory.GetFiles(work).Length);
@@ -193,7 +193,7 @@ public sealed class ReliabilityTests : IDisposable
         agent.Warning += w => { lock (warnings) warnings.Add(w); };
         Assert.Equal(0, await agent.RunAsync(default));
         Assert.Single(Directory.EnumerateFiles(work, "bad*")); // the file is there, under bytes .NET cannot name
-        var exp = await catalog.GetExperimentAsync("bytes-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("bytes-run", "exp0", default);
         var unstorable = Assert.Single(exp.Sync!.Unstorable);
         Assert.Contains("not valid UTF-8", unstorable);
         Assert.StartsWith("bad", unstorable);
@@ -245,7 +245,7 @@ public sealed class ReliabilityTests : IDisposable
         var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "faulty")));
         var stored = await TestStore.StoredHashes(direct, "faulty-run");
         Assert.Equal(TestStore.LocalHashes(work), stored);
-        Assert.Equal(GridStatus.Succeeded, (await direct.GetExperimentAsync("faulty-run", "exp0", default)).Status);
+        Assert.Equal(GridStatus.Succeeded, (await direct.Runs.GetExperimentAsync("faulty-run", "exp0", default)).Status);
 
         // Download the run through the same faults, stalls included, with ranged reads for the larger files.
         while (proxy.Log.TryDequeue(out _)) { }
@@ -256,7 +256,7 @@ public sealed class ReliabilityTests : IDisposable
         try
         {
             var engine = new TransferEngine(new TransferOptions { RangedThreshold = 1 << 20, PartSize = 256 << 10 });
-            var listed = (await catalog.GetArtifactsAsync("faulty-run", "exp0", default)).Items;
+            var listed = (await catalog.Artifacts.GetArtifactsAsync("faulty-run", "exp0", default)).Items;
             var dest = _temp.Sub("dest");
             var items = listed.Select(a => new SaveItem(a, Path.Combine(dest, a.Path))).ToList();
             var errors = new ConcurrentBag<GridException>();
@@ -309,7 +309,7 @@ public sealed class ReliabilityTests : IDisposable
         var running = agent.RunAsync(default);
         // The outage starts once the agent holds the experiment and the script runs (its claim is before that).
         var deadline = DateTime.UtcNow.AddSeconds(20);
-        while ((await catalog.ReadExperimentRecordAsync("outage-run", "exp0", default))?.Status != GridStatus.Running)
+        while ((await catalog.Runs.ReadExperimentRecordAsync("outage-run", "exp0", default))?.Status != GridStatus.Running)
         {
             Assert.True(DateTime.UtcNow < deadline, "the agent never reported Running");
             await Task.Delay(100);
@@ -327,7 +327,7 @@ public sealed class ReliabilityTests : IDisposable
         var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "outage")));
         Assert.Equal(TestStore.LocalHashes(work), await TestStore.StoredHashes(direct, "outage-run"));
         Assert.Equal(22, TestStore.LocalHashes(work).Count);
-        Assert.Equal(GridStatus.Succeeded, (await direct.GetExperimentAsync("outage-run", "exp0", default)).Status);
+        Assert.Equal(GridStatus.Succeeded, (await direct.Runs.GetExperimentAsync("outage-run", "exp0", default)).Status);
         Assert.True(warnings.Any(w => w.Contains("500")),
             $"no warning named the outage in {outageLength.TotalSeconds:0.#} s; {proxy.Log.Count(l => l.Fault != Fault.None)} requests were answered 500; warnings: [{string.Join(" | ", warnings)}]");
         _output.WriteLine($"outage of {outageLength.TotalSeconds:0.#} s: {proxy.Log.Count(l => l.Fault != Fault.None)} requests answered 500, {warnings.Count} warnings, 22 of 22 files stored byte-exact");
@@ -343,10 +343,10 @@ public sealed class ReliabilityTests : IDisposable
         var catalog = Catalog("fs");
         var src = _temp.WriteFile("locked-src/a.bin", TestBytes.Random(300_000, 7));
         var manifest = new ManifestRecord { Run = "locked", Experiment = "exp0" };
-        manifest.Artifacts.Add(await catalog.PutArtifactFileAsync("locked", "exp0", "a.bin", src, default));
-        await catalog.WriteManifestAsync(manifest, default);
-        await catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "locked", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
-        var artifact = Assert.Single((await catalog.GetArtifactsAsync("locked", "exp0", default)).Items);
+        manifest.Artifacts.Add(await catalog.Artifacts.PutArtifactFileAsync("locked", "exp0", "a.bin", src, default));
+        await catalog.Manifests.WriteManifestAsync(manifest, default);
+        await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "locked", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
+        var artifact = Assert.Single((await catalog.Artifacts.GetArtifactsAsync("locked", "exp0", default)).Items);
         var dest = _temp.WriteFile("locked-dest/a.bin", File.ReadAllBytes(src));
         var items = new List<SaveItem> { new(artifact, dest) };
         var done = new List<GridSaveResult>();
@@ -374,10 +374,10 @@ public sealed class ReliabilityTests : IDisposable
         _temp.WriteFile("twice-src/big.bin", TestBytes.Random(6_000_000, 99));
         var manifest = new ManifestRecord { Run = "twice", Experiment = "exp0" };
         foreach (var f in Directory.EnumerateFiles(src))
-            manifest.Artifacts.Add(await catalog.PutArtifactFileAsync("twice", "exp0", Path.GetFileName(f), f, default));
-        await catalog.WriteManifestAsync(manifest, default);
-        await catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "twice", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
-        var artifacts = (await catalog.GetArtifactsAsync("twice", "exp0", default)).Items;
+            manifest.Artifacts.Add(await catalog.Artifacts.PutArtifactFileAsync("twice", "exp0", Path.GetFileName(f), f, default));
+        await catalog.Manifests.WriteManifestAsync(manifest, default);
+        await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "twice", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
+        var artifacts = (await catalog.Artifacts.GetArtifactsAsync("twice", "exp0", default)).Items;
         var dest = _temp.Sub("twice-dest");
         var items = artifacts.Select(a => new SaveItem(a, Path.Combine(dest, a.Path))).ToList();
 
@@ -442,7 +442,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Equal(137, child.ExitCode);
 
         // No partial object is visible: big.bin is not an artifact, and readers never see its parts.
-        var listed = await direct.GetArtifactsAsync("killed-run", "exp0", default);
+        var listed = await direct.Artifacts.GetArtifactsAsync("killed-run", "exp0", default);
         Assert.DoesNotContain(listed.Items, a => a.Path == "big.bin");
         var record = RecordJson.Deserialize<UploadJournalRecord>((await direct.Store.TryReadAllBytesAsync(Assert.Single(journal).Key, default))!, "", "");
         Assert.Equal(StoreLayout.ArtifactKey("killed-run", "exp0", "big.bin"), record.Key);
@@ -465,7 +465,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Equal(Uri.EscapeDataString(record.UploadId), Assert.Single(aborts).PathAndQuery.Split("uploadId=")[1].Split('&')[0]);
         Assert.Contains(warnings, w => w.Contains("Aborted 1 unfinished upload"));
         Assert.Empty(await direct.Store.ListAsync(StoreLayout.UploadsPrefix("killed-run", "exp0"), true, default).ToListAsync());
-        Assert.DoesNotContain((await direct.GetArtifactsAsync("killed-run", "exp0", default)).Items, a => a.Path == "big.bin");
+        Assert.DoesNotContain((await direct.Artifacts.GetArtifactsAsync("killed-run", "exp0", default)).Items, a => a.Path == "big.bin");
         if (!fakeAbort)
         {
             // The server itself no longer has the upload: its parts are gone.
@@ -485,7 +485,7 @@ public sealed class ReliabilityTests : IDisposable
         var init = await _s3.Client.InitiateMultipartUploadAsync(bucket, "sweep/" + key);
         var journalKey = StoreLayout.UploadJournalKey(key, init.UploadId);
         await store.PutAsync(journalKey, RecordJson.Serialize(new UploadJournalRecord { Key = key, UploadId = init.UploadId, Started = DateTimeOffset.UtcNow }), default);
-        var sweep = await new GridCatalog(store).AbortAbandonedUploadsAsync("sweep-run", "exp0", default);
+        var sweep = await new GridCatalog(store).Artifacts.AbortAbandonedUploadsAsync("sweep-run", "exp0", default);
         if (_s3.AbortsUploads)
         {
             var uploads = (await _s3.Client.ListMultipartUploadsAsync(bucket)).MultipartUploads ?? new();
@@ -515,7 +515,7 @@ public sealed class ReliabilityTests : IDisposable
         var init = await _s3.Client.InitiateMultipartUploadAsync(bucket, "noabort/" + key);
         var journalKey = StoreLayout.UploadJournalKey(key, init.UploadId);
         await store.PutAsync(journalKey, RecordJson.Serialize(new UploadJournalRecord { Key = key, UploadId = init.UploadId, Started = DateTimeOffset.UtcNow }), default);
-        var sweep = await new GridCatalog(store).AbortAbandonedUploadsAsync("noabort-run", "exp0", default);
+        var sweep = await new GridCatalog(store).Artifacts.AbortAbandonedUploadsAsync("noabort-run", "exp0", default);
         Assert.Empty(sweep.Aborted);
         var why = Assert.Single(sweep.NotAborted);
         Assert.Equal("UploadNotAborted", why.ErrorId);
@@ -547,7 +547,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Single(warnings, w => w.Contains("stuck.txt"));
         var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "stuck")));
         Assert.Equal(new[] { "fine.txt" }, (await TestStore.StoredHashes(direct, "stuck-run")).Keys);
-        var exp = await direct.GetExperimentAsync("stuck-run", "exp0", default);
+        var exp = await direct.Runs.GetExperimentAsync("stuck-run", "exp0", default);
         Assert.Equal(1, exp.Sync!.FilesPending);
     }
 
@@ -570,7 +570,7 @@ public sealed class ReliabilityTests : IDisposable
         agent.Warning += warnings.Add;
         Assert.Equal(0, await agent.RunAsync(default));
         Assert.True(File.Exists(Path.Combine(kept, "stuck.txt")));
-        var exp0 = await catalog.GetExperimentAsync("ends-run", "exp0", default);
+        var exp0 = await catalog.Runs.GetExperimentAsync("ends-run", "exp0", default);
         Assert.Equal(Path.GetFullPath(kept), exp0.WorkingDirectory);
         Assert.Contains(warnings, w => w.StartsWith($"Kept the working folder '{Path.GetFullPath(kept)}': 1 file(s) did not reach the store", StringComparison.Ordinal));
 
@@ -589,7 +589,7 @@ public sealed class ReliabilityTests : IDisposable
             written[parts[1]] = parts[0].ToLowerInvariant();
         }
         written["last.bin"] = written["model.bin"];
-        var exp1 = await catalog.GetExperimentAsync("ends-run", "exp1", default);
+        var exp1 = await catalog.Runs.GetExperimentAsync("ends-run", "exp1", default);
         Assert.Equal(GridStatus.Succeeded, exp1.Status);
         Assert.Null(exp1.WorkingDirectory);
         Assert.Equal(written.OrderBy(k => k.Key, StringComparer.Ordinal), (await TestStore.StoredHashes(catalog, "ends-run", "exp1")).Select(k => KeyValuePair.Create(k.Key, k.Value.ToLowerInvariant())).OrderBy(k => k.Key, StringComparer.Ordinal));
@@ -670,7 +670,7 @@ public sealed class ReliabilityTests : IDisposable
         Assert.Contains("refused.bin", error.Message);
         Assert.Equal(2, result.Copied);
         var direct = new GridCatalog(new S3Store(_s3.StoreUri(bucket, "copy")));
-        var manifest = await direct.ReadManifestAsync("copy-run", "exp0", default);
+        var manifest = await direct.Manifests.ReadManifestAsync("copy-run", "exp0", default);
         var expected = new[] { "kept-1.bin", "kept-2.bin" }.ToDictionary(n => n, n => TestBytes.Sha256(Path.Combine(src, n)));
         Assert.Equal(expected, manifest!.Artifacts.ToDictionary(a => a.Path, a => a.Sha256));
         Assert.Equal(expected, await TestStore.StoredHashes(direct, "copy-run"));

@@ -127,14 +127,14 @@ public abstract class RetentionStoreTests : IDisposable
         foreach (var (run, daysAgo, tags, isProtected) in runs)
         {
             var created = now.AddDays(-daysAgo);
-            Assert.True(await catalog.TryCreateRunAsync(new RunRecord { Name = run, Created = created }, default, TimeSpan.Zero, tags));
+            Assert.True(await catalog.Writer.TryCreateRunAsync(new RunRecord { Name = run, Created = created }, default, TimeSpan.Zero, tags));
             for (var e = 0; e < 2; e++)
             {
                 var exp = GridNames.ExperimentName(e);
                 var file = Temp.WriteFile($"{run}/{exp}/model.bin", TestBytes.Random(1000 + e * 10 + (int)daysAgo, run.Length + e));
-                var entry = await catalog.PutArtifactFileAsync(run, exp, "model.bin", file, default);
-                await catalog.WriteManifestAsync(new ManifestRecord { Run = run, Experiment = exp, Sealed = true, Updated = created, Artifacts = { entry } }, default);
-                await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+                var entry = await catalog.Artifacts.PutArtifactFileAsync(run, exp, "model.bin", file, default);
+                await catalog.Manifests.WriteManifestAsync(new ManifestRecord { Run = run, Experiment = exp, Sealed = true, Updated = created, Artifacts = { entry } }, default);
+                await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord
                 {
                     Run = run, Experiment = exp, Status = GridStatus.Succeeded, ExitCode = 0, Created = created, Started = created,
                     Finished = created.AddHours(1), Heartbeat = created.AddHours(1),
@@ -142,7 +142,7 @@ public abstract class RetentionStoreTests : IDisposable
                     Metrics = new MetricsRecord { Source = "metrics.json", Rows = 1, Values = { ["val_loss"] = 1.0 / (e + 1 + daysAgo) } },
                 }, default);
             }
-            if (isProtected) await catalog.ProtectAsync(run, default);
+            if (isProtected) await catalog.Remover.ProtectAsync(run, default);
         }
         return catalog;
     }
@@ -187,21 +187,21 @@ public abstract class RetentionStoreTests : IDisposable
         Assert.All(removals, r => Assert.Equal(before[r.Run], r.Bytes));
         Assert.All(removals, r => Assert.Equal((2, 2L), (r.Experiments, r.Artifacts)));
         Assert.Contains(planned.Select(p => p.BaseObject).OfType<WarningRecord>(), w => w.Message == "Kept old-30: it is protected.");
-        Assert.Equal(7, (await catalog.ListRunsAsync(default)).Items.Count);
+        Assert.Equal(7, (await catalog.Runs.ListRunsAsync(default)).Items.Count);
 
         // -Tag narrows what the rules look at.
         host.Run("Remove-GridRun -KeepLatest 0 -Tag scr* -Confirm:$false");
-        Assert.Equal(new[] { "mid-5", "new-1", "new-2", "old-20", "old-30", "old-40" }, (await catalog.ListRunsAsync(default)).Items.Select(r => r.Name).Order());
+        Assert.Equal(new[] { "mid-5", "new-1", "new-2", "old-20", "old-30", "old-40" }, (await catalog.Runs.ListRunsAsync(default)).Items.Select(r => r.Name).Order());
 
         host.Run("Remove-GridRun -KeepLatest 1 -OlderThan 3.00:00:00 -ExcludeTag keep -Confirm:$false -WarningAction SilentlyContinue");
-        var left = (await catalog.ListRunsAsync(default)).Items.Select(r => r.Name).Order().ToArray();
+        var left = (await catalog.Runs.ListRunsAsync(default)).Items.Select(r => r.Name).Order().ToArray();
         Assert.Equal(new[] { "new-1", "new-2", "old-20", "old-30" }, left);
         // What is left is whole: every artifact reads back byte-exact against its recorded hash.
         foreach (var run in left)
             foreach (var exp in new[] { "exp0", "exp1" })
-                foreach (var a in (await catalog.GetArtifactsAsync(run, exp, default)).Items)
+                foreach (var a in (await catalog.Artifacts.GetArtifactsAsync(run, exp, default)).Items)
                 {
-                    await using var s = await catalog.OpenArtifactAsync(a, default);
+                    await using var s = await catalog.Artifacts.OpenArtifactAsync(a, default);
                     using var copy = new MemoryStream();
                     await s.CopyToAsync(copy);
                     Assert.Equal(a.Sha256, TestBytes.Sha256(copy.ToArray()));
@@ -219,14 +219,14 @@ public abstract class RetentionStoreTests : IDisposable
         using var host = new ModuleHost(location);
         var (_, errors) = host.Invoke("Remove-GridExperiment sweep -KeepBest 1 -By val_lost -Confirm:$false", Array.Empty<object>());
         Assert.Equal("MetricNotFound,GridArtifacts.Commands.RemoveGridExperimentCommand", Assert.Single(errors).FullyQualifiedErrorId);
-        Assert.Equal(2, (await catalog.GetExperimentsAsync("sweep", default)).Items.Count);
+        Assert.Equal(2, (await catalog.Runs.GetExperimentsAsync("sweep", default)).Items.Count);
 
         // val_loss is 1/(e+2): exp1 is lower, so it is the one kept; the protected run is kept with a warning.
         var output = host.Run("Get-GridRun | Remove-GridExperiment -KeepBest 1 -By val_loss -Confirm:$false -PassThru -WarningVariable w; $w");
         Assert.Equal("sweep-exp0", Assert.Single(output.Select(o => o.BaseObject).OfType<GridRemoval>()).Id);
         Assert.Contains(output.Select(o => o.BaseObject).OfType<WarningRecord>(), w => w.Message == "Kept guarded: it is protected.");
-        Assert.Equal(new[] { "exp1" }, (await catalog.GetExperimentsAsync("sweep", default)).Items.Select(e => e.Experiment));
-        Assert.Equal(2, (await catalog.GetExperimentsAsync("guarded", default)).Items.Count);
+        Assert.Equal(new[] { "exp1" }, (await catalog.Runs.GetExperimentsAsync("sweep", default)).Items.Select(e => e.Experiment));
+        Assert.Equal(2, (await catalog.Runs.GetExperimentsAsync("guarded", default)).Items.Count);
     }
     [Fact]
     public async Task A_clean_up_never_widens_and_never_takes_a_run_with_an_experiment_that_has_not_ended()
@@ -245,13 +245,13 @@ public abstract class RetentionStoreTests : IDisposable
         host.Run("Get-GridRun -Tag nothing-has-this | Remove-GridRun -KeepLatest 0 -Confirm:$false");
         var (_, errors) = host.Invoke("Remove-GridRun -OlderThan 30 -Confirm:$false", Array.Empty<object>(), terminatingAsError: true);
         Assert.Equal("OlderThanTooShort,GridArtifacts.Commands.RemoveGridRunCommand", Assert.Single(errors).FullyQualifiedErrorId);
-        Assert.Equal(new[] { "lost", "piped" }, (await catalog.ListRunsAsync(default)).Items.Select(r => r.Name).Order());
+        Assert.Equal(new[] { "lost", "piped" }, (await catalog.Runs.ListRunsAsync(default)).Items.Select(r => r.Name).Order());
 
         var output = host.Run("Remove-GridRun -KeepLatest 0 -Confirm:$false -PassThru -WarningVariable w; $w");
         Assert.Equal("piped", Assert.Single(output.Select(o => o.BaseObject).OfType<GridRemoval>()).Id);
         Assert.Contains(output.Select(o => o.BaseObject).OfType<WarningRecord>(), w => w.Message.StartsWith("Kept lost: lost-exp2 is Lost.", StringComparison.Ordinal));
-        Assert.Equal(new[] { "lost" }, (await catalog.ListRunsAsync(default)).Items.Select(r => r.Name));
-        Assert.NotNull(await catalog.ReadExperimentRecordAsync("lost", "exp2", default));
+        Assert.Equal(new[] { "lost" }, (await catalog.Runs.ListRunsAsync(default)).Items.Select(r => r.Name));
+        Assert.NotNull(await catalog.Runs.ReadExperimentRecordAsync("lost", "exp2", default));
     }
 
     [Fact]
@@ -263,8 +263,8 @@ public abstract class RetentionStoreTests : IDisposable
         using var host = new ModuleHost(first);
         // Without the host's default -Store, which would bind before the piped runs' own.
         host.Run("$PSDefaultParameterValues.Clear(); @(Get-GridRun -Store $args[0]) + @(Get-GridRun only-here -Store $args[1]) | Remove-GridRun -Confirm:$false", first, second);
-        Assert.Empty((await a.ListRunsAsync(default)).Items);
-        Assert.Equal(new[] { "same-name" }, (await b.ListRunsAsync(default)).Items.Select(r => r.Name));
+        Assert.Empty((await a.Runs.ListRunsAsync(default)).Items);
+        Assert.Equal(new[] { "same-name" }, (await b.Runs.ListRunsAsync(default)).Items.Select(r => r.Name));
     }
 }
 

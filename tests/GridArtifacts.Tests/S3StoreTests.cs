@@ -155,7 +155,7 @@ public sealed class S3StoreErrorTests
     public async Task A_missing_bucket_is_BucketNotFound_naming_the_store()
     {
         using var store = new S3Store(_s3.StoreUri("no-such-bucket-here"));
-        var ex = await Assert.ThrowsAsync<GridException>(() => new GridCatalog(store).ListRunNamesAsync(default));
+        var ex = await Assert.ThrowsAsync<GridException>(() => new GridCatalog(store).Runs.ListRunNamesAsync(default));
         Assert.Equal("BucketNotFound", ex.ErrorId);
         Assert.Equal(GridErrorKind.NotFound, ex.Kind);
         Assert.Contains("s3://no-such-bucket-here", ex.Message);
@@ -182,7 +182,7 @@ public sealed class S3StoreErrorTests
         // s3rver checks the access key id but not SigV4 signatures, so the key id is what is wrong here.
         const string secret = "wrong-secret-value-0123456789";
         using var store = new S3Store(_s3.StoreUri(_s3.NewBucket()), new BasicAWSCredentials("AKIAUNKNOWNKEY000000", secret));
-        var ex = await Assert.ThrowsAsync<GridException>(() => new GridCatalog(store).ListRunNamesAsync(default));
+        var ex = await Assert.ThrowsAsync<GridException>(() => new GridCatalog(store).Runs.ListRunNamesAsync(default));
         Assert.Equal("InvalidCredentials", ex.ErrorId);
         Assert.Equal(GridErrorKind.AccessDenied, ex.Kind);
         Assert.DoesNotContain(secret, ex.Message);

@@ -26,8 +26,8 @@ public abstract class Schema1StoreTests : IDisposable
     {
         var catalog = await FixtureStoreAsync();
         var expected = FixtureStores.Expected(1);
-        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), (await catalog.ListRunNamesAsync(default)).Order(StringComparer.Ordinal));
-        var runs = await catalog.GetRunsAsync(expected.Keys, default);
+        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), (await catalog.Runs.ListRunNamesAsync(default)).Order(StringComparer.Ordinal));
+        var runs = await catalog.Runs.GetRunsAsync(expected.Keys, default);
         Assert.Empty(runs.Errors);
         foreach (var run in runs.Items)
         {
@@ -36,7 +36,7 @@ public abstract class Schema1StoreTests : IDisposable
             Assert.Equal(want.Experiments.Keys, run.Experiments);
             foreach (var (exp, e) in want.Experiments)
             {
-                var got = await catalog.GetExperimentAsync(run.Name, exp, default);
+                var got = await catalog.Runs.GetExperimentAsync(run.Name, exp, default);
                 Assert.Equal(e.Status, got.Status.ToString());
                 Assert.Equal(e.ExitCode, got.ExitCode);
                 Assert.Equal(e.Artifacts.Count, got.ArtifactCount);
@@ -44,7 +44,7 @@ public abstract class Schema1StoreTests : IDisposable
             }
         }
         // The captured experiments kept their script's output.
-        var log = await catalog.ReadLogAsync("captured-sweep", "exp1", "stdout", default);
+        var log = await catalog.Runs.ReadLogAsync("captured-sweep", "exp1", "stdout", default);
         Assert.Equal("done 2\n", System.Text.Encoding.UTF8.GetString(log!));
     }
 
@@ -54,9 +54,9 @@ public abstract class Schema1StoreTests : IDisposable
         var catalog = await FixtureStoreAsync();
         var expected = FixtureStores.Expected(1);
 
-        var removed = await catalog.RemoveRunAsync("failed-run", default);
+        var removed = await catalog.Remover.RemoveRunAsync("failed-run", default);
         Assert.Equal(1, removed.Experiments);
-        Assert.DoesNotContain("failed-run", await catalog.ListRunNamesAsync(default));
+        Assert.DoesNotContain("failed-run", await catalog.Runs.ListRunNamesAsync(default));
 
         // A new run beside the old ones, and a new experiment in an old run.
         var src = Temp.Sub("new");
@@ -66,10 +66,10 @@ public abstract class Schema1StoreTests : IDisposable
         Assert.Equal(GridStatus.Succeeded, fresh.Status);
         var added = await new ArtifactImporter(catalog).ImportAsync(new ImportRequest { Run = "captured-sweep", Experiment = "exp2", Files = files }, e => throw e, _ => { }, default);
         Assert.Equal(1, added.ArtifactCount);
-        Assert.Equal(new[] { "exp0", "exp1", "exp2" }, (await catalog.GetRunAsync("captured-sweep", default)).Experiments);
+        Assert.Equal(new[] { "exp0", "exp1", "exp2" }, (await catalog.Runs.GetRunAsync("captured-sweep", default)).Experiments);
 
         // One listing gives the new run (from its index keys) and the old ones (from their records) together.
-        var listed = await catalog.ListRunsAsync(default);
+        var listed = await catalog.Runs.ListRunsAsync(default);
         Assert.Empty(listed.Errors);
         Assert.Equal(expected.Keys.Where(k => k != "failed-run").Append("new-run").OrderBy(k => k, StringComparer.Ordinal),
             listed.Items.Select(r => r.Name).OrderBy(k => k, StringComparer.Ordinal));
@@ -77,7 +77,7 @@ public abstract class Schema1StoreTests : IDisposable
         Assert.Equal(3, listed.Items.Single(r => r.Name == "captured-sweep").ExperimentCount);
 
         // The old names are taken, and their ended experiments are never rewritten.
-        var taken = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "imported-run" }, default));
+        var taken = await Assert.ThrowsAsync<GridException>(() => catalog.Writer.CreateRunAsync(new RunRecord { Name = "imported-run" }, default));
         Assert.Equal("RunExists", taken.ErrorId);
         var ended = await Assert.ThrowsAsync<GridException>(() =>
             new ArtifactImporter(catalog).ImportAsync(new ImportRequest { Run = "imported-run", Experiment = "exp0", Files = files }, e => throw e, _ => { }, default));
@@ -87,7 +87,7 @@ public abstract class Schema1StoreTests : IDisposable
         {
             foreach (var (exp, e) in expected[run].Experiments)
             {
-                Assert.Equal(e.Artifacts, (await catalog.GetArtifactsAsync(run, exp, default)).Items.ToDictionary(a => a.Path, a => a.Sha256!, StringComparer.Ordinal));
+                Assert.Equal(e.Artifacts, (await catalog.Artifacts.GetArtifactsAsync(run, exp, default)).Items.ToDictionary(a => a.Path, a => a.Sha256!, StringComparer.Ordinal));
             }
         }
     }

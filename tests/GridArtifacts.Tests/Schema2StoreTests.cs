@@ -34,7 +34,7 @@ public abstract class Schema2StoreTests : IDisposable
     {
         var catalog = await FixtureStoreAsync();
         var counting = new CountingStore(catalog.Store);
-        var listed = await new GridCatalog(counting).ListRunsAsync(default);
+        var listed = await new GridCatalog(counting).Runs.ListRunsAsync(default);
         Assert.Empty(listed.Errors);
         // One listing of runs/; only the two runs whose command was too long for their key have their run.json read.
         Assert.Equal(1, counting.Lists);
@@ -51,15 +51,15 @@ public abstract class Schema2StoreTests : IDisposable
             Assert.Equal(ArtifactBytes(run.Name), run.ArtifactBytes);
             foreach (var (exp, e) in want.Experiments)
             {
-                var got = await catalog.GetExperimentAsync(run.Name, exp, default);
+                var got = await catalog.Runs.GetExperimentAsync(run.Name, exp, default);
                 Assert.Equal(e.Status, got.Status.ToString());
                 Assert.Equal(e.ExitCode, got.ExitCode);
                 Assert.Equal(e.Artifacts.Count, got.ArtifactCount);
                 Assert.Equal(e.Artifacts, await FixtureStores.SavedHashes(catalog, run.Name, exp, Temp.Sub("saved")));
             }
         }
-        Assert.Equal(new Dictionary<string, string> { ["lr"] = "0.03" }, (await catalog.GetExperimentAsync("lightning-sweep", "exp1", default)).Parameters);
-        var log = await catalog.ReadLogAsync("lightning-sweep", "exp1", "stdout", default);
+        Assert.Equal(new Dictionary<string, string> { ["lr"] = "0.03" }, (await catalog.Runs.GetExperimentAsync("lightning-sweep", "exp1", default)).Parameters);
+        var log = await catalog.Runs.ReadLogAsync("lightning-sweep", "exp1", "stdout", default);
         Assert.Equal("fit done lr=0.03 val_loss=0.0900\n", System.Text.Encoding.UTF8.GetString(log!));
     }
 
@@ -67,8 +67,8 @@ public abstract class Schema2StoreTests : IDisposable
     public async Task Records_of_0_2_0_have_no_metrics_yet_though_the_files_they_would_come_from_still_read()
     {
         var catalog = await FixtureStoreAsync();
-        var sweep = await catalog.GetExperimentsAsync("lightning-sweep", default);
-        var pair = await catalog.GetExperimentsAsync("imported-pair", default);
+        var sweep = await catalog.Runs.GetExperimentsAsync("lightning-sweep", default);
+        var pair = await catalog.Runs.GetExperimentsAsync("imported-pair", default);
         Assert.Empty(sweep.Errors);
         Assert.Empty(pair.Errors);
         Assert.All(sweep.Items.Concat(pair.Items), e =>
@@ -100,17 +100,17 @@ public abstract class Schema2StoreTests : IDisposable
     public async Task Runs_of_0_2_0_take_tags_and_protection_and_a_retention_plan_removes_only_the_runs_it_names()
     {
         var catalog = await FixtureStoreAsync();
-        Assert.Equal(new[] { "keep" }, await catalog.AddTagsAsync("failed-run", null, new[] { "keep" }, default));
-        Assert.Equal(new[] { "best" }, await catalog.AddTagsAsync("lightning-sweep", "exp2", new[] { "best" }, default));
-        await catalog.ProtectAsync("stopped-run", default);
+        Assert.Equal(new[] { "keep" }, await catalog.Writer.AddTagsAsync("failed-run", null, new[] { "keep" }, default));
+        Assert.Equal(new[] { "best" }, await catalog.Writer.AddTagsAsync("lightning-sweep", "exp2", new[] { "best" }, default));
+        await catalog.Remover.ProtectAsync("stopped-run", default);
 
-        var listed = await catalog.ListRunsAsync(default);
+        var listed = await catalog.Runs.ListRunsAsync(default);
         Assert.Empty(listed.Errors);
         // A run carries its experiments' tags; imported-run was protected by 0.2.0 itself.
         Assert.Equal(new[] { ("failed-run", "keep"), ("lightning-sweep", "best") },
             listed.Items.SelectMany(r => r.Tags.Select(t => (r.Name, t))).Order());
         Assert.Equal(new[] { "imported-run", "stopped-run" }, listed.Items.Where(r => r.Protected).Select(r => r.Name).Order(StringComparer.Ordinal));
-        var exp2 = (await catalog.GetExperimentsAsync("lightning-sweep", default)).Items.Single(e => e.Experiment == "exp2");
+        var exp2 = (await catalog.Runs.GetExperimentsAsync("lightning-sweep", default)).Items.Single(e => e.Experiment == "exp2");
         Assert.Equal(new[] { "best" }, exp2.OwnTags);
 
         // Remove-GridRun -KeepLatest 1 -ExcludeTag keep: newest first by Created, the order the generator wrote them in.
@@ -121,13 +121,13 @@ public abstract class Schema2StoreTests : IDisposable
             ("stopped-run", RetentionReason.Protected), ("failed-run", RetentionReason.ExcludedTag), ("lightning-sweep", RetentionReason.Remove),
         }, plan.Select(d => (d.Item.Name, d.Reason)));
         var victims = plan.Where(d => d.Remove).Select(d => d.Item.Name).ToHashSet(StringComparer.Ordinal);
-        var indexKeys = await catalog.ListIndexKeysAsync(victims, default);
+        var indexKeys = await catalog.Remover.ListIndexKeysAsync(victims, default);
         foreach (var run in victims)
         {
             var e = Expected[run].Experiments.Values;
-            Assert.Equal(new GridCatalog.Removal(e.Count, e.Sum(x => x.Artifacts.Count), ArtifactBytes(run)), await catalog.RemoveRunAsync(run, default, indexKeys[run]));
+            Assert.Equal(new Removal(e.Count, e.Sum(x => x.Artifacts.Count), ArtifactBytes(run)), await catalog.Remover.RemoveRunAsync(run, default, indexKeys[run]));
         }
-        var refused = await Assert.ThrowsAsync<GridException>(() => catalog.RemoveRunAsync("imported-run", default));
+        var refused = await Assert.ThrowsAsync<GridException>(() => catalog.Remover.RemoveRunAsync("imported-run", default));
         Assert.Equal("RunProtected", refused.ErrorId);
 
         // Every other key is there as 0.2.0 wrote it, beside the two labels added; nothing else is.
@@ -136,7 +136,7 @@ public abstract class Schema2StoreTests : IDisposable
         Assert.Equal(kept.Select(f => f.Key).Append(CatalogIndex.RunTagKey("failed-run", "keep")).Append(CatalogIndex.ProtectedKey("stopped-run")).Order(StringComparer.Ordinal),
             keys.Order(StringComparer.Ordinal));
         foreach (var (key, path) in kept) Assert.Equal(File.ReadAllBytes(path), await catalog.Store.TryReadAllBytesAsync(key, default));
-        var after = await catalog.ListRunsAsync(default);
+        var after = await catalog.Runs.ListRunsAsync(default);
         Assert.Empty(after.Errors);
         Assert.Equal(Expected.Keys.Where(k => !victims.Contains(k)).Select(k => (k, Expected[k].Status)).Order(),
             after.Items.Select(r => (r.Name, r.Status.ToString())).Order());
@@ -156,7 +156,7 @@ public abstract class Schema2StoreTests : IDisposable
         var third = await importer.ImportAsync(new ImportRequest { Run = "imported-pair", Experiment = "exp2", Files = files }, e => throw e, _ => { }, default);
         Assert.Equal(0.35, third.Metrics["val_loss"]);
 
-        var listed = await catalog.ListRunsAsync(default);
+        var listed = await catalog.Runs.ListRunsAsync(default);
         Assert.Empty(listed.Errors);
         Assert.Equal(Expected.Keys.Append("new-run").Order(StringComparer.Ordinal), listed.Items.Select(r => r.Name).Order(StringComparer.Ordinal));
         var newRun = listed.Items.Single(r => r.Name == "new-run");
@@ -165,13 +165,13 @@ public abstract class Schema2StoreTests : IDisposable
         Assert.Equal(new[] { "exp0", "exp1", "exp2" }, listed.Items.Single(r => r.Name == "imported-pair").Experiments);
 
         // -KeepBest 1 -By val_loss over old and new: the old experiments have no metric, so they are kept.
-        var pair = await catalog.GetExperimentsAsync("imported-pair", default);
+        var pair = await catalog.Runs.GetExperimentsAsync("imported-pair", default);
         Assert.Empty(pair.Errors);
         Assert.Equal(new[] { ("exp0", RetentionReason.NoMetric), ("exp1", RetentionReason.NoMetric), ("exp2", RetentionReason.Best) },
             RetentionPlanner.PlanExperiments(pair.Items, 1, "val_loss", descending: false, _ => false).Select(d => (d.Item.Experiment, d.Reason)));
 
         // The old names are taken, and their ended experiments are never rewritten.
-        var taken = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "imported-run" }, default));
+        var taken = await Assert.ThrowsAsync<GridException>(() => catalog.Writer.CreateRunAsync(new RunRecord { Name = "imported-run" }, default));
         Assert.Equal("RunExists", taken.ErrorId);
         var ended = await Assert.ThrowsAsync<GridException>(() =>
             importer.ImportAsync(new ImportRequest { Run = "lightning-sweep", Experiment = "exp0", Files = files }, e => throw e, _ => { }, default));
@@ -185,12 +185,12 @@ public abstract class Schema2StoreTests : IDisposable
     /// <summary>The metrics a reader would take from an experiment's stored artifacts, as the import and the agent choose them.</summary>
     private static async Task<MetricsRecord> ReadMetricsAsync(GridCatalog catalog, string run, string exp)
     {
-        var listed = await catalog.GetArtifactsAsync(run, exp, default);
+        var listed = await catalog.Artifacts.GetArtifactsAsync(run, exp, default);
         Assert.Empty(listed.Errors);
         var content = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var a in listed.Items.Where(a => MetricsReader.IsCsvCandidate(a.Path) || MetricsReader.IsJsonCandidate(a.Path)))
         {
-            await using var s = await catalog.OpenArtifactAsync(a, default);
+            await using var s = await catalog.Artifacts.OpenArtifactAsync(a, default);
             using var ms = new MemoryStream();
             await s.CopyToAsync(ms);
             content[a.Path] = ms.ToArray();

@@ -42,7 +42,7 @@ public sealed class SignalTests : IDisposable
     }
 
     private static async Task<bool> Uploaded(GridCatalog catalog, string run, string path) =>
-        (await catalog.ReadManifestAsync(run, "exp0", default))?.Artifacts.Any(a => a.Path == path) == true;
+        (await catalog.Manifests.ReadManifestAsync(run, "exp0", default))?.Artifacts.Any(a => a.Path == path) == true;
 
     // ---- the budget ---------------------------------------------------------------------------------
 
@@ -105,12 +105,12 @@ public sealed class SignalTests : IDisposable
         // Within the budget, and it used the budget for the upload that did not go (not given up at once).
         Assert.InRange(watch.Elapsed, budget - TimeSpan.FromMilliseconds(300), budget + TimeSpan.FromSeconds(1));
         Assert.Equal(143, exit); // bash, ended by the SIGTERM
-        var exp = await catalog.GetExperimentAsync("term-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("term-run", "exp0", default);
         Assert.Equal(GridStatus.Failed, exp.Status);
         Assert.Equal("SIGTERM", exp.Signal);
         Assert.Equal(143, exp.ExitCode);
         Assert.Equal(1, exp.Sync!.FilesPending);
-        var manifest = (await catalog.ReadManifestAsync("term-run", "exp0", default))!;
+        var manifest = (await catalog.Manifests.ReadManifestAsync("term-run", "exp0", default))!;
         Assert.True(manifest.Sealed);
         Assert.Equal(new[] { "first.bin" }, manifest.Artifacts.Select(a => a.Path));
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "first.bin")), (await TestStore.StoredHashes(catalog, "term-run"))["first.bin"]);
@@ -149,12 +149,12 @@ public sealed class SignalTests : IDisposable
 
         Assert.Equal(0, exit); // the script's own exit, from its trap
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"took {watch.Elapsed}"); // not the 10 s budget: nothing was waited out
-        var exp = await catalog.GetExperimentAsync("trap-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("trap-run", "exp0", default);
         Assert.Equal(status, exp.Status);
         Assert.Equal(signal, exp.Signal);
         Assert.Equal(0, exp.ExitCode);
         Assert.Equal(0, exp.Sync!.FilesPending);
-        Assert.True((await catalog.ReadManifestAsync("trap-run", "exp0", default))!.Sealed);
+        Assert.True((await catalog.Manifests.ReadManifestAsync("trap-run", "exp0", default))!.Sealed);
         // What the script wrote on SIGTERM, after the signal, is stored byte-exact.
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "saved.txt")), (await TestStore.StoredHashes(catalog, "trap-run"))["saved.txt"]);
         Assert.False(agent.StopBySignal("SIGTERM")); // over: a later signal is the process's own to act on
@@ -175,9 +175,9 @@ public sealed class SignalTests : IDisposable
         Assert.True(agent.StopBySignal("SIGTERM"));
         store.Release.SetResult();
         await running.WaitAsync(TimeSpan.FromSeconds(20));
-        var exp = await catalog.GetExperimentAsync("late-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("late-run", "exp0", default);
         Assert.Equal((status, signal), (exp.Status, exp.Signal));
-        Assert.True((await catalog.ReadManifestAsync("late-run", "exp0", default))!.Sealed);
+        Assert.True((await catalog.Manifests.ReadManifestAsync("late-run", "exp0", default))!.Sealed);
     }
 
     /// <summary>Holds the upload of the sealed manifest (only the end writes it in so short a run) until released.</summary>
@@ -201,7 +201,7 @@ public sealed class SignalTests : IDisposable
         Assert.Equal(2, await agent.RunAsync(default));
         var json = JsonDocument.Parse((await store.TryReadAllBytesAsync(StoreLayout.ExperimentRecordKey("plain-run", "exp0"), default))!);
         Assert.False(json.RootElement.TryGetProperty("signal", out _));
-        var exp = await catalog.GetExperimentAsync("plain-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("plain-run", "exp0", default);
         Assert.Equal(GridStatus.Failed, exp.Status);
         Assert.Null(exp.Signal);
     }
@@ -272,11 +272,11 @@ public sealed class SignalTests : IDisposable
         // SIGTERM: the cmdlet returns as usual, the script goes on; SIGINT: PowerShell stops the script too.
         if (kill == "TERM") Assert.Contains($"after: 143 Failed SIGTERM", output);
         else Assert.DoesNotContain("after:", output);
-        var exp = await catalog.GetExperimentAsync("sig-run", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("sig-run", "exp0", default);
         Assert.Equal(status, exp.Status);
         Assert.Equal(signal, exp.Signal);
         Assert.Equal(143, exp.ExitCode); // bash, ended by the SIGTERM the agent sent it
-        Assert.True((await catalog.ReadManifestAsync("sig-run", "exp0", default))!.Sealed);
+        Assert.True((await catalog.Manifests.ReadManifestAsync("sig-run", "exp0", default))!.Sealed);
         var stored = await TestStore.StoredHashes(catalog, "sig-run");
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "data.bin")), stored["data.bin"]);
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "started.txt")), stored["started.txt"]);

@@ -38,7 +38,7 @@ public abstract class Store030Tests : IDisposable
         Assert.Equal("GridArtifacts 0.3.0 (commit 2039e1c)", FixtureStores.WrittenBy(Fixture));
         var catalog = await FixtureStoreAsync();
         var counting = new CountingStore(catalog.Store);
-        var listed = await new GridCatalog(counting).ListRunsAsync(default);
+        var listed = await new GridCatalog(counting).Runs.ListRunsAsync(default);
         Assert.Empty(listed.Errors);
         // One listing of runs/ gives the tags and protection too; only the two runs whose command was
         // too long for their key have their run.json read.
@@ -57,7 +57,7 @@ public abstract class Store030Tests : IDisposable
             Assert.Equal(want.Experiments.Values.Sum(e => e.Artifacts.Count), run.ArtifactCount);
             Assert.Equal(ArtifactBytes(run.Name), run.ArtifactBytes);
 
-            var experiments = await catalog.GetExperimentsAsync(run.Name, default);
+            var experiments = await catalog.Runs.GetExperimentsAsync(run.Name, default);
             Assert.Empty(experiments.Errors);
             Assert.Equal(want.Experiments.Keys, experiments.Items.Select(e => e.Experiment));
             foreach (var got in experiments.Items)
@@ -81,14 +81,14 @@ public abstract class Store030Tests : IDisposable
         // What the fixture was made to hold, beyond what its expected file says.
         Assert.Equal(new[] { "protected-model" }, listed.Items.Where(r => r.Protected).Select(r => r.Name));
         Assert.Equal(new[] { "baseline", "best" }, listed.Items.Single(r => r.Name == "tagged-sweep").Tags);
-        var never = await catalog.GetExperimentAsync("stopped-sweep", "exp1", default);
+        var never = await catalog.Runs.GetExperimentAsync("stopped-sweep", "exp1", default);
         Assert.Equal((GridStatus.Stopped, (int?)null, 0), (never.Status, never.ExitCode, never.ArtifactCount));
-        Assert.Equal(0.88, (await catalog.GetExperimentAsync("protected-model", "exp0", default)).Metrics["test/f1"]);
-        var log = await catalog.ReadLogAsync("tagged-sweep", "exp1", "stdout", default);
+        Assert.Equal(0.88, (await catalog.Runs.GetExperimentAsync("protected-model", "exp0", default)).Metrics["test/f1"]);
+        var log = await catalog.Runs.ReadLogAsync("tagged-sweep", "exp1", "stdout", default);
         Assert.Equal("fit done lr=0.03 val_loss=0.0900\n", System.Text.Encoding.UTF8.GetString(log!));
 
         // The metrics 0.3.0 recorded rank its sweep: -KeepBest 1 -By val_loss keeps exp2 (0.03).
-        var sweep = await catalog.GetExperimentsAsync("tagged-sweep", default);
+        var sweep = await catalog.Runs.GetExperimentsAsync("tagged-sweep", default);
         Assert.Equal(new[] { ("exp0", RetentionReason.Remove), ("exp1", RetentionReason.Remove), ("exp2", RetentionReason.Best) },
             RetentionPlanner.PlanExperiments(sweep.Items, 1, "val_loss", descending: false, _ => false).Select(d => (d.Item.Experiment, d.Reason)));
     }
@@ -97,13 +97,13 @@ public abstract class Store030Tests : IDisposable
     public async Task Runs_of_0_3_0_take_and_lose_tags_and_a_retention_plan_keeps_the_protected_run_and_removes_only_what_it_names()
     {
         var catalog = await FixtureStoreAsync();
-        Assert.Equal(new[] { "keep" }, await catalog.AddTagsAsync("stopped-sweep", null, new[] { "keep" }, default));
-        Assert.Equal(new[] { "reviewed" }, await catalog.AddTagsAsync("protected-model", "exp0", new[] { "reviewed" }, default));
+        Assert.Equal(new[] { "keep" }, await catalog.Writer.AddTagsAsync("stopped-sweep", null, new[] { "keep" }, default));
+        Assert.Equal(new[] { "reviewed" }, await catalog.Writer.AddTagsAsync("protected-model", "exp0", new[] { "reviewed" }, default));
         // A tag 0.3.0 wrote is taken off again, and one already there is not written twice.
-        Assert.Equal(new[] { "laptop" }, await catalog.RemoveTagsAsync("imported-run", "exp0", new[] { "laptop" }, default));
-        Assert.Empty(await catalog.AddTagsAsync("tagged-sweep", "exp2", new[] { "best" }, default));
+        Assert.Equal(new[] { "laptop" }, await catalog.Writer.RemoveTagsAsync("imported-run", "exp0", new[] { "laptop" }, default));
+        Assert.Empty(await catalog.Writer.AddTagsAsync("tagged-sweep", "exp2", new[] { "best" }, default));
 
-        var listed = await catalog.ListRunsAsync(default);
+        var listed = await catalog.Runs.ListRunsAsync(default);
         Assert.Empty(listed.Errors);
         // A run carries its experiments' tags beside its own.
         Assert.Equal(new[]
@@ -111,10 +111,10 @@ public abstract class Store030Tests : IDisposable
             ("failed-run", "triage"), ("protected-model", "prod"), ("protected-model", "reviewed"),
             ("stopped-sweep", "keep"), ("tagged-sweep", "baseline"), ("tagged-sweep", "best"),
         }, listed.Items.SelectMany(r => r.Tags.Select(t => (r.Name, t))).Order());
-        var model = Assert.Single((await catalog.GetExperimentsAsync("protected-model", default)).Items);
+        var model = Assert.Single((await catalog.Runs.GetExperimentsAsync("protected-model", default)).Items);
         Assert.Equal(new[] { "prod", "reviewed" }, model.Tags);
         Assert.Equal(new[] { "reviewed" }, model.OwnTags);
-        Assert.Empty(Assert.Single((await catalog.GetExperimentsAsync("imported-run", default)).Items).Tags);
+        Assert.Empty(Assert.Single((await catalog.Runs.GetExperimentsAsync("imported-run", default)).Items).Tags);
 
         // Remove-GridRun -KeepLatest 1 -ExcludeTag keep: newest first by Created, the order the generator wrote them in.
         var plan = RetentionPlanner.PlanRuns(listed.Items, keepLatest: 1, olderThan: null, r => r.Tags.Contains("keep"), catalog.Clock.GetUtcNow());
@@ -124,15 +124,15 @@ public abstract class Store030Tests : IDisposable
             ("failed-run", RetentionReason.Remove), ("tagged-sweep", RetentionReason.Remove),
         }, plan.Select(d => (d.Item.Name, d.Reason)));
         var victims = plan.Where(d => d.Remove).Select(d => d.Item.Name).ToHashSet(StringComparer.Ordinal);
-        var indexKeys = await catalog.ListIndexKeysAsync(victims, default);
+        var indexKeys = await catalog.Remover.ListIndexKeysAsync(victims, default);
         foreach (var run in victims)
         {
             var e = Expected[run].Experiments.Values;
-            Assert.Equal(new GridCatalog.Removal(e.Count, e.Sum(x => x.Artifacts.Count), ArtifactBytes(run)), await catalog.RemoveRunAsync(run, default, indexKeys[run]));
+            Assert.Equal(new Removal(e.Count, e.Sum(x => x.Artifacts.Count), ArtifactBytes(run)), await catalog.Remover.RemoveRunAsync(run, default, indexKeys[run]));
         }
         // The run 0.3.0 protected is refused, whole or one experiment of it.
-        Assert.Equal("RunProtected", (await Assert.ThrowsAsync<GridException>(() => catalog.RemoveRunAsync("protected-model", default))).ErrorId);
-        Assert.Equal("RunProtected", (await Assert.ThrowsAsync<GridException>(() => catalog.RemoveExperimentAsync("protected-model", "exp0", default))).ErrorId);
+        Assert.Equal("RunProtected", (await Assert.ThrowsAsync<GridException>(() => catalog.Remover.RemoveRunAsync("protected-model", default))).ErrorId);
+        Assert.Equal("RunProtected", (await Assert.ThrowsAsync<GridException>(() => catalog.Remover.RemoveExperimentAsync("protected-model", "exp0", default))).ErrorId);
 
         // Every other key is there as 0.3.0 wrote it, beside the two tags added and without the one
         // taken off; nothing else is.
@@ -143,7 +143,7 @@ public abstract class Store030Tests : IDisposable
                 .Order(StringComparer.Ordinal),
             (await KeysAsync(catalog)).Order(StringComparer.Ordinal));
         foreach (var (key, path) in kept) Assert.Equal(File.ReadAllBytes(path), await catalog.Store.TryReadAllBytesAsync(key, default));
-        var after = await catalog.ListRunsAsync(default);
+        var after = await catalog.Runs.ListRunsAsync(default);
         Assert.Empty(after.Errors);
         Assert.Equal(Expected.Keys.Where(k => !victims.Contains(k)).Select(k => (k, Expected[k].Status, Expected[k].Protected)).Order(),
             after.Items.Select(r => (r.Name, r.Status.ToString(), r.Protected)).Order());
@@ -173,13 +173,13 @@ public abstract class Store030Tests : IDisposable
         // A run of a Slurm job array, as Start-GridRun -Scheduler Slurm writes it: queued experiments,
         // then the job's key; its scheduler ends exp0 (the task failed before its agent started).
         var now = catalog.Clock.GetUtcNow();
-        await catalog.CreateRunAsync(new RunRecord { Name = "slurm-run", Created = now, Command = "train.sh" }, default, new[] { "cluster" });
-        await catalog.QueueExperimentsAsync("slurm-run", Enumerable.Range(0, 2).Select(i => (new Dictionary<string, string> { ["seed"] = $"{i}" }, "train.sh")).ToList(), now, default);
-        await catalog.SetRunJobAsync("slurm-run", new RunJob(GridScheduler.Slurm, "grid", "42"), default);
+        await catalog.Writer.CreateRunAsync(new RunRecord { Name = "slurm-run", Created = now, Command = "train.sh" }, default, new[] { "cluster" });
+        await catalog.Writer.QueueExperimentsAsync("slurm-run", Enumerable.Range(0, 2).Select(i => (new Dictionary<string, string> { ["seed"] = $"{i}" }, "train.sh")).ToList(), now, default);
+        await catalog.Writer.SetRunJobAsync("slurm-run", new RunJob(GridScheduler.Slurm, "grid", "42"), default);
         const string reason = "Slurm task 42_0 ended FAILED (exit 127) before its agent started";
-        Assert.True(await catalog.EndQueuedAsync("slurm-run", "exp0", GridStatus.Failed, reason, 127, default));
+        Assert.True(await catalog.Claims.EndQueuedAsync("slurm-run", "exp0", GridStatus.Failed, reason, 127, default));
 
-        var listed = await catalog.ListRunsAsync(default);
+        var listed = await catalog.Runs.ListRunsAsync(default);
         Assert.Empty(listed.Errors);
         Assert.Equal(Expected.Keys.Append("new-run").Append("slurm-run").Order(StringComparer.Ordinal), listed.Items.Select(r => r.Name).Order(StringComparer.Ordinal));
         var slurm = listed.Items.Single(r => r.Name == "slurm-run");
@@ -187,7 +187,7 @@ public abstract class Store030Tests : IDisposable
         Assert.Equal(new[] { "exp0", "exp1" }, slurm.Experiments);
         Assert.Equal(new[] { "exp1" }, slurm.QueuedExperiments);
         Assert.Equal(new[] { "cluster" }, slurm.Tags);
-        var ended = await catalog.GetExperimentAsync("slurm-run", "exp0", default);
+        var ended = await catalog.Runs.GetExperimentAsync("slurm-run", "exp0", default);
         Assert.Equal((GridStatus.Failed, (int?)127, reason), (ended.Status, ended.ExitCode, ended.Reason));
         var newRun = listed.Items.Single(r => r.Name == "new-run");
         Assert.Equal((GridStatus.Succeeded, 1L), (newRun.Status, newRun.ArtifactCount));
@@ -203,20 +203,20 @@ public abstract class Store030Tests : IDisposable
         }
 
         // -KeepBest 1 -By val_loss -ExcludeTag best over old and new: the new one is best, and the one 0.3.0 tagged stays.
-        var sweep = await catalog.GetExperimentsAsync("tagged-sweep", default);
+        var sweep = await catalog.Runs.GetExperimentsAsync("tagged-sweep", default);
         Assert.Empty(sweep.Errors);
         Assert.Equal(new[] { ("exp0", RetentionReason.Remove), ("exp1", RetentionReason.Remove), ("exp2", RetentionReason.ExcludedTag), ("exp3", RetentionReason.Best) },
             RetentionPlanner.PlanExperiments(sweep.Items, 1, "val_loss", descending: false, e => e.Tags.Contains("best")).Select(d => (d.Item.Experiment, d.Reason)));
 
         // The old names are taken, and their ended experiments are never rewritten.
-        var taken = await Assert.ThrowsAsync<GridException>(() => catalog.CreateRunAsync(new RunRecord { Name = "protected-model" }, default));
+        var taken = await Assert.ThrowsAsync<GridException>(() => catalog.Writer.CreateRunAsync(new RunRecord { Name = "protected-model" }, default));
         Assert.Equal("RunExists", taken.ErrorId);
         foreach (var (run, exp) in new[] { ("failed-run", "exp0"), ("stopped-sweep", "exp1") })
         {
             var refused = await Assert.ThrowsAsync<GridException>(() =>
                 importer.ImportAsync(new ImportRequest { Run = run, Experiment = exp, Files = files }, e => throw e, _ => { }, default));
             Assert.Equal("ExperimentExists", refused.ErrorId);
-            Assert.False(await catalog.EndQueuedAsync(run, exp, GridStatus.Failed, "not queued", null, default));
+            Assert.False(await catalog.Claims.EndQueuedAsync(run, exp, GridStatus.Failed, "not queued", null, default));
         }
 
         // Every key of 0.3.0 is there byte for byte; each new key belongs to a new run or to the new experiment.

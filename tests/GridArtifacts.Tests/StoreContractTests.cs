@@ -178,10 +178,10 @@ public abstract class StoreContractTests : IDisposable
 
     protected static async Task SeedAsync(GridCatalog catalog, string run, DateTimeOffset created, params (string Exp, GridStatus Status)[] experiments)
     {
-        await catalog.WriteRunRecordAsync(new RunRecord { Name = run, Created = created, Command = "python train.py" }, default);
+        await catalog.Writer.WriteRunRecordAsync(new RunRecord { Name = run, Created = created, Command = "python train.py" }, default);
         foreach (var (exp, status) in experiments)
         {
-            await catalog.WriteExperimentRecordAsync(new ExperimentRecord
+            await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord
             {
                 Run = run, Experiment = exp, Status = status, Created = created, Started = created,
                 Finished = status.IsFinished() ? created.AddMinutes(1) : null, Heartbeat = created,
@@ -196,30 +196,30 @@ public abstract class StoreContractTests : IDisposable
         await SeedAsync(catalog, "sweep-one", T0, ("exp0", GridStatus.Succeeded), ("exp1", GridStatus.Failed), ("exp10", GridStatus.Succeeded));
         var data = TestBytes.Random(123_456, 3);
         var file = Temp.WriteFile("model.pt", data);
-        var entry = await catalog.PutArtifactFileAsync("sweep-one", "exp1", "ckpt/model.pt", file, default);
-        await catalog.WriteManifestAsync(new ManifestRecord { Run = "sweep-one", Experiment = "exp1", Artifacts = { entry } }, default);
+        var entry = await catalog.Artifacts.PutArtifactFileAsync("sweep-one", "exp1", "ckpt/model.pt", file, default);
+        await catalog.Manifests.WriteManifestAsync(new ManifestRecord { Run = "sweep-one", Experiment = "exp1", Artifacts = { entry } }, default);
         // Its writer's record says what it synced (the figures the index carries).
-        var record = (await catalog.ReadExperimentRecordAsync("sweep-one", "exp1", default))!;
+        var record = (await catalog.Runs.ReadExperimentRecordAsync("sweep-one", "exp1", default))!;
         record.Sync = new GridSyncState { FilesSynced = 1, BytesSynced = data.Length };
-        await catalog.WriteExperimentRecordAsync(record, default);
+        await catalog.Writer.WriteExperimentRecordAsync(record, default);
 
-        var run = await catalog.GetRunAsync("sweep-one", default);
+        var run = await catalog.Runs.GetRunAsync("sweep-one", default);
         Assert.Equal(GridStatus.Failed, run.Status);
         Assert.Equal(new[] { "exp0", "exp1", "exp10" }, run.Experiments);
         Assert.Equal("python train.py", run.Command);
 
-        var exp = await catalog.GetExperimentAsync("sweep-one", "exp1", default);
+        var exp = await catalog.Runs.GetExperimentAsync("sweep-one", "exp1", default);
         Assert.Equal("sweep-one-exp1", exp.Id);
         Assert.Equal(1, exp.ArtifactCount);
         Assert.Equal(data.Length, exp.ArtifactBytes);
 
-        var artifacts = await catalog.GetArtifactsAsync("sweep-one", "exp1", default);
+        var artifacts = await catalog.Artifacts.GetArtifactsAsync("sweep-one", "exp1", default);
         var a = Assert.Single(artifacts.Items);
         Assert.Empty(artifacts.Errors);
         Assert.Equal("ckpt/model.pt", a.Path);
         Assert.Equal(data.Length, a.Size);
         Assert.Equal(TestBytes.Sha256(data), a.Sha256);
-        await using var s = await catalog.OpenArtifactAsync(a, default);
+        await using var s = await catalog.Artifacts.OpenArtifactAsync(a, default);
         using var ms = new MemoryStream();
         await s.CopyToAsync(ms);
         Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(ms.ToArray()));
@@ -230,14 +230,14 @@ public abstract class StoreContractTests : IDisposable
     {
         var catalog = new GridCatalog(Store());
         await SeedAsync(catalog, "known", T0, ("exp0", GridStatus.Succeeded));
-        var run = await Assert.ThrowsAsync<GridException>(() => catalog.GetRunAsync("unknown-run", default));
+        var run = await Assert.ThrowsAsync<GridException>(() => catalog.Runs.GetRunAsync("unknown-run", default));
         Assert.Equal(GridErrorKind.NotFound, run.Kind);
         Assert.Equal("RunNotFound", run.ErrorId);
         Assert.Contains("unknown-run", run.Message);
-        var exp = await Assert.ThrowsAsync<GridException>(() => catalog.GetExperimentAsync("known", "exp7", default));
+        var exp = await Assert.ThrowsAsync<GridException>(() => catalog.Runs.GetExperimentAsync("known", "exp7", default));
         Assert.Equal("ExperimentNotFound", exp.ErrorId);
         Assert.Contains("exp7", exp.Message);
-        var arts = await Assert.ThrowsAsync<GridException>(() => catalog.GetArtifactsAsync("unknown-run", "exp0", default));
+        var arts = await Assert.ThrowsAsync<GridException>(() => catalog.Artifacts.GetArtifactsAsync("unknown-run", "exp0", default));
         Assert.Equal("RunNotFound", arts.ErrorId);
     }
 
@@ -251,7 +251,7 @@ public abstract class StoreContractTests : IDisposable
         // A run as 0.1.0 wrote it (no index keys) is listed from its records, so its damaged record is met.
         await foreach (var e in store.ListAsync(CatalogIndex.RunIndexPrefix("bad-run"), recursive: false, default)) await store.DeleteAsync(e.Key, default);
         await store.PutAsync(StoreLayout.RunRecordKey("bad-run"), Encoding.UTF8.GetBytes("{ not json"), default);
-        var result = await catalog.ListRunsAsync(default);
+        var result = await catalog.Runs.ListRunsAsync(default);
         Assert.Equal("good-run", Assert.Single(result.Items).Name);
         var error = Assert.Single(result.Errors);
         Assert.Equal(GridErrorKind.DamagedRecord, error.Kind);
@@ -259,14 +259,14 @@ public abstract class StoreContractTests : IDisposable
 
         // An indexed run's damaged experiment record is met when its experiments are read.
         await store.PutAsync(StoreLayout.ExperimentRecordKey("good-run", "exp0"), Encoding.UTF8.GetBytes("{\"schema\": 2, "), default);
-        var exps = await catalog.GetExperimentsAsync("good-run", default);
+        var exps = await catalog.Runs.GetExperimentsAsync("good-run", default);
         Assert.Empty(exps.Items);
         Assert.Contains("runs/good-run/exp0/experiment.json", Assert.Single(exps.Errors).Message);
         await SeedAsync(catalog, "good-run", T0, ("exp0", GridStatus.Succeeded));
 
         await store.PutAsync(StoreLayout.ManifestKey("good-run", "exp0"), Encoding.UTF8.GetBytes("[]]"), default);
         await store.PutAsync(StoreLayout.ArtifactKey("good-run", "exp0", "x.txt"), new byte[] { 1, 2 }, default);
-        var artifacts = await catalog.GetArtifactsAsync("good-run", "exp0", default);
+        var artifacts = await catalog.Artifacts.GetArtifactsAsync("good-run", "exp0", default);
         Assert.Equal("x.txt", Assert.Single(artifacts.Items).Path);
         Assert.Null(artifacts.Items[0].Sha256);
         Assert.Contains("manifest.json", Assert.Single(artifacts.Errors).Message);
@@ -278,7 +278,7 @@ public abstract class StoreContractTests : IDisposable
         var store = Store();
         var catalog = new GridCatalog(store);
         await store.PutAsync(StoreLayout.RunRecordKey("future"), Encoding.UTF8.GetBytes("{\"schema\": 99, \"name\": \"future\"}"), default);
-        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.GetRunAsync("future", default));
+        var ex = await Assert.ThrowsAsync<GridException>(() => catalog.Runs.GetRunAsync("future", default));
         Assert.Equal(GridErrorKind.DamagedRecord, ex.Kind);
         Assert.Contains("schema version 99", ex.Message);
     }
@@ -289,14 +289,14 @@ public abstract class StoreContractTests : IDisposable
         var clock = new FixedClock(T0.AddMinutes(10));
         var catalog = new GridCatalog(Store(), lostAfter: TimeSpan.FromMinutes(2), clock: clock);
         await SeedAsync(catalog, "active", T0, ("exp0", GridStatus.Succeeded), ("exp1", GridStatus.Running));
-        await catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "active", Experiment = "exp1", Status = GridStatus.Running, Created = T0, Heartbeat = T0.AddMinutes(9.5) }, default);
+        await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "active", Experiment = "exp1", Status = GridStatus.Running, Created = T0, Heartbeat = T0.AddMinutes(9.5) }, default);
         await SeedAsync(catalog, "crashed", T0, ("exp0", GridStatus.Running));
         await SeedAsync(catalog, "done", T0, ("exp0", GridStatus.Succeeded), ("exp1", GridStatus.Stopped));
 
-        Assert.Equal(GridStatus.Running, (await catalog.GetRunAsync("active", default)).Status);
-        Assert.Equal(GridStatus.Lost, (await catalog.GetRunAsync("crashed", default)).Status);
-        Assert.Equal(GridStatus.Lost, (await catalog.GetExperimentAsync("crashed", "exp0", default)).Status);
-        var done = await catalog.GetRunAsync("done", default);
+        Assert.Equal(GridStatus.Running, (await catalog.Runs.GetRunAsync("active", default)).Status);
+        Assert.Equal(GridStatus.Lost, (await catalog.Runs.GetRunAsync("crashed", default)).Status);
+        Assert.Equal(GridStatus.Lost, (await catalog.Runs.GetExperimentAsync("crashed", "exp0", default)).Status);
+        var done = await catalog.Runs.GetRunAsync("done", default);
         Assert.Equal(GridStatus.Stopped, done.Status);
         Assert.Equal(T0.AddMinutes(1), done.Finished);
     }
@@ -309,9 +309,9 @@ public abstract class StoreContractTests : IDisposable
         const int count = 1_003;
         var names = Enumerable.Range(0, count).Select(i => $"run-{i:D4}").ToList();
         await Parallel.ForEachAsync(names, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (name, ct) =>
-            await catalog.WriteRunRecordAsync(new RunRecord { Name = name, Created = T0 }, ct));
-        Assert.Equal(names, await catalog.ListRunNamesAsync(default));
-        var runs = await catalog.GetRunsAsync(names.Take(50), default);
+            await catalog.Writer.WriteRunRecordAsync(new RunRecord { Name = name, Created = T0 }, ct));
+        Assert.Equal(names, await catalog.Runs.ListRunNamesAsync(default));
+        var runs = await catalog.Runs.GetRunsAsync(names.Take(50), default);
         Assert.Equal(50, runs.Items.Count);
     }
 
@@ -365,7 +365,7 @@ public abstract class StoreContractTests : IDisposable
         const int count = 1_205;
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, ct) =>
             await store.PutAsync(StoreLayout.ArtifactKey("many", "exp0", $"f/{i:D5}.txt"), Encoding.UTF8.GetBytes(i.ToString()), ct));
-        var artifacts = await catalog.GetArtifactsAsync("many", "exp0", default);
+        var artifacts = await catalog.Artifacts.GetArtifactsAsync("many", "exp0", default);
         Assert.Equal(count, artifacts.Items.Count);
         Assert.Equal(Enumerable.Range(0, count).Select(i => $"f/{i:D5}.txt"), artifacts.Items.Select(a => a.Path));
     }
@@ -384,18 +384,18 @@ public abstract class StoreContractTests : IDisposable
             await store.PutAsync(StoreLayout.ArtifactKey("doomed", "exp1", $"f{i:D4}"), new byte[] { 1, 2, 3 }, ct));
         await store.PutAsync(StoreLayout.ArtifactKey("doomed", "exp0", "a.txt"), new byte[] { 7 }, default);
 
-        var exp = await catalog.RemoveExperimentAsync("doomed", "exp1", default);
-        Assert.Equal(new GridCatalog.Removal(1, 1_010, 3_030), exp);
-        Assert.Equal(new[] { "exp0" }, await catalog.ListExperimentNamesAsync("doomed", default));
+        var exp = await catalog.Remover.RemoveExperimentAsync("doomed", "exp1", default);
+        Assert.Equal(new Removal(1, 1_010, 3_030), exp);
+        Assert.Equal(new[] { "exp0" }, await catalog.Runs.ListExperimentNamesAsync("doomed", default));
 
-        var run = await catalog.RemoveRunAsync("doomed", default);
-        Assert.Equal(new GridCatalog.Removal(1, 1, 1), run);
-        Assert.Equal(new[] { "doomed-too", "keep-me" }, await catalog.ListRunNamesAsync(default));
+        var run = await catalog.Remover.RemoveRunAsync("doomed", default);
+        Assert.Equal(new Removal(1, 1, 1), run);
+        Assert.Equal(new[] { "doomed-too", "keep-me" }, await catalog.Runs.ListRunNamesAsync(default));
         var left = new List<string>();
         await foreach (var e in store.ListAsync("runs/doomed/", recursive: true, default)) left.Add(e.Key);
         Assert.Empty(left);
         Assert.Equal(TestBytes.Sha256(kept), TestBytes.Sha256((await store.TryReadAllBytesAsync(StoreLayout.ArtifactKey("keep-me", "exp0", "model.pt"), default))!));
-        Assert.Equal(GridStatus.Succeeded, (await catalog.GetRunAsync("doomed-too", default)).Status);
+        Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetRunAsync("doomed-too", default)).Status);
     }
 
     [Fact]
@@ -407,32 +407,32 @@ public abstract class StoreContractTests : IDisposable
         await SeedAsync(catalog, "plain", T0, ("exp0", GridStatus.Succeeded));
         var model = TestBytes.Random(4000, 12);
         await store.PutAsync(StoreLayout.ArtifactKey("precious", "exp0", "model.pt"), model, default);
-        await catalog.ProtectAsync("precious", default);
-        await catalog.ProtectAsync("precious", default); // twice: still protected, once
+        await catalog.Remover.ProtectAsync("precious", default);
+        await catalog.Remover.ProtectAsync("precious", default); // twice: still protected, once
 
-        var listed = (await catalog.ListRunsAsync(default)).Items.ToDictionary(r => r.Name);
+        var listed = (await catalog.Runs.ListRunsAsync(default)).Items.ToDictionary(r => r.Name);
         Assert.True(listed["precious"].Protected);
         Assert.False(listed["plain"].Protected);
-        Assert.True((await catalog.GetRunAsync("precious", default)).Protected);
-        Assert.Equal(new[] { "plain", "precious" }, await catalog.ListRunNamesAsync(default)); // the mark is not a run
+        Assert.True((await catalog.Runs.GetRunAsync("precious", default)).Protected);
+        Assert.Equal(new[] { "plain", "precious" }, await catalog.Runs.ListRunNamesAsync(default)); // the mark is not a run
 
-        foreach (var removal in new Func<Task>[] { () => catalog.RemoveRunAsync("precious", default), () => catalog.RemoveExperimentAsync("precious", "exp1", default) })
+        foreach (var removal in new Func<Task>[] { () => catalog.Remover.RemoveRunAsync("precious", default), () => catalog.Remover.RemoveExperimentAsync("precious", "exp1", default) })
         {
             var ex = await Assert.ThrowsAsync<GridException>(removal);
             Assert.Equal("RunProtected", ex.ErrorId);
             Assert.Equal(GridErrorKind.Protected, ex.Kind);
         }
-        Assert.Equal(new[] { "exp0", "exp1" }, await catalog.ListExperimentNamesAsync("precious", default));
+        Assert.Equal(new[] { "exp0", "exp1" }, await catalog.Runs.ListExperimentNamesAsync("precious", default));
         Assert.Equal(TestBytes.Sha256(model), TestBytes.Sha256((await store.TryReadAllBytesAsync(StoreLayout.ArtifactKey("precious", "exp0", "model.pt"), default))!));
 
-        var unknown = await Assert.ThrowsAsync<GridException>(() => catalog.ProtectAsync("no-such-run", default));
+        var unknown = await Assert.ThrowsAsync<GridException>(() => catalog.Remover.ProtectAsync("no-such-run", default));
         Assert.Equal(GridErrorKind.NotFound, unknown.Kind);
         Assert.Null(await store.TryReadAllBytesAsync(CatalogIndex.ProtectedKey("no-such-run"), default));
 
-        await catalog.UnprotectAsync("precious", default);
-        Assert.False((await catalog.GetRunAsync("precious", default)).Protected);
-        await catalog.RemoveRunAsync("precious", default);
-        Assert.Equal(new[] { "plain" }, await catalog.ListRunNamesAsync(default));
+        await catalog.Remover.UnprotectAsync("precious", default);
+        Assert.False((await catalog.Runs.GetRunAsync("precious", default)).Protected);
+        await catalog.Remover.RemoveRunAsync("precious", default);
+        Assert.Equal(new[] { "plain" }, await catalog.Runs.ListRunNamesAsync(default));
         Assert.Empty(await List(store, "runs/precious", recursive: true)); // its mark went with it
     }
 }

@@ -88,7 +88,7 @@ public sealed class StoreTrustTests : IDisposable
         var listed = host.Run("Get-GridArtifact swap-run -Path a.txt").Select(o => (GridArtifact)o.BaseObject).Single();
         Assert.Equal(TestBytes.Sha256(original), listed.Sha256);
         Assert.Equal(other.Length, listed.Size);
-        Assert.Equal(TestBytes.Sha256(original), (await catalog.GetArtifactsAsync("swap-run", "exp0", default)).Items.Single(a => a.Path == "a.txt").Sha256);
+        Assert.Equal(TestBytes.Sha256(original), (await catalog.Artifacts.GetArtifactsAsync("swap-run", "exp0", default)).Items.Single(a => a.Path == "a.txt").Sha256);
 
         // A new destination: the replaced file fails by name and is not written; the other one is saved.
         var fresh = Path.Combine(_temp.Path, "fresh");
@@ -182,7 +182,7 @@ public sealed class StoreTrustTests : IDisposable
         {
             Run = "many-run", Experiment = "exp0", Files = new[] { ("real.txt", Path.Combine(src, "real.txt")) },
         }, e => throw e, _ => { }, default);
-        var manifest = (await catalog.ReadManifestAsync("many-run", "exp0", default))!;
+        var manifest = (await catalog.Manifests.ReadManifestAsync("many-run", "exp0", default))!;
         var real = Assert.Single(manifest.Artifacts);
         // A manifest of a run still going (so the entries need no objects), more than a record may be.
         var padding = new string('p', 400);
@@ -191,13 +191,13 @@ public sealed class StoreTrustTests : IDisposable
             manifest.Artifacts.Add(new ManifestEntry { Path = $"gone/{i:d6}-{padding}", Size = i, Sha256 = new string('0', 64), Modified = DateTimeOffset.UnixEpoch });
         }
         manifest.Sealed = false;
-        await catalog.WriteManifestAsync(manifest, default);
+        await catalog.Manifests.WriteManifestAsync(manifest, default);
         Assert.True((await catalog.Store.ListAsync(StoreLayout.ManifestKey("many-run", "exp0"), false, default).SingleAsync()).Size > StoreLayout.MaxRecordBytes);
 
-        var read = (await catalog.ReadManifestAsync("many-run", "exp0", default))!;
+        var read = (await catalog.Manifests.ReadManifestAsync("many-run", "exp0", default))!;
         Assert.Equal(manifest.Artifacts.Count, read.Artifacts.Count);
         Assert.Equal(manifest.Artifacts.Select(a => a.Path).Order(StringComparer.Ordinal), read.Artifacts.Select(a => a.Path).Order(StringComparer.Ordinal));
-        var listed = await catalog.GetArtifactsAsync("many-run", "exp0", default);
+        var listed = await catalog.Artifacts.GetArtifactsAsync("many-run", "exp0", default);
         Assert.Empty(listed.Errors);
         Assert.Equal(real.Sha256, Assert.Single(listed.Items).Sha256);
     }
@@ -217,20 +217,20 @@ public sealed class StoreTrustTests : IDisposable
         Assert.Equal(900, Encoding.UTF8.GetByteCount(LongPath()));
 
         // Within the names' rules, but over S3's 1,024 bytes once the prefix and the run's folders are added.
-        var problem = s3.ArtifactPathProblem("a-long-run-name", "exp0", LongPath());
+        var problem = s3.Artifacts.ArtifactPathProblem("a-long-run-name", "exp0", LongPath());
         Assert.NotNull(problem);
         Assert.Contains(s3.Store.MaxKeyBytes.ToString(), problem);
-        Assert.Null(fs.ArtifactPathProblem("a-long-run-name", "exp0", LongPath()));
-        Assert.Null(s3.ArtifactPathProblem("a-long-run-name", "exp0", "short/path.txt"));
+        Assert.Null(fs.Artifacts.ArtifactPathProblem("a-long-run-name", "exp0", LongPath()));
+        Assert.Null(s3.Artifacts.ArtifactPathProblem("a-long-run-name", "exp0", "short/path.txt"));
 
         // A name longer than a file name may be on a folder store; S3 takes it.
         var longName = "d/" + new string('n', 300);
-        Assert.Contains("255", fs.ArtifactPathProblem("r", "exp0", longName));
-        Assert.Null(s3.ArtifactPathProblem("r", "exp0", longName));
+        Assert.Contains("255", fs.Artifacts.ArtifactPathProblem("r", "exp0", longName));
+        Assert.Null(s3.Artifacts.ArtifactPathProblem("r", "exp0", longName));
 
         // The names' own rules, on both.
-        Assert.Equal(GridNames.ArtifactPathProblem("../x"), fs.ArtifactPathProblem("r", "exp0", "../x"));
-        Assert.Equal(GridNames.ArtifactPathProblem("../x"), s3.ArtifactPathProblem("r", "exp0", "../x"));
+        Assert.Equal(GridNames.ArtifactPathProblem("../x"), fs.Artifacts.ArtifactPathProblem("r", "exp0", "../x"));
+        Assert.Equal(GridNames.ArtifactPathProblem("../x"), s3.Artifacts.ArtifactPathProblem("r", "exp0", "../x"));
     }
 
     [Theory]
@@ -251,10 +251,10 @@ public sealed class StoreTrustTests : IDisposable
         Assert.StartsWith("UnstorableArtifactName", error.FullyQualifiedErrorId);
         Assert.Contains(tooLong, error.Exception.Message);
         Assert.Single(output);
-        var stored = await catalog.GetArtifactsAsync("key-run", "exp0", default);
+        var stored = await catalog.Artifacts.GetArtifactsAsync("key-run", "exp0", default);
         Assert.Equal(new[] { "ok.txt" }, stored.Items.Select(a => a.Path));
         Assert.Empty(stored.Errors);
-        Assert.Equal(GridStatus.Failed, (await catalog.GetExperimentAsync("key-run", "exp0", default)).Status);
+        Assert.Equal(GridStatus.Failed, (await catalog.Runs.GetExperimentAsync("key-run", "exp0", default)).Status);
     }
 
     private static (List<PSObject> Output, List<ErrorRecord> Errors) Listed((System.Collections.ObjectModel.Collection<PSObject> Output, IReadOnlyList<ErrorRecord> Errors) r) =>
@@ -289,11 +289,11 @@ public sealed class StoreTrustTests : IDisposable
             HeartbeatInterval = TimeSpan.FromMilliseconds(500),
         });
         Assert.Equal(0, await agent.RunAsync(default));
-        var exp = await catalog.GetExperimentAsync("key-capture", "exp0", default);
+        var exp = await catalog.Runs.GetExperimentAsync("key-capture", "exp0", default);
         var unstorable = Assert.Single(exp.Sync!.Unstorable);
         Assert.StartsWith(LongPath() + ":", unstorable);
         Assert.Contains(catalog.Store.MaxKeyBytes.ToString(), unstorable);
-        Assert.Equal(new[] { "good.txt" }, (await catalog.GetArtifactsAsync("key-capture", "exp0", default)).Items.Select(a => a.Path));
+        Assert.Equal(new[] { "good.txt" }, (await catalog.Artifacts.GetArtifactsAsync("key-capture", "exp0", default)).Items.Select(a => a.Path));
     }
 
     [Fact]
@@ -311,7 +311,7 @@ public sealed class StoreTrustTests : IDisposable
         var error = Assert.Single(errors);
         Assert.StartsWith("UnstorableArtifactName", error.FullyQualifiedErrorId);
         Assert.Contains(LongPath(), error.Exception.Message);
-        var copied = await targetCatalog.GetArtifactsAsync("copy-run", "exp0", default);
+        var copied = await targetCatalog.Artifacts.GetArtifactsAsync("copy-run", "exp0", default);
         Assert.Equal(new[] { "ok.txt" }, copied.Items.Select(a => a.Path));
     }
 }

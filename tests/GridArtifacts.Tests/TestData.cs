@@ -50,11 +50,11 @@ public static class TestStore
     public static async Task<Dictionary<string, string>> StoredHashes(GridArtifacts.Core.GridCatalog catalog, string run, string exp = "exp0")
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        var listed = await catalog.GetArtifactsAsync(run, exp, default);
+        var listed = await catalog.Artifacts.GetArtifactsAsync(run, exp, default);
         Xunit.Assert.Empty(listed.Errors);
         foreach (var a in listed.Items)
         {
-            await using var s = await catalog.OpenArtifactAsync(a, default);
+            await using var s = await catalog.Artifacts.OpenArtifactAsync(a, default);
             using var ms = new MemoryStream();
             await s.CopyToAsync(ms);
             var sha = TestBytes.Sha256(ms.ToArray());

@@ -17,13 +17,13 @@ public class TransferEngineTests : IDisposable
 
     private async Task<GridArtifact> Stored(string path, byte[] data)
     {
-        var entry = await _catalog.PutArtifactFileAsync("run", "exp0", path, _temp.WriteFile("src/" + path, data), default);
-        var manifest = await _catalog.ReadManifestAsync("run", "exp0", default) ?? new ManifestRecord { Run = "run", Experiment = "exp0" };
+        var entry = await _catalog.Artifacts.PutArtifactFileAsync("run", "exp0", path, _temp.WriteFile("src/" + path, data), default);
+        var manifest = await _catalog.Manifests.ReadManifestAsync("run", "exp0", default) ?? new ManifestRecord { Run = "run", Experiment = "exp0" };
         manifest.Artifacts.RemoveAll(a => a.Path == path);
         manifest.Artifacts.Add(entry);
-        await _catalog.WriteManifestAsync(manifest, default);
-        await _catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = "run", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
-        return (await _catalog.GetArtifactsAsync("run", "exp0", default)).Items.Single(a => a.Path == path);
+        await _catalog.Manifests.WriteManifestAsync(manifest, default);
+        await _catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "run", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
+        return (await _catalog.Artifacts.GetArtifactsAsync("run", "exp0", default)).Items.Single(a => a.Path == path);
     }
 
     /// <summary>An engine with small ranges, so modest files take the ranged path.</summary>
@@ -327,7 +327,7 @@ public class TransferEngineTests : IDisposable
         Assert.True(counted.Puts >= 80, $"{counted.Puts} files sent");
         foreach (var (run, folder) in new[] { ("imported", imp), ("copied", src) })
         {
-            var stored = (await target.GetArtifactsAsync(run, "exp0", default)).Items;
+            var stored = (await target.Artifacts.GetArtifactsAsync(run, "exp0", default)).Items;
             Assert.Equal(40, stored.Count);
             foreach (var a in stored)
             {

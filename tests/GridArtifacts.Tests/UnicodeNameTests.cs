@@ -77,13 +77,13 @@ public abstract class UnicodeNameTests : IDisposable
             var file = Path.Combine(src, Guid.NewGuid().ToString("N"));
             Directory.CreateDirectory(src);
             await File.WriteAllBytesAsync(file, bytes);
-            manifest.Artifacts.Add(await catalog.PutArtifactFileAsync(run, "exp0", name, file, default));
+            manifest.Artifacts.Add(await catalog.Artifacts.PutArtifactFileAsync(run, "exp0", name, file, default));
             local[name] = TestBytes.Sha256(bytes);
         }
-        await catalog.WriteManifestAsync(manifest, default);
-        await catalog.WriteExperimentRecordAsync(new ExperimentRecord { Run = run, Experiment = "exp0", Status = GridStatus.Succeeded }, default);
+        await catalog.Manifests.WriteManifestAsync(manifest, default);
+        await catalog.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = run, Experiment = "exp0", Status = GridStatus.Succeeded }, default);
 
-        var listed = await catalog.GetArtifactsAsync(run, "exp0", default);
+        var listed = await catalog.Artifacts.GetArtifactsAsync(run, "exp0", default);
         Assert.Empty(listed.Errors);
         Assert.Equal(local, listed.Items.ToDictionary(a => a.Path, a => a.Sha256!, StringComparer.Ordinal));
 
@@ -105,14 +105,14 @@ public abstract class UnicodeNameTests : IDisposable
         Assert.Equal(nfc, nfd.Normalize(NormalizationForm.FormC));
         foreach (var (name, text) in new[] { (nfc, "composed"), (nfd, "decomposed") })
         {
-            var entry = await catalog.PutArtifactFileAsync("forms", "exp0", name, Temp.WriteFile(text + ".txt", Encoding.UTF8.GetBytes(text)), default);
+            var entry = await catalog.Artifacts.PutArtifactFileAsync("forms", "exp0", name, Temp.WriteFile(text + ".txt", Encoding.UTF8.GetBytes(text)), default);
             Assert.Equal(name, entry.Path); // as written, not normalized
         }
-        var listed = (await catalog.GetArtifactsAsync("forms", "exp0", default)).Items;
+        var listed = (await catalog.Artifacts.GetArtifactsAsync("forms", "exp0", default)).Items;
         Assert.Equal(new[] { nfd, nfc }.OrderBy(n => n, StringComparer.Ordinal), listed.Select(a => a.Path).OrderBy(n => n, StringComparer.Ordinal));
         foreach (var (name, text) in new[] { (nfc, "composed"), (nfd, "decomposed") })
         {
-            await using var s = await catalog.OpenArtifactAsync(listed.Single(a => a.Path == name), default);
+            await using var s = await catalog.Artifacts.OpenArtifactAsync(listed.Single(a => a.Path == name), default);
             Assert.Equal(text, await new StreamReader(s).ReadToEndAsync());
         }
     }
@@ -130,7 +130,7 @@ public abstract class UnicodeNameTests : IDisposable
             Assert.Contains("lone surrogate", problem);
             Assert.Contains(which, problem);
             Assert.Contains("UTF-8", problem);
-            var ex = await Assert.ThrowsAsync<GridException>(() => catalog.PutArtifactFileAsync("lone", "exp0", name, Temp.WriteFile("x.txt", new byte[] { 1 }), default));
+            var ex = await Assert.ThrowsAsync<GridException>(() => catalog.Artifacts.PutArtifactFileAsync("lone", "exp0", name, Temp.WriteFile("x.txt", new byte[] { 1 }), default));
             Assert.Equal("UnstorableArtifactName", ex.ErrorId);
             Assert.Contains(which, ex.Message);
         }

@@ -114,22 +114,22 @@ public sealed class ArtifactImporter
         string run;
         if (request.Run is null)
         {
-            run = await _catalog.CreateRunWithNewNameAsync(NewRun, ct).ConfigureAwait(false);
+            run = await _catalog.Writer.CreateRunWithNewNameAsync(NewRun, ct).ConfigureAwait(false);
         }
         else
         {
             run = GridNames.CheckRunName(request.Run);
             // A run that exists takes a new experiment; one that does not is created (by whichever import comes first).
-            await _catalog.TryCreateRunAsync(NewRun(run), ct).ConfigureAwait(false);
+            await _catalog.Writer.TryCreateRunAsync(NewRun(run), ct).ConfigureAwait(false);
         }
 
         var sync = new GridSyncState();
-        var record = await _catalog.ClaimExperimentAsync(run, experiment, _ => new ExperimentRecord
+        var record = await _catalog.Claims.ClaimExperimentAsync(run, experiment, _ => new ExperimentRecord
         {
             Run = run, Experiment = experiment, Status = GridStatus.Syncing, Created = now, Started = now, Heartbeat = now,
-            Parameters = new(parameters, StringComparer.Ordinal), Command = request.Command, Agent = GridCatalog.NewClaimId("import"), Sync = sync,
+            Parameters = new(parameters, StringComparer.Ordinal), Command = request.Command, Agent = ExperimentClaims.NewClaimId("import"), Sync = sync,
         }, takeQueued: false, mustExist: false, ct).ConfigureAwait(false);
-        if (request.Tags.Count > 0) await _catalog.AddTagsAsync(run, experiment, request.Tags, ct).ConfigureAwait(false);
+        if (request.Tags.Count > 0) await _catalog.Writer.AddTagsAsync(run, experiment, request.Tags, ct).ConfigureAwait(false);
 
         var entries = new ConcurrentBag<ManifestEntry>();
         var failed = new ConcurrentBag<string>();
@@ -138,7 +138,7 @@ public sealed class ArtifactImporter
         {
             record.Heartbeat = _catalog.Clock.GetUtcNow();
             sync.FilesSynced = entries.Count;
-            await _catalog.WriteExperimentRecordAsync(record, CancellationToken.None).ConfigureAwait(false);
+            await _catalog.Writer.WriteExperimentRecordAsync(record, CancellationToken.None).ConfigureAwait(false);
         }))
         {
             await Parallel.ForEachAsync(request.Files, new ParallelOptions { MaxDegreeOfParallelism = request.ThrottleLimit, CancellationToken = ct }, async (f, c) =>
@@ -146,7 +146,7 @@ public sealed class ArtifactImporter
                 try
                 {
                     using var file = Open(request.Scope, f.LocalPath);
-                    entries.Add(await _catalog.PutArtifactFileAsync(run, experiment, f.Path, file, c).ConfigureAwait(false));
+                    entries.Add(await _catalog.Artifacts.PutArtifactFileAsync(run, experiment, f.Path, file, c).ConfigureAwait(false));
                 }
                 catch (Exception ex) when (ex is GridException or IOException or UnauthorizedAccessException && !c.IsCancellationRequested)
                 {
@@ -160,7 +160,7 @@ public sealed class ArtifactImporter
         }
 
         // Every file that arrived is in the sealed manifest, whatever failed beside it; then the status.
-        await _catalog.WriteManifestAsync(new ManifestRecord
+        await _catalog.Manifests.WriteManifestAsync(new ManifestRecord
         {
             Run = run, Experiment = experiment, Sealed = true, Updated = _catalog.Clock.GetUtcNow(), Artifacts = entries.ToList(),
         }, CancellationToken.None).ConfigureAwait(false);
@@ -172,8 +172,8 @@ public sealed class ArtifactImporter
         record.Status = failed.IsEmpty ? GridStatus.Succeeded : GridStatus.Failed;
         record.ExitCode = failed.IsEmpty ? 0 : 1;
         record.Finished = record.Heartbeat = _catalog.Clock.GetUtcNow();
-        await _catalog.WriteExperimentRecordAsync(record, CancellationToken.None).ConfigureAwait(false);
-        return await _catalog.GetLabelledExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+        await _catalog.Writer.WriteExperimentRecordAsync(record, CancellationToken.None).ConfigureAwait(false);
+        return await _catalog.Runs.GetLabelledExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
     }
 
     /// <summary>The metrics of the files that arrived, read from their local copies (the stored ones are the same bytes).</summary>

@@ -159,7 +159,7 @@ internal sealed class ArtifactSync
                 var s = _watch.Table[i];
                 if (!final && FileTable.Elapsed(s.SeenAt, tick) < _settleTime) { pending++; pendingBytes += s.Length; continue; }
                 var path = _watch.Table.PathOf(i);
-                if (_catalog.ArtifactPathProblem(_run, _experiment, path) is { } problem)
+                if (_catalog.Artifacts.ArtifactPathProblem(_run, _experiment, path) is { } problem)
                 {
                     ReportUnstorable(path, problem);
                     _watch.Settle(i);
@@ -219,7 +219,7 @@ internal sealed class ArtifactSync
                 ReportUnstorable(path, skipped);
                 return UploadOutcome.Skipped;
             }
-            var entry = await _catalog.PutArtifactFileAsync(_run, _experiment, path, file, cut).ConfigureAwait(false);
+            var entry = await _catalog.Artifacts.PutArtifactFileAsync(_run, _experiment, path, file, cut).ConfigureAwait(false);
             Unreport(path);
             var number = _journal!.Add(entry);
             _metrics.Noticed(path, fullPath, entry);

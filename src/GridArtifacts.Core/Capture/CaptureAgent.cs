@@ -27,7 +27,7 @@ public sealed class CaptureAgent
     /// <summary>Released by change notifications, so the loop rescans sooner than its interval.</summary>
     private readonly SemaphoreSlim _wake = new(0, 1);
     /// <summary>This agent, as its claim on the experiment names it.</summary>
-    private readonly string _agentId = GridCatalog.NewClaimId("agent");
+    private readonly string _agentId = ExperimentClaims.NewClaimId("agent");
     /// <summary>The folders: every file seen, which changed since they went up, and how changes are noticed.</summary>
     private readonly FolderWatch _watch;
 
@@ -130,10 +130,10 @@ public sealed class CaptureAgent
         // queued it, and if it is gone the experiment was removed: nothing is created then.
         if (!_options.Queued)
         {
-            await _catalog.TryCreateRunAsync(new RunRecord { Name = _run, Created = now, Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments)) }, CancellationToken.None, _options.ClaimSettle).ConfigureAwait(false);
+            await _catalog.Writer.TryCreateRunAsync(new RunRecord { Name = _run, Created = now, Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments)) }, CancellationToken.None, _options.ClaimSettle).ConfigureAwait(false);
         }
         // One writer per experiment: an ended one is never rewritten, a live one never joined.
-        _record = await _catalog.ClaimExperimentAsync(_run, _experiment, existing =>
+        _record = await _catalog.Claims.ClaimExperimentAsync(_run, _experiment, existing =>
         {
             var r = existing ?? new ExperimentRecord { Run = _run, Experiment = _experiment, Created = now };
             foreach (var (k, v) in _options.Parameters) r.Parameters[k] = v;
@@ -152,7 +152,7 @@ public sealed class CaptureAgent
         // aborted now that this agent holds the experiment, so no parts are left behind.
         try
         {
-            var sweep = await _catalog.AbortAbandonedUploadsAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
+            var sweep = await _catalog.Artifacts.AbortAbandonedUploadsAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
             if (sweep.Aborted.Count > 0) Warning?.Invoke($"Aborted {sweep.Aborted.Count} unfinished upload(s) left by an earlier agent of {GridNames.ExperimentId(_run, _experiment)}.");
             foreach (var e in sweep.NotAborted) Warning?.Invoke(e.Message);
         }
@@ -177,7 +177,7 @@ public sealed class CaptureAgent
         await PersistAsync("The manifest's start", () => journal.StartAsync(_artifacts.KeepEarlier, CancellationToken.None), Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
         // Tags go on only once the claim holds: a refused agent tags nothing.
         if (_options.Tags.Count > 0)
-            await PersistAsync("The experiment's tags", () => _catalog.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
+            await PersistAsync("The experiment's tags", () => _catalog.Writer.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
         using var watching = _watch.Watch();
         var stopped = false;
         var stopRequested = false;
@@ -332,7 +332,7 @@ public sealed class CaptureAgent
     {
         try
         {
-            return await _catalog.StopRequestedAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
+            return await _catalog.Runs.StopRequestedAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
         }
         catch (GridException ex) when (IsPassing(ex))
         {
@@ -359,11 +359,11 @@ public sealed class CaptureAgent
         foreach (var stream in new[] { "stdout", "stderr" })
         {
             var file = Path.Combine(logs, stream + ".log");
-            if (File.Exists(file)) await _catalog.WriteLogFileAsync(_run, _experiment, stream, file, ct).ConfigureAwait(false);
+            if (File.Exists(file)) await _catalog.Writer.WriteLogFileAsync(_run, _experiment, stream, file, ct).ConfigureAwait(false);
         }
     }
 
-    private Task WriteRecordAsync() => _catalog.WriteExperimentRecordAsync(_record, CancellationToken.None);
+    private Task WriteRecordAsync() => _catalog.Writer.WriteExperimentRecordAsync(_record, CancellationToken.None);
 
     private static string Quote(string a) => a.Length > 0 && !a.Any(char.IsWhiteSpace) && !a.Contains('"') ? a : "\"" + a.Replace("\"", "\\\"") + "\"";
 }

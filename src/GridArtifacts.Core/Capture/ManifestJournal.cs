@@ -63,7 +63,7 @@ internal sealed class ManifestJournal : IDisposable
     /// <param name="earlier">Told each entry an earlier agent recorded, once.</param>
     public async Task StartAsync(Action<ManifestEntry> earlier, CancellationToken ct)
     {
-        _first = _unsent = _current = await _catalog.NextManifestSegmentAsync(_run, _experiment, ct).ConfigureAwait(false);
+        _first = _unsent = _current = await _catalog.Manifests.NextManifestSegmentAsync(_run, _experiment, ct).ConfigureAwait(false);
         if (_first == 0) return;
         // What the earlier agent left goes to a local file as it is read (a manifest of a million
         // entries is not held), then to the caller from that file.
@@ -72,7 +72,7 @@ internal sealed class ManifestJournal : IDisposable
         StreamWriter? w = null;
         try
         {
-            await _catalog.VisitManifestAsync(_run, _experiment,
+            await _catalog.Manifests.VisitManifestAsync(_run, _experiment,
                 () => { w?.Dispose(); w = new StreamWriter(file, append: false); entries = 0; },
                 e => { w!.WriteLine(JsonSerializer.Serialize(e, RecordJson.Compact)); entries++; }, ct).ConfigureAwait(false);
         }
@@ -135,7 +135,7 @@ internal sealed class ManifestJournal : IDisposable
             if (_unsent > through) return;
             for (var seq = _unsent; seq <= through; seq++)
             {
-                await _catalog.WriteManifestSegmentAsync(_run, _experiment, seq, SegmentFile(seq), ct).ConfigureAwait(false);
+                await _catalog.Manifests.WriteManifestSegmentAsync(_run, _experiment, seq, SegmentFile(seq), ct).ConfigureAwait(false);
                 lock (_gate)
                 {
                     _unsent = seq + 1;
@@ -221,7 +221,7 @@ internal sealed class ManifestJournal : IDisposable
             w.WriteEndArray();
             w.WriteEndObject();
         }
-        await _catalog.WriteCompactedManifestAsync(_run, _experiment, file, through, ct).ConfigureAwait(false);
+        await _catalog.Manifests.WriteCompactedManifestAsync(_run, _experiment, file, through, ct).ConfigureAwait(false);
         return new FileInfo(file).Length;
     }
 

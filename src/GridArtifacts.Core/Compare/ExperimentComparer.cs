@@ -77,9 +77,9 @@ public sealed class ExperimentComparer
         var catalog = side.Catalog;
         if (side.Experiment is not null) return await ReadExperimentAsync(catalog, side.Run, side.Experiment, ct).ConfigureAwait(false);
         var errors = new List<GridException>();
-        var record = await Tolerate(catalog.ReadRunRecordAsync(side.Run, ct), errors).ConfigureAwait(false);
-        var names = await catalog.ListExperimentNamesAsync(side.Run, ct).ConfigureAwait(false);
-        var read = await GridCatalog.ReadManyAsync(names, async (exp, c) =>
+        var record = await Tolerate(catalog.Runs.ReadRunRecordAsync(side.Run, ct), errors).ConfigureAwait(false);
+        var names = await catalog.Runs.ListExperimentNamesAsync(side.Run, ct).ConfigureAwait(false);
+        var read = await ReadMany.AllAsync(names, async (exp, c) =>
         {
             try { return await ReadExperimentAsync(catalog, side.Run, exp, c).ConfigureAwait(false); }
             catch (GridException ex)
@@ -97,12 +97,12 @@ public sealed class ExperimentComparer
     {
         var errors = new List<GridException>();
         // The record is read whatever -Kind says: it is what tells an unknown experiment.
-        var record = await Tolerate(catalog.GetExperimentAsync(run, experiment, ct, withArtifactSummary: false), errors).ConfigureAwait(false);
+        var record = await Tolerate(catalog.Runs.GetExperimentAsync(run, experiment, ct, withArtifactSummary: false), errors).ConfigureAwait(false);
         Dictionary<string, GridArtifact>? artifacts = null;
         if (_kinds.Contains(GridComparisonKind.Artifact))
         {
             // A damaged manifest is an error here, and its artifacts come without hashes: compared by size.
-            var listed = await catalog.GetArtifactsAsync(run, experiment, ct).ConfigureAwait(false);
+            var listed = await catalog.Artifacts.GetArtifactsAsync(run, experiment, ct).ConfigureAwait(false);
             errors.AddRange(listed.Errors);
             artifacts = listed.Items.ToDictionary(a => a.Path, StringComparer.Ordinal);
         }

@@ -212,7 +212,7 @@ public sealed partial class ArtifactServer
     private async Task<byte[]> ListRunsAsync(bool fresh)
     {
         if (fresh) _finishedRuns.Clear();
-        var read = await _catalog.ListRunsAsync(CancellationToken.None, _finishedRuns).ConfigureAwait(false);
+        var read = await _catalog.Runs.ListRunsAsync(CancellationToken.None, _finishedRuns).ConfigureAwait(false);
         // Lost can still come back (a late heartbeat), and a run without experiments is still being written.
         foreach (var r in read.Items.Where(r => r.Status is GridStatus.Succeeded or GridStatus.Failed or GridStatus.Stopped && r.ExperimentCount > 0)) _finishedRuns[r.Name] = r;
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256 + read.Items.Count * 192);
@@ -261,8 +261,8 @@ public sealed partial class ArtifactServer
         if (run is null || !GridNames.IsValidRunName(run)) { ctx.Response.StatusCode = 400; return; }
         await WithStoreErrorsAsync(ctx.Response, async () =>
         {
-            var result = await _catalog.GetExperimentsAsync(run, CancellationToken.None).ConfigureAwait(false);
-            if (result.Items.Count == 0) await _catalog.ReadRunRecordAsync(run, CancellationToken.None).ConfigureAwait(false);
+            var result = await _catalog.Runs.GetExperimentsAsync(run, CancellationToken.None).ConfigureAwait(false);
+            if (result.Items.Count == 0) await _catalog.Runs.ReadRunRecordAsync(run, CancellationToken.None).ConfigureAwait(false);
             return new
             {
                 experiments = result.Items.Select(e => new
@@ -297,7 +297,7 @@ public sealed partial class ArtifactServer
         if (run is null || experiment is null || !GridNames.IsValidRunName(run) || !GridNames.IsValidExperimentName(experiment)) { ctx.Response.StatusCode = 400; return; }
         await WithStoreErrorsAsync(ctx.Response, async () =>
         {
-            var result = await _catalog.GetArtifactsAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+            var result = await _catalog.Artifacts.GetArtifactsAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
             return new
             {
                 artifacts = result.Items.Select(a => new
@@ -325,13 +325,13 @@ public sealed partial class ArtifactServer
         if (run is null || experiment is null || !GridNames.IsValidRunName(run) || !GridNames.IsValidExperimentName(experiment)) { ctx.Response.StatusCode = 400; return; }
         await WithStoreErrorsAsync(ctx.Response, async () =>
         {
-            var record = await _catalog.ReadExperimentRecordAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+            var record = await _catalog.Runs.ReadExperimentRecordAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
             // The recorded path is the store's word, not the page's: only an artifact path of this experiment is read.
             var source = record?.Metrics?.Source is { } recorded && MetricsReader.IsCsvCandidate(recorded) && GridNames.ArtifactPathProblem(recorded) is null ? recorded : null;
             if (source is null)
             {
                 // Also says which of run and experiment is unknown when neither has anything stored.
-                var artifacts = await _catalog.GetArtifactsAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
+                var artifacts = await _catalog.Artifacts.GetArtifactsAsync(run, experiment, CancellationToken.None).ConfigureAwait(false);
                 source = MetricsReader.ChooseSource(artifacts.Items.Where(a => MetricsReader.IsCsvCandidate(a.Path)).Select(a => (a.Path, a.LastModified)));
             }
             var read = source is null ? NoSeries : await ReadSeriesAsync(StoreLayout.ArtifactKey(run, experiment, source)).ConfigureAwait(false);

@@ -26,19 +26,19 @@ public sealed class RunCopier
 
     public async Task<CopyResult> CopyAsync(string run, string tempFolder, Action<GridException> onError, CancellationToken ct)
     {
-        var runRecord = await _source.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+        var runRecord = await _source.Runs.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
         // Tags come along (not protection: the copy is the target's to keep or remove).
-        var labels = (await _source.GetLabelsAsync(new[] { run }, ct).ConfigureAwait(false))[run];
+        var labels = (await _source.Runs.GetLabelsAsync(new[] { run }, ct).ConfigureAwait(false))[run];
         int experiments = 0, copied = 0, skipped = 0;
         long bytes = 0;
-        foreach (var exp in await _source.ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
+        foreach (var exp in await _source.Runs.ListExperimentNamesAsync(run, ct).ConfigureAwait(false))
         {
-            var record = await _source.ReadExperimentRecordAsync(run, exp, ct).ConfigureAwait(false);
+            var record = await _source.Runs.ReadExperimentRecordAsync(run, exp, ct).ConfigureAwait(false);
             if (record is null) continue;
             experiments++;
-            var artifacts = await _source.GetArtifactsAsync(run, exp, ct).ConfigureAwait(false);
+            var artifacts = await _source.Artifacts.GetArtifactsAsync(run, exp, ct).ConfigureAwait(false);
             foreach (var e in artifacts.Errors) onError(e);
-            var have = (await _target.ReadManifestAsync(run, exp, ct).ConfigureAwait(false))?.Artifacts.ToDictionary(a => a.Path, StringComparer.Ordinal)
+            var have = (await _target.Manifests.ReadManifestAsync(run, exp, ct).ConfigureAwait(false))?.Artifacts.ToDictionary(a => a.Path, StringComparer.Ordinal)
                        ?? new Dictionary<string, ManifestEntry>(StringComparer.Ordinal);
             var present = new HashSet<string>(StringComparer.Ordinal);
             await foreach (var o in _target.Store.ListAsync(StoreLayout.ArtifactsPrefix(run, exp), recursive: true, ct).ConfigureAwait(false))
@@ -46,12 +46,12 @@ public sealed class RunCopier
                 present.Add(o.Key[StoreLayout.ArtifactsPrefix(run, exp).Length..]);
             }
             var manifest = new ManifestRecord { Run = run, Experiment = exp };
-            var sourceManifest = await _source.ReadManifestAsync(run, exp, ct).ConfigureAwait(false);
+            var sourceManifest = await _source.Manifests.ReadManifestAsync(run, exp, ct).ConfigureAwait(false);
             var todo = new List<SaveItem>();
             foreach (var a in artifacts.Items)
             {
                 // A path the target cannot hold (a key too long for it) is refused by name before it is fetched.
-                if (_target.ArtifactPathProblem(run, exp, a.Path) is { } problem)
+                if (_target.Artifacts.ArtifactPathProblem(run, exp, a.Path) is { } problem)
                 {
                     onError(new GridException(GridErrorKind.InvalidName, "UnstorableArtifactName",
                         $"'{a}' was not copied to '{_target.Location}': {problem}.", a.Path));
@@ -76,7 +76,7 @@ public sealed class RunCopier
                     ManifestEntry entry;
                     try
                     {
-                        entry = await _target.PutArtifactFileAsync(run, exp, d.Path, d.LocalPath, c).ConfigureAwait(false);
+                        entry = await _target.Artifacts.PutArtifactFileAsync(run, exp, d.Path, d.LocalPath, c).ConfigureAwait(false);
                     }
                     catch (Exception ex) when (ex is GridException or IOException or UnauthorizedAccessException && !c.IsCancellationRequested)
                     {
@@ -105,11 +105,11 @@ public sealed class RunCopier
             }).ConfigureAwait(false);
             manifest.Sealed = sourceManifest?.Sealed ?? false;
             manifest.Updated = DateTimeOffset.UtcNow;
-            await _target.WriteManifestAsync(manifest, ct).ConfigureAwait(false);
+            await _target.Manifests.WriteManifestAsync(manifest, ct).ConfigureAwait(false);
             foreach (var stream in new[] { "stdout", "stderr" })
             {
-                var log = await _source.ReadLogAsync(run, exp, stream, ct).ConfigureAwait(false);
-                if (log is not null) await _target.WriteLogAsync(run, exp, stream, log, ct).ConfigureAwait(false);
+                var log = await _source.Runs.ReadLogAsync(run, exp, stream, ct).ConfigureAwait(false);
+                if (log is not null) await _target.Writer.WriteLogAsync(run, exp, stream, log, ct).ConfigureAwait(false);
             }
             // The copy's record says what the copy holds (the figures its index key carries).
             record.Sync ??= new GridSyncState();
@@ -117,11 +117,11 @@ public sealed class RunCopier
             record.Sync.BytesSynced = manifest.Artifacts.Sum(a => a.Size);
             record.IndexKey = null; // its key in the source store; the target's own is looked up
             record.IndexSequence = null;
-            await _target.WriteExperimentRecordAsync(record, ct).ConfigureAwait(false);
-            if (labels.OwnTagsOf(exp) is { Count: > 0 } expTags) await _target.AddTagsAsync(run, exp, expTags, ct).ConfigureAwait(false);
+            await _target.Writer.WriteExperimentRecordAsync(record, ct).ConfigureAwait(false);
+            if (labels.OwnTagsOf(exp) is { Count: > 0 } expTags) await _target.Writer.AddTagsAsync(run, exp, expTags, ct).ConfigureAwait(false);
         }
-        await _target.WriteRunRecordAsync(runRecord, ct).ConfigureAwait(false);
-        if (labels.Tags.Count > 0) await _target.AddTagsAsync(run, null, labels.Tags, ct).ConfigureAwait(false);
+        await _target.Writer.WriteRunRecordAsync(runRecord, ct).ConfigureAwait(false);
+        if (labels.Tags.Count > 0) await _target.Writer.AddTagsAsync(run, null, labels.Tags, ct).ConfigureAwait(false);
         return new CopyResult(run, experiments, copied, skipped, bytes);
     }
 }

@@ -52,7 +52,7 @@ public interface IObjectStore : IDisposable
     /// <summary>
     /// The longest key this store holds, in UTF-8 bytes, as keys are given here (relative to the
     /// store's root): S3 allows 1,024 for the whole key, so less the store's own prefix; a folder, what
-    /// its file system allows of a path, less the root's. <see cref="GridCatalog.ArtifactPathProblem"/> asks it.
+    /// its file system allows of a path, less the root's. <see cref="ArtifactStore.ArtifactPathProblem"/> asks it.
     /// </summary>
     int MaxKeyBytes { get; }
 

@@ -56,7 +56,7 @@ public sealed class CopyGridRunCommand : GridStoreCmdlet
                 var summary = $"Copied {run} to '{targetLocation}': {result.Experiments} experiment(s), {result.Copied} artifact(s) copied ({SizeText.Format(result.Bytes)}), {result.Skipped} already there.";
                 WriteVerbose(summary);
                 WriteInformation(new InformationRecord(summary, "Copy-GridRun") { Tags = { "Summary" } });
-                if (PassThru) WriteObject(target.GetRunAsync(run, CancelToken).GetAwaiter().GetResult());
+                if (PassThru) WriteObject(target.Runs.GetRunAsync(run, CancelToken).GetAwaiter().GetResult());
             }
             finally
             {

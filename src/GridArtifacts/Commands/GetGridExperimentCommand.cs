@@ -51,8 +51,8 @@ public sealed class GetGridExperimentCommand : GridStoreCmdlet
             var pairs = await Targets.ResolveExperimentsAsync(catalog, Run, Experiment, post, ct).ConfigureAwait(false);
             // Tags and protection: one listing for all the runs named (of their keys alone for one run).
             var labels = pairs.Count == 0 ? new Dictionary<string, RunLabels>()
-                : await catalog.GetLabelsAsync(pairs.Select(p => p.Run).Distinct().ToList(), ct).ConfigureAwait(false);
-            var result = await GridCatalog.ReadManyAsync(pairs, (p, c) => catalog.GetExperimentAsync(p.Run, p.Experiment, c, labels: labels[p.Run]), ct).ConfigureAwait(false);
+                : await catalog.Runs.GetLabelsAsync(pairs.Select(p => p.Run).Distinct().ToList(), ct).ConfigureAwait(false);
+            var result = await ReadMany.AllAsync(pairs, (p, c) => catalog.Runs.GetExperimentAsync(p.Run, p.Experiment, c, labels: labels[p.Run]), ct).ConfigureAwait(false);
             foreach (var e in result.Errors) post(e);
             // Queued experiments of Slurm runs whose tasks ended before their agents started are ended now.
             var stranded = result.Items.Where(e => e.Status == GridStatus.Queued && labels[e.Run].Job is not null)
@@ -64,7 +64,7 @@ public sealed class GetGridExperimentCommand : GridStoreCmdlet
             foreach (var read in result.Items)
             {
                 var exp = read.Status == GridStatus.Queued && changed.Contains(read.Run)
-                    ? await catalog.GetExperimentAsync(read.Run, read.Experiment, ct, labels: labels[read.Run]).ConfigureAwait(false)
+                    ? await catalog.Runs.GetExperimentAsync(read.Run, read.Experiment, ct, labels: labels[read.Run]).ConfigureAwait(false)
                     : read;
                 if (Status is { Length: > 0 } && !Status.Contains(exp.Status)) continue;
                 if (!tagged(exp.Tags)) continue;

@@ -33,10 +33,10 @@ public sealed class GetGridLogCommand : GridStoreCmdlet
         var catalog = OpenCatalog();
         RunAndDrain(async (post, ct) =>
         {
-            var bytes = await catalog.ReadLogAsync(run, exp, Stream == "StandardError" ? "stderr" : "stdout", ct).ConfigureAwait(false);
+            var bytes = await catalog.Runs.ReadLogAsync(run, exp, Stream == "StandardError" ? "stderr" : "stdout", ct).ConfigureAwait(false);
             if (bytes is null)
             {
-                await catalog.GetExperimentAsync(run, exp, ct).ConfigureAwait(false); // says what is missing
+                await catalog.Runs.GetExperimentAsync(run, exp, ct).ConfigureAwait(false); // says what is missing
                 post(new GridException(GridErrorKind.NotFound, "LogNotFound", $"{GridNames.ExperimentId(run, exp)} has no {Stream} log (it was not started by a capture agent, or has written nothing yet).", GridNames.ExperimentId(run, exp)));
                 return;
             }

@@ -63,8 +63,8 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
             {
                 // Every run: one listing of the store's index. Names: wildcards resolved, then read.
                 var result = asked is null
-                    ? await catalog.ListRunsAsync(ct).ConfigureAwait(false)
-                    : await catalog.GetRunsAsync(await Targets.ResolveRunsAsync(catalog, asked, post, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
+                    ? await catalog.Runs.ListRunsAsync(ct).ConfigureAwait(false)
+                    : await catalog.Runs.GetRunsAsync(await Targets.ResolveRunsAsync(catalog, asked, post, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
                 foreach (var e in result.Errors) post(e);
                 var items = await WithStrandedEndedAsync(catalog, result.Items, post, ct).ConfigureAwait(false);
                 foreach (var run in items.OrderByDescending(r => r.Created).ThenBy(r => r.Name, StringComparer.Ordinal))
@@ -86,7 +86,7 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
         var changed = await ClusterRuns.EndStrandedAsync(catalog, ClusterRuns.QueuedOf(runs), post, ct).ConfigureAwait(false);
         if (changed.Count == 0) return runs;
         var list = new List<GridRun>(runs.Count);
-        foreach (var r in runs) list.Add(changed.Contains(r.Name) ? await catalog.GetRunAsync(r.Name, ct).ConfigureAwait(false) : r);
+        foreach (var r in runs) list.Add(changed.Contains(r.Name) ? await catalog.Runs.GetRunAsync(r.Name, ct).ConfigureAwait(false) : r);
         return list;
     }
 }

@@ -119,7 +119,7 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
                 exitCode = await agent.RunAsync(ct).ConfigureAwait(false);
                 try
                 {
-                    post(await catalog.GetLabelledExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false));
+                    post(await catalog.Runs.GetLabelledExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false));
                 }
                 catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
                 {

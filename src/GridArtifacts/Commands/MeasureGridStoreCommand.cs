@@ -75,7 +75,7 @@ public sealed class MeasureGridStoreCommand : GridStoreCmdlet
                 foreach (var name in literals.Where(n => !seen.Contains(n)).Distinct(StringComparer.OrdinalIgnoreCase))
                 {
                     if (measured.Errors.Any(e => GridCatalog.Concerns(e, name))) continue;
-                    try { await catalog.GetRunAsync(name, ct).ConfigureAwait(false); }
+                    try { await catalog.Runs.GetRunAsync(name, ct).ConfigureAwait(false); }
                     catch (GridException ex) { post(ex); }
                 }
                 if (PerRun) foreach (var run in measured.Runs) post(run);

@@ -32,9 +32,9 @@ public abstract class GridProtectionCmdlet : GridStoreCmdlet
             {
                 try
                 {
-                    if (Protecting) await catalog.ProtectAsync(run, ct).ConfigureAwait(false);
-                    else await catalog.UnprotectAsync(run, ct).ConfigureAwait(false);
-                    if (PassThru) post(await catalog.GetRunAsync(run, ct).ConfigureAwait(false));
+                    if (Protecting) await catalog.Remover.ProtectAsync(run, ct).ConfigureAwait(false);
+                    else await catalog.Remover.UnprotectAsync(run, ct).ConfigureAwait(false);
+                    if (PassThru) post(await catalog.Runs.GetRunAsync(run, ct).ConfigureAwait(false));
                 }
                 catch (GridException ex)
                 {

@@ -50,7 +50,7 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
     /// chosen by a rule, not named, so a protected run or one active again is a warning and is kept,
     /// and -Force never applies.
     /// </summary>
-    /// <param name="indexKeys">The run's index keys, listed for many runs at once (<see cref="GridCatalog.ListIndexKeysAsync"/>).</param>
+    /// <param name="indexKeys">The run's index keys, listed for many runs at once (<see cref="Remover.ListIndexKeysAsync"/>).</param>
     protected void Remove(GridCatalog catalog, string run, string? experiment, bool retention = false, IReadOnlyList<string>? indexKeys = null)
     {
         var id = experiment is null ? run : GridNames.ExperimentId(run, experiment);
@@ -62,13 +62,13 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
         {
             try
             {
-                await catalog.CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
+                await catalog.Remover.CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
                 if (experiment is null)
                 {
-                    await catalog.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
+                    await catalog.Runs.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
                     // The run's folder names its experiments (no listing of every run's keys), each read for its status.
-                    var names = await catalog.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
-                    var read = await GridCatalog.ReadManyAsync(names, (e, c) => catalog.GetExperimentAsync(run, e, c, withArtifactSummary: false), ct).ConfigureAwait(false);
+                    var names = await catalog.Runs.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
+                    var read = await ReadMany.AllAsync(names, (e, c) => catalog.Runs.GetExperimentAsync(run, e, c, withArtifactSummary: false), ct).ConfigureAwait(false);
                     experiments = read.Items;
                     // Named, a run goes whole, as before: a damaged record, or a folder whose record is gone
                     // (being removed), goes with it. Chosen by a rule, anything not plainly ended keeps the run:
@@ -84,11 +84,11 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
                 }
                 else
                 {
-                    experiments = new[] { await catalog.GetExperimentAsync(run, experiment, ct, withArtifactSummary: false).ConfigureAwait(false) };
+                    experiments = new[] { await catalog.Runs.GetExperimentAsync(run, experiment, ct, withArtifactSummary: false).ConfigureAwait(false) };
                 }
                 foreach (var e in experiments)
                 {
-                    var plan = await catalog.PlanExperimentRemovalAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
+                    var plan = await catalog.Remover.PlanExperimentRemovalAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
                     files += plan.Files;
                     bytes += plan.Bytes;
                     stored += plan.StoredBytes;
@@ -132,7 +132,7 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
             return;
         }
 
-        Core.GridCatalog.Removal? removed = null;
+        Core.Removal? removed = null;
         RunAndDrain(async (post, ct) =>
         {
             if (active.Count > 0)
@@ -142,7 +142,7 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
                 var deadline = DateTime.UtcNow + StopWait;
                 while (true)
                 {
-                    var states = await GridCatalog.ReadManyAsync(active, (e, c) => catalog.GetExperimentAsync(e.Run, e.Experiment, c, withArtifactSummary: false), ct).ConfigureAwait(false);
+                    var states = await ReadMany.AllAsync(active, (e, c) => catalog.Runs.GetExperimentAsync(e.Run, e.Experiment, c, withArtifactSummary: false), ct).ConfigureAwait(false);
                     if (states.Items.All(s => !s.Status.IsActive())) break;
                     if (DateTime.UtcNow > deadline)
                     {
@@ -155,8 +155,8 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
             try
             {
                 removed = experiment is null
-                    ? await catalog.RemoveRunAsync(run, ct, indexKeys).ConfigureAwait(false)
-                    : await catalog.RemoveExperimentAsync(run, experiment, ct, indexKeys).ConfigureAwait(false);
+                    ? await catalog.Remover.RemoveRunAsync(run, ct, indexKeys).ConfigureAwait(false)
+                    : await catalog.Remover.RemoveExperimentAsync(run, experiment, ct, indexKeys).ConfigureAwait(false);
             }
             catch (GridException ex) when (ex.Kind == GridErrorKind.Protected)
             {
@@ -251,7 +251,7 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
         {
             runs.AddRange(await Targets.ResolveRunsAsync(catalog, Name, post, ct).ConfigureAwait(false));
             if (Tag is null && ExcludeTag is null) return;
-            var read = await catalog.GetRunsAsync(runs, ct).ConfigureAwait(false);
+            var read = await catalog.Runs.GetRunsAsync(runs, ct).ConfigureAwait(false);
             foreach (var e in read.Errors) post(e);
             var (tagged, excluded) = (Tagged(Tag), Excluded(ExcludeTag));
             runs = read.Items.Where(r => tagged(r.Tags) && !excluded(r.Tags)).Select(r => r.Name).ToList();
@@ -278,7 +278,7 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
         IReadOnlyDictionary<string, List<string>> keys = new Dictionary<string, List<string>>();
         RunAndDrain(async (post, ct) =>
         {
-            var listed = await catalog.ListRunsAsync(ct).ConfigureAwait(false);
+            var listed = await catalog.Runs.ListRunsAsync(ct).ConfigureAwait(false);
             foreach (var e in listed.Errors) post(e);
             var (named, tagged, excluded) = (Targets.Matcher(names), Tagged(Tag), Excluded(ExcludeTag));
             var scope = listed.Items.Where(r => named(r.Name) && tagged(r.Tags)).ToList();
@@ -288,7 +288,7 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
             foreach (var d in plan.Where(d => !d.Remove))
                 post(new VerboseMessage($"Kept {d.Item.Name}: {d.Reason}."));
             var victims = plan.Where(d => d.Remove).Select(d => d.Item.Name).ToHashSet(StringComparer.Ordinal);
-            if (victims.Count > 0) keys = await catalog.ListIndexKeysAsync(victims, ct).ConfigureAwait(false);
+            if (victims.Count > 0) keys = await catalog.Remover.ListIndexKeysAsync(victims, ct).ConfigureAwait(false);
         });
         foreach (var d in plan.Where(d => d.Reason == Core.Retention.RetentionReason.Protected)) WriteWarning($"Kept {d.Item.Name}: it is protected.");
         foreach (var d in plan.Where(d => d.Remove)) Remove(catalog, d.Item.Name, null, retention: true, keys.TryGetValue(d.Item.Name, out var k) ? k : null);
@@ -352,7 +352,7 @@ public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
         {
             pairs.AddRange(await Targets.ResolveExperimentsAsync(catalog, Run, Experiment, post, ct).ConfigureAwait(false));
             if (Tag is null && ExcludeTag is null) return;
-            var labels = await catalog.GetLabelsAsync(pairs.Select(p => p.Run).Distinct().ToList(), ct).ConfigureAwait(false);
+            var labels = await catalog.Runs.GetLabelsAsync(pairs.Select(p => p.Run).Distinct().ToList(), ct).ConfigureAwait(false);
             var (tagged, excluded) = (Tagged(Tag), Excluded(ExcludeTag));
             pairs = pairs.Where(p => labels[p.Run].TagsOf(p.Experiment) is var t && tagged(t) && !excluded(t)).ToList();
         });
@@ -382,7 +382,7 @@ public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
             {
                 try
                 {
-                    var read = await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false);
+                    var read = await catalog.Runs.GetExperimentsAsync(run, ct).ConfigureAwait(false);
                     foreach (var e in read.Errors) post(e);
                     if (read.Items.Count == 0) return;
                     if (read.Items[0].Protected)

@@ -90,7 +90,7 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
         {
             try
             {
-                var read = await catalog.GetExperimentsAsync(plan.Value.Run, ct).ConfigureAwait(false);
+                var read = await catalog.Runs.GetExperimentsAsync(plan.Value.Run, ct).ConfigureAwait(false);
                 // An experiment whose record cannot be read may be running in the folder: nothing is judged without it.
                 if (read.Errors.Count > 0) problem = string.Join(" ", read.Errors.Select(e => e.Message));
                 else experiments = read.Items;
@@ -99,7 +99,7 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
             {
                 // Removed from the store, if the store is there at all: one that holds no run (a folder
                 // on a disk not mounted, a bucket of another endpoint) says nothing of this run.
-                if (await catalog.HoldsAnyRunAsync(ct).ConfigureAwait(false)) experiments = Array.Empty<GridExperiment>();
+                if (await catalog.Runs.HoldsAnyRunAsync(ct).ConfigureAwait(false)) experiments = Array.Empty<GridExperiment>();
                 else storeEmpty = true;
             }
             catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound) { storeEmpty = true; problem = ex.Message; } // no such bucket

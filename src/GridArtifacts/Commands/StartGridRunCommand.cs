@@ -110,9 +110,9 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             var now = catalog.Clock.GetUtcNow();
             RunRecord Record(string name) => new() { Name = name, Created = now, Command = script ?? Command, Parameters = ToText(Parameter) };
             // A taken name is refused (RunExists) and nothing of that run changes; a generated one is drawn again.
-            if (named is not null) await catalog.CreateRunAsync(Record(named), ct, tags).ConfigureAwait(false);
-            run = named ?? await catalog.CreateRunWithNewNameAsync(Record, ct, tags).ConfigureAwait(false);
-            await catalog.QueueExperimentsAsync(run, sweep.Select((p, i) => (p, string.Join(' ', commands[i]))).ToList(), now, ct).ConfigureAwait(false);
+            if (named is not null) await catalog.Writer.CreateRunAsync(Record(named), ct, tags).ConfigureAwait(false);
+            run = named ?? await catalog.Writer.CreateRunWithNewNameAsync(Record, ct, tags).ConfigureAwait(false);
+            await catalog.Writer.QueueExperimentsAsync(run, sweep.Select((p, i) => (p, string.Join(' ', commands[i]))).ToList(), now, ct).ConfigureAwait(false);
         });
         ReportEarlierFolders(workRoot);
         // A folder no run used before: a script that resumes from ./checkpoints finds only its own.
@@ -141,7 +141,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
 
         if (!Wait)
         {
-            WriteObject(catalog.GetRunAsync(run, CancelToken).GetAwaiter().GetResult());
+            WriteObject(catalog.Runs.GetRunAsync(run, CancelToken).GetAwaiter().GetResult());
             return;
         }
         GridRun current = null!;
@@ -150,7 +150,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             var nextCheck = DateTime.UtcNow.AddSeconds(5);
             while (true)
             {
-                current = await catalog.GetRunAsync(run, ct).ConfigureAwait(false);
+                current = await catalog.Runs.GetRunAsync(run, ct).ConfigureAwait(false);
                 if (current.Status.IsFinished()) break;
                 // A task that ended before its agent started would leave -Wait waiting for ever.
                 if (current.Scheduler != GridScheduler.Local && DateTime.UtcNow >= nextCheck)
@@ -168,7 +168,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         IReadOnlyList<GridExperiment> ended = Array.Empty<GridExperiment>();
         RunAndDrain(async (post, ct) =>
         {
-            var read = await catalog.GetExperimentsAsync(run, ct).ConfigureAwait(false);
+            var read = await catalog.Runs.GetExperimentsAsync(run, ct).ConfigureAwait(false);
             foreach (var e in read.Errors) post(e);
             ended = read.Items;
         });
@@ -273,10 +273,10 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             }
             catch (GridException)
             {
-                for (var i = 0; i < count; i++) await catalog.StopQueuedAsync(run, GridNames.ExperimentName(i), CancellationToken.None).ConfigureAwait(false);
+                for (var i = 0; i < count; i++) await catalog.Claims.StopQueuedAsync(run, GridNames.ExperimentName(i), CancellationToken.None).ConfigureAwait(false);
                 throw;
             }
-            await catalog.SetRunJobAsync(run, job, ct).ConfigureAwait(false);
+            await catalog.Writer.SetRunJobAsync(run, job, ct).ConfigureAwait(false);
             post(new VerboseMessage($"Submitted {run} to Slurm as job {job.Id}{(job.Cluster is null ? "" : $" on cluster {job.Cluster}")}: {count} task(s), at most {ThrottleLimit} at once."));
         });
     }

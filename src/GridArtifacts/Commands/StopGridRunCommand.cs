@@ -33,7 +33,7 @@ public sealed class StopGridRunCommand : GridStoreCmdlet
         RunAndDrain(async (post, ct) =>
         {
             var pairs = await Targets.ResolveExperimentsAsync(catalog, Run, Experiment, post, ct).ConfigureAwait(false);
-            var read = await GridCatalog.ReadManyAsync(pairs, (p, c) => catalog.GetExperimentAsync(p.Run, p.Experiment, c, withArtifactSummary: false), ct).ConfigureAwait(false);
+            var read = await ReadMany.AllAsync(pairs, (p, c) => catalog.Runs.GetExperimentAsync(p.Run, p.Experiment, c, withArtifactSummary: false), ct).ConfigureAwait(false);
             foreach (var e in read.Errors) post(e);
             targets.AddRange(read.Items.Where(e => e.Status.IsActive()));
         });
@@ -44,7 +44,7 @@ public sealed class StopGridRunCommand : GridStoreCmdlet
             // Queued ones of a Slurm run: their tasks cancelled; the rest: a stop request each.
             await ClusterRuns.StopAsync(catalog, approved, post, ct).ConfigureAwait(false);
             if (!PassThru) return;
-            foreach (var e in approved) post(await catalog.GetLabelledExperimentAsync(e.Run, e.Experiment, ct).ConfigureAwait(false));
+            foreach (var e in approved) post(await catalog.Runs.GetLabelledExperimentAsync(e.Run, e.Experiment, ct).ConfigureAwait(false));
         });
     }
 }

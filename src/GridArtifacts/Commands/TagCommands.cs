@@ -95,8 +95,8 @@ public abstract class GridTagCmdlet : GridStoreCmdlet
                     await ChangeAsync(catalog, run, experiment, post, ct).ConfigureAwait(false);
                     if (!PassThru) return;
                     post(experiment is null
-                        ? await catalog.GetRunAsync(run, ct).ConfigureAwait(false)
-                        : await catalog.GetLabelledExperimentAsync(run, experiment, ct).ConfigureAwait(false));
+                        ? await catalog.Runs.GetRunAsync(run, ct).ConfigureAwait(false)
+                        : await catalog.Runs.GetLabelledExperimentAsync(run, experiment, ct).ConfigureAwait(false));
                 }
                 catch (GridException ex)
                 {
@@ -122,7 +122,7 @@ public sealed class AddGridTagCommand : GridTagCmdlet
     protected override string Action => "Add";
 
     protected override Task<IReadOnlyList<string>> ChangeAsync(GridCatalog catalog, string run, string? experiment, Action<object> post, CancellationToken ct) =>
-        catalog.AddTagsAsync(run, experiment, Tags, ct);
+        catalog.Writer.AddTagsAsync(run, experiment, Tags, ct);
 }
 
 /// <summary>Removes tags from runs and experiments; from a run, also from each of its experiments.</summary>
@@ -143,7 +143,7 @@ public sealed class RemoveGridTagCommand : GridTagCmdlet
 
     protected override async Task<IReadOnlyList<string>> ChangeAsync(GridCatalog catalog, string run, string? experiment, Action<object> post, CancellationToken ct)
     {
-        var labels = (await catalog.GetLabelsAsync(new[] { run }, ct).ConfigureAwait(false))[run];
+        var labels = (await catalog.Runs.GetLabelsAsync(new[] { run }, ct).ConfigureAwait(false))[run];
         var match = Targets.Matcher(Tag);
         var there = experiment is null ? labels.AllTags : labels.TagsOf(experiment);
         var chosen = there.Where(match).ToList();
@@ -153,6 +153,6 @@ public sealed class RemoveGridTagCommand : GridTagCmdlet
             if (onRun.Count > 0)
                 post(new WarningMessage($"{GridNames.ExperimentId(run, experiment)} has {string.Join(", ", onRun)} from its run; 'Remove-GridTag {run} {string.Join(",", onRun)}' removes it there. (TagOnRun)"));
         }
-        return await catalog.RemoveTagsAsync(run, experiment, chosen, ct).ConfigureAwait(false);
+        return await catalog.Writer.RemoveTagsAsync(run, experiment, chosen, ct).ConfigureAwait(false);
     }
 }

@@ -54,7 +54,7 @@ internal static class ClusterRuns
         // Only queued ones have tasks to cancel: the jobs of their runs alone are looked up.
         var queued = active.Where(e => e.Status == GridStatus.Queued).ToList();
         var labels = queued.Count == 0 ? new Dictionary<string, RunLabels>()
-            : await catalog.GetLabelsAsync(queued.Select(e => e.Run).Distinct().ToList(), ct).ConfigureAwait(false);
+            : await catalog.Runs.GetLabelsAsync(queued.Select(e => e.Run).Distinct().ToList(), ct).ConfigureAwait(false);
         foreach (var group in queued.GroupBy(e => e.Run))
         {
             if (labels[group.Key].Job is not { Scheduler: GridScheduler.Slurm } job) continue;
@@ -74,8 +74,8 @@ internal static class ClusterRuns
         {
             // A queued one is ended here, so its agent (or task), starting later, has nothing to run
             // and recreates nothing; one an agent took meanwhile stops on its request.
-            if (e.Status == GridStatus.Queued && await catalog.StopQueuedAsync(e.Run, e.Experiment, ct).ConfigureAwait(false)) return;
-            await catalog.RequestStopAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
+            if (e.Status == GridStatus.Queued && await catalog.Claims.StopQueuedAsync(e.Run, e.Experiment, ct).ConfigureAwait(false)) return;
+            await catalog.Writer.RequestStopAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
         })).ConfigureAwait(false);
     }
 
@@ -116,7 +116,7 @@ internal static class ClusterRuns
             foreach (var experiment in queued)
             {
                 if (Slurm.EndOfQueued(job.Id, GridNames.ExperimentIndex(experiment), lines, known.Contains(job.Id)) is not { } end) continue;
-                if (await catalog.EndQueuedAsync(run, experiment, end.Status, end.Reason, end.ExitCode, ct).ConfigureAwait(false))
+                if (await catalog.Claims.EndQueuedAsync(run, experiment, end.Status, end.Reason, end.ExitCode, ct).ConfigureAwait(false))
                 {
                     changed.Add(run);
                     post(new GridCmdlet.WarningMessage($"{GridNames.ExperimentId(run, experiment)} ended {end.Status}: {end.Reason}"));

@@ -3,7 +3,7 @@ using GridArtifacts.Model;
 
 namespace GridArtifacts.Core;
 
-public sealed partial class GridCatalog
+public sealed partial class RunReader
 {
     /// <summary>
     /// The names met in a listing of <c>runs/</c> (run folders and index keys), grouped by run; the
@@ -229,7 +229,7 @@ public sealed partial class GridCatalog
         }
 
         /// <summary>Every run with a run key, built from its keys; a run whose command did not fit in its key has its record read.</summary>
-        public async Task<ReadResult<GridRun>> RunsAsync(GridCatalog catalog, CancellationToken ct)
+        public async Task<ReadResult<GridRun>> RunsAsync(RunReader reader, CancellationToken ct)
         {
             var summaries = new (string? Command, IReadOnlyDictionary<string, string> Parameters)?[_runCount];
             var longer = new List<string>();
@@ -239,7 +239,7 @@ public sealed partial class GridCatalog
                 summaries[i] = _runs[i].Summary is { } s ? Summary(s) : null;
                 if (summaries[i] is null) longer.Add(_runs[i].Name);
             }
-            var records = await ReadManyAsync(longer, catalog.ReadRunRecordAsync, ct).ConfigureAwait(false);
+            var records = await ReadMany.AllAsync(longer, reader.ReadRunRecordAsync, ct).ConfigureAwait(false);
             var byName = records.Items.ToDictionary(r => r.Name, StringComparer.Ordinal);
             var items = new List<GridRun>(_runCount);
             for (var i = 0; i < _runCount; i++)
@@ -252,8 +252,8 @@ public sealed partial class GridCatalog
                     if (!byName.TryGetValue(run.Name, out var record)) continue; // its error is in records.Errors
                     (command, parameters) = (record.Command, record.Parameters);
                 }
-                items.Add(catalog.BuildRun(run.Name, created, command, parameters,
-                    Latest(i).Select(x => new RunPart(x.Name, catalog.EffectiveStatus(x.Status, x.Heartbeat), x.Finished, x.Files, x.Bytes)), Labels(i)));
+                items.Add(reader.BuildRun(run.Name, created, command, parameters,
+                    Latest(i).Select(x => new RunPart(x.Name, reader.EffectiveStatus(x.Status, x.Heartbeat), x.Finished, x.Files, x.Bytes)), Labels(i)));
             }
             return new ReadResult<GridRun>(items, records.Errors);
         }
