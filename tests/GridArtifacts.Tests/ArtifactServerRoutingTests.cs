@@ -10,7 +10,7 @@ using Xunit;
 
 namespace GridArtifacts.Tests;
 
-/// <summary>How the server serves rather than what: its bound on requests at once, and its log.</summary>
+/// <summary>How the server serves rather than what: its bound on requests at once, its log, its module files.</summary>
 public sealed class ArtifactServerRoutingTests : IDisposable
 {
     private readonly TempDir _temp = new();
@@ -134,5 +134,26 @@ public sealed class ArtifactServerRoutingTests : IDisposable
         await WaitForAsync(() => _server.InFlight == 0);
         using var after = await GetAsync("api/store");
         Assert.Equal(HttpStatusCode.OK, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task Every_module_the_page_imports_is_served_as_JavaScript_under_the_page_policy()
+    {
+        using var page = await GetAsync("");
+        var policy = page.Headers.GetValues("Content-Security-Policy").Single();
+        var html = await page.Content.ReadAsStringAsync();
+        Assert.Matches("<script src=\"/app.js\" type=\"module\">", html);
+        var pending = new Queue<string>(new[] { "app.js" });
+        var seen = new HashSet<string>();
+        while (pending.TryDequeue(out var module))
+        {
+            if (!seen.Add(module)) continue;
+            using var res = await GetAsync(module);
+            Assert.Equal(HttpStatusCode.OK, res.StatusCode);
+            Assert.Equal("text/javascript", res.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(policy, res.Headers.GetValues("Content-Security-Policy").Single());
+            foreach (Match m in Regex.Matches(await res.Content.ReadAsStringAsync(), @"^import .* from '\./([a-z-]+\.js)';$", RegexOptions.Multiline)) pending.Enqueue(m.Groups[1].Value);
+        }
+        Assert.True(seen.Count > 5, $"the page's modules: {string.Join(", ", seen)}");
     }
 }
