@@ -292,13 +292,25 @@ function Invoke-BrowserTests {
     $env:GRID_TEST_MODULE_PATH = $moduleOut
     $env:GRID_TEST_SCREENSHOTS = $testResults
     Push-Location $browser
-    try { node --test --test-reporter=tap 2>&1 | ForEach-Object { "$_" } | Tee-Object -Variable tap | Out-Host }
+    try { Invoke-NodeTests 'The browser tests' }
     finally { Pop-Location }
+}
+
+function Invoke-PageTests {
+    # The page's pure modules (parsing, scales, state) under node --test: no browser, no packages.
+    Push-Location (Join-Path $root 'tests/page')
+    try { Invoke-NodeTests "The page's module tests" }
+    finally { Pop-Location }
+}
+
+function Invoke-NodeTests([string] $Lane) {
+    # node --test in the current folder, its TAP summary read into the closing line's counts.
+    node --test --test-reporter=tap 2>&1 | ForEach-Object { "$_" } | Tee-Object -Variable tap | Out-Host
     $count = { param($name) $m = $tap | Select-String "^# $name (\d+)$" | Select-Object -Last 1; if ($m) { [int]$m.Matches[0].Groups[1].Value } else { 0 } }
     $passed = & $count 'pass'
     $failed = (& $count 'fail') + (& $count 'cancelled')
     if ($passed + $failed -eq 0 -or ($LASTEXITCODE -ne 0 -and $failed -eq 0)) {
-        Write-Host 'The browser tests did not run to the end.' -ForegroundColor Red
+        Write-Host "$Lane did not run to the end." -ForegroundColor Red
         $failed++
     }
     $failures = @($tap | Where-Object { $_ -match '^\s*not ok \d+ - ' } | ForEach-Object { $_.Trim() })
@@ -390,6 +402,7 @@ switch ($Task) {
             if ($rgw.Skip) { Write-Host "The RGW lane is skipped: $($rgw.Skip)." -ForegroundColor Yellow }
             else { $rgwLane = Start-RgwLane (Complete-TestRgw $rgw) }
             $results += Invoke-PesterTests
+            $results += Invoke-PageTests
             $results += Invoke-BrowserTests
             $results += Complete-SideLaneTests $sideLane
             $sideLane = $null
