@@ -214,7 +214,7 @@ public abstract class GridStoreCmdlet : GridCmdlet
         WriteVerbose($"Store: {info.Location} (from {info.Source})");
         try
         {
-            return StoreSettings.Open(info.Location);
+            return Catalogs.Open(info.Location);
         }
         catch (GridException ex)
         {

@@ -28,7 +28,7 @@ internal static class Completion
             if (info.Kind == GridStoreKind.FileSystem && !Path.IsPathRooted(info.Location)) return null;
             // Not disposed: the query may still hold the token after the wait gives up.
             var cts = new CancellationTokenSource(Timeout);
-            var task = Task.Run(() => query(StoreSettings.Open(info.Location), cts.Token), cts.Token);
+            var task = Task.Run(() => query(Catalogs.Open(info.Location), cts.Token), cts.Token);
             return task.Wait(Timeout) ? task.Result : null;
         }
         catch (Exception)

@@ -62,7 +62,7 @@ public abstract class DownloadSafetyTests : IDisposable
                 output.Select(o => (GridSaveResult)o.BaseObject).ToDictionary(r => r.Path, r => r.Action, StringComparer.Ordinal),
                 errors.Select(e => e.FullyQualifiedErrorId.Split(',')[0]).ToList());
         }
-        var catalog = StoreSettings.Open(store);
+        var catalog = Catalogs.Open(store);
         var listed = await catalog.Artifacts.GetArtifactsAsync(run, "exp0", default);
         Assert.Empty(listed.Errors);
         var items = listed.Items.Where(a => paths.Length == 0 || paths.Contains(a.Path))
@@ -221,7 +221,7 @@ public abstract class DownloadSafetyTests : IDisposable
         var size = ranged ? Large : Small;
         var data = TestBytes.Random(size, 13);
         var (store, host) = Imported("own-names", new() { ["a.bin"] = data });
-        var artifact = Assert.Single((await StoreSettings.Open(store).Artifacts.GetArtifactsAsync("own-names", "exp0", default)).Items);
+        var artifact = Assert.Single((await Catalogs.Open(store).Artifacts.GetArtifactsAsync("own-names", "exp0", default)).Items);
         var outside = Temp.Sub("outside");
         var victim = Temp.WriteFile("outside/victim.bin", TestBytes.Random(size, 14));
         var before = TestBytes.Sha256(victim);
@@ -259,7 +259,7 @@ public abstract class DownloadSafetyTests : IDisposable
         var name = new string('r', LongestFileName - 4) + ".bin";
         var data = TestBytes.Random(Large, 15);
         var (store, _) = Imported("resumed", new() { [name] = data });
-        var catalog = StoreSettings.Open(store);
+        var catalog = Catalogs.Open(store);
         var artifact = Assert.Single((await catalog.Artifacts.GetArtifactsAsync("resumed", "exp0", default)).Items);
         var dest = Temp.Sub("dest");
         var item = new SaveItem(artifact, Local(dest, "resumed", name)) { Root = dest };

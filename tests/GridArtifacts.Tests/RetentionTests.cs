@@ -122,7 +122,7 @@ public abstract class RetentionStoreTests : IDisposable
 
     private async Task<GridCatalog> SeedAsync(string location, IEnumerable<(string Run, double DaysAgo, string[] Tags, bool Protected)> runs)
     {
-        var catalog = StoreSettings.Open(location);
+        var catalog = Catalogs.Open(location);
         var now = DateTimeOffset.UtcNow;
         foreach (var (run, daysAgo, tags, isProtected) in runs)
         {

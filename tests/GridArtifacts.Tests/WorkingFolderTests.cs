@@ -79,7 +79,7 @@ public sealed class WorkingFolderTests : IDisposable
         _host.Run("Invoke-GridExperiment -Run unread-run -Store $args[0] -WorkingDirectory $args[1] -- bash -c 'echo ok > ok.txt' | Out-Null", store, work);
         _host.Run("Invoke-GridExperiment -Run unread-run -Experiment exp1 -Store $args[0] -WorkingDirectory $args[1] -- bash -c 'echo ok > ok.txt' | Out-Null", store, Path.Combine(Path.GetDirectoryName(work)!, "exp1"));
         // exp1's record cannot be read now (it may be running): whether the run has ended is not known.
-        var catalog = StoreSettings.Open(store);
+        var catalog = Catalogs.Open(store);
         await catalog.Store.PutAsync(StoreLayout.ExperimentRecordKey("unread-run", "exp1"), "{ not json"u8.ToArray(), default);
 
         var (output, errors) = _host.Invoke("Remove-GridWorkingDirectory -WorkingRoot $args[0] -Force -Confirm:$false 3>&1", new object[] { root });

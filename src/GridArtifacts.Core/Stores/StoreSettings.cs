@@ -1,5 +1,3 @@
-using GridArtifacts.Core.Stores;
-using System.Collections.Concurrent;
 using System.Text.Json;
 using GridArtifacts.Model;
 
@@ -14,16 +12,8 @@ public static class StoreSettings
     public const string StoreVariable = "GRID_STORE";
     /// <summary>Overrides the folder that holds config.json (tests and portable set-ups use it).</summary>
     public const string ConfigHomeVariable = "GRID_CONFIG_HOME";
-    /// <summary>Seconds without a heartbeat after which an active experiment reads as Lost (120 by default).</summary>
-    public const string LostAfterVariable = "GRID_LOST_AFTER_SECONDS";
 
-    private static TimeSpan? LostAfter() =>
-        double.TryParse(Environment.GetEnvironmentVariable(LostAfterVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0
-            ? TimeSpan.FromSeconds(s)
-            : null;
     private const string ConfigFileName = "config.json";
-
-    private static readonly ConcurrentDictionary<string, GridCatalog> Catalogs = new(StringComparer.Ordinal);
 
     public static string DefaultLocation =>
         Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".grid", "store");
@@ -110,10 +100,4 @@ public static class StoreSettings
         File.Move(tmp, file, overwrite: true);
     }
 
-    /// <summary>One catalog per location per process, so clients and connections are reused across calls and runspaces.</summary>
-    public static GridCatalog Open(string location)
-    {
-        return Catalogs.GetOrAdd(location, static loc =>
-            new GridCatalog(IsS3(loc) ? new S3Store(loc) : new FileSystemStore(loc), LostAfter()));
-    }
 }

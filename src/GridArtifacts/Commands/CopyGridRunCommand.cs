@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using GridArtifacts.Core;
 using GridArtifacts.Core.Sharing;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
@@ -37,7 +38,7 @@ public sealed class CopyGridRunCommand : GridStoreCmdlet
         {
             ThrowTerminatingError(new ErrorRecord(new ArgumentException("The destination is the source store."), "SameStore", ErrorCategory.InvalidArgument, Destination));
         }
-        var target = StoreSettings.Open(targetLocation);
+        var target = Catalogs.Open(targetLocation);
         var runs = new List<string>();
         RunAndDrain(async (post, ct) => runs.AddRange(await Targets.ResolveRunsAsync(source, Name, post, ct).ConfigureAwait(false)));
         foreach (var run in runs)

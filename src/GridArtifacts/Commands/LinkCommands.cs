@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using GridArtifacts.Core;
 using GridArtifacts.Core.Sharing;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
@@ -57,7 +58,7 @@ public sealed class NewGridArtifactLinkCommand : GridStoreCmdlet
         }
         foreach (var a in artifacts)
         {
-            var store = StoreSettings.Open(a.Store).Store;
+            var store = Catalogs.Open(a.Store).Store;
             RunAndDrain(async (post, ct) =>
             {
                 try

@@ -147,7 +147,7 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
     {
         if (_catalogs.TryGetValue(location, out var known)) return known;
         GridCatalog? catalog = null;
-        try { catalog = StoreSettings.Open(location); }
+        try { catalog = Catalogs.Open(location); }
         catch (GridException ex) { WriteVerbose($"The store '{location}' could not be opened: {ex.Message}"); }
         return _catalogs[location] = catalog;
     }

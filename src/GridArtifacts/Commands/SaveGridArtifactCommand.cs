@@ -143,7 +143,7 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
                 var saved = 0;
                 try
                 {
-                    await TransferEngine.Shared.DownloadAsync(items, StoreSettings.Open, Force, ThrottleLimit, progress,
+                    await TransferEngine.Shared.DownloadAsync(items, Catalogs.Open, Force, ThrottleLimit, progress,
                         r =>
                         {
                             if (r.Action != GridSaveAction.Skipped) Interlocked.Increment(ref saved);

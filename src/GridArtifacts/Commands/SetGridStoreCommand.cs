@@ -70,7 +70,7 @@ public sealed class SetGridStoreCommand : GridCmdlet
         {
             try
             {
-                await foreach (var _ in StoreSettings.Open(location).Store.ListAsync("", recursive: false, ct).ConfigureAwait(false)) break;
+                await foreach (var _ in Catalogs.Open(location).Store.ListAsync("", recursive: false, ct).ConfigureAwait(false)) break;
             }
             catch (GridException ex)
             {
