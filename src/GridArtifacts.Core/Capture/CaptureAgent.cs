@@ -11,8 +11,9 @@ namespace GridArtifacts.Core.Capture;
 /// status. It is the experiment record's and manifest's only writer. Sync never deletes.
 /// It composes its parts: the script (<see cref="ScriptRunner"/>), the folders
 /// (<see cref="FolderWatch"/>), the uploads and the manifest (<see cref="ArtifactSync"/>,
-/// <see cref="ManifestJournal"/>) and the metrics (<see cref="MetricsWatch"/>); what it keeps itself is
-/// the experiment's claim, heartbeat and status, and how a stop or a signal ends the run.
+/// <see cref="ManifestJournal"/>), the metrics (<see cref="MetricsWatch"/>), its hold on the experiment
+/// (<see cref="ExperimentLease"/>: claim, heartbeat, record, logs, stop requests) and a signal's stop
+/// (<see cref="StopSignal"/>); what it keeps itself is the order of the run and how it ends.
 /// </summary>
 public sealed class CaptureAgent
 {
@@ -23,11 +24,11 @@ public sealed class CaptureAgent
     private readonly TimeProvider _clock;
     private static readonly TimeSpan MinPassInterval = TimeSpan.FromMilliseconds(100);
     private readonly GridSyncState _sync = new();
-    private ExperimentRecord _record = new();
+    /// <summary>The claim, heartbeat, record, logs and stop requests of the experiment.</summary>
+    private readonly ExperimentLease _lease;
+    private ExperimentRecord Record => _lease.Record;
     /// <summary>Released by change notifications, so the loop rescans sooner than its interval.</summary>
     private readonly SemaphoreSlim _wake = new(0, 1);
-    /// <summary>This agent, as its claim on the experiment names it.</summary>
-    private readonly string _agentId = ExperimentClaims.NewClaimId("agent");
     /// <summary>The folders: every file seen, which changed since they went up, and how changes are noticed.</summary>
     private readonly FolderWatch _watch;
 
@@ -39,7 +40,8 @@ public sealed class CaptureAgent
         _options = options;
         // Every time the agent and its parts read or wait on is the catalog's clock.
         _clock = catalog.Clock;
-        _budget = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _clock);
+        _stop = new StopSignal(_clock, options.StopBudget);
+        _lease = new ExperimentLease(catalog, _run, _experiment, w => Warning?.Invoke(w));
         _watch = new FolderWatch(options.WorkingDirectory, options.ArtifactRoots, catalog.Store, options.FullRescanInterval, _clock,
             // Called by scans, which start once the constructor is done.
             w => Warning?.Invoke(w), (path, problem) => _artifacts!.ReportUnstorable(path, problem), Wake);
@@ -61,14 +63,8 @@ public sealed class CaptureAgent
     /// <summary>Warnings as they happen (an unstorable name, a failed upload); the pipeline thread writes them.</summary>
     public event Action<string>? Warning;
 
-    /// <summary>The first signal that stopped the agent (<see cref="StopBySignal"/>), or null.</summary>
-    private string? _signal;
-    /// <summary>Cancelled by <see cref="StopBySignal"/>: stops the agent as its caller's token does.</summary>
-    private readonly CancellationTokenSource _signalled = new();
-    /// <summary>Cancelled when the stop budget of a signal runs out: what is still uploading then is cut off.</summary>
-    private readonly CancellationTokenSource _budget;
-    /// <summary>When the stop budget of a signal runs out (UTC ticks), or 0.</summary>
-    private long _budgetEnds;
+    /// <summary>A signal's stop and the time it leaves.</summary>
+    private readonly StopSignal _stop;
 
     /// <summary>
     /// Stops the agent because the process was sent <paramref name="signal"/> (SIGTERM, SIGINT):
@@ -87,24 +83,12 @@ public sealed class CaptureAgent
     {
         ArgumentException.ThrowIfNullOrEmpty(signal);
         if (Volatile.Read(ref _ended)) return false;
-        if (Interlocked.CompareExchange(ref _signal, signal, null) is not null) return true;
-        if (_options.StopBudget is { } budget)
-        {
-            Interlocked.Exchange(ref _budgetEnds, (_clock.GetUtcNow() + budget).UtcTicks);
-            _budget.CancelAfter(Min(budget, TimeSpan.FromDays(20)));
-        }
-        _signalled.Cancel();
+        _stop.Take(signal);
         return true;
     }
 
     /// <summary>Set once <see cref="RunAsync"/> is over.</summary>
     private bool _ended;
-
-    /// <summary>The end of the stop budget, when a signal has started one.</summary>
-    private DateTimeOffset? BudgetEnds => Interlocked.Read(ref _budgetEnds) is var t and > 0 ? new DateTimeOffset(t, TimeSpan.Zero) : null;
-
-    /// <summary>The earlier of <paramref name="patience"/> and the end of a signal's stop budget.</summary>
-    private Func<DateTimeOffset> Until(DateTimeOffset patience) => () => BudgetEnds is { } ends && ends < patience ? ends : patience;
 
     /// <summary>
     /// Runs the experiment to the end and returns the script's exit code as the system reports it
@@ -119,65 +103,32 @@ public sealed class CaptureAgent
 
     private async Task<int> RunToEndAsync(CancellationToken stop)
     {
-        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop, _signalled.Token);
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(stop, _stop.Signalled);
         // A stop is seen at once, not at the next rescan.
         using var wakeOnStop = stopping.Token.Register(Wake);
         // What is there before the script starts is an artifact only once it changes.
         _watch.Start();
         var now = _catalog.Clock.GetUtcNow();
         var command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
-        // A new run is created with this experiment; a queued experiment's run was created by whoever
-        // queued it, and if it is gone the experiment was removed: nothing is created then.
-        if (!_options.Queued)
-        {
-            await _catalog.Writer.TryCreateRunAsync(new RunRecord { Name = _run, Created = now, Command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments)) }, CancellationToken.None, _options.ClaimSettle).ConfigureAwait(false);
-        }
-        // One writer per experiment: an ended one is never rewritten, a live one never joined.
-        _record = await _catalog.Claims.ClaimExperimentAsync(_run, _experiment, existing =>
-        {
-            var r = existing ?? new ExperimentRecord { Run = _run, Experiment = _experiment, Created = now };
-            foreach (var (k, v) in _options.Parameters) r.Parameters[k] = v;
-            r.Status = GridStatus.Running;
-            r.Started = now;
-            r.Heartbeat = now;
-            r.Agent = _agentId;
-            r.Signal = null; // a Lost agent's, if it was signalled in its end
-            r.Command = command;
-            r.Sync = _sync;
-            r.WorkingDirectory = _watch.WorkingDirectory;
-            return r;
-        }, takeQueued: true, mustExist: _options.Queued, CancellationToken.None, _options.ClaimSettle).ConfigureAwait(false);
+        await _lease.ClaimAsync(_options, command, _watch.WorkingDirectory, _sync, now).ConfigureAwait(false);
 
-        // Multipart uploads an earlier agent of this experiment left unfinished (it was killed) are
-        // aborted now that this agent holds the experiment, so no parts are left behind.
-        try
-        {
-            var sweep = await _catalog.Artifacts.AbortAbandonedUploadsAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
-            if (sweep.Aborted.Count > 0) Warning?.Invoke($"Aborted {sweep.Aborted.Count} unfinished upload(s) left by an earlier agent of {GridNames.ExperimentId(_run, _experiment)}.");
-            foreach (var e in sweep.NotAborted) Warning?.Invoke(e.Message);
-        }
-        catch (GridException ex) when (IsPassing(ex))
-        {
-            Warning?.Invoke($"Unfinished uploads of an earlier agent were not checked: {ex.Message}");
-        }
-
-        if (await StopRequestedAsync().ConfigureAwait(false))
+        if (await _lease.StopRequestedAsync().ConfigureAwait(false))
         {
             // Stopped while it waited in the queue: it never starts.
-            _record.Status = GridStatus.Stopped;
-            _record.Finished = _record.Heartbeat = _catalog.Clock.GetUtcNow();
+            Record.Status = GridStatus.Stopped;
+            Record.Finished = Record.Heartbeat = _catalog.Clock.GetUtcNow();
             if (_options.RemoveWorkingDirectory) RemoveWorkingDirectory(); // nothing ran in it
-            await WriteRecordAsync().ConfigureAwait(false);
+            await _lease.WriteAsync().ConfigureAwait(false);
             return -1;
         }
 
         var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(logs);
         using var journal = _artifacts.OpenJournal(Path.Combine(logs, "manifest"));
-        await PersistAsync("The manifest's start", () => journal.StartAsync(_artifacts.KeepEarlier, CancellationToken.None), Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
+        await PersistAsync("The manifest's start", () => journal.StartAsync(_artifacts.KeepEarlier, CancellationToken.None), _stop.Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
         // Tags go on only once the claim holds: a refused agent tags nothing.
         if (_options.Tags.Count > 0)
-            await PersistAsync("The experiment's tags", () => _catalog.Writer.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
+            await PersistAsync("The experiment's tags", () => _catalog.Writer.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), _stop.Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
         using var watching = _watch.Watch();
         var stopped = false;
         var stopRequested = false;
@@ -188,21 +139,21 @@ public sealed class CaptureAgent
             var lastBeat = DateTimeOffset.MinValue;
             while (!script.HasExited)
             {
-                if (stopping.IsCancellationRequested || (stopRequested = await StopRequestedAsync().ConfigureAwait(false)))
+                if (stopping.IsCancellationRequested || (stopRequested = await _lease.StopRequestedAsync().ConfigureAwait(false)))
                 {
                     stopped = true;
-                    if (Volatile.Read(ref _signal) is not null) await script.TerminateAsync().ConfigureAwait(false);
+                    if (_stop.Signal is not null) await script.TerminateAsync().ConfigureAwait(false);
                     script.Kill();
                     break;
                 }
                 // The store being away for a while (an outage, a restart) never ends the agent: what
                 // did not go now goes on a later pass. A stop cuts off what is uploading (the final sync sends it).
                 await _artifacts.SyncAsync(final: false, stopping.Token).ConfigureAwait(false);
-                _metrics.Refresh(_record, final: false); // published by the next heartbeat
+                _metrics.Refresh(Record, final: false); // published by the next heartbeat
                 if (_catalog.Clock.GetUtcNow() - lastBeat >= _options.HeartbeatInterval)
                 {
                     lastBeat = _catalog.Clock.GetUtcNow();
-                    await TryAsync("The heartbeat", () => HeartbeatAsync(logs)).ConfigureAwait(false);
+                    await TryAsync("The heartbeat", () => _lease.BeatAsync(logs)).ConfigureAwait(false);
                 }
                 // Until the script exits, a change is noticed, or the rescan interval passes.
                 await Task.WhenAny(script.WaitForExitAsync(), _wake.WaitAsync(_options.RescanInterval)).ConfigureAwait(false);
@@ -212,7 +163,7 @@ public sealed class CaptureAgent
             await script.WaitForExitAsync().ConfigureAwait(false);
             script.KillLeftovers();
             // A signal's stop waits for the script's output within its budget only.
-            if (!await script.OutputDoneAsync(BudgetEnds).ConfigureAwait(false))
+            if (!await script.OutputDoneAsync(_stop.BudgetEnds).ConfigureAwait(false))
                 Warning?.Invoke("The script's output may be incomplete: a process it started still holds it open.");
             exitCode = script.ExitCode;
         }
@@ -224,36 +175,36 @@ public sealed class CaptureAgent
 
         // A signal that came before the script's end is what ended it (or came with its end: a
         // scheduler signals the script too). One that comes later only shortens the end.
-        var signal = Volatile.Read(ref _signal);
+        var signal = _stop.Signal;
 
         // The end, whatever it was: final full sync, sealed manifest, then the status. A store that
         // is away is waited for (up to FinalSyncPatience, or what a signal's stop budget leaves), so
         // an outage at the end loses nothing that time allows; the sealed manifest and the status are
         // written (tried once at least) even when the time ran out with files pending.
-        var deadline = Until(_clock.GetUtcNow() + _options.FinalSyncPatience);
-        _record.Status = GridStatus.Syncing;
-        _record.ExitCode = exitCode;
-        _record.Signal = signal;
-        await PersistAsync("The Syncing status", WriteRecordAsync, deadline).ConfigureAwait(false);
-        await _artifacts.SyncAsync(final: true, _budget.Token).ConfigureAwait(false);
+        var deadline = _stop.Until(_clock.GetUtcNow() + _options.FinalSyncPatience);
+        Record.Status = GridStatus.Syncing;
+        Record.ExitCode = exitCode;
+        Record.Signal = signal;
+        await PersistAsync("The Syncing status", _lease.WriteAsync, deadline).ConfigureAwait(false);
+        await _artifacts.SyncAsync(final: true, _stop.BudgetOver).ConfigureAwait(false);
         for (var wait = TimeSpan.FromSeconds(1); _sync.FilesPending > 0 && _clock.GetUtcNow() < deadline(); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
         {
             var pause = Min(wait, deadline() - _clock.GetUtcNow());
             Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store in the final sync; trying again in {pause.TotalSeconds:0.#} s.");
-            try { await Task.Delay(pause, _clock, _budget.Token).ConfigureAwait(false); }
+            try { await Task.Delay(pause, _clock, _stop.BudgetOver).ConfigureAwait(false); }
             catch (OperationCanceledException) { break; } // a signal's budget ran out
-            await _artifacts.SyncAsync(final: true, _budget.Token).ConfigureAwait(false);
+            await _artifacts.SyncAsync(final: true, _stop.BudgetOver).ConfigureAwait(false);
             // Still alive while it waits: the experiment never reads as Lost.
-            await TryAsync("The heartbeat", () => HeartbeatAsync(logs)).ConfigureAwait(false);
+            await TryAsync("The heartbeat", () => _lease.BeatAsync(logs)).ConfigureAwait(false);
         }
-        if (_sync.FilesPending > 0 && BudgetEnds is not null)
+        if (_sync.FilesPending > 0 && _stop.BudgetEnds is not null)
             Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store before the time a {signal ?? "signal"} leaves ran out; the sealed manifest lists what did.");
-        _metrics.Refresh(_record, final: true);
+        _metrics.Refresh(Record, final: true);
         try
         {
-            await PersistAsync("The script's output", () => UploadLogsAsync(logs, _budget.Token), deadline).ConfigureAwait(false);
+            await PersistAsync("The script's output", () => _lease.UploadLogsAsync(logs, _stop.BudgetOver), deadline).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (_budget.IsCancellationRequested)
+        catch (OperationCanceledException) when (_stop.BudgetOver.IsCancellationRequested)
         {
             Warning?.Invoke("The script's output since the last heartbeat was not stored: the time a signal leaves ran out.");
         }
@@ -261,10 +212,10 @@ public sealed class CaptureAgent
         // A scheduler (or Ctrl+C) signals the script too, which may die of it before this agent's
         // handler has run: a signal that came during the end of a script that did not succeed is
         // what ended it. One that comes after a success only shortened the end.
-        if (signal is null && exitCode != 0 && Volatile.Read(ref _signal) is { } late) _record.Signal = signal = late;
+        if (signal is null && exitCode != 0 && _stop.Signal is { } late) Record.Signal = signal = late;
         // A SIGTERM no one asked for through the store (a time limit, scancel, a node going down) is a failure; Stop-GridRun and Ctrl+C are stops.
-        if (signal == "SIGTERM" && !stopRequested) stopRequested = await StopRequestedAsync().ConfigureAwait(false);
-        _record.Status = signal == "SIGTERM" && !stopRequested ? GridStatus.Failed
+        if (signal == "SIGTERM" && !stopRequested) stopRequested = await _lease.StopRequestedAsync().ConfigureAwait(false);
+        Record.Status = signal == "SIGTERM" && !stopRequested ? GridStatus.Failed
             : stopped || signal is not null ? GridStatus.Stopped
             : exitCode == 0 ? GridStatus.Succeeded : GridStatus.Failed;
         // Every file stored: the folder goes before the final status, so an ended experiment's folder is gone.
@@ -274,9 +225,9 @@ public sealed class CaptureAgent
             if (WhyKept() is { } why) Warning?.Invoke($"Kept the working folder '{_watch.WorkingDirectory}': {why}.");
             else RemoveWorkingDirectory();
         }
-        _record.Finished = _catalog.Clock.GetUtcNow();
-        _record.Heartbeat = _record.Finished;
-        await PersistAsync("The final status", WriteRecordAsync, deadline).ConfigureAwait(false);
+        Record.Finished = _catalog.Clock.GetUtcNow();
+        Record.Heartbeat = Record.Finished;
+        await PersistAsync("The final status", _lease.WriteAsync, deadline).ConfigureAwait(false);
         try { Directory.Delete(logs, recursive: true); } catch (IOException) { }
         return exitCode;
     }
@@ -296,11 +247,10 @@ public sealed class CaptureAgent
     private void RemoveWorkingDirectory()
     {
         if (WorkingFolders.Remove(_watch.WorkingDirectory) is { } problem) Warning?.Invoke($"The working folder '{_watch.WorkingDirectory}' was not removed: {problem}");
-        else _record.WorkingDirectory = null;
+        else Record.WorkingDirectory = null;
     }
 
-    /// <summary>Failures that pass: the store is away for now (outage, busy, disk full), not a wrong name or a refusal.</summary>
-    private static bool IsPassing(GridException ex) => ex.IsTransient || ex.Kind is GridErrorKind.StoreUnavailable or GridErrorKind.WriteFailed;
+    private static bool IsPassing(GridException ex) => ExperimentLease.IsPassing(ex);
 
     /// <summary>Runs a write that may wait for a later pass; a store that is away only costs a warning.</summary>
     private async Task<bool> TryAsync(string what, Func<Task> work)
@@ -328,42 +278,11 @@ public sealed class CaptureAgent
             (ex, pause) => Warning?.Invoke($"{what} did not reach the store yet; trying again in {pause.TotalSeconds:0} s: {ex.Message}"),
             _clock, CancellationToken.None).ConfigureAwait(false);
 
-    private async Task<bool> StopRequestedAsync()
-    {
-        try
-        {
-            return await _catalog.Runs.StopRequestedAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (GridException ex) when (IsPassing(ex))
-        {
-            return false; // asked again on the next pass
-        }
-    }
-
     private void Wake()
     {
         try { _wake.Release(); }
         catch (SemaphoreFullException) { } // already awake
     }
-
-    private async Task HeartbeatAsync(string logs)
-    {
-        _record.Heartbeat = _catalog.Clock.GetUtcNow();
-        _sync.AgentMemory = Process.GetCurrentProcess().WorkingSet64;
-        await WriteRecordAsync().ConfigureAwait(false);
-        await UploadLogsAsync(logs, CancellationToken.None).ConfigureAwait(false);
-    }
-
-    private async Task UploadLogsAsync(string logs, CancellationToken ct)
-    {
-        foreach (var stream in new[] { "stdout", "stderr" })
-        {
-            var file = Path.Combine(logs, stream + ".log");
-            if (File.Exists(file)) await _catalog.Writer.WriteLogFileAsync(_run, _experiment, stream, file, ct).ConfigureAwait(false);
-        }
-    }
-
-    private Task WriteRecordAsync() => _catalog.Writer.WriteExperimentRecordAsync(_record, CancellationToken.None);
 
     private static string Quote(string a) => a.Length > 0 && !a.Any(char.IsWhiteSpace) && !a.Contains('"') ? a : "\"" + a.Replace("\"", "\\\"") + "\"";
 }
