@@ -127,7 +127,7 @@ public sealed class ArtifactImporter
         var record = await _catalog.Claims.ClaimExperimentAsync(run, experiment, _ => new ExperimentRecord
         {
             Run = run, Experiment = experiment, Status = GridStatus.Syncing, Created = now, Started = now, Heartbeat = now,
-            Parameters = new(parameters, StringComparer.Ordinal), Command = request.Command, Agent = ExperimentClaims.NewClaimId("import"), Sync = sync,
+            Parameters = new(parameters, StringComparer.Ordinal), Command = request.Command, Agent = WriterId.New("import"), Sync = sync,
         }, takeQueued: false, mustExist: false, ct).ConfigureAwait(false);
         if (request.Tags.Count > 0) await _catalog.Writer.AddTagsAsync(run, experiment, request.Tags, ct).ConfigureAwait(false);
 

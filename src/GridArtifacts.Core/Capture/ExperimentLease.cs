@@ -22,7 +22,7 @@ internal sealed class ExperimentLease
         (_catalog, _run, _experiment, _warn) = (catalog, run, experiment, warn);
 
     /// <summary>This agent, as its claim on the experiment names it.</summary>
-    public string AgentId { get; } = ExperimentClaims.NewClaimId("agent");
+    public string AgentId { get; } = WriterId.New("agent");
 
     /// <summary>The experiment's record as this agent last wrote it (empty until claimed).</summary>
     public ExperimentRecord Record { get; private set; } = new();

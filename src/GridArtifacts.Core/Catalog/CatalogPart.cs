@@ -13,6 +13,8 @@ internal sealed class CatalogContext(IObjectStore store, TimeSpan lostAfter, Tim
     public TimeProvider Clock { get; } = clock;
     public TransferEngine Engine { get; set; } = TransferEngine.Shared;
     public ExclusiveCreate Create { get; } = new(store, clock);
+    /// <summary>The wait between writing a claim and reading it back: exclusive create's claims, and a takeover's.</summary>
+    public TimeSpan ClaimSettle { get => Create.Settle; set => Create.Settle = value; }
 }
 
 /// <summary>A part of the catalog: the shared context, and the reading rules every part applies the same way.</summary>
@@ -28,6 +30,7 @@ public abstract class CatalogPart
     protected TimeSpan LostAfter => _context.LostAfter;
     protected TransferEngine Engine => _context.Engine;
     private protected ExclusiveCreate Create => _context.Create;
+    protected TimeSpan ClaimSettle => _context.ClaimSettle;
 
     /// <summary>An object opened for streaming, or null when there is none.</summary>
     protected async Task<Stream?> TryOpenAsync(string key, CancellationToken ct)
@@ -45,7 +48,7 @@ public abstract class CatalogPart
     protected GridStatus EffectiveStatus(ExperimentRecord record) => EffectiveStatus(record.Status, record.Heartbeat);
 
     /// <summary>An experiment that says it is going but whose heartbeat is older than <see cref="LostAfter"/> is Lost.</summary>
-    protected internal GridStatus EffectiveStatus(GridStatus status, DateTimeOffset? heartbeat)
+    protected GridStatus EffectiveStatus(GridStatus status, DateTimeOffset? heartbeat)
     {
         if (status is GridStatus.Running or GridStatus.Syncing && heartbeat is { } beat
             && Clock.GetUtcNow() - beat > LostAfter)

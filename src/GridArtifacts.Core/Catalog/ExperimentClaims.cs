@@ -15,17 +15,13 @@ public sealed class ExperimentClaims : CatalogPart
 
     internal ExperimentClaims(CatalogContext context, RunReader runs, RecordWriter writer) : base(context) => (_runs, _writer) = (runs, writer);
 
-    /// <summary>A random id for one creator or writer: host, process and a random part.</summary>
-    public static string NewClaimId(string kind) =>
-        $"{kind}/{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..12]}";
-
     /// <summary>
     /// Takes an experiment for one writer (a capture agent, or an import), which then is the only
     /// writer of its record and manifest. <paramref name="claim"/> builds the claimed record from
     /// the one there (null when new) and names the writer in <see cref="ExperimentRecord.Agent"/>.
     /// Refused: an experiment that has ended (ExperimentExists: it is never rewritten), one that a
     /// live writer holds (ExperimentAlreadyRunning), and a queued one unless <paramref name="takeQueued"/>.
-    /// A Lost one (its writer's heartbeat is older than <see cref="LostAfter"/>) is taken over. With
+    /// A Lost one (its writer's heartbeat is older than <see cref="GridCatalog.LostAfter"/>) is taken over. With
     /// <paramref name="mustExist"/>, a missing record means it was removed: ExperimentRemoved, and
     /// nothing is written.
     /// </summary>
@@ -58,7 +54,7 @@ public sealed class ExperimentClaims : CatalogPart
         // Taking over a queued or lost record: the last claim written stands, and a writer that reads
         // back another's claim after the settle time stops before doing anything.
         await Store.PutAsync(key, RecordJson.Serialize(claimed), ct).ConfigureAwait(false);
-        await Task.Delay(settle ?? Create.Settle, Clock, ct).ConfigureAwait(false);
+        await Task.Delay(settle ?? ClaimSettle, Clock, ct).ConfigureAwait(false);
         var back = await _runs.ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
         if (back is null) throw Removed(run, experiment);
         if (back.Agent != agent) throw HeldBy(back, run, experiment);
@@ -130,7 +126,7 @@ public sealed class ExperimentClaims : CatalogPart
                 r.Finished = r.Heartbeat = now;
                 r.Reason = reason;
                 r.ExitCode = exitCode;
-                r.Agent = NewClaimId(status == GridStatus.Stopped ? "stop" : "end");
+                r.Agent = WriterId.New(status == GridStatus.Stopped ? "stop" : "end");
                 return r;
             }, takeQueued: true, mustExist: true, ct).ConfigureAwait(false);
             return true;

@@ -34,7 +34,7 @@ public sealed class GridCatalog
     public TransferEngine Engine { get => _context.Engine; init => _context.Engine = value; }
 
     /// <summary>How long a creator waits after writing its claim before it reads back the claims (or the record), on a store that cannot create exclusively, and a writer taking over a queued or Lost experiment before it reads its claim back.</summary>
-    public TimeSpan ClaimSettle { get => _context.Create.Settle; init => _context.Create.Settle = value; }
+    public TimeSpan ClaimSettle { get => _context.ClaimSettle; init => _context.ClaimSettle = value; }
 
     /// <summary>Runs and experiments as their records and index keys show them, their labels and logs.</summary>
     public RunReader Runs { get; }
@@ -42,7 +42,7 @@ public sealed class GridCatalog
     public ManifestStore Manifests { get; }
     /// <summary>Experiments' artifacts: listed with their hashes, opened, stored.</summary>
     public ArtifactStore Artifacts { get; }
-    /// <summary>The one writer of records, index keys, tags, stop requests and logs.</summary>
+    /// <summary>The writer of records, index keys, tags, stop requests and logs (claims and protection keys aside).</summary>
     public RecordWriter Writer { get; }
     /// <summary>Claiming an experiment for its one writer, and ending a queued one.</summary>
     public ExperimentClaims Claims { get; }
@@ -53,6 +53,3 @@ public sealed class GridCatalog
     public static bool Concerns(GridException error, string run) =>
         error.Target is string key && key.StartsWith(StoreLayout.RunPrefix(run), StringComparison.Ordinal);
 }
-
-/// <summary>What a removal took (or would take).</summary>
-public sealed record Removal(int Experiments, int Files, long Bytes);

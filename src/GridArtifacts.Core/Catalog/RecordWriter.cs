@@ -5,8 +5,9 @@ using GridArtifacts.Model;
 namespace GridArtifacts.Core;
 
 /// <summary>
-/// The one writer of records: every run and experiment record, index key, tag, job key, stop request
-/// and log goes to the store through it, in the order that keeps readers right (a record, then its key,
+/// The writer of records: every run and experiment record, index key, tag, job key, stop request and
+/// log goes to the store through it (but a claim, which <see cref="ExperimentClaims"/> writes, and a
+/// protection key, which <see cref="Remover"/> writes), in the order that keeps readers right (a record, then its key,
 /// then the key it replaces goes).
 /// </summary>
 public sealed partial class RecordWriter : CatalogPart
@@ -20,7 +21,7 @@ public sealed partial class RecordWriter : CatalogPart
     public async Task<bool> TryCreateRunAsync(RunRecord record, CancellationToken ct, TimeSpan? settle = null, IReadOnlyList<string>? tags = null)
     {
         GridNames.CheckRunName(record.Name);
-        record.Claim ??= ExperimentClaims.NewClaimId("run");
+        record.Claim ??= WriterId.New("run");
         var key = StoreLayout.RunRecordKey(record.Name);
         if (!await Create.TryCreateAsync(key, RecordJson.Serialize(record), settle, ct).ConfigureAwait(false)) return false;
         if (tags is { Count: > 0 }) await PutTagKeysAsync(record.Name, null, tags, ct).ConfigureAwait(false);

@@ -160,3 +160,6 @@ public sealed class Remover : CatalogPart
         if (keys.Count > 0) await Store.DeleteManyAsync(keys, ct).ConfigureAwait(false);
     }
 }
+
+/// <summary>What a removal took (or would take).</summary>
+public sealed record Removal(int Experiments, int Files, long Bytes);

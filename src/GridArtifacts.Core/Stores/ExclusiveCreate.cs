@@ -11,7 +11,7 @@ namespace GridArtifacts.Core.Stores;
 /// still sees it. That fallback is exact while the creators' clocks agree within the settle time
 /// (docs/s3-compatibility.md).
 /// </summary>
-public sealed class ExclusiveCreate(IObjectStore store, TimeProvider clock) : IConditionalCreate
+internal sealed class ExclusiveCreate(IObjectStore store, TimeProvider clock) : IConditionalCreate
 {
     /// <summary>A claim this old with no record beside it was left by a creator that died: it is passed over.</summary>
     public static readonly TimeSpan StaleClaim = TimeSpan.FromMinutes(1);
