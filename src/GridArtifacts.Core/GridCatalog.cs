@@ -29,6 +29,7 @@ public sealed partial class GridCatalog
     public string Location => Store.Location;
     /// <summary>An active experiment whose heartbeat is older than this reads as Lost.</summary>
     public TimeSpan LostAfter { get; }
+    /// <summary>The one clock of this catalog and of what works on it: records' times, heartbeat ages, the claims' settle, the pauses between a request's attempts.</summary>
     public TimeProvider Clock { get; }
 
     /// <summary>What sends this catalog's files (artifacts, logs, manifests): the process's one engine, unless a test gives its own.</summary>
@@ -304,7 +305,7 @@ public sealed partial class GridCatalog
                 await body.CopyToAsync(ms, c).ConfigureAwait(false);
                 return (byte[]?)ms.ToArray();
             }
-        }, ct).ConfigureAwait(false);
+        }, Clock, ct).ConfigureAwait(false);
     }
 
     /// <summary>Keeps the script's output (<c>stdout</c> or <c>stderr</c>) with the experiment: its writer's call.</summary>
@@ -313,7 +314,7 @@ public sealed partial class GridCatalog
 
     /// <summary>Keeps the script's output from the file the agent writes it to.</summary>
     public Task WriteLogFileAsync(string run, string experiment, string stream, string localPath, CancellationToken ct) =>
-        Engine.UploadFileAsync(Store, StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), localPath, ct);
+        Engine.UploadFileAsync(Store, StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), localPath, Clock, ct);
 
     /// <summary>
     /// An experiment's manifest, with every entry held (<see cref="VisitManifestAsync"/> holds none of a
@@ -466,12 +467,12 @@ public sealed partial class GridCatalog
 
     /// <summary>One segment of a running experiment's manifest, from the file its writer journals it in: its writer's call.</summary>
     public Task WriteManifestSegmentAsync(string run, string experiment, long sequence, string localPath, CancellationToken ct) =>
-        Engine.UploadFileAsync(Store, StoreLayout.ManifestSegmentKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), sequence), localPath, ct);
+        Engine.UploadFileAsync(Store, StoreLayout.ManifestSegmentKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), sequence), localPath, Clock, ct);
 
     /// <summary>A compacted (or the sealed) manifest from the file its writer built; then the segments it folds in are deleted.</summary>
     public async Task WriteCompactedManifestAsync(string run, string experiment, string localPath, long through, CancellationToken ct)
     {
-        await Engine.UploadFileAsync(Store, StoreLayout.ManifestKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment)), localPath, ct).ConfigureAwait(false);
+        await Engine.UploadFileAsync(Store, StoreLayout.ManifestKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment)), localPath, Clock, ct).ConfigureAwait(false);
         var folded = (await ListManifestSegmentsAsync(run, experiment, ct).ConfigureAwait(false)).Where(x => x.Sequence <= through).Select(x => x.Key).ToList();
         if (folded.Count > 0) await Store.DeleteManyAsync(folded, ct).ConfigureAwait(false);
     }
@@ -582,7 +583,7 @@ public sealed partial class GridCatalog
         var claims = key[..(key.LastIndexOf('/') + 1)] + StoreLayout.ClaimsFolder + "/";
         var mine = $"{claims}{Clock.GetUtcNow().UtcTicks:x16}-{Guid.NewGuid():N}";
         await Store.PutAsync(mine, content, ct).ConfigureAwait(false);
-        await Task.Delay(settle ?? ClaimSettle, ct).ConfigureAwait(false);
+        await Task.Delay(settle ?? ClaimSettle, Clock, ct).ConfigureAwait(false);
         string? first = null;
         var stale = (Clock.GetUtcNow() - StaleClaim).UtcTicks;
         await foreach (var e in Store.ListAsync(claims, recursive: false, ct).ConfigureAwait(false))
@@ -712,7 +713,7 @@ public sealed partial class GridCatalog
         // Taking over a queued or lost record: the last claim written stands, and a writer that reads
         // back another's claim after the settle time stops before doing anything.
         await Store.PutAsync(key, RecordJson.Serialize(claimed), ct).ConfigureAwait(false);
-        await Task.Delay(settle ?? ClaimSettle, ct).ConfigureAwait(false);
+        await Task.Delay(settle ?? ClaimSettle, Clock, ct).ConfigureAwait(false);
         var back = await ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
         if (back is null) throw Removed(run, experiment);
         if (back.Agent != agent) throw HeldBy(back, run, experiment);
@@ -925,7 +926,7 @@ public sealed partial class GridCatalog
         }
         // The hash is of the bytes sent, taken as they were read. A file that changes meanwhile is the
         // caller's to detect (LocalFile.ChangedSinceOpened): the agent sends it again.
-        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), file, ct).ConfigureAwait(false);
+        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), file, Clock, ct).ConfigureAwait(false);
         return new ManifestEntry { Path = path, Size = file.Length, Sha256 = sha, Modified = file.LastWriteTimeUtc };
     }
 

@@ -62,17 +62,17 @@ public sealed class RetryTests
     {
         var attempts = 0;
         Assert.True(await Retry.OnCollisionAsync(_ => ++attempts < 3 ? throw new InvalidOperationException("409") : ValueTask.FromResult(true),
-            ex => ex.Message == "409", default));
+            ex => ex.Message == "409", TimeProvider.System, default));
         Assert.Equal(3, attempts);
 
         attempts = 0;
         await Assert.ThrowsAsync<InvalidOperationException>(async () => await Retry.OnCollisionAsync<bool>(_ => { attempts++; throw new InvalidOperationException("409"); },
-            ex => ex.Message == "409", default));
+            ex => ex.Message == "409", TimeProvider.System, default));
         Assert.Equal(Retry.MaxAttempts, attempts);
 
         attempts = 0;
         await Assert.ThrowsAsync<InvalidOperationException>(async () => await Retry.OnCollisionAsync<bool>(_ => { attempts++; throw new InvalidOperationException("412"); },
-            ex => ex.Message == "409", default));
+            ex => ex.Message == "409", TimeProvider.System, default));
         Assert.Equal(1, attempts);
     }
 }
