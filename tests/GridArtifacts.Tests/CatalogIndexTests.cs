@@ -252,7 +252,7 @@ public abstract class CatalogIndexTests : IDisposable
     public async Task A_segment_the_store_refused_goes_with_the_next_flush_even_when_nothing_was_added_meanwhile()
     {
         var store = new RefusingSegments(NewStore()) { Refuse = true };
-        var catalog = new GridCatalog(store);
+        var catalog = new GridCatalog(store, clock: new AutoAdvancingClock()); // the retries' pauses pass on the clock
         using var journal = new ManifestJournal(catalog, "outage-run", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
         await journal.StartAsync(_ => { }, default);
         var latest = new Dictionary<string, int>(StringComparer.Ordinal) { ["a.bin"] = journal.Add(Entry("a.bin", 1)) };
@@ -274,7 +274,7 @@ public abstract class CatalogIndexTests : IDisposable
     public async Task During_an_outage_the_entries_of_many_passes_pile_into_one_segment_not_one_each()
     {
         var store = new RefusingSegments(NewStore()) { Refuse = true };
-        var catalog = new GridCatalog(store);
+        var catalog = new GridCatalog(store, clock: new AutoAdvancingClock()); // the retries' pauses pass on the clock
         using var journal = new ManifestJournal(catalog, "long-outage", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
         await journal.StartAsync(_ => { }, default);
         var latest = new Dictionary<string, int>(StringComparer.Ordinal);
