@@ -237,7 +237,7 @@ public sealed class FaultTests : IDisposable
 
     [Theory]
     [InlineData(Fault.Status500, "500", Retry.MaxAttempts)]
-    [InlineData(Fault.SlowDown503, "503", Retry.MaxThrottledAttempts)] // a busy server is given more (about 20 s of backoff)
+    [InlineData(Fault.SlowDown503, "503", Retry.MaxThrottledAttempts)] // a busy server is given more (about 20 s of backoff, on the clock)
     public async Task A_fault_that_never_clears_fails_after_a_known_number_of_attempts_and_leaves_nothing(Fault fault, string status, int attempts)
     {
         var (seeded, items) = await SeedAsync(50_000, 60_000);
