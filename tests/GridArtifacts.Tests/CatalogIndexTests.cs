@@ -252,7 +252,7 @@ public abstract class CatalogIndexTests : IDisposable
     public async Task A_segment_the_store_refused_goes_with_the_next_flush_even_when_nothing_was_added_meanwhile()
     {
         var store = new RefusingSegments(NewStore()) { Refuse = true };
-        var catalog = new GridCatalog(store);
+        var catalog = new GridCatalog(store, clock: new AutoAdvancingClock()); // the retries' pauses pass on the clock
         using var journal = new ManifestJournal(catalog, "outage-run", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
         await journal.StartAsync(_ => { }, default);
         var latest = new Dictionary<string, int>(StringComparer.Ordinal) { ["a.bin"] = journal.Add(Entry("a.bin", 1)) };
@@ -274,7 +274,7 @@ public abstract class CatalogIndexTests : IDisposable
     public async Task During_an_outage_the_entries_of_many_passes_pile_into_one_segment_not_one_each()
     {
         var store = new RefusingSegments(NewStore()) { Refuse = true };
-        var catalog = new GridCatalog(store);
+        var catalog = new GridCatalog(store, clock: new AutoAdvancingClock()); // the retries' pauses pass on the clock
         using var journal = new ManifestJournal(catalog, "long-outage", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
         await journal.StartAsync(_ => { }, default);
         var latest = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -429,7 +429,7 @@ public sealed class FileTableTests
         var path = Gen.Choose(1, 40).SelectMany(n => Gen.ArrayOf(character, n)).Select(string.Concat);
         Prop.ForAll(Gen.ListOf(path).ToArbitrary(), paths =>
         {
-            var table = new FileTable();
+            var table = new FileTable(TimeProvider.System);
             var model = new Dictionary<string, int>(StringComparer.Ordinal);
             foreach (var p in paths)
             {
@@ -452,7 +452,7 @@ public sealed class FileTableTests
     public void A_million_paths_fit_in_about_a_hundred_bytes_each()
     {
         var before = GC.GetTotalMemory(forceFullCollection: true);
-        var table = new FileTable();
+        var table = new FileTable(TimeProvider.System);
         for (var i = 0; i < 1_000_000; i++) table.FindOrAdd($"round-{i / 50_000:D2}/dir-{i / 1000 % 50:D2}/file-{i:D7}.bin", 0, out _);
         var bytes = GC.GetTotalMemory(forceFullCollection: true) - before;
         Assert.True(bytes / 1_000_000.0 <= 100, $"{bytes / 1_000_000.0:0.0} bytes a file");

@@ -117,7 +117,7 @@ public sealed class FaultTests : IDisposable
         var failed = 0;
         _proxy.Decide = (method, path, _) => method == "PUT" && path.Contains("partNumber=2") && Interlocked.Exchange(ref failed, 1) == 0 ? Fault.Status500 : Fault.None;
         var engine = new TransferEngine(new TransferOptions { RangedThreshold = 6L << 20, PartSize = 5L << 20 });
-        await engine.UploadFileAsync(new S3Store(ViaProxyUri()), key, file, default);
+        await engine.UploadFileAsync(new S3Store(ViaProxyUri()), key, file, TimeProvider.System, default);
         var partPuts = _proxy.Log.Where(l => l.Method == "PUT" && l.PathAndQuery.Contains("partNumber=")).ToList();
         Assert.Equal(3 + 1, partPuts.Count); // three parts, the failed one once more
         Assert.Equal(1, partPuts.Count(l => l.Fault == Fault.Status500));
@@ -139,7 +139,7 @@ public sealed class FaultTests : IDisposable
             method == "PUT" && path.Contains("partNumber=3") ? Fault.Status403
             : fakeAbort && method == "DELETE" && path.Contains("uploadId=") ? Fault.NoContent : Fault.None;
         var engine = new TransferEngine(new TransferOptions { RangedThreshold = 6L << 20, PartSize = 5L << 20 });
-        var ex = await Assert.ThrowsAsync<GridException>(() => engine.UploadFileAsync(new S3Store(ViaProxyUri()), key, file, default));
+        var ex = await Assert.ThrowsAsync<GridException>(() => engine.UploadFileAsync(new S3Store(ViaProxyUri()), key, file, TimeProvider.System, default));
         Assert.Equal(GridErrorKind.AccessDenied, ex.Kind);
         Assert.Single(_proxy.Log, l => l.Method == "PUT" && l.PathAndQuery.Contains("partNumber=3")); // refused: not retried
         Assert.Single(_proxy.Log, l => l.Method == "DELETE" && l.PathAndQuery.Contains("uploadId="));
@@ -163,7 +163,7 @@ public sealed class FaultTests : IDisposable
             using var store = new S3Store(ViaProxyUri(), null, requestTimeout: TimeSpan.FromSeconds(2));
             if (sdk) store.PutThroughSdk();
             Assert.Equal(!sdk, store.PutsDirectly);
-            var sent = await _engine.UploadFileAsync(store, $"timeout/{name}.bin", file, default);
+            var sent = await _engine.UploadFileAsync(store, $"timeout/{name}.bin", file, TimeProvider.System, default);
             Assert.Equal(TestBytes.Sha256(data), sent);
             using var direct = new S3Store(_s3.StoreUri(_bucket, _prefix));
             using var back = await direct.ReadRangeAsync($"timeout/{name}.bin", 0, 0, null, default);
@@ -237,10 +237,11 @@ public sealed class FaultTests : IDisposable
 
     [Theory]
     [InlineData(Fault.Status500, "500", Retry.MaxAttempts)]
-    [InlineData(Fault.SlowDown503, "503", Retry.MaxThrottledAttempts)] // a busy server is given more (about 20 s of backoff)
+    [InlineData(Fault.SlowDown503, "503", Retry.MaxThrottledAttempts)] // a busy server is given more (about 20 s of backoff, on the clock)
     public async Task A_fault_that_never_clears_fails_after_a_known_number_of_attempts_and_leaves_nothing(Fault fault, string status, int attempts)
     {
-        var (catalog, items) = await SeedAsync(50_000, 60_000);
+        var (seeded, items) = await SeedAsync(50_000, 60_000);
+        var catalog = new GridCatalog(seeded.Store, clock: new AutoAdvancingClock()); // the backoff passes on the clock
         var doomed = items[0].Artifact;
         _proxy.Decide = (method, path, _) => IsArtifactGet(method, path) && path.Contains(doomed.Path) ? fault : Fault.None;
         var result = await Download(catalog, items.Select(i => i.Artifact));

@@ -116,7 +116,7 @@ public sealed class S3DirectTests
             var data = TestBytes.Random(length, key.Length + length);
             var path = temp.WriteFile(name + ".bin", data);
             var engine = new TransferEngine(new TransferOptions { RangedThreshold = 6L << 20, PartSize = 5L << 20 });
-            var sent = await engine.UploadFileAsync(store, $"{name}/{key}", path, default);
+            var sent = await engine.UploadFileAsync(store, $"{name}/{key}", path, TimeProvider.System, default);
             Assert.Equal(TestBytes.Sha256(data), sent);
             await using var read = await store.OpenReadAsync($"{name}/{key}", default); // through the SDK
             using var back = new MemoryStream();

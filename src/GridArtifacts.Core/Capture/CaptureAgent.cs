@@ -156,7 +156,7 @@ public sealed class CaptureAgent
                     await TryAsync("The heartbeat", () => _lease.BeatAsync(logs)).ConfigureAwait(false);
                 }
                 // Until the script exits, a change is noticed, or the rescan interval passes.
-                await Task.WhenAny(script.WaitForExitAsync(), _wake.WaitAsync(_options.RescanInterval)).ConfigureAwait(false);
+                await Task.WhenAny(script.WaitForExitAsync(), WokenAsync(_options.RescanInterval)).ConfigureAwait(false);
                 // Let a burst of changes gather into one pass rather than a rescan per file written.
                 await Task.WhenAny(script.WaitForExitAsync(), Task.Delay(MinPassInterval, _clock)).ConfigureAwait(false);
             }
@@ -282,6 +282,21 @@ public sealed class CaptureAgent
     {
         try { _wake.Release(); }
         catch (SemaphoreFullException) { } // already awake
+    }
+
+    /// <summary>Until a change is noticed (true) or <paramref name="timeout"/> passes on the agent's clock (false).</summary>
+    private async Task<bool> WokenAsync(TimeSpan timeout)
+    {
+        using var timer = new CancellationTokenSource(timeout, _clock);
+        try
+        {
+            await _wake.WaitAsync(timer.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     private static string Quote(string a) => a.Length > 0 && !a.Any(char.IsWhiteSpace) && !a.Contains('"') ? a : "\"" + a.Replace("\"", "\\\"") + "\"";

@@ -9,7 +9,8 @@ namespace GridArtifacts.Core.Capture;
 /// a 4-byte entry of an open-addressing index (at most half full). About 80 bytes a file (1,000,000 files: under
 /// 100 MB), whatever the files' sizes; nothing per file is rebuilt on a pass.
 /// </summary>
-internal sealed class FileTable
+/// <remarks>Times (<see cref="Slot.SeenAt"/>, <see cref="Now"/>) are read on <paramref name="clock"/>: the agent's.</remarks>
+internal sealed class FileTable(TimeProvider clock)
 {
     [Flags]
     public enum SlotFlags : byte
@@ -49,14 +50,14 @@ internal sealed class FileTable
     private readonly List<byte[]> _arena = new();
     private int _arenaUsed = ArenaChunk; // the first path opens the first chunk
     private int[] _index = new int[1 << 10]; // slot number + 1; 0 is empty
-    private readonly long _startTicks = DateTime.UtcNow.Ticks;
+    private readonly long _startTicks = clock.GetUtcNow().UtcTicks;
 
     public int Count { get; private set; }
 
     public ref Slot this[int i] => ref _slots[i >> SlotChunkBits][i & (SlotChunk - 1)];
 
     /// <summary>Now, in the units of <see cref="Slot.SeenAt"/>.</summary>
-    public uint Now => (uint)((DateTime.UtcNow.Ticks - _startTicks) / (TimeSpan.TicksPerMillisecond * 10));
+    public uint Now => (uint)((clock.GetUtcNow().UtcTicks - _startTicks) / (TimeSpan.TicksPerMillisecond * 10));
 
     public static TimeSpan Elapsed(uint from, uint to) => TimeSpan.FromMilliseconds((to - (long)from) * 10);
 

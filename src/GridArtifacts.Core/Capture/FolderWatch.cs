@@ -47,13 +47,14 @@ internal sealed class FolderWatch
         _folders = new ModuleFolders(store, _roots.Select(r => (r.Root, "it is watched as a folder of its own")));
         _fullRescanInterval = fullRescanInterval;
         _clock = clock;
+        Table = new FileTable(clock);
         _warn = warn;
         _unstorable = unstorable;
         _wake = wake;
     }
 
     /// <summary>Every file seen, in flat arrays (about 90 bytes a file): what the agent knows of it.</summary>
-    public FileTable Table { get; } = new();
+    public FileTable Table { get; }
 
     /// <summary>Files changed since their last upload (or never uploaded): the only ones a pass looks at.</summary>
     public HashSet<int> Pending { get; } = new();

@@ -128,7 +128,7 @@ public sealed class ArtifactStore : CatalogPart
         }
         // The hash is of the bytes sent, taken as they were read. A file that changes meanwhile is the
         // caller's to detect (LocalFile.ChangedSinceOpened): the agent sends it again.
-        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), file, ct).ConfigureAwait(false);
+        var sha = await Engine.UploadFileAsync(Store, StoreLayout.ArtifactKey(run, experiment, path), file, Clock, ct).ConfigureAwait(false);
         return new ManifestEntry { Path = path, Size = file.Length, Sha256 = sha, Modified = file.LastWriteTimeUtc };
     }
 

@@ -28,6 +28,7 @@ public sealed class GridCatalog
     public string Location => _context.Location;
     /// <summary>An active experiment whose heartbeat is older than this reads as Lost.</summary>
     public TimeSpan LostAfter => _context.LostAfter;
+    /// <summary>The one clock of this catalog and of what works on it: records' times, heartbeat ages, the claims' settle, the pauses between a request's attempts.</summary>
     public TimeProvider Clock => _context.Clock;
 
     /// <summary>What sends this catalog's files (artifacts, logs, manifests): the process's one engine, unless a test gives its own.</summary>

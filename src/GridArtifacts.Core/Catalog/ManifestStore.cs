@@ -150,12 +150,12 @@ public sealed class ManifestStore : CatalogPart
 
     /// <summary>One segment of a running experiment's manifest, from the file its writer journals it in: its writer's call.</summary>
     public Task WriteManifestSegmentAsync(string run, string experiment, long sequence, string localPath, CancellationToken ct) =>
-        Engine.UploadFileAsync(Store, StoreLayout.ManifestSegmentKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), sequence), localPath, ct);
+        Engine.UploadFileAsync(Store, StoreLayout.ManifestSegmentKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), sequence), localPath, Clock, ct);
 
     /// <summary>A compacted (or the sealed) manifest from the file its writer built; then the segments it folds in are deleted.</summary>
     public async Task WriteCompactedManifestAsync(string run, string experiment, string localPath, long through, CancellationToken ct)
     {
-        await Engine.UploadFileAsync(Store, StoreLayout.ManifestKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment)), localPath, ct).ConfigureAwait(false);
+        await Engine.UploadFileAsync(Store, StoreLayout.ManifestKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment)), localPath, Clock, ct).ConfigureAwait(false);
         var folded = (await ListManifestSegmentsAsync(run, experiment, ct).ConfigureAwait(false)).Where(x => x.Sequence <= through).Select(x => x.Key).ToList();
         if (folded.Count > 0) await Store.DeleteManyAsync(folded, ct).ConfigureAwait(false);
     }

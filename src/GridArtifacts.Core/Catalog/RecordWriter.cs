@@ -142,5 +142,5 @@ public sealed partial class RecordWriter : CatalogPart
 
     /// <summary>Keeps the script's output from the file the agent writes it to.</summary>
     public Task WriteLogFileAsync(string run, string experiment, string stream, string localPath, CancellationToken ct) =>
-        Engine.UploadFileAsync(Store, StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), localPath, ct);
+        Engine.UploadFileAsync(Store, StoreLayout.LogKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), stream), localPath, Clock, ct);
 }

@@ -292,7 +292,7 @@ public sealed partial class RunReader : CatalogPart
                 await body.CopyToAsync(ms, c).ConfigureAwait(false);
                 return (byte[]?)ms.ToArray();
             }
-        }, ct).ConfigureAwait(false);
+        }, Clock, ct).ConfigureAwait(false);
     }
 
     public async Task<bool> StopRequestedAsync(string run, string experiment, CancellationToken ct) =>

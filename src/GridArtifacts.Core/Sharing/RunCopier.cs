@@ -104,7 +104,7 @@ public sealed class RunCopier
                 }
             }).ConfigureAwait(false);
             manifest.Sealed = sourceManifest?.Sealed ?? false;
-            manifest.Updated = DateTimeOffset.UtcNow;
+            manifest.Updated = _target.Clock.GetUtcNow();
             await _target.Manifests.WriteManifestAsync(manifest, ct).ConfigureAwait(false);
             foreach (var stream in new[] { "stdout", "stderr" })
             {

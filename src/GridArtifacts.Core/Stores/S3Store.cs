@@ -40,6 +40,9 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
 
     public S3Store(string location) : this(location, null) { }
 
+    /// <summary>The clock the pauses between a request's attempts are timed by, and an upload's start is written on.</summary>
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
+
     /// <summary>For tests: explicit credentials instead of the SDK's chain, and a shorter time for a request's answer than five minutes.</summary>
     internal S3Store(string location, AWSCredentials? explicitCredentials, TimeSpan? requestTimeout = null)
     {
@@ -186,7 +189,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 using var read = await GetAsync(key, 0, 0, null, direct: false, ct).ConfigureAwait(false);
                 // A record longer than the bound is refused on its declared length, before its body is read.
                 return await RecordJson.ReadBoundedAsync(read.Body, read.Body.Length >= 0 ? read.Body.Length : null, Display, key, ct).ConfigureAwait(false);
-            }, cancellationToken).ConfigureAwait(false);
+            }, Clock, cancellationToken).ConfigureAwait(false);
         }
         catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
         {
@@ -196,7 +199,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
 
     public async Task<Stream> OpenReadAsync(string key, CancellationToken cancellationToken)
     {
-        var read = await Retry.RunAsync(async _ => await GetAsync(key, 0, 0, null, direct: false, cancellationToken).ConfigureAwait(false), CancellationToken.None).ConfigureAwait(false);
+        var read = await Retry.RunAsync(async _ => await GetAsync(key, 0, 0, null, direct: false, cancellationToken).ConfigureAwait(false), Clock, CancellationToken.None).ConfigureAwait(false);
         return read.Body;
     }
 
@@ -314,7 +317,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
             {
                 await PutBytesAsync(key, content, ifNoneMatch: "*", c).ConfigureAwait(false);
                 return true;
-            }, ex => ex is GridException { InnerException: AmazonS3Exception { StatusCode: HttpStatusCode.Conflict } }, cancellationToken).ConfigureAwait(false);
+            }, ex => ex is GridException { InnerException: AmazonS3Exception { StatusCode: HttpStatusCode.Conflict } }, Clock, cancellationToken).ConfigureAwait(false);
         }
         catch (GridException ex) when (ex.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
         {
@@ -366,7 +369,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         try
         {
             await PutAsync(StoreLayout.UploadJournalKey(key, init.UploadId),
-                RecordJson.Serialize(new UploadJournalRecord { Key = key, UploadId = init.UploadId, Started = DateTimeOffset.UtcNow }), cancellationToken).ConfigureAwait(false);
+                RecordJson.Serialize(new UploadJournalRecord { Key = key, UploadId = init.UploadId, Started = Clock.GetUtcNow() }), cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -576,7 +579,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
 
     /// <summary>One request whose response the SDK reads whole, retried on transient failures.</summary>
     private Task<T> Call<T>(Func<Task<T>> request, string key) =>
-        Retry.RunAsync(_ => new ValueTask<T>(Send(request, key)), CancellationToken.None).AsTask();
+        Retry.RunAsync(_ => new ValueTask<T>(Send(request, key)), Clock, CancellationToken.None).AsTask();
 
     /// <summary>One attempt, with what S3 and the network say turned into errors a user can act on.</summary>
     private async Task<T> Send<T>(Func<Task<T>> request, string key)

@@ -29,7 +29,12 @@ public static class Retry
 
     public static bool IsTransient(Exception ex) => ex is GridException { IsTransient: true };
 
-    public static ResiliencePipeline Pipeline { get; } = new ResiliencePipelineBuilder()
+    /// <summary>The request policy on <paramref name="clock"/>: its pauses are timed by that clock (one pipeline per clock, kept while the clock lives).</summary>
+    public static ResiliencePipeline Pipeline(TimeProvider clock) => Pipelines.GetValue(clock, NewPipeline);
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TimeProvider, ResiliencePipeline> Pipelines = new();
+
+    private static ResiliencePipeline NewPipeline(TimeProvider clock) => new ResiliencePipelineBuilder { TimeProvider = clock }
         .AddRetry(new RetryStrategyOptions
         {
             ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is GridException { IsTransient: true } e
@@ -78,10 +83,10 @@ public static class Retry
 
     /// <summary>
     /// A request tried again at once when <paramref name="again"/> says its failure was a collision with
-    /// another writer (a 409 of a conditional write): after 100 ms, 200 ms, ..., <see cref="MaxAttempts"/> in all.
+    /// another writer (a 409 of a conditional write): after 100 ms, 200 ms, ..., <see cref="MaxAttempts"/> in all, on <paramref name="clock"/>.
     /// </summary>
-    public static ValueTask<T> OnCollisionAsync<T>(Func<CancellationToken, ValueTask<T>> work, Func<Exception, bool> again, CancellationToken ct) =>
-        new ResiliencePipelineBuilder()
+    public static ValueTask<T> OnCollisionAsync<T>(Func<CancellationToken, ValueTask<T>> work, Func<Exception, bool> again, TimeProvider clock, CancellationToken ct) =>
+        new ResiliencePipelineBuilder { TimeProvider = clock }
             .AddRetry(new RetryStrategyOptions
             {
                 ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is { } e && again(e)),
@@ -92,9 +97,7 @@ public static class Retry
             .Build()
             .ExecuteAsync(work, ct);
 
-    public static ValueTask<T> RunAsync<T>(Func<CancellationToken, ValueTask<T>> work, CancellationToken ct) =>
-        Pipeline.ExecuteAsync(work, ct);
-
-    public static ValueTask RunAsync(Func<CancellationToken, ValueTask> work, CancellationToken ct) =>
-        Pipeline.ExecuteAsync(work, ct);
+    /// <summary>A request under the request policy, its pauses timed by <paramref name="clock"/>.</summary>
+    public static ValueTask<T> RunAsync<T>(Func<CancellationToken, ValueTask<T>> work, TimeProvider clock, CancellationToken ct) =>
+        Pipeline(clock).ExecuteAsync(work, ct);
 }

@@ -1,17 +1,18 @@
 namespace GridArtifacts.Core.Transfer;
 
-/// <summary>A process-wide bytes-per-second cap: readers borrow time in proportion to what they read.</summary>
-internal sealed class BandwidthLimiter
+/// <summary>A process-wide bytes-per-second cap: readers borrow time in proportion to what they read, on <paramref name="clock"/> (the system's unless given).</summary>
+internal sealed class BandwidthLimiter(TimeProvider? clock = null)
 {
+    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
     private readonly object _gate = new();
     private long? _rate;
     private double _debtSeconds;
-    private long _lastTicks = Environment.TickCount64;
+    private long _last; // set with the rate: no time is counted before there is a cap
 
     public long? Rate
     {
         get { lock (_gate) return _rate; }
-        set { lock (_gate) { _rate = value; _debtSeconds = 0; _lastTicks = Environment.TickCount64; } }
+        set { lock (_gate) { _rate = value; _debtSeconds = 0; _last = _clock.GetTimestamp(); } }
     }
 
     /// <summary>Waits as long as <paramref name="bytes"/> take at the cap, shared fairly by every transfer (reads as their bytes arrive, writes as each request is sent).</summary>
@@ -21,14 +22,14 @@ internal sealed class BandwidthLimiter
         lock (_gate)
         {
             if (_rate is not { } rate || rate <= 0) return;
-            var now = Environment.TickCount64;
+            var now = _clock.GetTimestamp();
             // Time that passed pays off debt; no credit beyond a 50 ms burst is kept.
-            _debtSeconds = Math.Max(-0.05, _debtSeconds - (now - _lastTicks) / 1000.0);
-            _lastTicks = now;
+            _debtSeconds = Math.Max(-0.05, _debtSeconds - _clock.GetElapsedTime(_last, now).TotalSeconds);
+            _last = now;
             _debtSeconds += (double)bytes / rate;
             wait = _debtSeconds;
         }
-        if (wait > 0.001) await Task.Delay(TimeSpan.FromSeconds(wait), ct).ConfigureAwait(false);
+        if (wait > 0.001) await Task.Delay(TimeSpan.FromSeconds(wait), _clock, ct).ConfigureAwait(false);
     }
 }
 

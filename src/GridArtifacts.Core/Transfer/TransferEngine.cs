@@ -124,7 +124,8 @@ public sealed class TransferEngine
                     GridSaveAction? action = null;
                     try
                     {
-                        var result = await SaveOneAsync(item, openStore(item.Artifact.Store).Store, force, folders, progress, c).ConfigureAwait(false);
+                        var source = openStore(item.Artifact.Store);
+                        var result = await SaveOneAsync(item, source.Store, source.Clock, force, folders, progress, c).ConfigureAwait(false);
                         action = result.Action;
                         onDone(result);
                     }
@@ -193,7 +194,7 @@ public sealed class TransferEngine
     /// <summary>How many times a destination held by another call is waited for (50 ms each) before the lock is reported.</summary>
     private const int LockedDestinationPolls = 200;
 
-    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, bool force, SaveFolders folders, TransferProgress progress, CancellationToken ct)
+    private async Task<GridSaveResult> SaveOneAsync(SaveItem item, IObjectStore store, TimeProvider clock, bool force, SaveFolders folders, TransferProgress progress, CancellationToken ct)
     {
         var artifact = item.Artifact;
         var root = RootOf(item);
@@ -222,11 +223,11 @@ public sealed class TransferEngine
             if (ranged)
             {
                 keep = true; // an interrupted ranged download resumes from its .part and .part.json
-                sha = await DownloadRangedAsync(store, key, artifact, handle, statePath, resumable: !created, progress, ct).ConfigureAwait(false);
+                sha = await DownloadRangedAsync(store, clock, key, artifact, handle, statePath, resumable: !created, progress, ct).ConfigureAwait(false);
             }
             else
             {
-                sha = await DownloadWholeAsync(store, key, artifact, handle, progress, ct).ConfigureAwait(false);
+                sha = await DownloadWholeAsync(store, clock, key, artifact, handle, progress, ct).ConfigureAwait(false);
             }
             if (artifact.Sha256 is not null && sha != artifact.Sha256)
             {
@@ -539,7 +540,7 @@ public sealed class TransferEngine
     }
 
     /// <summary>One read of the whole object, hashed as it is written; the read and its body are retried together.</summary>
-    private async Task<string> DownloadWholeAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle part, TransferProgress progress, CancellationToken ct)
+    private async Task<string> DownloadWholeAsync(IObjectStore store, TimeProvider clock, string key, GridArtifact artifact, SafeFileHandle part, TransferProgress progress, CancellationToken ct)
     {
         return await RequestAsync(async c =>
         {
@@ -559,15 +560,15 @@ public sealed class TransferEngine
                 progress.AddBytes(-written.Value); // a retry counts its bytes again
                 throw;
             }
-        }, ct).ConfigureAwait(false);
+        }, clock, ct).ConfigureAwait(false);
     }
 
     /// <summary>
     /// One request to a store, retried on transient failures: each attempt holds a place under the
     /// process-wide cap for as long as it runs (its body included), and tells the adaptive window
-    /// whether the server took it or throttled it.
+    /// whether the server took it or throttled it. The pauses between attempts are timed by <paramref name="clock"/>.
     /// </summary>
-    private ValueTask<T> RequestAsync<T>(Func<CancellationToken, Task<T>> attempt, CancellationToken ct) =>
+    private ValueTask<T> RequestAsync<T>(Func<CancellationToken, Task<T>> attempt, TimeProvider clock, CancellationToken ct) =>
         Retry.RunAsync(async c =>
         {
             using var place = await _requests.AcquireAsync(c).ConfigureAwait(false);
@@ -583,7 +584,7 @@ public sealed class TransferEngine
                 _requests.Throttled();
                 throw;
             }
-        }, ct);
+        }, clock, ct);
 
     /// <summary>
     /// Uploads a local file to <paramref name="key"/>, every request under the process-wide limits:
@@ -593,16 +594,17 @@ public sealed class TransferEngine
     /// where the store takes parts; anything else in one request. Each request is retried on its own,
     /// and a failed multipart upload is aborted. Returns the SHA-256 of what was sent: taken by the
     /// store as it read the file for a single request, and beside the parts for a multipart upload.
+    /// The pauses between a request's attempts are timed by <paramref name="clock"/> (the caller's: a catalog's <see cref="GridCatalog.Clock"/>).
     /// </summary>
-    public async Task<string> UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct)
+    public async Task<string> UploadFileAsync(IObjectStore store, string key, string localPath, TimeProvider clock, CancellationToken ct)
     {
         using var file = LocalFile.Open(localPath);
-        return await UploadFileAsync(store, key, file, ct).ConfigureAwait(false);
+        return await UploadFileAsync(store, key, file, clock, ct).ConfigureAwait(false);
     }
 
-    /// <inheritdoc cref="UploadFileAsync(IObjectStore, string, string, CancellationToken)"/>
+    /// <inheritdoc cref="UploadFileAsync(IObjectStore, string, string, TimeProvider, CancellationToken)"/>
     /// <remarks>Exactly <see cref="LocalFile.Length"/> bytes of the open file are sent.</remarks>
-    public async Task<string> UploadFileAsync(IObjectStore store, string key, LocalFile file, CancellationToken ct)
+    public async Task<string> UploadFileAsync(IObjectStore store, string key, LocalFile file, TimeProvider clock, CancellationToken ct)
     {
         var length = file.Length;
         if (length <= _options.RangedThreshold || store is not IMultipartUploads multipart)
@@ -611,13 +613,13 @@ public sealed class TransferEngine
             {
                 await _bandwidth.ConsumeAsync(length, c).ConfigureAwait(false);
                 return await store.PutFileAsync(key, file, c).ConfigureAwait(false);
-            }, ct).ConfigureAwait(false);
+            }, clock, ct).ConfigureAwait(false);
         }
         // Hashing and the parts read the same file at once (the second read comes from the page cache).
         var hash = file.Sha256Async(ct);
         try
         {
-            await UploadPartsAsync(multipart, key, file, ct).ConfigureAwait(false);
+            await UploadPartsAsync(multipart, key, file, clock, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -626,14 +628,14 @@ public sealed class TransferEngine
         return await hash.ConfigureAwait(false);
     }
 
-    private async Task UploadPartsAsync(IMultipartUploads store, string key, LocalFile file, CancellationToken ct)
+    private async Task UploadPartsAsync(IMultipartUploads store, string key, LocalFile file, TimeProvider clock, CancellationToken ct)
     {
         var length = file.Length;
         var partSize = Math.Max(Math.Max(_options.PartSize, store.MinPartSize), (length + store.MaxParts - 1) / store.MaxParts);
         var parts = (int)((length + partSize - 1) / partSize);
         var parallel = Math.Clamp(_options.PartsPerFile, 1, parts);
         using var lease = await LargeFileLeaseAsync(length, parallel, ct).ConfigureAwait(false);
-        var uploadId = await RequestAsync(c => store.StartUploadAsync(key, c), ct).ConfigureAwait(false);
+        var uploadId = await RequestAsync(c => store.StartUploadAsync(key, c), clock, ct).ConfigureAwait(false);
         try
         {
             var tags = new string[parts];
@@ -645,9 +647,9 @@ public sealed class TransferEngine
                 {
                     await _bandwidth.ConsumeAsync(size, c2).ConfigureAwait(false);
                     return await store.PutPartAsync(key, uploadId, i + 1, file, offset, size, c2).ConfigureAwait(false);
-                }, c).ConfigureAwait(false);
+                }, clock, c).ConfigureAwait(false);
             }).ConfigureAwait(false);
-            await RequestAsync(async c => { await store.CompleteUploadAsync(key, uploadId, tags, c).ConfigureAwait(false); return true; }, ct).ConfigureAwait(false);
+            await RequestAsync(async c => { await store.CompleteUploadAsync(key, uploadId, tags, c).ConfigureAwait(false); return true; }, clock, ct).ConfigureAwait(false);
         }
         catch
         {
@@ -678,7 +680,7 @@ public sealed class TransferEngine
     /// fixes the version; every other read is conditional on it. Finished ranges are recorded so
     /// that a later call resumes instead of starting again.
     /// </summary>
-    private async Task<string> DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle handle, string statePath, bool resumable, TransferProgress progress, CancellationToken ct)
+    private async Task<string> DownloadRangedAsync(IObjectStore store, TimeProvider clock, string key, GridArtifact artifact, SafeFileHandle handle, string statePath, bool resumable, TransferProgress progress, CancellationToken ct)
     {
         var size = artifact.Size;
         var partSize = _options.PartSize;
@@ -703,20 +705,20 @@ public sealed class TransferEngine
         {
             var first = todo[0];
             todo.RemoveAt(0);
-            state.Version = await ReadPartAsync(store, key, handle, first, partSize, size, null, progress, ct).ConfigureAwait(false);
+            state.Version = await ReadPartAsync(store, clock, key, handle, first, partSize, size, null, progress, ct).ConfigureAwait(false);
             lock (stateLock) { state.Done.Add(first); WriteState(statePath, state); }
             hash.Done(first);
         }
         await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, async (i, c) =>
         {
-            await ReadPartAsync(store, key, handle, i, partSize, size, state.Version, progress, c).ConfigureAwait(false);
+            await ReadPartAsync(store, clock, key, handle, i, partSize, size, state.Version, progress, c).ConfigureAwait(false);
             lock (stateLock) { state.Done.Add(i); WriteState(statePath, state); }
             hash.Done(i);
         }).ConfigureAwait(false);
         return await hash.ResultAsync().ConfigureAwait(false);
     }
 
-    private async Task<string> ReadPartAsync(IObjectStore store, string key, SafeFileHandle handle, int index, long partSize, long size, string? version, TransferProgress progress, CancellationToken ct)
+    private async Task<string> ReadPartAsync(IObjectStore store, TimeProvider clock, string key, SafeFileHandle handle, int index, long partSize, long size, string? version, TransferProgress progress, CancellationToken ct)
     {
         var offset = index * partSize;
         var length = Math.Min(partSize, size - offset);
@@ -736,7 +738,7 @@ public sealed class TransferEngine
                 progress.AddBytes(-written.Value); // a retry counts its bytes again
                 throw;
             }
-        }, ct).ConfigureAwait(false);
+        }, clock, ct).ConfigureAwait(false);
     }
 
     /// <summary>Copies a body to a stream or to a file at an offset, through a pooled buffer and the bandwidth cap.</summary>
