@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Bandwidth cap benchmark (issue 3/8): with Set-GridTransferOption -BandwidthLimit, the measured rate
+    Bandwidth cap benchmark: with Set-GridTransferOption -BandwidthLimit, the measured rate
     of a download must be within 10% of the cap. Uses the local store, so the cap, not a server, is the limit.
 #>
 param(
@@ -34,7 +34,7 @@ try {
     }
     Set-GridTransferOption -BandwidthLimit ([long]($before.BandwidthLimit ?? 0))
     $body = ($lines -join "`n") + "`n`n400 MiB (100 x 4 MiB) from the local store, 16 files at once, medians of $Runs runs, measured $(Get-Date -Format 'yyyy-MM-dd'). Target: within 10% of the cap."
-    Write-ResultsSection -Path $ResultsPath -Title 'Bandwidth cap (issue 3/8)' -Body $body
+    Write-ResultsSection -Path $ResultsPath -Title 'Bandwidth cap' -Body $body
     Write-Host $body
 }
 finally {

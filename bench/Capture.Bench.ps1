@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Capture benchmark (issue 4/8): time from a script's exit to its final status on s3rver for
+    Capture benchmark: time from a script's exit to its final status on s3rver for
     (a) 2,000 x 64 KiB, (b) 200 x 4 MiB, (c) 2 x 1 GiB, against aws s3 cp --recursive and
     rclone copy --transfers 16 uploading the same folders; the agent's peak memory above idle while it
     syncs one 3 GiB file and six 1.5 GiB files; time from a file's last write to its arrival in the
@@ -112,7 +112,7 @@ try {
     $body = ($rows -join "`n") + "`n`nOurs is the time from the script's exit (its last act writes a timestamp) to the experiment's final status: the final sync, the sealed manifest and the status record. The script copies the set into its folder and exits, so the agent syncs what settled during the copy and the rest at the end. Peers upload the same folder from scratch to a fresh prefix, which is what a script without an agent would have to do at exit.`n`n" +
         "| agent memory | idle | peak | above idle | target |`n|---|---:|---:|---:|---:|`n" + ($mem -join "`n") +
         "`n`n| last write to arrival (local store, 30 files) | median | p95 | target p95 |`n|---|---:|---:|---:|`n| settle 1 s, rescan 1 s | $(Format-Seconds (Get-Median $lat)) | $(Format-Seconds $p95) | 3 s |`n`nMeasured $(Get-Date -Format 'yyyy-MM-dd'), $Runs runs each."
-    Write-ResultsSection -Path $ResultsPath -Title 'Capture (issue 4/8)' -Body $body
+    Write-ResultsSection -Path $ResultsPath -Title 'Capture' -Body $body
     Write-Host $body
 }
 finally {

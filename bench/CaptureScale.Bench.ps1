@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Capture at scale (issue 2/5): Invoke-GridExperiment over a script that writes files of 1 KiB in
+    Capture at scale: Invoke-GridExperiment over a script that writes files of 1 KiB in
     rounds (200,000 and 1,000,000 on the folder store, 100,000 on s3rver). For each: the agent's peak
     RSS above an idle session, every file checked byte-exact with sha256sum against what the store
     holds, the time from the script's exit to the final status, and (at 1,000,000) the agent's CPU
@@ -137,7 +137,7 @@ try {
     $body = "| files of 1 KiB, in 10 rounds | build | agent RSS above idle | sha256sum, source against store | script exit to final status | agent CPU, all files unchanged |`n|---|---|---:|---|---:|---:|`n" + ($rows -join "`n") +
         "`n`nOne run each, in a fresh pwsh: 'idle' is that process with the module loaded and the store listed, 'peak' its high-water mark (VmHWM) at the end. The script writes the files in ten rounds of a tenth each, a second apart, then (1,000,000 only) waits until the agent's record says every file is synced and measures the agent's CPU time over $IdleSeconds s from /proc. Byte-exact: sha256sum of every file as written against every file as stored (on s3rver, as downloaded with Save-GridArtifact). Target: at most 200 MiB above idle. Measured $(Get-Date -Format 'yyyy-MM-dd')."
     Write-Host $body
-    if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Capture at scale (issue 2/5)' -Body $body }
+    if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Capture at scale' -Body $body }
 }
 finally {
     & rm -rf $work

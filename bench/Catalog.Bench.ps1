@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Catalog at scale (issue 2/5): Get-GridRun as the first call of a fresh session, and the artifacts
+    Catalog at scale: Get-GridRun as the first call of a fresh session, and the artifacts
     page's first load of the run list, over 1,000 and 10,000 runs of 4 experiments on s3rver and on
     Ceph's RADOS Gateway, and 100,000 runs of 4 experiments on a local folder store; with the HTTP
     requests each makes on the S3 servers, beside `rclone lsf -R` of the same keys.
@@ -342,7 +342,7 @@ try {
     $seedText = ($seeding.Keys | ForEach-Object { '{0}: {1:0} s' -f $_, $seeding[$_] }) -join '; '
     $how = "Measured $(Get-Date -Format 'yyyy-MM-dd'), medians of $Runs rounds, $names. Each figure is one call in a fresh pwsh (-NoProfile): the process imports the module and a Stopwatch times only the call, Get-GridRun -Store, or, after Start-GridArtifactServer -Store and the token-for-cookie request, the page's first GET of api/runs (what the browser waits for before it lists anything). Each call's count of runs (and of Succeeded runs with 4 experiments) is checked. rclone ($((rclone version | Select-Object -First 1) -replace '^rclone ', '')) is timed as a whole process, start-up included, listing the store's runs/ keys with its defaults (``lsf -R``, a remote from RCLONE_CONFIG_* variables, path-style). The rounds are interleaved (Get-GridRun, the page, rclone, then again), each after a ``sync``, all over one seed of each store. Requests are every HTTP request the process made to the server, counted by bench/count-proxy.mjs, a Node reverse proxy on loopback through which the S3 stores are addressed in every timed run (it adds its own hop to each request); the local store makes none. Each build seeded its own stores with its own code (GridCatalog.WriteRunRecordAsync and WriteExperimentRecordAsync, 64 at a time): $seedText."
     foreach ($section in $sections.Keys) {
-        $title, $server = if ($section -eq 'RGW') { "Catalog at scale on Ceph's RADOS Gateway (issue 2/5)", "Ceph's RADOS Gateway ($(Get-RgwVersion); tests/s3/Start-Rgw.sh: one memstore OSD, beast frontend, on this machine). " } else { 'Catalog at scale (issue 2/5)', '' }
+        $title, $server = if ($section -eq 'RGW') { "Catalog at scale on Ceph's RADOS Gateway", "Ceph's RADOS Gateway ($(Get-RgwVersion); tests/s3/Start-Rgw.sh: one memstore OSD, beast frontend, on this machine). " } else { 'Catalog at scale', '' }
         $body = (@($sections[$section]) + @('', "$server$how")) -join "`n"
         if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title $title -Body $body }
         Write-Host "## $title`n$body"

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Sweeps on Slurm (issue 5/5): a sweep run as one array job by Start-GridRun -Scheduler Slurm,
+    Sweeps on Slurm: a sweep run as one array job by Start-GridRun -Scheduler Slurm,
     beside the same array job run by plain sbatch with its outputs copied to S3 by aws cli or rclone.
 .DESCRIPTION
     On the one-node Slurm that build.ps1 -Task Bench starts (tests/slurm/Start-Slurm.sh) and the
@@ -148,7 +148,7 @@ try {
     $lines += "Signal budget: scancel (SIGTERM, SIGKILL after KillWait = $killWait s) of a running experiment right after it wrote $Megabytes MB: final status written $(Format-Seconds $termMedian) later (median of $Runs; $(($termTimes | ForEach-Object { '{0:0.00}' -f $_ }) -join ', ') s), every file synced, Failed with Signal SIGTERM."
     $body = $lines -join "`n"
     Write-Host $body
-    if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Sweeps on Slurm (issue 5/5)' -Body $body }
+    if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Sweeps on Slurm' -Body $body }
 }
 finally {
     Remove-Item -Recurse -Force $work -ErrorAction Ignore

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    What the hostile-folder checks cost (issue 1/6): capture, import and save of 2,000 files of
+    What the hostile-folder checks cost: capture, import and save of 2,000 files of
     64 KiB, on the folder store and on s3rver, with this build against an earlier one (0.4.0, which
     read files by path with no checks), interleaved, each in a fresh pwsh, in-session time; rclone
     copy of the same set to and from s3rver in the same run for scale. Then a hostile folder (links
@@ -122,5 +122,5 @@ $($hostileRows -join "`n")
 Measured $(Get-Date -Format 'yyyy-MM-dd'), $Runs runs each, on the shared 2-core machine.
 "@
 Write-Host $body
-if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Hostile folders: what the checks cost (issue 1/6)' -Body $body }
+if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Hostile folders: what the checks cost' -Body $body }
 Remove-Item -Recurse -Force $work -ErrorAction Ignore

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Listing benchmark (issues 2/8 and 6/8): Get-GridRun over 1,000 runs of 4 experiments, Get-GridArtifact over
+    Listing benchmark: Get-GridRun over 1,000 runs of 4 experiments, Get-GridArtifact over
     one experiment of 20,000 artifacts, on s3rver and on the local store; listing the 20,000 keys with
     `aws s3 ls --recursive` and `rclone ls` in the same run; and the artifacts page's API over the same data.
 #>
@@ -99,8 +99,8 @@ try {
         $lines += "| $k | $(Format-Seconds $m) | $(($rows[$k].Times | ForEach-Object { '{0:0.00}' -f $_ }) -join ', ') | $('{0:0.00}x' -f ($m / $ours)) |"
     }
     $lines += ''
-    $lines += "Measured $(Get-Date -Format 'yyyy-MM-dd') with $Runs runs after a warm-up. Our cmdlets are timed inside one pwsh session (module loaded, store client warm); aws and rclone are timed as whole processes, start-up included, which is how each is used. Get-GridRun makes 6,001 requests (1 listing, then 1,000 run records, 1,000 experiment listings and 4,000 experiment records, read concurrently): about 1,000 requests a second, which is what s3rver serves of small GETs on this machine, so the figure is server-bound. Get-GridArtifact pages through the 20,000 keys (1,000 a page, one after another, as S3 requires) and joins the manifest. The artifacts page rows (issue 6/8) time the page's JSON API over HTTP on loopback, as the browser waits for it: the same catalog reads plus JSON. A first load (or Refresh) reads every run; after that the server reads only runs it has not yet seen finished, so the list costs one listing of run names."
-    Write-ResultsSection -Path $ResultsPath -Title 'Listing (issue 2/8: the S3 store)' -Body ($lines -join "`n")
+    $lines += "Measured $(Get-Date -Format 'yyyy-MM-dd') with $Runs runs after a warm-up. Our cmdlets are timed inside one pwsh session (module loaded, store client warm); aws and rclone are timed as whole processes, start-up included, which is how each is used. Get-GridRun makes 6,001 requests (1 listing, then 1,000 run records, 1,000 experiment listings and 4,000 experiment records, read concurrently): about 1,000 requests a second, which is what s3rver serves of small GETs on this machine, so the figure is server-bound. Get-GridArtifact pages through the 20,000 keys (1,000 a page, one after another, as S3 requires) and joins the manifest. The artifacts page rows time the page's JSON API over HTTP on loopback, as the browser waits for it: the same catalog reads plus JSON. A first load (or Refresh) reads every run; after that the server reads only runs it has not yet seen finished, so the list costs one listing of run names."
+    Write-ResultsSection -Path $ResultsPath -Title 'Listing (the S3 store)' -Body ($lines -join "`n")
     Write-Host ($lines -join "`n")
 }
 finally {

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Organize at scale (issue 4/5): listing, tag filters, Measure-GridStore and a clean-up's plan over
+    Organize at scale: listing, tag filters, Measure-GridStore and a clean-up's plan over
     a local folder store of 100,000 runs of 4 experiments, 10,000 of them tagged and 1,000 protected.
 .DESCRIPTION
     Every figure is one call in a fresh pwsh (-NoProfile) that imports the module and times only the
@@ -162,7 +162,7 @@ Each figure times only the call in a fresh pwsh that has imported the module, an
 Measure-GridStore -Exact against its peers: $(($peers | ForEach-Object { '{0:0.00}x the time of {1}' -f ($exact.Median / $_.Median), $_.What }) -join '; ').
 "@
     Write-Host $body
-    if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Organize at scale (issue 4/5)' -Body $body }
+    if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Organize at scale' -Body $body }
 }
 finally {
     Remove-Item -Recurse -Force $work -ErrorAction Ignore

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Transfer benchmark (issues 3/5 and 4/6): downloads, uploads and the capture agent's final sync
+    Transfer benchmark: downloads, uploads and the capture agent's final sync
     of (a) 2,000 x 64 KiB, (b) 200 x 4 MiB, (c) 2 x 1 GiB and (d) 10,000 x 4 KiB on s3rver and on
     Ceph's RADOS Gateway (-RgwEndpoint), at the defaults, against aws s3 cp --recursive and rclone
     copy --transfers 16 on the same server in the same run.
@@ -122,7 +122,7 @@ function Write-Results {
         "Ours: 'median' is the command itself in a fresh pwsh (in-session), 'whole process' adds pwsh start-up, the module import and the listing, as a scheduled job pays. " +
         "Peers are whole processes under /usr/bin/time: both columns are the same figure. CPU per 1,000 files: the process's user and system CPU minus that of a process that only lists the same files (ours: Get-GridArtifact, or Get-ChildItem for uploads; rclone: lsf), per 1,000 files. " +
         "Peak RSS: the process's high-water mark; 'above idle' subtracts ours with the module loaded and the store listed. Capture: Invoke-GridExperiment whose script copies the set into its folder and exits; the time from the script's exit to the final status (every file synced, the manifest sealed)."
-    Write-ResultsSection -Path $ResultsPath -Title "Transfers on $ServerName (issue 4/6: both directions, at the defaults)" -Body $body
+    Write-ResultsSection -Path $ResultsPath -Title "Transfers on $ServerName (both directions, at the defaults)" -Body $body
 }
 
 try {

@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    What a fresh working folder per run costs (issue 2/6): an experiment of 2,000 files of 64 KiB
+    What a fresh working folder per run costs: an experiment of 2,000 files of 64 KiB
     under Invoke-GridExperiment with -RemoveWorkingDirectory (the folder removed after its final
     sync, as Start-GridRun does) against without, on the folder store and on s3rver, interleaved,
     each in a fresh pwsh, in-session time; rm -rf of the same folder and rclone copy of the set for
@@ -110,5 +110,5 @@ final status, so it is inside the time. Measured $(Get-Date -Format 'yyyy-MM-dd'
 the shared 2-core machine.
 "@
 Write-Host $body
-if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Working folders: what a fresh folder per run costs (issue 2/6)' -Body $body }
+if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Working folders: what a fresh folder per run costs' -Body $body }
 Remove-Item -Recurse -Force $work -ErrorAction Ignore
