@@ -1,0 +1,87 @@
+using GridArtifacts.Core.Stores;
+using GridArtifacts.Model;
+
+namespace GridArtifacts.Core.Transfer;
+
+public sealed partial class TransferEngine
+{
+    /// <summary>
+    /// Uploads a local file to <paramref name="key"/>, every request under the process-wide limits:
+    /// requests in flight (adaptive), bandwidth, and memory for files over 1 GiB. A file larger than
+    /// <see cref="TransferOptions.RangedThreshold"/> goes up in parts of <see cref="TransferOptions.PartSize"/>
+    /// (larger where the store allows fewer parts), <see cref="TransferOptions.PartsPerFile"/> at once,
+    /// where the store takes parts; anything else in one request. Each request is retried on its own,
+    /// and a failed multipart upload is aborted. Returns the SHA-256 of what was sent: taken by the
+    /// store as it read the file for a single request, and beside the parts for a multipart upload.
+    /// </summary>
+    public async Task<string> UploadFileAsync(IObjectStore store, string key, string localPath, CancellationToken ct)
+    {
+        using var file = LocalFile.Open(localPath);
+        return await UploadFileAsync(store, key, file, ct).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc cref="UploadFileAsync(IObjectStore, string, string, CancellationToken)"/>
+    /// <remarks>Exactly <see cref="LocalFile.Length"/> bytes of the open file are sent.</remarks>
+    public async Task<string> UploadFileAsync(IObjectStore store, string key, LocalFile file, CancellationToken ct)
+    {
+        var length = file.Length;
+        if (length <= _options.RangedThreshold || store is not IMultipartUploads multipart)
+        {
+            return await RequestAsync(async c =>
+            {
+                await _bandwidth.ConsumeAsync(length, c).ConfigureAwait(false);
+                return await store.PutFileAsync(key, file, c).ConfigureAwait(false);
+            }, ct).ConfigureAwait(false);
+        }
+        // Hashing and the parts read the same file at once (the second read comes from the page cache).
+        var hash = file.Sha256Async(ct);
+        try
+        {
+            await UploadPartsAsync(multipart, key, file, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            await hash.ContinueWith(static _ => { }, TaskScheduler.Default).ConfigureAwait(false); // never leave the hash reading a file behind
+        }
+        return await hash.ConfigureAwait(false);
+    }
+
+    private async Task UploadPartsAsync(IMultipartUploads store, string key, LocalFile file, CancellationToken ct)
+    {
+        var length = file.Length;
+        var partSize = Math.Max(Math.Max(_options.PartSize, store.MinPartSize), (length + store.MaxParts - 1) / store.MaxParts);
+        var parts = (int)((length + partSize - 1) / partSize);
+        var parallel = Math.Clamp(_options.PartsPerFile, 1, parts);
+        using var lease = await LargeFileLeaseAsync(length, parallel, ct).ConfigureAwait(false);
+        var uploadId = await RequestAsync(c => store.StartUploadAsync(key, c), ct).ConfigureAwait(false);
+        try
+        {
+            var tags = new string[parts];
+            await Parallel.ForEachAsync(Enumerable.Range(0, parts), new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, async (i, c) =>
+            {
+                var offset = i * partSize;
+                var size = Math.Min(partSize, length - offset);
+                tags[i] = await RequestAsync(async c2 =>
+                {
+                    await _bandwidth.ConsumeAsync(size, c2).ConfigureAwait(false);
+                    return await store.PutPartAsync(key, uploadId, i + 1, file, offset, size, c2).ConfigureAwait(false);
+                }, c).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+            await RequestAsync(async c => { await store.CompleteUploadAsync(key, uploadId, tags, c).ConfigureAwait(false); return true; }, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            await store.AbortUploadAsync(key, uploadId).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Files over 1 GiB take their buffers from the process budget (50 MiB each at most), in both
+    /// directions; smaller ones use none beyond the shared pool.
+    /// </summary>
+    private async ValueTask<IDisposable?> LargeFileLeaseAsync(long size, int parallel, CancellationToken ct) =>
+        size > TransferOptions.LargeFileBytes
+            ? await _memory.TakeAsync(Math.Min(_options.PerFileMemory, (long)parallel * TransferOptions.BufferSize), ct).ConfigureAwait(false)
+            : null;
+}
