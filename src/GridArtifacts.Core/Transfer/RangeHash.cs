@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Security.Cryptography;
-using GridArtifacts.Model;
 using Microsoft.Win32.SafeHandles;
 
 namespace GridArtifacts.Core.Transfer;
@@ -8,22 +6,23 @@ namespace GridArtifacts.Core.Transfer;
 /// <summary>
 /// The SHA-256 of a ranged download, taken while it downloads: each range is hashed as soon as it
 /// and every range before it are written (the hash must see the bytes in order), read back
-/// through one pooled buffer while the next ranges are still arriving. So the hash ends a moment
+/// through a block of the download's lease while the next ranges are still arriving. So the hash ends a moment
 /// after the last range instead of a whole pass over the file later.
 /// </summary>
 internal sealed class RangeHash : IDisposable
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly SafeFileHandle _handle;
+    private readonly MemoryLease _buffers;
     private readonly long _size, _partSize;
     private readonly bool[] _done;
     private readonly SemaphoreSlim _signal = new(0);
     private readonly CancellationTokenSource _stop;
     private readonly Task<string> _hashing;
 
-    public RangeHash(SafeFileHandle handle, long size, long partSize, int parts, CancellationToken ct)
+    public RangeHash(SafeFileHandle handle, long size, long partSize, int parts, MemoryLease buffers, CancellationToken ct)
     {
-        (_handle, _size, _partSize, _done) = (handle, size, partSize, new bool[parts]);
+        (_handle, _size, _partSize, _done, _buffers) = (handle, size, partSize, new bool[parts], buffers);
         _stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         _hashing = Task.Run(() => HashInOrderAsync(_stop.Token));
     }
@@ -40,27 +39,23 @@ internal sealed class RangeHash : IDisposable
 
     private async Task<string> HashInOrderAsync(CancellationToken ct)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(TransferOptions.BufferSize);
-        try
+        for (var next = 0; next < _done.Length; next++)
         {
-            for (var next = 0; next < _done.Length; next++)
+            while (!IsDone(next)) await _signal.WaitAsync(ct).ConfigureAwait(false);
+            // A block of the download's lease for each range, given back between ranges: with a lease
+            // of one block, the ranges' reads and the hash take turns.
+            using var block = await _buffers.TakeAsync(ct).ConfigureAwait(false);
+            var buffer = block.Array;
+            var end = Math.Min(_size, (next + 1) * _partSize);
+            for (var offset = next * _partSize; offset < end;)
             {
-                while (!IsDone(next)) await _signal.WaitAsync(ct).ConfigureAwait(false);
-                var end = Math.Min(_size, (next + 1) * _partSize);
-                for (var offset = next * _partSize; offset < end;)
-                {
-                    var n = await RandomAccess.ReadAsync(_handle, buffer.AsMemory(0, (int)Math.Min(TransferOptions.BufferSize, end - offset)), offset, ct).ConfigureAwait(false);
-                    if (n == 0) throw new IOException($"The part file ended at {offset} of {_size} bytes while it was hashed.");
-                    _hash.AppendData(buffer, 0, n);
-                    offset += n;
-                }
+                var n = await RandomAccess.ReadAsync(_handle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, end - offset)), offset, ct).ConfigureAwait(false);
+                if (n == 0) throw new IOException($"The part file ended at {offset} of {_size} bytes while it was hashed.");
+                _hash.AppendData(buffer, 0, n);
+                offset += n;
             }
-            return Convert.ToHexString(_hash.GetHashAndReset()).ToLowerInvariant();
         }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
+        return Convert.ToHexString(_hash.GetHashAndReset()).ToLowerInvariant();
     }
 
     private bool IsDone(int index)

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -61,13 +60,17 @@ public sealed partial class TransferEngine
         long bytes = 0;
         foreach (var item in items)
         {
-            if (!force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) same++;
+            if (!force && await IsUpToDateAsync(item, null, ct).ConfigureAwait(false)) same++;
             else { fetch++; bytes += item.Artifact.Size; }
         }
         return (fetch, bytes, same);
     }
 
-    private static async Task<bool> IsUpToDateAsync(SaveItem item, CancellationToken ct)
+    /// <summary>
+    /// Whether the file at the item's path has the artifact's size and SHA-256: hashed through a block
+    /// of <paramref name="memory"/> (a save's), or of the shared pool when only planning (-WhatIf).
+    /// </summary>
+    private static async Task<bool> IsUpToDateAsync(SaveItem item, MemoryPool? memory, CancellationToken ct)
     {
         var a = item.Artifact;
         for (var attempt = 0; ; attempt++)
@@ -77,7 +80,10 @@ public sealed partial class TransferEngine
             if (a.Sha256 is null || !info.Exists || IsLink(info) || info.Length != a.Size) return false;
             try
             {
-                return await LocalFile.Sha256Async(item.LocalPath, ct).ConfigureAwait(false) == a.Sha256;
+                if (memory is null) return await LocalFile.Sha256Async(item.LocalPath, ct).ConfigureAwait(false) == a.Sha256;
+                using var buffers = await memory.RentAsync(1, ct).ConfigureAwait(false);
+                using var file = LocalFile.Open(item.LocalPath);
+                return await file.ReadingThrough(buffers).Sha256Async(ct).ConfigureAwait(false) == a.Sha256;
             }
             catch (IOException ex) when (IsLockedByAnother(ex) && attempt < LockedDestinationPolls)
             {
@@ -101,7 +107,7 @@ public sealed partial class TransferEngine
         var root = RootOf(item);
         folders.Prepare(item, root); // before any look at the file: a linked folder on the way is refused, never read through
         var existed = new FileInfo(item.LocalPath).Exists; // a link too, even one to nothing
-        if (existed && !force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
+        if (existed && !force && await IsUpToDateAsync(item, _memory, ct).ConfigureAwait(false)) return Skipped(item, progress);
 
         var part = PartPathOf(item, root);
         var ranged = artifact.Size > _options.RangedThreshold;
@@ -111,7 +117,7 @@ public sealed partial class TransferEngine
         while ((opened = OpenPart(item, root, part, folders, ranged ? artifact.Size : 0, asynchronous: ranged)) is null)
         {
             await Task.Delay(PartLockPoll, ct).ConfigureAwait(false);
-            if (!force && await IsUpToDateAsync(item, ct).ConfigureAwait(false)) return Skipped(item, progress);
+            if (!force && await IsUpToDateAsync(item, _memory, ct).ConfigureAwait(false)) return Skipped(item, progress);
         }
         var (handle, created) = opened.Value;
         var statePath = part + StateExtension;
@@ -179,10 +185,13 @@ public sealed partial class TransferEngine
         return new GridSaveResult(item.Artifact, item.LocalPath, GridSaveAction.Skipped) { Sha256 = item.Artifact.Sha256 };
     }
 
-
-    /// <summary>One read of the whole object, hashed as it is written; the read and its body are retried together.</summary>
+    /// <summary>
+    /// One read of the whole object through one block of the memory pool, hashed as it is written;
+    /// the read and its body are retried together.
+    /// </summary>
     private async Task<string> DownloadWholeAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle part, TransferProgress progress, CancellationToken ct)
     {
+        using var buffers = await BuffersAsync(1, ct).ConfigureAwait(false);
         return await RequestAsync(async c =>
         {
             var written = new StrongBox<long>();
@@ -192,7 +201,7 @@ public sealed partial class TransferEngine
                 using var read = await store.ReadRangeAsync(key, 0, artifact.Size, null, c).ConfigureAwait(false);
                 CheckTotal(key, read.TotalLength, artifact.Size);
                 RandomAccess.SetLength(part, 0); // a retry starts the file again
-                await CopyAsync(read.Body, null, part, 0, written, progress, c, hash).ConfigureAwait(false);
+                await CopyAsync(read.Body, buffers, part, 0, written, progress, c, hash).ConfigureAwait(false);
                 CheckLength(key, written.Value, artifact.Size);
                 return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
             }
@@ -215,7 +224,9 @@ public sealed partial class TransferEngine
     /// <summary>
     /// Parallel ranged reads written at their offsets into a preallocated part file. The first read
     /// fixes the version; every other read is conditional on it. Finished ranges are recorded so
-    /// that a later call resumes instead of starting again.
+    /// that a later call resumes instead of starting again. One lease of the memory pool holds a
+    /// block for each range in flight and one for the hash: a lease of fewer (a cap lower than that)
+    /// reads fewer ranges at once, and with one block the ranges and the hash take turns.
     /// </summary>
     private async Task<string> DownloadRangedAsync(IObjectStore store, string key, GridArtifact artifact, SafeFileHandle handle, string statePath, bool resumable, TransferProgress progress, CancellationToken ct)
     {
@@ -229,10 +240,11 @@ public sealed partial class TransferEngine
         foreach (var i in done) progress.AddBytes(Math.Min(partSize, size - (long)i * partSize));
 
         var parallel = Math.Max(1, Math.Min(_options.PartsPerFile, parts));
-        using var lease = await LargeFileLeaseAsync(size, parallel, ct).ConfigureAwait(false);
+        using var buffers = await BuffersAsync(parallel + 1, ct).ConfigureAwait(false);
+        parallel = Math.Max(1, buffers.Count - 1);
 
         if (RandomAccess.GetLength(handle) != size) RandomAccess.SetLength(handle, size);
-        using var hash = new RangeHash(handle, size, partSize, parts, ct);
+        using var hash = new RangeHash(handle, size, partSize, parts, buffers, ct);
         foreach (var i in done) hash.Done(i); // resumed: on disk from an earlier call
         var stateLock = new object();
         var todo = Enumerable.Range(0, parts).Where(i => !done.Contains(i)).ToList();
@@ -242,20 +254,20 @@ public sealed partial class TransferEngine
         {
             var first = todo[0];
             todo.RemoveAt(0);
-            state.Version = await ReadPartAsync(store, key, handle, first, partSize, size, null, progress, ct).ConfigureAwait(false);
+            state.Version = await ReadPartAsync(store, key, handle, buffers, first, partSize, size, null, progress, ct).ConfigureAwait(false);
             lock (stateLock) { state.Done.Add(first); WriteState(statePath, state); }
             hash.Done(first);
         }
         await Parallel.ForEachAsync(todo, new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = ct }, async (i, c) =>
         {
-            await ReadPartAsync(store, key, handle, i, partSize, size, state.Version, progress, c).ConfigureAwait(false);
+            await ReadPartAsync(store, key, handle, buffers, i, partSize, size, state.Version, progress, c).ConfigureAwait(false);
             lock (stateLock) { state.Done.Add(i); WriteState(statePath, state); }
             hash.Done(i);
         }).ConfigureAwait(false);
         return await hash.ResultAsync().ConfigureAwait(false);
     }
 
-    private async Task<string> ReadPartAsync(IObjectStore store, string key, SafeFileHandle handle, int index, long partSize, long size, string? version, TransferProgress progress, CancellationToken ct)
+    private async Task<string> ReadPartAsync(IObjectStore store, string key, SafeFileHandle handle, MemoryLease buffers, int index, long partSize, long size, string? version, TransferProgress progress, CancellationToken ct)
     {
         var offset = index * partSize;
         var length = Math.Min(partSize, size - offset);
@@ -266,7 +278,7 @@ public sealed partial class TransferEngine
             {
                 using var read = await store.ReadRangeAsync(key, offset, length, version, c).ConfigureAwait(false);
                 CheckTotal(key, read.TotalLength, size);
-                await CopyAsync(read.Body, null, handle, offset, written, progress, c).ConfigureAwait(false);
+                await CopyAsync(read.Body, buffers, handle, offset, written, progress, c).ConfigureAwait(false);
                 CheckLength(key, written.Value, length);
                 return read.Version;
             }
@@ -278,27 +290,23 @@ public sealed partial class TransferEngine
         }, ct).ConfigureAwait(false);
     }
 
-    /// <summary>Copies a body to a stream or to a file at an offset, through a pooled buffer and the bandwidth cap.</summary>
-    private async Task CopyAsync(Stream body, Stream? target, SafeFileHandle? handle, long offset, StrongBox<long> written, TransferProgress progress, CancellationToken ct, IncrementalHash? hash = null)
+    /// <summary>
+    /// Copies a body to a file at an offset through a block of <paramref name="buffers"/>, taken for the
+    /// whole body (one take per request, not per read), and through the bandwidth cap.
+    /// </summary>
+    private async Task CopyAsync(Stream body, MemoryLease buffers, SafeFileHandle handle, long offset, StrongBox<long> written, TransferProgress progress, CancellationToken ct, IncrementalHash? hash = null)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(TransferOptions.BufferSize);
-        try
+        using var block = await buffers.TakeAsync(ct).ConfigureAwait(false);
+        var buffer = block.Array;
+        int n;
+        while ((n = await body.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
         {
-            int n;
-            while ((n = await body.ReadAsync(buffer.AsMemory(0, TransferOptions.BufferSize), ct).ConfigureAwait(false)) > 0)
-            {
-                await _bandwidth.ConsumeAsync(n, ct).ConfigureAwait(false);
-                hash?.AppendData(buffer, 0, n);
-                if (target is not null) await target.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                else if (handle!.IsAsync) await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, n), offset + written.Value, ct).ConfigureAwait(false);
-                else RandomAccess.Write(handle, buffer.AsSpan(0, n), offset + written.Value);
-                written.Value += n;
-                progress.AddBytes(n);
-            }
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
+            await _bandwidth.ConsumeAsync(n, ct).ConfigureAwait(false);
+            hash?.AppendData(buffer, 0, n);
+            if (handle.IsAsync) await RandomAccess.WriteAsync(handle, buffer.AsMemory(0, n), offset + written.Value, ct).ConfigureAwait(false);
+            else RandomAccess.Write(handle, buffer.AsSpan(0, n), offset + written.Value);
+            written.Value += n;
+            progress.AddBytes(n);
         }
     }
 

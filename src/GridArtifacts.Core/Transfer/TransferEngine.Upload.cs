@@ -7,7 +7,7 @@ public sealed partial class TransferEngine
 {
     /// <summary>
     /// Uploads a local file to <paramref name="key"/>, every request under the process-wide limits:
-    /// requests in flight (adaptive), bandwidth, and memory for files over 1 GiB. A file larger than
+    /// requests in flight (adaptive), bandwidth, and the memory pool. A file larger than
     /// <see cref="TransferOptions.RangedThreshold"/> goes up in parts of <see cref="TransferOptions.PartSize"/>
     /// (larger where the store allows fewer parts), <see cref="TransferOptions.PartsPerFile"/> at once,
     /// where the store takes parts; anything else in one request. Each request is retried on its own,
@@ -21,23 +21,33 @@ public sealed partial class TransferEngine
     }
 
     /// <inheritdoc cref="UploadFileAsync(IObjectStore, string, string, CancellationToken)"/>
-    /// <remarks>Exactly <see cref="LocalFile.Length"/> bytes of the open file are sent.</remarks>
+    /// <remarks>
+    /// Exactly <see cref="LocalFile.Length"/> bytes of the open file are sent. The store reads it
+    /// through blocks of the memory pool (<see cref="LocalFile.ReadingThrough"/>): one for a single
+    /// request; for a multipart upload, one for each part in flight and one for the hash beside them.
+    /// </remarks>
     public async Task<string> UploadFileAsync(IObjectStore store, string key, LocalFile file, CancellationToken ct)
     {
         var length = file.Length;
         if (length <= _options.RangedThreshold || store is not IMultipartUploads multipart)
         {
+            using var buffer = await BuffersAsync(1, ct).ConfigureAwait(false);
+            var sent = file.ReadingThrough(buffer);
             return await RequestAsync(async c =>
             {
                 await _bandwidth.ConsumeAsync(length, c).ConfigureAwait(false);
-                return await store.PutFileAsync(key, file, c).ConfigureAwait(false);
+                return await store.PutFileAsync(key, sent, c).ConfigureAwait(false);
             }, ct).ConfigureAwait(false);
         }
+        var partSize = Math.Max(Math.Max(_options.PartSize, multipart.MinPartSize), (length + multipart.MaxParts - 1) / multipart.MaxParts);
+        var parts = (int)((length + partSize - 1) / partSize);
+        using var buffers = await BuffersAsync(Math.Clamp(_options.PartsPerFile, 1, parts) + 1, ct).ConfigureAwait(false);
+        var leased = file.ReadingThrough(buffers);
         // Hashing and the parts read the same file at once (the second read comes from the page cache).
-        var hash = file.Sha256Async(ct);
+        var hash = leased.Sha256Async(ct);
         try
         {
-            await UploadPartsAsync(multipart, key, file, ct).ConfigureAwait(false);
+            await UploadPartsAsync(multipart, key, leased, partSize, parts, Math.Max(1, buffers.Count - 1), ct).ConfigureAwait(false);
         }
         finally
         {
@@ -46,13 +56,9 @@ public sealed partial class TransferEngine
         return await hash.ConfigureAwait(false);
     }
 
-    private async Task UploadPartsAsync(IMultipartUploads store, string key, LocalFile file, CancellationToken ct)
+    private async Task UploadPartsAsync(IMultipartUploads store, string key, LocalFile file, long partSize, int parts, int parallel, CancellationToken ct)
     {
         var length = file.Length;
-        var partSize = Math.Max(Math.Max(_options.PartSize, store.MinPartSize), (length + store.MaxParts - 1) / store.MaxParts);
-        var parts = (int)((length + partSize - 1) / partSize);
-        var parallel = Math.Clamp(_options.PartsPerFile, 1, parts);
-        using var lease = await LargeFileLeaseAsync(length, parallel, ct).ConfigureAwait(false);
         var uploadId = await RequestAsync(c => store.StartUploadAsync(key, c), ct).ConfigureAwait(false);
         try
         {
@@ -75,13 +81,4 @@ public sealed partial class TransferEngine
             throw;
         }
     }
-
-    /// <summary>
-    /// Files over 1 GiB take their buffers from the process budget (50 MiB each at most), in both
-    /// directions; smaller ones use none beyond the shared pool.
-    /// </summary>
-    private async ValueTask<IDisposable?> LargeFileLeaseAsync(long size, int parallel, CancellationToken ct) =>
-        size > TransferOptions.LargeFileBytes
-            ? await _memory.TakeAsync(Math.Min(_options.PerFileMemory, (long)parallel * TransferOptions.BufferSize), ct).ConfigureAwait(false)
-            : null;
 }

@@ -40,7 +40,7 @@ public sealed class TransferProgress
 
 /// <summary>
 /// The process's one transfer engine, shared by every cmdlet and runspace. Process-wide limits
-/// (requests in flight, bandwidth, memory for large files) hold across concurrent calls; each call
+/// (requests in flight, bandwidth, the memory of transfers' buffers) hold across concurrent calls; each call
 /// caps its own files in flight with its throttle limit.
 ///
 /// A download goes to a part file in the destination's own <c>.grid-partial</c> folder, named by a
@@ -63,7 +63,7 @@ public sealed partial class TransferEngine
 
     private readonly BandwidthLimiter _bandwidth = new();
     private readonly ConcurrencyLimiter _requests;
-    private MemoryBudget _memory;
+    private readonly MemoryPool _memory;
     private TransferOptions _options;
     private long _requestsMade;
 
@@ -71,11 +71,14 @@ public sealed partial class TransferEngine
     {
         _options = options;
         _requests = new ConcurrencyLimiter(options.MaxConcurrency);
-        _memory = new MemoryBudget(options.MemoryBudget);
+        _memory = new MemoryPool(options.MemoryBudget);
         _bandwidth.Rate = options.BandwidthLimit;
     }
 
     public TransferOptions Options => _options;
+
+    /// <summary>The memory every transfer's file and part buffers are rented from, capped at <see cref="TransferOptions.MemoryBudget"/>.</summary>
+    public MemoryPool Memory => _memory;
 
     /// <summary>Requests made through the engine, reads and writes (first attempts and retries); tests bound it.</summary>
     public long RequestsMade => Interlocked.Read(ref _requestsMade);
@@ -92,14 +95,26 @@ public sealed partial class TransferEngine
     /// <summary>
     /// New limits. A new concurrency applies at once to requests not yet started; requests in flight
     /// finish and give their place back to the same count, so the cap never exceeds the new limit.
+    /// A new memory budget is the same pool's new cap: buffers rented under the old one come back to it,
+    /// and no new rent is granted until what is rented fits under the new one.
     /// </summary>
     public void Configure(TransferOptions options)
     {
         _requests.Limit = options.MaxConcurrency;
-        if (options.MemoryBudget != _options.MemoryBudget) _memory = new MemoryBudget(options.MemoryBudget);
+        _memory.Capacity = options.MemoryBudget; // the same pool: leases taken under the old cap come back to it
         _bandwidth.Rate = options.BandwidthLimit;
         _options = options;
     }
+
+    /// <summary>
+    /// Buffers for one transfer: <paramref name="blocks"/> blocks of the pool, one for each of its
+    /// workers that reads or writes at once, at most <see cref="TransferOptions.PerFileMemory"/>'s worth
+    /// and at most the pool's cap. Rented whole before the transfer takes any request place and held
+    /// across its retries: memory first, then a request place, never the other way round, so no
+    /// transfer holds a place while it waits for memory another holds while waiting for a place.
+    /// </summary>
+    private ValueTask<MemoryLease> BuffersAsync(int blocks, CancellationToken ct) =>
+        _memory.RentAsync(Math.Clamp(blocks, 1, (int)Math.Max(1, _options.PerFileMemory / _memory.BlockSize)), ct);
 
     /// <summary>
     /// One request to a store, retried on transient failures: each attempt holds a place under the
