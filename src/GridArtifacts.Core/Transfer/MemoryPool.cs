@@ -23,7 +23,7 @@ public sealed class MemoryPool
     private readonly object _gate = new();
     private readonly LinkedList<Waiter> _waiters = new();
     private readonly Stack<byte[]> _free = new();
-    private readonly ITimer _trim;
+    private readonly ITimer _trim; // the pool keeps its timer; the timer holds the pool only weakly
     private long _capacity;
     private int _capBlocks;
     private int _outstanding; // blocks granted and not yet returned
@@ -35,12 +35,9 @@ public sealed class MemoryPool
     {
         BlockSize = blockSize > 0 ? blockSize : throw new ArgumentOutOfRangeException(nameof(blockSize));
         SetCapacityLocked(capacity);
-        // The timer holds the pool weakly, so a pool no one uses any more is collected, and its timer with it.
-        var self = new WeakReference<MemoryPool>(this);
-        _trim = (clock ?? TimeProvider.System).CreateTimer(static s =>
-        {
-            if (((WeakReference<MemoryPool>)s!).TryGetTarget(out var pool)) pool.Trim();
-        }, self, TrimPeriod, TrimPeriod);
+        // The timer holds the pool weakly: a pool no one uses any more is collected, and its timer stops.
+        var trimmer = new Trimmer(new WeakReference<MemoryPool>(this));
+        _trim = trimmer.Timer = (clock ?? TimeProvider.System).CreateTimer(static s => ((Trimmer)s!).Tick(), trimmer, TrimPeriod, TrimPeriod);
     }
 
     /// <summary>Bytes of one block: each buffer a transfer holds is one block.</summary>
@@ -171,6 +168,17 @@ public sealed class MemoryPool
                 else _made--;
             }
             GrantLocked();
+        }
+    }
+
+    private sealed class Trimmer(WeakReference<MemoryPool> pool)
+    {
+        public ITimer? Timer { get; set; }
+
+        public void Tick()
+        {
+            if (pool.TryGetTarget(out var target)) target.Trim();
+            else Timer?.Dispose();
         }
     }
 
