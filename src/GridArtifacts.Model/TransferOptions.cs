@@ -17,8 +17,9 @@ public sealed record TransferOptions
     public long? BandwidthLimit { get; init; }
 
     /// <summary>
-    /// What transfers of files over <see cref="LargeFileBytes"/> may hold in buffers, process-wide
-    /// (the product's promise: never more than 200 MiB).
+    /// What transfers may hold in buffers for file and part data, process-wide: the cap of the
+    /// engine's memory pool, which every download and upload rents its buffers from (the product's
+    /// promise: never more than 200 MiB).
     /// </summary>
     public long MemoryBudget { get; init; } = 200L << 20;
 
@@ -41,9 +42,6 @@ public sealed record TransferOptions
     /// </summary>
     public const int DefaultFilesInFlight = 32;
 
-    /// <summary>Files up to this size use no memory beyond the shared small buffers.</summary>
-    public const long LargeFileBytes = 1L << 30;
-
-    /// <summary>Each reader's buffer.</summary>
+    /// <summary>Each reader's buffer: one block of the memory pool.</summary>
     public const int BufferSize = 1 << 20;
 }

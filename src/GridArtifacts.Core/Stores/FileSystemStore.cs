@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Security.Cryptography;
 using GridArtifacts.Model;
 using System.Runtime.CompilerServices;
@@ -331,25 +330,18 @@ public sealed class FileSystemStore : IObjectStore, IConditionalCreate, ILocalFo
         string? sha = null;
         await WriteAtomicAsync(key, async tmp =>
         {
-            // One pooled copy buffer no larger than the file: a small file costs no megabyte buffers
-            // (the agent sends a million of them). Hashed as it is copied.
+            // One copy buffer: a block of the transfer's lease (LocalFile.RentBufferAsync), or outside
+            // the engine a shared one no larger than the file. Hashed as it is copied.
             await using var src = file.OpenRead();
             await using var dst = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.Asynchronous);
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            var size = (int)Math.Clamp(file.Length, 4096, CopyBufferSize);
-            var buffer = ArrayPool<byte>.Shared.Rent(size);
-            try
+            using var block = await file.RentBufferAsync((int)Math.Clamp(file.Length, 4096, CopyBufferSize), cancellationToken).ConfigureAwait(false);
+            var size = (int)Math.Min(block.Array.Length, CopyBufferSize);
+            int n;
+            while ((n = await src.ReadAsync(block.Array.AsMemory(0, size), cancellationToken).ConfigureAwait(false)) > 0)
             {
-                int n;
-                while ((n = await src.ReadAsync(buffer.AsMemory(0, size), cancellationToken).ConfigureAwait(false)) > 0)
-                {
-                    hash.AppendData(buffer, 0, n);
-                    await dst.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-                }
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
+                hash.AppendData(block.Array, 0, n);
+                await dst.WriteAsync(block.Array.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
             }
             sha = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
         }, cancellationToken).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using GridArtifacts.Core.Transfer;
 using Microsoft.Win32.SafeHandles;
 
 namespace GridArtifacts.Core.Stores;
@@ -48,6 +49,27 @@ public sealed class LocalFile : IDisposable
     /// <summary>How the length and time of an open file are read again in one call, where the system offers one (set by the opener).</summary>
     public Func<SafeFileHandle, (long, DateTime)>? ChangedSince { get; init; }
 
+    /// <summary>
+    /// The blocks of the transfer engine's memory pool that whatever sends this file reads it through
+    /// (<see cref="RentBufferAsync"/>); null outside the engine: the shared array pool.
+    /// </summary>
+    public MemoryLease? Buffers { get; private init; }
+
+    /// <summary>
+    /// The same open file, read through the blocks of <paramref name="buffers"/>. It shares the handle:
+    /// this file, not the copy, is disposed.
+    /// </summary>
+    public LocalFile ReadingThrough(MemoryLease buffers) =>
+        new(Handle, Path, Length, LastWriteTimeUtc) { ChangedSince = ChangedSince, Buffers = buffers };
+
+    /// <summary>
+    /// A buffer to read the file through: a block of <see cref="Buffers"/> (waiting while the
+    /// transfer's other workers hold them all), else an array of at least <paramref name="size"/>
+    /// bytes from the shared pool. Disposing it gives it back.
+    /// </summary>
+    internal ValueTask<MemoryBlock> RentBufferAsync(int size, CancellationToken ct) =>
+        Buffers is { } lease ? lease.TakeAsync(ct) : ValueTask.FromResult(MemoryBlock.Shared(size));
+
     /// <summary>A seekable stream of bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/> (to <see cref="Length"/> when null).</summary>
     public Stream OpenRead(long offset = 0, long? length = null) => new Region(this, offset, length ?? Length - offset, owns: false);
 
@@ -61,27 +83,22 @@ public sealed class LocalFile : IDisposable
 
     /// <summary>
     /// The SHA-256 of bytes <paramref name="offset"/> to <paramref name="offset"/> + <paramref name="length"/>,
-    /// lowercase hex, read by offset through a pooled buffer no larger than they are (a megabyte at most).
+    /// lowercase hex, read by offset through one buffer (<see cref="RentBufferAsync"/>: a block of the
+    /// transfer's lease, else a shared one no larger than they are, a megabyte at most).
     /// </summary>
     public async Task<string> Sha256Async(long offset, long length, CancellationToken ct)
     {
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Clamp(length, 4096, 1 << 20));
-        try
+        using var block = await RentBufferAsync((int)Math.Clamp(length, 4096, 1 << 20), ct).ConfigureAwait(false);
+        var buffer = block.Array;
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        for (long done = 0; done < length;)
         {
-            using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-            for (long done = 0; done < length;)
-            {
-                var n = await RandomAccess.ReadAsync(Handle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - done)), offset + done, ct).ConfigureAwait(false);
-                if (n == 0) throw new FileShrankException(Path);
-                hash.AppendData(buffer, 0, n);
-                done += n;
-            }
-            return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+            var n = await RandomAccess.ReadAsync(Handle, buffer.AsMemory(0, (int)Math.Min(buffer.Length, length - done)), offset + done, ct).ConfigureAwait(false);
+            if (n == 0) throw new FileShrankException(Path);
+            hash.AppendData(buffer, 0, n);
+            done += n;
         }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
+        return Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
     }
 
     /// <summary>The SHA-256 of the file at <paramref name="path"/>, lowercase hex.</summary>

@@ -1,27 +1,29 @@
-using System.Buffers;
+using GridArtifacts.Core.Transfer;
 using System.Security.Cryptography;
 
 namespace GridArtifacts.Core.Stores;
 
 /// <summary>
 /// The body of a direct PUT (<see cref="S3Direct.PutAsync"/>): bytes of an open file and their
-/// SHA-256, which the request signs. Up to <see cref="BufferedBytes"/> are read once, by offset, into
-/// a buffer from the shared pool, hashed, and sent from it; a larger body is hashed, then streamed
-/// from the file (the second read comes from the page cache). Disposed once the request has its
-/// answer: a server answers a PUT once it has read the body, and an early refusal ends the connection.
+/// SHA-256, which the request signs. A body that fits one buffer (<see cref="LocalFile.RentBufferAsync"/>:
+/// a block of the transfer's lease, a megabyte) is read once, by offset, into it, hashed, and sent
+/// from it; a larger body is hashed through the buffer, which is then given back, and streamed from
+/// the file (the second read comes from the page cache; the HTTP stack's own small copy buffer is
+/// not the pool's). Disposed once the request has its answer: a server answers a PUT once it has
+/// read the body, and an early refusal ends the connection.
 /// </summary>
 internal sealed class S3PutBody : IDisposable
 {
     /// <summary>Bodies up to this size are read into memory once; 32 files in flight hold at most 32 MiB.</summary>
     public const int BufferedBytes = 1 << 20;
 
-    private byte[]? _rented;
+    private MemoryBlock? _buffer;
 
-    private S3PutBody(HttpContent content, string sha256, byte[]? rented)
+    private S3PutBody(HttpContent content, string sha256, MemoryBlock? buffer)
     {
         Content = content;
         Sha256 = sha256;
-        _rented = rented;
+        _buffer = buffer;
     }
 
     public HttpContent Content { get; }
@@ -34,25 +36,30 @@ internal sealed class S3PutBody : IDisposable
     {
         if (length <= BufferedBytes)
         {
-            var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Max(length, 1));
+            var block = await file.RentBufferAsync((int)Math.Max(length, 1), ct).ConfigureAwait(false);
             try
             {
-                for (var read = 0; read < length;)
+                var buffer = block.Array;
+                if (length <= buffer.Length)
                 {
-                    var n = await RandomAccess.ReadAsync(file.Handle, buffer.AsMemory(read, (int)length - read), offset + read, ct).ConfigureAwait(false);
-                    if (n == 0) throw new FileShrankException(file.Path);
-                    read += n;
+                    for (var read = 0; read < length;)
+                    {
+                        var n = await RandomAccess.ReadAsync(file.Handle, buffer.AsMemory(read, (int)length - read), offset + read, ct).ConfigureAwait(false);
+                        if (n == 0) throw new FileShrankException(file.Path);
+                        read += n;
+                    }
+                    var sha = Convert.ToHexString(SHA256.HashData(buffer.AsSpan(0, (int)length))).ToLowerInvariant();
+                    return new S3PutBody(new ByteArrayContent(buffer, 0, (int)length), sha, block);
                 }
-                var sha = Convert.ToHexString(SHA256.HashData(buffer.AsSpan(0, (int)length))).ToLowerInvariant();
-                return new S3PutBody(new ByteArrayContent(buffer, 0, (int)length), sha, buffer);
             }
             catch
             {
-                ArrayPool<byte>.Shared.Return(buffer);
+                block.Dispose();
                 throw;
             }
+            block.Dispose(); // a block smaller than the body (never with the engine's 1 MiB blocks): streamed below
         }
-        // Hashed a pooled megabyte at a time, then streamed from the file.
+        // Hashed a buffer at a time, then streamed from the file.
         var hash = await file.Sha256Async(offset, length, ct).ConfigureAwait(false);
         return new S3PutBody(new StreamContent(file.OpenRead(offset, length), 64 << 10), hash, null);
     }
@@ -60,6 +67,6 @@ internal sealed class S3PutBody : IDisposable
     public void Dispose()
     {
         Content.Dispose();
-        if (Interlocked.Exchange(ref _rented, null) is { } buffer) ArrayPool<byte>.Shared.Return(buffer);
+        Interlocked.Exchange(ref _buffer, null)?.Dispose();
     }
 }

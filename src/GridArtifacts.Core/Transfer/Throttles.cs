@@ -33,50 +33,6 @@ internal sealed class BandwidthLimiter(TimeProvider? clock = null)
     }
 }
 
-/// <summary>A counted budget of bytes (for buffers of large transfers), taken and given back whole.</summary>
-internal sealed class MemoryBudget
-{
-    private readonly SemaphoreSlim _mib;
-    // One taker at a time gathers its whole amount, so two takers never each hold half of what both need.
-    private readonly SemaphoreSlim _taking = new(1, 1);
-    public MemoryBudget(long bytes)
-    {
-        Units = (int)Math.Max(1, bytes >> 20);
-        _mib = new SemaphoreSlim(Units);
-    }
-
-    public int Units { get; }
-
-    public async ValueTask<IDisposable> TakeAsync(long bytes, CancellationToken ct)
-    {
-        var units = (int)Math.Clamp((bytes + (1 << 20) - 1) >> 20, 1, Units);
-        await _taking.WaitAsync(ct).ConfigureAwait(false);
-        var taken = 0;
-        try
-        {
-            for (; taken < units; taken++) await _mib.WaitAsync(ct).ConfigureAwait(false);
-        }
-        catch
-        {
-            if (taken > 0) _mib.Release(taken);
-            throw;
-        }
-        finally
-        {
-            _taking.Release();
-        }
-        return new Lease(_mib, units);
-    }
-
-    private sealed class Lease : IDisposable
-    {
-        private SemaphoreSlim? _s;
-        private readonly int _units;
-        public Lease(SemaphoreSlim s, int units) { _s = s; _units = units; }
-        public void Dispose() { Interlocked.Exchange(ref _s, null)?.Release(_units); }
-    }
-}
-
 /// <summary>
 /// A cap on requests in flight whose limit can change while requests are in flight: one count of
 /// holders and one limit, so a request taken under the old limit is given back to the same count and

@@ -22,7 +22,7 @@ public sealed class SetGridTransferOptionCommand : GridCmdlet
     [ValidateRange(0, long.MaxValue)]
     public long BandwidthLimit { get; set; }
 
-    /// <summary>Bytes that transfers of files over 1 GiB may hold in buffers, process-wide (at most 200 MiB).</summary>
+    /// <summary>Bytes that transfers may hold in buffers for file and part data, process-wide (at most 200 MiB): the cap of the engine's memory pool.</summary>
     [Parameter]
     [ValidateRange(1L << 20, 200L << 20)]
     public long MemoryBudget { get; set; }
