@@ -112,9 +112,6 @@ public abstract class GridCmdlet : PSCmdlet
         }
     }
 
-    internal sealed record VerboseMessage(string Text);
-    internal sealed record WarningMessage(string Text);
-
     public static ErrorRecord ToErrorRecord(GridException ex)
     {
         var category = ex.Kind switch
