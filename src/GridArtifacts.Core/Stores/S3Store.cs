@@ -188,7 +188,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
                 return await RecordJson.ReadBoundedAsync(read.Body, read.Body.Length >= 0 ? read.Body.Length : null, Display, key, ct).ConfigureAwait(false);
             }, cancellationToken).ConfigureAwait(false);
         }
-        catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
+        catch (GridException ex) when (ex.Cause == GridErrorCause.ObjectMissing)
         {
             return null;
         }
@@ -206,7 +206,7 @@ public sealed class S3Store : IObjectStore, IConditionalCreate, IPresignedLinks,
         {
             return await GetAsync(key, offset, length, ifVersion, direct: true, cancellationToken).ConfigureAwait(false);
         }
-        catch (GridException ex) when (ex.ErrorId == "PreconditionFailed")
+        catch (GridException ex) when (ex.Cause == GridErrorCause.VersionMismatch)
         {
             throw new GridException(GridErrorKind.IntegrityFailure, "ObjectChanged",
                 $"'{key}' in store '{Display}' changed while it was being read; run the command again to get the new version.", key, ex);

@@ -132,14 +132,12 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
         if (ParameterSetName != RetentionSet) return;
         if (OlderThan is null && KeepLatest is null)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give a rule: -OlderThan, -KeepLatest or both. -ExcludeTag only keeps runs that a rule would remove."),
-                "RetentionRuleMissing", ErrorCategory.InvalidArgument, null));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "RetentionRuleMissing", "Give a rule: -OlderThan, -KeepLatest or both. -ExcludeTag only keeps runs that a rule would remove.", null)));
         }
         if (OlderThan is { } age && age < TimeSpan.FromMinutes(1))
         {
             // PowerShell reads a bare number as ticks: -OlderThan 30 is 3 microseconds, which would take every run.
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-OlderThan {age} is under a minute, so nothing of it was planned. Give a TimeSpan: 30.00:00:00, or (New-TimeSpan -Days 30)."),
-                "OlderThanTooShort", ErrorCategory.InvalidArgument, age));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "OlderThanTooShort", $"-OlderThan {age} is under a minute, so nothing of it was planned. Give a TimeSpan: 30.00:00:00, or (New-TimeSpan -Days 30).", age)));
         }
     }
 
@@ -237,8 +235,7 @@ public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
         }
         if (Experiment is null && Run.Any(r => GridNames.SplitTarget(r).Experiment is null))
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Name the experiments: run-expN, or -Run with -Experiment. To remove a whole run, use Remove-GridRun."),
-                "ExperimentNotNamed", ErrorCategory.InvalidArgument, Run));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "ExperimentNotNamed", "Name the experiments: run-expN, or -Run with -Experiment. To remove a whole run, use Remove-GridRun.", Run)));
         }
         var catalog = OpenCatalog();
         var pairs = new List<(string Run, string Experiment)>();

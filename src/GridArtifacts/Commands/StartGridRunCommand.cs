@@ -96,7 +96,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         var script = ParameterSetName == FileSet ? ResolvePath(FilePath) : null;
         if (script is not null && !File.Exists(script))
         {
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The script '{script}' does not exist.", script), "ScriptNotFound", ErrorCategory.ObjectNotFound, script));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.NotFound, "ScriptNotFound", $"The script '{script}' does not exist.", script)));
         }
         if (script is not null && parameters is { Count: > 0 } && Path.GetExtension(script).Equals(".ps1", StringComparison.OrdinalIgnoreCase)) CheckScriptTakes(script, parameters.Keys.Order(StringComparer.Ordinal));
 
@@ -162,9 +162,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
                 continue;
             }
             var status = e.Status == GridStatus.Lost ? "is Lost: its agent stopped writing a heartbeat" : e.Status.ToString();
-            WriteError(new ErrorRecord(new InvalidOperationException(
-                    $"{e.Id} {status}{how}{why}. What it printed: Get-GridLog {e.Id} -Stream StandardError (and Get-GridLog {e.Id} for its output)."),
-                "ExperimentFailed", ErrorCategory.InvalidResult, e));
+            WriteError(ToErrorRecord(new GridException(GridErrorKind.Failed, "ExperimentFailed", $"{e.Id} {status}{how}{why}. What it printed: Get-GridLog {e.Id} -Stream StandardError (and Get-GridLog {e.Id} for its output).", e)));
         }
     }
 
@@ -184,22 +182,19 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
     {
         if (SchedulerArgument is not null && Scheduler == GridScheduler.Local)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-SchedulerArgument passes options to a cluster's scheduler: add -Scheduler Slurm, or leave -SchedulerArgument out to run on this machine."),
-                "SchedulerArgumentNeedsScheduler", ErrorCategory.InvalidArgument, SchedulerArgument));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "SchedulerArgumentNeedsScheduler", "-SchedulerArgument passes options to a cluster's scheduler: add -Scheduler Slurm, or leave -SchedulerArgument out to run on this machine.", SchedulerArgument)));
         }
         foreach (var a in SchedulerArgument ?? Array.Empty<string>())
         {
             if (Slurm.ReservedOption(a) is { } reserved)
             {
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-SchedulerArgument '{a}': {reserved} is set by Start-GridRun (one array task per experiment, -ThrottleLimit at once); nothing was started."),
-                    "SchedulerArgumentReserved", ErrorCategory.InvalidArgument, a));
+                ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "SchedulerArgumentReserved", $"-SchedulerArgument '{a}': {reserved} is set by Start-GridRun (one array task per experiment, -ThrottleLimit at once); nothing was started.", a)));
             }
         }
         if (Scheduler == GridScheduler.Slurm && !SlurmClient.Has("sbatch"))
         {
-            ThrowTerminatingError(new ErrorRecord(new GridException(GridErrorKind.NotFound, "SchedulerNotFound",
-                "Slurm's sbatch is not on PATH; nothing was started. Run Start-GridRun -Scheduler Slurm where Slurm's commands are (a login node of the cluster)."),
-                "SchedulerNotFound", ErrorCategory.ObjectNotFound, "sbatch"));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.NotFound, "SchedulerNotFound",
+                "Slurm's sbatch is not on PATH; nothing was started. Run Start-GridRun -Scheduler Slurm where Slurm's commands are (a login node of the cluster).", "sbatch")));
         }
     }
 
@@ -234,9 +229,8 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         var takes = _takes.Names.Count == 0
             ? "it takes no named parameters (it has no param block and does not read $args)"
             : $"it takes {string.Join(", ", _takes.Names.Select(n => "-" + n))}";
-        ThrowTerminatingError(new ErrorRecord(new GridException(GridErrorKind.InvalidArgument, "UnknownScriptParameter",
-                $"The script '{script}' has no parameter {list}: {takes}. Nothing was started. Add {(unknown.Count == 1 ? "it" : "them")} to the script's param block, or leave {(unknown.Count == 1 ? "it" : "them")} out of -Parameter."),
-            "UnknownScriptParameter", ErrorCategory.InvalidArgument, unknown.ToArray()));
+        ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "UnknownScriptParameter",
+                $"The script '{script}' has no parameter {list}: {takes}. Nothing was started. Add {(unknown.Count == 1 ? "it" : "them")} to the script's param block, or leave {(unknown.Count == 1 ? "it" : "them")} out of -Parameter.", unknown.ToArray())));
     }
 
     /// <summary>What a .ps1 script's param block accepts, as pwsh -File binds -name value.</summary>
