@@ -13,40 +13,19 @@ namespace GridArtifacts.Commands;
 /// </summary>
 [Cmdlet(VerbsData.Save, "GridArtifact", SupportsShouldProcess = true, DefaultParameterSetName = InputObjectSet)]
 [OutputType(typeof(GridSaveResult))]
-public sealed class SaveGridArtifactCommand : GridStoreCmdlet
+public sealed class SaveGridArtifactCommand : GridArtifactQueryCmdlet
 {
-    private const string NameSet = "Name";
     private const string InputObjectSet = "InputObject";
 
     /// <summary>Artifacts from Get-GridArtifact.</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = InputObjectSet)]
     public GridArtifact[] InputObject { get; set; } = Array.Empty<GridArtifact>();
 
-    /// <summary>Run names or experiment ids (<c>run-expN</c>); wildcards are supported.</summary>
-    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = NameSet)]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(RunOrExperimentCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[] Run { get; set; } = Array.Empty<string>();
-
-    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = NameSet)]
-    [ArgumentCompleter(typeof(ExperimentNameCompleter))]
-    [SupportsWildcards]
-    [ValidateNotNullOrEmpty]
-    public string[]? Experiment { get; set; }
-
+    /// <summary>Relative artifact paths; wildcards are supported and '*' crosses folders.</summary>
     [Parameter(ParameterSetName = NameSet)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
-    public string[]? Path { get; set; }
-
-    [Parameter(ParameterSetName = NameSet)]
-    [SupportsWildcards]
-    public string[]? Exclude { get; set; }
-
-    [Parameter(ParameterSetName = NameSet)]
-    [Alias("MatchRegex")]
-    public string? Match { get; set; }
+    public override string[]? Path { get; set; }
 
     /// <summary>The folder to save into, relative to the current location; ./grid_artifacts by default.</summary>
     [Parameter(Position = 1)]
@@ -80,8 +59,7 @@ public sealed class SaveGridArtifactCommand : GridStoreCmdlet
             foreach (var a in InputObject) Add(a);
             return;
         }
-        ArtifactQuery.CheckRegex(this, Match);
-        var query = new ArtifactQuery(Run, Experiment, Path, Exclude, Match);
+        var query = Query();
         var catalog = OpenCatalog();
         var found = new List<GridArtifact>();
         RunAndDrain(async (post, ct) => found.AddRange(await query.ListAsync(catalog, post, ct).ConfigureAwait(false)));
