@@ -39,10 +39,9 @@ internal sealed class ArtifactQuery
         }
         catch (ArgumentException ex)
         {
-            cmdlet.ThrowTerminatingError(new ErrorRecord(ex, "InvalidMatchPattern", ErrorCategory.InvalidArgument, pattern)
-            {
-                ErrorDetails = new ErrorDetails($"-Match '{pattern}' is not a valid regular expression: {ex.Message}"),
-            });
+            var record = GridCmdlet.ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "InvalidMatchPattern", ex.Message, pattern, ex));
+            record.ErrorDetails = new ErrorDetails($"-Match '{pattern}' is not a valid regular expression: {ex.Message}");
+            cmdlet.ThrowTerminatingError(record);
             return null;
         }
     }

@@ -112,9 +112,10 @@ public abstract class GridCmdlet : PSCmdlet
         }
     }
 
-    internal sealed record VerboseMessage(string Text);
-    internal sealed record WarningMessage(string Text);
-
+    /// <summary>
+    /// The one map from an error to its ErrorRecord: the error id, the category its kind stands for,
+    /// the item as target. Every ErrorRecord the module writes is made here.
+    /// </summary>
     public static ErrorRecord ToErrorRecord(GridException ex)
     {
         var category = ex.Kind switch
@@ -131,6 +132,9 @@ public abstract class GridCmdlet : PSCmdlet
             GridErrorKind.WriteFailed => ErrorCategory.WriteError,
             GridErrorKind.Busy => ErrorCategory.ResourceBusy,
             GridErrorKind.Protected => ErrorCategory.PermissionDenied,
+            GridErrorKind.InvalidOperation => ErrorCategory.InvalidOperation,
+            GridErrorKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
+            GridErrorKind.Failed => ErrorCategory.InvalidResult,
             _ => ErrorCategory.NotSpecified,
         };
         return new ErrorRecord(ex, ex.ErrorId, category, ex.Target);
@@ -152,10 +156,8 @@ public abstract class GridCmdlet : PSCmdlet
         {
             // Only the prompt throws here: ShouldProcess itself neither reads nor writes anything else.
             var command = MyInvocation.MyCommand.Name;
-            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(
-                    $"{command} asks before it changes '{target}' ({action}), and this session cannot ask (pwsh -NonInteractive, or a host without prompts); nothing was changed. " +
-                    $"Add -Confirm:$false to {command} to go ahead without asking, or -WhatIf to see what it would do.", ex),
-                "ConfirmationNotPossible", ErrorCategory.InvalidOperation, target));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidOperation, "ConfirmationNotPossible", $"{command} asks before it changes '{target}' ({action}), and this session cannot ask (pwsh -NonInteractive, or a host without prompts); nothing was changed. " +
+                    $"Add -Confirm:$false to {command} to go ahead without asking, or -WhatIf to see what it would do.", target, ex)));
             return false; // not reached
         }
     }

@@ -125,7 +125,7 @@ public abstract class Schema2StoreTests : IDisposable
         foreach (var run in victims)
         {
             var e = Expected[run].Experiments.Values;
-            Assert.Equal(new Removal(e.Count, e.Sum(x => x.Artifacts.Count), ArtifactBytes(run)), await catalog.Remover.RemoveRunAsync(run, default, indexKeys[run]));
+            Assert.Equal(new RemovalResult(e.Count, e.Sum(x => x.Artifacts.Count), ArtifactBytes(run)), await catalog.Remover.RemoveRunAsync(run, default, indexKeys[run]));
         }
         var refused = await Assert.ThrowsAsync<GridException>(() => catalog.Remover.RemoveRunAsync("imported-run", default));
         Assert.Equal("RunProtected", refused.ErrorId);

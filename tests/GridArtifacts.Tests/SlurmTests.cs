@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
-using GridArtifacts.Scheduling;
+using GridArtifacts.Core.Launch;
 using Xunit;
 
 namespace GridArtifacts.Tests;

@@ -128,7 +128,7 @@ public abstract class Store030Tests : IDisposable
         foreach (var run in victims)
         {
             var e = Expected[run].Experiments.Values;
-            Assert.Equal(new Removal(e.Count, e.Sum(x => x.Artifacts.Count), ArtifactBytes(run)), await catalog.Remover.RemoveRunAsync(run, default, indexKeys[run]));
+            Assert.Equal(new RemovalResult(e.Count, e.Sum(x => x.Artifacts.Count), ArtifactBytes(run)), await catalog.Remover.RemoveRunAsync(run, default, indexKeys[run]));
         }
         // The run 0.3.0 protected is refused, whole or one experiment of it.
         Assert.Equal("RunProtected", (await Assert.ThrowsAsync<GridException>(() => catalog.Remover.RemoveRunAsync("protected-model", default))).ErrorId);

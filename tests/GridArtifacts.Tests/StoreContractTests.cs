@@ -385,11 +385,11 @@ public abstract class StoreContractTests : IDisposable
         await store.PutAsync(StoreLayout.ArtifactKey("doomed", "exp0", "a.txt"), new byte[] { 7 }, default);
 
         var exp = await catalog.Remover.RemoveExperimentAsync("doomed", "exp1", default);
-        Assert.Equal(new Removal(1, 1_010, 3_030), exp);
+        Assert.Equal(new RemovalResult(1, 1_010, 3_030), exp);
         Assert.Equal(new[] { "exp0" }, await catalog.Runs.ListExperimentNamesAsync("doomed", default));
 
         var run = await catalog.Remover.RemoveRunAsync("doomed", default);
-        Assert.Equal(new Removal(1, 1, 1), run);
+        Assert.Equal(new RemovalResult(1, 1, 1), run);
         Assert.Equal(new[] { "doomed-too", "keep-me" }, await catalog.Runs.ListRunNamesAsync(default));
         var left = new List<string>();
         await foreach (var e in store.ListAsync("runs/doomed/", recursive: true, default)) left.Add(e.Key);

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text.Json;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
@@ -87,16 +86,10 @@ public static class WorkingFolders
     {
         try
         {
-            using var stream = File.OpenRead(Path.Combine(folder, WorkingFolders.PlanFile));
-            if (stream.Length > StoreLayout.MaxRecordBytes) return null;
-            using var doc = JsonDocument.Parse(stream);
-            var run = doc.RootElement.GetProperty("Run").GetString();
-            var store = doc.RootElement.GetProperty("Store").GetString();
-            // Absent from the plans of releases before 0.4.2, which kept every folder.
-            var keep = doc.RootElement.TryGetProperty("KeepWorkingDirectory", out var k) && k.ValueKind == JsonValueKind.True;
-            return GridNames.IsValidRunName(run) && !string.IsNullOrEmpty(store) ? (run!, store!, keep) : null;
+            var plan = Launch.RunPlan.Read(Path.Combine(folder, PlanFile));
+            return GridNames.IsValidRunName(plan.Run) && !string.IsNullOrEmpty(plan.Store) ? (plan.Run, plan.Store, plan.KeepWorkingDirectory) : null;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or KeyNotFoundException or InvalidOperationException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             return null;
         }

@@ -39,7 +39,7 @@ public abstract class CatalogPart
         {
             return await Store.OpenReadAsync(key, ct).ConfigureAwait(false);
         }
-        catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
+        catch (GridException ex) when (ex.Cause == GridErrorCause.ObjectMissing)
         {
             return null;
         }

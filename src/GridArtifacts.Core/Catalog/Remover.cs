@@ -56,14 +56,14 @@ public sealed class Remover : CatalogPart
     }
 
     /// <param name="indexKeys">The run's index keys, when the caller listed them for many runs at once (<see cref="ListIndexKeysAsync"/>); else they are listed.</param>
-    public async Task<Removal> RemoveExperimentAsync(string run, string experiment, CancellationToken ct, IReadOnlyList<string>? indexKeys = null)
+    public async Task<RemovalResult> RemoveExperimentAsync(string run, string experiment, CancellationToken ct, IReadOnlyList<string>? indexKeys = null)
     {
         await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
         return await RemoveUnprotectedExperimentAsync(run, experiment, indexKeys, ct).ConfigureAwait(false);
     }
 
     /// <summary>An experiment whose run was just found unprotected: its run's removal asks once for all of them.</summary>
-    private async Task<Removal> RemoveUnprotectedExperimentAsync(string run, string experiment, IReadOnlyList<string>? indexKeys, CancellationToken ct)
+    private async Task<RemovalResult> RemoveUnprotectedExperimentAsync(string run, string experiment, IReadOnlyList<string>? indexKeys, CancellationToken ct)
     {
         // Unfinished uploads first (their records are among the keys), so no parts outlive the experiment.
         await _artifacts.AbortAbandonedUploadsAsync(run, experiment, ct).ConfigureAwait(false);
@@ -73,11 +73,11 @@ public sealed class Remover : CatalogPart
         await Store.DeleteAsync(record, ct).ConfigureAwait(false);
         // Its index keys last: until they go, the experiment still lists, and a removal cut short can be run again.
         await DeleteIndexKeysAsync(CatalogIndex.ExperimentIndexPrefix(run, experiment), indexKeys, ct).ConfigureAwait(false);
-        return new Removal(1, files, bytes);
+        return new RemovalResult(1, files, bytes);
     }
 
     /// <param name="indexKeys">The run's index keys, when the caller listed them for many runs at once (<see cref="ListIndexKeysAsync"/>); else they are listed.</param>
-    public async Task<Removal> RemoveRunAsync(string run, CancellationToken ct, IReadOnlyList<string>? indexKeys = null)
+    public async Task<RemovalResult> RemoveRunAsync(string run, CancellationToken ct, IReadOnlyList<string>? indexKeys = null)
     {
         GridNames.CheckRunName(run);
         await CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
@@ -102,7 +102,7 @@ public sealed class Remover : CatalogPart
         await Store.DeleteAsync(StoreLayout.RunRecordKey(run), ct).ConfigureAwait(false);
         // Keys listed earlier for many runs may miss a protection key written since: it goes by name.
         await DeleteIndexKeysAsync(CatalogIndex.RunIndexPrefix(run), indexKeys?.Append(CatalogIndex.ProtectedKey(run)).Distinct().ToList(), ct).ConfigureAwait(false);
-        return new Removal(experiments, files, bytes);
+        return new RemovalResult(experiments, files, bytes);
     }
 
     /// <summary>Whether the run is protected: one read of its protection key.</summary>
@@ -162,4 +162,4 @@ public sealed class Remover : CatalogPart
 }
 
 /// <summary>What a removal took (or would take).</summary>
-public sealed record Removal(int Experiments, int Files, long Bytes);
+public sealed record RemovalResult(int Experiments, int Files, long Bytes);

@@ -63,7 +63,8 @@ public sealed partial class FileSystemStore : IObjectStore, IConditionalCreate, 
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{Location}'.", key, ex);
+            throw new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{Location}'.", key, ex)
+                { Cause = GridErrorCause.ObjectMissing };
         }
     }
 
@@ -76,7 +77,8 @@ public sealed partial class FileSystemStore : IObjectStore, IConditionalCreate, 
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{Location}'.", key, ex);
+            throw new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{Location}'.", key, ex)
+                { Cause = GridErrorCause.ObjectMissing };
         }
         // Atomic replacement gives a new file (inode) under the same name: its version changes with it.
         var version = $"{File.GetLastWriteTimeUtc(fs.SafeFileHandle).Ticks:x}-{fs.Length:x}"; // from the open file: no second lookup of its path

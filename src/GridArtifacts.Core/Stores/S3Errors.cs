@@ -25,7 +25,8 @@ internal sealed class S3Errors(string display, string bucket, string endpointTex
                 var code = s3.ErrorCode ?? "";
                 if (code == "NoSuchKey" || (s3.StatusCode == HttpStatusCode.NotFound && code != "NoSuchBucket"))
                 {
-                    return new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{store}'.", key, ex);
+                    return new GridException(GridErrorKind.NotFound, "ObjectNotFound", $"'{key}' is not in store '{store}'.", key, ex)
+                        { Cause = GridErrorCause.ObjectMissing };
                 }
                 if (code == "NoSuchBucket")
                 {
@@ -56,7 +57,8 @@ internal sealed class S3Errors(string display, string bucket, string endpointTex
                 }
                 if (s3.StatusCode == HttpStatusCode.PreconditionFailed)
                 {
-                    return new GridException(GridErrorKind.IntegrityFailure, "PreconditionFailed", $"'{key}' in store '{store}' is not the version asked for.", key, ex);
+                    return new GridException(GridErrorKind.IntegrityFailure, "PreconditionFailed", $"'{key}' in store '{store}' is not the version asked for.", key, ex)
+                        { Cause = GridErrorCause.VersionMismatch };
                 }
                 var transient = (int)s3.StatusCode >= 500 || code is "SlowDown" or "RequestTimeout" or "InternalError" || s3.StatusCode == HttpStatusCode.TooManyRequests;
                 return new GridException(GridErrorKind.StoreUnavailable, transient ? "StoreBusy" : "StoreRequestFailed",

@@ -191,7 +191,7 @@ public sealed partial class S3Store : IObjectStore, IConditionalCreate, IPresign
                 return await RecordJson.ReadBoundedAsync(read.Body, read.Body.Length >= 0 ? read.Body.Length : null, Display, key, ct).ConfigureAwait(false);
             }, Clock, cancellationToken).ConfigureAwait(false);
         }
-        catch (GridException ex) when (ex.ErrorId == "ObjectNotFound")
+        catch (GridException ex) when (ex.Cause == GridErrorCause.ObjectMissing)
         {
             return null;
         }
@@ -209,7 +209,7 @@ public sealed partial class S3Store : IObjectStore, IConditionalCreate, IPresign
         {
             return await GetAsync(key, offset, length, ifVersion, direct: true, cancellationToken).ConfigureAwait(false);
         }
-        catch (GridException ex) when (ex.ErrorId == "PreconditionFailed")
+        catch (GridException ex) when (ex.Cause == GridErrorCause.VersionMismatch)
         {
             throw new GridException(GridErrorKind.IntegrityFailure, "ObjectChanged",
                 $"'{key}' in store '{Display}' changed while it was being read; run the command again to get the new version.", key, ex);

@@ -36,7 +36,7 @@ public sealed class CopyGridRunCommand : GridStoreCmdlet
         var targetLocation = StoreSettings.IsS3(Destination) ? Destination : ResolvePath(Destination);
         if (string.Equals(targetLocation, source.Location, StringComparison.Ordinal))
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("The destination is the source store."), "SameStore", ErrorCategory.InvalidArgument, Destination));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "SameStore", "The destination is the source store.", Destination)));
         }
         var target = Catalogs.Open(targetLocation);
         var runs = new List<string>();

@@ -1,14 +1,14 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
 using GridArtifacts.Model;
-using GridArtifacts.Scheduling;
+using GridArtifacts.Core.Launch;
 
 namespace GridArtifacts.Commands;
 
 /// <summary>Lists the experiments of runs: by run name, by <c>run-expN</c>, or from runs on the pipeline.</summary>
 [Cmdlet(VerbsCommon.Get, "GridExperiment")]
 [OutputType(typeof(GridExperiment))]
-public sealed class GetGridExperimentCommand : GridStoreCmdlet
+public sealed class GetGridExperimentCommand : GridStatusFilterCmdlet
 {
     /// <summary>Run names or experiment ids (<c>run-expN</c>); wildcards are supported.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -23,17 +23,6 @@ public sealed class GetGridExperimentCommand : GridStoreCmdlet
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
     public string[]? Experiment { get; set; }
-
-    /// <summary>Only experiments with one of these statuses.</summary>
-    [Parameter]
-    public GridStatus[]? Status { get; set; }
-
-    /// <summary>Only experiments with a tag (its own or its run's) that matches one of these; wildcards are supported.</summary>
-    [Parameter]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(TagCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[]? Tag { get; set; }
 
     /// <summary>The metrics the table shows, in this order (wildcards match by name); it filters nothing.</summary>
     [Parameter]

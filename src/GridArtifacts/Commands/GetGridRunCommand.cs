@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
 using GridArtifacts.Model;
-using GridArtifacts.Scheduling;
+using GridArtifacts.Core.Launch;
 
 namespace GridArtifacts.Commands;
 
@@ -11,7 +11,7 @@ namespace GridArtifacts.Commands;
 /// </summary>
 [Cmdlet(VerbsCommon.Get, "GridRun")]
 [OutputType(typeof(GridRun))]
-public sealed class GetGridRunCommand : GridStoreCmdlet
+public sealed class GetGridRunCommand : GridStatusFilterCmdlet
 {
     /// <summary>Run names; wildcards are supported. A name that is not a wildcard and is not found is an error.</summary>
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
@@ -20,17 +20,6 @@ public sealed class GetGridRunCommand : GridStoreCmdlet
     [ArgumentCompleter(typeof(RunNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string[]? Name { get; set; }
-
-    /// <summary>Only runs with one of these statuses.</summary>
-    [Parameter]
-    public GridStatus[]? Status { get; set; }
-
-    /// <summary>Only runs with a tag (on the run or any of its experiments) that matches one of these; wildcards are supported.</summary>
-    [Parameter]
-    [SupportsWildcards]
-    [ArgumentCompleter(typeof(TagCompleter))]
-    [ValidateNotNullOrEmpty]
-    public string[]? Tag { get; set; }
 
     /// <summary>Only runs that are queued, running or syncing (the product's <c>grid status</c>).</summary>
     [Parameter]

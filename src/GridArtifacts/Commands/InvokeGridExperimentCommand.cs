@@ -81,8 +81,7 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
         if (RemoveWorkingDirectory && WorkingDirectory is null)
         {
             // The current location is the user's own folder: it is never removed.
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-RemoveWorkingDirectory removes the folder -WorkingDirectory names: give one (the current location is never removed)."),
-                "RemoveNeedsWorkingDirectory", ErrorCategory.InvalidArgument, null));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "RemoveNeedsWorkingDirectory", "-RemoveWorkingDirectory removes the folder -WorkingDirectory names: give one (the current location is never removed).", null)));
         }
         var catalog = OpenCatalog();
         var parameters = ToDictionary(Parameter);

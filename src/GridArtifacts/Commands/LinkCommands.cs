@@ -148,7 +148,7 @@ public sealed class ShowGridArtifactCommand : GridStoreCmdlet
             var (runPart, expPart) = GridNames.SplitTarget(Run);
             if (!GridNames.IsValidRunName(runPart))
             {
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"'{Run}' is not a run name or a run-expN id."), "InvalidRunName", ErrorCategory.InvalidArgument, Run));
+                ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "InvalidRunName", $"'{Run}' is not a run name or a run-expN id.", Run)));
             }
             run = runPart;
             if (expPart is not null) experiments = experiments.Append(expPart).ToArray();
@@ -198,7 +198,7 @@ internal static class ArtifactServerStarter
         }
         catch (Exception ex) when (ex is System.Net.HttpListenerException or System.Net.Sockets.SocketException or FormatException)
         {
-            cmdlet.ThrowTerminatingError(new ErrorRecord(new InvalidOperationException($"Could not listen on {address}:{port}: {ex.Message}", ex), "ServerStartFailed", ErrorCategory.ResourceUnavailable, address));
+            cmdlet.ThrowTerminatingError(GridCmdlet.ToErrorRecord(new GridException(GridErrorKind.ResourceUnavailable, "ServerStartFailed", $"Could not listen on {address}:{port}: {ex.Message}", address, ex)));
             throw; // not reached
         }
     }
@@ -221,11 +221,9 @@ public sealed class StopGridArtifactServerCommand : GridStoreCmdlet
         }
         if (Store is null && running.Count > 1)
         {
-            WriteError(new ErrorRecord(new InvalidOperationException(
-                    $"No artifact server is running for '{location}', and {running.Count} run for other stores: {string.Join(", ", running.Select(r => $"'{r}'"))}. Name the one to stop with -Store."),
-                "AmbiguousLinkServer", ErrorCategory.InvalidArgument, location));
+            WriteError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "AmbiguousLinkServer", $"No artifact server is running for '{location}', and {running.Count} run for other stores: {string.Join(", ", running.Select(r => $"'{r}'"))}. Name the one to stop with -Store.", location)));
             return;
         }
-        WriteError(new ErrorRecord(new InvalidOperationException($"No artifact server is running for '{location}' in this session."), "NoLinkServer", ErrorCategory.ObjectNotFound, location));
+        WriteError(ToErrorRecord(new GridException(GridErrorKind.NotFound, "NoLinkServer", $"No artifact server is running for '{location}' in this session.", location)));
     }
 }

@@ -1,7 +1,8 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
 using GridArtifacts.Model;
-using GridArtifacts.Scheduling;
+using GridArtifacts.Core.Removal;
+using GridArtifacts.Core.Retention;
 
 namespace GridArtifacts.Commands;
 
@@ -31,8 +32,6 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? ExcludeTag { get; set; }
 
-    private static readonly TimeSpan StopWait = TimeSpan.FromMinutes(5);
-
     /// <summary>Writes a GridRemoval for each run or experiment removed (or, with -WhatIf, that would be).</summary>
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -50,123 +49,30 @@ public abstract class GridRemoveCmdlet : GridStoreCmdlet
     /// chosen by a rule, not named, so a protected run or one active again is a warning and is kept,
     /// and -Force never applies.
     /// </summary>
-    /// <param name="indexKeys">The run's index keys, listed for many runs at once (<see cref="Remover.ListIndexKeysAsync"/>).</param>
+    /// <param name="indexKeys">The run's index keys, listed for many runs at once (<see cref="GridCatalog.Remover.ListIndexKeysAsync"/>).</param>
     protected void Remove(GridCatalog catalog, string run, string? experiment, bool retention = false, IReadOnlyList<string>? indexKeys = null)
     {
-        var id = experiment is null ? run : GridNames.ExperimentId(run, experiment);
-        IReadOnlyList<GridExperiment> experiments = Array.Empty<GridExperiment>();
-        int files = 0;
-        long bytes = 0, stored = 0;
-        var ok = true;
-        RunAndDrain(async (post, ct) =>
-        {
-            try
-            {
-                await catalog.Remover.CheckNotProtectedAsync(run, ct).ConfigureAwait(false);
-                if (experiment is null)
-                {
-                    await catalog.Runs.ReadRunRecordAsync(run, ct).ConfigureAwait(false);
-                    // The run's folder names its experiments (no listing of every run's keys), each read for its status.
-                    var names = await catalog.Runs.ListExperimentNamesAsync(run, ct).ConfigureAwait(false);
-                    var read = await ReadMany.AllAsync(names, (e, c) => catalog.Runs.GetExperimentAsync(run, e, c, withArtifactSummary: false), ct).ConfigureAwait(false);
-                    experiments = read.Items;
-                    // Named, a run goes whole, as before: a damaged record, or a folder whose record is gone
-                    // (being removed), goes with it. Chosen by a rule, anything not plainly ended keeps the run:
-                    // a folder without a record may be a claim still settling, and a Lost agent may come back.
-                    var going = experiments.FirstOrDefault(e => !Core.Retention.RetentionPlanner.Ended(e.Status));
-                    if (retention && (read.Errors.Count > 0 || going is not null))
-                    {
-                        var why = read.Errors.Count > 0 ? read.Errors[0].Message : $"{going!.Id} is {going.Status}.";
-                        post(new WarningMessage($"Kept {run}: {why} A clean-up removes only runs whose experiments have all ended."));
-                        ok = false;
-                        return;
-                    }
-                }
-                else
-                {
-                    experiments = new[] { await catalog.Runs.GetExperimentAsync(run, experiment, ct, withArtifactSummary: false).ConfigureAwait(false) };
-                }
-                foreach (var e in experiments)
-                {
-                    var plan = await catalog.Remover.PlanExperimentRemovalAsync(e.Run, e.Experiment, ct).ConfigureAwait(false);
-                    files += plan.Files;
-                    bytes += plan.Bytes;
-                    stored += plan.StoredBytes;
-                }
-            }
-            catch (GridException ex) when (retention && ex.Kind == GridErrorKind.Protected)
-            {
-                ok = false;
-                post(new WarningMessage($"Kept {run}: it is protected."));
-            }
-            catch (GridException ex)
-            {
-                ok = false;
-                post(ex);
-            }
-        });
-        if (!ok) return;
+        var remover = new RunRemover(catalog);
+        RemovalPlan? plan = null;
+        RunAndDrain(async (post, ct) => plan = await remover.PlanAsync(run, experiment, retention, Force, indexKeys, post, ct).ConfigureAwait(false));
+        if (plan is null) return;
 
-        var active = experiments.Where(e => e.Status.IsActive()).ToList();
-        if (active.Count > 0 && retention)
-        {
-            WriteWarning($"Kept {id}: {string.Join(", ", active.Select(e => e.Id))} {(active.Count == 1 ? "is" : "are")} {active[0].Status} again. A clean-up never stops anything.");
-            return;
-        }
-        if (active.Count > 0 && !Force)
-        {
-            WriteError(new ErrorRecord(new InvalidOperationException(
-                    $"{string.Join(", ", active.Select(e => e.Id))} {(active.Count == 1 ? "is" : "are")} {active[0].Status}; nothing of {id} was removed. Stop it first (Stop-GridRun), or add -Force to stop it and then remove it."),
-                "ExperimentRunning", ErrorCategory.ResourceBusy, id));
-            return;
-        }
-        var what = $"Remove {(experiment is null ? $"run with {experiments.Count} experiment(s)" : "experiment")}, {files} artifact(s), {SizeText.Format(bytes)}";
-        var confirmed = ShouldProcessOrExplain(id, what);
+        var confirmed = ShouldProcessOrExplain(plan.Id, $"{plan.Description}, {SizeText.Format(plan.Bytes)}");
         if (!confirmed && !WhatIfMode) return;
-        var removal = new GridRemoval { Id = id, Run = run, Experiment = experiment, Experiments = experiments.Count, Artifacts = files, Bytes = stored, WhatIf = !confirmed };
+        var removal = new GridRemoval { Id = plan.Id, Run = run, Experiment = experiment, Experiments = plan.Experiments.Count, Artifacts = plan.Files, Bytes = plan.StoredBytes, WhatIf = !confirmed };
         if (!confirmed)
         {
             _whatIfCount++;
-            _whatIfBytes += stored;
+            _whatIfBytes += plan.StoredBytes;
             if (PassThru) WriteObject(removal);
             return;
         }
 
-        Core.Removal? removed = null;
-        RunAndDrain(async (post, ct) =>
-        {
-            if (active.Count > 0)
-            {
-                // As Stop-GridRun stops them: queued ones ended (their Slurm tasks cancelled), running ones asked.
-                await ClusterRuns.StopAsync(catalog, active, post, ct).ConfigureAwait(false);
-                var deadline = DateTime.UtcNow + StopWait;
-                while (true)
-                {
-                    var states = await ReadMany.AllAsync(active, (e, c) => catalog.Runs.GetExperimentAsync(e.Run, e.Experiment, c, withArtifactSummary: false), ct).ConfigureAwait(false);
-                    if (states.Items.All(s => !s.Status.IsActive())) break;
-                    if (DateTime.UtcNow > deadline)
-                    {
-                        post(new GridException(GridErrorKind.InvalidArgument, "StopTimedOut", $"{id} did not stop within {StopWait.TotalMinutes:0} minutes; nothing was removed.", id));
-                        return;
-                    }
-                    await Task.Delay(250, ct).ConfigureAwait(false);
-                }
-            }
-            try
-            {
-                removed = experiment is null
-                    ? await catalog.Remover.RemoveRunAsync(run, ct, indexKeys).ConfigureAwait(false)
-                    : await catalog.Remover.RemoveExperimentAsync(run, experiment, ct, indexKeys).ConfigureAwait(false);
-            }
-            catch (GridException ex) when (ex.Kind == GridErrorKind.Protected)
-            {
-                // Protected while it was being removed: what is left stays, and the other targets go on.
-                post(retention ? new WarningMessage($"Kept what is left of {run}: it was protected while it was being removed.") : (object)ex);
-            }
-        });
+        RemovalResult? removed = null;
+        RunAndDrain(async (post, ct) => removed = await remover.RemoveAsync(plan, post, ct).ConfigureAwait(false));
         if (removed is null) return;
         if (PassThru) WriteObject(removal);
-        var summary = $"Removed {id}: {removed.Experiments} experiment(s), {removed.Files} artifact(s), {SizeText.Format(removed.Bytes)}.";
+        var summary = $"Removed {plan.Id}: {removed.Experiments} experiment(s), {removed.Files} artifact(s), {SizeText.Format(removed.Bytes)}.";
         WriteVerbose(summary);
         WriteInformation(new InformationRecord(summary, MyInvocation.MyCommand.Name) { Tags = { "Summary" } });
     }
@@ -226,14 +132,12 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
         if (ParameterSetName != RetentionSet) return;
         if (OlderThan is null && KeepLatest is null)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Give a rule: -OlderThan, -KeepLatest or both. -ExcludeTag only keeps runs that a rule would remove."),
-                "RetentionRuleMissing", ErrorCategory.InvalidArgument, null));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "RetentionRuleMissing", "Give a rule: -OlderThan, -KeepLatest or both. -ExcludeTag only keeps runs that a rule would remove.", null)));
         }
         if (OlderThan is { } age && age < TimeSpan.FromMinutes(1))
         {
             // PowerShell reads a bare number as ticks: -OlderThan 30 is 3 microseconds, which would take every run.
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-OlderThan {age} is under a minute, so nothing of it was planned. Give a TimeSpan: 30.00:00:00, or (New-TimeSpan -Days 30)."),
-                "OlderThanTooShort", ErrorCategory.InvalidArgument, age));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "OlderThanTooShort", $"-OlderThan {age} is under a minute, so nothing of it was planned. Give a TimeSpan: 30.00:00:00, or (New-TimeSpan -Days 30).", age)));
         }
     }
 
@@ -274,23 +178,11 @@ public sealed class RemoveGridRunCommand : GridRemoveCmdlet
     /// <param name="names">The runs the rules look at (names or wildcards); null for every run.</param>
     private void ApplyRetention(GridCatalog catalog, IReadOnlyList<string>? names)
     {
-        List<Core.Retention.RetentionDecision<GridRun>> plan = new();
+        List<RetentionDecision<GridRun>> plan = new();
         IReadOnlyDictionary<string, List<string>> keys = new Dictionary<string, List<string>>();
-        RunAndDrain(async (post, ct) =>
-        {
-            var listed = await catalog.Runs.ListRunsAsync(ct).ConfigureAwait(false);
-            foreach (var e in listed.Errors) post(e);
-            var (named, tagged, excluded) = (Targets.Matcher(names), Tagged(Tag), Excluded(ExcludeTag));
-            var scope = listed.Items.Where(r => named(r.Name) && tagged(r.Tags)).ToList();
-            foreach (var lost in scope.Where(r => r.Status == GridStatus.Lost))
-                post(new VerboseMessage($"Left {lost.Name}: it is Lost (its agent may come back), so it is neither counted nor removed."));
-            plan = Core.Retention.RetentionPlanner.PlanRuns(scope, KeepLatest, OlderThan, r => excluded(r.Tags), catalog.Clock.GetUtcNow());
-            foreach (var d in plan.Where(d => !d.Remove))
-                post(new VerboseMessage($"Kept {d.Item.Name}: {d.Reason}."));
-            var victims = plan.Where(d => d.Remove).Select(d => d.Item.Name).ToHashSet(StringComparer.Ordinal);
-            if (victims.Count > 0) keys = await catalog.Remover.ListIndexKeysAsync(victims, ct).ConfigureAwait(false);
-        });
-        foreach (var d in plan.Where(d => d.Reason == Core.Retention.RetentionReason.Protected)) WriteWarning($"Kept {d.Item.Name}: it is protected.");
+        RunAndDrain(async (post, ct) => (plan, keys) = await new RunRemover(catalog)
+            .PlanRetentionAsync(Targets.Matcher(names), Tagged(Tag), Excluded(ExcludeTag), KeepLatest, OlderThan, post, ct).ConfigureAwait(false));
+        foreach (var d in plan.Where(d => d.Reason == RetentionReason.Protected)) WriteWarning($"Kept {d.Item.Name}: it is protected.");
         foreach (var d in plan.Where(d => d.Remove)) Remove(catalog, d.Item.Name, null, retention: true, keys.TryGetValue(d.Item.Name, out var k) ? k : null);
     }
 }
@@ -343,8 +235,7 @@ public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
         }
         if (Experiment is null && Run.Any(r => GridNames.SplitTarget(r).Experiment is null))
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("Name the experiments: run-expN, or -Run with -Experiment. To remove a whole run, use Remove-GridRun."),
-                "ExperimentNotNamed", ErrorCategory.InvalidArgument, Run));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "ExperimentNotNamed", "Name the experiments: run-expN, or -Run with -Experiment. To remove a whole run, use Remove-GridRun.", Run)));
         }
         var catalog = OpenCatalog();
         var pairs = new List<(string Run, string Experiment)>();
@@ -377,29 +268,11 @@ public sealed class RemoveGridExperimentCommand : GridRemoveCmdlet
         });
         foreach (var run in runs.Distinct(StringComparer.Ordinal))
         {
-            List<Core.Retention.RetentionDecision<GridExperiment>>? plan = null;
-            RunAndDrain(async (post, ct) =>
-            {
-                try
-                {
-                    var read = await catalog.Runs.GetExperimentsAsync(run, ct).ConfigureAwait(false);
-                    foreach (var e in read.Errors) post(e);
-                    if (read.Items.Count == 0) return;
-                    if (read.Items[0].Protected)
-                    {
-                        post(new WarningMessage($"Kept {run}: it is protected."));
-                        return;
-                    }
-                    var (tagged, excluded) = (Tagged(Tag), Excluded(ExcludeTag));
-                    plan = Core.Retention.RetentionPlanner.PlanExperiments(read.Items.Where(e => tagged(e.Tags)).ToList(), KeepBest, By, Descending, e => excluded(e.Tags));
-                }
-                catch (GridException ex)
-                {
-                    post(ex);
-                }
-            });
+            List<RetentionDecision<GridExperiment>>? plan = null;
+            RunAndDrain(async (post, ct) => plan = await new RunRemover(catalog)
+                .PlanKeepBestAsync(run, KeepBest, By, Descending, Tagged(Tag), Excluded(ExcludeTag), post, ct).ConfigureAwait(false));
             if (plan is null) continue;
-            foreach (var d in plan.Where(d => d.Reason == Core.Retention.RetentionReason.NoMetric))
+            foreach (var d in plan.Where(d => d.Reason == RetentionReason.NoMetric))
                 WriteWarning($"Kept {d.Item.Id}: it has no metric '{By}'.");
             foreach (var d in plan.Where(d => !d.Remove)) WriteVerbose($"Kept {d.Item.Id}: {d.Reason}.");
             foreach (var d in plan.Where(d => d.Remove)) Remove(catalog, run, d.Item.Experiment, retention: true);

@@ -95,7 +95,7 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
                 if (read.Errors.Count > 0) problem = string.Join(" ", read.Errors.Select(e => e.Message));
                 else experiments = read.Items;
             }
-            catch (GridException ex) when (ex.ErrorId == "RunNotFound")
+            catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound && Equals(ex.Target, plan.Value.Run))
             {
                 // Removed from the store, if the store is there at all: one that holds no run (a folder
                 // on a disk not mounted, a bucket of another endpoint) says nothing of this run.
@@ -138,7 +138,7 @@ public sealed class RemoveGridWorkingDirectoryCommand : GridCmdlet
         }
         if (!ShouldProcess(folder, $"Remove the working folder of run {plan.Value.Run}")) return;
         if (WorkingFolders.Remove(folder) is { } why)
-            WriteError(new ErrorRecord(new IOException($"'{folder}' was not removed (in part or at all): {why}"), "WorkingFolderNotRemoved", ErrorCategory.WriteError, folder));
+            WriteError(ToErrorRecord(new GridException(GridErrorKind.WriteFailed, "WorkingFolderNotRemoved", $"'{folder}' was not removed (in part or at all): {why}", folder)));
         else
             WriteVerbose($"Removed '{folder}'.");
     }

@@ -49,7 +49,7 @@ public sealed class SetGridStoreCommand : GridCmdlet
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            ThrowTerminatingError(new ErrorRecord(ex, "ConfigWriteFailed", ErrorCategory.WriteError, StoreSettings.ConfigFile));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.WriteFailed, "ConfigWriteFailed", ex.Message, StoreSettings.ConfigFile, ex)));
         }
         var env = Environment.GetEnvironmentVariable(StoreSettings.StoreVariable);
         if (!string.IsNullOrWhiteSpace(env))

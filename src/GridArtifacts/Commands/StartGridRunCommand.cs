@@ -1,13 +1,10 @@
 using System.Collections;
-using System.Diagnostics;
 using System.Globalization;
 using System.Management.Automation;
-using System.Text.Json;
 using GridArtifacts.Core;
 using GridArtifacts.Core.Capture;
-using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
-using GridArtifacts.Scheduling;
+using GridArtifacts.Core.Launch;
 
 namespace GridArtifacts.Commands;
 
@@ -92,75 +89,44 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         catch (GridException ex) { ThrowTerminatingError(ToErrorRecord(ex)); return; }
         CheckScheduler();
 
-        var sweep = Expand(Parameter);
-        if (!ShouldProcess(named ?? "a new run", $"Start {sweep.Count} experiment(s)")) return;
+        var parameters = Values(Parameter);
+        if (!ShouldProcess(named ?? "a new run", $"Start {Sweep.Expand(parameters).Count} experiment(s)")) return;
         var store = ResolveStore();
         var catalog = OpenCatalog();
-        var workRoot = ResolvePath(WorkingRoot ?? ModuleFolders.DefaultWorkRoot);
         var script = ParameterSetName == FileSet ? ResolvePath(FilePath) : null;
         if (script is not null && !File.Exists(script))
         {
-            ThrowTerminatingError(new ErrorRecord(new FileNotFoundException($"The script '{script}' does not exist.", script), "ScriptNotFound", ErrorCategory.ObjectNotFound, script));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.NotFound, "ScriptNotFound", $"The script '{script}' does not exist.", script)));
         }
+        if (script is not null && parameters is { Count: > 0 } && Path.GetExtension(script).Equals(".ps1", StringComparison.OrdinalIgnoreCase)) CheckScriptTakes(script, parameters.Keys.Order(StringComparer.Ordinal));
 
-        var commands = sweep.Select(p => CommandFor(script, p)).ToList();
-        var run = "";
-        RunAndDrain(async (post, ct) =>
+        var request = new LaunchRequest
         {
-            var now = catalog.Clock.GetUtcNow();
-            RunRecord Record(string name) => new() { Name = name, Created = now, Command = script ?? Command, Parameters = ToText(Parameter) };
-            // A taken name is refused (RunExists) and nothing of that run changes; a generated one is drawn again.
-            if (named is not null) await catalog.Writer.CreateRunAsync(Record(named), ct, tags).ConfigureAwait(false);
-            run = named ?? await catalog.Writer.CreateRunWithNewNameAsync(Record, ct, tags).ConfigureAwait(false);
-            await catalog.Writer.QueueExperimentsAsync(run, sweep.Select((p, i) => (p, string.Join(' ', commands[i]))).ToList(), now, ct).ConfigureAwait(false);
-        });
-        ReportEarlierFolders(workRoot);
-        // A folder no run used before: a script that resumes from ./checkpoints finds only its own.
-        var runFolder = WorkingFolders.CreateRunFolder(workRoot, run);
-        var experiments = sweep.Select((p, i) => new
-        {
-            Experiment = GridNames.ExperimentName(i),
-            WorkingDirectory = Path.Combine(runFolder, GridNames.ExperimentName(i)),
-            Parameters = p,
-            Command = commands[i],
-        }).ToList();
-
-        var planPath = Path.Combine(runFolder, WorkingFolders.PlanFile);
-        File.WriteAllText(planPath, JsonSerializer.Serialize(new
-        {
-            Run = run,
-            Store = store.Location,
-            ThrottleLimit,
+            Name = named,
+            Tags = tags,
+            Script = script,
+            Command = Command,
+            Parameters = parameters,
+            ThrottleLimit = ThrottleLimit,
             ArtifactPath = (ArtifactPath ?? Array.Empty<string>()).Select(ResolvePath).ToArray(),
+            WorkRoot = ResolvePath(WorkingRoot ?? ModuleFolders.DefaultWorkRoot),
             KeepWorkingDirectory = KeepWorkingDirectory.IsPresent,
-            Experiments = experiments,
-        }));
-        WriteVerbose($"The experiments of {run} work in '{runFolder}'.");
-        if (Scheduler == GridScheduler.Slurm) Submit(catalog, run, sweep.Count, runFolder, planPath);
-        else StartDetached(planPath, Path.Combine(runFolder, "supervisor.log"));
-
+            Scheduler = Scheduler,
+            SchedulerArguments = SchedulerArgument ?? Array.Empty<string>(),
+            Pwsh = PwshCommand(),
+            ModuleFolder = Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!,
+            Version = typeof(StartGridRunCommand).Assembly.GetName().Version?.ToString(3) ?? "",
+        };
+        var launcher = new RunLauncher(catalog, store.Location);
+        var run = "";
+        RunAndDrain(async (post, ct) => run = await launcher.StartAsync(request, post, ct).ConfigureAwait(false));
         if (!Wait)
         {
             WriteObject(catalog.Runs.GetRunAsync(run, CancelToken).GetAwaiter().GetResult());
             return;
         }
-        GridRun current = null!;
-        RunAndDrain(async (post, ct) =>
-        {
-            var nextCheck = DateTime.UtcNow.AddSeconds(5);
-            while (true)
-            {
-                current = await catalog.Runs.GetRunAsync(run, ct).ConfigureAwait(false);
-                if (current.Status.IsFinished()) break;
-                // A task that ended before its agent started would leave -Wait waiting for ever.
-                if (current.Scheduler != GridScheduler.Local && DateTime.UtcNow >= nextCheck)
-                {
-                    await ClusterRuns.EndStrandedAsync(catalog, ClusterRuns.QueuedOf(new[] { current }), post, ct).ConfigureAwait(false);
-                    nextCheck = DateTime.UtcNow.AddSeconds(5);
-                }
-                await Task.Delay(500, ct).ConfigureAwait(false);
-            }
-        }, () =>
+        GridRun? current = null;
+        RunAndDrain(async (post, ct) => current = await launcher.WaitAsync(run, r => current = r, post, ct).ConfigureAwait(false), () =>
         {
             var r = current;
             return r is null ? null : new ProgressRecord(3, $"Run {run}", $"{r.Status}, {r.ExperimentCount} experiment(s)");
@@ -196,9 +162,7 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
                 continue;
             }
             var status = e.Status == GridStatus.Lost ? "is Lost: its agent stopped writing a heartbeat" : e.Status.ToString();
-            WriteError(new ErrorRecord(new InvalidOperationException(
-                    $"{e.Id} {status}{how}{why}. What it printed: Get-GridLog {e.Id} -Stream StandardError (and Get-GridLog {e.Id} for its output)."),
-                "ExperimentFailed", ErrorCategory.InvalidResult, e));
+            WriteError(ToErrorRecord(new GridException(GridErrorKind.Failed, "ExperimentFailed", $"{e.Id} {status}{how}{why}. What it printed: Get-GridLog {e.Id} -Stream StandardError (and Get-GridLog {e.Id} for its output).", e)));
         }
     }
 
@@ -213,124 +177,40 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         }
     }
 
-    /// <summary>
-    /// Says (once per work root in a session) that releases before 0.4.2 left run folders there, which
-    /// nothing uses again and nothing removed, and how to remove them.
-    /// </summary>
-    private void ReportEarlierFolders(string workRoot)
-    {
-        lock (ReportedRoots) { if (!ReportedRoots.Add(workRoot)) return; }
-        List<string> earlier;
-        try { earlier = WorkingFolders.EarlierLayoutFolders(workRoot); }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
-        if (earlier.Count == 0) return;
-        WriteWarning($"'{workRoot}' holds {earlier.Count} run folder(s) that earlier releases left (such as '{Path.GetFileName(earlier[0])}'); no run uses them again. " +
-            $"Remove-GridWorkingDirectory -WorkingRoot '{workRoot}' -WhatIf lists what it would remove: the folders of runs that have ended.");
-    }
-
-    private static readonly HashSet<string> ReportedRoots = new(StringComparer.Ordinal);
-
     /// <summary>-SchedulerArgument only with a scheduler that takes it, and never the options the module sets itself.</summary>
     private void CheckScheduler()
     {
         if (SchedulerArgument is not null && Scheduler == GridScheduler.Local)
         {
-            ThrowTerminatingError(new ErrorRecord(new ArgumentException("-SchedulerArgument passes options to a cluster's scheduler: add -Scheduler Slurm, or leave -SchedulerArgument out to run on this machine."),
-                "SchedulerArgumentNeedsScheduler", ErrorCategory.InvalidArgument, SchedulerArgument));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "SchedulerArgumentNeedsScheduler", "-SchedulerArgument passes options to a cluster's scheduler: add -Scheduler Slurm, or leave -SchedulerArgument out to run on this machine.", SchedulerArgument)));
         }
         foreach (var a in SchedulerArgument ?? Array.Empty<string>())
         {
             if (Slurm.ReservedOption(a) is { } reserved)
             {
-                ThrowTerminatingError(new ErrorRecord(new ArgumentException($"-SchedulerArgument '{a}': {reserved} is set by Start-GridRun (one array task per experiment, -ThrottleLimit at once); nothing was started."),
-                    "SchedulerArgumentReserved", ErrorCategory.InvalidArgument, a));
+                ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "SchedulerArgumentReserved", $"-SchedulerArgument '{a}': {reserved} is set by Start-GridRun (one array task per experiment, -ThrottleLimit at once); nothing was started.", a)));
             }
         }
         if (Scheduler == GridScheduler.Slurm && !SlurmClient.Has("sbatch"))
         {
-            ThrowTerminatingError(new ErrorRecord(new GridException(GridErrorKind.NotFound, "SchedulerNotFound",
-                "Slurm's sbatch is not on PATH; nothing was started. Run Start-GridRun -Scheduler Slurm where Slurm's commands are (a login node of the cluster)."),
-                "SchedulerNotFound", ErrorCategory.ObjectNotFound, "sbatch"));
+            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.NotFound, "SchedulerNotFound",
+                "Slurm's sbatch is not on PATH; nothing was started. Run Start-GridRun -Scheduler Slurm where Slurm's commands are (a login node of the cluster).", "sbatch")));
         }
     }
 
-    /// <summary>
-    /// Hands the queued experiments to Slurm as one array job and records the job on the run. When
-    /// sbatch refuses, the queued experiments are ended Stopped (so the run does not sit Queued) and
-    /// the error is terminating.
-    /// </summary>
-    private void Submit(GridCatalog catalog, string run, int count, string runFolder, string planPath)
+    /// <summary>Each parameter's values as text (a list's each, a single value as one).</summary>
+    private static Dictionary<string, IReadOnlyList<string>>? Values(Hashtable? parameters)
     {
-        var pwsh = RunnerPwsh();
-        var moduleFolder = Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!;
-        var version = typeof(StartGridRunCommand).Assembly.GetName().Version?.ToString(3) ?? "";
-        RunAndDrain(async (post, ct) =>
-        {
-            RunJob job;
-            try
-            {
-                job = ClusterRuns.SubmitSlurm(run, count, ThrottleLimit, runFolder, planPath, SchedulerArgument ?? Array.Empty<string>(), pwsh, moduleFolder, version);
-            }
-            catch (GridException)
-            {
-                for (var i = 0; i < count; i++) await catalog.Claims.StopQueuedAsync(run, GridNames.ExperimentName(i), CancellationToken.None).ConfigureAwait(false);
-                throw;
-            }
-            await catalog.Writer.SetRunJobAsync(run, job, ct).ConfigureAwait(false);
-            post(new VerboseMessage($"Submitted {run} to Slurm as job {job.Id}{(job.Cluster is null ? "" : $" on cluster {job.Cluster}")}: {count} task(s), at most {ThrottleLimit} at once."));
-        });
-    }
-
-    /// <summary>Each combination of the parameters' values, once, keys in name order.</summary>
-    internal static List<Dictionary<string, string>> Expand(Hashtable? parameters)
-    {
-        var result = new List<Dictionary<string, string>> { new(StringComparer.Ordinal) };
-        if (parameters is null) return result;
-        foreach (var key in parameters.Keys.Cast<object>().Select(k => Convert.ToString(k, CultureInfo.InvariantCulture)!).OrderBy(k => k, StringComparer.Ordinal))
-        {
-            var raw = parameters[key];
-            var values = raw is IEnumerable list and not string ? list.Cast<object>().Select(Text).ToList() : new List<string> { Text(raw) };
-            result = result.SelectMany(r => values.Select(v => new Dictionary<string, string>(r, StringComparer.Ordinal) { [key] = v })).ToList();
-        }
-        return result;
-    }
-
-    private static string Text(object? o) => Convert.ToString(o is PSObject p ? p.BaseObject : o, CultureInfo.InvariantCulture) ?? "";
-
-    private static Dictionary<string, string> ToText(Hashtable? parameters)
-    {
-        var d = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (parameters is null) return d;
+        if (parameters is null) return null;
+        var d = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
         foreach (DictionaryEntry e in parameters)
         {
-            d[Text(e.Key)] = e.Value is IEnumerable list and not string ? string.Join(", ", list.Cast<object>().Select(Text)) : Text(e.Value);
+            d[Text(e.Key)] = e.Value is IEnumerable list and not string ? list.Cast<object>().Select(Text).ToList() : new[] { Text(e.Value) };
         }
         return d;
     }
 
-    /// <summary>The argument list of one experiment, parameters passed as the product passed them.</summary>
-    private string[] CommandFor(string? script, Dictionary<string, string> p)
-    {
-        if (script is null)
-        {
-            var line = Command;
-            var templated = false;
-            foreach (var (k, v) in p)
-            {
-                if (line.Contains("{" + k + "}", StringComparison.Ordinal)) { line = line.Replace("{" + k + "}", v, StringComparison.Ordinal); templated = true; }
-            }
-            if (!templated) line += string.Concat(p.Select(kv => $" --{kv.Key} {kv.Value}"));
-            return OperatingSystem.IsWindows() ? new[] { "cmd.exe", "/c", line } : new[] { "/bin/sh", "-c", line };
-        }
-        var ext = Path.GetExtension(script).ToLowerInvariant();
-        if (ext == ".ps1")
-        {
-            CheckScriptTakes(script, p.Keys);
-            return RunnerPwsh().Concat(new[] { "-NoProfile", "-NonInteractive", "-File", script }).Concat(p.SelectMany(kv => new[] { "-" + kv.Key, kv.Value })).ToArray();
-        }
-        var head = ext == ".py" ? new[] { "python3", script } : new[] { script };
-        return head.Concat(p.SelectMany(kv => new[] { "--" + kv.Key, kv.Value })).ToArray();
-    }
+    private static string Text(object? o) => Sweep.Text(o is PSObject p ? p.BaseObject : o);
 
     /// <summary>The parameters the .ps1 script takes (null: any name), read once per call.</summary>
     private ScriptParameters? _takes;
@@ -349,9 +229,8 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         var takes = _takes.Names.Count == 0
             ? "it takes no named parameters (it has no param block and does not read $args)"
             : $"it takes {string.Join(", ", _takes.Names.Select(n => "-" + n))}";
-        ThrowTerminatingError(new ErrorRecord(new GridException(GridErrorKind.InvalidArgument, "UnknownScriptParameter",
-                $"The script '{script}' has no parameter {list}: {takes}. Nothing was started. Add {(unknown.Count == 1 ? "it" : "them")} to the script's param block, or leave {(unknown.Count == 1 ? "it" : "them")} out of -Parameter."),
-            "UnknownScriptParameter", ErrorCategory.InvalidArgument, unknown.ToArray()));
+        ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "UnknownScriptParameter",
+                $"The script '{script}' has no parameter {list}: {takes}. Nothing was started. Add {(unknown.Count == 1 ? "it" : "them")} to the script's param block, or leave {(unknown.Count == 1 ? "it" : "them")} out of -Parameter.", unknown.ToArray())));
     }
 
     /// <summary>What a .ps1 script's param block accepts, as pwsh -File binds -name value.</summary>
@@ -424,35 +303,11 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         }
     }
 
-    /// <summary>pwsh where the experiments run: on a cluster's nodes $env:GRID_PWSH when set, else this PowerShell (the same path on every node).</summary>
-    private string[] RunnerPwsh() =>
-        Scheduler != GridScheduler.Local && Environment.GetEnvironmentVariable("GRID_PWSH") is { Length: > 0 } configured ? new[] { configured } : PwshCommand();
-
     /// <summary>This PowerShell's own executable (and its pwsh.dll when it runs under the dotnet host).</summary>
     internal static string[] PwshCommand()
     {
         var exe = Environment.ProcessPath ?? "pwsh";
         var home = Path.GetDirectoryName(typeof(PSObject).Assembly.Location)!;
         return Path.GetFileNameWithoutExtension(exe) == "dotnet" ? new[] { exe, Path.Combine(home, "pwsh.dll") } : new[] { exe };
-    }
-
-    /// <summary>Starts the run's supervisor in a session of its own, with no handle on this one.</summary>
-    private void StartDetached(string planPath, string log)
-    {
-        var supervisor = Path.Combine(Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!, "GridArtifacts.Supervisor.ps1");
-        var argv = PwshCommand().Concat(new[] { "-NoProfile", "-NonInteractive", "-File", supervisor, planPath }).ToArray();
-        if (OperatingSystem.IsWindows())
-        {
-            var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false, CreateNoWindow = true };
-            foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
-            Process.Start(psi)?.Dispose();
-            return;
-        }
-        static string Q(string s) => "'" + s.Replace("'", "'\\''") + "'";
-        var sh = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        sh.ArgumentList.Add("-c");
-        sh.ArgumentList.Add($"setsid {string.Join(' ', argv.Select(Q))} > {Q(log)} 2>&1 < /dev/null &");
-        using var p = Process.Start(sh)!;
-        p.WaitForExit();
     }
 }

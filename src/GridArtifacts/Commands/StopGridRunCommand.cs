@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using GridArtifacts.Core;
 using GridArtifacts.Model;
-using GridArtifacts.Scheduling;
+using GridArtifacts.Core.Launch;
 
 namespace GridArtifacts.Commands;
 

@@ -8,13 +8,15 @@ param(
     [switch] $Quiet
 )
 $ErrorActionPreference = 'Stop'
-$plan = Get-Content -Raw -LiteralPath $PlanPath | ConvertFrom-Json
-if ($Index -lt 0 -or $Index -ge @($plan.Experiments).Count) {
+Import-Module (Join-Path $PSScriptRoot 'GridArtifacts.psd1')
+# The plan as Start-GridRun wrote it: one typed shape (GridArtifacts.Core.Launch.RunPlan).
+$plan = [GridArtifacts.PlanFile]::Read($PlanPath)
+if ($Index -lt 0 -or $Index -ge $plan.Experiments.Count) {
     [Console]::Error.WriteLine("$($plan.Run): the plan has no experiment number $Index.")
     exit 1
 }
-$e = @($plan.Experiments)[$Index]
-$keep = [bool]$plan.KeepWorkingDirectory
+$e = $plan.Experiments[$Index]
+$keep = $plan.KeepWorkingDirectory
 
 # The run's folder (plan, job script, logs) goes once every experiment of the run has ended and
 # every experiment folder is gone; a log with something in it keeps it (Remove-GridWorkingDirectory
@@ -33,15 +35,14 @@ function Remove-RunFolder {
 }
 
 try {
-    Import-Module (Join-Path $PSScriptRoot 'GridArtifacts.psd1')
     $parameters = @{}
-    foreach ($prop in $e.Parameters.PSObject.Properties) { $parameters[$prop.Name] = $prop.Value }
+    foreach ($p in $e.Parameters.GetEnumerator()) { $parameters[$p.Key] = $p.Value }
     $roots = @($plan.ArtifactPath | Where-Object { $_ })
     New-Item -ItemType Directory -Force -Path $e.WorkingDirectory | Out-Null
     $warnings = if ($Quiet) { 'SilentlyContinue' } else { 'Continue' }
     # -Queued: an experiment removed or stopped while it waited runs nothing and creates nothing.
     $null = Invoke-GridExperiment -Run $plan.Run -Experiment $e.Experiment -Store $plan.Store -WorkingDirectory $e.WorkingDirectory `
-        -ArtifactPath $roots -Parameter $parameters -Queued -Command $e.Command -WarningAction $warnings -ErrorAction Stop `
+        -ArtifactPath $roots -Parameter $parameters -Queued -Command @($e.Command) -WarningAction $warnings -ErrorAction Stop `
         -RemoveWorkingDirectory:(-not $keep)
     $code = $LASTEXITCODE
     if (-not $keep) { Remove-RunFolder }

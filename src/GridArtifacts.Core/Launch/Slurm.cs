@@ -5,7 +5,7 @@ using System.Text;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
-namespace GridArtifacts.Scheduling;
+namespace GridArtifacts.Core.Launch;
 
 /// <summary>
 /// What GridArtifacts says to Slurm and reads back: the job script and sbatch's arguments, and the

@@ -1,9 +1,9 @@
 using System.Globalization;
 
-namespace GridArtifacts;
+namespace GridArtifacts.Core;
 
 /// <summary>Byte counts for people: 1.5 MiB rather than 1572864.</summary>
-internal static class SizeText
+public static class SizeText
 {
     private static readonly string[] Units = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
 

@@ -3,13 +3,13 @@ using GridArtifacts.Core;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
-namespace GridArtifacts.Scheduling;
+namespace GridArtifacts.Core.Launch;
 
 /// <summary>
 /// What the cmdlets do with runs whose experiments a cluster's scheduler starts: submit them, stop
 /// them, and end the queued experiments whose tasks ended before their agents started.
 /// </summary>
-internal static class ClusterRuns
+public static class ClusterRuns
 {
     /// <summary>
     /// Submits a run's planned experiments as one Slurm array job (task i runs expI) and returns the
@@ -63,11 +63,11 @@ internal static class ClusterRuns
             try
             {
                 var answer = SlurmClient.Run("scancel", new[] { "--quiet", tasks });
-                if (answer.ExitCode != 0) post(new GridCmdlet.WarningMessage($"scancel {tasks} failed (exit code {answer.ExitCode}): {answer.Err}. Their experiments are ended Stopped all the same; a task that starts later runs nothing."));
+                if (answer.ExitCode != 0) post(new WarningMessage($"scancel {tasks} failed (exit code {answer.ExitCode}): {answer.Err}. Their experiments are ended Stopped all the same; a task that starts later runs nothing."));
             }
             catch (GridException ex)
             {
-                post(new GridCmdlet.WarningMessage($"{tasks} were not cancelled: {ex.Message} Their experiments are ended Stopped all the same; a task that starts later runs nothing."));
+                post(new WarningMessage($"{tasks} were not cancelled: {ex.Message} Their experiments are ended Stopped all the same; a task that starts later runs nothing."));
             }
         }
         await Task.WhenAll(active.Select(async e =>
@@ -101,13 +101,13 @@ internal static class ClusterRuns
         var ids = slurm.Select(r => r.Job.Id).Distinct(StringComparer.Ordinal).ToList();
         SlurmClient.Answer answer;
         try { answer = SlurmClient.Run("squeue", new[] { "-h", "-r", "-t", "all", "-j", string.Join(',', ids), "-O", Slurm.QueueFormat }, TimeSpan.FromSeconds(30)); }
-        catch (GridException ex) { post(new GridCmdlet.VerboseMessage($"squeue was not asked about {string.Join(", ", ids)}: {ex.Message}")); return changed; }
+        catch (GridException ex) { post(new VerboseMessage($"squeue was not asked about {string.Join(", ", ids)}: {ex.Message}")); return changed; }
         List<Slurm.TaskLine> lines;
         if (answer.ExitCode == 0) lines = Slurm.ParseQueue(answer.Out);
         else if (answer.Err.Contains("Invalid job id", StringComparison.OrdinalIgnoreCase)) lines = new(); // none of them is known any more
         else
         {
-            post(new GridCmdlet.VerboseMessage($"squeue could not say how jobs {string.Join(", ", ids)} are (exit code {answer.ExitCode}): {answer.Err}"));
+            post(new VerboseMessage($"squeue could not say how jobs {string.Join(", ", ids)} are (exit code {answer.ExitCode}): {answer.Err}"));
             return changed;
         }
         var known = lines.Select(l => l.JobId).ToHashSet(StringComparer.Ordinal);
@@ -119,7 +119,7 @@ internal static class ClusterRuns
                 if (await catalog.Claims.EndQueuedAsync(run, experiment, end.Status, end.Reason, end.ExitCode, ct).ConfigureAwait(false))
                 {
                     changed.Add(run);
-                    post(new GridCmdlet.WarningMessage($"{GridNames.ExperimentId(run, experiment)} ended {end.Status}: {end.Reason}"));
+                    post(new WarningMessage($"{GridNames.ExperimentId(run, experiment)} ended {end.Status}: {end.Reason}"));
                 }
             }
         }
