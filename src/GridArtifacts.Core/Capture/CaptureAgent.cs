@@ -186,17 +186,24 @@ public sealed class CaptureAgent
         Record.ExitCode = exitCode;
         Record.Signal = signal;
         await PersistAsync("The Syncing status", _lease.WriteAsync, deadline).ConfigureAwait(false);
+        // The final sync, then again while files are left, with growing pauses until the deadline (a
+        // signal's budget cuts a pause short).
         await _artifacts.SyncAsync(final: true, _stop.BudgetOver).ConfigureAwait(false);
-        for (var wait = TimeSpan.FromSeconds(1); _sync.FilesPending > 0 && _clock.GetUtcNow() < deadline(); wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, TimeSpan.FromSeconds(30).Ticks)))
+        var synced = true;
+        try
         {
-            var pause = Min(wait, deadline() - _clock.GetUtcNow());
-            Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store in the final sync; trying again in {pause.TotalSeconds:0.#} s.");
-            try { await Task.Delay(pause, _clock, _stop.BudgetOver).ConfigureAwait(false); }
-            catch (OperationCanceledException) { break; } // a signal's budget ran out
-            await _artifacts.SyncAsync(final: true, _stop.BudgetOver).ConfigureAwait(false);
-            // Still alive while it waits: the experiment never reads as Lost.
-            await TryAsync("The heartbeat", () => _lease.BeatAsync(logs)).ConfigureAwait(false);
+            await Transfer.Retry.WhileAsync(async _ =>
+            {
+                if (synced) { synced = false; return _sync.FilesPending; }
+                await _artifacts.SyncAsync(final: true, _stop.BudgetOver).ConfigureAwait(false);
+                // Still alive while it waits: the experiment never reads as Lost.
+                await TryAsync("The heartbeat", () => _lease.BeatAsync(logs)).ConfigureAwait(false);
+                return _sync.FilesPending;
+            }, pending => pending > 0, deadline,
+                (pending, pause) => Warning?.Invoke($"{pending} file(s) did not reach the store in the final sync; trying again in {pause.TotalSeconds:0.#} s."),
+                _clock, _stop.BudgetOver).ConfigureAwait(false);
         }
+        catch (OperationCanceledException) when (_stop.BudgetOver.IsCancellationRequested) { } // a signal's budget ran out
         if (_sync.FilesPending > 0 && _stop.BudgetEnds is not null)
             Warning?.Invoke($"{_sync.FilesPending} file(s) did not reach the store before the time a {signal ?? "signal"} leaves ran out; the sealed manifest lists what did.");
         _metrics.Refresh(Record, final: true);
@@ -266,8 +273,6 @@ public sealed class CaptureAgent
             return false;
         }
     }
-
-    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     /// <summary>A write that must happen: tried again with growing pauses until <paramref name="deadline"/>, then its error is thrown.</summary>
     private Task PersistAsync(string what, Func<Task> work, DateTimeOffset deadline) => PersistAsync(what, work, () => deadline);

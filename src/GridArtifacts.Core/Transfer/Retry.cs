@@ -78,7 +78,36 @@ public static class Retry
             .Build()
             .ExecuteAsync(work, ct);
 
-    /// <summary>The pause after failed try <paramref name="attempt"/> (0 first) of <see cref="UntilAsync"/>: 1 s, doubling, at most 30 s.</summary>
+    /// <summary>
+    /// Work that is done again while its result says something is left (<paramref name="again"/>: the
+    /// files a final sync did not get into the store) and <paramref name="deadline"/> (asked each time)
+    /// has not passed: after 1 s, 2 s, 4 s, ... up to 30 s apart, as <see cref="UntilAsync"/>, the last
+    /// pause cut short at the deadline. <paramref name="onRetry"/> is told each result and the pause
+    /// before the next try. Returns the last result; a cancelled pause ends it (OperationCanceledException).
+    /// </summary>
+    public static ValueTask<T> WhileAsync<T>(Func<CancellationToken, ValueTask<T>> work, Func<T, bool> again, Func<DateTimeOffset> deadline,
+        Action<T, TimeSpan> onRetry, TimeProvider clock, CancellationToken ct) =>
+        new ResiliencePipelineBuilder<T> { TimeProvider = clock }
+            .AddRetry(new RetryStrategyOptions<T>
+            {
+                ShouldHandle = args => new ValueTask<bool>(args.Outcome.Exception is null && again(args.Outcome.Result!) && clock.GetUtcNow() < deadline()),
+                MaxRetryAttempts = int.MaxValue,
+                DelayGenerator = args =>
+                {
+                    var left = deadline() - clock.GetUtcNow();
+                    var pause = PersistPause(args.AttemptNumber);
+                    return new ValueTask<TimeSpan?>(left < pause ? (left > TimeSpan.Zero ? left : TimeSpan.Zero) : pause);
+                },
+                OnRetry = args =>
+                {
+                    onRetry(args.Outcome.Result!, args.RetryDelay);
+                    return default;
+                },
+            })
+            .Build()
+            .ExecuteAsync(work, ct);
+
+    /// <summary>The pause after failed try <paramref name="attempt"/> (0 first) of <see cref="UntilAsync"/> and <see cref="WhileAsync{T}"/>: 1 s, doubling, at most 30 s.</summary>
     private static TimeSpan PersistPause(int attempt) => TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(attempt, 5))));
 
     /// <summary>
