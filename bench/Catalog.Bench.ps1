@@ -6,7 +6,7 @@
     requests each makes on the S3 servers, beside `rclone lsf -R` of the same keys.
 .DESCRIPTION
     Each module build given (-ModulePath, and -OldModulePath labelled 0.1.0) seeds its own stores with
-    its own code (GridCatalog.WriteRunRecordAsync and WriteExperimentRecordAsync, in parallel
+    its own code (the catalog's WriteRunRecordAsync and WriteExperimentRecordAsync, in parallel
     batches), so each is timed over the layout it writes. Every figure is one call in a fresh pwsh:
     the process imports the module and times only the call (a Stopwatch around it), and the count
     it returns is checked. The S3 stores are addressed through bench/count-proxy.mjs, a counting
@@ -87,7 +87,10 @@ $seedScript = {
     $core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'GridArtifacts.Core' } | Select-Object -First 1
     $runType = $core.GetType('GridArtifacts.Core.Stores.RunRecord', $true)
     $experimentType = $core.GetType('GridArtifacts.Core.Stores.ExperimentRecord', $true)
-    $catalog = $core.GetType('GridArtifacts.Core.Stores.StoreSettings', $true)::Open($Store)   # as the cmdlets open -Store
+    # Catalogs.Open (0.5.0 on), StoreSettings.Open before; the writer is the catalog's part from 0.5.0 on.
+    $opener = $core.GetType('GridArtifacts.Core.Catalogs'); if (-not $opener) { $opener = $core.GetType('GridArtifacts.Core.Stores.StoreSettings', $true) }
+    $catalog = $opener::Open($Store)   # as the cmdlets open -Store
+    $writer = if ($catalog.PSObject.Properties['Writer']) { $catalog.Writer } else { $catalog }
     $none = [Threading.CancellationToken]::None
     $first = [DateTimeOffset]::UtcNow.AddHours(-$Count - 1)
     $batch = 64
@@ -98,7 +101,7 @@ $seedScript = {
         # Run records first, then each experiment of the batch's runs, 64 at a time.
         $tasks = foreach ($i in 0..($names.Count - 1)) {
             $record = @{ Name = $names[$i]; Created = $first.AddHours($start + $i); Command = 'python train.py' } -as $runType
-            $catalog.WriteRunRecordAsync($record, $none)
+            $writer.WriteRunRecordAsync($record, $none)
         }
         [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]] @($tasks))
         foreach ($e in 0..($Experiments - 1)) {
@@ -107,7 +110,7 @@ $seedScript = {
                 $record = @{ Run = $names[$i]; Experiment = "exp$e"; Status = 'Succeeded'; ExitCode = 0; Created = $created
                     Started = $created.AddMinutes(1); Finished = $created.AddMinutes(5); Heartbeat = $created.AddMinutes(5) } -as $experimentType
                 $record.Parameters['lr'] = "0.$e"
-                $catalog.WriteExperimentRecordAsync($record, $none)
+                $writer.WriteExperimentRecordAsync($record, $none)
             }
             [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]] @($tasks))
         }
@@ -161,7 +164,8 @@ $removeScript = {
     Import-Module $ModulePath
     $null = Get-GridStore
     $core = [AppDomain]::CurrentDomain.GetAssemblies() | Where-Object { $_.GetName().Name -eq 'GridArtifacts.Core' } | Select-Object -First 1
-    $objects = $core.GetType('GridArtifacts.Core.Stores.StoreSettings', $true)::Open($Store).Store
+    $opener = $core.GetType('GridArtifacts.Core.Catalogs'); if (-not $opener) { $opener = $core.GetType('GridArtifacts.Core.Stores.StoreSettings', $true) }
+    $objects = $opener::Open($Store).Store
     $none = [Threading.CancellationToken]::None
     $keys = [Collections.Generic.List[string]]::new()
     $listing = $objects.ListAsync('', $true, $none).GetAsyncEnumerator($none)
@@ -340,7 +344,7 @@ try {
 
     $names = "median and requests: GridArtifacts $(Get-BuildName $builds[0].Path)" + $(if ($builds.Count -gt 1) { "; 0.1.0 columns: GridArtifacts $(Get-BuildName $builds[1].Path)" } else { '; no 0.1.0 build in this run' })
     $seedText = ($seeding.Keys | ForEach-Object { '{0}: {1:0} s' -f $_, $seeding[$_] }) -join '; '
-    $how = "Measured $(Get-Date -Format 'yyyy-MM-dd'), medians of $Runs rounds, $names. Each figure is one call in a fresh pwsh (-NoProfile): the process imports the module and a Stopwatch times only the call, Get-GridRun -Store, or, after Start-GridArtifactServer -Store and the token-for-cookie request, the page's first GET of api/runs (what the browser waits for before it lists anything). Each call's count of runs (and of Succeeded runs with 4 experiments) is checked. rclone ($((rclone version | Select-Object -First 1) -replace '^rclone ', '')) is timed as a whole process, start-up included, listing the store's runs/ keys with its defaults (``lsf -R``, a remote from RCLONE_CONFIG_* variables, path-style). The rounds are interleaved (Get-GridRun, the page, rclone, then again), each after a ``sync``, all over one seed of each store. Requests are every HTTP request the process made to the server, counted by bench/count-proxy.mjs, a Node reverse proxy on loopback through which the S3 stores are addressed in every timed run (it adds its own hop to each request); the local store makes none. Each build seeded its own stores with its own code (GridCatalog.WriteRunRecordAsync and WriteExperimentRecordAsync, 64 at a time): $seedText."
+    $how = "Measured $(Get-Date -Format 'yyyy-MM-dd'), medians of $Runs rounds, $names. Each figure is one call in a fresh pwsh (-NoProfile): the process imports the module and a Stopwatch times only the call, Get-GridRun -Store, or, after Start-GridArtifactServer -Store and the token-for-cookie request, the page's first GET of api/runs (what the browser waits for before it lists anything). Each call's count of runs (and of Succeeded runs with 4 experiments) is checked. rclone ($((rclone version | Select-Object -First 1) -replace '^rclone ', '')) is timed as a whole process, start-up included, listing the store's runs/ keys with its defaults (``lsf -R``, a remote from RCLONE_CONFIG_* variables, path-style). The rounds are interleaved (Get-GridRun, the page, rclone, then again), each after a ``sync``, all over one seed of each store. Requests are every HTTP request the process made to the server, counted by bench/count-proxy.mjs, a Node reverse proxy on loopback through which the S3 stores are addressed in every timed run (it adds its own hop to each request); the local store makes none. Each build seeded its own stores with its own code (the catalog's WriteRunRecordAsync and WriteExperimentRecordAsync, 64 at a time): $seedText."
     foreach ($section in $sections.Keys) {
         $title, $server = if ($section -eq 'RGW') { "Catalog at scale on Ceph's RADOS Gateway", "Ceph's RADOS Gateway ($(Get-RgwVersion); tests/s3/Start-Rgw.sh: one memstore OSD, beast frontend, on this machine). " } else { 'Catalog at scale', '' }
         $body = (@($sections[$section]) + @('', "$server$how")) -join "`n"

@@ -55,14 +55,17 @@ $seedScript = {
     $runType = $core.GetType('GridArtifacts.Core.Stores.RunRecord', $true)
     $experimentType = $core.GetType('GridArtifacts.Core.Stores.ExperimentRecord', $true)
     $index = $core.GetType('GridArtifacts.Core.Stores.CatalogIndex', $true)
-    $catalog = $core.GetType('GridArtifacts.Core.Stores.StoreSettings', $true)::Open($Store)
+    # Catalogs.Open (0.5.0 on), StoreSettings.Open before; the writer is the catalog's part from 0.5.0 on.
+    $opener = $core.GetType('GridArtifacts.Core.Catalogs'); if (-not $opener) { $opener = $core.GetType('GridArtifacts.Core.Stores.StoreSettings', $true) }
+    $catalog = $opener::Open($Store)
+    $writer = if ($catalog.PSObject.Properties['Writer']) { $catalog.Writer } else { $catalog }
     $none = [Threading.CancellationToken]::None
     $first = [DateTimeOffset]::UtcNow.AddHours(-$Count - 1)
     $batch = 64
     for ($start = 0; $start -lt $Count; $start += $batch) {
         $ids = @($start..([math]::Min($start + $batch, $Count) - 1))
         $tasks = foreach ($i in $ids) {
-            $catalog.WriteRunRecordAsync((@{ Name = 'bench-{0:D6}' -f $i; Created = $first.AddHours($i); Command = 'python train.py' } -as $runType), $none)
+            $writer.WriteRunRecordAsync((@{ Name = 'bench-{0:D6}' -f $i; Created = $first.AddHours($i); Command = 'python train.py' } -as $runType), $none)
         }
         [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]] @($tasks))
         foreach ($e in 0..($Experiments - 1)) {
@@ -71,7 +74,7 @@ $seedScript = {
                 $record = @{ Run = 'bench-{0:D6}' -f $i; Experiment = "exp$e"; Status = 'Succeeded'; ExitCode = 0; Created = $created
                     Started = $created.AddMinutes(1); Finished = $created.AddMinutes(5); Heartbeat = $created.AddMinutes(5)
                     Sync = [GridArtifacts.Model.GridSyncState]@{ FilesSynced = 10; BytesSynced = 1000 * ($i % 97) } } -as $experimentType
-                $catalog.WriteExperimentRecordAsync($record, $none)
+                $writer.WriteExperimentRecordAsync($record, $none)
             }
             [Threading.Tasks.Task]::WaitAll([Threading.Tasks.Task[]] @($tasks))
         }
