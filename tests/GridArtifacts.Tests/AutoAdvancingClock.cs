@@ -74,3 +74,9 @@ public sealed class AutoAdvancingClock : FakeTimeProvider
         }
     }
 }
+
+/// <summary>The system's clock moved ahead by <paramref name="ahead"/>: what a writer whose clock runs later reads (its timers are real).</summary>
+public sealed class AheadClock(TimeSpan ahead) : TimeProvider
+{
+    public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + ahead;
+}

@@ -453,10 +453,10 @@ public sealed class ReliabilityTests : IDisposable
         // A server that aborts (RADOS Gateway, AWS) is asked; s3rver 3.7.1 does not implement
         // AbortMultipartUpload (it answers 405), so there the proxy answers the abort as AWS does (204).
         // The proxy records that it was asked for exactly this upload either way.
-        await Task.Delay(2500);
         var fakeAbort = !_s3.AbortsUploads;
         proxy.Decide = (method, path, _) => fakeAbort && method == "DELETE" && path.Contains("uploadId=") ? Fault.NoContent : Fault.None;
-        var next = new GridCatalog(new S3Store(store), lostAfter: TimeSpan.FromSeconds(2));
+        // The next agent's clock is a minute ahead: the dead agent's heartbeat is stale to it at once.
+        var next = new GridCatalog(new S3Store(store), lostAfter: TimeSpan.FromSeconds(2), clock: new AheadClock(TimeSpan.FromMinutes(1)));
         var agent = new CaptureAgent(next, "killed-run", "exp0", Bash(NewWork(), "echo again > again.txt"));
         var warnings = new List<string>();
         agent.Warning += w => { lock (warnings) warnings.Add(w); };
