@@ -128,11 +128,13 @@ function Write-Results {
 try {
     Push-Location $PSScriptRoot/..
     Import-Module $ModulePath
+    # The loop sets $Endpoint to each server's in turn: s3rver's is kept here, so the server after RGW is not RGW again.
+    $s3rverEndpoint = $Endpoint
     foreach ($ServerName in $Servers) {
     $tables = [ordered]@{ Download = [Collections.Generic.List[string]]::new(); Upload = [Collections.Generic.List[string]]::new(); Capture = [Collections.Generic.List[string]]::new() }
     $limits = [Collections.Generic.List[string]]::new()
     $isRgw = $ServerName -eq 'RGW'
-    $Endpoint = if ($isRgw) { $RgwEndpoint } else { $Endpoint }
+    $Endpoint = if ($isRgw) { $RgwEndpoint } else { $s3rverEndpoint }
     $remote = if ($isRgw) { 'rgw' } else { 's3rver' }
     $peers = if ($isRgw) { Get-PeerSetup $Endpoint 'rgw' 'Ceph' } else { Get-PeerSetup $Endpoint }
     $aws = $peers.Aws
