@@ -219,7 +219,7 @@ public class TransferEngineTests : IDisposable
         var a = await Stored("p1.bin", TestBytes.Random(1000, 1));
         var b = await Stored("p2.bin", TestBytes.Random(3000, 2));
         await Save(false, new SaveItem(a, _temp.Sub("dest", "p1.bin")));
-        var plan = await TransferEngine.PlanAsync(new[] { new SaveItem(a, _temp.Sub("dest", "p1.bin")), new SaveItem(b, _temp.Sub("dest", "p2.bin")) }, false, default);
+        var plan = await TransferEngine.PlanAsync(new[] { new SaveItem(a, _temp.Sub("dest", "p1.bin")), new SaveItem(b, _temp.Sub("dest", "p2.bin")) }, false, _ => _catalog, default);
         Assert.Equal((1, 3000L, 1), plan);
     }
 

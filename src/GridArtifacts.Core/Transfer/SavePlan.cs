@@ -75,7 +75,7 @@ public sealed class SavePlan
     }
 
     /// <summary>What the save would do (-WhatIf): files and bytes to fetch, files already up to date (all fetched with <paramref name="force"/>).</summary>
-    public Task<(int Fetch, long FetchBytes, int UpToDate)> PreviewAsync(bool force, CancellationToken ct) => TransferEngine.PlanAsync(Items, force, ct);
+    public Task<(int Fetch, long FetchBytes, int UpToDate)> PreviewAsync(bool force, Func<string, GridCatalog> openStore, CancellationToken ct) => TransferEngine.PlanAsync(Items, force, openStore, ct);
 
     /// <summary>
     /// Refuses a destination that no file of the plan could be saved to: a file where the folder

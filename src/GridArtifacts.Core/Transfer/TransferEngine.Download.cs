@@ -54,14 +54,14 @@ public sealed partial class TransferEngine
         }
     }
 
-    /// <summary>What a batch would do: files to fetch with their bytes, and files already up to date.</summary>
-    public static async Task<(int Fetch, long FetchBytes, int UpToDate)> PlanAsync(IReadOnlyList<SaveItem> items, bool force, CancellationToken ct)
+    /// <summary>What a batch would do: files to fetch with their bytes, and files already up to date (waits are on each store's catalog's clock).</summary>
+    public static async Task<(int Fetch, long FetchBytes, int UpToDate)> PlanAsync(IReadOnlyList<SaveItem> items, bool force, Func<string, GridCatalog> openStore, CancellationToken ct)
     {
         int fetch = 0, same = 0;
         long bytes = 0;
         foreach (var item in items)
         {
-            if (!force && await IsUpToDateAsync(item, null, ct).ConfigureAwait(false)) same++;
+            if (!force && await IsUpToDateAsync(item, null, openStore(item.Artifact.Store).Clock, ct).ConfigureAwait(false)) same++;
             else { fetch++; bytes += item.Artifact.Size; }
         }
         return (fetch, bytes, same);
@@ -70,8 +70,9 @@ public sealed partial class TransferEngine
     /// <summary>
     /// Whether the file at the item's path has the artifact's size and SHA-256: hashed through a block
     /// of <paramref name="memory"/> (a save's), or of the shared pool when only planning (-WhatIf).
+    /// A file another call still holds is waited for on <paramref name="clock"/>.
     /// </summary>
-    private static async Task<bool> IsUpToDateAsync(SaveItem item, MemoryPool? memory, CancellationToken ct)
+    private static async Task<bool> IsUpToDateAsync(SaveItem item, MemoryPool? memory, TimeProvider clock, CancellationToken ct)
     {
         var a = item.Artifact;
         for (var attempt = 0; ; attempt++)
@@ -90,7 +91,7 @@ public sealed partial class TransferEngine
             {
                 // Another call has just renamed its part file into place and still holds its lock
                 // for the moment it takes to close it: wait for it rather than fail.
-                await Task.Delay(PartLockPoll / 4, ct).ConfigureAwait(false);
+                await Task.Delay(PartLockPoll / 4, clock, ct).ConfigureAwait(false);
             }
             catch (FileNotFoundException)
             {
@@ -108,7 +109,7 @@ public sealed partial class TransferEngine
         var root = RootOf(item);
         folders.Prepare(item, root); // before any look at the file: a linked folder on the way is refused, never read through
         var existed = new FileInfo(item.LocalPath).Exists; // a link too, even one to nothing
-        if (existed && !force && await IsUpToDateAsync(item, _memory, ct).ConfigureAwait(false)) return Skipped(item, progress);
+        if (existed && !force && await IsUpToDateAsync(item, _memory, clock, ct).ConfigureAwait(false)) return Skipped(item, progress);
 
         var part = PartPathOf(item, root);
         var ranged = artifact.Size > _options.RangedThreshold;
@@ -117,8 +118,8 @@ public sealed partial class TransferEngine
         (SafeFileHandle Handle, bool Created)? opened;
         while ((opened = OpenPart(item, root, part, folders, ranged ? artifact.Size : 0, asynchronous: ranged)) is null)
         {
-            await Task.Delay(PartLockPoll, ct).ConfigureAwait(false);
-            if (!force && await IsUpToDateAsync(item, _memory, ct).ConfigureAwait(false)) return Skipped(item, progress);
+            await Task.Delay(PartLockPoll, clock, ct).ConfigureAwait(false);
+            if (!force && await IsUpToDateAsync(item, _memory, clock, ct).ConfigureAwait(false)) return Skipped(item, progress);
         }
         var (handle, created) = opened.Value;
         var statePath = part + StateExtension;

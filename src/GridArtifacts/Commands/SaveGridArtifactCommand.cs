@@ -84,7 +84,7 @@ public sealed class SaveGridArtifactCommand : GridArtifactQueryCmdlet
         if (MyInvocation.BoundParameters.ContainsKey("WhatIf"))
         {
             // Say what would move, without moving it: files and bytes to fetch, files already up to date.
-            var preview = plan.PreviewAsync(Force, CancelToken).GetAwaiter().GetResult();
+            var preview = plan.PreviewAsync(Force, Catalogs.Open, CancelToken).GetAwaiter().GetResult();
             ShouldProcess(root, $"Save {preview.Fetch} artifact(s), {SizeText.Format(preview.FetchBytes)} to fetch; {preview.UpToDate} already up to date");
             base.EndProcessing();
             return;
