@@ -3,7 +3,8 @@
 .SYNOPSIS
     Builds, tests, demonstrates and benchmarks GridArtifacts.
 .DESCRIPTION
-    -Task Build  stages an importable module at out/GridArtifacts.
+    -Task Build  stages an importable module at out/GridArtifacts, with grid-agent (the capture agent
+                 as one Native AOT executable) in agent/linux-x64 when built on linux-x64.
     -Task Test   builds, runs every xunit, Pester and browser test (Pester in a child pwsh against
                  out/; the artifacts page in Debian's Chromium, installed if missing; the Slurm
                  tests, on a one-node Slurm started here as root on Linux, and a few slow Pester
@@ -14,6 +15,7 @@
                  aws cli and rclone (installed from Debian if missing), and writes bench/results.md.
     -Task Package builds, then packs the staged module into out/packages/GridArtifacts.<version>.nupkg
                  (Compress-PSResource, offline; -Task Test packs too, to test the package),
+                 and grid-agent alone into out/packages/grid-agent-<version>-linux-x64.tar.gz,
                  ready for a PSResourceGet repository:
                  Register-PSResourceRepository -Name local -Uri ./out/packages -Trusted
                  Install-PSResource GridArtifacts -Repository local
@@ -80,10 +82,46 @@ function Invoke-Build {
     $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
     Set-Content -Path (Join-Path $moduleOut 'GridArtifacts.psd1') -Value $manifest -NoNewline
     Test-ModuleManifest (Join-Path $moduleOut 'GridArtifacts.psd1') | Out-Null
+    # grid-agent, compiled ahead of time, beside the help build (which only imports the module).
+    $agent = Start-AgentBuild
     # Help from docs/help/*.md, checked against the compiled cmdlets (in a pwsh of its own: the
     # generator imports the module). Fails the build when a cmdlet is not fully documented.
     Invoke-Native 'help build' { dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'build/New-MamlHelp.ps1') -ModulePath $moduleOut -SourcePath (Join-Path $root 'docs/help') }
+    Complete-AgentBuild $agent
     Write-Host "Built GridArtifacts $version at $moduleOut"
+}
+
+# grid-agent (src/GridArtifacts.Agent): the capture agent as one Native AOT executable, for this
+# machine's platform where it is built here (linux-x64), shipped in the module as
+# agent/<platform>/grid-agent. Elsewhere the module runs experiments under pwsh, as it says.
+function Get-AgentPlatform {
+    if (-not $IsLinux -or [Runtime.InteropServices.RuntimeInformation]::OSArchitecture -ne 'X64') { return $null }
+    'linux-x64'
+}
+
+function Start-AgentBuild {
+    $platform = Get-AgentPlatform
+    if (-not $platform) { Write-Host "No grid-agent is built on this platform: experiments run under pwsh." -ForegroundColor Yellow; return $null }
+    $publish = Join-Path $out "agent/$platform"
+    if (Test-Path $publish) { Remove-Item -Recurse -Force $publish }
+    $log = Join-Path $out "agent-$platform.log"
+    $argv = @('publish', (Join-Path $root 'src/GridArtifacts.Agent/GridArtifacts.Agent.csproj'), '-c', $Configuration, '-r', $platform, '-o', $publish, '--nologo', '-v', 'quiet')
+    $process = Start-Process dotnet -ArgumentList $argv -NoNewWindow -PassThru -RedirectStandardOutput $log -RedirectStandardError "$log.err"
+    [pscustomobject]@{ Process = $process; Platform = $platform; Publish = $publish; Log = $log }
+}
+
+function Complete-AgentBuild($agent) {
+    if (-not $agent) { return }
+    $agent.Process.WaitForExit()
+    if ($agent.Process.ExitCode -ne 0) {
+        Get-Content $agent.Log, "$($agent.Log).err" -ErrorAction Ignore | Out-Host
+        throw "The grid-agent build failed (exit code $($agent.Process.ExitCode)); its log is above."
+    }
+    $target = Join-Path $moduleOut "agent/$($agent.Platform)"
+    New-Item -ItemType Directory -Force -Path $target | Out-Null
+    Copy-Item (Join-Path $agent.Publish 'grid-agent') $target
+    $size = (Get-Item (Join-Path $target 'grid-agent')).Length
+    Write-Host ("Built grid-agent for {0} ({1:N1} MB, Native AOT)" -f $agent.Platform, ($size / 1MB))
 }
 
 # The staged module as a .nupkg for PSResourceGet (and PowerShellGet) repositories.
@@ -94,6 +132,12 @@ function Invoke-Package {
     $nupkg = Join-Path $packages "GridArtifacts.$(Get-ModuleVersion).nupkg"
     if (-not (Test-Path $nupkg)) { throw "Packing made no $nupkg." }
     Write-Host "Packed $nupkg"
+    # grid-agent alone, for a training image or a cluster's nodes: one file, no PowerShell, no .NET.
+    foreach ($dir in Get-ChildItem (Join-Path $moduleOut 'agent') -Directory -ErrorAction Ignore) {
+        $tarball = Join-Path $packages "grid-agent-$(Get-ModuleVersion)-$($dir.Name).tar.gz"
+        Invoke-Native 'tar' { tar -czf $tarball -C $dir.FullName --owner=0 --group=0 --mode='u=rwx,go=rx' grid-agent }
+        Write-Host "Packed $tarball"
+    }
 }
 
 function Get-NuGetCache {

@@ -12,4 +12,11 @@ public static class PlanFile
     /// <summary>Reads a plan (this release's or an earlier one's).</summary>
     /// <exception cref="InvalidDataException">Not a plan.</exception>
     public static RunPlan Read(string path) => RunPlan.Read(path);
+
+    /// <summary>
+    /// Removes the run's folder once every experiment of the run has ended and every experiment
+    /// folder is gone (see <see cref="PlannedRun.RemoveRunFolderIfEndedAsync"/>); whether it did.
+    /// </summary>
+    public static bool RemoveRunFolderIfEnded(RunPlan plan, string planPath) =>
+        PlannedRun.RemoveRunFolderIfEndedAsync(plan, planPath, CancellationToken.None).GetAwaiter().GetResult();
 }

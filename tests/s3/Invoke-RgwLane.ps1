@@ -39,7 +39,7 @@ function Add-Result($r, [string] $Lane) {
 }
 
 # xunit, on the build the main lane made.
-$classes = 'S3StoreContractTests', 'S3StoreErrorTests', 'S3OneWriterTests', 'FaultTests', 'ReliabilityTests', 'S3UnicodeNameTests', 'S3DirectTests'
+$classes = 'S3StoreContractTests', 'S3StoreErrorTests', 'S3OneWriterTests', 'FaultTests', 'ReliabilityTests', 'S3UnicodeNameTests', 'S3DirectTests', 'AgentExecutableTests'
 $trx = Join-Path $results 'xunit-rgw.trx'
 Remove-Item $trx -ErrorAction Ignore
 & dotnet test (Join-Path $root 'tests/GridArtifacts.Tests/GridArtifacts.Tests.csproj') -c $Configuration --no-build --nologo `

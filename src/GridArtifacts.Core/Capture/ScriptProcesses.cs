@@ -18,10 +18,13 @@ internal static class ScriptProcesses
     private static extern int Kill(int pid, int signal);
 
     /// <summary>Sends SIGTERM to one process; false where there are no POSIX signals (Windows) or it is gone.</summary>
-    public static bool Terminate(int pid)
+    public static bool Terminate(int pid) => Send(pid, SIGTERM);
+
+    /// <summary>Sends signal <paramref name="signal"/> (its number) to one process; false where there are no POSIX signals (Windows) or it is gone.</summary>
+    public static bool Send(int pid, int signal)
     {
         if (OperatingSystem.IsWindows()) return false;
-        try { return Kill(pid, SIGTERM) == 0; }
+        try { return Kill(pid, signal) == 0; }
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { return false; }
     }
 

@@ -17,13 +17,13 @@ public static class ClusterRuns
     /// </summary>
     /// <exception cref="GridException">SchedulerNotFound, or SchedulerRefused with sbatch's message.</exception>
     public static RunJob SubmitSlurm(string run, int count, int throttle, string runFolder, string planPath, IReadOnlyList<string> extra,
-        IReadOnlyList<string> pwsh, string moduleFolder, string version)
+        IReadOnlyList<string> pwsh, string? agent, string moduleFolder, string version)
     {
         var config = SlurmClient.Config();
         var script = Path.Combine(runFolder, "slurm.sh");
         Directory.CreateDirectory(Path.Combine(runFolder, "slurm"));
         File.WriteAllText(script, Slurm.JobScript(run, version, pwsh, Path.Combine(moduleFolder, Slurm.TaskScriptName), planPath,
-            config is null ? null : Slurm.KillWait(config)));
+            config is null ? null : Slurm.KillWait(config), agent));
         var answer = SlurmClient.Run("sbatch", Slurm.SubmitArguments(run, count, throttle, runFolder, extra, script));
         if (answer.ExitCode != 0)
         {

@@ -29,6 +29,9 @@ public sealed record LaunchRequest
     public string ModuleFolder { get; init; } = "";
     public string Version { get; init; } = "";
 
+    /// <summary>grid-agent where the experiments run (the same path on a cluster's every node), or null to run them under pwsh (<see cref="AgentExecutable.Find"/>).</summary>
+    public string? Agent { get; init; }
+
     /// <summary>pwsh where the experiments run: on a cluster's nodes $env:GRID_PWSH when set, else this PowerShell (the same path on every node).</summary>
     public IReadOnlyList<string> RunnerPwsh =>
         Scheduler != GridScheduler.Local && Environment.GetEnvironmentVariable("GRID_PWSH") is { Length: > 0 } configured ? new[] { configured } : Pwsh;
@@ -92,7 +95,7 @@ public sealed class RunLauncher
         plan.Write(planPath);
         post(new VerboseMessage($"The experiments of {run} work in '{runFolder}'."));
         if (request.Scheduler == GridScheduler.Slurm) await SubmitAsync(request, plan, runFolder, planPath, post, ct).ConfigureAwait(false);
-        else StartDetached(request.Pwsh, Path.Combine(request.ModuleFolder, SupervisorScriptName), planPath, Path.Combine(runFolder, "supervisor.log"));
+        else StartDetached(Supervisor(request, planPath), Path.Combine(runFolder, "supervisor.log"));
         return run;
     }
 
@@ -107,7 +110,7 @@ public sealed class RunLauncher
         RunJob job;
         try
         {
-            job = ClusterRuns.SubmitSlurm(plan.Run, count, plan.ThrottleLimit, runFolder, planPath, request.SchedulerArguments, request.RunnerPwsh, request.ModuleFolder, request.Version);
+            job = ClusterRuns.SubmitSlurm(plan.Run, count, plan.ThrottleLimit, runFolder, planPath, request.SchedulerArguments, request.RunnerPwsh, request.Agent, request.ModuleFolder, request.Version);
         }
         catch (GridException)
         {
@@ -118,10 +121,17 @@ public sealed class RunLauncher
         post(new VerboseMessage($"Submitted {plan.Run} to Slurm as job {job.Id}{(job.Cluster is null ? "" : $" on cluster {job.Cluster}")}: {count} task(s), at most {plan.ThrottleLimit} at once."));
     }
 
-    /// <summary>Starts the run's supervisor in a session of its own (setsid), with no handle on this one.</summary>
-    public static void StartDetached(IReadOnlyList<string> pwsh, string supervisor, string planPath, string log)
+    /// <summary>
+    /// The supervisor of a run on this machine: <c>grid-agent sweep</c>, which starts one grid-agent per
+    /// experiment; without the executable, the module's supervisor script under pwsh.
+    /// </summary>
+    public static string[] Supervisor(LaunchRequest request, string planPath) => request.Agent is { } agent
+        ? new[] { agent, "sweep", planPath }
+        : request.Pwsh.Concat(new[] { "-NoProfile", "-NonInteractive", "-File", Path.Combine(request.ModuleFolder, SupervisorScriptName), planPath }).ToArray();
+
+    /// <summary>Starts the run's supervisor (<paramref name="argv"/>) in a session of its own (setsid), with no handle on this one.</summary>
+    public static void StartDetached(IReadOnlyList<string> argv, string log)
     {
-        var argv = pwsh.Concat(new[] { "-NoProfile", "-NonInteractive", "-File", supervisor, planPath }).ToArray();
         if (OperatingSystem.IsWindows())
         {
             var psi = new ProcessStartInfo(argv[0]) { UseShellExecute = false, CreateNoWindow = true };

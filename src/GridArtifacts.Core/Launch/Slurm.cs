@@ -18,12 +18,15 @@ public static class Slurm
     public const string TaskScriptName = "GridArtifacts.PlannedExperiment.ps1";
 
     /// <summary>
-    /// The batch script of a run: pwsh runs the planned experiment of this task, as the step's own
-    /// process (exec), so the agent is what Slurm signals and its exit code is the task's.
+    /// The batch script of a run: grid-agent runs the planned experiment of this task, as the step's
+    /// own process (exec), so the agent is what Slurm signals and its exit code is the task's. Where
+    /// the executable does not run (no <paramref name="agent"/>, or a node of another platform), pwsh
+    /// runs the module's task script instead, and the task's output says so.
     /// </summary>
     /// <param name="pwsh">pwsh on the nodes: its executable, and its pwsh.dll when it runs under the dotnet host.</param>
     /// <param name="killWait">Slurm's KillWait in seconds (the agent's time between SIGTERM and SIGKILL), or null when unknown.</param>
-    public static string JobScript(string run, string version, IReadOnlyList<string> pwsh, string taskScript, string planPath, int? killWait)
+    /// <param name="agent">grid-agent on the nodes, or null to run every task under pwsh.</param>
+    public static string JobScript(string run, string version, IReadOnlyList<string> pwsh, string taskScript, string planPath, int? killWait, string? agent = null)
     {
         var b = new StringBuilder();
         b.Append("#!/bin/bash\n");
@@ -32,6 +35,16 @@ public static class Slurm
         // The agent's time between SIGTERM and SIGKILL: KillWait, unless the submitter set it (a
         // --signal=B:TERM@120 warning gives the agent those 120 s).
         if (killWait is { } wait) b.Append("export GRID_SIGNAL_GRACE=\"${GRID_SIGNAL_GRACE:-").Append(wait.ToString(CultureInfo.InvariantCulture)).Append("}\"\n");
+        if (agent is not null)
+        {
+            // The executable is asked for its version first (a few milliseconds): a node of another
+            // platform, or one without it, runs the task under pwsh rather than failing it.
+            b.Append("agent=").Append(Quote(agent)).Append('\n');
+            b.Append("if \"$agent\" version >/dev/null 2>&1; then\n");
+            b.Append("  exec \"$agent\" plan ").Append(Quote(planPath)).Append(" --index \"$SLURM_ARRAY_TASK_ID\"\n");
+            b.Append("fi\n");
+            b.Append("echo \"GridArtifacts: $agent does not run on $(hostname) ($(uname -sm)); this task runs under pwsh.\" >&2\n");
+        }
         b.Append("exec");
         foreach (var a in pwsh) b.Append(' ').Append(Quote(a));
         b.Append(" -NoProfile -NonInteractive -File ").Append(Quote(taskScript))

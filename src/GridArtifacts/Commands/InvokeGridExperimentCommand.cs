@@ -1,7 +1,6 @@
 using System.Collections;
 using System.Globalization;
 using System.Management.Automation;
-using System.Runtime.InteropServices;
 using GridArtifacts.Core.Capture;
 using GridArtifacts.Model;
 
@@ -65,81 +64,40 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
 
     protected override void ProcessRecord()
     {
+        var request = new ExperimentRequest
+        {
+            Run = Run,
+            Experiment = Experiment,
+            Command = Command,
+            WorkingDirectory = ResolvePath(WorkingDirectory ?? "."),
+            WorkingDirectoryGiven = WorkingDirectory is not null,
+            RemoveWorkingDirectory = RemoveWorkingDirectory,
+            ArtifactRoots = (ArtifactPath ?? Array.Empty<string>()).Select(ResolvePath).ToArray(),
+            Parameters = ToDictionary(Parameter),
+            Tags = Tag,
+            Queued = Queued,
+            SignalGrace = Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable),
+        };
         string run, experiment;
-        IReadOnlyList<string> tags;
+        CaptureOptions options;
         try
         {
-            run = GridNames.CheckRunName(Run ?? GridNames.NewRunName());
-            experiment = GridNames.CheckExperimentName(Experiment);
-            tags = GridNames.CheckTags(Tag);
+            (run, experiment, options) = ExperimentInvocation.Prepare(request, WriteWarning);
         }
         catch (GridException ex)
         {
             ThrowTerminatingError(ToErrorRecord(ex));
             return;
         }
-        if (RemoveWorkingDirectory && WorkingDirectory is null)
-        {
-            // The current location is the user's own folder: it is never removed.
-            ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.InvalidArgument, "RemoveNeedsWorkingDirectory", "-RemoveWorkingDirectory removes the folder -WorkingDirectory names: give one (the current location is never removed).", null)));
-        }
         var catalog = OpenCatalog();
-        var parameters = ToDictionary(Parameter);
-        var options = new CaptureOptions
-        {
-            FileName = Command[0],
-            Arguments = Command.Skip(1).ToArray(),
-            WorkingDirectory = ResolvePath(WorkingDirectory ?? "."),
-            ArtifactRoots = (ArtifactPath ?? Array.Empty<string>()).Select(ResolvePath).ToArray(),
-            Parameters = parameters,
-            Environment = parameters.ToDictionary(p => "GRID_PARAM_" + p.Key.ToUpperInvariant(), p => p.Value),
-            Queued = Queued,
-            Tags = tags,
-            StopBudget = StopBudget(),
-            RemoveWorkingDirectory = RemoveWorkingDirectory,
-        };
         var exitCode = 0;
-        var agent = new CaptureAgent(catalog, run, experiment, options);
-        // A scheduler's SIGTERM (Slurm, Kubernetes, AWS Batch, before their SIGKILL) and SIGINT stop
-        // the agent, which ends the experiment, instead of ending this process: the runtime's own
-        // exit would lose the final sync, and the experiment would read as Lost.
-        var registrations = new List<PosixSignalRegistration>();
-        void OnSignal(PosixSignalContext context) => context.Cancel = agent.StopBySignal(context.Signal.ToString());
-        foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
+        RunAndDrain(async (post, ct) =>
         {
-            try { registrations.Add(PosixSignalRegistration.Create(signal, OnSignal)); }
-            catch (PlatformNotSupportedException) { }
-        }
-        try
-        {
-            RunAndDrain(async (post, ct) =>
-            {
-                agent.Warning += w => post(new WarningMessage(w));
-                exitCode = await agent.RunAsync(ct).ConfigureAwait(false);
-                try
-                {
-                    post(await catalog.Runs.GetLabelledExperimentAsync(run, experiment, CancellationToken.None).ConfigureAwait(false));
-                }
-                catch (GridException ex) when (ex.Kind == GridErrorKind.NotFound)
-                {
-                    // Removed (Remove-GridRun -Force) right after its final sync: the agent's work is done.
-                    post(new WarningMessage($"{GridNames.ExperimentId(run, experiment)} ended and was then removed from the store: {ex.Message}"));
-                }
-            }, stopGrace: options.StopBudget + TimeSpan.FromSeconds(2)); // Ctrl+C stops the pipeline too: the end is waited for
-        }
-        finally
-        {
-            foreach (var r in registrations) r.Dispose();
-        }
+            var outcome = await ExperimentInvocation.RunAsync(catalog, run, experiment, options, w => post(new WarningMessage(w)), ct).ConfigureAwait(false);
+            exitCode = outcome.ExitCode;
+            if (outcome.Experiment is not null) post(outcome.Experiment);
+        }, stopGrace: options.StopBudget + TimeSpan.FromSeconds(2)); // Ctrl+C stops the pipeline too: the end is waited for
         SessionState.PSVariable.Set(new PSVariable("global:LASTEXITCODE", exitCode));
-    }
-
-    /// <summary>The time the end may take after a signal, from GRID_SIGNAL_GRACE (a bad value is the default, with a warning).</summary>
-    private TimeSpan StopBudget()
-    {
-        var budget = CaptureOptions.StopBudgetFor(Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable), out var problem);
-        if (problem is not null) WriteWarning(problem);
-        return budget;
     }
 
     internal static Dictionary<string, string> ToDictionary(Hashtable? table)

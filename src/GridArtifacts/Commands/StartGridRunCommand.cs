@@ -100,6 +100,8 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
         }
         if (script is not null && parameters is { Count: > 0 } && Path.GetExtension(script).Equals(".ps1", StringComparison.OrdinalIgnoreCase)) CheckScriptTakes(script, parameters.Keys.Order(StringComparer.Ordinal));
 
+        var moduleFolder = Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!;
+        var agent = AgentExecutable.Find(moduleFolder);
         var request = new LaunchRequest
         {
             Name = named,
@@ -114,9 +116,13 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
             Scheduler = Scheduler,
             SchedulerArguments = SchedulerArgument ?? Array.Empty<string>(),
             Pwsh = PwshCommand(),
-            ModuleFolder = Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!,
+            ModuleFolder = moduleFolder,
+            Agent = agent,
             Version = typeof(StartGridRunCommand).Assembly.GetName().Version?.ToString(3) ?? "",
         };
+        WriteVerbose(agent is null
+            ? $"The experiments run under pwsh: no grid-agent for {AgentExecutable.Platform} in '{moduleFolder}' (or ${AgentExecutable.Variable} is '{AgentExecutable.PwshOnly}')."
+            : $"The experiments run under {agent}.");
         var launcher = new RunLauncher(catalog, store.Location);
         var run = "";
         RunAndDrain(async (post, ct) => run = await launcher.StartAsync(request, post, ct).ConfigureAwait(false));

@@ -18,22 +18,6 @@ if ($Index -lt 0 -or $Index -ge $plan.Experiments.Count) {
 $e = $plan.Experiments[$Index]
 $keep = $plan.KeepWorkingDirectory
 
-# The run's folder (plan, job script, logs) goes once every experiment of the run has ended and
-# every experiment folder is gone; a log with something in it keeps it (Remove-GridWorkingDirectory
-# removes it later). Whichever experiment ends last does it; two at once are harmless.
-function Remove-RunFolder {
-    $runFolder = Split-Path -Parent $PlanPath
-    if (Get-ChildItem -LiteralPath $runFolder -Directory -Filter 'exp*' -ErrorAction Ignore) { return }
-    $logs = @(Get-ChildItem -LiteralPath $runFolder -Recurse -File -Include '*.log', '*.out' -ErrorAction Ignore)
-    if ($logs | Where-Object Length -gt 0) { return }
-    # A run that cannot be read, or was removed meanwhile, keeps its folder: its queued experiments
-    # (not started yet, so no folder of theirs) still read plan.json. Remove-GridWorkingDirectory removes it later.
-    $run = Get-GridRun -Name $plan.Run -Store $plan.Store -ErrorAction Ignore
-    if (-not $run -or $run.Status -in 'Queued', 'Running', 'Syncing') { return }
-    # Links in it are removed as links: nothing outside it is touched.
-    try { [IO.Directory]::Delete($runFolder, $true) } catch [IO.IOException] { }
-}
-
 try {
     $parameters = @{}
     foreach ($p in $e.Parameters.GetEnumerator()) { $parameters[$p.Key] = $p.Value }
@@ -45,7 +29,8 @@ try {
         -ArtifactPath $roots -Parameter $parameters -Queued -Command @($e.Command) -WarningAction $warnings -ErrorAction Stop `
         -RemoveWorkingDirectory:(-not $keep)
     $code = $LASTEXITCODE
-    if (-not $keep) { Remove-RunFolder }
+    # The run's folder goes once every experiment has ended (grid-agent plan does the same).
+    if (-not $keep) { $null = [GridArtifacts.PlanFile]::RemoveRunFolderIfEnded($plan, $PlanPath) }
     exit $code
 }
 catch {
