@@ -74,7 +74,7 @@ internal sealed class ManifestJournal : IDisposable
         {
             await _catalog.Manifests.VisitManifestAsync(_run, _experiment,
                 () => { w?.Dispose(); w = new StreamWriter(file, append: false); entries = 0; },
-                e => { w!.WriteLine(JsonSerializer.Serialize(e, RecordJson.Compact)); entries++; }, ct).ConfigureAwait(false);
+                e => { w!.WriteLine(JsonSerializer.Serialize(e, RecordJson.CompactEntry)); entries++; }, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -85,7 +85,7 @@ internal sealed class ManifestJournal : IDisposable
         using var reader = new StreamReader(file);
         while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
         {
-            if (line.Length > 0) earlier(JsonSerializer.Deserialize<ManifestEntry>(line, RecordJson.Compact)!);
+            if (line.Length > 0) earlier(JsonSerializer.Deserialize(line, RecordJson.CompactEntry)!);
         }
     }
 
@@ -98,7 +98,7 @@ internal sealed class ManifestJournal : IDisposable
     /// </summary>
     public int Add(ManifestEntry entry)
     {
-        var line = JsonSerializer.Serialize(entry, RecordJson.Compact);
+        var line = JsonSerializer.Serialize(entry, RecordJson.CompactEntry);
         lock (_gate)
         {
             _open ??= new StreamWriter(new FileStream(SegmentFile(_current), FileMode.Append, FileAccess.Write, FileShare.Read));
@@ -210,11 +210,11 @@ internal sealed class ManifestJournal : IDisposable
                 while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
                 {
                     if (line.Length == 0) continue;
-                    var entry = JsonSerializer.Deserialize<ManifestEntry>(line, RecordJson.Compact);
+                    var entry = JsonSerializer.Deserialize(line, RecordJson.CompactEntry);
                     // An earlier agent's entries are numbered -1; this agent's by their place in its segments.
                     var at = earlier ? -1 : number++;
                     if (entry is null || !isLatest(entry.Path, at)) continue;
-                    JsonSerializer.Serialize(w, entry, RecordJson.Compact);
+                    JsonSerializer.Serialize(w, entry, RecordJson.CompactEntry);
                     if (w.BytesPending > 1 << 16) await w.FlushAsync(ct).ConfigureAwait(false);
                 }
             }

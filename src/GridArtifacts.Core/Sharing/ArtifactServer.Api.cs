@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using GridArtifacts.Core.Metrics;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
@@ -13,10 +14,8 @@ public sealed partial class ArtifactServer
     /// <summary>Points per metric the chart gets: more than its 640 units of width can show.</summary>
     public const int ChartPoints = 2000;
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
     private Task ServeStoreAsync(HttpListenerContext ctx, CancellationToken cancel) =>
-        WriteJsonAsync(ctx.Response, new { location = Store, kind = _catalog.Store is ILocalFolder ? "FileSystem" : "S3" });
+        WriteJsonAsync(ctx.Response, new StoreAnswer(Store, _catalog.Store is ILocalFolder ? "FileSystem" : "S3"), ApiJson.Default.StoreAnswer);
 
     private async Task ServeRunsAsync(HttpListenerContext ctx, CancellationToken cancel) =>
         await WriteBytesAsync(ctx.Response, "application/json; charset=utf-8", await ListRunsAsync(ctx.Request.QueryString["fresh"] == "1", cancel).ConfigureAwait(false)).ConfigureAwait(false);
@@ -92,31 +91,8 @@ public sealed partial class ArtifactServer
         {
             var result = await _catalog.Runs.GetExperimentsAsync(run, cancel).ConfigureAwait(false);
             if (result.Items.Count == 0) await _catalog.Runs.ReadRunRecordAsync(run, cancel).ConfigureAwait(false);
-            return new
-            {
-                experiments = result.Items.Select(e => new
-                {
-                    id = e.Id,
-                    name = e.Experiment,
-                    status = e.Status.ToString(),
-                    active = e.Status.IsActive(),
-                    exitCode = e.ExitCode,
-                    signal = e.Signal,
-                    reason = e.Reason,
-                    artifacts = e.ArtifactCount,
-                    bytes = e.ArtifactBytes,
-                    started = e.Started,
-                    finished = e.Finished,
-                    parameters = e.Parameters,
-                    tags = e.Tags,
-                    ownTags = e.OwnTags,
-                    @protected = e.Protected,
-                    metrics = e.Metrics,
-                    metricsSource = e.MetricsSource,
-                }),
-                errors = result.Errors.Select(e => e.Message),
-            };
-        }).ConfigureAwait(false);
+            return new ExperimentsAnswer(result.Items.Select(ExperimentRow.Of), result.Errors.Select(e => e.Message));
+        }, ApiJson.Default.ExperimentsAnswer).ConfigureAwait(false);
     }
 
     private async Task ServeArtifactListAsync(HttpListenerContext ctx, CancellationToken cancel)
@@ -127,19 +103,10 @@ public sealed partial class ArtifactServer
         await WithStoreErrorsAsync(ctx, async () =>
         {
             var result = await _catalog.Artifacts.GetArtifactsAsync(run, experiment, cancel).ConfigureAwait(false);
-            return new
-            {
-                artifacts = result.Items.Select(a => new
-                {
-                    path = a.Path,
-                    size = a.Size,
-                    modified = a.LastModified,
-                    sha256 = a.Sha256,
-                    kind = ArtifactKinds.Of(a.Path),
-                }),
-                errors = result.Errors.Select(e => e.Message),
-            };
-        }).ConfigureAwait(false);
+            return new ArtifactsAnswer(
+                result.Items.Select(a => new ArtifactRow(a.Path, a.Size, a.LastModified, a.Sha256, ArtifactKinds.Of(a.Path))),
+                result.Errors.Select(e => e.Message));
+        }, ApiJson.Default.ArtifactsAnswer).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -164,8 +131,8 @@ public sealed partial class ArtifactServer
                 source = MetricsReader.ChooseSource(artifacts.Items.Where(a => MetricsReader.IsCsvCandidate(a.Path)).Select(a => (a.Path, a.LastModified)));
             }
             var read = source is null ? NoSeries : await ReadSeriesAsync(StoreLayout.ArtifactKey(run, experiment, source), cancel).ConfigureAwait(false);
-            return new { source, x = read.X, columns = read.Columns, series = read.Points, rows = read.Rows, downsampled = read.Downsampled, problem = read.Problem };
-        }).ConfigureAwait(false);
+            return new MetricsAnswer(source, read.X, read.Columns, read.Points, read.Rows, read.Downsampled, read.Problem);
+        }, ApiJson.Default.MetricsAnswer).ConfigureAwait(false);
     }
 
     private static readonly MetricsSeries NoSeries = new(null, Array.Empty<string>(), new Dictionary<string, double[][]>(), 0, false, null);
@@ -188,15 +155,15 @@ public sealed partial class ArtifactServer
         {
             var warnings = new List<string>();
             var (url, expires) = await ArtifactLinks.CreateAsync(_catalog.Store, a.Run, a.Experiment, a.Path, ArtifactLinks.DefaultLifetime, warnings.Add).ConfigureAwait(false);
-            return new { url, expiresAt = expires, warnings };
-        }).ConfigureAwait(false);
+            return new LinkAnswer(url, expires, warnings);
+        }, ApiJson.Default.LinkAnswer).ConfigureAwait(false);
     }
 
     /// <summary>The JSON a handler makes; a store's error as <c>{ error, errorId }</c> with its status (and in the log, by id).</summary>
-    private async Task WithStoreErrorsAsync(HttpListenerContext ctx, Func<Task<object>> body)
+    private async Task WithStoreErrorsAsync<T>(HttpListenerContext ctx, Func<Task<T>> body, JsonTypeInfo<T> json)
     {
         var res = ctx.Response;
-        object result;
+        T result;
         try { result = await body().ConfigureAwait(false); }
         catch (GridException ex)
         {
@@ -208,8 +175,9 @@ public sealed partial class ArtifactServer
                 GridErrorKind.AccessDenied => 403,
                 _ => 502,
             };
-            result = new { error = ex.Message, errorId = ex.ErrorId };
+            await WriteJsonAsync(res, new ErrorAnswer(ex.Message, ex.ErrorId), ApiJson.Default.ErrorAnswer).ConfigureAwait(false);
+            return;
         }
-        await WriteJsonAsync(res, result).ConfigureAwait(false);
+        await WriteJsonAsync(res, result, json).ConfigureAwait(false);
     }
 }

@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 
@@ -143,7 +144,7 @@ public sealed partial class ArtifactServer
         try
         {
             var form = System.Web.HttpUtility.ParseQueryString(body);
-            foreach (var raw in JsonSerializer.Deserialize<string[][]>(form["items"] ?? "[]") ?? Array.Empty<string[]>())
+            foreach (var raw in JsonSerializer.Deserialize(form["items"] ?? "[]", ApiJson.Default.StringArrayArray) ?? Array.Empty<string[]>())
             {
                 if (raw.Length != 3 || ArtifactFromQuery(raw[0], raw[1], raw[2]) is not { } a) { res.StatusCode = 400; return; }
                 if (seen.Add(a)) items.Add(a);
@@ -195,8 +196,8 @@ public sealed partial class ArtifactServer
         await WriteBytesAsync(res, contentType, bytes).ConfigureAwait(false);
     }
 
-    private static Task WriteJsonAsync(HttpListenerResponse res, object value) =>
-        WriteBytesAsync(res, "application/json; charset=utf-8", JsonSerializer.SerializeToUtf8Bytes(value, Json));
+    private static Task WriteJsonAsync<T>(HttpListenerResponse res, T value, JsonTypeInfo<T> json) =>
+        WriteBytesAsync(res, "application/json; charset=utf-8", JsonSerializer.SerializeToUtf8Bytes(value, json));
 
     private static Task WriteTextAsync(HttpListenerResponse res, string contentType, string text) =>
         WriteBytesAsync(res, contentType, Encoding.UTF8.GetBytes(text));

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Core.Stores;
@@ -31,7 +33,7 @@ namespace GridArtifacts.Core.Stores;
 /// <summary>The cluster job that runs a run's experiments.</summary>
 public sealed record RunJob(GridScheduler Scheduler, string? Cluster, string Id);
 
-public static class CatalogIndex
+public static partial class CatalogIndex
 {
     public const char Separator = '~';
     public const string RunTag = "run";
@@ -106,12 +108,16 @@ public static class CatalogIndex
         public Dictionary<string, string>? P { get; set; }
     }
 
-    private static readonly JsonSerializerOptions SummaryJson = new()
+    /// <summary>The summary's JSON: camelCase, nulls left out, generated at build time (no reflection).</summary>
+    [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+    [JsonSerializable(typeof(Summary))]
+    private sealed partial class SummaryJsonContext : JsonSerializerContext;
+
+    /// <summary>The summary with its escaping: only what JSON must escape, as every release wrote it (the attribute cannot say so).</summary>
+    private static readonly JsonTypeInfo<Summary> SummaryJson = (JsonTypeInfo<Summary>)new JsonSerializerOptions(SummaryJsonContext.Default.Options)
     {
-        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
-    };
+    }.GetTypeInfo(typeof(Summary));
 
     private static string Hex(long v) => v.ToString("x", CultureInfo.InvariantCulture);
     private static string Time(DateTimeOffset? t) => t is { } v ? Hex(v.UtcTicks) : None;
@@ -278,7 +284,7 @@ public static class CatalogIndex
         {
             var b64 = s.Replace('-', '+').Replace('_', '/');
             b64 += new string('=', (4 - b64.Length % 4) % 4);
-            var summary = JsonSerializer.Deserialize<Summary>(Convert.FromBase64String(b64), SummaryJson) ?? throw new FormatException();
+            var summary = JsonSerializer.Deserialize(Convert.FromBase64String(b64), SummaryJson) ?? throw new FormatException();
             return (summary.C, summary.P is { Count: > 0 } p ? new System.Collections.ObjectModel.ReadOnlyDictionary<string, string>(p) : NoParameters);
         }
         catch (JsonException ex)

@@ -133,7 +133,7 @@ public static class ManifestReader
                         if (next.TokenType == JsonTokenType.Null) break;
                         var whole = next;
                         if (!whole.TrySkip()) return taken;
-                        var e = JsonSerializer.Deserialize<ManifestEntry>(ref next, RecordJson.Compact)!;
+                        var e = JsonSerializer.Deserialize(ref next, RecordJson.CompactEntry)!;
                         entry?.Invoke(Header, e);
                         break;
                     case Where.End:
@@ -163,12 +163,12 @@ public static class ManifestReader
             if (!whole.TrySkip()) return false;
             switch (name)
             {
-                case "schema": Header.Schema = JsonSerializer.Deserialize<int>(ref reader, RecordJson.Options); break;
-                case "run": Header.Run = JsonSerializer.Deserialize<string>(ref reader, RecordJson.Options) ?? ""; break;
-                case "experiment": Header.Experiment = JsonSerializer.Deserialize<string>(ref reader, RecordJson.Options) ?? ""; break;
-                case "sealed": Header.Sealed = JsonSerializer.Deserialize<bool>(ref reader, RecordJson.Options); break;
-                case "updated": Header.Updated = JsonSerializer.Deserialize<DateTimeOffset>(ref reader, RecordJson.Options); break;
-                case "through": Header.Through = JsonSerializer.Deserialize<long?>(ref reader, RecordJson.Options); break;
+                case "schema": Header.Schema = JsonSerializer.Deserialize(ref reader, RecordJsonContext.Default.Int32); break;
+                case "run": Header.Run = JsonSerializer.Deserialize(ref reader, RecordJsonContext.Default.String) ?? ""; break;
+                case "experiment": Header.Experiment = JsonSerializer.Deserialize(ref reader, RecordJsonContext.Default.String) ?? ""; break;
+                case "sealed": Header.Sealed = JsonSerializer.Deserialize(ref reader, RecordJsonContext.Default.Boolean); break;
+                case "updated": Header.Updated = JsonSerializer.Deserialize(ref reader, RecordJsonContext.Default.DateTimeOffset); break;
+                case "through": Header.Through = JsonSerializer.Deserialize(ref reader, RecordJsonContext.Default.NullableInt64); break;
                 default: reader.TrySkip(); break; // a field a later version added (all there: checked above)
             }
             return true;
@@ -189,7 +189,7 @@ public static class ManifestReader
                 var line = end < 0 ? rest : rest[..end];
                 taken += end < 0 ? rest.Length : end + 1;
                 if (line.Trim(" \t\r"u8).IsEmpty) continue;
-                if (JsonSerializer.Deserialize<ManifestEntry>(line, RecordJson.Compact) is { } e) entry(e);
+                if (JsonSerializer.Deserialize(line, RecordJson.CompactEntry) is { } e) entry(e);
             }
             return taken;
         }

@@ -100,9 +100,20 @@ internal sealed class S3Errors(string display, string bucket, string endpointTex
     /// An exception the SDK threw (its source, or the method that threw: one of its own helpers may
     /// be inlined into another of its assemblies), such as the ArgumentOutOfRangeException ('hex')
     /// AWSSDKUtils.HexStringToBytes throws for an ETag that is not hex (s3rver, mid-replacement).
+    /// The method is read from the first line of the stack trace, not from TargetSite: a Native AOT
+    /// build keeps no reflection metadata for it, and there Source is not the assembly's name either.
     /// </summary>
     private static bool IsFromSdk(Exception ex) =>
-        ex.Source is "AWSSDK.Core" or "AWSSDK.S3" || ex.TargetSite?.DeclaringType?.FullName?.StartsWith("Amazon.", StringComparison.Ordinal) == true;
+        ex.Source is "AWSSDK.Core" or "AWSSDK.S3" || ThrownIn(ex).StartsWith("Amazon.", StringComparison.Ordinal);
+
+    /// <summary>The method the first frame of <paramref name="ex"/>'s stack trace names ("Amazon.Util.AWSSDKUtils.HexStringToBytes(…)"), or "".</summary>
+    internal static string ThrownIn(Exception ex)
+    {
+        var trace = ex.StackTrace.AsSpan().TrimStart();
+        var end = trace.IndexOfAny('\r', '\n');
+        var first = end < 0 ? trace : trace[..end];
+        return first.StartsWith("at ", StringComparison.Ordinal) ? first[3..].ToString() : "";
+    }
 
     private static bool IsCredentialProblem(AmazonClientException ex) =>
         ex.Message.Contains("credentials", StringComparison.OrdinalIgnoreCase) && ex.InnerException is not HttpRequestException;

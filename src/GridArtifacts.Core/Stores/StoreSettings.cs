@@ -96,7 +96,7 @@ public static class StoreSettings
         }
         Directory.CreateDirectory(ConfigFolder);
         var tmp = file + "." + Guid.NewGuid().ToString("N") + ".tmp";
-        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["store"] = location }, RecordJson.Options));
+        File.WriteAllBytes(tmp, JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["store"] = location }, RecordJsonContext.Default.DictionaryStringString));
         File.Move(tmp, file, overwrite: true);
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using GridArtifacts.Model;
 using Polly;
 using Polly.Retry;
@@ -85,7 +86,8 @@ public static class Retry
     /// pause cut short at the deadline. <paramref name="onRetry"/> is told each result and the pause
     /// before the next try. Returns the last result; a cancelled pause ends it (OperationCanceledException).
     /// </summary>
-    public static ValueTask<T> WhileAsync<T>(Func<CancellationToken, ValueTask<T>> work, Func<T, bool> again, Func<DateTimeOffset> deadline,
+    /// <remarks>Polly keeps every member of <typeparamref name="T"/> for trimming (its AddRetry asks so): the annotation passes that on.</remarks>
+    public static ValueTask<T> WhileAsync<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.All)] T>(Func<CancellationToken, ValueTask<T>> work, Func<T, bool> again, Func<DateTimeOffset> deadline,
         Action<T, TimeSpan> onRetry, TimeProvider clock, CancellationToken ct) =>
         new ResiliencePipelineBuilder<T> { TimeProvider = clock }
             .AddRetry(new RetryStrategyOptions<T>

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using GridArtifacts.Core.Stores;
 using GridArtifacts.Model;
 using Microsoft.Win32.SafeHandles;
@@ -223,6 +224,12 @@ public sealed partial class TransferEngine
         public List<int> Done { get; set; } = new();
     }
 
+    /// <summary>A ranged download's state file, with the records' options (<see cref="RecordJsonContext"/>), generated at build time.</summary>
+    [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, UseStringEnumConverter = true)]
+    [JsonSerializable(typeof(RangedState))]
+    private sealed partial class RangedStateJson : JsonSerializerContext;
+
     /// <summary>
     /// Parallel ranged reads written at their offsets into a preallocated part file. The first read
     /// fixes the version; every other read is conditional on it. Finished ranges are recorded so
@@ -341,7 +348,7 @@ public sealed partial class TransferEngine
         try
         {
             if (IsLink(new FileInfo(path))) return null; // not one this engine wrote
-            var s = JsonSerializer.Deserialize<RangedState>(File.ReadAllBytes(path), RecordJson.Options);
+            var s = JsonSerializer.Deserialize(File.ReadAllBytes(path), RangedStateJson.Default.RangedState);
             return s is not null && s.Size == size && s.PartSize == partSize ? s : null;
         }
         catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
@@ -357,7 +364,7 @@ public sealed partial class TransferEngine
         File.Delete(tmp);
         using (var file = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
         {
-            file.Write(JsonSerializer.SerializeToUtf8Bytes(state, RecordJson.Options));
+            file.Write(JsonSerializer.SerializeToUtf8Bytes(state, RangedStateJson.Default.RangedState));
         }
         File.Move(tmp, path, overwrite: true);
     }
