@@ -106,15 +106,30 @@ public static class Program
     }
 
     /// <summary>Runs the experiment to its end and returns the exit code the process ends with.</summary>
+    /// <param name="label">The experiment's name in messages when it comes from a plan (whose errors are not usage errors), else null.</param>
     private static async Task<int> RunExperimentAsync(ExperimentRequest request, string? store, bool quiet, string? label)
     {
         void Warn(string w) { if (!quiet) Console.Error.WriteLine($"grid-agent: warning: {w}"); }
+        // One experiment per process: what its script leaves behind is given to this process, and
+        // ended with the script, as Slurm ends a step's processes.
+        request = request with { EndsLeftovers = ScriptProcesses.BecomeSubreaper() };
+        string run, experiment, location;
+        CaptureOptions options;
         try
         {
-            var (run, experiment, options) = ExperimentInvocation.Prepare(request, Warn);
-            label ??= GridNames.ExperimentId(run, experiment);
-            var location = StoreSettings.Resolve(store).Location;
+            (run, experiment, options) = ExperimentInvocation.Prepare(request, Warn);
+            location = StoreSettings.Resolve(store).Location;
             if (!StoreSettings.IsS3(location)) location = Path.GetFullPath(location);
+        }
+        catch (GridException ex)
+        {
+            // A bad name or store location given on the command line is a usage error.
+            if (label is null) throw new UsageException(ex.Message);
+            return Fail(AgentFailed, $"{label}: {ex.ErrorId}: {ex.Message}");
+        }
+        label ??= GridNames.ExperimentId(run, experiment);
+        try
+        {
             var catalog = Catalogs.Open(location);
             var outcome = await ExperimentInvocation.RunAsync(catalog, run, experiment, options, Warn, CancellationToken.None).ConfigureAwait(false);
             if (outcome.ExitCode < 0)
@@ -125,14 +140,15 @@ public static class Program
             if (!quiet && outcome.Experiment is { } e) Console.Error.WriteLine($"grid-agent: {Help.Summary(e, outcome.ExitCode)}");
             return outcome.ExitCode;
         }
-        catch (GridException ex) when (ex.Kind == GridErrorKind.InvalidArgument && label is null)
-        {
-            throw new UsageException(ex.Message);
-        }
         catch (GridException ex)
         {
             // The error's id and message; never a secret (store errors carry none).
-            return Fail(AgentFailed, $"{label ?? "grid-agent"}: {ex.ErrorId}: {ex.Message}");
+            return Fail(AgentFailed, $"{label}: {ex.ErrorId}: {ex.Message}");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A folder store that cannot be written (a file where its folder should be, no permission).
+            return Fail(AgentFailed, $"{label}: StoreNotWritable: the store '{location}' could not be written: {ex.Message}");
         }
     }
 

@@ -54,6 +54,14 @@ public sealed record CaptureOptions
     /// did not reach the store. The record names the folder until it is removed.
     /// </summary>
     public bool RemoveWorkingDirectory { get; init; }
+    /// <summary>
+    /// Kills every process the script leaves behind when it exits, as Slurm does at a step's end and a
+    /// container's runtime when its first process exits: what they held open (the script's output, a
+    /// file half written) is then final, and the end does not wait for them. Only where the agent is
+    /// alone in its process and that process adopts the script's orphans (grid-agent makes itself
+    /// their subreaper); elsewhere only what a signal's stop saw is killed.
+    /// </summary>
+    public bool EndsLeftovers { get; init; }
 
     /// <summary>The environment variable with the seconds between a scheduler's SIGTERM and its SIGKILL (Slurm's KillWait).</summary>
     public const string SignalGraceVariable = "GRID_SIGNAL_GRACE";

@@ -28,6 +28,8 @@ public sealed record ExperimentRequest
     public bool Queued { get; init; }
     /// <summary>The value of GRID_SIGNAL_GRACE (seconds from a scheduler's SIGTERM to its SIGKILL), or null.</summary>
     public string? SignalGrace { get; init; }
+    /// <summary>This process runs this one experiment and adopts what its script leaves behind (<see cref="CaptureOptions.EndsLeftovers"/>).</summary>
+    public bool EndsLeftovers { get; init; }
 }
 
 /// <summary>How an experiment run in the foreground ended.</summary>
@@ -66,6 +68,7 @@ public static class ExperimentInvocation
             Tags = tags,
             StopBudget = budget,
             RemoveWorkingDirectory = request.RemoveWorkingDirectory,
+            EndsLeftovers = request.EndsLeftovers,
         };
         return (run, experiment, options);
     }

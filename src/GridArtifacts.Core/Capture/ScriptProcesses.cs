@@ -72,6 +72,51 @@ internal static class ScriptProcesses
         }
     }
 
+    [DllImport("libc", EntryPoint = "prctl", SetLastError = true)]
+    private static extern int Prctl(int option, nint arg2, nint arg3, nint arg4, nint arg5);
+
+    private const int PR_SET_CHILD_SUBREAPER = 36;
+
+    /// <summary>
+    /// Makes this process the one that processes its descendants leave behind are given to (Linux's
+    /// child subreaper), so <see cref="AddAdopted"/> finds them once the script has exited. Only for a
+    /// process that runs one experiment (grid-agent): every orphan below it is that experiment's.
+    /// </summary>
+    public static bool BecomeSubreaper()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try { return Prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0; }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { return false; }
+    }
+
+    /// <summary>
+    /// The processes this process adopted (its own children other than what it started itself are
+    /// what a script left behind, once this process is a subreaper) that started no earlier than
+    /// <paramref name="notBefore"/>, and everything below them.
+    /// </summary>
+    public static void AddAdopted(ulong notBefore, Dictionary<int, ulong> into)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var self = Environment.ProcessId;
+        var selfStart = ReadStat(self)?.Start;
+        if (selfStart is null) return;
+        var roots = new List<(int, ulong)>();
+        try
+        {
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var p)) continue;
+                if (ReadStat(p) is { } stat && stat.Parent == self && stat.Start >= notBefore) roots.Add((p, stat.Start));
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
+        foreach (var (pid, start) in roots)
+        {
+            into[pid] = start;
+            AddDescendants((pid, start), into);
+        }
+    }
+
     /// <summary>SIGKILL to each process of <paramref name="processes"/> still running as the same process (same start time).</summary>
     public static void KillLeftovers(Dictionary<int, ulong> processes)
     {

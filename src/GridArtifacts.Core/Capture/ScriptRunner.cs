@@ -19,8 +19,12 @@ internal sealed class ScriptRunner : IDisposable
     /// <summary>The script's processes a signal's stop has seen (with their start times), killed at the end even if the script left them behind.</summary>
     private readonly Dictionary<int, ulong> _tree = new();
 
-    private ScriptRunner(Process process, Task[] pumps, TimeSpan? stopBudget, TimeProvider clock)
+    /// <summary>Whether every process the script leaves behind is killed when it exits (<see cref="CaptureOptions.EndsLeftovers"/>).</summary>
+    private readonly bool _endsLeftovers;
+
+    private ScriptRunner(Process process, Task[] pumps, TimeSpan? stopBudget, TimeProvider clock, bool endsLeftovers)
     {
+        _endsLeftovers = endsLeftovers;
         _clock = clock;
         _process = process;
         _pumps = pumps;
@@ -50,7 +54,7 @@ internal sealed class ScriptRunner : IDisposable
             Pump(process.StandardOutput.BaseStream, Path.Combine(logs, "stdout.log")),
             Pump(process.StandardError.BaseStream, Path.Combine(logs, "stderr.log")),
         };
-        return new ScriptRunner(process, pumps, options.StopBudget, clock);
+        return new ScriptRunner(process, pumps, options.StopBudget, clock, options.EndsLeftovers);
     }
 
     public bool HasExited => _process.HasExited;
@@ -87,8 +91,15 @@ internal sealed class ScriptRunner : IDisposable
         try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
     }
 
-    /// <summary>Kills what is left of the processes a signal's stop has seen.</summary>
-    public void KillLeftovers() => ScriptProcesses.KillLeftovers(_tree);
+    /// <summary>
+    /// Kills what is left of the processes a signal's stop has seen, and with
+    /// <see cref="CaptureOptions.EndsLeftovers"/> every process the script left behind.
+    /// </summary>
+    public void KillLeftovers()
+    {
+        if (_endsLeftovers && _script is { } script) ScriptProcesses.AddAdopted(script.Start, _tree);
+        ScriptProcesses.KillLeftovers(_tree);
+    }
 
     /// <summary>
     /// Waits until the script's output is all in its log files; with <paramref name="until"/>, no
