@@ -60,9 +60,12 @@ Start-Sleep -Seconds $Sleep
 }
 
 Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
-    It 'runs a 3-experiment sweep as one array job: Succeeded, byte-exact, each script sees its SLURM_JOB_ID' {
-        $store = New-TestS3Store 'slurm-sweep'
-        $run = Start-GridRun -FilePath $Script -Parameter @{ Seed = 1, 2, 3 } -Store $store -WorkingRoot $Work -Scheduler Slurm -ThrottleLimit 3 -Wait -KeepWorkingDirectory
+    # With grid-agent on the node (the module's own), and with pwsh only ($env:GRID_AGENT = 'pwsh').
+    It 'runs a 3-experiment sweep as one array job: Succeeded, byte-exact, each script sees its SLURM_JOB_ID (the agent: <Agent>)' -ForEach @(@{ Agent = 'grid-agent' }, @{ Agent = 'pwsh' }) {
+        $store = New-TestS3Store "slurm-sweep-$Agent"
+        if ($Agent -eq 'pwsh') { $env:GRID_AGENT = 'pwsh' }
+        try { $run = Start-GridRun -FilePath $Script -Parameter @{ Seed = 1, 2, 3 } -Store $store -WorkingRoot $Work -Scheduler Slurm -ThrottleLimit 3 -Wait -KeepWorkingDirectory }
+        finally { Remove-Item Env:GRID_AGENT -ErrorAction Ignore }
         $run.Status | Should -Be Succeeded
         $run.Scheduler | Should -Be Slurm
         $run.JobId | Should -Match '^\d+$'
@@ -87,6 +90,17 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         $e.WorkingDirectory | Should -Be (Join-Path (Get-RunFolder $Work $run.Name) $e.Experiment)
         Test-Path (Join-Path (Get-RunFolder $Work $run.Name) slurm.sh) | Should -BeTrue
         (Get-ChildItem (Join-Path (Get-RunFolder $Work $run.Name) slurm) -Filter '*.out').Name | Sort-Object | Should -Be @('0.out', '1.out', '2.out')
+        # Which agent ran each task: grid-agent says how its experiment ended; under pwsh the job script has no executable to try.
+        $jobScript = Get-Content -Raw (Join-Path (Get-RunFolder $Work $run.Name) slurm.sh)
+        $taskOut = Get-Content -Raw (Join-Path (Get-RunFolder $Work $run.Name) slurm/1.out)
+        if ($Agent -eq 'grid-agent') {
+            $jobScript | Should -Match 'exec "\$agent" plan'
+            $taskOut | Should -Match "grid-agent: $($run.Name)-exp1 Succeeded \(exit 0\)"
+        }
+        else {
+            $jobScript | Should -Not -Match 'agent='
+            "$taskOut" | Should -Not -Match 'grid-agent'
+        }
     }
 
     It 'stops a %1 sweep midway: the running one through its agent, the pending ones by scancel, all Stopped, nothing left in squeue' {
@@ -142,9 +156,11 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
 
     It 'ends Failed, with the Slurm state as the reason, an experiment whose task could not start its agent' {
         $store = New-TestS3Store 'slurm-nopwsh'
+        # Neither grid-agent (the task falls back to pwsh, and says so) nor pwsh runs on the node.
+        $env:GRID_AGENT = '/nonexistent/grid-agent'
         $env:GRID_PWSH = '/nonexistent/pwsh'
         try { $run = Start-GridRun -FilePath $Script -Parameter @{ Seed = 7, 8 } -Store $store -WorkingRoot $Work -Scheduler Slurm }
-        finally { Remove-Item Env:GRID_PWSH }
+        finally { Remove-Item Env:GRID_PWSH, Env:GRID_AGENT }
         Wait-Until { (Get-Queued $run.JobId).Count -eq 0 } 30 "job $($run.JobId) ended"
         $experiments = @(Get-GridExperiment $run.Name -Store $store -WarningVariable warned -WarningAction SilentlyContinue)
         $experiments.Status | Should -Be @('Failed', 'Failed')
@@ -153,7 +169,9 @@ Describe 'Start-GridRun -Scheduler Slurm' -Tag Slurm -Skip:$NoSlurm {
         # Said once: the next reader finds them ended.
         (Get-GridRun $run.Name -Store $store -WarningVariable again).Status | Should -Be Failed
         $again.Count | Should -Be 0
-        Get-Content -Raw (Join-Path (Get-RunFolder $Work $run.Name) slurm/0.out) | Should -Match 'nonexistent/pwsh'
+        $taskOut = Get-Content -Raw (Join-Path (Get-RunFolder $Work $run.Name) slurm/0.out)
+        $taskOut | Should -Match 'nonexistent/grid-agent does not run on .*; this task runs under pwsh'
+        $taskOut | Should -Match 'nonexistent/pwsh'
     }
 
     It 'Remove-GridRun -Force cancels the pending tasks and removes the run' {
