@@ -177,6 +177,22 @@ public sealed class S3StoreErrorTests
     }
 
     [Fact]
+    public void An_SDK_exception_is_told_by_where_it_was_thrown_when_its_Source_names_no_assembly()
+    {
+        // A Native AOT build answers "<unknown>" for Source and keeps no metadata for TargetSite: the
+        // first frame of the stack trace still names the SDK's method.
+        var thrown = Assert.Throws<ArgumentOutOfRangeException>(() => Amazon.Util.AWSSDKUtils.HexStringToBytes(""));
+        thrown.Source = "<unknown>";
+        var ours = Assert.Throws<ArgumentOutOfRangeException>(() => ThrowOwn());
+        ours.Source = "<unknown>";
+        using var store = new S3Store(_s3.StoreUri(_s3.NewBucket()));
+        Assert.Equal("MalformedResponse", store.Translate(thrown, "runs/r/exp0/experiment.json")?.ErrorId);
+        Assert.Null(store.Translate(ours, "k"));
+    }
+
+    private static void ThrowOwn() => throw new ArgumentOutOfRangeException("hex");
+
+    [Fact]
     public async Task Unknown_credentials_are_InvalidCredentials_and_no_secret_is_in_the_message()
     {
         // s3rver checks the access key id but not SigV4 signatures, so the key id is what is wrong here.
