@@ -68,9 +68,57 @@ public sealed class CaptureCostTests : IDisposable
         var log = proxy.Log.ToArray();
         _out.WriteLine($"S3: {log.Length} requests in {took.TotalMilliseconds:0} ms");
         foreach (var (method, path, _) in log) _out.WriteLine($"  {method} {path}");
-        // Measured: 20 on s3rver (which ignores If-None-Match: the claim settles and reads back), 17 on
+        // Measured: 20 on s3rver (which ignores If-None-Match: the claim settles and reads back), 19 on
         // RADOS Gateway; each with the server's If-None-Match probe (3, once per process). 0.5.0 made 27.
         Assert.True(log.Length <= 20, $"{log.Length} requests:\n" + string.Join("\n", log.Select(l => $"{l.Method} {l.PathAndQuery}")));
+    }
+
+    /// <summary>Runs a new experiment's agent on <paramref name="script"/>; the test's waits are bounded by a minute.</summary>
+    private async Task RunNew(GridCatalog catalog, string script, TimeSpan settle, IReadOnlyDictionary<string, string>? environment = null, Func<Task>? beside = null)
+    {
+        var agent = new CaptureAgent(catalog, "ends", "exp0", new CaptureOptions
+        {
+            FileName = "bash", Arguments = new[] { "-c", script }, WorkingDirectory = _temp.Sub("work-" + Guid.NewGuid().ToString("N")),
+            SettleTime = settle, RescanInterval = TimeSpan.FromMilliseconds(100),
+            Environment = environment ?? new Dictionary<string, string>(),
+        });
+        var running = agent.RunAsync(default);
+        if (beside is not null) await beside();
+        Assert.Equal(0, await running.WaitAsync(TimeSpan.FromMinutes(1)));
+        Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetExperimentAsync("ends", "exp0", default)).Status);
+    }
+
+    [Fact]
+    public async Task A_file_written_before_the_exit_goes_at_once_after_Syncing_and_before_the_sealed_manifest_and_the_status()
+    {
+        var store = new RequestCountingStore(new FileSystemStore(_temp.Sub("store")));
+        // A settle time of an hour: a final sync that waited it would not end within the test's minute.
+        await RunNew(new GridCatalog(store), "echo late > late.txt", TimeSpan.FromHours(1));
+        var log = store.Log.ToList();
+        int At(string fragment) => log.FindIndex(l => l.StartsWith("put ", StringComparison.Ordinal) && l.Contains(fragment, StringComparison.Ordinal));
+        var (syncing, file, manifest, status) = (At("~Syncing~"), At("/artifacts/late.txt"), At("/manifest.json"), At("~Succeeded~"));
+        Assert.True(syncing >= 0 && syncing < file && file < manifest && manifest < status, string.Join("\n", log));
+    }
+
+    [Fact]
+    public async Task When_every_file_went_up_while_the_script_ran_no_Syncing_is_written_and_the_status_still_follows_the_sealed_manifest()
+    {
+        var store = new RequestCountingStore(new FileSystemStore(_temp.Sub("store")));
+        var done = Path.Combine(_temp.Sub("signals"), "done");
+        Directory.CreateDirectory(Path.GetDirectoryName(done)!);
+        // The script exits once the test has seen its file go up (or fails after 20 s).
+        await RunNew(new GridCatalog(store), "echo early > early.txt; for i in $(seq 1 200); do [ -e \"$DONE\" ] && exit 0; sleep 0.1; done; exit 3",
+            TimeSpan.FromMilliseconds(200), new Dictionary<string, string> { ["DONE"] = done }, async () =>
+            {
+                while (!store.Log.Any(l => l.EndsWith("/artifacts/early.txt", StringComparison.Ordinal))) await Task.Delay(50);
+                File.WriteAllText(done, "");
+            });
+        var log = store.Log.ToList();
+        Assert.DoesNotContain(log, l => l.Contains("~Syncing~", StringComparison.Ordinal));
+        var manifest = log.FindLastIndex(l => l.StartsWith("put ", StringComparison.Ordinal) && l.EndsWith("/manifest.json", StringComparison.Ordinal));
+        var status = log.FindIndex(l => l.StartsWith("put ", StringComparison.Ordinal) && l.Contains("~Succeeded~", StringComparison.Ordinal));
+        Assert.True(manifest >= 0 && manifest < status, string.Join("\n", log));
+        Assert.Single(log, l => l.EndsWith("/artifacts/early.txt", StringComparison.Ordinal)); // sent once, during the run
     }
 }
 
