@@ -290,23 +290,28 @@ public sealed partial class S3Store : IObjectStore, IConditionalCreate, IPresign
         return new ValueTask<bool>(probe.Value.WaitAsync(cancellationToken));
     }
 
+    /// <summary>
+    /// Whether the server honours <c>If-None-Match: *</c> on PUT: one probe key under the store's prefix
+    /// for every process, created with the condition. Refused (412): it was there and the server
+    /// honours the condition, in one request (every process after the first). Created: the first
+    /// process, or a server that ignores the condition; a second conditional PUT tells which.
+    /// The key stays (its bytes never matter; no reader lists <c>probes/</c>).
+    /// </summary>
     private async Task<bool> ProbeConditionalCreateAsync()
     {
-        var key = $"probes/conditional-create-{Guid.NewGuid():N}";
-        await PutAsync(key, "probe"u8.ToArray(), CancellationToken.None).ConfigureAwait(false);
         try
         {
-            return !await TryCreateAsync(key, "probe"u8.ToArray(), CancellationToken.None).ConfigureAwait(false);
+            return !await TryCreateAsync(ConditionalProbeKey, "probe"u8.ToArray(), CancellationToken.None).ConfigureAwait(false)
+                || !await TryCreateAsync(ConditionalProbeKey, "probe"u8.ToArray(), CancellationToken.None).ConfigureAwait(false);
         }
         catch (GridException ex) when (ex.Kind == GridErrorKind.StoreUnavailable && !ex.IsTransient)
         {
             return false; // the header refused (501 NotImplemented, 400): not exclusive here
         }
-        finally
-        {
-            try { await DeleteAsync(key, CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
-        }
     }
+
+    /// <summary>The key <see cref="CreatesExclusivelyAsync"/> probes the server with.</summary>
+    internal const string ConditionalProbeKey = "probes/conditional-create";
 
     public async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
