@@ -43,6 +43,14 @@ Describe 'Start-GridRun' {
         @($seen | Sort-Object -Unique).Count | Should -Be 4
     }
 
+    It 'refuses a GRID_AGENT that is not there, and starts nothing' {
+        $env:GRID_AGENT = Join-Path $TestDrive 'no-such-grid-agent'
+        try { { Start-GridRun -Command 'echo never > never.txt' -Name agent-missing -WorkingRoot $Work } | Should -Throw -ErrorId 'AgentNotFound*' }
+        finally { Remove-Item Env:GRID_AGENT }
+        Get-GridRun agent-missing -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        Get-RunFolder $Work agent-missing | Should -BeNullOrEmpty
+    }
+
     # The same sweep with the supervisor and agents of each kind: grid-agent (the module ships it for
     # this platform) and pwsh ($env:GRID_AGENT = 'pwsh', or a platform without the executable).
     It 'runs a sweep under <Agent>, says which, and removes every folder it made' -ForEach @(@{ Agent = 'grid-agent' }, @{ Agent = 'pwsh' }) {
