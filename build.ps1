@@ -105,16 +105,18 @@ function Start-AgentBuild {
     $publish = Join-Path $out "agent/$platform"
     if (Test-Path $publish) { Remove-Item -Recurse -Force $publish }
     $log = Join-Path $out "agent-$platform.log"
-    $argv = @('publish', (Join-Path $root 'src/GridArtifacts.Agent/GridArtifacts.Agent.csproj'), '-c', $Configuration, '-r', $platform, '-o', $publish, '--nologo', '-v', 'quiet')
-    $process = Start-Process dotnet -ArgumentList $argv -NoNewWindow -PassThru -RedirectStandardOutput $log -RedirectStandardError "$log.err"
-    [pscustomobject]@{ Process = $process; Platform = $platform; Publish = $publish; Log = $log }
+    # Every word passed as it is (a checkout path may hold spaces), the output into the log.
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
+    foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'publish', (Join-Path $root 'src/GridArtifacts.Agent/GridArtifacts.Agent.csproj'),
+            '-c', $Configuration, '-r', $platform, '-o', $publish, '--nologo', '-v', 'quiet')) { $psi.ArgumentList.Add($a) }
+    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Platform = $platform; Publish = $publish; Log = $log }
 }
 
 function Complete-AgentBuild($agent) {
     if (-not $agent) { return }
     $agent.Process.WaitForExit()
     if ($agent.Process.ExitCode -ne 0) {
-        Get-Content $agent.Log, "$($agent.Log).err" -ErrorAction Ignore | Out-Host
+        Get-Content $agent.Log -ErrorAction Ignore | Out-Host
         throw "The grid-agent build failed (exit code $($agent.Process.ExitCode)); its log is above."
     }
     $target = Join-Path $moduleOut "agent/$($agent.Platform)"

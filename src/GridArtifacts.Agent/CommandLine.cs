@@ -43,9 +43,14 @@ internal sealed class CommandLine
             }
             else
             {
+                // -store, -run=x: a long option written with one dash (as PowerShell writes them)
+                // would read as -s tore; said, not guessed.
+                var word = a[1..].Split('=')[0];
+                if (word.Length > 1 && (valued.Contains(word) || flags.Contains(word))) throw new UsageException($"'{a}' has one dash: write '-{a}'");
                 if (!aliases.TryGetValue(a[1..2], out var longName)) throw new UsageException($"unknown option '{a}'");
                 name = longName;
                 if (a.Length > 2) inline = a[2..];
+                if (inline?.StartsWith('=') == true) throw new UsageException($"write '-{a[1]} {inline[1..]}' or '--{longName}={inline[1..]}', not '{a}'");
             }
             if (aliases.TryGetValue(name, out var canonical)) name = canonical;
             if (flags.Contains(name))

@@ -71,9 +71,12 @@ internal static class Help
         Exit status:
           COMMAND's own exit status, as the system reports it (128+N when signal N ended it)
           2    bad options
-          125  COMMAND did not run: the store could not be read or written, credentials are
-               missing, another agent holds the experiment, or it was stopped or removed while
-               queued (the message on stderr says which)
+          125  grid-agent failed: COMMAND did not run (the store could not be read or written,
+               credentials are missing, another agent holds the experiment, or it was stopped or
+               removed while queued), or the store stayed away past the final sync's patience so
+               its end could not be recorded; the message on stderr says which
+          130, 143
+               SIGINT or SIGTERM came before the experiment started: nothing ran
           127  COMMAND could not be started (not found, or not executable)
         """;
 

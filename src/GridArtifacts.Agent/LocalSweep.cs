@@ -39,9 +39,9 @@ internal static class LocalSweep
         {
             // Passed on: each experiment stops as its agent does on a signal; none more starts.
             context.Cancel = true;
-            stopping = true;
             lock (running)
             {
+                stopping = true;
                 foreach (var p in running)
                 {
                     try { if (!p.HasExited) Kill(p.Id, context.Signal); } catch (InvalidOperationException) { }
@@ -54,14 +54,21 @@ internal static class LocalSweep
         var failed = 0;
         using var slots = new SemaphoreSlim(Math.Max(1, plan.ThrottleLimit));
         var tasks = new List<Task>();
+        var started = 0;
         for (var i = 0; i < plan.Experiments.Count; i++)
         {
             await slots.WaitAsync().ConfigureAwait(false);
-            if (stopping) { slots.Release(); break; }
             var psi = new ProcessStartInfo(self) { UseShellExecute = false };
             foreach (var a in prefix.Concat(new[] { "plan", planPath, "--index", i.ToString(System.Globalization.CultureInfo.InvariantCulture), "--quiet" })) psi.ArgumentList.Add(a);
-            var child = Process.Start(psi)!;
-            lock (running) running.Add(child);
+            Process child;
+            lock (running)
+            {
+                // Decided under the lock the signal handler takes: a child is either not started or signalled.
+                if (stopping) { slots.Release(); break; }
+                child = Process.Start(psi)!;
+                running.Add(child);
+                started++;
+            }
             tasks.Add(Task.Run(async () =>
             {
                 try
@@ -78,6 +85,12 @@ internal static class LocalSweep
             }));
         }
         await Task.WhenAll(tasks).ConfigureAwait(false);
+        // The experiments a signal kept from starting would wait as Queued for ever: ended Stopped.
+        for (var i = started; i < plan.Experiments.Count; i++)
+        {
+            try { await Core.Catalogs.Open(plan.Store).Claims.StopQueuedAsync(plan.Run, plan.Experiments[i].Experiment, CancellationToken.None).ConfigureAwait(false); }
+            catch (Model.GridException ex) { Console.Error.WriteLine($"grid-agent: {plan.Run}-{plan.Experiments[i].Experiment} was not started and could not be ended Stopped: {ex.Message}"); }
+        }
         return failed == 0 && !stopping ? 0 : 1;
     }
 

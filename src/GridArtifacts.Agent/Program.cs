@@ -16,8 +16,15 @@ public static class Program
     /// <summary>The command did not run: a store error, missing credentials, a refused claim, or an experiment stopped or removed while it was queued.</summary>
     public const int AgentFailed = 125;
 
+    /// <summary>
+    /// SIGTERM and SIGINT, taken from the start: one that comes before the experiment's agent exists
+    /// is kept, not lost (a container's first process with no handler would not see it at all).
+    /// </summary>
+    private static SignalRelay? _signals;
+
     public static async Task<int> Main(string[] args)
     {
+        if (args.Length > 0 && args[0] is "run" or "plan") _signals = new SignalRelay();
         try
         {
             return args.Length == 0 ? Fail(Usage, Help.Short) : args[0] switch
@@ -55,6 +62,11 @@ public static class Program
         var line = new CommandLine(args, RunAliases, RunValued, RunFlags, stopAtFirstWord: true);
         if (line.Has("help")) return Print(Help.Run);
         if (line.Rest.Count == 0) throw new UsageException("give the command to run (after --)");
+        // An empty value (an unset variable in a script) is a mistake, not the default.
+        foreach (var name in new[] { "store", "working-directory", "artifact-path", "run", "experiment" })
+        {
+            if (line.Values(name).Any(string.IsNullOrWhiteSpace)) throw new UsageException($"option '--{name}' is empty");
+        }
         var given = line.Value("working-directory");
         var request = new ExperimentRequest
         {
@@ -70,9 +82,7 @@ public static class Program
             Queued = line.Has("queued"),
             SignalGrace = Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable),
         };
-        // An empty --store (an unset variable in a script) is a mistake, not the default store.
-        if (line.Value("store") is { } storeGiven && string.IsNullOrWhiteSpace(storeGiven)) throw new UsageException("option '--store' is empty (leave it out for $GRID_STORE or the default store)");
-        return await RunExperimentAsync(request, line.Value("store"), line.Has("quiet"), label: null).ConfigureAwait(false);
+        return (await RunExperimentAsync(request, line.Value("store"), line.Has("quiet"), label: null).ConfigureAwait(false)).Code;
     }
 
     private static readonly HashSet<string> PlanValued = new(StringComparer.Ordinal) { "index" };
@@ -102,55 +112,74 @@ public static class Program
             return Fail(AgentFailed, ex.Message);
         }
         var label = GridNames.ExperimentId(plan.Run, request.Experiment);
-        var code = await RunExperimentAsync(request, plan.Store, line.Has("quiet"), label).ConfigureAwait(false);
-        if (request.RemoveWorkingDirectory) await PlannedRun.RemoveRunFolderIfEndedAsync(plan, planPath, CancellationToken.None).ConfigureAwait(false);
+        var (code, ended) = await RunExperimentAsync(request, plan.Store, line.Has("quiet"), label).ConfigureAwait(false);
+        // As the task script does: only after the experiment has ended here (not after a refusal).
+        if (ended && request.RemoveWorkingDirectory) await PlannedRun.RemoveRunFolderIfEndedAsync(plan, planPath, CancellationToken.None).ConfigureAwait(false);
         return code;
     }
 
-    /// <summary>Runs the experiment to its end and returns the exit code the process ends with.</summary>
+    /// <summary>Runs the experiment to its end; the exit code the process ends with, and whether the experiment ended here (its agent ran to its end).</summary>
     /// <param name="label">The experiment's name in messages when it comes from a plan (whose errors are not usage errors), else null.</param>
-    private static async Task<int> RunExperimentAsync(ExperimentRequest request, string? store, bool quiet, string? label)
+    private static async Task<(int Code, bool Ended)> RunExperimentAsync(ExperimentRequest request, string? store, bool quiet, string? label)
     {
         void Warn(string w) { if (!quiet) Console.Error.WriteLine($"grid-agent: warning: {w}"); }
         // One experiment per process: what its script leaves behind is given to this process, and
         // ended with the script, as Slurm ends a step's processes.
         request = request with { EndsLeftovers = ScriptProcesses.BecomeSubreaper() };
-        string run, experiment, location;
+        var fromCommandLine = label is null;
+        string run, experiment;
         CaptureOptions options;
+        GridCatalog catalog;
         try
         {
             (run, experiment, options) = ExperimentInvocation.Prepare(request, Warn);
-            location = StoreSettings.Resolve(store).Location;
-            if (!StoreSettings.IsS3(location)) location = Path.GetFullPath(location);
         }
         catch (GridException ex)
         {
-            // A bad name or store location given on the command line is a usage error.
+            // A bad name on the command line is a usage error; in a plan, the plan's.
             if (label is null) throw new UsageException(ex.Message);
-            return Fail(AgentFailed, $"{label}: {ex.ErrorId}: {ex.Message}");
+            return (Fail(AgentFailed, $"{label}: {ex.ErrorId}: {ex.Message}"), false);
         }
         label ??= GridNames.ExperimentId(run, experiment);
         try
         {
-            var catalog = Catalogs.Open(location);
-            var outcome = await ExperimentInvocation.RunAsync(catalog, run, experiment, options, Warn, CancellationToken.None).ConfigureAwait(false);
-            if (outcome.ExitCode < 0)
-            {
-                // Stopped (Stop-GridRun, Remove-GridRun) while it waited in the queue: nothing ran.
-                return Fail(AgentFailed, $"{label} was stopped before it started; nothing ran.");
-            }
-            if (!quiet && outcome.Experiment is { } e) Console.Error.WriteLine($"grid-agent: {Help.Summary(e, outcome.ExitCode)}");
-            return outcome.ExitCode;
+            var location = StoreSettings.Resolve(store).Location;
+            if (!StoreSettings.IsS3(location)) location = Path.GetFullPath(location);
+            catalog = Catalogs.Open(location);
         }
         catch (GridException ex)
         {
-            // The error's id and message; never a secret (store errors carry none).
-            return Fail(AgentFailed, $"{label}: {ex.ErrorId}: {ex.Message}");
+            // A store location given on the command line that is not one is a usage error; a saved
+            // setting that cannot be read, or a plan's store, is not.
+            if (fromCommandLine && store is not null && ex.Kind == GridErrorKind.InvalidArgument) throw new UsageException(ex.Message);
+            return (Fail(AgentFailed, $"{label}: {ex.ErrorId}: {ex.Message}"), false);
+        }
+        if (_signals?.Early is { } early)
+        {
+            // Stopped before it began: nothing is claimed, nothing runs.
+            return (Fail(_signals.EarlyExitCode, $"{label}: {early} came before the experiment started; nothing ran."), false);
+        }
+        try
+        {
+            var outcome = await ExperimentInvocation.RunAsync(catalog, run, experiment, options, Warn, CancellationToken.None, _signals).ConfigureAwait(false);
+            if (outcome.ExitCode < 0)
+            {
+                // Stopped (Stop-GridRun, Remove-GridRun) while it waited in the queue: nothing ran.
+                return (Fail(AgentFailed, $"{label} was stopped before it started; nothing ran."), true);
+            }
+            if (!quiet && outcome.Experiment is { } e) Console.Error.WriteLine($"grid-agent: {Help.Summary(e, outcome.ExitCode)}");
+            return (outcome.ExitCode, true);
+        }
+        catch (GridException ex)
+        {
+            // Refused, or the store would not take the experiment (or, past the final sync's
+            // patience, its end): the error's id and message, never a secret.
+            return (Fail(AgentFailed, $"{label}: {ex.ErrorId}: {ex.Message}"), false);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // A folder store that cannot be written (a file where its folder should be, no permission).
-            return Fail(AgentFailed, $"{label}: StoreNotWritable: the store '{location}' could not be written: {ex.Message}");
+            // A folder (the store's, the working folder) that cannot be read or written; the message names it.
+            return (Fail(AgentFailed, $"{label}: {ex.Message}"), false);
         }
     }
 

@@ -104,24 +104,45 @@ public sealed class AgentExecutableTests : IDisposable
     }
 
     [Theory]
-    [InlineData("fs")]
-    [InlineData("s3")]
-    public async Task A_script_that_exits_at_once_leaving_a_process_with_a_file_open_is_stored_whole_and_the_agent_does_not_wait_for_it(string kind)
+    [InlineData("fs", "sleep 0.2; ")]
+    [InlineData("s3", "sleep 0.2; ")]
+    [InlineData("fs", "")] // it exits before the agent has read anything of it
+    public async Task A_script_that_exits_at_once_leaving_a_process_with_a_file_open_is_stored_whole_and_the_agent_does_not_wait_for_it(string kind, string pause)
     {
         var store = NewStore(kind);
         var work = NewFolder("work");
         // The leftover holds held.txt open and would write for 30 s: the agent ends it and stores what is there.
-        var script = "(exec 3>held.txt; echo part >&3; sleep 30; echo late >&3) & echo done > quick.txt; sleep 0.2; exit 0";
+        var script = $"(exec 3>held.txt; echo part >&3; sleep 30; echo late >&3) & sleep 600 & echo done > quick.txt; while [ ! -s held.txt ]; do sleep 0.01; done; {pause}exit 0";
+        var run = "fast-exit-" + Guid.NewGuid().ToString("N")[..8];
         var watch = Stopwatch.StartNew();
-        var (exit, _, _) = await Run(new[] { "run", "-s", store, "-r", "fast-exit", "-C", work, "--", "bash", "-c", script });
+        var (exit, _, _) = await Run(new[] { "run", "-s", store, "-r", run, "-C", work, "--", "bash", "-c", script });
         watch.Stop();
         Assert.Equal(0, exit);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"grid-agent took {watch.Elapsed} after its script's exit");
+        // Nothing of the script is left running: the agent's environment marks its processes.
+        Assert.Empty(ProcessesOfRun(run));
         var catalog = new GridCatalog(kind == "s3" ? new S3Store(store) : new FileSystemStore(store));
-        var hashes = await TestStore.StoredHashes(catalog, "fast-exit");
+        var hashes = await TestStore.StoredHashes(catalog, run);
         Assert.Equal(TestBytes.Sha256(Encoding.UTF8.GetBytes("part\n")), hashes["held.txt"]);
         Assert.Equal(TestBytes.Sha256(Path.Combine(work, "quick.txt")), hashes["quick.txt"]);
-        Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetExperimentAsync("fast-exit", "exp0", default)).Status);
+        Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetExperimentAsync(run, "exp0", default)).Status);
+    }
+
+    /// <summary>The live processes (not zombies) whose environment says they are <paramref name="run"/>'s (GRID_RUN).</summary>
+    private static List<int> ProcessesOfRun(string run)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                if (File.ReadAllText(Path.Combine(dir, "stat")).Split(") ")[^1].StartsWith('Z')) continue;
+                if (File.ReadAllText(Path.Combine(dir, "environ")).Split('\0').Contains("GRID_RUN=" + run)) found.Add(pid);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        }
+        return found;
     }
 
     [Theory]
@@ -228,6 +249,29 @@ public sealed class AgentExecutableTests : IDisposable
     }
 
     [Fact]
+    public async Task Empty_values_long_options_with_one_dash_and_parameters_that_clash_are_usage_errors_and_nothing_runs()
+    {
+        var store = NewFolder("store");
+        var work = NewFolder("work");
+        foreach (var (args, said) in new[]
+        {
+            (new[] { "run", "-store", store, "--", "touch", "ran" }, "'-store' has one dash: write '--store'"),
+            (new[] { "run", "-C=" + work, "--", "touch", "ran" }, "write '-C "),
+            (new[] { "run", "-s", store, "-C", "", "--", "touch", "ran" }, "option '--working-directory' is empty"),
+            (new[] { "run", "-s", store, "-a", "", "--", "touch", "ran" }, "option '--artifact-path' is empty"),
+            (new[] { "run", "-s", store, "-C", work, "-p", "lr=1", "-p", "LR=2", "--", "touch", "ran" }, "differ only in case"),
+            (new[] { "run", "-s", "s3:/bucket/typo", "-C", work, "--", "touch", "ran" }, "s3:/bucket/typo"),
+        })
+        {
+            var (exit, _, err) = await Run(args);
+            Assert.Equal(2, exit);
+            Assert.Contains(said, err);
+        }
+        Assert.False(File.Exists(Path.Combine(work, "ran")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(store));
+    }
+
+    [Fact]
     public async Task Help_and_version_read_like_a_Unix_tool_s()
     {
         var help = await Run(new[] { "--help" });
@@ -247,7 +291,9 @@ public sealed class AgentExecutableTests : IDisposable
     {
         var store = NewFolder("store");
         var catalog = new GridCatalog(new FileSystemStore(store));
-        var runFolder = NewFolder("run-folder");
+        // Named as Start-GridRun names a run's folder: <run>.<8 hex digits>.
+        var runFolder = _temp.Sub("planned." + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(runFolder);
         var now = DateTimeOffset.UtcNow;
         await catalog.Writer.CreateRunAsync(new RunRecord { Name = "planned", Created = now, Command = "sweep" }, default);
         var parameters = new[] { "0.1", "0.2" }.Select(lr => new Dictionary<string, string> { ["lr"] = lr }).ToList();
@@ -283,6 +329,16 @@ public sealed class AgentExecutableTests : IDisposable
 
         var none = await Run(new[] { "plan", planPath, "--index", "0" });
         Assert.Equal(125, none.Exit); // the plan is gone with its folder
+
+        // A copy of a plan elsewhere: the experiment it names has ended, so it is refused, and the
+        // folder the copy is in is never taken for the run's.
+        var elsewhere = NewFolder("project");
+        File.WriteAllText(Path.Combine(elsewhere, "notes.txt"), "mine");
+        plan.Write(Path.Combine(elsewhere, "plan.json"));
+        var copied = await Run(new[] { "plan", Path.Combine(elsewhere, "plan.json"), "--index", "0" });
+        Assert.Equal(125, copied.Exit);
+        Assert.Contains("ExperimentExists", copied.Err);
+        Assert.True(File.Exists(Path.Combine(elsewhere, "notes.txt")));
     }
 }
 

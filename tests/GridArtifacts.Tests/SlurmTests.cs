@@ -42,6 +42,46 @@ public sealed class SlurmTests : IDisposable
         Assert.DoesNotContain("GRID_SIGNAL_GRACE", Slurm.JobScript("r", "0.4.0", new[] { "pwsh" }, task, plan, killWait: null));
     }
 
+    [Theory]
+    [InlineData("0.6.0", true)]   // the release's own executable runs the task
+    [InlineData("0.5.9", false)]  // another release's: pwsh runs it, and the output says so
+    [InlineData(null, false)]     // none on the node: the same
+    public async Task The_job_script_runs_grid_agent_with_the_plan_and_the_task_s_index_and_pwsh_where_it_does_not_run(string? agentVersion, bool byAgent)
+    {
+        var folder = Directory.CreateDirectory(_temp.Sub("it's a run " + Guid.NewGuid().ToString("N"))).FullName;
+        var plan = Path.Combine(folder, "plan \"one\".json");
+        var task = Path.Combine(folder, "task.ps1");
+        // A stand-in for grid-agent: its version, else each argument on a line of its own.
+        var agent = Path.Combine(folder, "grid $agent");
+        if (agentVersion is not null)
+        {
+            await File.WriteAllTextAsync(agent, $"#!/bin/bash\nif [ \"$1\" = version ]; then echo 'grid-agent {agentVersion}'; exit 0; fi\necho agent; printf '%s\\n' \"$@\"\n");
+            File.SetUnixFileMode(agent, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        var pwsh = new[] { "/bin/bash", "-c", "echo pwsh; printf '%s\\n' \"$@\"", "pwsh" };
+        var file = Path.Combine(folder, "slurm.sh");
+        await File.WriteAllTextAsync(file, Slurm.JobScript("my-run", "0.6.0", pwsh, task, plan, killWait: 10, agent));
+        var psi = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(file);
+        psi.Environment["SLURM_ARRAY_TASK_ID"] = "3";
+        using var p = Process.Start(psi)!;
+        var output = await p.StandardOutput.ReadToEndAsync();
+        var errors = await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        Assert.True(p.ExitCode == 0, errors);
+        if (byAgent)
+        {
+            Assert.Equal(new[] { "agent", "plan", plan, "--index", "3" }, output.TrimEnd('\n').Split('\n'));
+            Assert.Equal("", errors);
+        }
+        else
+        {
+            Assert.Equal(new[] { "pwsh", "-NoProfile", "-NonInteractive", "-File", task, "-PlanPath", plan, "-Index", "3" }, output.TrimEnd('\n').Split('\n'));
+            Assert.Contains($"GridArtifacts: {agent} does not run on ", errors);
+            Assert.Contains("or is not grid-agent 0.6.0; this task runs under pwsh.", errors);
+        }
+    }
+
     [Fact]
     public void Sbatch_gets_one_array_of_every_experiment_at_the_throttle_then_the_users_options_then_the_script()
     {

@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using GridArtifacts.Model;
 
 namespace GridArtifacts.Core.Capture;
@@ -54,6 +53,10 @@ public static class ExperimentInvocation
             throw new GridException(GridErrorKind.InvalidArgument, "RemoveNeedsWorkingDirectory",
                 "Removing the working folder needs one named (-WorkingDirectory, --working-directory): the current location is never removed.", null);
         }
+        // GRID_PARAM_<NAME> is upper case: two names that differ only in case would be one variable.
+        if (request.Parameters.Keys.GroupBy(k => k.ToUpperInvariant()).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new GridException(GridErrorKind.InvalidArgument, "ParameterGivenTwice",
+                $"The parameters {string.Join(" and ", twice.Select(k => $"'{k}'"))} differ only in case; both would be GRID_PARAM_{twice.Key}. Give one.", null);
         var budget = CaptureOptions.StopBudgetFor(request.SignalGrace, out var problem);
         if (problem is not null) warn(problem);
         var options = new CaptureOptions
@@ -80,23 +83,22 @@ public static class ExperimentInvocation
     /// and the final sync, sealed manifest and status are done within the grace.
     /// </summary>
     /// <param name="warn">Warnings as they happen (from any thread).</param>
+    /// <param name="signals">The process's signals, taken since before this call (grid-agent); null: taken for this call only.</param>
     /// <exception cref="GridException">The claim was refused, or the store would not take the experiment.</exception>
-    public static async Task<ExperimentOutcome> RunAsync(GridCatalog catalog, string run, string experiment, CaptureOptions options, Action<string> warn, CancellationToken ct)
+    public static async Task<ExperimentOutcome> RunAsync(GridCatalog catalog, string run, string experiment, CaptureOptions options, Action<string> warn, CancellationToken ct, SignalRelay? signals = null)
     {
         var agent = new CaptureAgent(catalog, run, experiment, options);
         agent.Warning += warn;
-        var registrations = new List<PosixSignalRegistration>();
-        void OnSignal(PosixSignalContext context) => context.Cancel = agent.StopBySignal(context.Signal.ToString());
-        foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
-        {
-            try { registrations.Add(PosixSignalRegistration.Create(signal, OnSignal)); }
-            catch (PlatformNotSupportedException) { }
-        }
+        var own = signals is null ? new SignalRelay() : null;
         int exitCode;
-        try { exitCode = await agent.RunAsync(ct).ConfigureAwait(false); }
+        try
+        {
+            (signals ?? own!).Attach(agent);
+            exitCode = await agent.RunAsync(ct).ConfigureAwait(false);
+        }
         finally
         {
-            foreach (var r in registrations) r.Dispose();
+            own?.Dispose();
         }
         try
         {
@@ -106,6 +108,12 @@ public static class ExperimentInvocation
         {
             // Removed (Remove-GridRun -Force) right after its final sync: the agent's work is done.
             warn($"{GridNames.ExperimentId(run, experiment)} ended and was then removed from the store: {ex.Message}");
+            return new ExperimentOutcome(run, experiment, exitCode, null);
+        }
+        catch (GridException ex)
+        {
+            // Its end is recorded; only the reading back failed (the store away for a moment).
+            warn($"{GridNames.ExperimentId(run, experiment)} ended (its status is in the store), but could not be read back: {ex.Message}");
             return new ExperimentOutcome(run, experiment, exitCode, null);
         }
     }

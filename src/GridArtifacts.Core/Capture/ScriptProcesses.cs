@@ -90,23 +90,21 @@ internal static class ScriptProcesses
     }
 
     /// <summary>
-    /// The processes this process adopted (its own children other than what it started itself are
-    /// what a script left behind, once this process is a subreaper) that started no earlier than
-    /// <paramref name="notBefore"/>, and everything below them.
+    /// The processes this process adopted, with everything below them: once it is a subreaper and
+    /// runs one experiment, every child it did not start itself is what the script left behind (the
+    /// script, once it has exited, is a zombie and is passed over).
     /// </summary>
-    public static void AddAdopted(ulong notBefore, Dictionary<int, ulong> into)
+    public static void AddAdopted(Dictionary<int, ulong> into)
     {
         if (!OperatingSystem.IsLinux()) return;
         var self = Environment.ProcessId;
-        var selfStart = ReadStat(self)?.Start;
-        if (selfStart is null) return;
         var roots = new List<(int, ulong)>();
         try
         {
             foreach (var dir in Directory.EnumerateDirectories("/proc"))
             {
                 if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var p)) continue;
-                if (ReadStat(p) is { } stat && stat.Parent == self && stat.Start >= notBefore) roots.Add((p, stat.Start));
+                if (ReadStat(p) is { } stat && stat.Parent == self) roots.Add((p, stat.Start));
             }
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
@@ -115,6 +113,46 @@ internal static class ScriptProcesses
             into[pid] = start;
             AddDescendants((pid, start), into);
         }
+    }
+
+    /// <summary>
+    /// Kills every process this subreaper adopted, again while more appear (one that forked as it was
+    /// killed), at most <paramref name="rounds"/> times, and reaps the adopted ones that have ended, so
+    /// none is left a zombie. Returns how many were killed.
+    /// </summary>
+    public static int EndAdopted(int rounds = 20)
+    {
+        var killed = new Dictionary<int, ulong>();
+        for (var round = 0; round < rounds; round++)
+        {
+            var found = new Dictionary<int, ulong>();
+            AddAdopted(found);
+            if (found.Count == 0) break;
+            KillLeftovers(found);
+            foreach (var (pid, start) in found) killed[pid] = start;
+            Thread.Sleep(10); // the kernel hands their children over as they die
+        }
+        foreach (var pid in killed.Keys) Reap(pid);
+        return killed.Count;
+    }
+
+    [DllImport("libc", EntryPoint = "waitpid", SetLastError = true)]
+    private static extern int WaitPid(int pid, out int status, int options);
+
+    /// <summary>Collects an adopted process's exit once it has died (SIGKILL is sent first), waiting at most a second.</summary>
+    private static void Reap(int pid)
+    {
+        const int WNOHANG = 1;
+        try
+        {
+            for (var i = 0; i < 100; i++)
+            {
+                var r = WaitPid(pid, out _, WNOHANG);
+                if (r != 0) return; // reaped, or not ours to reap (-1)
+                Thread.Sleep(10);
+            }
+        }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { }
     }
 
     /// <summary>SIGKILL to each process of <paramref name="processes"/> still running as the same process (same start time).</summary>

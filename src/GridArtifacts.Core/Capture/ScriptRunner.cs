@@ -97,8 +97,10 @@ internal sealed class ScriptRunner : IDisposable
     /// </summary>
     public void KillLeftovers()
     {
-        if (_endsLeftovers && _script is { } script) ScriptProcesses.AddAdopted(script.Start, _tree);
         ScriptProcesses.KillLeftovers(_tree);
+        // Read only now the script has exited: its orphans are this process's children by then,
+        // however soon it exited after it started them.
+        if (_endsLeftovers) ScriptProcesses.EndAdopted();
     }
 
     /// <summary>

@@ -45,22 +45,20 @@ public static class PlannedRun
     public static async Task<bool> RemoveRunFolderIfEndedAsync(RunPlan plan, string planPath, CancellationToken ct)
     {
         var runFolder = Path.GetDirectoryName(Path.GetFullPath(planPath))!;
+        // Only the run's own folder, as Start-GridRun made it: named for the run, holding the
+        // experiments' folders. A plan copied elsewhere never has its folder removed.
+        if (WorkingFolders.RunOf(Path.GetFileName(runFolder)) != plan.Run) return false;
+        if (plan.Experiments.Any(e => !string.Equals(Path.GetDirectoryName(Path.GetFullPath(e.WorkingDirectory)), runFolder, StringComparison.Ordinal))) return false;
         try
         {
             if (Directory.EnumerateDirectories(runFolder, "exp*").Any()) return false;
             if (HoldsOutput(new DirectoryInfo(runFolder))) return false;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-        try
-        {
             var run = await Catalogs.Open(plan.Store).Runs.GetRunAsync(plan.Run, ct).ConfigureAwait(false);
             if (!run.Status.IsFinished()) return false;
         }
-        catch (GridException)
+        catch (Exception ex) when (ex is GridException or IOException or UnauthorizedAccessException or ArgumentException)
         {
+            // A run that cannot be read (or a folder that cannot be listed) keeps its folder.
             return false;
         }
         return WorkingFolders.Remove(runFolder) is null;

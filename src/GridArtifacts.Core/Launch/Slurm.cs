@@ -38,12 +38,13 @@ public static class Slurm
         if (agent is not null)
         {
             // The executable is asked for its version first (a few milliseconds): a node of another
-            // platform, or one without it, runs the task under pwsh rather than failing it.
+            // platform, one without it, or one with another release's, runs the task under pwsh
+            // rather than failing it.
             b.Append("agent=").Append(Quote(agent)).Append('\n');
-            b.Append("if \"$agent\" version >/dev/null 2>&1; then\n");
+            b.Append("if [ \"$(\"$agent\" version 2>/dev/null)\" = ").Append(Quote("grid-agent " + version)).Append(" ]; then\n");
             b.Append("  exec \"$agent\" plan ").Append(Quote(planPath)).Append(" --index \"$SLURM_ARRAY_TASK_ID\"\n");
             b.Append("fi\n");
-            b.Append("echo \"GridArtifacts: $agent does not run on $(hostname) ($(uname -sm)); this task runs under pwsh.\" >&2\n");
+            b.Append("echo \"GridArtifacts: $agent does not run on $(hostname) ($(uname -sm)), or is not grid-agent ").Append(version).Append("; this task runs under pwsh.\" >&2\n");
         }
         b.Append("exec");
         foreach (var a in pwsh) b.Append(' ').Append(Quote(a));
