@@ -43,12 +43,18 @@ Describe 'Start-GridRun' {
         @($seen | Sort-Object -Unique).Count | Should -Be 4
     }
 
-    It 'refuses a GRID_AGENT that is not there, and starts nothing' {
-        $env:GRID_AGENT = Join-Path $TestDrive 'no-such-grid-agent'
-        try { { Start-GridRun -Command 'echo never > never.txt' -Name agent-missing -WorkingRoot $Work } | Should -Throw -ErrorId 'AgentNotFound*' }
-        finally { Remove-Item Env:GRID_AGENT }
-        Get-GridRun agent-missing -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
-        Get-RunFolder $Work agent-missing | Should -BeNullOrEmpty
+    It 'refuses a GRID_AGENT that is not there, or is not this release''s, and starts nothing' -Skip:$IsWindows {
+        # Another release's executable (a stand-in that says an older version).
+        $older = Join-Path $TestDrive 'older-grid-agent'
+        Set-Content -LiteralPath $older -Value "#!/bin/sh`necho 'grid-agent 0.0.1'"
+        chmod +x $older
+        foreach ($agent in (Join-Path $TestDrive 'no-such-grid-agent'), $older) {
+            $env:GRID_AGENT = $agent
+            try { { Start-GridRun -Command 'echo never > never.txt' -Name agent-missing -WorkingRoot $Work } | Should -Throw -ErrorId 'AgentNotFound*' }
+            finally { Remove-Item Env:GRID_AGENT }
+            Get-GridRun agent-missing -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+            Get-RunFolder $Work agent-missing | Should -BeNullOrEmpty
+        }
     }
 
     # The same sweep with the supervisor and agents of each kind: grid-agent (the module ships it for

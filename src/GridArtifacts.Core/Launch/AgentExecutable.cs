@@ -49,8 +49,35 @@ public static class AgentExecutable
         var configured = Environment.GetEnvironmentVariable(Variable);
         if (!string.IsNullOrWhiteSpace(configured)) return configured.Trim() == PwshOnly ? null : configured.Trim();
         var own = InModule(moduleFolder, Platform);
-        return File.Exists(own) && Executable(own) ? own : null;
+        return File.Exists(own) && Executable(own) && Runs(own) ? own : null;
     }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Answered = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Whether the executable runs here and is this release's (<c>grid-agent version</c>, a few
+    /// milliseconds, asked once per process): one built for a newer C library than this machine's
+    /// does not start, and the experiments then run under pwsh rather than never.
+    /// </summary>
+    public static bool Runs(string path) => Answered.GetOrAdd(path, static p =>
+    {
+        try
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo(p) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            psi.ArgumentList.Add("version");
+            using var process = System.Diagnostics.Process.Start(psi);
+            if (process is null) return false;
+            var said = process.StandardOutput.ReadToEndAsync();
+            _ = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(TimeSpan.FromSeconds(10))) { process.Kill(); return false; }
+            var version = typeof(AgentExecutable).Assembly.GetName().Version?.ToString(3);
+            return process.ExitCode == 0 && said.Result.Trim() == $"{Name} {version}";
+        }
+        catch (Exception ex) when (ex is System.ComponentModel.Win32Exception or IOException or InvalidOperationException)
+        {
+            return false;
+        }
+    });
 
     /// <summary>
     /// Whether the file may be run, made so when it lost its mode on the way (a module installed from

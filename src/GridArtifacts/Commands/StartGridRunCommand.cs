@@ -102,11 +102,11 @@ public sealed class StartGridRunCommand : GridStoreCmdlet
 
         var moduleFolder = Path.GetDirectoryName(typeof(StartGridRunCommand).Assembly.Location)!;
         var agent = AgentExecutable.Find(moduleFolder);
-        if (agent is not null && Scheduler == GridScheduler.Local && !File.Exists(agent))
+        if (agent is not null && Scheduler == GridScheduler.Local && !(File.Exists(agent) && AgentExecutable.Runs(agent)))
         {
-            // On this machine the executable must be there (on a cluster, $env:GRID_AGENT is the nodes' path).
+            // On this machine the executable must run (on a cluster, $env:GRID_AGENT is the nodes' path).
             ThrowTerminatingError(ToErrorRecord(new GridException(GridErrorKind.NotFound, "AgentNotFound",
-                $"${AgentExecutable.Variable} names '{agent}', which is not there; nothing was started. Unset it for the module's own grid-agent, or set it to '{AgentExecutable.PwshOnly}' to run the experiments under pwsh.", agent)));
+                $"${AgentExecutable.Variable} names '{agent}', which is not there or is not a grid-agent of this release that runs here; nothing was started. Unset it for the module's own grid-agent, or set it to '{AgentExecutable.PwshOnly}' to run the experiments under pwsh.", agent)));
         }
         var request = new LaunchRequest
         {
