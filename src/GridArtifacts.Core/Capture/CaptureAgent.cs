@@ -114,7 +114,9 @@ public sealed class CaptureAgent
         var command = string.Join(' ', new[] { _options.FileName }.Concat(_options.Arguments.Select(Quote)));
         await _lease.ClaimAsync(_options, command, _watch.WorkingDirectory, _sync, now).ConfigureAwait(false);
 
-        if (await _lease.StopRequestedAsync().ConfigureAwait(false))
+        // A queued (or taken-over) experiment may have been asked to stop while it waited; one this
+        // agent has just created cannot have been (Stop-GridRun asks the experiments that exist).
+        if (!_lease.Created && await _lease.StopRequestedAsync().ConfigureAwait(false))
         {
             // Stopped while it waited in the queue: it never starts.
             Record.Status = GridStatus.Stopped;

@@ -30,6 +30,9 @@ internal sealed class ExperimentLease
     /// </summary>
     public bool TookOver { get; private set; }
 
+    /// <summary>Whether this agent created the experiment (it was not queued nor held before): no stop can have been asked of it yet.</summary>
+    public bool Created { get; private set; }
+
     /// <summary>The experiment's record as this agent last wrote it (empty until claimed).</summary>
     public ExperimentRecord Record { get; private set; } = new();
 
@@ -50,6 +53,7 @@ internal sealed class ExperimentLease
         Record = await _catalog.Claims.ClaimExperimentAsync(_run, _experiment, existing =>
         {
             TookOver = existing is not null && existing.Status != GridStatus.Queued;
+            Created = existing is null;
             var r = existing ?? new ExperimentRecord { Run = _run, Experiment = _experiment, Created = now };
             foreach (var (k, v) in options.Parameters) r.Parameters[k] = v;
             r.Status = GridStatus.Running;
