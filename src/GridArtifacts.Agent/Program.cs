@@ -70,6 +70,8 @@ public static class Program
             Queued = line.Has("queued"),
             SignalGrace = Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable),
         };
+        // An empty --store (an unset variable in a script) is a mistake, not the default store.
+        if (line.Value("store") is { } storeGiven && string.IsNullOrWhiteSpace(storeGiven)) throw new UsageException("option '--store' is empty (leave it out for $GRID_STORE or the default store)");
         return await RunExperimentAsync(request, line.Value("store"), line.Has("quiet"), label: null).ConfigureAwait(false);
     }
 

@@ -208,6 +208,9 @@ public sealed class AgentExecutableTests : IDisposable
         var badName = await Run(new[] { "run", "-s", NewFolder("store"), "-r", "Bad Name!", "--", "true" });
         Assert.Equal(2, badName.Exit);
         Assert.Equal(2, (await Run(new[] { "run", "-s", NewFolder("store") })).Exit); // no command
+        var emptyStore = await Run(new[] { "run", "--store", "", "--", "true" }); // an unset variable, not the default store
+        Assert.Equal(2, emptyStore.Exit);
+        Assert.Contains("option '--store' is empty", emptyStore.Err);
 
         // A folder store where a file is: the claim cannot be written, and nothing runs.
         var file = _temp.Sub("a-file");

@@ -254,7 +254,7 @@ public abstract class CatalogIndexTests : IDisposable
         var store = new RefusingSegments(NewStore()) { Refuse = true };
         var catalog = new GridCatalog(store, clock: new AutoAdvancingClock()); // the retries' pauses pass on the clock
         using var journal = new ManifestJournal(catalog, "outage-run", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
-        await journal.StartAsync(_ => { }, default);
+        await journal.StartAsync(tookOver: true, _ => { }, default);
         var latest = new Dictionary<string, int>(StringComparer.Ordinal) { ["a.bin"] = journal.Add(Entry("a.bin", 1)) };
         bool IsLatest(string path, int entry) => latest.TryGetValue(path, out var n) && n == entry;
         // An outage: the segment is refused, and the pass after it has no new upload to add.
@@ -276,7 +276,7 @@ public abstract class CatalogIndexTests : IDisposable
         var store = new RefusingSegments(NewStore()) { Refuse = true };
         var catalog = new GridCatalog(store, clock: new AutoAdvancingClock()); // the retries' pauses pass on the clock
         using var journal = new ManifestJournal(catalog, "long-outage", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
-        await journal.StartAsync(_ => { }, default);
+        await journal.StartAsync(tookOver: true, _ => { }, default);
         var latest = new Dictionary<string, int>(StringComparer.Ordinal);
         bool IsLatest(string path, int entry) => latest.TryGetValue(path, out var n) && n == entry;
         for (var pass = 0; pass < 20; pass++)
@@ -299,7 +299,7 @@ public abstract class CatalogIndexTests : IDisposable
         var store = new HeldSegments(NewStore());
         var catalog = new GridCatalog(store);
         using var journal = new ManifestJournal(catalog, "beside-run", "exp0", Temp.Sub("journal-" + Guid.NewGuid().ToString("N")));
-        await journal.StartAsync(_ => { }, default);
+        await journal.StartAsync(tookOver: true, _ => { }, default);
         var latest = new Dictionary<string, int>(StringComparer.Ordinal) { ["a.bin"] = journal.Add(Entry("a.bin", 1)) };
         bool IsLatest(string path, int entry) { lock (latest) return latest.TryGetValue(path, out var n) && n == entry; }
         var flushing = journal.FlushAsync(TimeSpan.Zero, IsLatest, default);
@@ -356,7 +356,7 @@ public abstract class CatalogIndexTests : IDisposable
         var catalog = new GridCatalog(store);
         var latest = new Dictionary<string, int>(StringComparer.Ordinal);
         using var journal = new ManifestJournal(catalog, "fold-run", "exp0", Temp.Sub("journal"));
-        await journal.StartAsync(_ => { }, default);
+        await journal.StartAsync(tookOver: true, _ => { }, default);
         bool IsLatest(string path, int entry) { lock (latest) return latest.TryGetValue(path, out var s) && s == entry; }
         using var stop = new CancellationTokenSource();
         var seen = 0;

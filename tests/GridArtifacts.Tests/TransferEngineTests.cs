@@ -471,10 +471,10 @@ internal abstract class DelegatingStore : IObjectStore
     public virtual Task<Stream> OpenReadAsync(string key, CancellationToken ct) => Inner.OpenReadAsync(key, ct);
     public int MaxKeyBytes => Inner.MaxKeyBytes;
     public int MaxKeyPartBytes => Inner.MaxKeyPartBytes;
-    public Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => Inner.PutAsync(key, content, ct);
+    public virtual Task PutAsync(string key, ReadOnlyMemory<byte> content, CancellationToken ct) => Inner.PutAsync(key, content, ct);
     public virtual Task<string> PutFileAsync(string key, LocalFile file, CancellationToken ct) => Inner.PutFileAsync(key, file, ct);
-    public Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);
-    public Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => Inner.DeleteManyAsync(keys, ct);
+    public virtual Task DeleteAsync(string key, CancellationToken ct) => Inner.DeleteAsync(key, ct);
+    public virtual Task DeleteManyAsync(IReadOnlyList<string> keys, CancellationToken ct) => Inner.DeleteManyAsync(keys, ct);
     public void Dispose() { }
 }
 

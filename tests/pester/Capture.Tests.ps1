@@ -43,6 +43,27 @@ Describe 'Start-GridRun' {
         @($seen | Sort-Object -Unique).Count | Should -Be 4
     }
 
+    # The same sweep with the supervisor and agents of each kind: grid-agent (the module ships it for
+    # this platform) and pwsh ($env:GRID_AGENT = 'pwsh', or a platform without the executable).
+    It 'runs a sweep under <Agent>, says which, and removes every folder it made' -ForEach @(@{ Agent = 'grid-agent' }, @{ Agent = 'pwsh' }) {
+        if ($Agent -eq 'grid-agent' -and -not ($IsLinux -and [Runtime.InteropServices.RuntimeInformation]::OSArchitecture -eq 'X64')) { Set-ItResult -Skipped -Because 'grid-agent is built for linux-x64 only'; return }
+        if ($Agent -eq 'pwsh') { $env:GRID_AGENT = 'pwsh' }
+        try { $run = Start-GridRun -Command 'echo "{n}" > n.txt' -Parameter @{ n = 1, 2, 3 } -WorkingRoot $Work -Verbose -Wait 4>&1 | Tee-Object -Variable said | Where-Object { $_ -is [GridArtifacts.Model.GridRun] } }
+        finally { Remove-Item Env:GRID_AGENT -ErrorAction Ignore }
+        $run.Status | Should -Be 'Succeeded'
+        $verbose = ($said | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message -join "`n"
+        if ($Agent -eq 'pwsh') { $verbose | Should -Match 'The experiments run under pwsh' }
+        else { $verbose | Should -Match ([regex]::Escape("The experiments run under $(Join-Path $ModulePath 'agent/linux-x64/grid-agent').")) }
+        foreach ($e in Get-GridExperiment $run.Name) {
+            (Read-Artifact (Get-GridArtifact $e.Id -Path n.txt)).Trim() | Should -Be $e.Parameters['n']
+            $e.WorkingDirectory | Should -BeNullOrEmpty
+        }
+        # The last experiment removes the run's folder just after its final status.
+        $deadline = (Get-Date).AddSeconds(15)
+        while ((Get-RunFolder $Work $run.Name) -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 100 }
+        Get-RunFolder $Work $run.Name | Should -BeNullOrEmpty
+    }
+
     It 'with -Wait, writes one error per experiment that did not succeed and still returns the run' {
         $run = Start-GridRun -Command 'echo "no data for {code}" >&2; exit {code}' -Parameter @{ code = 0, 3 } -WorkingRoot $Work -Wait -ErrorVariable err -ErrorAction SilentlyContinue
         $succeeded = $?

@@ -40,6 +40,9 @@ Import-GridArtifact '$src' -Run package-run | Out-Null
 "runs=`$((Get-GridRun).Name -join ',')"
 "artifacts=`$((Get-GridArtifact package-run).Path -join ',')"
 "help=`$((Get-Help Get-GridRun).Synopsis)"
+# The package is a zip, which keeps no file modes: the module makes its grid-agent runnable again.
+`$run = Start-GridRun -Command 'echo packaged > out.txt' -Name package-sweep -Wait -Verbose 4>&1 | ForEach-Object { if (`$_ -is [System.Management.Automation.VerboseRecord]) { "verbose=`$(`$_.Message)" } else { "sweep=`$(`$_.Status)" } }
+`$run
 "@
         $text = $out -join "`n"
         $text | Should -Match ([regex]::Escape("base=$(Join-Path $modules "GridArtifacts/$Version")"))
@@ -48,5 +51,21 @@ Import-GridArtifact '$src' -Run package-run | Out-Null
         $text | Should -Match 'runs=package-run(\n|$)'
         $text | Should -Match 'artifacts=metrics.csv(\n|$)'
         $text | Should -Match 'help=Lists runs, newest first\.'
+        if ($IsLinux -and [Runtime.InteropServices.RuntimeInformation]::OSArchitecture -eq 'X64') {
+            $text | Should -Match ([regex]::Escape("verbose=The experiments run under $(Join-Path $modules "GridArtifacts/$Version/agent/linux-x64/grid-agent")."))
+        }
+        $text | Should -Match 'sweep=Succeeded'
+    }
+
+    It 'has grid-agent alone as a tarball: one runnable file of this version' -Skip:(-not ($IsLinux -and [Runtime.InteropServices.RuntimeInformation]::OSArchitecture -eq 'X64')) {
+        $tarball = Join-Path $Packages "grid-agent-$Version-linux-x64.tar.gz"
+        $tarball | Should -Exist
+        $listing = @(tar -tvzf $tarball)
+        $listing.Count | Should -Be 1
+        $listing[0] | Should -Match '^-rwxr-xr-x .* grid-agent$'
+        $unpacked = Join-Path $TestDrive 'agent'
+        New-Item -ItemType Directory -Path $unpacked | Out-Null
+        tar -xzf $tarball -C $unpacked
+        & (Join-Path $unpacked 'grid-agent') --version | Should -Be "grid-agent $Version"
     }
 }

@@ -105,6 +105,19 @@ internal sealed class ArtifactSync
         return i >= 0 && _watch.Table[i].Entry == entry;
     }
 
+    private bool _finalNoticed;
+
+    /// <summary>
+    /// The final sync's full rescan, ahead of the final sync (which then does not rescan): how many
+    /// files it has to send. None: every file the script wrote is in the store already.
+    /// </summary>
+    public int NoticeFinal()
+    {
+        _watch.Notice(final: true, _watch.Table.Now);
+        _finalNoticed = true;
+        return _watch.Pending.Count;
+    }
+
     /// <summary>
     /// One pass: notice what changed, upload what has settled (everything changed, when final).
     /// A file that changes while it uploads is checked after the upload and sent again later.
@@ -114,7 +127,9 @@ internal sealed class ArtifactSync
     public async Task SyncAsync(bool final, CancellationToken cut)
     {
         var tick = _watch.Table.Now;
-        _watch.Notice(final, tick);
+        // The final sync's rescan may have been done just before it (NoticeFinal): not twice.
+        if (!(final && _finalNoticed)) _watch.Notice(final, tick);
+        _finalNoticed = false;
         // A slow upload (a large checkpoint, a store that answers late) does not hold back the manifest
         // of the files that went up beside it: their entries go to the store on the journal's cadence.
         using var passDone = new CancellationTokenSource();

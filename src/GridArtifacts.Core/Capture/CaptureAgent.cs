@@ -23,6 +23,8 @@ public sealed class CaptureAgent
     private readonly CaptureOptions _options;
     private readonly TimeProvider _clock;
     private static readonly TimeSpan MinPassInterval = TimeSpan.FromMilliseconds(100);
+    /// <summary>The stop request is read at most this often while the script runs (a pass woken sooner by a change does not read it again).</summary>
+    private TimeSpan StopReadInterval => _options.RescanInterval < TimeSpan.FromSeconds(1) ? _options.RescanInterval : TimeSpan.FromSeconds(1);
     private readonly GridSyncState _sync = new();
     /// <summary>The claim, heartbeat, record, logs and stop requests of the experiment.</summary>
     private readonly ExperimentLease _lease;
@@ -125,7 +127,7 @@ public sealed class CaptureAgent
         var logs = Path.Combine(Path.GetTempPath(), "grid-logs-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(logs);
         using var journal = _artifacts.OpenJournal(Path.Combine(logs, "manifest"));
-        await PersistAsync("The manifest's start", () => journal.StartAsync(_artifacts.KeepEarlier, CancellationToken.None), _stop.Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
+        await PersistAsync("The manifest's start", () => journal.StartAsync(_lease.TookOver, _artifacts.KeepEarlier, CancellationToken.None), _stop.Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
         // Tags go on only once the claim holds: a refused agent tags nothing.
         if (_options.Tags.Count > 0)
             await PersistAsync("The experiment's tags", () => _catalog.Writer.AddTagsAsync(_run, _experiment, _options.Tags, CancellationToken.None), _stop.Until(_clock.GetUtcNow() + _options.FinalSyncPatience)).ConfigureAwait(false);
@@ -136,10 +138,11 @@ public sealed class CaptureAgent
         try
         {
             using var script = ScriptRunner.Start(_options, _watch.WorkingDirectory, _run, _experiment, logs, _clock);
-            var lastBeat = DateTimeOffset.MinValue;
+            // The claim wrote the record with its heartbeat just now: the first beat is one interval later.
+            var lastBeat = now;
             while (!script.HasExited)
             {
-                if (stopping.IsCancellationRequested || (stopRequested = await _lease.StopRequestedAsync().ConfigureAwait(false)))
+                if (stopping.IsCancellationRequested || (stopRequested = await _lease.StopRequestedAsync(StopReadInterval).ConfigureAwait(false)))
                 {
                     stopped = true;
                     if (_stop.Signal is not null) await script.TerminateAsync().ConfigureAwait(false);
@@ -182,10 +185,15 @@ public sealed class CaptureAgent
         // an outage at the end loses nothing that time allows; the sealed manifest and the status are
         // written (tried once at least) even when the time ran out with files pending.
         var deadline = _stop.Until(_clock.GetUtcNow() + _options.FinalSyncPatience);
-        Record.Status = GridStatus.Syncing;
         Record.ExitCode = exitCode;
         Record.Signal = signal;
-        await PersistAsync("The Syncing status", _lease.WriteAsync, deadline).ConfigureAwait(false);
+        // Syncing is written when the final sync has files to send; when every file is in the store
+        // already, the final status follows at once and is the next write.
+        if (_artifacts.NoticeFinal() > 0)
+        {
+            Record.Status = GridStatus.Syncing;
+            await PersistAsync("The Syncing status", _lease.WriteAsync, deadline).ConfigureAwait(false);
+        }
         // The final sync, then again while files are left, with growing pauses until the deadline (a
         // signal's budget cuts a pause short).
         await _artifacts.SyncAsync(final: true, _stop.BudgetOver).ConfigureAwait(false);

@@ -24,6 +24,12 @@ internal sealed class ExperimentLease
     /// <summary>This agent, as its claim on the experiment names it.</summary>
     public string AgentId { get; } = WriterId.New("agent");
 
+    /// <summary>
+    /// Whether an earlier agent held the experiment (a Lost one taken over): only then can the store hold
+    /// its manifest and unfinished uploads. A new or queued experiment has had no writer of its files.
+    /// </summary>
+    public bool TookOver { get; private set; }
+
     /// <summary>The experiment's record as this agent last wrote it (empty until claimed).</summary>
     public ExperimentRecord Record { get; private set; } = new();
 
@@ -43,6 +49,7 @@ internal sealed class ExperimentLease
         // One writer per experiment: an ended one is never rewritten, a live one never joined.
         Record = await _catalog.Claims.ClaimExperimentAsync(_run, _experiment, existing =>
         {
+            TookOver = existing is not null && existing.Status != GridStatus.Queued;
             var r = existing ?? new ExperimentRecord { Run = _run, Experiment = _experiment, Created = now };
             foreach (var (k, v) in options.Parameters) r.Parameters[k] = v;
             r.Status = GridStatus.Running;
@@ -58,6 +65,7 @@ internal sealed class ExperimentLease
 
         // Multipart uploads an earlier agent of this experiment left unfinished (it was killed) are
         // aborted now that this agent holds the experiment, so no parts are left behind.
+        if (!TookOver) return;
         try
         {
             var sweep = await _catalog.Artifacts.AbortAbandonedUploadsAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
@@ -70,12 +78,23 @@ internal sealed class ExperimentLease
         }
     }
 
-    /// <summary>Whether a stop was asked for in the store (Stop-GridRun); a store that is away answers no, and is asked again on the next pass.</summary>
-    public async Task<bool> StopRequestedAsync()
+    /// <summary>When the stop request was last read (and found absent).</summary>
+    private DateTimeOffset _stopReadAt = DateTimeOffset.MinValue;
+
+    /// <summary>
+    /// Whether a stop was asked for in the store (Stop-GridRun); a store that is away answers no, and is
+    /// asked again on the next pass. Within <paramref name="fresh"/> of the last read it is not read
+    /// again: a pass that comes sooner (a change was noticed) takes the last answer.
+    /// </summary>
+    public async Task<bool> StopRequestedAsync(TimeSpan fresh = default)
     {
+        var now = _catalog.Clock.GetUtcNow();
+        if (now - _stopReadAt < fresh) return false;
         try
         {
-            return await _catalog.Runs.StopRequestedAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
+            var requested = await _catalog.Runs.StopRequestedAsync(_run, _experiment, CancellationToken.None).ConfigureAwait(false);
+            _stopReadAt = now;
+            return requested;
         }
         catch (GridException ex) when (IsPassing(ex))
         {
@@ -92,13 +111,20 @@ internal sealed class ExperimentLease
         await UploadLogsAsync(logs, CancellationToken.None).ConfigureAwait(false);
     }
 
-    /// <summary>The script's output (stdout, stderr) from the folder the runner writes it to.</summary>
+    /// <summary>The size each log had when it last went to the store (the runner only appends to them).</summary>
+    private readonly Dictionary<string, long> _logsSent = new(StringComparer.Ordinal);
+
+    /// <summary>The script's output (stdout, stderr) from the folder the runner writes it to; a log that has not grown since it last went up is not sent again.</summary>
     public async Task UploadLogsAsync(string logs, CancellationToken ct)
     {
         foreach (var stream in new[] { "stdout", "stderr" })
         {
-            var file = Path.Combine(logs, stream + ".log");
-            if (File.Exists(file)) await _catalog.Writer.WriteLogFileAsync(_run, _experiment, stream, file, ct).ConfigureAwait(false);
+            var file = new FileInfo(Path.Combine(logs, stream + ".log"));
+            if (!file.Exists) continue;
+            var length = file.Length;
+            if (_logsSent.TryGetValue(stream, out var sent) && sent == length) continue;
+            await _catalog.Writer.WriteLogFileAsync(_run, _experiment, stream, file.FullName, ct).ConfigureAwait(false);
+            _logsSent[stream] = length;
         }
     }
 

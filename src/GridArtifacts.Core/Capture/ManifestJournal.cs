@@ -38,6 +38,8 @@ internal sealed class ManifestJournal : IDisposable
     private long _bytesSinceFold;
     private long _foldedBytes;
     private DateTimeOffset _lastWrite = DateTimeOffset.MinValue;
+    /// <summary>Whether a segment was ever sent (even one the store may not have taken): only then, or after an earlier agent, can a fold find segments to remove.</summary>
+    private bool _segmentsSent;
 
     public ManifestJournal(GridCatalog catalog, string run, string experiment, string folder)
     {
@@ -60,9 +62,11 @@ internal sealed class ManifestJournal : IDisposable
     /// Numbers this agent's segments after any already stored, and keeps what an earlier agent of the
     /// experiment recorded (it was lost and this one took over), so the sealed manifest has it too.
     /// </summary>
+    /// <param name="tookOver">Whether an earlier agent held the experiment: else the store holds none of its manifest, and nothing is read.</param>
     /// <param name="earlier">Told each entry an earlier agent recorded, once.</param>
-    public async Task StartAsync(Action<ManifestEntry> earlier, CancellationToken ct)
+    public async Task StartAsync(bool tookOver, Action<ManifestEntry> earlier, CancellationToken ct)
     {
+        if (!tookOver) return;
         _first = _unsent = _current = await _catalog.Manifests.NextManifestSegmentAsync(_run, _experiment, ct).ConfigureAwait(false);
         if (_first == 0) return;
         // What the earlier agent left goes to a local file as it is read (a manifest of a million
@@ -135,6 +139,7 @@ internal sealed class ManifestJournal : IDisposable
             if (_unsent > through) return;
             for (var seq = _unsent; seq <= through; seq++)
             {
+                _segmentsSent = true;
                 await _catalog.Manifests.WriteManifestSegmentAsync(_run, _experiment, seq, SegmentFile(seq), ct).ConfigureAwait(false);
                 lock (_gate)
                 {
@@ -221,7 +226,7 @@ internal sealed class ManifestJournal : IDisposable
             w.WriteEndArray();
             w.WriteEndObject();
         }
-        await _catalog.Manifests.WriteCompactedManifestAsync(_run, _experiment, file, through, ct).ConfigureAwait(false);
+        await _catalog.Manifests.WriteCompactedManifestAsync(_run, _experiment, file, through, _segmentsSent || _first > 0, ct).ConfigureAwait(false);
         return new FileInfo(file).Length;
     }
 

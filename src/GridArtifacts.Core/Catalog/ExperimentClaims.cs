@@ -31,9 +31,14 @@ public sealed class ExperimentClaims : CatalogPart
         GridNames.CheckRunName(run);
         GridNames.CheckExperimentName(experiment);
         var key = StoreLayout.ExperimentRecordKey(run, experiment);
+        // Asked beside the read (an S3 store asks its server once per process).
+        var exclusive = Create.StoreCreatesExclusivelyAsync(ct).AsTask();
         var existing = await _runs.ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
         if (existing is null && mustExist) throw Removed(run, experiment);
         if (existing is not null) CheckClaimable(existing, takeQueued);
+        // Named by the record as read, before the claim builds on it.
+        var over = existing is null ? null : StoreLayout.TakeoverClaimKey(run, experiment, RecordJson.Serialize(existing));
+        var readAgent = existing?.Agent;
         var claimed = claim(existing);
         var agent = claimed.Agent ?? throw new ArgumentException("A claim names its writer in Agent.", nameof(claim));
         if (existing is null)
@@ -51,13 +56,30 @@ public sealed class ExperimentClaims : CatalogPart
             if (winner is not null) CheckClaimable(winner, takeQueued);
             throw HeldBy(winner, run, experiment);
         }
-        // Taking over a queued or lost record: the last claim written stands, and a writer that reads
-        // back another's claim after the settle time stops before doing anything.
-        await Store.PutAsync(key, RecordJson.Serialize(claimed), ct).ConfigureAwait(false);
-        await Task.Delay(settle ?? ClaimSettle, Clock, ct).ConfigureAwait(false);
-        var back = await _runs.ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
-        if (back is null) throw Removed(run, experiment);
-        if (back.Agent != agent) throw HeldBy(back, run, experiment);
+        if (await exclusive.ConfigureAwait(false))
+        {
+            // Taking over a queued or Lost record where the store creates exclusively: every claimant
+            // of this version of the record creates the same claim key, and the store lets one create
+            // it; no settle, no read back.
+            if (!await Create.TryCreateAsync(over!, System.Text.Encoding.UTF8.GetBytes(agent), settle, ct).ConfigureAwait(false))
+            {
+                var winner = await _runs.ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
+                if (winner is null) throw Removed(run, experiment);
+                // The winner may not have written its record yet: then it is named by no one.
+                if (winner.Agent != readAgent) CheckClaimable(winner, takeQueued);
+                throw HeldBy(winner.Agent != readAgent ? winner : null, run, experiment);
+            }
+        }
+        else
+        {
+            // Elsewhere the last claim written stands, and a writer that reads back another's claim
+            // after the settle time stops before doing anything.
+            await Store.PutAsync(key, RecordJson.Serialize(claimed), ct).ConfigureAwait(false);
+            await Task.Delay(settle ?? ClaimSettle, Clock, ct).ConfigureAwait(false);
+            var back = await _runs.ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
+            if (back is null) throw Removed(run, experiment);
+            if (back.Agent != agent) throw HeldBy(back, run, experiment);
+        }
         // Held: the record again with the next index sequence, and its key (the one before it goes).
         claimed.IndexKey = existing.IndexKey;
         claimed.IndexSequence = existing.IndexSequence;

@@ -153,9 +153,14 @@ public sealed class ManifestStore : CatalogPart
         Engine.UploadFileAsync(Store, StoreLayout.ManifestSegmentKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment), sequence), localPath, Clock, ct);
 
     /// <summary>A compacted (or the sealed) manifest from the file its writer built; then the segments it folds in are deleted.</summary>
-    public async Task WriteCompactedManifestAsync(string run, string experiment, string localPath, long through, CancellationToken ct)
+    public async Task WriteCompactedManifestAsync(string run, string experiment, string localPath, long through, CancellationToken ct) =>
+        await WriteCompactedManifestAsync(run, experiment, localPath, through, segmentsStored: true, ct).ConfigureAwait(false);
+
+    /// <param name="segmentsStored">False when the writer knows no segment of the experiment was ever sent: then none is listed to be removed.</param>
+    public async Task WriteCompactedManifestAsync(string run, string experiment, string localPath, long through, bool segmentsStored, CancellationToken ct)
     {
         await Engine.UploadFileAsync(Store, StoreLayout.ManifestKey(GridNames.CheckRunName(run), GridNames.CheckExperimentName(experiment)), localPath, Clock, ct).ConfigureAwait(false);
+        if (!segmentsStored) return;
         var folded = (await ListManifestSegmentsAsync(run, experiment, ct).ConfigureAwait(false)).Where(x => x.Sequence <= through).Select(x => x.Key).ToList();
         if (folded.Count > 0) await Store.DeleteManyAsync(folded, ct).ConfigureAwait(false);
     }

@@ -147,7 +147,8 @@ public sealed class RunLauncher
     }
 
     /// <summary>
-    /// Waits for the run to finish, reading it every half second (<paramref name="seen"/> gets each
+    /// Waits for the run to finish, reading it every half second (sooner at first: 0.1 s, growing by
+    /// half each time, so a short run is seen ended soon after it is; <paramref name="seen"/> gets each
     /// reading) and returns it as it ended. For a cluster's run, every 5 s, queued experiments whose
     /// tasks ended before their agents started are ended (else the wait would never end).
     /// </summary>
@@ -155,6 +156,7 @@ public sealed class RunLauncher
     {
         var clock = _catalog.Clock;
         var nextCheck = clock.GetUtcNow().AddSeconds(5);
+        var pause = TimeSpan.FromMilliseconds(100);
         while (true)
         {
             var current = await _catalog.Runs.GetRunAsync(run, ct).ConfigureAwait(false);
@@ -165,7 +167,8 @@ public sealed class RunLauncher
                 await ClusterRuns.EndStrandedAsync(_catalog, ClusterRuns.QueuedOf(new[] { current }), post, ct).ConfigureAwait(false);
                 nextCheck = clock.GetUtcNow().AddSeconds(5);
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(500), clock, ct).ConfigureAwait(false);
+            await Task.Delay(pause, clock, ct).ConfigureAwait(false);
+            pause = TimeSpan.FromMilliseconds(Math.Min(500, pause.TotalMilliseconds * 1.5));
         }
     }
 

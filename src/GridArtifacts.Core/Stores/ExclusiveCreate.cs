@@ -19,6 +19,13 @@ internal sealed class ExclusiveCreate(IObjectStore store, TimeProvider clock) : 
     /// <summary>How long a creator waits after writing its claim before it reads the claims (or the record) back, on a store that cannot create exclusively.</summary>
     public TimeSpan Settle { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Whether the store creates exclusively itself (<see cref="IConditionalCreate"/>): then a create, or
+    /// a claim made by creating a key, is decided by the store in one request with no settle time.
+    /// </summary>
+    public async ValueTask<bool> StoreCreatesExclusivelyAsync(CancellationToken ct) =>
+        store is IConditionalCreate conditional && await conditional.CreatesExclusivelyAsync(ct).ConfigureAwait(false);
+
     /// <summary>Always: exclusive by the store's own conditional create, or by claims.</summary>
     public ValueTask<bool> CreatesExclusivelyAsync(CancellationToken cancellationToken) => ValueTask.FromResult(true);
 
@@ -28,9 +35,9 @@ internal sealed class ExclusiveCreate(IObjectStore store, TimeProvider clock) : 
     /// <param name="settle">The wait between a claim and the listing of the claims, when not <see cref="Settle"/>.</param>
     public async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, TimeSpan? settle, CancellationToken ct)
     {
-        if (store is IConditionalCreate conditional && await conditional.CreatesExclusivelyAsync(ct).ConfigureAwait(false))
+        if (await StoreCreatesExclusivelyAsync(ct).ConfigureAwait(false))
         {
-            return await conditional.TryCreateAsync(key, content, ct).ConfigureAwait(false);
+            return await ((IConditionalCreate)store).TryCreateAsync(key, content, ct).ConfigureAwait(false);
         }
         if (await store.TryReadAllBytesAsync(key, ct).ConfigureAwait(false) is not null) return false;
         var claims = key[..(key.LastIndexOf('/') + 1)] + StoreLayout.ClaimsFolder + "/";

@@ -275,56 +275,6 @@ public sealed partial class S3Store : IObjectStore, IConditionalCreate, IPresign
         UseChunkEncoding = false,
     };
 
-    /// <summary>Whether each server (endpoint and bucket) honours If-None-Match on PUT: asked once per process.</summary>
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<Task<bool>>> ConditionalProbes = new(StringComparer.Ordinal);
-
-    /// <summary>
-    /// Whether this server refuses a PUT with <c>If-None-Match: *</c> when the key exists, as AWS S3
-    /// does. Asked once per process and bucket: a probe object is written, written again with the
-    /// condition (a server that honours it answers 412), and removed. A server that ignores the
-    /// condition, or refuses the header, is not exclusive, and callers claim and read back instead.
-    /// </summary>
-    public ValueTask<bool> CreatesExclusivelyAsync(CancellationToken cancellationToken)
-    {
-        var probe = ConditionalProbes.GetOrAdd($"{EndpointText}/{_location.Bucket}/{_location.KeyPrefix}", _ => new Lazy<Task<bool>>(ProbeConditionalCreateAsync));
-        return new ValueTask<bool>(probe.Value.WaitAsync(cancellationToken));
-    }
-
-    private async Task<bool> ProbeConditionalCreateAsync()
-    {
-        var key = $"probes/conditional-create-{Guid.NewGuid():N}";
-        await PutAsync(key, "probe"u8.ToArray(), CancellationToken.None).ConfigureAwait(false);
-        try
-        {
-            return !await TryCreateAsync(key, "probe"u8.ToArray(), CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (GridException ex) when (ex.Kind == GridErrorKind.StoreUnavailable && !ex.IsTransient)
-        {
-            return false; // the header refused (501 NotImplemented, 400): not exclusive here
-        }
-        finally
-        {
-            try { await DeleteAsync(key, CancellationToken.None).ConfigureAwait(false); } catch (GridException) { }
-        }
-    }
-
-    public async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
-    {
-        // 409 ConditionalRequestConflict: another conditional write of the key was in flight; asked again, it is then 412 or done.
-        try
-        {
-            return await Retry.OnCollisionAsync(async c =>
-            {
-                await PutBytesAsync(key, content, ifNoneMatch: "*", c).ConfigureAwait(false);
-                return true;
-            }, ex => ex is GridException { InnerException: AmazonS3Exception { StatusCode: HttpStatusCode.Conflict } }, Clock, cancellationToken).ConfigureAwait(false);
-        }
-        catch (GridException ex) when (ex.InnerException is AmazonS3Exception { StatusCode: HttpStatusCode.PreconditionFailed })
-        {
-            return false;
-        }
-    }
-
     /// <summary>SigV4 presigned URLs live at most seven days.</summary>
     public static readonly TimeSpan MaxLinkLifetime = TimeSpan.FromDays(7);
 

@@ -27,6 +27,15 @@ public static class StoreLayout
     /// <summary>Beside a record that is created once (run.json, a new experiment.json): the creators' claims, on a store that cannot create exclusively.</summary>
     public const string ClaimsFolder = "claims";
 
+    /// <summary>
+    /// The claim of an experiment record that exists (queued, or Lost) on a store that creates
+    /// exclusively: <c>claims/over-&lt;hash&gt;</c> beside the record, named by the SHA-256 of the record
+    /// as the claimant read it, so every claimant of one version of the record creates the same key and
+    /// the store lets exactly one create it. Earlier releases pass the <c>claims/</c> folder over.
+    /// </summary>
+    public static string TakeoverClaimKey(string run, string exp, ReadOnlySpan<byte> recordAsRead) =>
+        $"{ExperimentPrefix(run, exp)}{ClaimsFolder}/over-{Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(recordAsRead))[..32].ToLowerInvariant()}";
+
     public static string RunPrefix(string run) => $"{RunsPrefix}{run}/";
     public static string RunRecordKey(string run) => $"{RunPrefix(run)}{RunRecordName}";
     public static string ExperimentPrefix(string run, string exp) => $"{RunPrefix(run)}{exp}/";
