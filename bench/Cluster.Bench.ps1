@@ -118,10 +118,10 @@ function Invoke-GridSweep($Server, [switch] $PwshOnly) {
             -Scheduler Slurm -ThrottleLimit $ThrottleLimit
     }
     finally { Remove-Item Env:GRID_AGENT -ErrorAction Ignore }
+    # Which agent runs the tasks: the job script execs grid-agent, or has no executable to try (read at submit: the run's folder may go with its last task).
+    $jobScript = Get-ChildItem -LiteralPath $root -Directory | Where-Object Name -Like "$($run.Name).*" | ForEach-Object { Join-Path $_.FullName 'slurm.sh' }
+    if (-not $jobScript -or ((Get-Content -Raw $jobScript) -match 'exec "\$agent" plan') -eq [bool]$PwshOnly) { throw "The sweep did not run with $(if ($PwshOnly) { 'pwsh only' } else { 'grid-agent' }) ($jobScript)." }
     Wait-JobGone $run.JobId
-    # Which agent ran the tasks: the job script execs grid-agent, or has no executable to try.
-    $jobScript = Join-Path $root "$($run.Name)/slurm.sh"
-    if ((Test-Path $jobScript) -and ((Get-Content -Raw $jobScript) -match 'exec "\$agent" plan') -eq [bool]$PwshOnly) { throw "The sweep did not run with $(if ($PwshOnly) { 'pwsh only' } else { 'grid-agent' })." }
     $run = Get-GridRun $run.Name -Store $store
     if ($run.Status -ne 'Succeeded' -or $run.ArtifactCount -ne $Experiments -or $run.ArtifactBytes -ne $Experiments * $bytes) {
         throw "The grid sweep ended $($run.Status) with $($run.ArtifactCount) artifact(s), $($run.ArtifactBytes) bytes."
@@ -165,7 +165,9 @@ try {
                 -WorkingRoot (Join-Path $work 'term') -Scheduler Slurm
             $deadline = [DateTime]::UtcNow.AddSeconds(60)
             while ((Get-GridExperiment "term-$i-exp0" -Store $store).ArtifactCount -lt 1) { if ([DateTime]::UtcNow -gt $deadline) { throw 'term: exp0 never synced its first file' }; Start-Sleep -Milliseconds 100 }
-            while (-not (Test-Path (Join-Path $work "term/term-$i/exp0/last.bin")) -or (Get-Item (Join-Path $work "term/term-$i/exp0/last.bin")).Length -lt $bytes) { Start-Sleep -Milliseconds 20 }
+            # The run's folder is named by the run and a suffix of its own (term-1.<hash>).
+            $last = Join-Path (Get-ChildItem -LiteralPath (Join-Path $work 'term') -Directory | Where-Object Name -Like "term-$i.*").FullName 'exp0/last.bin'
+            while (-not (Test-Path $last) -or (Get-Item $last).Length -lt $bytes) { Start-Sleep -Milliseconds 20 }
             $sw = [Diagnostics.Stopwatch]::StartNew()
             scancel $run.JobId
             while ((Get-GridExperiment "term-$i-exp0" -Store $store).Status -in 'Running', 'Syncing') { Start-Sleep -Milliseconds 50 }
