@@ -56,12 +56,14 @@ function Get-MedianOf([double[]] $t) { $s = @($t | Sort-Object); if ($s.Count % 
 function Format-Seconds([double] $s) { '{0:0.000} s' -f $s }
 
 function Write-ResultsSection {
-    <# Replaces (or appends) one '## <Title>' section of bench/results.md. #>
-    param([string] $Path, [string] $Title, [string] $Body)
+    <# Replaces (or appends; with -First, puts before every other section) one '## <Title>' section of bench/results.md. #>
+    param([string] $Path, [string] $Title, [string] $Body, [switch] $First)
     $text = if (Test-Path $Path) { Get-Content -Raw $Path } else { "# Benchmark results`n`nMedians of several runs on this project's 2-core machine; figures from shared, noisy machines, so compare within one run.`n" }
     $section = "## $Title`n`n$Body`n"
     $pattern = "(?ms)^## $([regex]::Escape($Title))\s*\n.*?(?=^## |\z)"
-    $text = if ($text -match $pattern) { [regex]::Replace($text, $pattern, $section + "`n") } else { $text.TrimEnd() + "`n`n" + $section }
+    $text = if ($text -match $pattern) { [regex]::Replace($text, $pattern, $section + "`n") }
+    elseif ($First -and $text -match '(?m)^## ') { $at = [regex]::Match($text, '(?m)^## ').Index; $text.Substring(0, $at) + $section + "`n" + $text.Substring($at) }
+    else { $text.TrimEnd() + "`n`n" + $section }
     Set-Content -Path $Path -Value $text.TrimEnd() -NoNewline
     Add-Content -Path $Path -Value ''
 }

@@ -7,6 +7,10 @@
     use per second while every file sits unchanged and synced.
 .PARAMETER OldModulePath
     A second build (0.1.0) timed on the same cases, labelled in its own rows.
+.PARAMETER Agent
+    Run the cases with the module's grid-agent (`grid-agent run`, agent/linux-x64 of -ModulePath)
+    instead of Invoke-GridExperiment in pwsh: its peak RSS (/usr/bin/time -f %M) above that of its
+    idle run (`grid-agent run -- true` on the same store).
 .PARAMETER Cases
     Which of fs200k, fs1m, s3100k to run (all by default).
 #>
@@ -15,6 +19,7 @@ param(
     [Parameter(Mandatory)] [string] $Endpoint,
     [Parameter(Mandatory)] [string] $Bucket,
     [string] $OldModulePath,
+    [switch] $Agent,
     [string[]] $Cases = @('fs200k', 'fs1m', 's3100k'),
     [int] $IdleSeconds = 60,
     [string] $ResultsPath = (Join-Path $PSScriptRoot 'results.md'),
@@ -64,6 +69,7 @@ function Invoke-Case {
     param([string] $Module, [string] $Store, [string] $RecordPath, [int] $Count, [string] $Run, [int] $Idle)
     $wd = Join-Path $work "wd-$Run"
     $end = Join-Path $work "end-$Run.txt"
+    if ($Agent) { return Invoke-AgentCase @PSBoundParameters }
     $script = @"
 `$ErrorActionPreference = 'Stop'
 Import-Module '$Module'
@@ -81,6 +87,26 @@ if (`$e.Status -ne 'Succeeded') { throw "ended `$(`$e.Status)" }
     [pscustomobject]@{ Seconds = ([double]$finished - [double]$exitAt * 1000) / 1000; PeakMiB = [double]$peak; IdleMiB = [double]$idleMiB; Cpu = $cpu; WorkingDirectory = $wd }
 }
 
+function Invoke-AgentCase {
+    <# The same case run by grid-agent: the peak RSS of the executable (and of what it waits for: the
+       python script is far smaller), against its idle run on the same store; the final status as recorded. #>
+    param([string] $Module, [string] $Store, [string] $RecordPath, [int] $Count, [string] $Run, [int] $Idle)
+    $wd = Join-Path $work "wd-$Run"
+    $end = Join-Path $work "end-$Run.txt"
+    $exe = Join-Path $(if (Test-Path $Module -PathType Container) { $Module } else { Split-Path $Module }) 'agent/linux-x64/grid-agent'
+    $rss = Join-Path $work "rss-$Run.txt"
+    $null = Invoke-Peer '/usr/bin/time' @('-f', '%M', '-o', $rss, $exe, 'run', '-q', '-s', $Store, '-r', "$Run-idle", '-C', (Join-Path $work "wd-$Run-idle"), '--', 'true')
+    $idleKiB = [double](Get-Content $rss | Select-Object -Last 1)
+    & sync
+    $null = Invoke-Peer '/usr/bin/time' @('-f', '%M', '-o', $rss, $exe, 'run', '-q', '-s', $Store, '-r', $Run, '-C', $wd, '--', 'python3', $writer, $Count, $RecordPath, $Idle, $end)
+    $peakKiB = [double](Get-Content $rss | Select-Object -Last 1)
+    Import-Module $Module
+    $e = Get-GridExperiment "$Run-exp0" -Store $Store
+    if ($e.Status -ne 'Succeeded') { throw "ended $($e.Status)" }
+    $exitAt, $cpu = (Get-Content $end).Split(' ')
+    [pscustomobject]@{ Seconds = $e.Finished.ToUnixTimeMilliseconds() / 1000 - [double]$exitAt; PeakMiB = $peakKiB / 1024; IdleMiB = $idleKiB / 1024; Cpu = $cpu; WorkingDirectory = $wd }
+}
+
 function Test-ByteExact {
     <# sha256sum of every file the script wrote against the same files as the store holds them. #>
     param([string] $Source, [string] $Stored)
@@ -96,7 +122,7 @@ $caseTable = @{
     fs1m   = @{ Label = 'folder store, 1,000,000 files'; Count = 1000000; S3 = $false; Idle = $IdleSeconds }
     s3100k = @{ Label = 's3rver, 100,000 files'; Count = 100000; S3 = $true; Idle = 0 }
 }
-$builds = @(@{ Name = 'this build'; Module = $ModulePath })
+$builds = @(@{ Name = $(if ($Agent) { 'grid-agent, this build' } else { 'this build' }); Module = $ModulePath })
 if ($OldModulePath) { $builds += @{ Name = '0.1.0'; Module = $OldModulePath } }
 $rows = [Collections.Generic.List[string]]::new()
 try {
@@ -135,7 +161,7 @@ try {
         }
     }
     $body = "| files of 1 KiB, in 10 rounds | build | agent RSS above idle | sha256sum, source against store | script exit to final status | agent CPU, all files unchanged |`n|---|---|---:|---|---:|---:|`n" + ($rows -join "`n") +
-        "`n`nOne run each, in a fresh pwsh: 'idle' is that process with the module loaded and the store listed, 'peak' its high-water mark (VmHWM) at the end. The script writes the files in ten rounds of a tenth each, a second apart, then (1,000,000 only) waits until the agent's record says every file is synced and measures the agent's CPU time over $IdleSeconds s from /proc. Byte-exact: sha256sum of every file as written against every file as stored (on s3rver, as downloaded with Save-GridArtifact). Target: at most 200 MiB above idle. Measured $(Get-Date -Format 'yyyy-MM-dd')."
+        "`n`n" + $(if ($Agent) { "One run each, by grid-agent run: 'idle' is the peak RSS of ``grid-agent run -- true`` on the same store, 'peak' that of the run (/usr/bin/time -f %M)." } else { "One run each, in a fresh pwsh: 'idle' is that process with the module loaded and the store listed, 'peak' its high-water mark (VmHWM) at the end." }) + " The script writes the files in ten rounds of a tenth each, a second apart, then (1,000,000 only) waits until the agent's record says every file is synced and measures the agent's CPU time over $IdleSeconds s from /proc. Byte-exact: sha256sum of every file as written against every file as stored (on s3rver, as downloaded with Save-GridArtifact). Target: at most 200 MiB above idle. Measured $(Get-Date -Format 'yyyy-MM-dd')."
     Write-Host $body
     if (-not $NoResults) { Write-ResultsSection -Path $ResultsPath -Title 'Capture at scale' -Body $body }
 }
