@@ -89,6 +89,9 @@ internal static class Help
 
           -i, --index=N   the experiment's number; default $SLURM_ARRAY_TASK_ID
           -q, --quiet     no warnings and no summary line
+              --leave-run-folder
+                          do not remove the run's folder (a supervisor that starts more
+                          experiments of the plan removes it at its end)
 
         Exit status: as for 'grid-agent run' (see 'grid-agent help run').
         """;
@@ -97,8 +100,10 @@ internal static class Help
         Usage: grid-agent sweep PLAN
         Run every experiment of the plan PLAN, at most its ThrottleLimit at once, each as
         'grid-agent plan PLAN --index N --quiet' in a process of its own. SIGTERM and SIGINT are
-        passed on to the experiments running (each stops as 'grid-agent run' does), and no more
-        are started.
+        passed on to the experiments running (each stops as 'grid-agent run' does), no more are
+        started, and those not started are ended Stopped. At the end the run's folder goes, as
+        'grid-agent plan' says, unless the plan keeps folders or this process's output (its
+        supervisor.log) holds something.
 
         Exit status: 0 when every experiment's command exited 0, 1 otherwise; 2: bad options;
         125: the plan could not be read.

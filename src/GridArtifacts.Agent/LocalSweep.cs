@@ -59,7 +59,7 @@ internal static class LocalSweep
         {
             await slots.WaitAsync().ConfigureAwait(false);
             var psi = new ProcessStartInfo(self) { UseShellExecute = false };
-            foreach (var a in prefix.Concat(new[] { "plan", planPath, "--index", i.ToString(System.Globalization.CultureInfo.InvariantCulture), "--quiet" })) psi.ArgumentList.Add(a);
+            foreach (var a in prefix.Concat(new[] { "plan", planPath, "--index", i.ToString(System.Globalization.CultureInfo.InvariantCulture), "--quiet", "--leave-run-folder" })) psi.ArgumentList.Add(a);
             Process child;
             lock (running)
             {
@@ -90,6 +90,15 @@ internal static class LocalSweep
         {
             try { await Core.Catalogs.Open(plan.Store).Claims.StopQueuedAsync(plan.Run, plan.Experiments[i].Experiment, CancellationToken.None).ConfigureAwait(false); }
             catch (Model.GridException ex) { Console.Error.WriteLine($"grid-agent: {plan.Run}-{plan.Experiments[i].Experiment} was not started and could not be ended Stopped: {ex.Message}"); }
+        }
+        // The run's folder (plan, supervisor.log) goes once every experiment has had its turn, when
+        // every one has ended and this log is empty: an experiment that ended early must not take the
+        // plan from the ones still to start.
+        if (!plan.KeepWorkingDirectory)
+        {
+            Console.Out.Flush();
+            Console.Error.Flush();
+            await PlannedRun.RemoveRunFolderIfEndedAsync(plan, planPath, CancellationToken.None).ConfigureAwait(false);
         }
         return failed == 0 && !stopping ? 0 : 1;
     }

@@ -86,7 +86,7 @@ public static class Program
     }
 
     private static readonly HashSet<string> PlanValued = new(StringComparer.Ordinal) { "index" };
-    private static readonly HashSet<string> PlanFlags = new(StringComparer.Ordinal) { "quiet", "help" };
+    private static readonly HashSet<string> PlanFlags = new(StringComparer.Ordinal) { "quiet", "help", "leave-run-folder" };
     private static readonly Dictionary<string, string> PlanAliases = new(StringComparer.Ordinal) { ["i"] = "index", ["q"] = "quiet", ["h"] = "help" };
 
     /// <summary><c>grid-agent plan PLAN.json [--index N]</c>: experiment N of a run's plan (a Slurm array task's, by default).</summary>
@@ -114,7 +114,8 @@ public static class Program
         var label = GridNames.ExperimentId(plan.Run, request.Experiment);
         var (code, ended) = await RunExperimentAsync(request, plan.Store, line.Has("quiet"), label).ConfigureAwait(false);
         // As the task script does: only after the experiment has ended here (not after a refusal).
-        if (ended && request.RemoveWorkingDirectory) await PlannedRun.RemoveRunFolderIfEndedAsync(plan, planPath, CancellationToken.None).ConfigureAwait(false);
+        // Under a sweep (--leave-run-folder) the supervisor does it once every experiment has had its turn.
+        if (ended && request.RemoveWorkingDirectory && !line.Has("leave-run-folder")) await PlannedRun.RemoveRunFolderIfEndedAsync(plan, planPath, CancellationToken.None).ConfigureAwait(false);
         return code;
     }
 

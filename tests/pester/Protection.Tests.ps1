@@ -78,7 +78,7 @@ Describe 'A protected run with experiments running and queued' {
     It 'is not stopped by Remove-GridRun -Force: nothing of it is touched' {
         $store = Join-Path $TestDrive 'store-busy'
         $work = Join-Path $TestDrive 'busy-work'
-        Start-GridRun -Name 'busy-precious' -Command 'echo ran > ran.txt; sleep 120' -Parameter @{ i = 1, 2 } -ThrottleLimit 1 -WorkingRoot $work -Store $store | Out-Null
+        Start-GridRun -Name 'busy-precious' -Command 'echo {i} > ran.txt; sleep 120' -Parameter @{ i = 1, 2 } -ThrottleLimit 1 -WorkingRoot $work -Store $store | Out-Null
         $deadline = (Get-Date).AddSeconds(30)
         while ((Get-GridExperiment busy-precious-exp0 -Store $store -ErrorAction Ignore).Status -ne 'Running' -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 200 }
         Protect-GridRun busy-precious -Store $store

@@ -89,7 +89,7 @@ Describe 'Remove-GridRun and Remove-GridExperiment' {
 
     It 'removes a run whose experiments wait as Queued: they never start, and the run does not come back' {
         $work = Join-Path $TestDrive 'queued-work'
-        Start-GridRun -Name 'queued-run' -Command 'echo ran > ran.txt; sleep 120' -Parameter @{ i = 1, 2, 3 } -ThrottleLimit 1 -WorkingRoot $work | Out-Null
+        Start-GridRun -Name 'queued-run' -Command 'echo {i} > ran.txt; sleep 120' -Parameter @{ i = 1, 2, 3 } -ThrottleLimit 1 -WorkingRoot $work | Out-Null
         $deadline = (Get-Date).AddSeconds(30)
         while ((Get-GridExperiment queued-run-exp0).Status -ne 'Running' -and (Get-Date) -lt $deadline) { Start-Sleep -Milliseconds 200 }
         (Get-GridExperiment queued-run).Status | Should -Be @('Running', 'Queued', 'Queued')

@@ -63,7 +63,13 @@ public sealed class ExperimentClaims : CatalogPart
             // it; no settle, no read back.
             if (!await Create.TryCreateAsync(over!, System.Text.Encoding.UTF8.GetBytes(agent), settle, ct).ConfigureAwait(false))
             {
-                var winner = await _runs.ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false);
+                ExperimentRecord? winner;
+                try { winner = await _runs.ReadExperimentRecordAsync(run, experiment, ct).ConfigureAwait(false); }
+                catch (GridException ex) when (ex.Kind == GridErrorKind.DamagedRecord)
+                {
+                    // Read while the winner writes it, on a server whose writes are not atomic (s3rver): held, by whom is not known yet.
+                    throw HeldBy(null, run, experiment);
+                }
                 if (winner is null) throw Removed(run, experiment);
                 // The winner may not have written its record yet: then it is named by no one.
                 if (winner.Agent != readAgent) CheckClaimable(winner, takeQueued);
