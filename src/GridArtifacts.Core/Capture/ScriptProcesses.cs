@@ -120,7 +120,8 @@ internal static class ScriptProcesses
     /// killed), at most <paramref name="rounds"/> times, and reaps the adopted ones that have ended, so
     /// none is left a zombie. Returns how many were killed.
     /// </summary>
-    public static int EndAdopted(int rounds = 20)
+    /// <param name="clock">Times the pauses between rounds and while waiting to reap (the agent's clock).</param>
+    public static int EndAdopted(TimeProvider clock, int rounds = 20)
     {
         var killed = new Dictionary<int, ulong>();
         for (var round = 0; round < rounds; round++)
@@ -130,17 +131,20 @@ internal static class ScriptProcesses
             if (found.Count == 0) break;
             KillLeftovers(found);
             foreach (var (pid, start) in found) killed[pid] = start;
-            Thread.Sleep(10); // the kernel hands their children over as they die
+            Pause(clock); // the kernel hands their children over as they die
         }
-        foreach (var pid in killed.Keys) Reap(pid);
+        foreach (var pid in killed.Keys) Reap(pid, clock);
         return killed.Count;
     }
+
+    /// <summary>A short pause on <paramref name="clock"/> (10 ms), waited for where the caller is not asynchronous.</summary>
+    private static void Pause(TimeProvider clock) => Task.Delay(TimeSpan.FromMilliseconds(10), clock).GetAwaiter().GetResult();
 
     [DllImport("libc", EntryPoint = "waitpid", SetLastError = true)]
     private static extern int WaitPid(int pid, out int status, int options);
 
     /// <summary>Collects an adopted process's exit once it has died (SIGKILL is sent first), waiting at most a second.</summary>
-    private static void Reap(int pid)
+    private static void Reap(int pid, TimeProvider clock)
     {
         const int WNOHANG = 1;
         try
@@ -149,7 +153,7 @@ internal static class ScriptProcesses
             {
                 var r = WaitPid(pid, out _, WNOHANG);
                 if (r != 0) return; // reaped, or not ours to reap (-1)
-                Thread.Sleep(10);
+                Pause(clock);
             }
         }
         catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { }

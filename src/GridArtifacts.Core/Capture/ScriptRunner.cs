@@ -100,7 +100,7 @@ internal sealed class ScriptRunner : IDisposable
         ScriptProcesses.KillLeftovers(_tree);
         // Read only now the script has exited: its orphans are this process's children by then,
         // however soon it exited after it started them.
-        if (_endsLeftovers) ScriptProcesses.EndAdopted();
+        if (_endsLeftovers) ScriptProcesses.EndAdopted(_clock);
     }
 
     /// <summary>
