@@ -80,7 +80,6 @@ public static class Program
             Parameters = line.Pairs("param"),
             Tags = line.Values("tag"),
             Queued = line.Has("queued"),
-            SignalGrace = Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable),
         };
         return (await RunExperimentAsync(request, line.Value("store"), line.Has("quiet"), label: null).ConfigureAwait(false)).Code;
     }
@@ -104,7 +103,7 @@ public static class Program
         try
         {
             plan = RunPlan.Read(planPath);
-            request = PlannedRun.Request(plan, index, Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable));
+            request = PlannedRun.Request(plan, index);
             Directory.CreateDirectory(request.WorkingDirectory);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentOutOfRangeException)

@@ -25,8 +25,8 @@ public sealed record ExperimentRequest
     public IReadOnlyDictionary<string, string> Parameters { get; init; } = new Dictionary<string, string>();
     public IReadOnlyList<string>? Tags { get; init; }
     public bool Queued { get; init; }
-    /// <summary>The value of GRID_SIGNAL_GRACE (seconds from a scheduler's SIGTERM to its SIGKILL), or null.</summary>
-    public string? SignalGrace { get; init; }
+    /// <summary>Seconds from a scheduler's SIGTERM to its SIGKILL: GRID_SIGNAL_GRACE of this process by default, or null.</summary>
+    public string? SignalGrace { get; init; } = Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable);
     /// <summary>This process runs this one experiment and adopts what its script leaves behind (<see cref="CaptureOptions.EndsLeftovers"/>).</summary>
     public bool EndsLeftovers { get; init; }
 }

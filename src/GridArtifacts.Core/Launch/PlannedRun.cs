@@ -16,7 +16,7 @@ public static class PlannedRun
     /// unless the plan keeps folders.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The plan has no such experiment.</exception>
-    public static ExperimentRequest Request(RunPlan plan, int index, string? signalGrace)
+    public static ExperimentRequest Request(RunPlan plan, int index)
     {
         var e = plan.Experiment(index);
         return new ExperimentRequest
@@ -30,7 +30,6 @@ public static class PlannedRun
             ArtifactRoots = plan.ArtifactPath.Where(p => !string.IsNullOrEmpty(p)).ToArray(),
             Parameters = e.Parameters,
             Queued = true,
-            SignalGrace = signalGrace,
         };
     }
 

@@ -76,7 +76,6 @@ public sealed class InvokeGridExperimentCommand : GridStoreCmdlet
             Parameters = ToDictionary(Parameter),
             Tags = Tag,
             Queued = Queued,
-            SignalGrace = Environment.GetEnvironmentVariable(CaptureOptions.SignalGraceVariable),
         };
         string run, experiment;
         CaptureOptions options;
