@@ -41,8 +41,11 @@ public sealed class AgentExecutableTests : IDisposable
     /// <summary>Starts grid-agent with <paramref name="args"/>; its output is collected.</summary>
     private Process Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
     {
-        var psi = new ProcessStartInfo(AgentBinary.Path) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
+        // SIGINT and SIGTERM at their defaults, as a terminal or a scheduler starts it: a test run
+        // started in the background (a shell's &) has SIGINT ignored, which every child keeps, and a
+        // program started with SIGINT ignored keeps it ignored. env execs the agent in place (same PID).
+        var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--default-signal=INT,TERM", AgentBinary.Path }.Concat(args)) psi.ArgumentList.Add(a);
         // Nothing of this machine's own settings: the store is named, the saved one is elsewhere.
         psi.Environment.Remove(StoreSettings.StoreVariable);
         psi.Environment[StoreSettings.ConfigHomeVariable] = NewFolder("config");
