@@ -244,7 +244,7 @@ function Stop-TestRgw {
 }
 
 # The RGW lane (tests/s3/Invoke-RgwLane.ps1: the S3 suites again, on RGW) in a pwsh of its own,
-# started once the main xunit run has built and run, beside the Pester and browser tests.
+# on the test project Start-XunitTests built: started when the side lane or xunit has ended.
 function Start-RgwLane([string] $Endpoint) {
     $packages = Restore-TestPackages
     $env:GRID_TEST_OLD_AWSSDK_CORE = $packages.OldAwsCore # S3Store.Tests.ps1's dependency isolation
@@ -285,16 +285,35 @@ function Complete-SideLaneTests($lane) {
     Get-Content -Raw $lane.Result | ConvertFrom-Json
 }
 
-function Invoke-XunitTests {
+# The xunit run in a process of its own (its output to a log, shown when it ends), on the test
+# project built beforehand, so that the RGW lane can start while it runs (Wait-XunitTests).
+function Start-XunitTests {
     $trx = Join-Path $testResults 'xunit.trx'
-    if (Test-Path $trx) { Remove-Item $trx }
-    dotnet test (Join-Path $root 'tests/GridArtifacts.Tests/GridArtifacts.Tests.csproj') -c $Configuration --nologo `
-        --logger "trx;LogFileName=xunit.trx" --logger 'console;verbosity=minimal' --results-directory $testResults | Out-Host
-    if (-not (Test-Path $trx)) {
-        Write-Host 'xunit produced no results (the test project did not build or run).' -ForegroundColor Red
+    $log = Join-Path $testResults 'xunit.log'
+    Remove-Item $trx, $log -ErrorAction Ignore
+    $project = Join-Path $root 'tests/GridArtifacts.Tests/GridArtifacts.Tests.csproj'
+    Invoke-Native 'test build' { dotnet build $project -c $Configuration --nologo -v quiet }
+    $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
+    $psi.WorkingDirectory = $root
+    foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'test', $project, '-c', $Configuration, '--no-build', '--nologo',
+            '--logger', 'trx;LogFileName=xunit.trx', '--logger', 'console;verbosity=minimal', '--results-directory', $testResults)) { $psi.ArgumentList.Add($a) }
+    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Trx = $trx; Log = $log }
+}
+
+# Waits for the xunit run; meanwhile, once the side lane has ended, runs & $Meanwhile (once): the
+# RGW lane then starts in the side lane's place rather than after xunit. Returns xunit's counts.
+function Wait-XunitTests($xunit, $sideLane, [scriptblock] $Meanwhile) {
+    $started = $false
+    while (-not $xunit.Process.WaitForExit(500)) {
+        if (-not $started -and $sideLane.Process.HasExited) { $started = $true; & $Meanwhile }
+    }
+    Write-Host '== xunit'
+    if (Test-Path $xunit.Log) { Get-Content $xunit.Log | Out-Host }
+    if (-not (Test-Path $xunit.Trx)) {
+        Write-Host 'xunit produced no results (the test project did not run).' -ForegroundColor Red
         return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
     }
-    $run = ([xml](Get-Content -Raw $trx)).TestRun
+    $run = ([xml](Get-Content -Raw $xunit.Trx)).TestRun
     $counters = $run.ResultSummary.Counters
     $failures = @($run.Results.UnitTestResult | Where-Object outcome -NE 'Passed' | Where-Object outcome -NE 'NotExecuted' |
             ForEach-Object { "$($_.testName): $($_.Output.ErrorInfo.Message)" })
@@ -424,7 +443,9 @@ switch ($Task) {
         $results = @()
         $server = $null
         $sideLane = $null
-        $rgwLane = $null
+        $xunit = $null
+        $script:rgwLane = $null
+        $script:rgwLaneStarted = $false
         $saved = @{}
         try {
             $rgw = Start-TestRgw
@@ -444,22 +465,28 @@ switch ($Task) {
             $noSlurm = Start-TestSlurm
             if ($noSlurm) { Write-Host "The Slurm tests are skipped: $noSlurm." -ForegroundColor Yellow }
             $sideLane = Start-SideLaneTests
-            $results += Invoke-XunitTests
-            if ($rgw.Skip) { Write-Host "The RGW lane is skipped: $($rgw.Skip)." -ForegroundColor Yellow }
-            else { $rgwLane = Start-RgwLane (Complete-TestRgw $rgw) }
+            $xunit = Start-XunitTests
+            $startRgwLane = {
+                if ($script:rgwLaneStarted) { return }
+                $script:rgwLaneStarted = $true
+                if ($rgw.Skip) { Write-Host "The RGW lane is skipped: $($rgw.Skip)." -ForegroundColor Yellow }
+                else { $script:rgwLane = Start-RgwLane (Complete-TestRgw $rgw) }
+            }
+            $results += Wait-XunitTests $xunit $sideLane $startRgwLane
+            & $startRgwLane
             $results += Invoke-PesterTests
             $results += Invoke-PageTests
             $results += Invoke-BrowserTests
             $results += Complete-SideLaneTests $sideLane
             $sideLane = $null
-            if ($rgwLane) { $results += Complete-SideLaneTests $rgwLane; $rgwLane = $null }
+            if ($script:rgwLane) { $results += Complete-SideLaneTests $script:rgwLane }
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red
             $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("the test run: $_") }
         }
         finally {
-            foreach ($lane in $sideLane, $rgwLane) { if ($lane -and -not $lane.Process.HasExited) { $lane.Process.Kill($true) } }
+            foreach ($lane in $sideLane, $script:rgwLane, $xunit) { if ($lane -and -not $lane.Process.HasExited) { $lane.Process.Kill($true) } }
             if ($rgw -and $rgw.Process -and -not $rgw.Process.HasExited) { $rgw.Process.WaitForExit() }
             Stop-TestRgw
             Stop-TestSlurm
