@@ -144,23 +144,33 @@ public sealed class ReliabilityTests : IDisposable
     {
         var catalog = Catalog(kind);
         var reader = new GridCatalog(kind == "s3" ? new S3Store(catalog.Location) : new FileSystemStore(catalog.Location));
-        // At least 300 files, one every 12 ms or so, and more until the readers have read enough (a
-        // loaded machine reads slowly): the manifest and the record are rewritten many times.
+        // A file every 12 ms or so until the readers have read enough and have seen the record and the
+        // manifest rewritten many times (the versions they read, counted below), however slowly a
+        // loaded machine writes or reads.
         var work = NewWork();
-        var script = "i=0; while [ $i -lt 300 ] || [ ! -e ../stop-" + kind + " ]; do i=$((i+1)); head -c $((RANDOM % 5000)) /dev/urandom > f$i.bin; sleep 0.012; done";
+        var script = "i=0; while [ ! -e ../stop-" + kind + " ]; do i=$((i+1)); head -c $((RANDOM % 5000)) /dev/urandom > f$i.bin; sleep 0.012; done";
         var agent = new CaptureAgent(catalog, "busy-reader", "exp0", Bash(work, script) with { HeartbeatInterval = TimeSpan.FromMilliseconds(100) });
         var running = agent.RunAsync(default);
         int reads = 0, damaged = 0, seenArtifacts = 0;
+        const int Versions = 10;
+        var records = new HashSet<DateTimeOffset?>();
+        var manifests = new HashSet<int>();
         var stopped = Stopwatch.StartNew();
         while (!running.IsCompleted)
         {
-            if (reads >= 30 || stopped.Elapsed > TimeSpan.FromMinutes(2)) File.WriteAllText(Path.Combine(work, "..", "stop-" + kind), "");
+            if ((reads >= 30 && records.Count >= Versions && manifests.Count >= Versions) || stopped.Elapsed > TimeSpan.FromMinutes(2))
+                File.WriteAllText(Path.Combine(work, "..", "stop-" + kind), "");
             try
             {
                 var exp = await reader.Runs.GetExperimentAsync("busy-reader", "exp0", default);
                 var listed = await reader.Artifacts.GetArtifactsAsync("busy-reader", "exp0", default);
                 damaged += listed.Errors.Count(e => e.Kind == GridErrorKind.DamagedRecord);
                 seenArtifacts = Math.Max(seenArtifacts, listed.Items.Count);
+                if (exp.Status == GridStatus.Running)
+                {
+                    records.Add(exp.Heartbeat);
+                    manifests.Add(listed.Items.Count);
+                }
                 Assert.True(exp.ArtifactCount <= Directory.GetFiles(work).Length);
                 reads += 3;
             }
@@ -175,9 +185,11 @@ public sealed class ReliabilityTests : IDisposable
             await Task.Delay(5);
         }
         Assert.Equal(0, await running);
-        _output.WriteLine($"{kind}: {reads} record reads while the agent wrote, {damaged} damaged, up to {seenArtifacts} artifacts seen mid-run");
+        _output.WriteLine($"{kind}: {reads} record reads while the agent wrote, {damaged} damaged, up to {seenArtifacts} artifacts seen mid-run, " +
+                          $"{records.Count} versions of the record and {manifests.Count} of the manifest read, {Directory.GetFiles(work).Length} files");
         Assert.Equal(0, damaged);
         Assert.True(reads >= 30, $"only {reads} reads happened while the agent ran");
+        Assert.True(records.Count >= Versions && manifests.Count >= Versions, $"the readers saw only {records.Count} versions of the record and {manifests.Count} of the manifest while the agent ran");
         Assert.Equal(TestStore.LocalHashes(work), await TestStore.StoredHashes(catalog, "busy-reader"));
     }
 
