@@ -153,11 +153,13 @@ public sealed class FaultTests : IDisposable
     public async Task A_PUT_without_an_answer_in_time_is_tried_again_and_arrives_byte_exact()
     {
         // The first PUT of each file is held and never answered: the client's time-out (2 s here) is
-        // a transient failure, tried again like a reset, whichever way the PUT is sent.
+        // a transient failure, tried again like a reset, whichever way the PUT is sent. The three ways
+        // are sent at once (each file has its own store and its own first PUT), so their time-outs overlap.
         var hung = new ConcurrentDictionary<string, int>();
         _proxy.Decide = (method, path, _) => method == "PUT" && path.Contains("/timeout/") && hung.AddOrUpdate(path.Split('?')[0], 1, (_, v) => v + 1) == 1 ? Fault.Hang : Fault.None;
-        foreach (var (name, length, sdk) in new[] { ("direct", 200_000, false), ("larger", 1_300_000, false), ("sdk", 200_000, true) })
+        await Task.WhenAll(new[] { ("direct", 200_000, false), ("larger", 1_300_000, false), ("sdk", 200_000, true) }.Select(async way =>
         {
+            var (name, length, sdk) = way;
             var data = TestBytes.Random(length, length + name.Length);
             var file = _temp.WriteFile(name + ".bin", data);
             using var store = new S3Store(ViaProxyUri(), null, requestTimeout: TimeSpan.FromSeconds(2));
@@ -171,7 +173,7 @@ public sealed class FaultTests : IDisposable
             await back.Body.CopyToAsync(copy);
             Assert.Equal(TestBytes.Sha256(data), TestBytes.Sha256(copy.ToArray()));
             Assert.Equal(2, hung[$"/{_bucket}/{_prefix}/timeout/{name}.bin"]);
-        }
+        }));
     }
 
     private string ViaProxyUri() => _s3.StoreUri(_bucket, _prefix).Replace(Uri.EscapeDataString(_s3.Endpoint), Uri.EscapeDataString(_proxy.Endpoint));
@@ -181,14 +183,11 @@ public sealed class FaultTests : IDisposable
     {
         var direct = new GridCatalog(new S3Store(_s3.StoreUri(_bucket, _prefix)));
         var manifest = new ManifestRecord { Run = "faulty", Experiment = "exp0" };
-        var data = new Dictionary<string, byte[]>();
-        for (var i = 0; i < sizes.Length; i++)
-        {
-            var bytes = TestBytes.Random(sizes[i], i + 100);
-            var path = $"f{i}.bin";
-            data[path] = bytes;
-            manifest.Artifacts.Add(await direct.Artifacts.PutArtifactFileAsync("faulty", "exp0", path, _temp.WriteFile("src/" + path, bytes), default));
-        }
+        var data = Enumerable.Range(0, sizes.Length).ToDictionary(i => $"f{i}.bin", i => TestBytes.Random(sizes[i], i + 100));
+        var entries = new ManifestEntry[sizes.Length];
+        await Parallel.ForEachAsync(Enumerable.Range(0, sizes.Length), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, ct) =>
+            entries[i] = await direct.Artifacts.PutArtifactFileAsync("faulty", "exp0", $"f{i}.bin", _temp.WriteFile($"src/f{i}.bin", data[$"f{i}.bin"]), ct));
+        manifest.Artifacts.AddRange(entries);
         await direct.Manifests.WriteManifestAsync(manifest, default);
         await direct.Writer.WriteExperimentRecordAsync(new ExperimentRecord { Run = "faulty", Experiment = "exp0", Status = GridStatus.Succeeded }, default);
         var viaProxy = new GridCatalog(new S3Store(ViaProxyUri()));

@@ -118,7 +118,10 @@ public sealed class MetricsReaderTests
     [Fact]
     public void A_file_over_64_MiB_is_malformed()
     {
-        var r = MetricsReader.ReadCsv(new RepeatedStream("a,b\n"u8.ToArray(), "1,2\n"u8.ToArray(), (MetricsReader.MaxCsvBytes / 4) + 1));
+        // Rows of 4 KiB (the second cell padded with spaces, which are trimmed): 64 MiB in 16,385 rows, not 16 million.
+        var row = Encoding.ASCII.GetBytes("1," + new string(' ', 4092) + "2\n");
+        Assert.Equal(4096, row.Length);
+        var r = MetricsReader.ReadCsv(new RepeatedStream("a,b\n"u8.ToArray(), row, (MetricsReader.MaxCsvBytes / row.Length) + 1));
         Malformed(r, "larger than 64 MiB");
     }
 

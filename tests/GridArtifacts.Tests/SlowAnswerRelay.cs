@@ -28,7 +28,13 @@ public sealed class SlowAnswerRelay : IDisposable
 
     public string Endpoint { get; }
 
-    public TimeSpan Delay { get; }
+    /// <summary>How long the server's bytes are held; a change applies to bytes the server sends after it.</summary>
+    public TimeSpan Delay
+    {
+        get => TimeSpan.FromTicks(Volatile.Read(ref _delayTicks));
+        set => Volatile.Write(ref _delayTicks, value.Ticks);
+    }
+    private long _delayTicks;
 
     /// <summary>How many connections clients opened.</summary>
     public int Connections => Volatile.Read(ref _connections);
