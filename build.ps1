@@ -243,108 +243,8 @@ function Stop-TestRgw {
     if (Get-Variable -Name RgwDir -Scope Script -ValueOnly -ErrorAction Ignore) { $env:GRID_RGW_DIR = $script:RgwDir; bash (Join-Path $root 'tests/s3/Stop-Rgw.sh') | Out-Host; Remove-Item Env:GRID_RGW_DIR; $script:RgwDir = $null }
 }
 
-# The RGW lane (tests/s3/Invoke-RgwLane.ps1: the S3 suites again, on RGW) in a pwsh of its own,
-# on the test project Start-XunitTests built: started when the side lane or xunit has ended.
-function Start-RgwLane([string] $Endpoint) {
-    $packages = Restore-TestPackages
-    $env:GRID_TEST_OLD_AWSSDK_CORE = $packages.OldAwsCore # S3Store.Tests.ps1's dependency isolation
-    $result = Join-Path $testResults 'rgw-lane.json'
-    $log = Join-Path $testResults 'rgw-lane.log'
-    Remove-Item $result, $log -ErrorAction Ignore
-    $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
-    $psi.WorkingDirectory = $root
-    foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'pwsh', '-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'tests/s3/Invoke-RgwLane.ps1'),
-            '-Endpoint', $Endpoint, '-ModulePath', $moduleOut, '-PesterPath', $packages.Pester, '-ResultFile', $result, '-Configuration', $Configuration)) { $psi.ArgumentList.Add($a) }
-    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Result = $result; Log = $log; Name = 'The RGW lane (the S3 suites on Ceph''s RADOS Gateway)' }
-}
-
-# The side lane (Get-SideLaneTests: the Slurm tests and a few slow Pester files) in a pwsh of its
-# own, started before the other tests and read after them, so it runs beside xunit, Pester and the
-# browser tests.
-function Start-SideLaneTests {
-    $pester = (Restore-TestPackages).Pester
-    $result = Join-Path $testResults 'side-lane.json'
-    $log = Join-Path $testResults 'side-lane.log'
-    Remove-Item $result, $log -ErrorAction Ignore
-    $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
-    $psi.WorkingDirectory = $root
-    foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'pwsh', '-NoProfile', '-NonInteractive', '-File', (Join-Path $root 'tests/pester/Invoke-PesterTests.ps1'),
-            '-PesterPath', $pester, '-ModulePath', $moduleOut, '-ResultFile', $result, '-Path', ((Get-SideLaneTests) -join [IO.Path]::PathSeparator))) { $psi.ArgumentList.Add($a) }
-    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Result = $result; Log = $log
-        Name = "The side lane, run beside the others: $((Get-SideLaneTests | ForEach-Object { [IO.Path]::GetRelativePath($root, $_) }) -join ', ')" }
-}
-
-function Complete-SideLaneTests($lane) {
-    $lane.Process.WaitForExit()
-    Write-Host "== $($lane.Name)"
-    if (Test-Path $lane.Log) { Get-Content $lane.Log | Out-Host }
-    if (-not (Test-Path $lane.Result)) {
-        Write-Host "$($lane.Name): no results." -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
-    }
-    Get-Content -Raw $lane.Result | ConvertFrom-Json
-}
-
-# The xunit run in a process of its own (its output to a log, shown when it ends), on the test
-# project built beforehand, so that the RGW lane can start while it runs (Wait-XunitTests).
-function Start-XunitTests {
-    $trx = Join-Path $testResults 'xunit.trx'
-    $log = Join-Path $testResults 'xunit.log'
-    Remove-Item $trx, $log -ErrorAction Ignore
-    $project = Join-Path $root 'tests/GridArtifacts.Tests/GridArtifacts.Tests.csproj'
-    Invoke-Native 'test build' { dotnet build $project -c $Configuration --nologo -v quiet }
-    $psi = [System.Diagnostics.ProcessStartInfo]::new('bash')
-    $psi.WorkingDirectory = $root
-    foreach ($a in @('-c', 'exec "$@" > "$0" 2>&1', $log, 'dotnet', 'test', $project, '-c', $Configuration, '--no-build', '--nologo',
-            '--logger', 'trx;LogFileName=xunit.trx', '--logger', 'console;verbosity=minimal', '--results-directory', $testResults)) { $psi.ArgumentList.Add($a) }
-    [pscustomobject]@{ Process = [System.Diagnostics.Process]::Start($psi); Trx = $trx; Log = $log }
-}
-
-# Waits for the xunit run; meanwhile, once the side lane has ended, runs & $Meanwhile (once): the
-# RGW lane then starts in the side lane's place rather than after xunit. Returns xunit's counts.
-function Wait-XunitTests($xunit, $sideLane, [scriptblock] $Meanwhile) {
-    $started = $false
-    while (-not $xunit.Process.WaitForExit(500)) {
-        if (-not $started -and $sideLane.Process.HasExited) { $started = $true; & $Meanwhile }
-    }
-    Write-Host '== xunit'
-    if (Test-Path $xunit.Log) { Get-Content $xunit.Log | Out-Host }
-    if (-not (Test-Path $xunit.Trx)) {
-        Write-Host 'xunit produced no results (the test project did not run).' -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
-    }
-    $run = ([xml](Get-Content -Raw $xunit.Trx)).TestRun
-    $counters = $run.ResultSummary.Counters
-    $failures = @($run.Results.UnitTestResult | Where-Object outcome -NE 'Passed' | Where-Object outcome -NE 'NotExecuted' |
-            ForEach-Object { "$($_.testName): $($_.Output.ErrorInfo.Message)" })
-    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted; Skipped = [int]$counters.notExecuted; Failures = $failures }
-}
-
-# Pester files run beside the main Pester run, with the Slurm tests (tests/slurm), in a pwsh of their
-# own: they mostly wait (for Slurm, for child processes), so both lanes end sooner than one would.
-function Get-SideLaneTests {
-    @('tests/slurm', 'tests/pester/Help.Tests.ps1', 'tests/pester/Capture.Tests.ps1', 'tests/pester/ClusterRecipes.Tests.ps1') | ForEach-Object { Join-Path $root $_ }
-}
-
-function Invoke-PesterTests {
-    $packages = Restore-TestPackages
-    $pester = $packages.Pester
-    $env:GRID_TEST_OLD_AWSSDK_CORE = $packages.OldAwsCore
-    $resultFile = Join-Path $testResults 'pester.json'
-    if (Test-Path $resultFile) { Remove-Item $resultFile }
-    # A loaded binary module cannot be unloaded: test the staged module in a child pwsh.
-    Push-Location $root
-    try {
-        dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'tests/pester/Invoke-PesterTests.ps1') `
-            -PesterPath $pester -ModulePath $moduleOut -ResultFile $resultFile -ExcludePath ((Get-SideLaneTests | Where-Object { $_ -like '*.ps1' }) -join [IO.Path]::PathSeparator) | Out-Host
-    }
-    finally { Pop-Location }
-    if (-not (Test-Path $resultFile)) {
-        Write-Host 'Pester produced no results.' -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
-    }
-    Get-Content -Raw $resultFile | ConvertFrom-Json
-}
+# The test run's lanes: processes of their own, read when they end (build/TestLanes.ps1).
+. (Join-Path $PSScriptRoot 'build/TestLanes.ps1')
 
 function Invoke-BrowserTests {
     # The artifacts page in Debian's Chromium, driven by playwright-core (tests/browser).
@@ -444,6 +344,7 @@ switch ($Task) {
         $server = $null
         $sideLane = $null
         $xunit = $null
+        $mainPester = $null
         $script:rgwLane = $null
         $script:rgwLaneStarted = $false
         $saved = @{}
@@ -474,19 +375,20 @@ switch ($Task) {
             }
             $results += Wait-XunitTests $xunit $sideLane $startRgwLane
             & $startRgwLane
-            $results += Invoke-PesterTests
+            $mainPester = Start-MainPesterTests
             $results += Invoke-PageTests
             $results += Invoke-BrowserTests
-            $results += Complete-SideLaneTests $sideLane
+            $results += Complete-Lane $mainPester
+            $results += Complete-Lane $sideLane
             $sideLane = $null
-            if ($script:rgwLane) { $results += Complete-SideLaneTests $script:rgwLane }
+            if ($script:rgwLane) { $results += Complete-Lane $script:rgwLane }
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red
             $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("the test run: $_") }
         }
         finally {
-            foreach ($lane in $sideLane, $script:rgwLane, $xunit) { if ($lane -and -not $lane.Process.HasExited) { $lane.Process.Kill($true) } }
+            foreach ($lane in $sideLane, $script:rgwLane, $xunit, $mainPester) { if ($lane -and -not $lane.Process.HasExited) { $lane.Process.Kill($true) } }
             if ($rgw -and $rgw.Process -and -not $rgw.Process.HasExited) { $rgw.Process.WaitForExit() }
             Stop-TestRgw
             Stop-TestSlurm
