@@ -347,6 +347,7 @@ switch ($Task) {
         $mainPester = $null
         $script:rgwLane = $null
         $script:rgwLaneStarted = $false
+        $script:rgwLaneFailed = $null
         $saved = @{}
         try {
             $rgw = Start-TestRgw
@@ -370,18 +371,30 @@ switch ($Task) {
             $startRgwLane = {
                 if ($script:rgwLaneStarted) { return }
                 $script:rgwLaneStarted = $true
-                if ($rgw.Skip) { Write-Host "The RGW lane is skipped: $($rgw.Skip)." -ForegroundColor Yellow }
-                else { $script:rgwLane = Start-RgwLane (Complete-TestRgw $rgw) }
+                if ($rgw.Skip) { Write-Host "The RGW lane is skipped: $($rgw.Skip)." -ForegroundColor Yellow; return }
+                # A gateway that did not start fails the RGW lane, not the lanes running meanwhile.
+                try { $script:rgwLane = Start-RgwLane (Complete-TestRgw $rgw) }
+                catch {
+                    Write-Host "The RGW lane did not start: $_" -ForegroundColor Red
+                    $script:rgwLaneFailed = [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("the RGW lane did not start: $_") }
+                }
             }
             $results += Wait-XunitTests $xunit $sideLane $startRgwLane
             & $startRgwLane
             $mainPester = Start-MainPesterTests
-            $results += Invoke-PageTests
-            $results += Invoke-BrowserTests
+            # The page's and browser tests set up what they need; a setup that fails is their failure alone.
+            foreach ($lane in @{ Name = "the page's module tests"; Run = { Invoke-PageTests } }, @{ Name = 'the browser tests'; Run = { Invoke-BrowserTests } }) {
+                try { $results += & $lane.Run }
+                catch {
+                    Write-Host "$($lane.Name) failed: $_" -ForegroundColor Red
+                    $results += [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("$($lane.Name): $_") }
+                }
+            }
             $results += Complete-Lane $mainPester
             $results += Complete-Lane $sideLane
             $sideLane = $null
             if ($script:rgwLane) { $results += Complete-Lane $script:rgwLane }
+            if ($script:rgwLaneFailed) { $results += $script:rgwLaneFailed }
         }
         catch {
             Write-Host "Test run failed: $_" -ForegroundColor Red

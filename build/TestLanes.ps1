@@ -52,7 +52,7 @@ function Complete-Lane($lane) {
     if (Test-Path $lane.Log) { Get-Content $lane.Log | Out-Host }
     if (-not (Test-Path $lane.Result)) {
         Write-Host "$($lane.Name): no results." -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("$($lane.Name): no results (exit code $($lane.Process.ExitCode))") }
     }
     Get-Content -Raw $lane.Result | ConvertFrom-Json
 }
@@ -81,13 +81,16 @@ function Wait-XunitTests($xunit, $sideLane, [scriptblock] $Meanwhile) {
     if (Test-Path $xunit.Log) { Get-Content $xunit.Log | Out-Host }
     if (-not (Test-Path $xunit.Trx)) {
         Write-Host 'xunit produced no results (the test project did not run).' -ForegroundColor Red
-        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 }
+        return [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("xunit: no results (exit code $($xunit.Process.ExitCode))") }
     }
     $run = ([xml](Get-Content -Raw $xunit.Trx)).TestRun
     $counters = $run.ResultSummary.Counters
     $failures = @($run.Results.UnitTestResult | Where-Object outcome -NE 'Passed' | Where-Object outcome -NE 'NotExecuted' |
             ForEach-Object { "$($_.testName): $($_.Output.ErrorInfo.Message)" })
-    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted; Skipped = [int]$counters.notExecuted; Failures = $failures }
+    $failed = [int]$counters.failed + [int]$counters.error + [int]$counters.timeout + [int]$counters.aborted
+    # A test host that crashed or a run that was aborted can leave results of the tests that ran only.
+    if ($xunit.Process.ExitCode -ne 0 -and $failed -eq 0) { $failed = 1; $failures += "xunit: exit code $($xunit.Process.ExitCode) with no test failed (the run was cut short)" }
+    [pscustomobject]@{ Passed = [int]$counters.passed; Failed = $failed; Skipped = [int]$counters.notExecuted; Failures = $failures }
 }
 
 # Pester files run beside the main Pester run, with the Slurm tests (tests/slurm), in a pwsh of their

@@ -62,7 +62,7 @@ internal static class Help
         the final sync, sealed manifest and status are done within $GRID_SIGNAL_GRACE seconds (the
         time until the scheduler's SIGKILL; 30 by default). SIGINT ends it Stopped; a SIGTERM ends it
         Stopped when Stop-GridRun asked for it, Failed otherwise (a time limit, scancel). An agent
-        started with SIGINT ignored (a shell's background job, nohup) leaves it ignored.
+        started with SIGINT ignored (a background job of a shell without job control) leaves it ignored.
 
         Environment: GRID_STORE, GRID_SIGNAL_GRACE; for S3, the AWS credential chain (AWS_PROFILE,
         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, web identity, instance and container roles),

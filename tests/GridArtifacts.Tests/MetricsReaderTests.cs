@@ -118,10 +118,12 @@ public sealed class MetricsReaderTests
     [Fact]
     public void A_file_over_64_MiB_is_malformed()
     {
-        // Rows of 4 KiB (the second cell padded with spaces, which are trimmed): 64 MiB in 16,385 rows, not 16 million.
+        // Rows of 4 KiB (the second cell padded with spaces, which are trimmed): 64 MiB in 16,384 rows, not 16 million;
+        // with the 4-byte header the file is 4 bytes over the limit.
         var row = Encoding.ASCII.GetBytes("1," + new string(' ', 4092) + "2\n");
         Assert.Equal(4096, row.Length);
-        var r = MetricsReader.ReadCsv(new RepeatedStream("a,b\n"u8.ToArray(), row, (MetricsReader.MaxCsvBytes / row.Length) + 1));
+        Assert.Equal(0, MetricsReader.MaxCsvBytes % row.Length);
+        var r = MetricsReader.ReadCsv(new RepeatedStream("a,b\n"u8.ToArray(), row, MetricsReader.MaxCsvBytes / row.Length));
         Malformed(r, "larger than 64 MiB");
     }
 

@@ -45,6 +45,7 @@ Remove-Item $trx -ErrorAction Ignore
 & dotnet test (Join-Path $root 'tests/GridArtifacts.Tests/GridArtifacts.Tests.csproj') -c $Configuration --no-build --nologo `
     --filter (($classes | ForEach-Object { "FullyQualifiedName~GridArtifacts.Tests.$_." }) -join '|') `
     --logger 'trx;LogFileName=xunit-rgw.trx' --logger 'console;verbosity=minimal' --results-directory $results | Out-Host
+$xunitExit = $LASTEXITCODE
 if (Test-Path $trx) {
     $run = ([xml](Get-Content -Raw $trx)).TestRun
     $c = $run.ResultSummary.Counters
@@ -52,6 +53,10 @@ if (Test-Path $trx) {
             Passed = $c.passed; Failed = [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted; Skipped = $c.notExecuted
             Failures = @($run.Results.UnitTestResult | Where-Object outcome -NotIn 'Passed', 'NotExecuted' | ForEach-Object { "$($_.testName): $($_.Output.ErrorInfo.Message)" })
         }) 'RGW xunit:'
+    # A test host that crashed or a run that was aborted can leave results of the tests that ran only.
+    if ($xunitExit -ne 0 -and [int]$c.failed + [int]$c.error + [int]$c.timeout + [int]$c.aborted -eq 0) {
+        Add-Result ([pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @("exit code $xunitExit with no test failed (the run was cut short)") }) 'RGW xunit:'
+    }
 }
 else { Add-Result ([pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0; Failures = @('produced no results') }) 'RGW xunit:' }
 
