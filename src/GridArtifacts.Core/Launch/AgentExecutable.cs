@@ -57,9 +57,10 @@ public static class AgentExecutable
     /// <summary>
     /// Whether the executable runs here and is this release's (<c>grid-agent version</c>, a few
     /// milliseconds, asked once per process): one built for a newer C library than this machine's
-    /// does not start, and the experiments then run under pwsh rather than never.
+    /// does not start, and the experiments then run under pwsh rather than never. One that has not
+    /// answered within 10 s on <paramref name="clock"/> (the system's by default) does not run.
     /// </summary>
-    public static bool Runs(string path) => Answered.GetOrAdd(path, static p =>
+    public static bool Runs(string path, TimeProvider? clock = null) => Answered.GetOrAdd(path, static (p, clock) =>
     {
         try
         {
@@ -69,7 +70,9 @@ public static class AgentExecutable
             if (process is null) return false;
             var said = process.StandardOutput.ReadToEndAsync();
             _ = process.StandardError.ReadToEndAsync();
-            if (!process.WaitForExit(TimeSpan.FromSeconds(10))) { process.Kill(); return false; }
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10), clock);
+            try { process.WaitForExitAsync(limit.Token).GetAwaiter().GetResult(); }
+            catch (OperationCanceledException) { process.Kill(); return false; }
             var version = typeof(AgentExecutable).Assembly.GetName().Version?.ToString(3);
             return process.ExitCode == 0 && said.Result.Trim() == $"{Name} {version}";
         }
@@ -77,7 +80,7 @@ public static class AgentExecutable
         {
             return false;
         }
-    });
+    }, clock ?? TimeProvider.System);
 
     /// <summary>
     /// Whether the file may be run, made so when it lost its mode on the way (a module installed from
