@@ -284,9 +284,10 @@ public sealed class SignalTests : IDisposable
 }
 
 /// <summary>
-/// Tests that time the agent against a budget of seconds run after the others, one at a time: in a
-/// process where a hundred other tests block pool threads, a timer's callback can come seconds late,
-/// which measures the test process rather than the agent (which runs in a process of its own).
+/// Tests that measure against a budget run after the others, one at a time. Time: in a process where
+/// a hundred other tests block pool threads, a timer's callback can come seconds late, which measures
+/// the test process rather than the agent (which runs in a process of its own). Memory: the managed
+/// heap is the whole process's, so what other tests hold at that moment would be counted too.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class TimedAlone
