@@ -131,6 +131,46 @@ public sealed class AgentExecutableTests : IDisposable
         Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetExperimentAsync(run, "exp0", default)).Status);
     }
 
+    [Fact]
+    public async Task A_process_the_script_left_behind_that_ends_while_the_script_runs_is_collected_then_not_left_a_zombie()
+    {
+        var store = NewStore("fs");
+        var work = NewFolder("work");
+        // The subshell exits at once, so its sleep is given to the agent (the subreaper); it ends a second
+        // later, while the script still waits for the test.
+        var script = "(sleep 1 & echo $! > orphan.pid); while [ ! -e go ]; do sleep 0.05; done";
+        using var agent = Start(new[] { "run", "-s", store, "-r", "orphan-run", "-C", work, "--", "bash", "-c", script });
+        var stderr = agent.StandardError.ReadToEndAsync();
+        var pidFile = Path.Combine(work, "orphan.pid");
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); !(File.Exists(pidFile) && File.ReadAllText(pidFile).EndsWith('\n')); await Task.Delay(20))
+            Assert.True(DateTime.UtcNow < deadline && !agent.HasExited, "the script never started: " + (agent.HasExited ? await stderr : ""));
+        var orphan = int.Parse(File.ReadAllText(pidFile), System.Globalization.CultureInfo.InvariantCulture);
+        var stat = $"/proc/{orphan}/stat";
+        // Seen as the agent's child (adopted) while it runs, then gone from /proc: a zombie keeps its
+        // entry until its parent collects it.
+        bool adopted = false, gone = false;
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); !gone && DateTime.UtcNow < deadline; await Task.Delay(20))
+        {
+            try
+            {
+                var fields = File.ReadAllText(stat).Split(") ")[^1].Split(' ');
+                adopted |= fields[0] != "Z" && fields[1] == agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { gone = true; }
+        }
+        var scriptRan = !agent.HasExited;
+        File.WriteAllText(Path.Combine(work, "go"), "");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await agent.WaitForExitAsync(timeout.Token);
+        _output.WriteLine($"stderr: {await stderr}");
+        Assert.True(adopted, "the orphan was never seen as grid-agent's child");
+        Assert.True(gone, "the orphan stayed a zombie of grid-agent while the script ran");
+        Assert.True(scriptRan, "the script ended before the orphan was collected");
+        Assert.Equal(0, agent.ExitCode);
+        var catalog = new GridCatalog(new FileSystemStore(store));
+        Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetExperimentAsync("orphan-run", "exp0", default)).Status);
+    }
+
     /// <summary>The live processes (not zombies) whose environment says they are <paramref name="run"/>'s (GRID_RUN).</summary>
     private static List<int> ProcessesOfRun(string run)
     {

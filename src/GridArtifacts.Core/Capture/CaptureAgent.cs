@@ -155,6 +155,7 @@ public sealed class CaptureAgent
                 // did not go now goes on a later pass. A stop cuts off what is uploading (the final sync sends it).
                 await _artifacts.SyncAsync(final: false, stopping.Token).ConfigureAwait(false);
                 _metrics.Refresh(Record, final: false); // published by the next heartbeat
+                script.ReapEndedOrphans();
                 if (_catalog.Clock.GetUtcNow() - lastBeat >= _options.HeartbeatInterval)
                 {
                     lastBeat = _catalog.Clock.GetUtcNow();

@@ -137,6 +137,62 @@ internal static class ScriptProcesses
         return killed.Count;
     }
 
+    /// <summary>
+    /// Collects the exits of adopted processes that ended while the script runs: a daemon whose
+    /// parent exited at once, a stage of a pipeline whose shell has gone. Each would otherwise stay a
+    /// zombie, holding its process number, until the agent exits; and an agent that is a container's
+    /// PID 1 is the only process that can collect them. The script (<paramref name="script"/>) is left
+    /// to the runtime that started it, which waits for it. Only for a subreaper that started no other
+    /// process (grid-agent running one experiment). Returns how many were collected.
+    /// </summary>
+    public static int ReapEndedAdopted(int script)
+    {
+        if (!OperatingSystem.IsLinux()) return 0;
+        var reaped = 0;
+        foreach (var pid in Children())
+        {
+            // Only one that has ended: waitpid on a zombie returns at once, and nobody else collects a
+            // child of this process, so its number cannot have been given to another in between.
+            if (pid == script || ReadStatus(pid) is not { State: 'Z' }) continue;
+            try { if (WaitPid(pid, out _, WNOHANG) == pid) reaped++; }
+            catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { break; }
+        }
+        return reaped;
+    }
+
+    /// <summary>
+    /// This process's children, ended ones included: each of its threads' list in /proc (the kernel
+    /// gives an orphan to any one of them); where a kernel has no such list, the processes whose
+    /// parent this is, from every /proc/&lt;pid&gt;/stat.
+    /// </summary>
+    private static List<int> Children()
+    {
+        var found = new List<int>();
+        var listed = false;
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+            {
+                string text;
+                try { text = File.ReadAllText(Path.Combine(task, "children")); }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { continue; } // a thread that has ended, or no list
+                listed = true;
+                foreach (var word in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                    if (int.TryParse(word, NumberStyles.None, CultureInfo.InvariantCulture, out var pid)) found.Add(pid);
+            }
+            if (listed) return found;
+            var self = Environment.ProcessId;
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var p) && ReadStatus(p)?.Parent == self) found.Add(p);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { }
+        return found;
+    }
+
+    private const int WNOHANG = 1;
+
     /// <summary>A short pause on <paramref name="clock"/> (10 ms), waited for where the caller is not asynchronous.</summary>
     private static void Pause(TimeProvider clock) => Task.Delay(TimeSpan.FromMilliseconds(10), clock).GetAwaiter().GetResult();
 
@@ -146,7 +202,6 @@ internal static class ScriptProcesses
     /// <summary>Collects an adopted process's exit once it has died (SIGKILL is sent first), waiting at most a second.</summary>
     private static void Reap(int pid, TimeProvider clock)
     {
-        const int WNOHANG = 1;
         try
         {
             for (var i = 0; i < 100; i++)
@@ -173,8 +228,12 @@ internal static class ScriptProcesses
         }
     }
 
-    /// <summary>The parent and start time (clock ticks since boot) of a process, from /proc/&lt;pid&gt;/stat.</summary>
-    private static (int Parent, ulong Start)? ReadStat(int pid)
+    /// <summary>The parent and start time (clock ticks since boot) of a running process (not a zombie), from /proc/&lt;pid&gt;/stat.</summary>
+    private static (int Parent, ulong Start)? ReadStat(int pid) =>
+        ReadStatus(pid) is { } s && s.State != 'Z' ? (s.Parent, s.Start) : null;
+
+    /// <summary>The state (R, S, Z, ...), parent and start time (clock ticks since boot) of a process, from /proc/&lt;pid&gt;/stat.</summary>
+    private static (char State, int Parent, ulong Start)? ReadStatus(int pid)
     {
         string text;
         try { text = File.ReadAllText("/proc/" + pid.ToString(CultureInfo.InvariantCulture) + "/stat"); }
@@ -184,9 +243,9 @@ internal static class ScriptProcesses
         if (close < 0) return null;
         var fields = text[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
         // fields[0] is the state, [1] the parent, [19] the start time (fields 3, 4 and 22 of proc(5)).
-        if (fields.Length < 20 || fields[0] == "Z") return null;
+        if (fields.Length < 20 || fields[0].Length != 1) return null;
         if (!int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var parent)) return null;
         if (!ulong.TryParse(fields[19], NumberStyles.None, CultureInfo.InvariantCulture, out var start)) return null;
-        return (parent, start);
+        return (fields[0][0], parent, start);
     }
 }

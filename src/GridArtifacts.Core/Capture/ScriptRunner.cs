@@ -92,6 +92,16 @@ internal sealed class ScriptRunner : IDisposable
     }
 
     /// <summary>
+    /// With <see cref="CaptureOptions.EndsLeftovers"/>, collects the processes the script left behind
+    /// that have ended since (<see cref="ScriptProcesses.ReapEndedAdopted"/>), while the script runs;
+    /// once it has exited, <see cref="KillLeftovers"/> ends and collects the rest.
+    /// </summary>
+    public void ReapEndedOrphans()
+    {
+        if (_endsLeftovers && !_process.HasExited) ScriptProcesses.ReapEndedAdopted(_process.Id);
+    }
+
+    /// <summary>
     /// Kills what is left of the processes a signal's stop has seen, and with
     /// <see cref="CaptureOptions.EndsLeftovers"/> every process the script left behind.
     /// </summary>
