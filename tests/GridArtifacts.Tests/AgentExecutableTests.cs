@@ -43,9 +43,10 @@ public sealed class AgentExecutableTests : IDisposable
     {
         // SIGINT and SIGTERM at their defaults, as a terminal or a scheduler starts it: a test run
         // started in the background (a shell's &) has SIGINT ignored, which every child keeps, and a
-        // program started with SIGINT ignored keeps it ignored. env execs the agent in place (same PID).
+        // program started with SIGINT ignored keeps it ignored. SIGCHLD too: started with it ignored, the
+        // runtime would collect every child itself. env execs the agent in place (same PID).
         var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "--default-signal=INT,TERM", AgentBinary.Path }.Concat(args)) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "--default-signal=INT,TERM,CHLD", AgentBinary.Path }.Concat(args)) psi.ArgumentList.Add(a);
         // Nothing of this machine's own settings: the store is named, the saved one is elsewhere.
         psi.Environment.Remove(StoreSettings.StoreVariable);
         psi.Environment[StoreSettings.ConfigHomeVariable] = NewFolder("config");
@@ -136,9 +137,9 @@ public sealed class AgentExecutableTests : IDisposable
     {
         var store = NewStore("fs");
         var work = NewFolder("work");
-        // The subshell exits at once, so its sleep is given to the agent (the subreaper); it ends a second
-        // later, while the script still waits for the test.
-        var script = "(sleep 1 & echo $! > orphan.pid); while [ ! -e go ]; do sleep 0.05; done";
+        // The subshell exits at once, so its loop is given to the agent (the subreaper); the loop ends
+        // when the test says, and the script goes on until the test says.
+        var script = "(sh -c 'while [ ! -e orphan-ends ]; do sleep 0.05; done' & echo $! > orphan.pid); while [ ! -e go ]; do sleep 0.05; done";
         using var agent = Start(new[] { "run", "-s", store, "-r", "orphan-run", "-C", work, "--", "bash", "-c", script });
         var stderr = agent.StandardError.ReadToEndAsync();
         var pidFile = Path.Combine(work, "orphan.pid");
@@ -146,18 +147,16 @@ public sealed class AgentExecutableTests : IDisposable
             Assert.True(DateTime.UtcNow < deadline && !agent.HasExited, "the script never started: " + (agent.HasExited ? await stderr : ""));
         var orphan = int.Parse(File.ReadAllText(pidFile), System.Globalization.CultureInfo.InvariantCulture);
         var stat = $"/proc/{orphan}/stat";
-        // Seen as the agent's child (adopted) while it runs, then gone from /proc: a zombie keeps its
-        // entry until its parent collects it.
-        bool adopted = false, gone = false;
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); !gone && DateTime.UtcNow < deadline; await Task.Delay(20))
-        {
-            try
-            {
-                var fields = File.ReadAllText(stat).Split(") ")[^1].Split(' ');
-                adopted |= fields[0] != "Z" && fields[1] == agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { gone = true; }
-        }
+        // Seen as the agent's child (adopted) while it runs; then, once it has ended, gone from /proc
+        // while the script still runs: a zombie keeps its entry until its parent collects it.
+        var agentPid = agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var adopted = false;
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); !adopted && DateTime.UtcNow < deadline; await Task.Delay(20))
+            adopted = File.ReadAllText(stat).Split(") ")[^1].Split(' ') is [not "Z", var parent, ..] && parent == agentPid;
+        File.WriteAllText(Path.Combine(work, "orphan-ends"), "");
+        var gone = false;
+        for (var deadline = DateTime.UtcNow.AddSeconds(20); !gone && DateTime.UtcNow < deadline; await Task.Delay(50))
+            gone = !File.Exists(stat);
         var scriptRan = !agent.HasExited;
         File.WriteAllText(Path.Combine(work, "go"), "");
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));

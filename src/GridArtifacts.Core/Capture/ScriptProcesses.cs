@@ -138,26 +138,25 @@ internal static class ScriptProcesses
     }
 
     /// <summary>
-    /// Collects the exits of adopted processes that ended while the script runs: a daemon whose
-    /// parent exited at once, a stage of a pipeline whose shell has gone. Each would otherwise stay a
-    /// zombie, holding its process number, until the agent exits; and an agent that is a container's
-    /// PID 1 is the only process that can collect them. The script (<paramref name="script"/>) is left
-    /// to the runtime that started it, which waits for it. Only for a subreaper that started no other
-    /// process (grid-agent running one experiment). Returns how many were collected.
+    /// This process's children that have ended and wait to be collected (zombies), each with its start
+    /// time, but <paramref name="except"/> (the script, which the runtime waits for).
     /// </summary>
-    public static int ReapEndedAdopted(int script)
+    public static List<(int Pid, ulong Start)> EndedChildren(int except)
     {
-        if (!OperatingSystem.IsLinux()) return 0;
-        var reaped = 0;
+        var ended = new List<(int, ulong)>();
+        if (!OperatingSystem.IsLinux()) return ended;
         foreach (var pid in Children())
         {
-            // Only one that has ended: waitpid on a zombie returns at once, and nobody else collects a
-            // child of this process, so its number cannot have been given to another in between.
-            if (pid == script || ReadStatus(pid) is not { State: 'Z' }) continue;
-            try { if (WaitPid(pid, out _, WNOHANG) == pid) reaped++; }
-            catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { break; }
+            if (pid != except && ReadStatus(pid) is { State: 'Z' } stat) ended.Add((pid, stat.Start));
         }
-        return reaped;
+        return ended;
+    }
+
+    /// <summary>Collects the exit of a child that has ended (a zombie); false if it was not there to collect.</summary>
+    public static bool Collect(int pid)
+    {
+        try { return WaitPid(pid, out _, WNOHANG) == pid; }
+        catch (Exception ex) when (ex is DllNotFoundException or EntryPointNotFoundException) { return false; }
     }
 
     /// <summary>

@@ -92,13 +92,38 @@ internal sealed class ScriptRunner : IDisposable
     }
 
     /// <summary>
-    /// With <see cref="CaptureOptions.EndsLeftovers"/>, collects the processes the script left behind
-    /// that have ended since (<see cref="ScriptProcesses.ReapEndedAdopted"/>), while the script runs;
-    /// once it has exited, <see cref="KillLeftovers"/> ends and collects the rest.
+    /// The ended children seen on an earlier call, and when they were first seen ended: one is
+    /// collected only once it has stayed a zombie for <see cref="UncollectedFor"/>.
+    /// </summary>
+    private readonly Dictionary<(int Pid, ulong Start), DateTimeOffset> _ended = new();
+
+    /// <summary>
+    /// How long a child must have stayed a zombie before this process collects it. The runtime
+    /// collects the children it started itself (the script, or a credentials helper the S3 client
+    /// runs) as soon as their end is signalled, and must be the one to: a child still uncollected
+    /// after this long is one the script left behind.
+    /// </summary>
+    internal static readonly TimeSpan UncollectedFor = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// With <see cref="CaptureOptions.EndsLeftovers"/>, while the script runs, collects the processes
+    /// it left behind that have ended since: a daemon whose parent exited at once, a stage of a
+    /// pipeline whose shell has gone. As their subreaper this process is given them, and each would
+    /// otherwise stay a zombie, holding its process number, until the agent exits. (As a container's
+    /// PID 1 the runtime collects every child itself, and finds none left here.) Once the script has
+    /// exited, <see cref="KillLeftovers"/> ends and collects the rest.
     /// </summary>
     public void ReapEndedOrphans()
     {
-        if (_endsLeftovers && !_process.HasExited) ScriptProcesses.ReapEndedAdopted(_process.Id);
+        if (!_endsLeftovers || _process.HasExited) return;
+        var now = _clock.GetUtcNow();
+        var ended = ScriptProcesses.EndedChildren(except: _process.Id);
+        foreach (var gone in _ended.Keys.Except(ended).ToList()) _ended.Remove(gone);
+        foreach (var child in ended)
+        {
+            if (!_ended.TryGetValue(child, out var since)) _ended[child] = now;
+            else if (now - since >= UncollectedFor && ScriptProcesses.Collect(child.Pid)) _ended.Remove(child);
+        }
     }
 
     /// <summary>
