@@ -43,8 +43,8 @@ public sealed class AgentExecutableTests : IDisposable
     {
         // SIGINT and SIGTERM at their defaults, as a terminal or a scheduler starts it: a test run
         // started in the background (a shell's &) has SIGINT ignored, which every child keeps, and a
-        // program started with SIGINT ignored keeps it ignored. SIGCHLD too: started with it ignored, the
-        // runtime would collect every child itself. env execs the agent in place (same PID).
+        // program started with SIGINT ignored keeps it ignored. SIGCHLD too: started with it ignored, no
+        // child would ever be left a zombie (the kernel collects them). env execs the agent in place (same PID).
         var psi = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "--default-signal=INT,TERM,CHLD", AgentBinary.Path }.Concat(args)) psi.ArgumentList.Add(a);
         // Nothing of this machine's own settings: the store is named, the saved one is elsewhere.
@@ -142,25 +142,30 @@ public sealed class AgentExecutableTests : IDisposable
         var script = "(sh -c 'while [ ! -e orphan-ends ]; do sleep 0.05; done' & echo $! > orphan.pid); while [ ! -e go ]; do sleep 0.05; done";
         using var agent = Start(new[] { "run", "-s", store, "-r", "orphan-run", "-C", work, "--", "bash", "-c", script });
         var stderr = agent.StandardError.ReadToEndAsync();
-        var pidFile = Path.Combine(work, "orphan.pid");
-        for (var deadline = DateTime.UtcNow.AddSeconds(20); !(File.Exists(pidFile) && File.ReadAllText(pidFile).EndsWith('\n')); await Task.Delay(20))
-            Assert.True(DateTime.UtcNow < deadline && !agent.HasExited, "the script never started: " + (agent.HasExited ? await stderr : ""));
-        var orphan = int.Parse(File.ReadAllText(pidFile), System.Globalization.CultureInfo.InvariantCulture);
-        var stat = $"/proc/{orphan}/stat";
-        // Seen as the agent's child (adopted) while it runs; then, once it has ended, gone from /proc
-        // while the script still runs: a zombie keeps its entry until its parent collects it.
-        var agentPid = agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var adopted = false;
-        for (var deadline = DateTime.UtcNow.AddSeconds(20); !adopted && DateTime.UtcNow < deadline; await Task.Delay(20))
-            adopted = File.ReadAllText(stat).Split(") ")[^1].Split(' ') is [not "Z", var parent, ..] && parent == agentPid;
-        File.WriteAllText(Path.Combine(work, "orphan-ends"), "");
-        var gone = false;
-        for (var deadline = DateTime.UtcNow.AddSeconds(20); !gone && DateTime.UtcNow < deadline; await Task.Delay(50))
-            gone = !File.Exists(stat);
-        var scriptRan = !agent.HasExited;
-        File.WriteAllText(Path.Combine(work, "go"), "");
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await agent.WaitForExitAsync(timeout.Token);
+        bool adopted = false, gone = false, scriptRan = false;
+        try
+        {
+            var pidFile = Path.Combine(work, "orphan.pid");
+            for (var deadline = DateTime.UtcNow.AddSeconds(20); !(File.Exists(pidFile) && File.ReadAllText(pidFile).EndsWith('\n')); await Task.Delay(20))
+                Assert.True(DateTime.UtcNow < deadline && !agent.HasExited, "the script never started: " + (agent.HasExited ? await stderr : ""));
+            var stat = $"/proc/{int.Parse(File.ReadAllText(pidFile), System.Globalization.CultureInfo.InvariantCulture)}/stat";
+            // Seen as the agent's child (adopted) while it runs; then, once it has ended, gone from
+            // /proc while the script still runs: a zombie keeps its entry until its parent collects it.
+            var agentPid = agent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            for (var deadline = DateTime.UtcNow.AddSeconds(20); !adopted && DateTime.UtcNow < deadline; await Task.Delay(20))
+                adopted = StatFields(stat) is [not "Z", var parent, ..] && parent == agentPid;
+            File.WriteAllText(Path.Combine(work, "orphan-ends"), "");
+            for (var deadline = DateTime.UtcNow.AddSeconds(30); !gone && DateTime.UtcNow < deadline; await Task.Delay(50))
+                gone = StatFields(stat) is null;
+            scriptRan = !agent.HasExited;
+        }
+        finally
+        {
+            // Whatever failed above, the orphan and the script end, and so does the agent.
+            File.WriteAllText(Path.Combine(work, "orphan-ends"), "");
+            File.WriteAllText(Path.Combine(work, "go"), "");
+            if (!agent.WaitForExit(TimeSpan.FromSeconds(30))) agent.Kill(entireProcessTree: true);
+        }
         _output.WriteLine($"stderr: {await stderr}");
         Assert.True(adopted, "the orphan was never seen as grid-agent's child");
         Assert.True(gone, "the orphan stayed a zombie of grid-agent while the script ran");
@@ -168,6 +173,13 @@ public sealed class AgentExecutableTests : IDisposable
         Assert.Equal(0, agent.ExitCode);
         var catalog = new GridCatalog(new FileSystemStore(store));
         Assert.Equal(GridStatus.Succeeded, (await catalog.Runs.GetExperimentAsync("orphan-run", "exp0", default)).Status);
+    }
+
+    /// <summary>A process's /proc stat fields from its state on (state, parent, ...), or null once it is gone.</summary>
+    private static string[]? StatFields(string stat)
+    {
+        try { return File.ReadAllText(stat).Split(") ")[^1].Split(' '); }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return null; }
     }
 
     /// <summary>The live processes (not zombies) whose environment says they are <paramref name="run"/>'s (GRID_RUN).</summary>

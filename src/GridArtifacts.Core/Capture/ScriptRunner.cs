@@ -92,18 +92,20 @@ internal sealed class ScriptRunner : IDisposable
     }
 
     /// <summary>
-    /// The ended children seen on an earlier call, and when they were first seen ended: one is
-    /// collected only once it has stayed a zombie for <see cref="UncollectedFor"/>.
+    /// The ended children seen on an earlier call, and when they were first seen ended (a timestamp
+    /// of the agent's clock, which a change of the wall clock does not move): one is collected only
+    /// once it has stayed a zombie for <see cref="UncollectedFor"/>.
     /// </summary>
-    private readonly Dictionary<(int Pid, ulong Start), DateTimeOffset> _ended = new();
+    private readonly Dictionary<(int Pid, ulong Start), long> _ended = new();
 
     /// <summary>
     /// How long a child must have stayed a zombie before this process collects it. The runtime
     /// collects the children it started itself (the script, or a credentials helper the S3 client
-    /// runs) as soon as their end is signalled, and must be the one to: a child still uncollected
-    /// after this long is one the script left behind.
+    /// runs) as soon as their end is signalled, within milliseconds, and must be the one to: taken
+    /// from it, it fails fast. A child still uncollected after this long is one the script left
+    /// behind; a zombie that keeps its process number a few seconds more costs nothing.
     /// </summary>
-    internal static readonly TimeSpan UncollectedFor = TimeSpan.FromSeconds(2);
+    internal static readonly TimeSpan UncollectedFor = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// With <see cref="CaptureOptions.EndsLeftovers"/>, while the script runs, collects the processes
@@ -116,13 +118,13 @@ internal sealed class ScriptRunner : IDisposable
     public void ReapEndedOrphans()
     {
         if (!_endsLeftovers || _process.HasExited) return;
-        var now = _clock.GetUtcNow();
+        var now = _clock.GetTimestamp();
         var ended = ScriptProcesses.EndedChildren(except: _process.Id);
         foreach (var gone in _ended.Keys.Except(ended).ToList()) _ended.Remove(gone);
         foreach (var child in ended)
         {
             if (!_ended.TryGetValue(child, out var since)) _ended[child] = now;
-            else if (now - since >= UncollectedFor && ScriptProcesses.Collect(child.Pid)) _ended.Remove(child);
+            else if (_clock.GetElapsedTime(since, now) >= UncollectedFor && ScriptProcesses.Collect(child.Pid)) _ended.Remove(child);
         }
     }
 
