@@ -97,17 +97,11 @@ internal static class ScriptProcesses
     public static void AddAdopted(Dictionary<int, ulong> into)
     {
         if (!OperatingSystem.IsLinux()) return;
-        var self = Environment.ProcessId;
         var roots = new List<(int, ulong)>();
-        try
+        foreach (var p in Children())
         {
-            foreach (var dir in Directory.EnumerateDirectories("/proc"))
-            {
-                if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var p)) continue;
-                if (ReadStat(p) is { } stat && stat.Parent == self) roots.Add((p, stat.Start));
-            }
+            if (ReadStat(p) is { } stat) roots.Add((p, stat.Start));
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException) { return; }
         foreach (var (pid, start) in roots)
         {
             into[pid] = start;
